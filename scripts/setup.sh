@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# Installs the PodMigrate node stack from Debian's packages without upgrading the host's base system:
+#   CRIU 4.x + checkpointctl + libcriu-dev  in a private trixie root (run through patchelf'd copies),
+#   containerd 2.1 (sid binaries, unpacked, not installed), runc, iptables, CNI plugins, busybox-static,
+#   docker-registry, the containerd / CRI / CRIU API definitions, then builds PodMigrate and installs the CLI.
+# Root, idempotent: a second run only re-checks and rebuilds.
+set -euo pipefail
+
+PREFIX=${PODMIGRATE_PREFIX:-/opt/podmigrate}
+TRIXIE_ROOT=$PREFIX/trixie
+CTRD_DIR=$PREFIX/containerd
+API_DIR=$PREFIX/apis
+MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SKIP_BUILD=${PODMIGRATE_SKIP_BUILD:-0}
+
+log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || die "must run as root (installs packages, writes $PREFIX and /usr/local)"
+
+export DEBIAN_FRONTEND=noninteractive
+APT_OPTS=(-y -q -o Dpkg::Options::=--force-confold)
+
+add_sources() {
+  local f=/etc/apt/sources.list.d/podmigrate-trixie-sid.sources pin=/etc/apt/preferences.d/podmigrate-trixie-sid
+  if [ ! -f "$f" ]; then
+    log "adding trixie and sid apt sources with low pin priority (nothing upgrades by accident)"
+    cat > "$f" <<SRC
+Types: deb
+URIs: $MIRROR
+Suites: trixie sid
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+    cat > "$pin" <<PIN
+Package: *
+Pin: release n=trixie
+Pin-Priority: 100
+
+Package: *
+Pin: release n=sid
+Pin-Priority: 50
+PIN
+    apt-get update -q
+  elif [ ! -d /var/lib/apt/lists ] || ! ls /var/lib/apt/lists/*sid*Packages >/dev/null 2>&1; then
+    apt-get update -q
+  fi
+}
+
+install_host_packages() {
+  local pkgs=(debootstrap patchelf runc iptables containernetworking-plugins busybox-static
+              docker-registry python3-grpcio python3-protobuf zstd pigz curl iproute2 gcc libc6-dev
+              libzstd1 jq)
+  local missing=()
+  for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing bookworm packages: ${missing[*]}"
+    apt-get install "${APT_OPTS[@]}" --no-install-recommends "${missing[@]}"
+  fi
+  # Debian starts docker-registry as a service on install where it can; our cluster runs its own on loopback.
+  if pgrep -f '^/usr/bin/docker-registry serve /etc/docker/registry/config.yml' >/dev/null 2>&1; then
+    pkill -f '^/usr/bin/docker-registry serve /etc/docker/registry/config.yml' || true
+  fi
+}
+
+# A private trixie root holds CRIU 4.x (bookworm's 3.17 fails on this kernel), libcriu-dev (rpc.proto)
+# and checkpointctl; their binaries are copied out and pointed at that root's loader and libraries.
+install_trixie_root() {
+  if [ ! -x "$TRIXIE_ROOT/usr/sbin/criu" ] || [ ! -x "$TRIXIE_ROOT/usr/bin/checkpointctl" ] || [ ! -f "$TRIXIE_ROOT/usr/include/criu/rpc.proto" ]; then
+    log "debootstrapping a minimal trixie root with criu, libcriu-dev, checkpointctl into $TRIXIE_ROOT"
+    rm -rf "$TRIXIE_ROOT.partial"
+    mkdir -p "$PREFIX"
+    debootstrap --variant=minbase --include=criu,libcriu-dev,checkpointctl trixie "$TRIXIE_ROOT.partial" "$MIRROR" \
+      > "$PREFIX/debootstrap.log" 2>&1 || { tail -20 "$PREFIX/debootstrap.log" >&2; die "debootstrap failed (log: $PREFIX/debootstrap.log)"; }
+    rm -rf "$TRIXIE_ROOT"; mv "$TRIXIE_ROOT.partial" "$TRIXIE_ROOT"
+  fi
+  local libs="$TRIXIE_ROOT/lib/x86_64-linux-gnu:$TRIXIE_ROOT/usr/lib/x86_64-linux-gnu"
+  local b
+  for b in usr/sbin/criu:/usr/local/sbin/criu usr/bin/checkpointctl:/usr/local/bin/checkpointctl; do
+    local src=$TRIXIE_ROOT/${b%%:*} dst=${b##*:}
+    if [ ! -x "$dst" ] || [ "$src" -nt "$dst" ]; then
+      log "installing $dst (patched to run on trixie's libc from $TRIXIE_ROOT)"
+      cp "$src" "$dst.tmp"
+      # --force-rpath: an RPATH (unlike RUNPATH) also applies to the libraries' own dependencies.
+      patchelf --force-rpath --set-interpreter "$TRIXIE_ROOT/lib64/ld-linux-x86-64.so.2" --set-rpath "$libs" "$dst.tmp"
+      mv "$dst.tmp" "$dst"
+    fi
+  done
+}
+
+# containerd 2.1 from sid: its binaries need only libc >= 2.34, so they are unpacked, not installed
+# (installing would replace bookworm's packages and pull sid dependencies).
+install_containerd() {
+  if [ ! -x "$CTRD_DIR/usr/bin/containerd" ]; then
+    log "fetching containerd from sid into $CTRD_DIR"
+    local tmp; tmp=$(mktemp -d)
+    (cd "$tmp" && apt-get download -q containerd/sid >/dev/null)
+    rm -rf "$CTRD_DIR"; mkdir -p "$CTRD_DIR"
+    dpkg-deb -x "$tmp"/containerd_*.deb "$CTRD_DIR"
+    rm -rf "$tmp"
+  fi
+  "$CTRD_DIR/usr/bin/containerd" --version >/dev/null || die "containerd from sid does not run on this host"
+}
+
+# API definitions: the containerd API and CRI API .proto files from sid, unpacked into one tree
+# (their Go import paths resolve from $API_DIR/usr/share/gocode/src); CRIU's rpc.proto from the trixie root.
+install_api_definitions() {
+  local root=$API_DIR/usr/share/gocode/src
+  if [ ! -f "$root/github.com/containerd/containerd/api/services/tasks/v1/tasks.proto" ] || [ ! -f "$root/k8s.io/cri-api/pkg/apis/runtime/v1/api.proto" ]; then
+    log "fetching containerd API and CRI API definitions from sid into $API_DIR"
+    local tmp; tmp=$(mktemp -d)
+    (cd "$tmp" && apt-get download -q golang-github-containerd-containerd-api-dev/sid golang-k8s-cri-api-dev/sid >/dev/null)
+    rm -rf "$API_DIR"; mkdir -p "$API_DIR"
+    for d in "$tmp"/*.deb; do dpkg-deb -x "$d" "$API_DIR"; done
+    rm -rf "$tmp"
+  fi
+  mkdir -p "$API_DIR/criu"
+  cp "$TRIXIE_ROOT/usr/include/criu/rpc.proto" "$API_DIR/criu/rpc.proto"
+}
+
+build_and_install_cli() {
+  [ "$SKIP_BUILD" = 1 ] && return 0
+  command -v dotnet >/dev/null || die "the .NET 10 SDK (dotnet) is not on PATH"
+  log "building PodMigrate"
+  dotnet build "$REPO/PodMigrate.sln" -c Release -nologo -v q -p:PodMigrateApiRoot="$API_DIR" >/dev/null \
+    || dotnet build "$REPO/PodMigrate.sln" -c Release -nologo -v m -p:PodMigrateApiRoot="$API_DIR"
+  log "installing the podmigrate CLI and agent into $PREFIX"
+  dotnet publish "$REPO/src/PodMigrate.Cli/PodMigrate.Cli.csproj" -c Release -nologo -v q -o "$PREFIX/cli" -p:PodMigrateApiRoot="$API_DIR" >/dev/null
+  cat > /usr/local/bin/podmigrate.tmp <<W
+#!/bin/sh
+exec "$PREFIX/cli/podmigrate" "\$@"
+W
+  chmod 755 /usr/local/bin/podmigrate.tmp; mv /usr/local/bin/podmigrate.tmp /usr/local/bin/podmigrate
+}
+
+report() {
+  log "installed:"
+  printf '  %-16s %s\n' criu "$(/usr/local/sbin/criu --version | head -1)"
+  printf '  %-16s %s\n' checkpointctl "$(/usr/local/bin/checkpointctl version 2>/dev/null | head -1)"
+  printf '  %-16s %s\n' containerd "$("$CTRD_DIR/usr/bin/containerd" --version)"
+  printf '  %-16s %s\n' runc "$(runc --version | head -1)"
+  printf '  %-16s %s\n' iptables "$(iptables --version)"
+  printf '  %-16s %s\n' cni-plugins "$(dpkg-query -W -f='${Version}' containernetworking-plugins)"
+  printf '  %-16s %s\n' docker-registry "$(dpkg-query -W -f='${Version}' docker-registry)"
+  printf '  %-16s %s\n' busybox-static "$(dpkg-query -W -f='${Version}' busybox-static)"
+  printf '  %-16s %s\n' libc "$(dpkg-query -W -f='${Version}' libc6)"
+  printf '  %-16s %s\n' dotnet "$(dotnet --version 2>/dev/null || echo missing)"
+  log "criu check:"
+  /usr/local/sbin/criu check 2>&1 | grep -v 'RLIMIT_NOFILE' | sed 's/^/  /'
+  /usr/local/sbin/criu check >/dev/null 2>&1 || die "criu check failed"
+}
+
+add_sources
+install_host_packages
+install_trixie_root
+install_containerd
+install_api_definitions
+build_and_install_cli
+report

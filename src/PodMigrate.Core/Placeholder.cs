@@ -1,0 +1,1 @@
+namespace PodMigrate.Core; internal static class Placeholder { }
