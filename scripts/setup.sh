@@ -93,7 +93,7 @@ install_trixie_root() {
 install_containerd() {
   if [ ! -x "$CTRD_DIR/usr/bin/containerd" ]; then
     log "fetching containerd from sid into $CTRD_DIR"
-    local tmp; tmp=$(mktemp -d)
+    local tmp; tmp=$(mktemp -d); chmod 755 "$tmp"
     (cd "$tmp" && apt-get download -q containerd/sid >/dev/null)
     rm -rf "$CTRD_DIR"; mkdir -p "$CTRD_DIR"
     dpkg-deb -x "$tmp"/containerd_*.deb "$CTRD_DIR"
@@ -108,7 +108,7 @@ install_api_definitions() {
   local root=$API_DIR/usr/share/gocode/src
   if [ ! -f "$root/github.com/containerd/containerd/api/services/tasks/v1/tasks.proto" ] || [ ! -f "$root/k8s.io/cri-api/pkg/apis/runtime/v1/api.proto" ]; then
     log "fetching containerd API and CRI API definitions from sid into $API_DIR"
-    local tmp; tmp=$(mktemp -d)
+    local tmp; tmp=$(mktemp -d); chmod 755 "$tmp"
     (cd "$tmp" && apt-get download -q golang-github-containerd-containerd-api-dev/sid golang-k8s-cri-api-dev/sid >/dev/null)
     rm -rf "$API_DIR"; mkdir -p "$API_DIR"
     for d in "$tmp"/*.deb; do dpkg-deb -x "$d" "$API_DIR"; done

@@ -1,1 +1,0 @@
-namespace PodMigrate.Core; internal static class Placeholder { }
