@@ -1,0 +1,11 @@
+using System.CommandLine;
+
+namespace PodMigrate.Cli.Commands;
+
+internal static class CommandCatalog
+{
+    public static IEnumerable<Command> All()
+    {
+        yield return VersionCommand.Create();
+    }
+}
