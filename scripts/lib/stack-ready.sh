@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Exit 0 when everything scripts/setup.sh installs is present (it is then not run again by demo.sh / test.sh).
+PREFIX=${PODMIGRATE_PREFIX:-/opt/podmigrate}
+for f in /usr/local/sbin/criu /usr/local/bin/checkpointctl "$PREFIX/containerd/usr/bin/containerd" /usr/sbin/runc \
+         /usr/bin/docker-registry /usr/lib/cni/bridge /bin/busybox /usr/sbin/iptables-restore \
+         "$PREFIX/apis/usr/share/gocode/src/github.com/containerd/containerd/api/services/tasks/v1/tasks.proto" \
+         "$PREFIX/apis/usr/share/gocode/src/k8s.io/cri-api/pkg/apis/runtime/v1/api.proto" \
+         "$PREFIX/apis/criu/rpc.proto"; do
+  [ -e "$f" ] || { echo "missing: $f" >&2; exit 1; }
+done
+command -v dotnet >/dev/null || { echo "missing: dotnet" >&2; exit 1; }
+/usr/bin/python3 -c 'import grpc' 2>/dev/null || { echo "missing: python3-grpcio" >&2; exit 1; }
+/usr/local/sbin/criu check >/dev/null 2>&1 || { echo "criu check fails" >&2; exit 1; }
