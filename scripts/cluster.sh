@@ -1,0 +1,611 @@
+#!/usr/bin/env bash
+# A local multi-node "cluster" on this one host: one containerd 2.1 instance per node with CRI, each with its
+# own CNI bridge and pod subnet, a plain-http registry on loopback serving the workload images, and a shared
+# checkpoint folder. Pods on different nodes reach each other by pod IP through the host's routing.
+#
+#   scripts/cluster.sh up     [--nodes N] [instance options]   start (idempotent; cleans a crashed instance first)
+#   scripts/cluster.sh down   [--purge]                        stop exactly what `up` started and undo its host changes
+#   scripts/cluster.sh status                                  health of every part; exits non-zero when unhealthy
+#
+# Layout (a contract other tools rely on; $RUN = PODMIGRATE_RUN_DIR, default /run/podmigrate):
+#   $RUN/<node>/containerd.sock (+ .ttrpc, debug.sock), containerd.toml, containerd.pid, containerd-state/,
+#   $RUN/<node>/agent.sock, agent.pid (agent TCP port 7440+i), $RUN/registry.pid, $RUN/cluster.json (for tools),
+#   $STATE/nodes/<node>/containerd (containerd root; $STATE = PODMIGRATE_STATE_DIR, default /var/lib/podmigrate),
+#   $STATE/registry (registry storage), PODMIGRATE_SHARE (default $STATE/share: shared checkpoint storage),
+#   $LOG/<node>-containerd.log, $LOG/registry.log ($LOG = PODMIGRATE_LOG_DIR, default /var/log/podmigrate).
+#
+# A second, independent instance (used by the lifecycle test) needs its own run/state dirs, node names, bridge
+# names and subnets, and can borrow the first instance's registry:
+#   PODMIGRATE_RUN_DIR=/run/pm-lc PODMIGRATE_STATE_DIR=/var/lib/pm-lc scripts/cluster.sh up \
+#     --name-prefix lc- --bridge-prefix cni-lc- --subnet-base 10.89 --agent-port-base 7540 --external-registry
+#
+# What `up` records so that `down` undoes exactly that: $RUN/cluster.env (the instance's settings),
+# $RUN/host-changes (sysctl values it changed, iptables rules it inserted), the PID files.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+RUN=${PODMIGRATE_RUN_DIR:-/run/podmigrate}
+STATE=${PODMIGRATE_STATE_DIR:-/var/lib/podmigrate}
+LOGDIR=${PODMIGRATE_LOG_DIR:-/var/log/podmigrate}
+SHARE=${PODMIGRATE_SHARE:-$STATE/share}
+CTRD_BIN=${PODMIGRATE_CONTAINERD_DIR:-/opt/podmigrate/containerd/usr/bin}
+DAEMON_PATH=$CTRD_BIN:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+REGISTRY_ADDR=127.0.0.1:5000
+REGISTRY_HOST=localhost:5000
+SANDBOX_IMAGE=$REGISTRY_HOST/podmigrate/pause:1
+read -r -a CLI <<< "${PODMIGRATE_CLI:-podmigrate}"
+MAX_NODES=4
+LETTERS=(a b c d)
+
+NODES=2
+NAME_PREFIX=node-
+BRIDGE_PREFIX=cni-pm-
+SUBNET_BASE=10.88
+AGENT_PORT_BASE=7440
+EXTERNAL_REGISTRY=0
+PURGE=0
+
+log() { printf '\033[1m[cluster]\033[0m %s\n' "$*" >&2; }
+warn() { printf '[cluster] warning: %s\n' "$*" >&2; }
+die() { printf '[cluster] error: %s\n' "$*" >&2; exit 1; }
+
+usage() {
+  sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//' >&2
+  exit 2
+}
+
+parse_args() {
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --nodes) NODES=${2:?--nodes needs a number}; shift ;;
+      --name-prefix) NAME_PREFIX=${2:?}; shift ;;
+      --bridge-prefix) BRIDGE_PREFIX=${2:?}; shift ;;
+      --subnet-base) SUBNET_BASE=${2:?}; shift ;;
+      --agent-port-base) AGENT_PORT_BASE=${2:?}; shift ;;
+      --external-registry) EXTERNAL_REGISTRY=1 ;;
+      --purge) PURGE=1 ;;
+      -h|--help) usage ;;
+      *) die "unknown option: $1 (see --help)" ;;
+    esac
+    shift
+  done
+  [[ $NODES =~ ^[1-9]$ ]] && [ "$NODES" -le $MAX_NODES ] || die "--nodes must be 1..$MAX_NODES, not '$NODES'"
+  [[ $SUBNET_BASE =~ ^[0-9]+\.[0-9]+$ ]] || die "--subnet-base must look like 10.88, not '$SUBNET_BASE'"
+  [ ${#BRIDGE_PREFIX} -le 14 ] || die "--bridge-prefix '$BRIDGE_PREFIX' is too long for a 15-character interface name"
+}
+
+# ---- the instance's settings: written first by `up`, read back by `down` and `status` ----
+
+save_settings() {
+  mkdir -p "$RUN"
+  cat > "$RUN/cluster.env.tmp" <<ENV
+NODES=$NODES
+NAME_PREFIX=$NAME_PREFIX
+BRIDGE_PREFIX=$BRIDGE_PREFIX
+SUBNET_BASE=$SUBNET_BASE
+AGENT_PORT_BASE=$AGENT_PORT_BASE
+EXTERNAL_REGISTRY=$EXTERNAL_REGISTRY
+STATE=$STATE
+LOGDIR=$LOGDIR
+SHARE=$SHARE
+ENV
+  mv "$RUN/cluster.env.tmp" "$RUN/cluster.env"
+}
+
+load_settings() {
+  local purge=$PURGE
+  if [ -f "$RUN/cluster.env" ]; then
+    # shellcheck disable=SC1091
+    . "$RUN/cluster.env"
+  fi
+  PURGE=$purge
+}
+
+node_name() { echo "$NAME_PREFIX$1"; }
+node_names() { local i; for ((i = 0; i < NODES; i++)); do node_name "${LETTERS[$i]}"; done; }
+node_dir() { echo "$RUN/$1"; }
+node_sock() { echo "$RUN/$1/containerd.sock"; }
+node_root() { echo "$STATE/nodes/$1/containerd"; }
+
+pid_alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
+
+# A PID file's process, only if it is still the process we started (its command line names $2).
+recorded_pid() {
+  local file=$1 marker=$2 pid
+  [ -f "$file" ] || return 1
+  pid=$(cat "$file")
+  pid_alive "$pid" || return 1
+  tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$marker" || return 1
+  echo "$pid"
+}
+
+# SIGTERM, then SIGKILL after $2 seconds; waits until the process is gone.
+stop_pid() {
+  local pid=$1 grace=${2:-10} i
+  pid_alive "$pid" || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < grace * 10; i++)); do pid_alive "$pid" || return 0; sleep 0.1; done
+  warn "pid $pid ignored SIGTERM for ${grace}s: SIGKILL"
+  kill -KILL "$pid" 2>/dev/null || true
+  for ((i = 0; i < 50; i++)); do pid_alive "$pid" || return 0; sleep 0.1; done
+  warn "pid $pid did not exit"
+}
+
+cli_available() { command -v "${CLI[0]}" >/dev/null 2>&1 && "${CLI[@]}" --help >/dev/null 2>&1; }
+
+# ---- containerd per node ----
+
+write_node_config() {
+  local name=$1 index=$2 dir root subnet bridge
+  dir=$(node_dir "$name"); root=$(node_root "$name")
+  subnet="$SUBNET_BASE.$((index + 1)).0/24"; bridge="$BRIDGE_PREFIX${LETTERS[$index]}"
+  mkdir -p "$dir/cni" "$dir/certs.d/$REGISTRY_HOST" "$dir/tmp" "$dir/containerd-state" "$root"
+  # Only CRI PullImage reads this: plain http for the loopback registry (restore's internal pull needs no config).
+  cat > "$dir/certs.d/$REGISTRY_HOST/hosts.toml" <<TOML
+server = "http://$REGISTRY_HOST"
+
+[host."http://$REGISTRY_HOST"]
+  capabilities = ["pull", "resolve"]
+TOML
+  cat > "$dir/cni/10-podmigrate.conflist" <<JSON
+{
+  "cniVersion": "1.0.0",
+  "name": "podmigrate-$name",
+  "plugins": [
+    {
+      "type": "bridge",
+      "bridge": "$bridge",
+      "isGateway": true,
+      "ipMasq": false,
+      "hairpinMode": true,
+      "ipam": {
+        "type": "host-local",
+        "dataDir": "$dir/cni-ipam",
+        "ranges": [[{"subnet": "$subnet"}]],
+        "routes": [{"dst": "0.0.0.0/0"}]
+      }
+    }
+  ]
+}
+JSON
+  # See /work/shared/research/cri-notes.md for why each non-default setting is needed on these machines.
+  cat > "$dir/containerd.toml" <<TOML
+version = 3
+root = "$root"
+state = "$dir/containerd-state"
+# A failed restore can leave a read-only mount in containerd's temp dir: keep it where \`down\` looks.
+temp = "$dir/tmp"
+
+[grpc]
+  address = "$dir/containerd.sock"
+
+[ttrpc]
+  address = "$dir/containerd.sock.ttrpc"
+
+[debug]
+  address = "$dir/debug.sock"
+  level = "info"
+
+[plugins]
+  [plugins."io.containerd.grpc.v1.cri"]
+    disable_tcp_service = true
+    stream_server_address = "127.0.0.1"
+    stream_server_port = "0"
+
+  [plugins."io.containerd.cri.v1.images"]
+    snapshotter = "overlayfs"
+    [plugins."io.containerd.cri.v1.images".registry]
+      config_path = "$dir/certs.d"
+    [plugins."io.containerd.cri.v1.images".pinned_images]
+      sandbox = "$SANDBOX_IMAGE"
+
+  [plugins."io.containerd.cri.v1.runtime"]
+    netns_mounts_under_state_dir = true
+    # root here lacks CAP_SYS_RESOURCE: the sandbox's oom_score_adj -998 makes runc fail otherwise
+    restrict_oom_score_adj = true
+    enable_cdi = false
+    [plugins."io.containerd.cri.v1.runtime".containerd]
+      default_runtime_name = "runc"
+      [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
+        runtime_type = "io.containerd.runc.v2"
+        [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
+          BinaryName = "/usr/sbin/runc"
+          # runc's state per node, not the shared /run/containerd/runc default
+          Root = "$dir/runc"
+          SystemdCgroup = false
+    [plugins."io.containerd.cri.v1.runtime".cni]
+      bin_dirs = ["/usr/lib/cni"]
+      conf_dir = "$dir/cni"
+      max_conf_num = 1
+
+  # NRI's socket path is shared between instances
+  [plugins."io.containerd.nri.v1.nri"]
+    disable = true
+
+  [plugins."io.containerd.internal.v1.opt"]
+    path = "$STATE/nodes/$name/opt"
+TOML
+}
+
+start_containerd() {
+  local name=$1 dir sock pid i
+  dir=$(node_dir "$name"); sock=$(node_sock "$name")
+  if pid=$(recorded_pid "$dir/containerd.pid" "$dir/containerd.toml"); then
+    log "$name: containerd already running (pid $pid)"
+    return 0
+  fi
+  mkdir -p "$LOGDIR"
+  # Not under `ip netns exec` (it remounts /sys and runc then finds no cgroup mount); no systemd here.
+  PATH=$DAEMON_PATH setsid "$CTRD_BIN/containerd" --config "$dir/containerd.toml" \
+    >> "$LOGDIR/$name-containerd.log" 2>&1 < /dev/null &
+  pid=$!
+  echo "$pid" > "$dir/containerd.pid"
+  for ((i = 0; i < 200; i++)); do
+    if [ -S "$sock" ] && "$CTRD_BIN/ctr" --address "$sock" version >/dev/null 2>&1; then
+      log "$name: containerd up (pid $pid, $sock)"
+      return 0
+    fi
+    pid_alive "$pid" || { tail -20 "$LOGDIR/$name-containerd.log" >&2; die "$name: containerd exited (log: $LOGDIR/$name-containerd.log)"; }
+    sleep 0.1
+  done
+  die "$name: containerd did not answer on $sock within 20 s (log: $LOGDIR/$name-containerd.log)"
+}
+
+# Removes every pod of the node through CRI (so CNI releases IPs and veths, and shims exit), when the CLI can.
+remove_pods_via_cri() {
+  local name=$1 sock
+  sock=$(node_sock "$name")
+  [ -S "$sock" ] && cli_available || return 0
+  "${CLI[@]}" node rm-pod --socket "$sock" --all >/dev/null 2>&1 || warn "$name: removing pods through CRI failed; falling back to runc"
+}
+
+# Whatever CRI could not remove: runc containers under the node's runc root, shims serving the node's socket.
+kill_node_leftovers() {
+  local name=$1 dir sock ns id pid
+  dir=$(node_dir "$name"); sock=$(node_sock "$name")
+  for ns in "$dir"/runc/*/; do
+    [ -d "$ns" ] || continue
+    for id in "$ns"*/; do
+      [ -d "$id" ] || continue
+      id=$(basename "$id")
+      runc --root "${ns%/}" kill -a "$id" KILL >/dev/null 2>&1 || true
+      runc --root "${ns%/}" delete -f "$id" >/dev/null 2>&1 || true
+    done
+  done
+  # Shims outlive containerd by design; ours are the ones whose -address is this node's socket.
+  for pid in $(node_shim_pids "$sock"); do stop_pid "$pid" 5; done
+}
+
+node_shim_pids() {
+  local sock=$1 p
+  for p in /proc/[0-9]*; do
+    [ -r "$p/cmdline" ] || continue
+    if tr '\0' '\n' < "$p/cmdline" 2>/dev/null | head -1 | grep -q 'containerd-shim' \
+      && tr '\0' ' ' < "$p/cmdline" 2>/dev/null | grep -qF -- "-address $sock "; then
+      basename "$p"
+    fi
+  done
+}
+
+# Mount points under the given prefixes, deepest first (field 5 of mountinfo; octal escapes kept).
+mounts_under() {
+  local prefix
+  for prefix in "$@"; do
+    awk -v p="$prefix/" '{ if (index($5, p) == 1) print $5 }' /proc/self/mountinfo
+  done | sort -r -u
+}
+
+unmount_under() {
+  local m
+  for m in $(mounts_under "$@"); do
+    m=$(printf '%b' "${m//\\/\\0}")
+    umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || warn "could not unmount $m"
+  done
+}
+
+stop_node() {
+  local name=$1 dir pid
+  dir=$(node_dir "$name")
+  remove_pods_via_cri "$name"
+  if pid=$(recorded_pid "$dir/containerd.pid" "$dir/containerd.toml"); then
+    log "$name: stopping containerd (pid $pid)"
+    stop_pid "$pid" 15
+  fi
+  kill_node_leftovers "$name"
+  unmount_under "$dir" "$STATE/nodes/$name"
+  rm -f "$dir/containerd.pid"
+}
+
+# ---- agents: started only when the CLI has the `agent` verb ----
+
+# HOOK (agent): the agent verb comes from another part of PodMigrate. It gets its settings from these
+# environment variables; change only this function when its command line settles.
+start_agent() {
+  local name=$1 index=$2 dir pid
+  dir=$(node_dir "$name")
+  if pid=$(recorded_pid "$dir/agent.pid" "agent"); then
+    log "$name: agent already running (pid $pid)"
+    return 0
+  fi
+  if ! cli_available || ! "${CLI[@]}" agent --help >/dev/null 2>&1; then
+    log "$name: no \`${CLI[*]} agent\` verb yet: agent not started"
+    return 0
+  fi
+  NODE_NAME=$name PODMIGRATE_CONTAINERD_SOCKET=$(node_sock "$name") PODMIGRATE_AGENT_SOCKET=$dir/agent.sock \
+    PODMIGRATE_AGENT_PORT=$((AGENT_PORT_BASE + index)) PODMIGRATE_SHARE=$SHARE PODMIGRATE_RUN_DIR=$RUN \
+    setsid "${CLI[@]}" agent >> "$LOGDIR/$name-agent.log" 2>&1 < /dev/null &
+  pid=$!
+  echo "$pid" > "$dir/agent.pid"
+  log "$name: agent started (pid $pid, $dir/agent.sock, port $((AGENT_PORT_BASE + index)))"
+}
+
+stop_agent() {
+  local name=$1 dir pid
+  dir=$(node_dir "$name")
+  if pid=$(recorded_pid "$dir/agent.pid" "agent"); then
+    log "$name: stopping agent (pid $pid)"
+    stop_pid "$pid" 10
+  fi
+  rm -f "$dir/agent.pid" "$dir/agent.sock"
+}
+
+# ---- registry ----
+
+registry_healthy() { curl -fs -o /dev/null --max-time 2 "http://$REGISTRY_ADDR/v2/"; }
+
+start_registry() {
+  local pid i
+  if [ "$EXTERNAL_REGISTRY" = 1 ]; then
+    registry_healthy || die "--external-registry: nothing answers on http://$REGISTRY_ADDR/v2/"
+    return 0
+  fi
+  if pid=$(recorded_pid "$RUN/registry.pid" "$RUN/registry.yml"); then
+    log "registry already running (pid $pid)"
+    return 0
+  fi
+  registry_healthy && die "something else already serves $REGISTRY_ADDR (not started by this script)"
+  mkdir -p "$STATE/registry" "$LOGDIR"
+  cat > "$RUN/registry.yml" <<YML
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $STATE/registry
+  delete:
+    enabled: true
+http:
+  addr: $REGISTRY_ADDR
+YML
+  setsid /usr/bin/docker-registry serve "$RUN/registry.yml" >> "$LOGDIR/registry.log" 2>&1 < /dev/null &
+  pid=$!
+  echo "$pid" > "$RUN/registry.pid"
+  for ((i = 0; i < 100; i++)); do
+    registry_healthy && { log "registry up (pid $pid, http://$REGISTRY_ADDR)"; return 0; }
+    pid_alive "$pid" || { tail -20 "$LOGDIR/registry.log" >&2; die "registry exited (log: $LOGDIR/registry.log)"; }
+    sleep 0.1
+  done
+  die "registry did not answer on $REGISTRY_ADDR within 10 s"
+}
+
+stop_registry() {
+  local pid
+  if pid=$(recorded_pid "$RUN/registry.pid" "$RUN/registry.yml"); then
+    log "stopping registry (pid $pid)"
+    stop_pid "$pid" 10
+  fi
+  rm -f "$RUN/registry.pid" "$RUN/registry.yml"
+}
+
+push_workload_images() {
+  [ "$EXTERNAL_REGISTRY" = 1 ] && return 0
+  if ! cli_available; then
+    warn "\`${CLI[*]}\` is not available (set PODMIGRATE_CLI): workload images not built; pods cannot start until $SANDBOX_IMAGE is pushed"
+    return 0
+  fi
+  log "building and pushing workload images to $REGISTRY_HOST"
+  "${CLI[@]}" image build-workloads --registry "$REGISTRY_HOST" >&2 \
+    || die "\`${CLI[*]} image build-workloads --registry $REGISTRY_HOST\` failed"
+}
+
+# ---- host network: bridges come from CNI; forwarding between them is ours to enable and undo ----
+
+HOST_CHANGES() { echo "$RUN/host-changes"; }
+
+fw_rule() { echo "FORWARD -i $BRIDGE_PREFIX+ -o $BRIDGE_PREFIX+ -m comment --comment podmigrate:$RUN -j ACCEPT"; }
+
+setup_host_network() {
+  local changes rule old
+  changes=$(HOST_CHANGES)
+  touch "$changes"
+  old=$(sysctl -n net.ipv4.ip_forward)
+  if [ "$old" != 1 ]; then
+    grep -q '^sysctl net.ipv4.ip_forward=' "$changes" || echo "sysctl net.ipv4.ip_forward=$old" >> "$changes"
+    sysctl -qw net.ipv4.ip_forward=1
+  fi
+  rule=$(fw_rule)
+  # shellcheck disable=SC2086
+  if ! iptables -C $rule 2>/dev/null; then
+    iptables -I $rule
+    echo "iptables $rule" >> "$changes"
+  fi
+}
+
+restore_host_network() {
+  local changes line
+  changes=$(HOST_CHANGES)
+  [ -f "$changes" ] || return 0
+  while read -r line; do
+    case $line in
+      "sysctl "*) sysctl -qw "${line#sysctl }" || warn "could not restore ${line#sysctl }" ;;
+      # shellcheck disable=SC2086
+      "iptables "*) while iptables -D ${line#iptables } 2>/dev/null; do :; done ;;
+    esac
+  done < "$changes"
+  rm -f "$changes"
+}
+
+remove_bridges() {
+  local i bridge
+  for ((i = 0; i < MAX_NODES; i++)); do
+    bridge="$BRIDGE_PREFIX${LETTERS[$i]}"
+    if ip link show "$bridge" >/dev/null 2>&1; then
+      ip link delete "$bridge" type bridge || warn "could not delete bridge $bridge"
+    fi
+  done
+}
+
+# ---- cluster.json: what tools read ----
+
+write_cluster_json() {
+  local i name entries=()
+  for ((i = 0; i < NODES; i++)); do
+    name=$(node_name "${LETTERS[$i]}")
+    entries+=("$(jq -n --arg name "$name" --arg sock "$(node_sock "$name")" --arg subnet "$SUBNET_BASE.$((i + 1)).0/24" \
+      --arg gateway "$SUBNET_BASE.$((i + 1)).1" --arg bridge "$BRIDGE_PREFIX${LETTERS[$i]}" \
+      --arg agentSocket "$(node_dir "$name")/agent.sock" --argjson agentPort $((AGENT_PORT_BASE + i)) \
+      --arg root "$(node_root "$name")" --arg log "$LOGDIR/$name-containerd.log" \
+      '{name: $name, containerdSocket: $sock, containerdRoot: $root, containerdLog: $log, subnet: $subnet,
+        gateway: $gateway, bridge: $bridge, agentSocket: $agentSocket, agentPort: $agentPort}')")
+  done
+  printf '%s\n' "${entries[@]}" | jq -s --arg run "$RUN" --arg registry "$REGISTRY_HOST" --arg share "$SHARE" \
+    --arg sandbox "$SANDBOX_IMAGE" '{runDir: $run, registry: $registry, sandboxImage: $sandbox, share: $share, nodes: .}' \
+    > "$RUN/cluster.json.tmp"
+  mv "$RUN/cluster.json.tmp" "$RUN/cluster.json"
+}
+
+# ---- verbs ----
+
+node_healthy() {
+  local name=$1 dir
+  dir=$(node_dir "$name")
+  recorded_pid "$dir/containerd.pid" "$dir/containerd.toml" >/dev/null \
+    && "$CTRD_BIN/ctr" --address "$(node_sock "$name")" version >/dev/null 2>&1
+}
+
+cluster_healthy() {
+  local name
+  [ -f "$RUN/cluster.json" ] || return 1
+  for name in $(node_names); do node_healthy "$name" || return 1; done
+  registry_healthy
+}
+
+has_leftovers() {
+  [ -e "$RUN" ] || [ -n "$(mounts_under "$RUN" "$STATE/nodes")" ]
+}
+
+cmd_up() {
+  [ "$(id -u)" = 0 ] || die "must run as root"
+  [ -x "$CTRD_BIN/containerd" ] || die "no containerd in $CTRD_BIN: run scripts/setup.sh"
+  local requested_nodes=$NODES i name
+  if [ -f "$RUN/cluster.env" ]; then
+    local wanted=("$NODES" "$NAME_PREFIX" "$BRIDGE_PREFIX" "$SUBNET_BASE" "$AGENT_PORT_BASE" "$EXTERNAL_REGISTRY")
+    load_settings
+    if [ "$NODES" = "$requested_nodes" ] && cluster_healthy; then
+      log "already up ($NODES nodes): making sure images and agents are there"
+      push_workload_images
+      for ((i = 0; i < NODES; i++)); do start_agent "$(node_name "${LETTERS[$i]}")" "$i"; done
+      cmd_status
+      return
+    fi
+    log "stale or different instance in $RUN: cleaning it up first"
+    cmd_down
+    NODES=${wanted[0]} NAME_PREFIX=${wanted[1]} BRIDGE_PREFIX=${wanted[2]} SUBNET_BASE=${wanted[3]}
+    AGENT_PORT_BASE=${wanted[4]} EXTERNAL_REGISTRY=${wanted[5]}
+  elif has_leftovers; then
+    log "leftovers in $RUN without a record: cleaning up with this invocation's settings"
+    cmd_down
+  fi
+
+  save_settings
+  mkdir -p "$STATE" "$LOGDIR" "$SHARE"
+  chmod 0700 "$SHARE"
+  setup_host_network
+  start_registry
+  for ((i = 0; i < NODES; i++)); do
+    name=$(node_name "${LETTERS[$i]}")
+    write_node_config "$name" "$i"
+    start_containerd "$name"
+  done
+  push_workload_images
+  for ((i = 0; i < NODES; i++)); do start_agent "$(node_name "${LETTERS[$i]}")" "$i"; done
+  write_cluster_json
+  log "up: $NODES nodes; cluster description in $RUN/cluster.json"
+}
+
+cmd_down() {
+  [ "$(id -u)" = 0 ] || die "must run as root"
+  local name i
+  load_settings
+  for ((i = 0; i < MAX_NODES; i++)); do
+    name=$(node_name "${LETTERS[$i]}")
+    [ -d "$(node_dir "$name")" ] || [ -n "$(mounts_under "$(node_dir "$name")" "$STATE/nodes/$name")" ] || continue
+    stop_agent "$name"
+    stop_node "$name"
+  done
+  [ "$EXTERNAL_REGISTRY" = 1 ] || stop_registry
+  remove_bridges
+  restore_host_network
+  unmount_under "$RUN" "$STATE/nodes"
+  rm -rf "$RUN"
+  # The nodes' containerd roots hold only what these nodes pulled and ran; they go with the instance.
+  rm -rf "$STATE/nodes"
+  if [ "$PURGE" = 1 ]; then
+    log "purging $STATE/registry and $SHARE"
+    rm -rf "$STATE/registry" "$SHARE"
+  fi
+  local left
+  left=$(mounts_under "$RUN" "$STATE")
+  [ -z "$left" ] || warn "mounts left behind: $left"
+  log "down"
+}
+
+cmd_status() {
+  local ok=0 i name dir sock pid pods
+  if [ ! -f "$RUN/cluster.env" ]; then
+    echo "cluster: down (no $RUN/cluster.env)"
+    return 3
+  fi
+  load_settings
+  echo "cluster: $NODES nodes, run dir $RUN"
+  for ((i = 0; i < NODES; i++)); do
+    name=$(node_name "${LETTERS[$i]}"); dir=$(node_dir "$name"); sock=$(node_sock "$name")
+    pid=$(recorded_pid "$dir/containerd.pid" "$dir/containerd.toml" || echo "-")
+    pods="?"
+    if [ "$pid" = - ]; then
+      echo "  $name: DOWN (containerd not running)"; ok=1; continue
+    fi
+    if cli_available; then
+      if ! "${CLI[@]}" node info --socket "$sock" >/dev/null 2>&1; then
+        echo "  $name: UNHEALTHY (pid $pid, CRI not answering on $sock)"; ok=1; continue
+      fi
+      pods=$("${CLI[@]}" node pods --socket "$sock" -o json 2>/dev/null | jq 'length' 2>/dev/null || echo "?")
+    elif ! "$CTRD_BIN/ctr" --address "$sock" version >/dev/null 2>&1; then
+      echo "  $name: UNHEALTHY (pid $pid, containerd not answering on $sock)"; ok=1; continue
+    fi
+    local agent="not running"
+    if pid_agent=$(recorded_pid "$dir/agent.pid" "agent"); then agent="pid $pid_agent, $dir/agent.sock, port $((AGENT_PORT_BASE + i))"; fi
+    echo "  $name: healthy (containerd pid $pid, $sock, subnet $SUBNET_BASE.$((i + 1)).0/24, bridge $BRIDGE_PREFIX${LETTERS[$i]}, pods $pods; agent: $agent)"
+  done
+  if registry_healthy; then
+    echo "  registry: healthy (http://$REGISTRY_ADDR$([ "$EXTERNAL_REGISTRY" = 1 ] && echo ', external'))"
+  else
+    echo "  registry: DOWN (http://$REGISTRY_ADDR)"; ok=1
+  fi
+  if [ -d "$SHARE" ]; then echo "  share: $SHARE"; else echo "  share: MISSING ($SHARE)"; ok=1; fi
+  return $ok
+}
+
+main() {
+  local verb=${1:-}
+  [ $# -gt 0 ] && shift
+  parse_args "$@"
+  case $verb in
+    up) cmd_up ;;
+    down) cmd_down ;;
+    status) cmd_status ;;
+    *) usage ;;
+  esac
+}
+
+main "$@"
