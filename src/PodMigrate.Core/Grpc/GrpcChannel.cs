@@ -1,3 +1,6 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 using Google.Protobuf;
 
 namespace PodMigrate.Core.Grpc;
@@ -9,6 +12,9 @@ public sealed class GrpcChannelOptions
 
     /// <summary>Deadline for establishing the connection (unix socket or TCP connect + HTTP/2 preface).</summary>
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>The clock deadlines are measured with.</summary>
+    public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 }
 
 /// <summary>
@@ -17,33 +23,98 @@ public sealed class GrpcChannelOptions
 /// </summary>
 public sealed class GrpcChannel : IDisposable
 {
-    private GrpcChannel()
+    private GrpcChannel(SocketsHttpHandler handler, Uri baseAddress, string target, GrpcChannelOptions? options)
     {
+        Options = options ?? new GrpcChannelOptions();
+        Target = target;
+        handler.ConnectTimeout = Options.ConnectTimeout;
+        handler.EnableMultipleHttp2Connections = true;
+        handler.UseProxy = false;
+        handler.UseCookies = false;
+        handler.AllowAutoRedirect = false;
+        // Calls end by their own deadlines; HttpClient's 100 s default would cut long waits and streams.
+        Client = new HttpClient(handler) { BaseAddress = baseAddress, Timeout = Timeout.InfiniteTimeSpan };
     }
 
     /// <summary>Target description for messages, e.g. "unix:/run/containerd.sock" or "http://127.0.0.1:7443".</summary>
-    public string Target { get; private init; } = "";
+    public string Target { get; }
 
-    public static GrpcChannel ForUnixSocket(string socketPath, GrpcChannelOptions? options = null) => throw new NotImplementedException();
+    internal GrpcChannelOptions Options { get; }
 
-    public static GrpcChannel ForAddress(Uri address, GrpcChannelOptions? options = null) => throw new NotImplementedException();
+    internal HttpClient Client { get; }
+
+    public static GrpcChannel ForUnixSocket(string socketPath, GrpcChannelOptions? options = null)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(socketPath);
+        var endPoint = new UnixDomainSocketEndPoint(socketPath);
+        var handler = new SocketsHttpHandler { ConnectCallback = (_, cancellationToken) => ConnectUnixSocketAsync(endPoint, cancellationToken) };
+        // The authority is only a header here: every connection goes to the socket.
+        return new GrpcChannel(handler, new Uri("http://localhost"), $"unix:{socketPath}", options);
+    }
+
+    public static GrpcChannel ForAddress(Uri address, GrpcChannelOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(address);
+        if (!address.IsAbsoluteUri || (address.Scheme != Uri.UriSchemeHttp && address.Scheme != Uri.UriSchemeHttps))
+        {
+            throw new ArgumentException($"a gRPC address is http://host:port (h2c) or https://host:port, not {address}", nameof(address));
+        }
+        return new GrpcChannel(new SocketsHttpHandler(), address, $"{address.Scheme}://{address.Authority}", options);
+    }
 
     /// <summary>A unary call; throws <see cref="RpcException"/> on a non-OK status.</summary>
-    public Task<TResponse> UnaryAsync<TRequest, TResponse>(Method<TRequest, TResponse> method, TRequest request, CallOptions options = default)
+    public async Task<TResponse> UnaryAsync<TRequest, TResponse>(Method<TRequest, TResponse> method, TRequest request, CallOptions options = default)
         where TRequest : IMessage<TRequest>, new()
         where TResponse : IMessage<TResponse>, new()
-        => throw new NotImplementedException();
+    {
+        ArgumentNullException.ThrowIfNull(method);
+        ArgumentNullException.ThrowIfNull(request);
+        using var call = new GrpcClientCall<TRequest, TResponse>(this, method, options, CancellationToken.None);
+        await call.StartAsync(request);
+        return await call.ReadSingleAsync();
+    }
 
     /// <summary>
     /// A server-streaming call: messages as they arrive; throws <see cref="RpcException"/> (after the messages
     /// that came before it) when the call ends with a non-OK status. Disposing the enumerator early cancels the call.
+    /// The call starts when the enumeration does.
     /// </summary>
     public IAsyncEnumerable<TResponse> ServerStreamingAsync<TRequest, TResponse>(Method<TRequest, TResponse> method, TRequest request, CallOptions options = default)
         where TRequest : IMessage<TRequest>, new()
         where TResponse : IMessage<TResponse>, new()
-        => throw new NotImplementedException();
-
-    public void Dispose()
     {
+        ArgumentNullException.ThrowIfNull(method);
+        ArgumentNullException.ThrowIfNull(request);
+        return StreamAsync(method, request, options, CancellationToken.None);
     }
+
+    private async IAsyncEnumerable<TResponse> StreamAsync<TRequest, TResponse>(
+        Method<TRequest, TResponse> method, TRequest request, CallOptions options, [EnumeratorCancellation] CancellationToken cancellationToken)
+        where TRequest : IMessage<TRequest>, new()
+        where TResponse : IMessage<TResponse>, new()
+    {
+        using var call = new GrpcClientCall<TRequest, TResponse>(this, method, options, cancellationToken);
+        await call.StartAsync(request);
+        while (await call.ReadNextAsync() is { } message)
+        {
+            yield return message;
+        }
+    }
+
+    private static async ValueTask<Stream> ConnectUnixSocketAsync(UnixDomainSocketEndPoint endPoint, CancellationToken cancellationToken)
+    {
+        var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        try
+        {
+            await socket.ConnectAsync(endPoint, cancellationToken);
+            return new NetworkStream(socket, ownsSocket: true);
+        }
+        catch (Exception e) when (e is SocketException or OperationCanceledException)
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
+    public void Dispose() => Client.Dispose();
 }

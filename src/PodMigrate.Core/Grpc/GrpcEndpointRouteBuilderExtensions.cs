@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 
 namespace PodMigrate.Core.Grpc;
@@ -18,6 +19,23 @@ public sealed class GrpcServerOptions
 public static class GrpcEndpointRouteBuilderExtensions
 {
     /// <summary>Maps every method of <paramref name="service"/> as POST /Service/Method on Kestrel (HTTP/2).</summary>
+    /// <remarks>
+    /// An unknown method of the service ends with Unimplemented; an unknown service gets HTTP 404, which a gRPC client
+    /// reads as Unimplemented too. The returned builder covers all of the service's endpoints.
+    /// </remarks>
     public static IEndpointConventionBuilder MapGrpcService(this IEndpointRouteBuilder endpoints, GrpcServiceDefinition service, GrpcServerOptions? options = null)
-        => throw new NotImplementedException();
+    {
+        ArgumentNullException.ThrowIfNull(endpoints);
+        ArgumentNullException.ThrowIfNull(service);
+        options ??= new GrpcServerOptions();
+        var group = endpoints.MapGroup("/" + service.ServiceName);
+        foreach (var handler in service.Handlers)
+        {
+            group.MapPost("/" + handler.MethodName, http => handler.HandleCallAsync(http, options))
+                .WithDisplayName("gRPC " + handler.FullName);
+        }
+        group.MapPost("/{method}", http => GrpcServerCallHandler.UnimplementedAsync(http, service.ServiceName))
+            .WithDisplayName($"gRPC /{service.ServiceName}/ (unknown method)");
+        return group;
+    }
 }

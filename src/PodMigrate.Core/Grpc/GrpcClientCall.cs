@@ -1,0 +1,198 @@
+using System.IO.Pipelines;
+using System.Net;
+using System.Net.Http.Headers;
+
+namespace PodMigrate.Core.Grpc;
+
+/// <summary>
+/// One client call on the wire: sends the request frame, reads response frames as they arrive, and turns whatever
+/// ends the call (status, HTTP error, reset stream, deadline, cancellation, lost connection) into an <see cref="RpcException"/>.
+/// Disposing it before the end cancels the call, which resets the HTTP/2 stream.
+/// </summary>
+internal sealed class GrpcClientCall<TRequest, TResponse> : IDisposable
+    where TRequest : Google.Protobuf.IMessage<TRequest>, new()
+    where TResponse : Google.Protobuf.IMessage<TResponse>, new()
+{
+    private readonly GrpcChannel _channel;
+    private readonly Method<TRequest, TResponse> _method;
+    private readonly CallOptions _options;
+    private readonly DateTime? _deadline;
+    private readonly CancellationTokenSource? _deadlineCts;
+    private readonly CancellationTokenSource _callCts;
+    private HttpRequestMessage? _request;
+    private HttpResponseMessage? _response;
+    private PipeReader? _reader;
+    private (Status Status, Metadata Trailers)? _end;
+
+    public GrpcClientCall(GrpcChannel channel, Method<TRequest, TResponse> method, CallOptions options, CancellationToken enumeratorToken)
+    {
+        _channel = channel;
+        _method = method;
+        _options = options;
+        if (options.Deadline is { } deadline && deadline != DateTime.MaxValue)
+        {
+            _deadline = deadline.Kind == DateTimeKind.Local ? deadline.ToUniversalTime() : deadline;
+            var remaining = _deadline.Value - Now;
+            // Beyond what a timer can hold (~49 days) the deadline is only sent, not timed locally.
+            if (remaining < TimeSpan.FromDays(49))
+            {
+                _deadlineCts = new CancellationTokenSource(remaining < TimeSpan.Zero ? TimeSpan.Zero : remaining, channel.Options.TimeProvider);
+            }
+        }
+        _callCts = CancellationTokenSource.CreateLinkedTokenSource(options.CancellationToken, enumeratorToken, _deadlineCts?.Token ?? default);
+    }
+
+    private DateTime Now => _channel.Options.TimeProvider.GetUtcNow().UtcDateTime;
+
+    private bool DeadlinePassed => _deadline is { } deadline && Now >= deadline;
+
+    public async Task StartAsync(TRequest request)
+    {
+        try
+        {
+            await StartCoreAsync(request);
+        }
+        catch (Exception e) when (IsCallFailure(e))
+        {
+            throw Translate(e);
+        }
+    }
+
+    /// <summary>The next message; default at the end of an OK call; throws the call's non-OK status after the last message.</summary>
+    public async ValueTask<TResponse?> ReadNextAsync()
+    {
+        try
+        {
+            return await ReadNextCoreAsync();
+        }
+        catch (Exception e) when (IsCallFailure(e))
+        {
+            throw Translate(e);
+        }
+    }
+
+    /// <summary>Exactly one message, then an OK status.</summary>
+    public async Task<TResponse> ReadSingleAsync()
+    {
+        var response = await ReadNextAsync();
+        if (response is null)
+        {
+            throw new RpcException(new Status(StatusCode.Internal, $"{_method.FullName}: the server sent no response message"));
+        }
+        if (await ReadNextAsync() is not null)
+        {
+            throw new RpcException(new Status(StatusCode.Internal, $"{_method.FullName}: the server sent more than one response message to a unary call"));
+        }
+        return response;
+    }
+
+    private async Task StartCoreAsync(TRequest request)
+    {
+        if (DeadlinePassed)
+        {
+            throw new RpcException(new Status(StatusCode.DeadlineExceeded, "deadline exceeded before the call started"));
+        }
+        _request = new HttpRequestMessage(HttpMethod.Post, _method.FullName)
+        {
+            Version = HttpVersion.Version20,
+            VersionPolicy = HttpVersionPolicy.RequestVersionExact,
+            Content = new ByteArrayContent(GrpcFraming.ToFrame(request)),
+        };
+        _request.Content.Headers.ContentType = new MediaTypeHeaderValue(GrpcProtocol.ContentType);
+        _request.Headers.TryAddWithoutValidation("te", "trailers");
+        if (_deadline is { } deadline)
+        {
+            _request.Headers.TryAddWithoutValidation(GrpcProtocol.TimeoutHeader, GrpcTimeout.Format(deadline - Now));
+        }
+        foreach (var (key, value) in _options.Headers ?? [])
+        {
+            if (GrpcProtocol.IsReservedHeader(key) || !_request.Headers.TryAddWithoutValidation(key, value))
+            {
+                throw new ArgumentException($"\"{key}\" is reserved by the protocol and cannot be sent as metadata");
+            }
+        }
+
+        _response = await _channel.Client.SendAsync(_request, HttpCompletionOption.ResponseHeadersRead, _callCts.Token);
+        if (GrpcStatusReader.TryReadStatus(_response.Headers, out var status))
+        {
+            // Trailers-only: the status came in the headers, there is no body.
+            _end = (status, GrpcStatusReader.ReadMetadata(_response.Headers));
+            return;
+        }
+        if (_response.StatusCode != HttpStatusCode.OK || !GrpcProtocol.IsGrpcContentType(_response.Content.Headers.ContentType?.ToString()))
+        {
+            throw new RpcException(GrpcStatusReader.FromHttpResponse(_response), GrpcStatusReader.ReadMetadata(_response.Headers));
+        }
+        var body = await _response.Content.ReadAsStreamAsync(_callCts.Token);
+        _reader = PipeReader.Create(body);
+    }
+
+    private async ValueTask<TResponse?> ReadNextCoreAsync()
+    {
+        if (_end is null && _reader is not null)
+        {
+            var message = await GrpcFraming.ReadMessageAsync(_reader, _method.ResponseParser, _channel.Options.MaxReceiveMessageSize, _callCts.Token);
+            if (message is not null)
+            {
+                return message;
+            }
+            // The body is over: the trailers are in.
+            var trailers = _response!.TrailingHeaders;
+            _end = GrpcStatusReader.TryReadStatus(trailers, out var trailerStatus)
+                ? (trailerStatus, GrpcStatusReader.ReadMetadata(trailers))
+                : (GrpcStatusReader.FromHttpResponse(_response), GrpcStatusReader.ReadMetadata(trailers));
+        }
+        var (status, metadata) = _end!.Value;
+        return status.StatusCode == StatusCode.OK ? default : throw new RpcException(status, metadata);
+    }
+
+    private static bool IsCallFailure(Exception e)
+        => e is RpcException or OperationCanceledException or HttpRequestException or IOException;
+
+    private RpcException Translate(Exception e)
+    {
+        // The deadline wins over whatever the server said when it passed (containerd answers Unknown "context deadline exceeded").
+        if (DeadlinePassed || _deadlineCts?.IsCancellationRequested == true)
+        {
+            return e is RpcException { StatusCode: StatusCode.DeadlineExceeded } same
+                ? same
+                : new RpcException(new Status(StatusCode.DeadlineExceeded, $"deadline exceeded calling {_method.FullName} on {_channel.Target}"), (e as RpcException)?.Trailers ?? new Metadata(), e);
+        }
+        if (e is RpcException rpc)
+        {
+            return rpc;
+        }
+        if (_callCts.IsCancellationRequested)
+        {
+            return new RpcException(new Status(StatusCode.Cancelled, $"call {_method.FullName} cancelled"), new Metadata(), e);
+        }
+        var status = e switch
+        {
+            HttpProtocolException reset => new Status(GrpcProtocol.FromHttp2ErrorCode(reset.ErrorCode), $"{_channel.Target} reset the HTTP/2 stream of {_method.FullName} (error code {reset.ErrorCode})"),
+            HttpRequestException { HttpRequestError: HttpRequestError.ConnectionError or HttpRequestError.NameResolutionError or HttpRequestError.SecureConnectionError }
+                => new Status(StatusCode.Unavailable, $"cannot connect to {_channel.Target}: {Innermost(e).Message}"),
+            OperationCanceledException => new Status(StatusCode.Unavailable, $"cannot connect to {_channel.Target}: timed out after {_channel.Options.ConnectTimeout}"),
+            _ => new Status(StatusCode.Unavailable, $"connection to {_channel.Target} failed during {_method.FullName}: {Innermost(e).Message}"),
+        };
+        return new RpcException(status, new Metadata(), e);
+    }
+
+    private static Exception Innermost(Exception e)
+    {
+        while (e.InnerException is { } inner)
+        {
+            e = inner;
+        }
+        return e;
+    }
+
+    public void Dispose()
+    {
+        _callCts.Cancel();
+        _reader?.Complete();
+        _response?.Dispose();
+        _request?.Dispose();
+        _callCts.Dispose();
+        _deadlineCts?.Dispose();
+    }
+}
