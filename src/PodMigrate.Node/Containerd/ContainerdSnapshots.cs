@@ -1,0 +1,61 @@
+using PodMigrate.Core.Grpc;
+using Api = Containerd.Services.Snapshots.V1;
+using Mount = Containerd.Types.Mount;
+using Empty = Google.Protobuf.WellKnownTypes.Empty;
+
+namespace PodMigrate.Node.Containerd;
+
+/// <summary>One snapshotter's snapshots. Prepare under a lease (see <see cref="ContainerdLeases.Under"/>) until a container holds the key.</summary>
+public sealed class ContainerdSnapshots(ContainerdConnection connection, string snapshotter = ContainerdSnapshots.Overlayfs)
+{
+    public const string Overlayfs = "overlayfs";
+
+    private static readonly Google.Protobuf.Reflection.ServiceDescriptor Service = Api.SnapshotsReflection.Descriptor.Services[0];
+    private static readonly Method<Api.PrepareSnapshotRequest, Api.PrepareSnapshotResponse> PrepareMethod = Method.FromDescriptor<Api.PrepareSnapshotRequest, Api.PrepareSnapshotResponse>(Service, "Prepare");
+    private static readonly Method<Api.MountsRequest, Api.MountsResponse> MountsMethod = Method.FromDescriptor<Api.MountsRequest, Api.MountsResponse>(Service, "Mounts");
+    private static readonly Method<Api.RemoveSnapshotRequest, Empty> RemoveMethod = Method.FromDescriptor<Api.RemoveSnapshotRequest, Empty>(Service, "Remove");
+    private static readonly Method<Api.StatSnapshotRequest, Api.StatSnapshotResponse> StatMethod = Method.FromDescriptor<Api.StatSnapshotRequest, Api.StatSnapshotResponse>(Service, "Stat");
+
+    public string Snapshotter => snapshotter;
+
+    /// <summary>An active (writable) snapshot <paramref name="key"/> on top of the committed <paramref name="parent"/> (an image's chain id).</summary>
+    public async Task<IReadOnlyList<Mount>> PrepareAsync(string key, string parent, CancellationToken cancellationToken)
+    {
+        var request = new Api.PrepareSnapshotRequest { Snapshotter = snapshotter, Key = key, Parent = parent };
+        var response = await connection.UnaryAsync(PrepareMethod, request, new ContainerdCall($"preparing snapshot {key} on {parent}"), cancellationToken);
+        return response.Mounts;
+    }
+
+    public async Task<IReadOnlyList<Mount>> MountsAsync(string key, CancellationToken cancellationToken)
+    {
+        var request = new Api.MountsRequest { Snapshotter = snapshotter, Key = key };
+        var response = await connection.UnaryAsync(MountsMethod, request, new ContainerdCall($"getting the mounts of snapshot {key}"), cancellationToken);
+        return response.Mounts;
+    }
+
+    public async Task<Api.Info> StatAsync(string key, CancellationToken cancellationToken)
+    {
+        var request = new Api.StatSnapshotRequest { Snapshotter = snapshotter, Key = key };
+        var response = await connection.UnaryAsync(StatMethod, request, new ContainerdCall($"getting snapshot {key}"), cancellationToken);
+        return response.Info;
+    }
+
+    public async Task RemoveAsync(string key, CancellationToken cancellationToken)
+    {
+        var request = new Api.RemoveSnapshotRequest { Snapshotter = snapshotter, Key = key };
+        await connection.UnaryAsync(RemoveMethod, request, new ContainerdCall($"removing snapshot {key}"), cancellationToken);
+    }
+
+    /// <summary>
+    /// The host directory that receives the container's writes (the overlay <c>upperdir</c>), e.g. to read or seed
+    /// rootfs files without mounting; null for a mount that is not overlay.
+    /// </summary>
+    public static string? UpperDir(IEnumerable<Mount> mounts)
+    {
+        ArgumentNullException.ThrowIfNull(mounts);
+        const string Prefix = "upperdir=";
+        return mounts.Where(m => m.Type == "overlay")
+            .SelectMany(m => m.Options)
+            .FirstOrDefault(o => o.StartsWith(Prefix, StringComparison.Ordinal))?[Prefix.Length..];
+    }
+}
