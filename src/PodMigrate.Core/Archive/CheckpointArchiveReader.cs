@@ -1,0 +1,313 @@
+using System.Formats.Tar;
+using PodMigrate.Core.Codecs;
+using PodMigrate.Core.Errors;
+using PodMigrate.Core.IO;
+
+namespace PodMigrate.Core.Archive;
+
+/// <summary>
+/// Extracts a checkpoint archive in one streaming pass while verifying it: every entry name and link stays inside the
+/// target, only directories, regular files and symlinks are accepted, each file's sha256 and size must match the
+/// manifest, and the sha256 and size of the whole blob are checked at the end. Any failure removes what was extracted.
+/// Files are created 0600 and directories 0700, whatever the archive says.
+/// </summary>
+public static class CheckpointArchiveReader
+{
+    /// <summary>Extracts and verifies an archive described by <paramref name="manifest"/> into <paramref name="targetDirectory"/> (absent or empty).</summary>
+    public static Task ExtractAsync(Stream blob, CheckpointManifest manifest, string targetDirectory, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(manifest);
+        return ExtractCoreAsync(blob, manifest.Codec, manifest, manifest.CheckpointId, targetDirectory, cancellationToken);
+    }
+
+    /// <summary>
+    /// Extracts an archive that has no PodMigrate manifest (e.g. one a CRI runtime wrote): names, links and entry types
+    /// are checked, digests cannot be.
+    /// </summary>
+    public static Task ExtractUnverifiedAsync(Stream blob, CodecSettings codec, string subject, string targetDirectory, CancellationToken cancellationToken)
+        => ExtractCoreAsync(blob, codec, manifest: null, subject, targetDirectory, cancellationToken);
+
+    private static async Task ExtractCoreAsync(
+        Stream blob, CodecSettings codec, CheckpointManifest? manifest, string subject, string targetDirectory, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(blob);
+        ArgumentNullException.ThrowIfNull(codec);
+        ArgumentNullException.ThrowIfNull(targetDirectory);
+        var target = Path.GetFullPath(targetDirectory);
+        var created = PrepareTarget(target);
+        try
+        {
+            var extraction = new Extraction(subject, target, manifest);
+            var hashed = HashingStream.ForReading(blob, leaveOpen: true);
+            await using (hashed)
+            {
+                await extraction.RunAsync(hashed, CheckpointCodecs.Get(codec.Name), cancellationToken);
+                if (manifest is not null)
+                {
+                    VerifyBlob(manifest, hashed);
+                }
+            }
+        }
+        catch
+        {
+            RemoveExtracted(target, created);
+            throw;
+        }
+    }
+
+    private static void VerifyBlob(CheckpointManifest manifest, HashingStream hashed)
+    {
+        if (hashed.BytesHashed != manifest.CompressedSize)
+        {
+            throw new PodMigrateException(ErrorKind.DataLoss,
+                $"checkpoint {manifest.CheckpointId}: archive is {hashed.BytesHashed} bytes, the manifest says {manifest.CompressedSize}");
+        }
+
+        var actual = hashed.CurrentSha256();
+        if (!string.Equals(actual, manifest.ArchiveSha256, StringComparison.OrdinalIgnoreCase))
+        {
+            throw new PodMigrateException(ErrorKind.DataLoss,
+                $"checkpoint {manifest.CheckpointId}: archive sha256 is {actual}, the manifest says {manifest.ArchiveSha256}");
+        }
+    }
+
+    /// <summary>Creates the target, or accepts an empty one; true when it was created here.</summary>
+    private static bool PrepareTarget(string target)
+    {
+        if (Directory.Exists(target))
+        {
+            if (Directory.EnumerateFileSystemEntries(target).Any())
+            {
+                throw PodMigrateException.FailedPrecondition($"extraction target {target} is not empty");
+            }
+
+            DurableFileSystem.SetMode(target, DurableFileSystem.PrivateDirectoryMode);
+            return false;
+        }
+
+        DurableFileSystem.CreatePrivateDirectory(target);
+        return true;
+    }
+
+    private static void RemoveExtracted(string target, bool created)
+    {
+        if (created)
+        {
+            Directory.Delete(target, recursive: true);
+            return;
+        }
+
+        foreach (var path in Directory.EnumerateFileSystemEntries(target))
+        {
+            if (FileKinds.Of(path) == FileKind.Directory)
+            {
+                Directory.Delete(path, recursive: true);
+            }
+            else
+            {
+                File.Delete(path);
+            }
+        }
+    }
+
+    private sealed class Extraction(string subject, string target, CheckpointManifest? manifest)
+    {
+        private readonly Dictionary<string, ManifestEntry>? _expected = manifest?.Files.ToDictionary(f => f.Path, StringComparer.Ordinal);
+        private readonly HashSet<string> _seen = new(StringComparer.Ordinal);
+        private readonly byte[] _drain = new byte[1 << 16];
+        private string _current = "(archive header)";
+
+        public async Task RunAsync(HashingStream blob, ICheckpointCodec codec, CancellationToken cancellationToken)
+        {
+            try
+            {
+                var decompressed = codec.CreateDecompressor(blob, leaveOpen: true);
+                await using (decompressed)
+                {
+                    var reader = new TarReader(decompressed, leaveOpen: true);
+                    await using (reader)
+                    {
+                        while (await reader.GetNextEntryAsync(copyData: false, cancellationToken) is { } entry)
+                        {
+                            await ExtractEntryAsync(entry, cancellationToken);
+                            _current = "(after " + _current + ")";
+                        }
+                    }
+
+                    // The tar reader stops at the end marker: read the rest so the blob digest covers every byte.
+                    while (await decompressed.ReadAsync(_drain, cancellationToken) > 0)
+                    {
+                    }
+                }
+
+                while (await blob.ReadAsync(_drain, cancellationToken) > 0)
+                {
+                }
+            }
+            catch (Exception e) when (e is InvalidDataException or EndOfStreamException or FormatException)
+            {
+                throw new PodMigrateException(ErrorKind.DataLoss,
+                    $"checkpoint {subject}: archive is corrupt or truncated at {_current}: {e.Message}", e);
+            }
+            catch (IOException e) when (DurableFileSystem.IsOutOfSpace(e))
+            {
+                throw new PodMigrateException(ErrorKind.ResourceExhausted,
+                    $"checkpoint {subject}: no space left in {target} while extracting {_current}", e);
+            }
+
+            if (_expected is not null)
+            {
+                foreach (var path in _expected.Keys)
+                {
+                    if (!_seen.Contains(path))
+                    {
+                        throw Corrupt(path, "is in the manifest but not in the archive (truncated?)");
+                    }
+                }
+            }
+        }
+
+        private async Task ExtractEntryAsync(TarEntry entry, CancellationToken cancellationToken)
+        {
+            if (entry.EntryType == TarEntryType.GlobalExtendedAttributes)
+            {
+                return;
+            }
+
+            _current = entry.Name;
+            var name = ArchivePaths.Normalize(entry.Name) ?? throw Refused(entry.Name, "has an absolute, empty or \"..\" path");
+            _current = name;
+            if (!_seen.Add(name))
+            {
+                throw Refused(name, "appears twice");
+            }
+
+            var expected = Expect(name, entry.EntryType);
+            var path = Path.Combine(target, name);
+            EnsureParents(name);
+            switch (entry.EntryType)
+            {
+                case TarEntryType.Directory:
+                    if (FileKinds.OfOrNull(path) is { } existing)
+                    {
+                        if (existing != FileKind.Directory)
+                        {
+                            throw Refused(name, "is a directory over an existing non-directory");
+                        }
+
+                        DurableFileSystem.SetMode(path, DurableFileSystem.PrivateDirectoryMode);
+                    }
+                    else
+                    {
+                        DurableFileSystem.CreatePrivateDirectory(path);
+                    }
+
+                    break;
+                case TarEntryType.RegularFile or TarEntryType.V7RegularFile:
+                    await ExtractFileAsync(entry, name, path, expected, cancellationToken);
+                    break;
+                case TarEntryType.SymbolicLink:
+                    if (!ArchivePaths.IsContainedLinkTarget(name, entry.LinkName))
+                    {
+                        throw Refused(name, $"is a symlink to \"{entry.LinkName}\", outside the target");
+                    }
+
+                    if (expected is not null && !string.Equals(expected.LinkTarget, entry.LinkName, StringComparison.Ordinal))
+                    {
+                        throw Corrupt(name, $"links to \"{entry.LinkName}\", the manifest says \"{expected.LinkTarget}\"");
+                    }
+
+                    File.CreateSymbolicLink(path, entry.LinkName);
+                    break;
+                default:
+                    throw Refused(name, $"is a {entry.EntryType} entry: only directories, regular files and symlinks are accepted");
+            }
+        }
+
+        private async Task ExtractFileAsync(TarEntry entry, string name, string path, ManifestEntry? expected, CancellationToken cancellationToken)
+        {
+            if (expected is not null && entry.Length != expected.Size)
+            {
+                throw Corrupt(name, $"is {entry.Length} bytes, the manifest says {expected.Size}");
+            }
+
+            FileStream file;
+            try
+            {
+                file = DurableFileSystem.CreatePrivateFile(path, FileMode.CreateNew, bufferSize: 0);
+            }
+            catch (IOException e) when (e.HResult == LibC.EEXIST)
+            {
+                throw Refused(name, "would overwrite an existing entry");
+            }
+
+            var written = HashingStream.ForWriting(file);
+            await using (written)
+            {
+                if (entry.DataStream is { } data)
+                {
+                    await data.CopyToAsync(written, 1 << 20, cancellationToken);
+                }
+            }
+
+            if (written.BytesHashed != entry.Length)
+            {
+                throw Corrupt(name, $"ended after {written.BytesHashed} of {entry.Length} bytes (truncated)");
+            }
+
+            if (expected is not null && !string.Equals(written.CurrentSha256(), expected.Sha256, StringComparison.OrdinalIgnoreCase))
+            {
+                throw Corrupt(name, $"has sha256 {written.CurrentSha256()}, the manifest says {expected.Sha256}");
+            }
+        }
+
+        private ManifestEntry? Expect(string name, TarEntryType type)
+        {
+            if (_expected is null)
+            {
+                return null;
+            }
+
+            if (!_expected.TryGetValue(name, out var expected))
+            {
+                throw Corrupt(name, "is not in the manifest");
+            }
+
+            var matches = expected.Type switch
+            {
+                ManifestEntryType.File => type is TarEntryType.RegularFile or TarEntryType.V7RegularFile,
+                ManifestEntryType.Directory => type == TarEntryType.Directory,
+                ManifestEntryType.Symlink => type == TarEntryType.SymbolicLink,
+                _ => false,
+            };
+            return matches ? expected : throw Corrupt(name, $"is a {type} entry, the manifest says {expected.Type}");
+        }
+
+        /// <summary>Creates missing parent directories; refuses to pass through anything but a real directory (no writing through links).</summary>
+        private void EnsureParents(string name)
+        {
+            var current = target;
+            var segments = name.Split('/');
+            for (var i = 0; i < segments.Length - 1; i++)
+            {
+                current = Path.Combine(current, segments[i]);
+                switch (FileKinds.OfOrNull(current))
+                {
+                    case null:
+                        DurableFileSystem.CreatePrivateDirectory(current);
+                        break;
+                    case FileKind.Directory:
+                        break;
+                    default:
+                        throw Refused(name, $"goes through {string.Join('/', segments[..(i + 1)])}, which is not a directory");
+                }
+            }
+        }
+
+        private PodMigrateException Refused(string entry, string why)
+            => new(ErrorKind.DataLoss, $"checkpoint {subject}: refused archive entry \"{entry}\": it {why}");
+
+        private PodMigrateException Corrupt(string entry, string why)
+            => new(ErrorKind.DataLoss, $"checkpoint {subject}: file \"{entry}\" {why}");
+    }
+}

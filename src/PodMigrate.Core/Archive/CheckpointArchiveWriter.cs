@@ -1,0 +1,140 @@
+using System.Formats.Tar;
+using PodMigrate.Core.Codecs;
+using PodMigrate.Core.Errors;
+using PodMigrate.Core.IO;
+
+namespace PodMigrate.Core.Archive;
+
+/// <summary>What writing an archive produced: sizes, the blob digest and every entry with its digest.</summary>
+public sealed record ArchiveWriteResult(long RawSize, long CompressedSize, string ArchiveSha256, IReadOnlyList<ManifestEntry> Files);
+
+/// <summary>Progress of a write: entries done and uncompressed bytes so far (reported after each entry).</summary>
+public readonly record struct ArchiveProgress(int Entries, long RawBytes);
+
+/// <summary>
+/// Writes a staged checkpoint directory as a tar straight through a codec into a stream, in one pass: each file is read
+/// once (hashed as the tar takes it), the compressed blob is hashed as it is written; nothing is held whole in memory.
+/// Entries are in ordinal order, relative, without "./"; directories, regular files and symlinks only.
+/// </summary>
+public static class CheckpointArchiveWriter
+{
+    private const int SymlinkMode = 0x1FF; // 0777
+
+    public static async Task<ArchiveWriteResult> WriteAsync(
+        string sourceDirectory,
+        Stream destination,
+        CodecSettings codec,
+        IProgress<ArchiveProgress>? progress,
+        CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(sourceDirectory);
+        ArgumentNullException.ThrowIfNull(destination);
+        ArgumentNullException.ThrowIfNull(codec);
+        var settings = CheckpointCodecs.Resolve(codec.Name, codec.Level);
+        var root = Path.GetFullPath(sourceDirectory);
+        if (FileKinds.Of(root) != FileKind.Directory)
+        {
+            throw PodMigrateException.InvalidArgument($"checkpoint source {root} is not a directory");
+        }
+
+        var files = new List<ManifestEntry>();
+        var blob = HashingStream.ForWriting(destination, leaveOpen: true);
+        await using (blob)
+        {
+            var compressor = CheckpointCodecs.Get(settings.Name).CreateCompressor(blob, settings.Level, leaveOpen: true);
+            var raw = HashingStream.ForWriting(compressor, leaveOpen: true);
+            await using (compressor)
+            await using (raw)
+            {
+                var tar = new TarWriter(raw, TarEntryFormat.Pax, leaveOpen: true);
+                await using (tar)
+                {
+                    await WriteDirectoryAsync(tar, root, "", files, raw, progress, cancellationToken);
+                }
+            }
+
+            await blob.FlushAsync(cancellationToken);
+            return new ArchiveWriteResult(raw.BytesHashed, blob.BytesHashed, blob.CurrentSha256(), files);
+        }
+    }
+
+    private static async Task WriteDirectoryAsync(
+        TarWriter tar,
+        string directory,
+        string prefix,
+        List<ManifestEntry> files,
+        HashingStream raw,
+        IProgress<ArchiveProgress>? progress,
+        CancellationToken cancellationToken)
+    {
+        var children = Directory.GetFileSystemEntries(directory);
+        Array.Sort(children, StringComparer.Ordinal);
+        foreach (var path in children)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var name = prefix + Path.GetFileName(path);
+            var kind = FileKinds.Of(path);
+            // A symlink's own mode means nothing on Linux; its target's may not exist.
+            var mode = kind == FileKind.Symlink ? SymlinkMode : (int)DurableFileSystem.GetMode(path);
+            var modified = kind == FileKind.Symlink ? DateTime.UnixEpoch : File.GetLastWriteTimeUtc(path);
+            switch (kind)
+            {
+                case FileKind.Directory:
+                    await tar.WriteEntryAsync(NewEntry(TarEntryType.Directory, name + "/", mode, modified), cancellationToken);
+                    files.Add(new ManifestEntry { Path = name, Type = ManifestEntryType.Directory, Mode = mode });
+                    Report(progress, files, raw);
+                    await WriteDirectoryAsync(tar, path, name + "/", files, raw, progress, cancellationToken);
+                    break;
+                case FileKind.Regular:
+                    files.Add(await WriteFileAsync(tar, path, name, mode, modified, cancellationToken));
+                    Report(progress, files, raw);
+                    break;
+                case FileKind.Symlink:
+                    var target = new FileInfo(path).LinkTarget ?? "";
+                    if (!ArchivePaths.IsContainedLinkTarget(name, target))
+                    {
+                        throw PodMigrateException.InvalidArgument($"{path}: symlink target \"{target}\" points outside the checkpoint");
+                    }
+
+                    var link = NewEntry(TarEntryType.SymbolicLink, name, mode, modified);
+                    link.LinkName = target;
+                    await tar.WriteEntryAsync(link, cancellationToken);
+                    files.Add(new ManifestEntry { Path = name, Type = ManifestEntryType.Symlink, Mode = mode, LinkTarget = target });
+                    Report(progress, files, raw);
+                    break;
+                default:
+                    throw PodMigrateException.InvalidArgument($"{path} is a {kind}: a checkpoint holds only directories, regular files and symlinks");
+            }
+        }
+    }
+
+    private static async Task<ManifestEntry> WriteFileAsync(
+        TarWriter tar, string path, string name, int mode, DateTime modified, CancellationToken cancellationToken)
+    {
+        var file = DurableFileSystem.OpenSequentialRead(path, bufferSize: 0);
+        await using var content = HashingStream.ForReading(file);
+        var size = file.Length;
+        var entry = NewEntry(TarEntryType.RegularFile, name, mode, modified);
+        entry.DataStream = content;
+        await tar.WriteEntryAsync(entry, cancellationToken);
+        if (content.BytesHashed != size)
+        {
+            throw new PodMigrateException(ErrorKind.Aborted, $"{path} changed size while it was archived ({size} -> {content.BytesHashed} bytes)");
+        }
+
+        return new ManifestEntry { Path = name, Type = ManifestEntryType.File, Mode = mode, Size = size, Sha256 = content.CurrentSha256() };
+    }
+
+    private static PaxTarEntry NewEntry(TarEntryType type, string name, int mode, DateTime modified)
+        // An empty attribute set keeps the entries free of atime/ctime, which only make archives differ.
+        => new(type, name, new Dictionary<string, string>())
+        {
+            Mode = (UnixFileMode)mode,
+            ModificationTime = new DateTimeOffset(modified, TimeSpan.Zero),
+            Uid = 0,
+            Gid = 0,
+        };
+
+    private static void Report(IProgress<ArchiveProgress>? progress, List<ManifestEntry> files, HashingStream raw)
+        => progress?.Report(new ArchiveProgress(files.Count, raw.BytesHashed));
+}

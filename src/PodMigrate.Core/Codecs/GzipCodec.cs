@@ -1,0 +1,23 @@
+using System.IO.Compression;
+
+namespace PodMigrate.Core.Codecs;
+
+/// <summary>gzip through System.IO.Compression (zlib-ng in .NET 9+: faster than the managed SharpZipLib here).</summary>
+internal sealed class GzipCodec : ICheckpointCodec
+{
+    public string Name => CheckpointCodecs.GzipName;
+
+    public string ArchiveExtension => ".tar.gz";
+
+    public int DefaultLevel => 1;
+
+    public int MinLevel => 0;
+
+    public int MaxLevel => 9;
+
+    public Stream CreateCompressor(Stream destination, int level, bool leaveOpen)
+        => new GZipStream(destination, new ZLibCompressionOptions { CompressionLevel = level }, leaveOpen);
+
+    public Stream CreateDecompressor(Stream source, bool leaveOpen)
+        => new GZipStream(source, CompressionMode.Decompress, leaveOpen);
+}

@@ -1,0 +1,170 @@
+using System.Security.Cryptography;
+
+namespace PodMigrate.Core.IO;
+
+/// <summary>
+/// Passes bytes through in one direction while counting them and computing their sha256, so a blob is hashed in the
+/// same pass that writes or reads it. As a reader it reports the inner stream's Length and Position (TarWriter needs
+/// a seekable data stream to size an entry) but only reads forward.
+/// </summary>
+public sealed class HashingStream : Stream
+{
+    private readonly Stream _inner;
+    private readonly bool _writing;
+    private readonly bool _leaveOpen;
+    private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+    private bool _disposed;
+
+    private HashingStream(Stream inner, bool writing, bool leaveOpen)
+    {
+        ArgumentNullException.ThrowIfNull(inner);
+        _inner = inner;
+        _writing = writing;
+        _leaveOpen = leaveOpen;
+    }
+
+    /// <summary>Bytes passed through so far.</summary>
+    public long BytesHashed { get; private set; }
+
+    public static HashingStream ForReading(Stream inner, bool leaveOpen = false) => new(inner, writing: false, leaveOpen);
+
+    public static HashingStream ForWriting(Stream inner, bool leaveOpen = false) => new(inner, writing: true, leaveOpen);
+
+    /// <summary>Lowercase hex sha256 of everything so far (the stream can keep going).</summary>
+    public string CurrentSha256()
+    {
+        Span<byte> digest = stackalloc byte[SHA256.HashSizeInBytes];
+        _hash.GetCurrentHash(digest);
+        return Convert.ToHexStringLower(digest);
+    }
+
+    public override bool CanRead => !_disposed && !_writing;
+
+    public override bool CanWrite => !_disposed && _writing;
+
+    public override bool CanSeek => !_disposed && !_writing && _inner.CanSeek;
+
+    public override long Length => _inner.Length;
+
+    public override long Position
+    {
+        get => _writing ? BytesHashed : _inner.Position;
+        set
+        {
+            if (value != Position)
+            {
+                throw new NotSupportedException("a hashing stream only moves forward");
+            }
+        }
+    }
+
+    public override long Seek(long offset, SeekOrigin origin)
+    {
+        var target = origin switch
+        {
+            SeekOrigin.Begin => offset,
+            SeekOrigin.Current => Position + offset,
+            _ => Length + offset,
+        };
+        Position = target;
+        return target;
+    }
+
+    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+    public override int Read(Span<byte> buffer)
+    {
+        EnsureDirection(writing: false);
+        var read = _inner.Read(buffer);
+        Append(buffer[..read]);
+        return read;
+    }
+
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
+        => ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        EnsureDirection(writing: false);
+        var read = await _inner.ReadAsync(buffer, cancellationToken);
+        Append(buffer.Span[..read]);
+        return read;
+    }
+
+    public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+
+    public override void Write(ReadOnlySpan<byte> buffer)
+    {
+        EnsureDirection(writing: true);
+        _inner.Write(buffer);
+        Append(buffer);
+    }
+
+    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
+        => WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        EnsureDirection(writing: true);
+        await _inner.WriteAsync(buffer, cancellationToken);
+        Append(buffer.Span);
+    }
+
+    public override void Flush()
+    {
+        if (_writing)
+        {
+            _inner.Flush();
+        }
+    }
+
+    public override Task FlushAsync(CancellationToken cancellationToken)
+        => _writing ? _inner.FlushAsync(cancellationToken) : Task.CompletedTask;
+
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing && !_disposed)
+        {
+            _disposed = true;
+            _hash.Dispose();
+            if (!_leaveOpen)
+            {
+                _inner.Dispose();
+            }
+        }
+
+        base.Dispose(disposing);
+    }
+
+    public override async ValueTask DisposeAsync()
+    {
+        if (!_disposed)
+        {
+            _disposed = true;
+            _hash.Dispose();
+            if (!_leaveOpen)
+            {
+                await _inner.DisposeAsync();
+            }
+        }
+
+        await base.DisposeAsync();
+    }
+
+    private void Append(ReadOnlySpan<byte> bytes)
+    {
+        _hash.AppendData(bytes);
+        BytesHashed += bytes.Length;
+    }
+
+    private void EnsureDirection(bool writing)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (writing != _writing)
+        {
+            throw new NotSupportedException(_writing ? "this stream is write-only" : "this stream is read-only");
+        }
+    }
+}

@@ -1,0 +1,93 @@
+using System.Runtime.InteropServices;
+
+namespace PodMigrate.Core.IO;
+
+/// <summary>The few libc calls .NET does not expose: directory fsync, statfs, exclusive mkdir, rename without replace.</summary>
+internal static partial class LibC
+{
+    private const string Library = "libc";
+
+    public const int EEXIST = 17;
+    public const int ENOTEMPTY = 39;
+    public const int EINVAL = 22;
+    public const int ENOSYS = 38;
+    public const int ENOSPC = 28;
+    public const int EDQUOT = 122;
+    public const int EINTR = 4;
+
+    public const int O_RDONLY = 0;
+    public const int O_DIRECTORY = 0x10000;
+    public const int O_CLOEXEC = 0x80000;
+
+    public const int AT_FDCWD = -100;
+    public const uint RENAME_NOREPLACE = 1;
+
+    /// <summary>struct statfs on 64-bit Linux (x86_64 and arm64 share this layout: every field is a long but fsid).</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct StatFs
+    {
+        public long Type;
+        public long BlockSize;
+        public ulong Blocks;
+        public ulong BlocksFree;
+        public ulong BlocksAvailable;
+        public ulong Files;
+        public ulong FilesFree;
+        public ulong FsId;
+        public long NameLength;
+        public long FragmentSize;
+        public long Flags;
+        public long Spare0;
+        public long Spare1;
+        public long Spare2;
+        public long Spare3;
+    }
+
+    public const int AT_SYMLINK_NOFOLLOW = 0x100;
+    public const uint STATX_TYPE = 0x1;
+    public const uint STATX_MODE = 0x2;
+
+    /// <summary>struct statx: one layout on every architecture (256 bytes); only the head is named here.</summary>
+    [StructLayout(LayoutKind.Explicit, Size = 256)]
+    public struct Statx
+    {
+        [FieldOffset(0)]
+        public uint Mask;
+
+        [FieldOffset(20)]
+        public uint Uid;
+
+        [FieldOffset(24)]
+        public uint Gid;
+
+        [FieldOffset(28)]
+        public ushort Mode;
+
+        [FieldOffset(40)]
+        public ulong Size;
+    }
+
+    [LibraryImport(Library, EntryPoint = "statx", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    public static partial int StatxPath(int dirFd, string path, int flags, uint mask, out Statx buffer);
+
+    [LibraryImport(Library, EntryPoint = "open", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    public static partial int Open(string path, int flags);
+
+    [LibraryImport(Library, EntryPoint = "close", SetLastError = true)]
+    public static partial int Close(int fd);
+
+    [LibraryImport(Library, EntryPoint = "fsync", SetLastError = true)]
+    public static partial int Fsync(int fd);
+
+    [LibraryImport(Library, EntryPoint = "statfs", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    public static partial int StatFsPath(string path, out StatFs buffer);
+
+    [LibraryImport(Library, EntryPoint = "mkdir", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    public static partial int Mkdir(string path, uint mode);
+
+    [LibraryImport(Library, EntryPoint = "renameat2", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    public static partial int RenameAt2(int oldDirFd, string oldPath, int newDirFd, string newPath, uint flags);
+
+    [LibraryImport(Library, EntryPoint = "rename", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    public static partial int Rename(string oldPath, string newPath);
+}

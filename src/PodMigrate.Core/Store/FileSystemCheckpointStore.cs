@@ -1,0 +1,462 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using PodMigrate.Core.Archive;
+using PodMigrate.Core.Codecs;
+using PodMigrate.Core.Errors;
+using PodMigrate.Core.IO;
+
+namespace PodMigrate.Core.Store;
+
+/// <summary>
+/// The checkpoint store over a directory (a host directory here, NFS/SMB in production):
+/// <c>&lt;root&gt;/checkpoints/&lt;id&gt;/{archive.tar.zst, podmigrate.manifest.json}</c>. A publish is staged in
+/// <c>checkpoints/.staging/&lt;id&gt;.partial/</c>, files fsynced, manifest last, then renamed into place without
+/// replacing anything; a delete first renames the checkpoint back into staging. So a listed checkpoint is always complete.
+/// </summary>
+public sealed class FileSystemCheckpointStore : ICheckpointStore
+{
+    private const string CheckpointsDirectoryName = "checkpoints";
+    private const string StagingDirectoryName = ".staging";
+    private const string PartialSuffix = ".partial";
+    private const string ArchiveBaseName = "archive";
+    private const int ArchiveBufferSize = 1 << 20;
+
+    private readonly FileSystemCheckpointStoreOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly string _checkpoints;
+    private readonly string _staging;
+
+    public FileSystemCheckpointStore(FileSystemCheckpointStoreOptions options, TimeProvider time, ILogger<FileSystemCheckpointStore>? logger = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(time);
+        if (string.IsNullOrWhiteSpace(options.Root))
+        {
+            throw PodMigrateException.InvalidArgument("the checkpoint store needs a root directory");
+        }
+
+        _options = options;
+        _time = time;
+        _logger = logger ?? NullLogger<FileSystemCheckpointStore>.Instance;
+        _checkpoints = Path.Combine(Path.GetFullPath(options.Root), CheckpointsDirectoryName);
+        _staging = Path.Combine(_checkpoints, StagingDirectoryName);
+    }
+
+    public string CheckpointsDirectory => _checkpoints;
+
+    public long GetAvailableBytes()
+    {
+        EnsureLayout();
+        return DurableFileSystem.GetAvailableBytes(_checkpoints);
+    }
+
+    public async Task<StoredCheckpoint> PublishAsync(CheckpointPublishRequest request, IProgress<ArchiveProgress>? progress, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var id = request.Id.Value ?? throw PodMigrateException.InvalidArgument("a checkpoint id is required");
+        var codec = CheckpointCodecs.Resolve(request.Codec.Name, request.Codec.Level);
+        if (!Directory.Exists(request.SourceDirectory))
+        {
+            throw PodMigrateException.NotFound($"checkpoint {id}: source directory {request.SourceDirectory} does not exist");
+        }
+
+        EnsureLayout();
+        var final = Path.Combine(_checkpoints, id);
+        if (Path.Exists(final))
+        {
+            throw AlreadyExists(id);
+        }
+
+        CheckFreeSpace(id, EstimateBytes(request.SourceDirectory));
+        var staging = Path.Combine(_staging, id + PartialSuffix);
+        if (!DurableFileSystem.TryCreateDirectoryExclusive(staging))
+        {
+            throw new PodMigrateException(ErrorKind.AlreadyExists, $"checkpoint {id} is already being published to {_checkpoints}");
+        }
+
+        var published = false;
+        try
+        {
+            var archiveName = ArchiveBaseName + CheckpointCodecs.Get(codec.Name).ArchiveExtension;
+            ArchiveWriteResult written;
+            await using (var archive = DurableFileSystem.CreatePrivateFile(Path.Combine(staging, archiveName), bufferSize: ArchiveBufferSize))
+            {
+                written = await CheckpointArchiveWriter.WriteAsync(request.SourceDirectory, archive, codec, progress, cancellationToken);
+                await archive.FlushAsync(cancellationToken);
+                archive.Flush(flushToDisk: true);
+            }
+
+            var manifest = new CheckpointManifest
+            {
+                CheckpointId = id,
+                CreatedAt = _time.GetUtcNow(),
+                SourceNode = request.SourceNode,
+                Pod = request.Pod,
+                Container = request.Container,
+                ImageReference = request.ImageReference,
+                CriuVersion = request.CriuVersion,
+                Runtime = request.Runtime,
+                Codec = codec,
+                RawSize = written.RawSize,
+                CompressedSize = written.CompressedSize,
+                ArchiveSha256 = written.ArchiveSha256,
+                Files = written.Files,
+                Labels = request.Labels is null ? [] : new Dictionary<string, string>(request.Labels),
+                Pinned = request.Pinned,
+            };
+
+            // The manifest is written last: a directory with a manifest is complete.
+            await using (var file = DurableFileSystem.CreatePrivateFile(Path.Combine(staging, CheckpointLayout.ManifestFile)))
+            {
+                await file.WriteAsync(ArchiveJson.SerializeManifest(manifest), cancellationToken);
+                await file.FlushAsync(cancellationToken);
+                file.Flush(flushToDisk: true);
+            }
+
+            DurableFileSystem.FsyncDirectory(staging);
+            cancellationToken.ThrowIfCancellationRequested();
+            if (!DurableFileSystem.TryRenameNoReplace(staging, final))
+            {
+                throw AlreadyExists(id);
+            }
+
+            published = true;
+            DurableFileSystem.FsyncDirectory(_checkpoints);
+            DurableFileSystem.FsyncDirectory(_staging);
+            StoreLog.Published(_logger, id, manifest.CompressedSize, manifest.RawSize, codec.Name);
+            return new StoredCheckpoint(manifest, final, Path.Combine(final, archiveName));
+        }
+        catch (IOException e) when (DurableFileSystem.IsOutOfSpace(e))
+        {
+            throw new PodMigrateException(ErrorKind.ResourceExhausted, $"checkpoint {id}: the share {_checkpoints} is full", e);
+        }
+        finally
+        {
+            if (!published)
+            {
+                RemoveQuietly(staging);
+            }
+        }
+    }
+
+    public Task<IReadOnlyList<StoredCheckpoint>> ListAsync(PodReference? pod, CancellationToken cancellationToken)
+    {
+        EnsureLayout();
+        var found = new List<StoredCheckpoint>();
+        foreach (var directory in Directory.EnumerateDirectories(_checkpoints))
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            if (!CheckpointId.TryParse(Path.GetFileName(directory), out var id))
+            {
+                continue; // .staging and anything that is not ours
+            }
+
+            StoredCheckpoint checkpoint;
+            try
+            {
+                checkpoint = Read(id);
+            }
+            catch (PodMigrateException e) when (e.Kind is ErrorKind.NotFound or ErrorKind.DataLoss or ErrorKind.FailedPrecondition)
+            {
+                // Deleted meanwhile, or damaged: listing goes on; Get/Verify report the damage.
+                StoreLog.UnreadableSkipped(_logger, directory, e);
+                continue;
+            }
+
+            if (pod is null || (checkpoint.Manifest.Pod is { } p && p.Namespace == pod.Namespace && p.Name == pod.Name))
+            {
+                found.Add(checkpoint);
+            }
+        }
+
+        found.Sort(NewestFirst);
+        return Task.FromResult<IReadOnlyList<StoredCheckpoint>>(found);
+    }
+
+    public Task<StoredCheckpoint> GetAsync(CheckpointId id, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        return Task.FromResult(Read(id));
+    }
+
+    public async Task<StoredCheckpoint> VerifyAsync(CheckpointId id, CancellationToken cancellationToken)
+    {
+        var checkpoint = Read(id);
+        var stream = OpenArchive(checkpoint);
+        var hashed = HashingStream.ForReading(stream);
+        await using (hashed)
+        {
+            var buffer = new byte[ArchiveBufferSize];
+            while (await hashed.ReadAsync(buffer, cancellationToken) > 0)
+            {
+            }
+
+            var manifest = checkpoint.Manifest;
+            if (hashed.BytesHashed != manifest.CompressedSize || !string.Equals(hashed.CurrentSha256(), manifest.ArchiveSha256, StringComparison.OrdinalIgnoreCase))
+            {
+                throw new PodMigrateException(ErrorKind.DataLoss,
+                    $"checkpoint {id}: {checkpoint.ArchivePath} has {hashed.BytesHashed} bytes with sha256 {hashed.CurrentSha256()}, " +
+                    $"the manifest says {manifest.CompressedSize} bytes with sha256 {manifest.ArchiveSha256}");
+            }
+        }
+
+        return checkpoint;
+    }
+
+    public async Task<StoredCheckpoint> ExtractAsync(CheckpointId id, string targetDirectory, CancellationToken cancellationToken)
+    {
+        var checkpoint = Read(id);
+        await using var stream = OpenArchive(checkpoint);
+        await CheckpointArchiveReader.ExtractAsync(stream, checkpoint.Manifest, targetDirectory, cancellationToken);
+        return checkpoint;
+    }
+
+    public Task DeleteAsync(CheckpointId id, bool force, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        var directory = DirectoryOf(id);
+        if (!Directory.Exists(directory))
+        {
+            throw NotFound(id);
+        }
+
+        if (!force && TryRead(id) is { Manifest.Pinned: true })
+        {
+            throw PodMigrateException.FailedPrecondition($"checkpoint {id} is pinned: unpin it or force the delete");
+        }
+
+        Remove(id, directory);
+        StoreLog.Deleted(_logger, id.Value);
+        return Task.CompletedTask;
+    }
+
+    public async Task<StoredCheckpoint> SetPinnedAsync(CheckpointId id, bool pinned, CancellationToken cancellationToken)
+    {
+        var checkpoint = Read(id);
+        if (checkpoint.Manifest.Pinned == pinned)
+        {
+            return checkpoint;
+        }
+
+        var manifest = checkpoint.Manifest with { Pinned = pinned };
+        await DurableFileSystem.WriteFileAtomicallyAsync(
+            Path.Combine(checkpoint.Directory, CheckpointLayout.ManifestFile), ArchiveJson.SerializeManifest(manifest), cancellationToken);
+        return checkpoint with { Manifest = manifest };
+    }
+
+    public async Task<IReadOnlyList<CheckpointId>> ApplyRetentionAsync(RetentionPolicy policy, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(policy);
+        if (policy.KeepLastPerPod is < 0 || policy.MaxTotalBytes is < 0 || policy.MaxAge < TimeSpan.Zero)
+        {
+            throw PodMigrateException.InvalidArgument($"invalid retention policy {policy}: limits must not be negative");
+        }
+
+        var all = await ListAsync(pod: null, cancellationToken);
+        var removals = new Dictionary<string, string>(StringComparer.Ordinal);
+        var now = _time.GetUtcNow();
+        if (policy.MaxAge is { } maxAge)
+        {
+            foreach (var checkpoint in all.Where(c => !c.Manifest.Pinned && now - c.Manifest.CreatedAt > maxAge))
+            {
+                removals.TryAdd(checkpoint.Manifest.CheckpointId, $"older than {maxAge}");
+            }
+        }
+
+        if (policy.KeepLastPerPod is { } keep)
+        {
+            foreach (var group in all.Where(c => !c.Manifest.Pinned).GroupBy(c => c.Manifest.Pod?.ToString() ?? ""))
+            {
+                // `all` is newest first, and GroupBy keeps that order.
+                foreach (var checkpoint in group.Skip(keep))
+                {
+                    removals.TryAdd(checkpoint.Manifest.CheckpointId, $"more than {keep} checkpoints of pod \"{group.Key}\"");
+                }
+            }
+        }
+
+        if (policy.MaxTotalBytes is { } maxBytes)
+        {
+            var total = all.Where(c => !removals.ContainsKey(c.Manifest.CheckpointId)).Sum(c => c.Manifest.CompressedSize);
+            foreach (var checkpoint in all.Reverse())
+            {
+                if (total <= maxBytes)
+                {
+                    break;
+                }
+
+                if (!checkpoint.Manifest.Pinned && removals.TryAdd(checkpoint.Manifest.CheckpointId, $"the store is over {maxBytes} bytes"))
+                {
+                    total -= checkpoint.Manifest.CompressedSize;
+                }
+            }
+        }
+
+        var removed = new List<CheckpointId>();
+        foreach (var checkpoint in all.Where(c => removals.ContainsKey(c.Manifest.CheckpointId)))
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var id = checkpoint.Id;
+            if (Directory.Exists(checkpoint.Directory))
+            {
+                Remove(id, checkpoint.Directory);
+                StoreLog.RetentionRemoved(_logger, id.Value, removals[id.Value]);
+                removed.Add(id);
+            }
+        }
+
+        return removed;
+    }
+
+    public Task<int> CleanupStagingAsync(TimeSpan olderThan, CancellationToken cancellationToken)
+    {
+        EnsureLayout();
+        var cutoff = _time.GetUtcNow() - olderThan;
+        var removed = 0;
+        foreach (var path in Directory.EnumerateFileSystemEntries(_staging))
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            if (new DateTimeOffset(Directory.GetLastWriteTimeUtc(path), TimeSpan.Zero) < cutoff)
+            {
+                RemoveQuietly(path);
+                StoreLog.StaleStagingRemoved(_logger, path);
+                removed++;
+            }
+        }
+
+        return Task.FromResult(removed);
+    }
+
+    private StoredCheckpoint Read(CheckpointId id)
+        => TryRead(id) ?? throw NotFound(id);
+
+    private StoredCheckpoint? TryRead(CheckpointId id)
+    {
+        var directory = DirectoryOf(id);
+        var manifestPath = Path.Combine(directory, CheckpointLayout.ManifestFile);
+        byte[] json;
+        try
+        {
+            json = File.ReadAllBytes(manifestPath);
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            return null;
+        }
+
+        var manifest = ArchiveJson.DeserializeManifest(json, manifestPath);
+        if (manifest.CheckpointId != id.Value)
+        {
+            throw new PodMigrateException(ErrorKind.DataLoss, $"checkpoint {id}: {manifestPath} names checkpoint \"{manifest.CheckpointId}\"");
+        }
+
+        var codec = CheckpointCodecs.Get(manifest.Codec.Name);
+        return new StoredCheckpoint(manifest, directory, Path.Combine(directory, ArchiveBaseName + codec.ArchiveExtension));
+    }
+
+    /// <summary>Opens the archive after the cheap check (its size) so a truncated blob fails before anything is extracted.</summary>
+    private static FileStream OpenArchive(StoredCheckpoint checkpoint)
+    {
+        FileStream stream;
+        try
+        {
+            stream = DurableFileSystem.OpenSequentialRead(checkpoint.ArchivePath, ArchiveBufferSize);
+        }
+        catch (FileNotFoundException e)
+        {
+            throw new PodMigrateException(ErrorKind.DataLoss, $"checkpoint {checkpoint.Manifest.CheckpointId}: archive {checkpoint.ArchivePath} is missing", e);
+        }
+
+        if (stream.Length != checkpoint.Manifest.CompressedSize)
+        {
+            var length = stream.Length;
+            stream.Dispose();
+            throw new PodMigrateException(ErrorKind.DataLoss,
+                $"checkpoint {checkpoint.Manifest.CheckpointId}: archive {checkpoint.ArchivePath} is {length} bytes, the manifest says {checkpoint.Manifest.CompressedSize} (truncated?)");
+        }
+
+        return stream;
+    }
+
+    /// <summary>Moves a checkpoint out of sight first, so a listing never sees it half deleted.</summary>
+    private void Remove(CheckpointId id, string directory)
+    {
+        EnsureLayout();
+        var doomed = Path.Combine(_staging, $"{id}.deleting-{Guid.NewGuid():N}");
+        try
+        {
+            Directory.Move(directory, doomed);
+        }
+        catch (DirectoryNotFoundException)
+        {
+            throw NotFound(id);
+        }
+
+        DurableFileSystem.FsyncDirectory(_checkpoints);
+        RemoveQuietly(doomed);
+    }
+
+    private void RemoveQuietly(string path)
+    {
+        try
+        {
+            if (FileKinds.OfOrNull(path) == FileKind.Directory)
+            {
+                Directory.Delete(path, recursive: true);
+            }
+            else
+            {
+                File.Delete(path);
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Left for CleanupStagingAsync: it is under .staging, so never listed.
+            StoreLog.StagingRemovalFailed(_logger, path, e);
+        }
+    }
+
+    private void EnsureLayout()
+    {
+        if (!Directory.Exists(_staging))
+        {
+            DurableFileSystem.CreatePrivateDirectory(_staging);
+        }
+    }
+
+    private void CheckFreeSpace(string id, long needed)
+    {
+        var available = DurableFileSystem.GetAvailableBytes(_checkpoints);
+        if (available < needed + _options.ReserveBytes)
+        {
+            throw new PodMigrateException(ErrorKind.ResourceExhausted,
+                $"checkpoint {id}: the share {_checkpoints} has {available} bytes free, the checkpoint needs up to {needed} plus a reserve of {_options.ReserveBytes}");
+        }
+    }
+
+    /// <summary>The data to be archived: what a store must at least have room for (compression may need less, never much more).</summary>
+    private static long EstimateBytes(string sourceDirectory)
+    {
+        long total = 0;
+        foreach (var file in new DirectoryInfo(sourceDirectory).EnumerateFiles("*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = 0 }))
+        {
+            total += file.Length;
+        }
+
+        return total;
+    }
+
+    private string DirectoryOf(CheckpointId id)
+        => Path.Combine(_checkpoints, id.Value ?? throw PodMigrateException.InvalidArgument("a checkpoint id is required"));
+
+    private PodMigrateException NotFound(CheckpointId id) => PodMigrateException.NotFound($"checkpoint {id} not found in {_checkpoints}");
+
+    private PodMigrateException AlreadyExists(string id) => new(ErrorKind.AlreadyExists, $"checkpoint {id} already exists in {_checkpoints}");
+
+    private static int NewestFirst(StoredCheckpoint a, StoredCheckpoint b)
+    {
+        var byTime = b.Manifest.CreatedAt.CompareTo(a.Manifest.CreatedAt);
+        return byTime != 0 ? byTime : string.CompareOrdinal(b.Manifest.CheckpointId, a.Manifest.CheckpointId);
+    }
+}

@@ -1,0 +1,79 @@
+using PodMigrate.Core.Archive;
+
+namespace PodMigrate.Core.Store;
+
+/// <summary>
+/// Where checkpoints live between nodes (a shared NFS/SMB directory in production). Publishing is atomic and never
+/// overwrites; nothing partial is ever listed; every read verifies what it hands out.
+/// </summary>
+public interface ICheckpointStore
+{
+    /// <summary>Archives a staged checkpoint directory and publishes it under <see cref="CheckpointPublishRequest.Id"/>.</summary>
+    /// <exception cref="Errors.PodMigrateException">AlreadyExists, ResourceExhausted (share full), InvalidArgument.</exception>
+    Task<StoredCheckpoint> PublishAsync(CheckpointPublishRequest request, IProgress<ArchiveProgress>? progress, CancellationToken cancellationToken);
+
+    /// <summary>Published checkpoints, newest first, optionally only those of one pod.</summary>
+    Task<IReadOnlyList<StoredCheckpoint>> ListAsync(PodReference? pod, CancellationToken cancellationToken);
+
+    /// <summary>One checkpoint's manifest and location (NotFound; DataLoss if the manifest is unreadable).</summary>
+    Task<StoredCheckpoint> GetAsync(CheckpointId id, CancellationToken cancellationToken);
+
+    /// <summary>Reads the whole archive and checks its size and sha256 against the manifest (DataLoss on mismatch).</summary>
+    Task<StoredCheckpoint> VerifyAsync(CheckpointId id, CancellationToken cancellationToken);
+
+    /// <summary>Opens a checkpoint for restore: verifies while streaming it into <paramref name="targetDirectory"/> (absent or empty).</summary>
+    Task<StoredCheckpoint> ExtractAsync(CheckpointId id, string targetDirectory, CancellationToken cancellationToken);
+
+    /// <summary>Deletes a checkpoint; a pinned one only with <paramref name="force"/> (else FailedPrecondition).</summary>
+    Task DeleteAsync(CheckpointId id, bool force, CancellationToken cancellationToken);
+
+    /// <summary>Pins or unpins a checkpoint (pinned: never removed by retention).</summary>
+    Task<StoredCheckpoint> SetPinnedAsync(CheckpointId id, bool pinned, CancellationToken cancellationToken);
+
+    /// <summary>Removes unpinned checkpoints beyond the policy's limits; returns the ids removed.</summary>
+    Task<IReadOnlyList<CheckpointId>> ApplyRetentionAsync(RetentionPolicy policy, CancellationToken cancellationToken);
+
+    /// <summary>Removes staging leftovers (crashed writers) older than <paramref name="olderThan"/>; returns how many.</summary>
+    Task<int> CleanupStagingAsync(TimeSpan olderThan, CancellationToken cancellationToken);
+
+    /// <summary>Bytes still available on the share.</summary>
+    long GetAvailableBytes();
+}
+
+/// <summary>What to publish: the staged directory (the Kubernetes checkpoint layout) and what to record about it.</summary>
+public sealed record CheckpointPublishRequest
+{
+    public required CheckpointId Id { get; init; }
+
+    public required string SourceDirectory { get; init; }
+
+    public Codecs.CodecSettings Codec { get; init; } = Codecs.CheckpointCodecs.Default;
+
+    public string? SourceNode { get; init; }
+
+    public PodReference? Pod { get; init; }
+
+    public ContainerReference? Container { get; init; }
+
+    public string? ImageReference { get; init; }
+
+    public string? CriuVersion { get; init; }
+
+    public string? Runtime { get; init; }
+
+    public IReadOnlyDictionary<string, string>? Labels { get; init; }
+
+    public bool Pinned { get; init; }
+}
+
+/// <summary>A published checkpoint: its manifest and where its files are.</summary>
+public sealed record StoredCheckpoint(CheckpointManifest Manifest, string Directory, string ArchivePath)
+{
+    public CheckpointId Id => CheckpointId.Parse(Manifest.CheckpointId);
+}
+
+/// <summary>
+/// Which checkpoints to keep. Each limit is optional; pinned checkpoints are never removed and are not counted in
+/// <see cref="KeepLastPerPod"/> (they do count toward <see cref="MaxTotalBytes"/>).
+/// </summary>
+public sealed record RetentionPolicy(int? KeepLastPerPod = null, TimeSpan? MaxAge = null, long? MaxTotalBytes = null);

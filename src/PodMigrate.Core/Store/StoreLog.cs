@@ -1,0 +1,24 @@
+using Microsoft.Extensions.Logging;
+
+namespace PodMigrate.Core.Store;
+
+internal static partial class StoreLog
+{
+    [LoggerMessage(EventId = 3001, Level = LogLevel.Information, Message = "Published checkpoint {CheckpointId}: {CompressedBytes} bytes ({RawBytes} raw, {Codec})")]
+    public static partial void Published(ILogger logger, string checkpointId, long compressedBytes, long rawBytes, string codec);
+
+    [LoggerMessage(EventId = 3002, Level = LogLevel.Information, Message = "Deleted checkpoint {CheckpointId}")]
+    public static partial void Deleted(ILogger logger, string checkpointId);
+
+    [LoggerMessage(EventId = 3003, Level = LogLevel.Information, Message = "Retention removed checkpoint {CheckpointId}: {Reason}")]
+    public static partial void RetentionRemoved(ILogger logger, string checkpointId, string reason);
+
+    [LoggerMessage(EventId = 3004, Level = LogLevel.Warning, Message = "Removed stale staging entry {Path}")]
+    public static partial void StaleStagingRemoved(ILogger logger, string path);
+
+    [LoggerMessage(EventId = 3005, Level = LogLevel.Warning, Message = "Skipping unreadable checkpoint {Path}")]
+    public static partial void UnreadableSkipped(ILogger logger, string path, Exception exception);
+
+    [LoggerMessage(EventId = 3006, Level = LogLevel.Error, Message = "Could not remove staging directory {Path}")]
+    public static partial void StagingRemovalFailed(ILogger logger, string path, Exception exception);
+}
