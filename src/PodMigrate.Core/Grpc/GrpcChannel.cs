@@ -47,7 +47,7 @@ public sealed class GrpcChannel : IDisposable
     {
         ArgumentException.ThrowIfNullOrEmpty(socketPath);
         var endPoint = new UnixDomainSocketEndPoint(socketPath);
-        var handler = new SocketsHttpHandler { ConnectCallback = (_, cancellationToken) => ConnectUnixSocketAsync(endPoint, cancellationToken) };
+        var handler = new SocketsHttpHandler { ConnectCallback = (_, cancellationToken) => ConnectUnixSocketAsync(socketPath, endPoint, cancellationToken) };
         // The authority is only a header here: every connection goes to the socket.
         return new GrpcChannel(handler, new Uri("http://localhost"), $"unix:{socketPath}", options);
     }
@@ -101,7 +101,7 @@ public sealed class GrpcChannel : IDisposable
         }
     }
 
-    private static async ValueTask<Stream> ConnectUnixSocketAsync(UnixDomainSocketEndPoint endPoint, CancellationToken cancellationToken)
+    private static async ValueTask<Stream> ConnectUnixSocketAsync(string socketPath, UnixDomainSocketEndPoint endPoint, CancellationToken cancellationToken)
     {
         var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         try
@@ -109,7 +109,18 @@ public sealed class GrpcChannel : IDisposable
             await socket.ConnectAsync(endPoint, cancellationToken);
             return new NetworkStream(socket, ownsSocket: true);
         }
-        catch (Exception e) when (e is SocketException or OperationCanceledException)
+        catch (SocketException e)
+        {
+            socket.Dispose();
+            // .NET reports a missing socket file (ENOENT) as "Cannot assign requested address": say what it is.
+            throw new UnixSocketConnectException(e.SocketErrorCode switch
+            {
+                _ when !File.Exists(socketPath) => $"socket {socketPath} does not exist",
+                SocketError.ConnectionRefused => $"nothing listens on socket {socketPath}",
+                _ => $"socket {socketPath}: {e.Message}",
+            }, e);
+        }
+        catch (OperationCanceledException)
         {
             socket.Dispose();
             throw;
@@ -118,3 +129,6 @@ public sealed class GrpcChannel : IDisposable
 
     public void Dispose() => Client.Dispose();
 }
+
+/// <summary>Why a unix socket connect failed, in words that name the socket.</summary>
+internal sealed class UnixSocketConnectException(string message, Exception innerException) : IOException(message, innerException);

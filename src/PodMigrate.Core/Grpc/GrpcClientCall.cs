@@ -170,11 +170,23 @@ internal sealed class GrpcClientCall<TRequest, TResponse> : IDisposable
         {
             HttpProtocolException reset => new Status(GrpcProtocol.FromHttp2ErrorCode(reset.ErrorCode), $"{_channel.Target} reset the HTTP/2 stream of {_method.FullName} (error code {reset.ErrorCode})"),
             HttpRequestException { HttpRequestError: HttpRequestError.ConnectionError or HttpRequestError.NameResolutionError or HttpRequestError.SecureConnectionError }
-                => new Status(StatusCode.Unavailable, $"cannot connect to {_channel.Target}: {Innermost(e).Message}"),
+                => new Status(StatusCode.Unavailable, $"cannot connect to {_channel.Target}: {ConnectFailure(e).Message}"),
             OperationCanceledException => new Status(StatusCode.Unavailable, $"cannot connect to {_channel.Target}: timed out after {_channel.Options.ConnectTimeout}"),
             _ => new Status(StatusCode.Unavailable, $"connection to {_channel.Target} failed during {_method.FullName}: {Innermost(e).Message}"),
         };
         return new RpcException(status, new Metadata(), e);
+    }
+
+    private static Exception ConnectFailure(Exception e)
+    {
+        for (var current = e; current is not null; current = current.InnerException)
+        {
+            if (current is UnixSocketConnectException unix)
+            {
+                return unix;
+            }
+        }
+        return Innermost(e);
     }
 
     private static Exception Innermost(Exception e)
