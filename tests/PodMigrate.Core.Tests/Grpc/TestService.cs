@@ -6,6 +6,7 @@ using PodMigrate.Core.Tests.Grpc.TestProto;
 namespace PodMigrate.Core.Tests.Grpc;
 
 /// <summary>Why a Hang call's token fired, as the server saw it.</summary>
+/// <param name="DeadlinePassed">The token fired at the deadline (within timer granularity), not before it.</param>
 internal sealed record HangOutcome(DateTime Deadline, bool DeadlinePassed);
 
 /// <summary>The test service's handlers, with barriers the tests use to observe the server side.</summary>
@@ -29,6 +30,9 @@ internal sealed class TestService
     public TaskCompletionSource HangStarted { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public TaskCompletionSource<HangOutcome> HangEnded { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Runs at the start of each Fail call.</summary>
+    public Action? BeforeFail { get; set; }
 
     public GrpcServiceDefinition Definition() => new GrpcServiceDefinition(Descriptor.FullName)
         .AddUnary(Echo, EchoAsync)
@@ -72,8 +76,9 @@ internal sealed class TestService
         StreamFinished.TrySetResult();
     }
 
-    private static Task<EchoReply> FailAsync(FailRequest request, ServerCallContext context)
+    private Task<EchoReply> FailAsync(FailRequest request, ServerCallContext context)
     {
+        BeforeFail?.Invoke();
         if (request.ThrowUnhandled)
         {
             throw new InvalidOperationException("secret internal detail");
@@ -95,7 +100,9 @@ internal sealed class TestService
         }
         catch (OperationCanceledException)
         {
-            HangEnded.TrySetResult(new HangOutcome(context.Deadline, TimeProvider.System.GetUtcNow().UtcDateTime >= context.Deadline));
+            // .NET timers may fire a millisecond or so before the wall clock reaches the deadline.
+            var now = TimeProvider.System.GetUtcNow().UtcDateTime;
+            HangEnded.TrySetResult(new HangOutcome(context.Deadline, context.Deadline != DateTime.MaxValue && now >= context.Deadline.AddMilliseconds(-20)));
             throw;
         }
         return new EchoReply { Text = request.Text };
