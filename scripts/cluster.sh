@@ -133,6 +133,9 @@ stop_pid() {
 
 cli_available() { command -v "${CLI[0]}" >/dev/null 2>&1 && "${CLI[@]}" --help >/dev/null 2>&1; }
 
+# `X --help` also succeeds for an unknown verb X (it prints the root help): look for X's own usage line.
+cli_has_verb() { cli_available && "${CLI[@]}" "$@" --help 2>/dev/null | grep -q "^  podmigrate $* "; }
+
 # ---- containerd per node ----
 
 write_node_config() {
@@ -255,7 +258,7 @@ start_containerd() {
 remove_pods_via_cri() {
   local name=$1 sock
   sock=$(node_sock "$name")
-  [ -S "$sock" ] && cli_available || return 0
+  [ -S "$sock" ] && cli_has_verb node rm-pod || return 0
   "${CLI[@]}" node rm-pod --socket "$sock" --all >/dev/null 2>&1 || warn "$name: removing pods through CRI failed; falling back to runc"
 }
 
@@ -327,7 +330,7 @@ start_agent() {
     log "$name: agent already running (pid $pid)"
     return 0
   fi
-  if ! cli_available || ! "${CLI[@]}" agent --help >/dev/null 2>&1; then
+  if ! cli_has_verb agent; then
     log "$name: no \`${CLI[*]} agent\` verb yet: agent not started"
     return 0
   fi
@@ -399,8 +402,8 @@ stop_registry() {
 
 push_workload_images() {
   [ "$EXTERNAL_REGISTRY" = 1 ] && return 0
-  if ! cli_available; then
-    warn "\`${CLI[*]}\` is not available (set PODMIGRATE_CLI): workload images not built; pods cannot start until $SANDBOX_IMAGE is pushed"
+  if ! cli_has_verb image build-workloads; then
+    warn "\`${CLI[*]} image build-workloads\` is not available (set PODMIGRATE_CLI): workload images not built; pods cannot start until $SANDBOX_IMAGE is pushed"
     return 0
   fi
   log "building and pushing workload images to $REGISTRY_HOST"
@@ -575,7 +578,7 @@ cmd_status() {
     if [ "$pid" = - ]; then
       echo "  $name: DOWN (containerd not running)"; ok=1; continue
     fi
-    if cli_available; then
+    if cli_has_verb node info; then
       if ! "${CLI[@]}" node info --socket "$sock" >/dev/null 2>&1; then
         echo "  $name: UNHEALTHY (pid $pid, CRI not answering on $sock)"; ok=1; continue
       fi

@@ -7,5 +7,6 @@ internal static class CommandCatalog
     public static IEnumerable<Command> All()
     {
         yield return VersionCommand.Create();
+        yield return NodeCommand.Create();
     }
 }

@@ -88,7 +88,7 @@ public static partial class KubeYaml
     private static void WriteScalar(Utf8JsonWriter writer, YamlScalarNode scalar, string source)
     {
         var text = scalar.Value ?? "";
-        if (scalar.Style is not ScalarStyle.Plain || scalar.Tag.Value == TagStr)
+        if (scalar.Style is not ScalarStyle.Plain || (!scalar.Tag.IsEmpty && !scalar.Tag.IsNonSpecific && scalar.Tag.Value == TagStr))
         {
             writer.WriteStringValue(text);
             return;

@@ -1,0 +1,44 @@
+using PodMigrate.Core.Errors;
+using Runtime.V1;
+
+namespace PodMigrate.Node.Cri;
+
+/// <summary>CRI v1 ImageService: what a kubelet needs to make an image present.</summary>
+public sealed class CriImageService
+{
+    private static readonly TimeSpan PullTimeout = TimeSpan.FromMinutes(5);
+
+    private readonly CriConnection _connection;
+
+    internal CriImageService(CriConnection connection) => _connection = connection;
+
+    /// <summary>Pulls <paramref name="image"/>; returns the image reference the runtime resolved it to (its id).</summary>
+    public async Task<string> PullImageAsync(string image, PodSandboxConfig? sandboxConfig, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(image);
+        var request = new PullImageRequest { Image = new ImageSpec { Image = image }, SandboxConfig = sandboxConfig };
+        var response = await _connection.CallAsync(CriMethods.PullImage, request, PullTimeout, $"image {image}", cancellationToken);
+        return response.ImageRef;
+    }
+
+    /// <summary>The image if the node has it, else null (CRI answers "not present" with an empty status, not NotFound).</summary>
+    public async Task<Image?> ImageStatusAsync(string image, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(image);
+        try
+        {
+            var response = await _connection.CallAsync(CriMethods.ImageStatus, new ImageStatusRequest { Image = new ImageSpec { Image = image } }, CriRuntimeService.DefaultTimeout, $"image {image}", cancellationToken);
+            return response.Image;
+        }
+        catch (PodMigrateException e) when (e.Kind == ErrorKind.NotFound)
+        {
+            return null;
+        }
+    }
+
+    public async Task<IReadOnlyList<Image>> ListImagesAsync(CancellationToken cancellationToken)
+    {
+        var response = await _connection.CallAsync(CriMethods.ListImages, new ListImagesRequest(), CriRuntimeService.DefaultTimeout, "", cancellationToken);
+        return response.Images;
+    }
+}
