@@ -8,5 +8,7 @@ internal static class CommandCatalog
     {
         yield return VersionCommand.Create();
         yield return NodeCommand.Create();
+        yield return ImageCommand.Create();
+        yield return AgentCommand.Create();
     }
 }

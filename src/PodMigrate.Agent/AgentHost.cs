@@ -1,0 +1,106 @@
+using System.Net;
+using System.Net.Sockets;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+using PodMigrate.Core.Errors;
+using PodMigrate.Core.Grpc;
+using PodMigrate.Core.Metrics;
+using PodMigrate.Agent.Services;
+
+namespace PodMigrate.Agent;
+
+/// <summary>Builds the agent's web host: Kestrel with the gRPC API (unix socket + TCP, HTTP/2) and /metrics (HTTP/1.1).</summary>
+public static class AgentHost
+{
+    public static WebApplication Build(string[] args, Action<AgentOptions>? configure = null)
+    {
+        var builder = WebApplication.CreateSlimBuilder(args);
+        builder.Configuration.AddEnvironmentVariables("PODMIGRATE_");
+        var options = ReadOptions(builder.Configuration, configure);
+
+        builder.Services.AddSingleton<IValidateOptions<AgentOptions>, AgentOptionsValidator>();
+        builder.Services.AddOptions<AgentOptions>()
+            .Configure(o => Copy(options, o))
+            .ValidateOnStart();
+        builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddAgentServices();
+        builder.Services.AddRouting();
+
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            if (!string.IsNullOrEmpty(options.UnixSocket))
+            {
+                PrepareUnixSocketPath(options.UnixSocket);
+                kestrel.ListenUnixSocket(options.UnixSocket, listen => listen.Protocols = HttpProtocols.Http2);
+            }
+            var address = IPAddress.Parse(options.ListenAddress);
+            if (options.GrpcPort > 0)
+            {
+                kestrel.Listen(address, options.GrpcPort, listen => listen.Protocols = HttpProtocols.Http2);
+            }
+            if (options.MetricsPort > 0)
+            {
+                kestrel.Listen(address, options.MetricsPort, listen => listen.Protocols = HttpProtocols.Http1);
+            }
+        });
+
+        var app = builder.Build();
+        app.MapGrpcService(app.Services.GetRequiredService<AgentGrpcService>().Definition(), new GrpcServerOptions { ExceptionMapper = ErrorMapping.ToStatus });
+        if (options.MetricsPort > 0)
+        {
+            var exporter = app.Services.GetRequiredService<PrometheusExporter>();
+            app.MapGet("/metrics", () => Results.Text(exporter.Scrape(), PrometheusExporter.ContentType)).RequireHost($"*:{options.MetricsPort}");
+        }
+        return app;
+    }
+
+    private static AgentOptions ReadOptions(ConfigurationManager configuration, Action<AgentOptions>? configure)
+    {
+        var options = new AgentOptions();
+        configuration.GetSection(AgentOptions.Section).Bind(options);
+        if (string.IsNullOrEmpty(options.NodeName))
+        {
+            // The DaemonSet passes the node name through the downward API as NODE_NAME.
+            options.NodeName = configuration["NODE_NAME"] ?? "";
+        }
+        configure?.Invoke(options);
+        return options;
+    }
+
+    private static void Copy(AgentOptions from, AgentOptions to)
+    {
+        foreach (var property in typeof(AgentOptions).GetProperties())
+        {
+            property.SetValue(to, property.GetValue(from));
+        }
+    }
+
+    /// <summary>
+    /// A socket file left by an agent that died is removed; one that still answers belongs to a live agent,
+    /// and starting a second one on it would steal its clients.
+    /// </summary>
+    private static void PrepareUnixSocketPath(string path)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        if (!File.Exists(path))
+        {
+            return;
+        }
+        using var probe = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        try
+        {
+            probe.Connect(new UnixDomainSocketEndPoint(path));
+        }
+        catch (SocketException)
+        {
+            File.Delete(path);
+            return;
+        }
+        throw new PodMigrateException(ErrorKind.AlreadyExists, $"another agent is already serving on {path}");
+    }
+}

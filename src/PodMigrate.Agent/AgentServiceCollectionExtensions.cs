@@ -1,0 +1,53 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using PodMigrate.Agent.Checkpointing;
+using PodMigrate.Agent.Containers;
+using PodMigrate.Agent.NodeInfo;
+using PodMigrate.Agent.Operations;
+using PodMigrate.Agent.Restoring;
+using PodMigrate.Agent.Services;
+using PodMigrate.Agent.Telemetry;
+using PodMigrate.Core.Metrics;
+using PodMigrate.Core.Store;
+using PodMigrate.Node.Containerd;
+using PodMigrate.Node.Cri;
+using PodMigrate.Node.Criu;
+
+namespace PodMigrate.Agent;
+
+internal static class AgentServiceCollectionExtensions
+{
+    public static IServiceCollection AddAgentServices(this IServiceCollection services)
+    {
+        services.AddMetrics();
+        services.AddSingleton<AgentMetrics>();
+        services.AddSingleton(_ => new PrometheusExporter(AgentMetrics.MeterName));
+
+        services.AddSingleton(sp =>
+        {
+            var options = sp.GetRequiredService<IOptions<AgentOptions>>().Value;
+            return ContainerdConnection.Open(options.ContainerdSocket, options.ContainerdNamespace, new ContainerdConnectionOptions { TimeProvider = sp.GetRequiredService<TimeProvider>() });
+        });
+        // containerd serves CRI on the same socket.
+        services.AddSingleton(sp => CriConnection.ForUnixSocket(sp.GetRequiredService<IOptions<AgentOptions>>().Value.ContainerdSocket, sp.GetRequiredService<TimeProvider>()));
+        services.AddSingleton(sp => new CriuClient(new CriuClientOptions(), sp.GetRequiredService<ILogger<CriuClient>>()));
+        services.AddSingleton<ICheckpointStore>(sp => new FileSystemCheckpointStore(
+            new FileSystemCheckpointStoreOptions { Root = sp.GetRequiredService<IOptions<AgentOptions>>().Value.ShareRoot },
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<ILogger<FileSystemCheckpointStore>>()));
+        services.AddSingleton(sp => new SourceJournal(sp.GetRequiredService<IOptions<AgentOptions>>().Value.StateDirectory));
+
+        services.AddSingleton<OperationGate>();
+        services.AddSingleton<ContainerResolver>();
+        services.AddSingleton<NodeInfoProvider>();
+        services.AddSingleton<CheckpointCapture>();
+        services.AddSingleton<CriStatusReader>();
+        services.AddSingleton<SourceControl>();
+        services.AddSingleton<CheckpointOperation>();
+        services.AddSingleton<RestoreOperation>();
+        services.AddSingleton<AgentGrpcService>();
+        services.AddHostedService<AgentRecovery>();
+        return services;
+    }
+}

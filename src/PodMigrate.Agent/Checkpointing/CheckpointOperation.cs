@@ -1,0 +1,253 @@
+using Google.Protobuf.WellKnownTypes;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using PodMigrate.Agent.Containers;
+using PodMigrate.Agent.Operations;
+using PodMigrate.Agent.Telemetry;
+using PodMigrate.Agent.V1;
+using PodMigrate.Core.Archive;
+using PodMigrate.Core.Codecs;
+using PodMigrate.Core.Errors;
+using PodMigrate.Core.Store;
+using PodMigrate.Node.Containerd;
+using PodMigrate.Node.Criu;
+
+namespace PodMigrate.Agent.Checkpointing;
+
+/// <summary>
+/// One checkpoint, start to end: resolve the container, freeze it, dump it, stage the archive's files, publish the
+/// archive on the share, then do with the source what the request asked. Every step that changes the source has its
+/// compensation beside it: until the checkpoint is published, any failure or cancellation resumes the source.
+/// </summary>
+internal sealed class CheckpointOperation(
+    IOptions<AgentOptions> options,
+    ContainerResolver resolver,
+    CheckpointCapture capture,
+    ICheckpointStore store,
+    SourceControl sources,
+    CriStatusReader criStatus,
+    OperationGate gate,
+    SourceJournal journal,
+    CriuClient criu,
+    AgentMetrics metrics,
+    TimeProvider time,
+    ILogger<CheckpointOperation> logger)
+{
+    private const string OperationName = "checkpoint";
+    private readonly AgentOptions _options = options.Value;
+
+    public async Task<CheckpointResult> RunAsync(CheckpointRequest request, Action<Progress> report, CancellationToken cancellationToken)
+    {
+        var started = time.GetTimestamp();
+        var codec = CodecOf(request);
+        var disposition = request.Disposition == SourceDisposition.Unspecified ? SourceDisposition.SourceLeaveRunning : request.Disposition;
+        var id = string.IsNullOrEmpty(request.CheckpointId) ? CheckpointId.New(time) : CheckpointId.Parse(request.CheckpointId);
+        var timeout = request.Timeout is { } t ? t.ToTimeSpan() : _options.OperationTimeout;
+        if (timeout <= TimeSpan.Zero)
+        {
+            throw PodMigrateException.InvalidArgument($"timeout must be positive, not {timeout}");
+        }
+
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(timeout);
+        using var _ = metrics.Track(OperationName);
+        var timings = new List<PhaseTiming>();
+        SourceContainer? source = null;
+        try
+        {
+            report(new Progress { Phase = Phase.Precheck, Message = "resolving the container" });
+            source = await resolver.ResolveAsync(request.Container, deadline.Token);
+            using var busy = gate.Enter(source.Id, $"checkpoint {id}");
+            AgentLog.CheckpointStarted(logger, id.Value, source.DisplayName, disposition.ToString(), codec.Name);
+            await PrecheckAsync(source, id, deadline.Token);
+            var criuVersion = (await criu.VersionAsync(deadline.Token)).ToString();
+            timings.Add(Timing(Phase.Precheck, time.GetElapsedTime(started)));
+
+            var staging = Path.Combine(_options.StateDirectory, "staging", id.Value);
+            Directory.CreateDirectory(Path.GetDirectoryName(staging)!);
+            try
+            {
+                var captured = await CaptureAsync(source, id, request, staging, report, timings, deadline.Token);
+                var frozenSince = time.GetTimestamp() - (long)((captured.Freeze + captured.Dump + captured.Metadata).TotalSeconds * time.TimestampFrequency);
+                TimeSpan? frozen = null;
+                if (disposition == SourceDisposition.SourceLeaveRunning)
+                {
+                    // A copy: the workload runs again now, before the (longer) archive write.
+                    await sources.ResumeAsync(source, id.Value, CancellationToken.None);
+                    frozen = time.GetElapsedTime(frozenSince);
+                }
+
+                report(new Progress { Phase = Phase.Write, Message = $"writing the archive to the share ({codec.Name})" });
+                var publishStarted = time.GetTimestamp();
+                var stored = await store.PublishAsync(PublishRequest(id, source, request, codec, staging, criuVersion), new ArchiveProgressReporter(report), deadline.Token);
+                timings.Add(Timing(Phase.Write, time.GetElapsedTime(publishStarted)));
+                metrics.Bytes("raw", stored.Manifest.RawSize);
+                metrics.Bytes("archive", stored.Manifest.CompressedSize);
+
+                var sourceState = await ApplyDispositionAsync(source, id, disposition, deadline.Token);
+                frozen ??= time.GetElapsedTime(frozenSince);
+                await ApplyRetentionAsync(deadline.Token);
+
+                var wall = time.GetElapsedTime(started);
+                foreach (var timing in timings)
+                {
+                    metrics.Phase(OperationName, timing.Phase, timing.Duration.ToTimeSpan());
+                }
+                metrics.Frozen(frozen.Value);
+                metrics.Succeeded(OperationName);
+                AgentLog.CheckpointPublished(logger, id.Value, source.DisplayName, stored.Manifest.RawSize, stored.Manifest.CompressedSize, frozen.Value.TotalMilliseconds, wall.TotalMilliseconds);
+                var result = new CheckpointResult
+                {
+                    Checkpoint = CheckpointInfoMapper.ToInfo(stored),
+                    Wall = Duration.FromTimeSpan(wall),
+                    Frozen = Duration.FromTimeSpan(frozen.Value),
+                    SourceState = sourceState,
+                };
+                result.Timings.Add(timings);
+                return result;
+            }
+            catch
+            {
+                await sources.ReleaseAfterFailureAsync(source, id.Value);
+                throw;
+            }
+            finally
+            {
+                DeleteStaging(staging);
+            }
+        }
+        catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            metrics.Failed(OperationName, ErrorKind.DeadlineExceeded);
+            throw new PodMigrateException(ErrorKind.DeadlineExceeded, $"checkpoint {id} of {source?.DisplayName ?? "the container"} did not finish within {timeout}; the source was resumed");
+        }
+        catch (PodMigrateException e)
+        {
+            metrics.Failed(OperationName, e.Kind);
+            AgentLog.CheckpointFailed(logger, id.Value, source?.DisplayName ?? "?", e.Kind, e.Message);
+            throw;
+        }
+    }
+
+    private async Task PrecheckAsync(SourceContainer source, CheckpointId id, CancellationToken cancellationToken)
+    {
+        if (await journal.FindAsync(source.Id, cancellationToken) is { } held)
+        {
+            throw PodMigrateException.FailedPrecondition(
+                $"container {source.DisplayName} is held stopped after checkpoint {held.CheckpointId}: Resume or Discard it first");
+        }
+        if (source.Runtime != ContainerdContainers.RuncV2)
+        {
+            throw PodMigrateException.FailedPrecondition($"container {source.DisplayName} runs on {source.Runtime}; PodMigrate checkpoints runc containers ({ContainerdContainers.RuncV2})");
+        }
+        try
+        {
+            await store.GetAsync(id, cancellationToken);
+            throw new PodMigrateException(ErrorKind.AlreadyExists, $"checkpoint {id} already exists on the share; it is never overwritten");
+        }
+        catch (PodMigrateException e) when (e.Kind == ErrorKind.NotFound)
+        {
+        }
+    }
+
+    private async Task<CapturedCheckpoint> CaptureAsync(
+        SourceContainer source, CheckpointId id, CheckpointRequest request, string staging, Action<Progress> report, List<PhaseTiming> timings, CancellationToken cancellationToken)
+    {
+        report(new Progress { Phase = Phase.Freeze, Message = $"freezing {source.DisplayName}" });
+        // Recorded before the freeze: an agent that dies from here on is found out by the next one, which resumes the source.
+        await journal.RecordAsync(new HeldSource(source.Id, source.ContainerdNamespace, HoldReason.Checkpointing, id.Value, time.GetUtcNow()), cancellationToken);
+        var freeze = await capture.FreezeAsync(source, cancellationToken);
+        timings.Add(Timing(Phase.Freeze, freeze));
+
+        report(new Progress { Phase = Phase.Dump, Message = "dumping with CRIU" });
+        var criMetadata = await criStatus.ReadAsync(source, cancellationToken);
+        var captureOptions = new CaptureOptions(request.TcpEstablished, request.FileLocks, _options.OperationTimeout,
+            RootfsImageRef: criMetadata?.ImageRef,
+            StatusDump: criMetadata?.StatusDump);
+        var captured = await capture.DumpAsync(source, staging, captureOptions, freeze, cancellationToken);
+        timings.Add(Timing(Phase.Dump, captured.Dump));
+        timings.Add(Timing(Phase.Pack, captured.Metadata));
+        return captured;
+    }
+
+    private async Task<SourceState> ApplyDispositionAsync(SourceContainer source, CheckpointId id, SourceDisposition disposition, CancellationToken cancellationToken)
+    {
+        switch (disposition)
+        {
+            case SourceDisposition.SourceLeaveRunning:
+                return SourceState.SourceRunning;
+            case SourceDisposition.SourceLeaveStopped:
+                await journal.RecordAsync(new HeldSource(source.Id, source.ContainerdNamespace, HoldReason.LeftStopped, id.Value, time.GetUtcNow()), cancellationToken);
+                AgentLog.SourceLeftStopped(logger, source.DisplayName, id.Value);
+                return SourceState.SourceStopped;
+            case SourceDisposition.SourceStop:
+                await journal.RecordAsync(new HeldSource(source.Id, source.ContainerdNamespace, HoldReason.LeftStopped, id.Value, time.GetUtcNow()), cancellationToken);
+                await sources.DiscardAsync(source, id.Value, cancellationToken);
+                return SourceState.SourceGone;
+            default:
+                throw PodMigrateException.InvalidArgument($"unknown source disposition {disposition}");
+        }
+    }
+
+    private async Task ApplyRetentionAsync(CancellationToken cancellationToken)
+    {
+        if (_options.KeepPerPod > 0)
+        {
+            await store.ApplyRetentionAsync(new RetentionPolicy(KeepLastPerPod: _options.KeepPerPod), cancellationToken);
+        }
+    }
+
+    private CheckpointPublishRequest PublishRequest(CheckpointId id, SourceContainer source, CheckpointRequest request, CodecSettings codec, string staging, string criuVersion) => new()
+    {
+        Id = id,
+        SourceDirectory = staging,
+        Codec = codec,
+        SourceNode = _options.NodeName,
+        Pod = source.IsPodContainer ? new PodReference(source.PodNamespace, source.PodName, source.PodUid) : null,
+        Container = new ContainerReference(source.ContainerName, source.Id),
+        ImageReference = source.Image,
+        CriuVersion = criuVersion,
+        Runtime = source.Runtime,
+        Labels = request.Labels,
+        Pinned = request.Pin,
+    };
+
+    private static CodecSettings CodecOf(CheckpointRequest request)
+    {
+        var name = request.Codec switch
+        {
+            Codec.Unspecified or Codec.Zstd => "zstd",
+            Codec.Gzip => "gzip",
+            Codec.None => "none",
+            _ => throw PodMigrateException.InvalidArgument($"unknown codec {(int)request.Codec}"),
+        };
+        return CheckpointCodecs.Resolve(name, request.Level == 0 ? null : request.Level);
+    }
+
+    private static PhaseTiming Timing(Phase phase, TimeSpan duration) => new() { Phase = phase, Duration = Duration.FromTimeSpan(duration) };
+
+    private static void DeleteStaging(string staging)
+    {
+        if (Directory.Exists(staging))
+        {
+            Directory.Delete(staging, recursive: true);
+        }
+    }
+
+    /// <summary>Turns the archive writer's progress into progress events (at most four per second).</summary>
+    private sealed class ArchiveProgressReporter(Action<Progress> report) : IProgress<ArchiveProgress>
+    {
+        private long _lastReported;
+
+        public void Report(ArchiveProgress value)
+        {
+            var now = Environment.TickCount64;
+            if (now - Interlocked.Read(ref _lastReported) < 250)
+            {
+                return;
+            }
+            Interlocked.Exchange(ref _lastReported, now);
+            report(new Progress { Phase = Phase.Write, BytesDone = value.RawBytes, Message = $"{value.Entries} files" });
+        }
+    }
+}

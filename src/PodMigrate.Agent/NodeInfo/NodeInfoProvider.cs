@@ -1,0 +1,98 @@
+using System.Reflection;
+using System.Runtime.InteropServices;
+using Microsoft.Extensions.Options;
+using PodMigrate.Agent.V1;
+using PodMigrate.Core.Codecs;
+using PodMigrate.Core.Errors;
+using PodMigrate.Core.IO;
+using PodMigrate.Core.Processes;
+using PodMigrate.Node.Containerd;
+using PodMigrate.Node.Criu;
+
+namespace PodMigrate.Agent.NodeInfo;
+
+/// <summary>What this node can do, asked of the systems themselves each time (versions, CRIU features, the share).</summary>
+internal sealed class NodeInfoProvider(IOptions<AgentOptions> options, ContainerdConnection containerd, CriuClient criu)
+{
+    private readonly AgentOptions _options = options.Value;
+
+    public async Task<V1.NodeInfo> GetAsync(CancellationToken cancellationToken)
+    {
+        var info = new V1.NodeInfo
+        {
+            NodeName = _options.NodeName,
+            AgentVersion = typeof(NodeInfoProvider).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "",
+            ContainerdVersion = (await containerd.VersionAsync(cancellationToken)).Version,
+            RuncVersion = await RuncVersionAsync(cancellationToken),
+            Kernel = (await File.ReadAllTextAsync("/proc/sys/kernel/osrelease", cancellationToken)).Trim(),
+            Architecture = RuntimeInformation.OSArchitecture.ToString().ToLowerInvariant(),
+            CgroupLayout = CgroupLayout(),
+            Share = Share(),
+        };
+        var version = await criu.VersionAsync(cancellationToken);
+        info.CriuVersion = version.Number;
+        info.CriuVersionText = version.ToString();
+        var features = await criu.CheckFeaturesAsync(cancellationToken);
+        info.CriuFeatures = new V1.CriuFeatures
+        {
+            MemTrack = features.MemoryTracking,
+            LazyPages = features.LazyPages,
+            PidfdStore = features.PidfdStore,
+        };
+        info.Codecs.Add(CheckpointCodecs.All.Select(c => c.Name));
+        return info;
+    }
+
+    /// <summary>runc has no API: its version line is the interface.</summary>
+    private static async Task<string> RuncVersionAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            var result = await ProcessRunner.RunAsync(new ProcessSpec("runc", ["--version"]) { Timeout = TimeSpan.FromSeconds(10) }, cancellationToken);
+            return result.Succeeded ? result.StandardOutput.Split('\n')[0].Replace("runc version ", "", StringComparison.Ordinal).Trim() : "";
+        }
+        catch (PodMigrateException)
+        {
+            return "";
+        }
+    }
+
+    private static string CgroupLayout()
+        => Directory.Exists("/sys/fs/cgroup/unified") ? "hybrid"
+            : File.Exists("/sys/fs/cgroup/cgroup.controllers") ? "v2"
+            : "v1";
+
+    private ShareInfo Share()
+    {
+        var share = new ShareInfo { Path = _options.ShareRoot };
+        if (!Directory.Exists(_options.ShareRoot))
+        {
+            return share;
+        }
+        share.FreeBytes = DurableFileSystem.GetAvailableBytes(_options.ShareRoot);
+        share.Writable = ProbeWritable(_options.ShareRoot);
+        return share;
+    }
+
+    private static bool ProbeWritable(string root)
+    {
+        var probe = Path.Combine(root, $".probe-{Guid.NewGuid():N}");
+        try
+        {
+            using (var stream = new FileStream(probe, FileMode.CreateNew, FileAccess.Write))
+            {
+                stream.WriteByte(1);
+                stream.Flush(flushToDisk: true);
+            }
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
+        finally
+        {
+            File.Delete(probe);
+        }
+    }
+}

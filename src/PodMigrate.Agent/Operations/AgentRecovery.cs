@@ -1,0 +1,67 @@
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using PodMigrate.Agent.Telemetry;
+using PodMigrate.Core.Errors;
+using PodMigrate.Core.Store;
+using PodMigrate.Node.Containerd;
+
+namespace PodMigrate.Agent.Operations;
+
+/// <summary>
+/// At start-up, before the API serves: releases what an agent that died mid-operation left behind. Sources frozen
+/// by an unfinished checkpoint are resumed; sources left stopped on purpose stay stopped (their controller decides);
+/// node-local staging directories and stale staging on the share are removed.
+/// </summary>
+internal sealed class AgentRecovery(
+    IOptions<AgentOptions> options,
+    SourceJournal journal,
+    ContainerdConnection containerd,
+    ICheckpointStore store,
+    ILogger<AgentRecovery> logger) : IHostedService
+{
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        var tasks = new ContainerdTasks(containerd);
+        foreach (var held in await journal.EntriesAsync(cancellationToken))
+        {
+            if (held.Reason == HoldReason.LeftStopped)
+            {
+                AgentLog.KeepingLeftStopped(logger, held.ContainerId, held.CheckpointId);
+                continue;
+            }
+            AgentLog.RecoveringFrozen(logger, held.ContainerId, held.CheckpointId);
+            try
+            {
+                var task = await tasks.GetAsync(held.ContainerId, cancellationToken);
+                if (task.Status == global::Containerd.V1.Types.Status.Paused)
+                {
+                    await tasks.ResumeAsync(held.ContainerId, cancellationToken);
+                }
+                await journal.RemoveAsync(held.ContainerId, cancellationToken);
+            }
+            catch (PodMigrateException e) when (e.Kind == ErrorKind.NotFound)
+            {
+                await journal.RemoveAsync(held.ContainerId, cancellationToken);
+            }
+            catch (PodMigrateException e)
+            {
+                AgentLog.RecoveryFailed(logger, e, held.ContainerId);
+            }
+        }
+
+        var staging = Path.Combine(options.Value.StateDirectory, "staging");
+        if (Directory.Exists(staging))
+        {
+            foreach (var directory in Directory.EnumerateDirectories(staging))
+            {
+                Directory.Delete(directory, recursive: true);
+                AgentLog.RemovedStaging(logger, directory);
+            }
+        }
+        // Other nodes' agents may be writing to the share's staging right now: only what is older than any operation may run.
+        await store.CleanupStagingAsync(options.Value.OperationTimeout * 2, cancellationToken);
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+}

@@ -1,0 +1,53 @@
+using Microsoft.Extensions.Logging;
+using PodMigrate.Core.Errors;
+
+namespace PodMigrate.Agent.Telemetry;
+
+/// <summary>The agent's log events, with stable ids.</summary>
+internal static partial class AgentLog
+{
+    [LoggerMessage(1000, LogLevel.Information, "Agent for node {NodeName} serving on {UnixSocket} and TCP port {GrpcPort}; share {ShareRoot}")]
+    public static partial void Started(ILogger logger, string nodeName, string unixSocket, int grpcPort, string shareRoot);
+
+    [LoggerMessage(1100, LogLevel.Information, "Checkpoint {CheckpointId} of {Container} started ({Disposition}, codec {Codec})")]
+    public static partial void CheckpointStarted(ILogger logger, string checkpointId, string container, string disposition, string codec);
+
+    [LoggerMessage(1101, LogLevel.Information, "Checkpoint {CheckpointId} of {Container} published: {RawBytes} bytes raw, {ArchiveBytes} archived, frozen {FrozenMs} ms, total {WallMs} ms")]
+    public static partial void CheckpointPublished(ILogger logger, string checkpointId, string container, long rawBytes, long archiveBytes, double frozenMs, double wallMs);
+
+    [LoggerMessage(1102, LogLevel.Warning, "Checkpoint {CheckpointId} of {Container} failed ({Kind}): {Message}")]
+    public static partial void CheckpointFailed(ILogger logger, string checkpointId, string container, ErrorKind kind, string message);
+
+    [LoggerMessage(1103, LogLevel.Information, "Container {Container} resumed after checkpoint {CheckpointId}")]
+    public static partial void SourceResumed(ILogger logger, string container, string checkpointId);
+
+    [LoggerMessage(1104, LogLevel.Information, "Container {Container} left stopped after checkpoint {CheckpointId}: waiting for Resume or Discard")]
+    public static partial void SourceLeftStopped(ILogger logger, string container, string checkpointId);
+
+    [LoggerMessage(1105, LogLevel.Information, "Container {Container} discarded after checkpoint {CheckpointId}")]
+    public static partial void SourceDiscarded(ILogger logger, string container, string checkpointId);
+
+    [LoggerMessage(1106, LogLevel.Error, "Could not resume container {Container} after checkpoint {CheckpointId} failed; it stays recorded for recovery")]
+    public static partial void ResumeFailed(ILogger logger, Exception exception, string container, string checkpointId);
+
+    [LoggerMessage(1200, LogLevel.Information, "Restore of checkpoint {CheckpointId} into {Target} started ({Method})")]
+    public static partial void RestoreStarted(ILogger logger, string checkpointId, string target, string method);
+
+    [LoggerMessage(1201, LogLevel.Information, "Checkpoint {CheckpointId} restored as container {ContainerId} (pid {Pid}) in {WallMs} ms")]
+    public static partial void Restored(ILogger logger, string checkpointId, string containerId, uint pid, double wallMs);
+
+    [LoggerMessage(1202, LogLevel.Warning, "Restore of checkpoint {CheckpointId} failed ({Kind}): {Message}")]
+    public static partial void RestoreFailed(ILogger logger, string checkpointId, ErrorKind kind, string message);
+
+    [LoggerMessage(1300, LogLevel.Warning, "Recovery: container {ContainerId} was left frozen by an agent that died during checkpoint {CheckpointId}; resuming it")]
+    public static partial void RecoveringFrozen(ILogger logger, string containerId, string checkpointId);
+
+    [LoggerMessage(1301, LogLevel.Information, "Recovery: container {ContainerId} stays stopped for checkpoint {CheckpointId} (left stopped on purpose)")]
+    public static partial void KeepingLeftStopped(ILogger logger, string containerId, string checkpointId);
+
+    [LoggerMessage(1302, LogLevel.Information, "Recovery: removed staging directory {Path} left by a previous agent")]
+    public static partial void RemovedStaging(ILogger logger, string path);
+
+    [LoggerMessage(1303, LogLevel.Error, "Recovery of container {ContainerId} failed")]
+    public static partial void RecoveryFailed(ILogger logger, Exception exception, string containerId);
+}
