@@ -70,13 +70,13 @@ public static class OciImageBuilder
                 Labels = Sorted(spec.Labels),
             },
             RootFs: new OciRootFs("layers", layers.Select(l => l.DiffId.ToString()).ToList()));
-        var configDescriptor = await layout.WriteJsonBlobAsync(OciMediaTypes.ImageConfig, config, OciJsonContext.Default.OciImageConfig, cancellationToken);
+        var configDescriptor = await layout.WriteJsonBlobAsync(OciMediaTypes.ImageConfig, config, OciJson.Context.OciImageConfig, cancellationToken);
 
         var manifest = new OciManifest(2, OciMediaTypes.ImageManifest, configDescriptor, layers.Select(l => l.Descriptor).ToList())
         {
             Annotations = Sorted(spec.ManifestAnnotations),
         };
-        var manifestDescriptor = await layout.WriteJsonBlobAsync(OciMediaTypes.ImageManifest, manifest, OciJsonContext.Default.OciManifest, cancellationToken);
+        var manifestDescriptor = await layout.WriteJsonBlobAsync(OciMediaTypes.ImageManifest, manifest, OciJson.Context.OciManifest, cancellationToken);
         await layout.SetImageAsync(spec.Name, manifestDescriptor, cancellationToken);
         return new BuiltImage(spec.Name, layout.Root, manifestDescriptor, configDescriptor, layers);
     }
@@ -93,7 +93,7 @@ public static class OciImageBuilder
             {
                 await using var gzip = new GZipStream(blob, CompressionLevel.Optimal, leaveOpen: true);
                 await using var uncompressed = new OciLayout.HashingStream(gzip, leaveOpen: true);
-                await using (var tar = new TarWriter(uncompressed, TarEntryFormat.Pax, leaveOpen: true))
+                await using (var tar = new TarWriter(uncompressed, TarEntryFormat.Gnu, leaveOpen: true))
                 {
                     foreach (var entry in ordered)
                     {
@@ -173,10 +173,10 @@ public static class OciImageBuilder
         }
     }
 
-    private static PaxTarEntry NewEntry(TarEntryType type, string name, UnixFileMode mode)
-    {
-        // An empty extended-attribute set plus a fixed mtime: PAX entries otherwise stamp times of their own.
-        var entry = new PaxTarEntry(type, name, new Dictionary<string, string>())
+    private static GnuTarEntry NewEntry(TarEntryType type, string name, UnixFileMode mode)
+        // GNU, not PAX: .NET names each PAX extended header "PaxHeaders.<process id>/…", which would make the bytes
+        // (and the digest) differ from one run to the next. GNU carries long names in ././@LongLink entries instead.
+        => new(type, name)
         {
             Mode = mode,
             Uid = 0,
@@ -184,9 +184,9 @@ public static class OciImageBuilder
             UserName = string.Empty,
             GroupName = string.Empty,
             ModificationTime = DateTimeOffset.UnixEpoch,
+            AccessTime = DateTimeOffset.UnixEpoch,
+            ChangeTime = DateTimeOffset.UnixEpoch,
         };
-        return entry;
-    }
 
     private static FileStream OpenSource(FileEntry file)
     {

@@ -30,7 +30,7 @@ public sealed class OciLayout
         var marker = Path.Combine(layout.Root, LayoutFileName);
         if (!File.Exists(marker))
         {
-            await WriteAtomicAsync(marker, stream => JsonSerializer.SerializeAsync(stream, new OciLayoutMarker("1.0.0"), OciJsonContext.Default.OciLayoutMarker, cancellationToken), cancellationToken);
+            await WriteAtomicAsync(marker, stream => JsonSerializer.SerializeAsync(stream, new OciLayoutMarker("1.0.0"), OciJson.Context.OciLayoutMarker, cancellationToken), cancellationToken);
         }
 
         return layout;
@@ -111,7 +111,7 @@ public sealed class OciLayout
         }
 
         await using var stream = File.OpenRead(path);
-        return await DeserializeAsync(stream, OciJsonContext.Default.OciIndex, path, cancellationToken);
+        return await DeserializeAsync(stream, OciJson.Context.OciIndex, path, cancellationToken);
     }
 
     /// <summary>
@@ -138,7 +138,7 @@ public sealed class OciLayout
             .ToList();
         await WriteAtomicAsync(
             Path.Combine(Root, IndexFileName),
-            stream => JsonSerializer.SerializeAsync(stream, new OciIndex(2, OciMediaTypes.ImageIndex, manifests), OciJsonContext.Default.OciIndex, cancellationToken),
+            stream => JsonSerializer.SerializeAsync(stream, new OciIndex(2, OciMediaTypes.ImageIndex, manifests), OciJson.Context.OciIndex, cancellationToken),
             cancellationToken);
         return entry;
     }
@@ -154,7 +154,7 @@ public sealed class OciLayout
         var descriptor = name is null
             ? images.Count == 1 ? images[0] : throw PodMigrateException.FailedPrecondition($"the layout {Root} holds {images.Count} images; name the one to use")
             : images.FirstOrDefault(m => NameOf(m) == name.ToString()) ?? throw PodMigrateException.NotFound($"the layout {Root} has no image named {name}");
-        var manifest = await ReadJsonBlobAsync(descriptor.ParsedDigest, OciJsonContext.Default.OciManifest, cancellationToken);
+        var manifest = await ReadJsonBlobAsync(descriptor.ParsedDigest, OciJson.Context.OciManifest, cancellationToken);
         return (descriptor, manifest);
     }
 

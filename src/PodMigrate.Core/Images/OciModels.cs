@@ -1,3 +1,5 @@
+using System.Text.Encodings.Web;
+using System.Text.Json;
 using System.Text.Json.Serialization;
 
 namespace PodMigrate.Core.Images;
@@ -82,3 +84,16 @@ internal sealed record RegistryError(
 [JsonSerializable(typeof(OciLayoutMarker))]
 [JsonSerializable(typeof(RegistryErrorBody))]
 internal sealed partial class OciJsonContext : JsonSerializerContext;
+
+internal static class OciJson
+{
+    /// <summary>
+    /// The context to use: like <see cref="OciJsonContext.Default"/> but without escaping '+' (as \u002B) in media types,
+    /// which is valid JSON yet makes the documents needlessly differ from what other tools write.
+    /// </summary>
+    public static OciJsonContext Context { get; } = new(new JsonSerializerOptions
+    {
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    });
+}

@@ -15,7 +15,7 @@ public sealed record RegistryManifest(ImageReference Reference, OciDigest Digest
     /// <summary>The manifest parsed, for OCI and Docker schema 2 image manifests (not for indexes).</summary>
     public OciManifest ParseImageManifest()
         => MediaType is OciMediaTypes.ImageManifest or OciMediaTypes.DockerManifest
-            ? JsonSerializer.Deserialize(Content.Span, OciJsonContext.Default.OciManifest) ?? throw new PodMigrateException(ErrorKind.DataLoss, $"manifest {Reference} is empty")
+            ? JsonSerializer.Deserialize(Content.Span, OciJson.Context.OciManifest) ?? throw new PodMigrateException(ErrorKind.DataLoss, $"manifest {Reference} is empty")
             : throw PodMigrateException.FailedPrecondition($"{Reference} is a {MediaType}, not an image manifest");
 }
 
@@ -235,7 +235,7 @@ public sealed partial class RegistryClient
         RegistryErrorBody? parsed = null;
         try
         {
-            parsed = body.Length > 0 ? JsonSerializer.Deserialize(body, OciJsonContext.Default.RegistryErrorBody) : null;
+            parsed = body.Length > 0 ? JsonSerializer.Deserialize(body, OciJson.Context.RegistryErrorBody) : null;
         }
         catch (JsonException)
         {

@@ -107,18 +107,13 @@ public static class WorkloadImages
     public static OciImageSpec ImageSpec(Workload workload, string registry, string binary, string busyboxPath)
     {
         ArgumentNullException.ThrowIfNull(workload);
-        var entries = new List<LayerEntry> { LayerEntry.File(workload.BinaryPath, binary, Executable) };
-        if (workload.WithBusybox)
-        {
-            entries.Add(LayerEntry.File("bin/busybox", busyboxPath, Executable));
-            entries.AddRange(BusyboxApplets.Select(applet => LayerEntry.Symlink($"bin/{applet}", "busybox")));
-            entries.Add(LayerEntry.Directory("tmp", StickyWorldWritable));
-        }
-
+        // busybox goes in a layer of its own: counter and memhog then share it, in the registry and on the nodes.
+        IReadOnlyList<LayerEntry> program = [LayerEntry.File(workload.BinaryPath, binary, Executable)];
+        IReadOnlyList<IReadOnlyList<LayerEntry>> layers = workload.WithBusybox ? [BusyboxLayer(busyboxPath), program] : [program];
         return new OciImageSpec
         {
             Name = workload.ImageFor(registry),
-            Layers = [entries],
+            Layers = layers,
             Entrypoint = [workload.BinaryPath],
             Env = workload.WithBusybox ? ["PATH=/bin"] : null,
             WorkingDir = "/",
@@ -151,6 +146,14 @@ public static class WorkloadImages
 
         return results;
     }
+
+    private static IReadOnlyList<LayerEntry> BusyboxLayer(string busyboxPath)
+        =>
+        [
+            LayerEntry.File("bin/busybox", busyboxPath, Executable),
+            .. BusyboxApplets.Select(applet => LayerEntry.Symlink($"bin/{applet}", "busybox")),
+            LayerEntry.Directory("tmp", StickyWorldWritable),
+        ];
 
     private static bool IsSourceDirectory(string directory) => File.Exists(Path.Combine(directory, "counter", "counter.c"));
 }
