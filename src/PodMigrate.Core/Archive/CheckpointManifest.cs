@@ -50,7 +50,7 @@ public sealed record CheckpointManifest
     public bool Pinned { get; init; }
 
     [JsonExtensionData]
-    public Dictionary<string, JsonElement>? Extra { get; init; }
+    public Dictionary<string, JsonElement>? Extra { get; set; }
 }
 
 /// <summary>The pod a checkpoint came from.</summary>

@@ -44,5 +44,5 @@ public sealed record ContainerConfigDump
     public bool Restored { get; init; }
 
     [JsonExtensionData]
-    public Dictionary<string, JsonElement>? Extra { get; init; }
+    public Dictionary<string, JsonElement>? Extra { get; set; }
 }

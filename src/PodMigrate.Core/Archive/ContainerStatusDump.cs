@@ -33,7 +33,7 @@ public sealed record ContainerStatusDump
     public string? LogPath { get; init; }
 
     [JsonExtensionData]
-    public Dictionary<string, JsonElement>? Extra { get; init; }
+    public Dictionary<string, JsonElement>? Extra { get; set; }
 }
 
 /// <summary>CRI ContainerMetadata.</summary>
@@ -44,7 +44,7 @@ public sealed record ContainerMetadataDump
     public uint Attempt { get; init; }
 
     [JsonExtensionData]
-    public Dictionary<string, JsonElement>? Extra { get; init; }
+    public Dictionary<string, JsonElement>? Extra { get; set; }
 }
 
 /// <summary>CRI ImageSpec.</summary>
@@ -57,5 +57,5 @@ public sealed record ImageSpecDump
     public Dictionary<string, string>? Annotations { get; init; }
 
     [JsonExtensionData]
-    public Dictionary<string, JsonElement>? Extra { get; init; }
+    public Dictionary<string, JsonElement>? Extra { get; set; }
 }

@@ -14,6 +14,7 @@ public sealed class HashingStream : Stream
     private readonly bool _leaveOpen;
     private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
     private bool _disposed;
+    private string? _finalSha256;
 
     private HashingStream(Stream inner, bool writing, bool leaveOpen)
     {
@@ -30,9 +31,14 @@ public sealed class HashingStream : Stream
 
     public static HashingStream ForWriting(Stream inner, bool leaveOpen = false) => new(inner, writing: true, leaveOpen);
 
-    /// <summary>Lowercase hex sha256 of everything so far (the stream can keep going).</summary>
+    /// <summary>Lowercase hex sha256 of everything so far (the stream can keep going; still valid after disposal).</summary>
     public string CurrentSha256()
     {
+        if (_finalSha256 is not null)
+        {
+            return _finalSha256;
+        }
+
         Span<byte> digest = stackalloc byte[SHA256.HashSizeInBytes];
         _hash.GetCurrentHash(digest);
         return Convert.ToHexStringLower(digest);
@@ -128,6 +134,7 @@ public sealed class HashingStream : Stream
         if (disposing && !_disposed)
         {
             _disposed = true;
+            _finalSha256 = CurrentSha256();
             _hash.Dispose();
             if (!_leaveOpen)
             {
@@ -143,6 +150,7 @@ public sealed class HashingStream : Stream
         if (!_disposed)
         {
             _disposed = true;
+            _finalSha256 = CurrentSha256();
             _hash.Dispose();
             if (!_leaveOpen)
             {

@@ -1,0 +1,191 @@
+using PodMigrate.Core.Archive;
+using PodMigrate.Core.Codecs;
+using PodMigrate.Core.Errors;
+using PodMigrate.Core.IO;
+
+namespace PodMigrate.Core.Tests.Archive;
+
+[Trait("Category", "Unit")]
+public sealed class ArchiveRoundTripTests
+{
+    private const int Timeout = 60_000;
+
+    [Theory(Timeout = Timeout)]
+    [InlineData("zstd")]
+    [InlineData("gzip")]
+    [InlineData("none")]
+    public async Task Extracting_what_was_written_gives_the_same_tree_with_private_modes(string codec)
+    {
+        using var temp = new TempDirectory();
+        var source = ArchiveTestData.CreateStagedCheckpoint(temp.Combine("source"));
+        var (manifest, blob) = await WriteAsync(source, temp.Combine("archive"), new CodecSettings(codec, CheckpointCodecs.Get(codec).DefaultLevel));
+
+        manifest.CompressedSize.ShouldBe(new FileInfo(blob).Length);
+        manifest.Files.Select(f => f.Path).ShouldBe(
+        [
+            "checkpoint", "checkpoint/empty.img", "checkpoint/inventory.img", "checkpoint/mm-42.img", "checkpoint/nested",
+            "checkpoint/nested/deeper", "checkpoint/nested/deeper/note.txt", "checkpoint/nested/link-to-note", "checkpoint/pages-1.img",
+            "config.dump", "dump.log", "spec.dump",
+        ]);
+        manifest.Files.Single(f => f.Path == "checkpoint/pages-1.img").Size.ShouldBe(3 << 20);
+
+        var target = temp.Combine("target");
+        await using (var stream = File.OpenRead(blob))
+        {
+            await CheckpointArchiveReader.ExtractAsync(stream, manifest, target, CancellationToken.None);
+        }
+
+        ArchiveTestData.Snapshot(target).ShouldBe(ArchiveTestData.Snapshot(source));
+        foreach (var path in Directory.EnumerateFileSystemEntries(target, "*", SearchOption.AllDirectories).Append(target))
+        {
+            var kind = FileKinds.Of(path);
+            if (kind != FileKind.Symlink)
+            {
+                DurableFileSystem.GetMode(path).ShouldBe(
+                    kind == FileKind.Directory ? DurableFileSystem.PrivateDirectoryMode : DurableFileSystem.PrivateFileMode, path);
+            }
+        }
+    }
+
+    [Fact(Timeout = Timeout)]
+    public async Task Writing_the_same_tree_twice_gives_the_same_bytes()
+    {
+        using var temp = new TempDirectory();
+        var source = ArchiveTestData.CreateStagedCheckpoint(temp.Combine("source"), pagesBytes: 100_000);
+        var (first, _) = await WriteAsync(source, temp.Combine("a"), new CodecSettings("none", 0));
+        var (second, _) = await WriteAsync(source, temp.Combine("b"), new CodecSettings("none", 0));
+        second.ArchiveSha256.ShouldBe(first.ArchiveSha256);
+        second.Files.ShouldBe(first.Files);
+    }
+
+    [Fact(Timeout = Timeout)]
+    public async Task The_plain_tar_has_relative_names_without_dot_slash_and_a_checkpoint_directory_entry()
+    {
+        using var temp = new TempDirectory();
+        var source = ArchiveTestData.CreateStagedCheckpoint(temp.Combine("source"), pagesBytes: 10_000);
+        var (_, blob) = await WriteAsync(source, temp.Combine("archive"), new CodecSettings("none", 0));
+
+        var names = new List<(string Name, System.Formats.Tar.TarEntryType Type)>();
+        await using (var reader = new System.Formats.Tar.TarReader(File.OpenRead(blob)))
+        {
+            while (await reader.GetNextEntryAsync() is { } entry)
+            {
+                names.Add((entry.Name, entry.EntryType));
+            }
+        }
+
+        names.ShouldContain(("checkpoint/", System.Formats.Tar.TarEntryType.Directory));
+        names.ShouldContain(("config.dump", System.Formats.Tar.TarEntryType.RegularFile));
+        names.ShouldAllBe(n => !n.Name.StartsWith("./", StringComparison.Ordinal) && !n.Name.StartsWith('/'));
+    }
+
+    [Theory(Timeout = Timeout)]
+    [InlineData("zstd")]
+    [InlineData("gzip")]
+    [InlineData("none")]
+    public async Task A_flipped_byte_or_a_truncated_blob_is_data_loss_and_leaves_nothing(string codec)
+    {
+        using var temp = new TempDirectory();
+        var source = ArchiveTestData.CreateStagedCheckpoint(temp.Combine("source"), pagesBytes: 1 << 20);
+        var (manifest, blob) = await WriteAsync(source, temp.Combine("archive"), new CodecSettings(codec, CheckpointCodecs.Get(codec).DefaultLevel));
+        var pristine = await File.ReadAllBytesAsync(blob);
+
+        foreach (var damage in new Action[]
+        {
+            () => ArchiveTestData.FlipByte(blob, pristine.Length / 2),
+            () => ArchiveTestData.FlipByte(blob, -3),
+            () => ArchiveTestData.Truncate(blob, pristine.Length * 2 / 3),
+            () => ArchiveTestData.Truncate(blob, pristine.Length - 1),
+        })
+        {
+            await File.WriteAllBytesAsync(blob, pristine);
+            damage();
+            var target = temp.Combine("target");
+            var error = await Should.ThrowAsync<PodMigrateException>(async () =>
+            {
+                await using var stream = File.OpenRead(blob);
+                await CheckpointArchiveReader.ExtractAsync(stream, manifest, target, CancellationToken.None);
+            });
+            error.Kind.ShouldBe(ErrorKind.DataLoss, error.ToString());
+            error.Message.ShouldContain(manifest.CheckpointId);
+            Directory.Exists(target).ShouldBeFalse("a failed extraction must remove what it wrote");
+        }
+    }
+
+    [Fact(Timeout = Timeout)]
+    public async Task A_file_whose_digest_differs_from_the_manifest_is_named()
+    {
+        using var temp = new TempDirectory();
+        var source = ArchiveTestData.CreateStagedCheckpoint(temp.Combine("source"), pagesBytes: 10_000);
+        var (manifest, blob) = await WriteAsync(source, temp.Combine("archive"), new CodecSettings("zstd", 1));
+        var tampered = manifest with
+        {
+            Files = [.. manifest.Files.Select(f => f.Path == "config.dump" ? f with { Sha256 = new string('0', 64) } : f)],
+        };
+
+        var target = temp.Combine("target");
+        Directory.CreateDirectory(target);
+        var error = await Should.ThrowAsync<PodMigrateException>(async () =>
+        {
+            await using var stream = File.OpenRead(blob);
+            await CheckpointArchiveReader.ExtractAsync(stream, tampered, target, CancellationToken.None);
+        });
+        error.Kind.ShouldBe(ErrorKind.DataLoss);
+        error.Message.ShouldContain("config.dump");
+        Directory.EnumerateFileSystemEntries(target).ShouldBeEmpty("an existing empty target is emptied again");
+    }
+
+    [Fact(Timeout = Timeout)]
+    public async Task Entries_missing_from_or_unknown_to_the_manifest_are_data_loss()
+    {
+        using var temp = new TempDirectory();
+        var source = ArchiveTestData.CreateStagedCheckpoint(temp.Combine("source"), pagesBytes: 10_000);
+        var (manifest, blob) = await WriteAsync(source, temp.Combine("archive"), new CodecSettings("none", 0));
+
+        var withExtra = manifest with { Files = [.. manifest.Files, new ManifestEntry { Path = "never-written", Type = ManifestEntryType.File, Sha256 = "00" }] };
+        var withoutOne = manifest with { Files = [.. manifest.Files.Where(f => f.Path != "dump.log")] };
+        foreach (var (expected, word) in new[] { (withExtra, "never-written"), (withoutOne, "dump.log") })
+        {
+            var error = await Should.ThrowAsync<PodMigrateException>(async () =>
+            {
+                await using var stream = File.OpenRead(blob);
+                await CheckpointArchiveReader.ExtractAsync(stream, expected, temp.Combine("target"), CancellationToken.None);
+            });
+            error.Kind.ShouldBe(ErrorKind.DataLoss);
+            error.Message.ShouldContain(word);
+        }
+    }
+
+    [Fact(Timeout = Timeout)]
+    public async Task The_writer_refuses_special_files()
+    {
+        using var temp = new TempDirectory();
+        var source = ArchiveTestData.CreateStagedCheckpoint(temp.Combine("source"), pagesBytes: 10);
+        var fifo = Path.Combine(source, "checkpoint", "fifo");
+        await PodMigrate.Core.Processes.ProcessRunner.RunCheckedAsync(new PodMigrate.Core.Processes.ProcessSpec("/usr/bin/mkfifo", [fifo]), CancellationToken.None);
+
+        var error = await Should.ThrowAsync<PodMigrateException>(() => WriteAsync(source, temp.Combine("archive"), new CodecSettings("none", 0)));
+        error.Kind.ShouldBe(ErrorKind.InvalidArgument);
+        error.Message.ShouldContain(fifo);
+    }
+
+    internal static async Task<(CheckpointManifest Manifest, string Blob)> WriteAsync(string source, string blob, CodecSettings codec)
+    {
+        ArchiveWriteResult result;
+        await using (var stream = File.Create(blob))
+        {
+            result = await CheckpointArchiveWriter.WriteAsync(source, stream, codec, progress: null, CancellationToken.None);
+        }
+
+        var manifest = new CheckpointManifest
+        {
+            CheckpointId = "ck-test",
+            Codec = codec,
+            RawSize = result.RawSize,
+            CompressedSize = result.CompressedSize,
+            ArchiveSha256 = result.ArchiveSha256,
+            Files = result.Files,
+        };
+        return (manifest, blob);
+    }
+}
