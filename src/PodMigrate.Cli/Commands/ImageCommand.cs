@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Runtime.CompilerServices;
 using System.Text.Json;
 using PodMigrate.Core.Errors;
 using PodMigrate.Core.Images;
@@ -99,7 +100,7 @@ internal static class ImageCommand
             var sources = WorkloadImages.LocateSources(
                 parse.GetValue(sourceDir),
                 Environment.GetEnvironmentVariable(WorkloadImages.SourcesEnvironmentVariable),
-                [Environment.CurrentDirectory, AppContext.BaseDirectory]);
+                [Environment.CurrentDirectory, AppContext.BaseDirectory, SourceFileDirectory()]);
             var options = new WorkloadBuildOptions(sources, Path.GetFullPath(parse.GetValue(outDir)!), parse.GetValue(registry)!) { Push = !parse.GetValue(noPush) };
             using var http = new HttpClient { Timeout = RegistryTimeout };
             var images = await WorkloadImages.BuildAndPushAsync(options, new RegistryClient(http), cancellationToken);
@@ -220,6 +221,9 @@ internal static class ImageCommand
             ? new(value[..at], value[(at + 1)..])
             : throw PodMigrateException.InvalidArgument($"{option} {value}: expected A{separator}B");
     }
+
+    /// <summary>Where this file was compiled: finds the checkout the CLI was built from when run elsewhere (--artifacts-path outside the tree).</summary>
+    private static string SourceFileDirectory([CallerFilePath] string path = "") => Path.GetDirectoryName(path) ?? string.Empty;
 
     private static string[]? NullIfEmpty(string[]? values) => values is { Length: > 0 } ? values : null;
 }

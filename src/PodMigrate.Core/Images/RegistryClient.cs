@@ -65,6 +65,7 @@ public sealed partial class RegistryClient
     {
         ArgumentNullException.ThrowIfNull(layout);
         ArgumentNullException.ThrowIfNull(target);
+        var tag = target.Tag ?? throw PodMigrateException.InvalidArgument($"push needs a tag: {target}");
         var (descriptor, manifest) = await layout.FindImageAsync(source, cancellationToken);
         int uploaded = 0, skipped = 0;
         long bytes = 0;
@@ -85,7 +86,6 @@ public sealed partial class RegistryClient
         }
 
         var manifestDigest = descriptor.ParsedDigest;
-        var tag = target.Tag ?? throw PodMigrateException.InvalidArgument($"push needs a tag: {target}");
         await using (var body = layout.OpenBlob(manifestDigest))
         {
             using var request = new HttpRequestMessage(HttpMethod.Put, Url(target, $"manifests/{tag}"))
