@@ -240,7 +240,7 @@ start_containerd() {
   mkdir -p "$LOGDIR"
   # Not under `ip netns exec` (it remounts /sys and runc then finds no cgroup mount); no systemd here.
   PATH=$DAEMON_PATH setsid "$CTRD_BIN/containerd" --config "$dir/containerd.toml" \
-    >> "$LOGDIR/$name-containerd.log" 2>&1 < /dev/null &
+    >> "$LOGDIR/$name-containerd.log" 2>&1 < /dev/null 9>&- &
   pid=$!
   echo "$pid" > "$dir/containerd.pid"
   for ((i = 0; i < 200; i++)); do
@@ -264,17 +264,20 @@ remove_pods_via_cri() {
 
 # Whatever CRI could not remove: runc containers under the node's runc root, shims serving the node's socket.
 kill_node_leftovers() {
-  local name=$1 dir sock ns id pid
+  local name=$1 dir sock ns id pid cg pod_cgroups=()
   dir=$(node_dir "$name"); sock=$(node_sock "$name")
   for ns in "$dir"/runc/*/; do
     [ -d "$ns" ] || continue
     for id in "$ns"*/; do
       [ -d "$id" ] || continue
+      # runc removes the container's cgroup; the pod cgroup above it (kubelet's to remove) is ours here.
+      pod_cgroups+=($(jq -r '.cgroup_paths[]? | select(test("/kubepods/[^/]+/pod[^/]+/")) | sub("/[^/]+$"; "")' "$id/state.json" 2>/dev/null || true))
       id=$(basename "$id")
       runc --root "${ns%/}" kill -a "$id" KILL >/dev/null 2>&1 || true
       runc --root "${ns%/}" delete -f "$id" >/dev/null 2>&1 || true
     done
   done
+  for cg in $(printf '%s\n' "${pod_cgroups[@]}" | sort -u); do rmdir "$cg" 2>/dev/null || true; done
   # Shims outlive containerd by design; ours are the ones whose -address is this node's socket.
   for pid in $(node_shim_pids "$sock"); do stop_pid "$pid" 5; done
 }
@@ -321,8 +324,7 @@ stop_node() {
 
 # ---- agents: started only when the CLI has the `agent` verb ----
 
-# HOOK (agent): the agent verb comes from another part of PodMigrate. It gets its settings from these
-# environment variables; change only this function when its command line settles.
+# The agent's metrics (Prometheus, HTTP/1.1) are on port AGENT_PORT_BASE+100+i.
 start_agent() {
   local name=$1 index=$2 dir pid
   dir=$(node_dir "$name")
@@ -334,9 +336,10 @@ start_agent() {
     log "$name: no \`${CLI[*]} agent\` verb yet: agent not started"
     return 0
   fi
-  NODE_NAME=$name PODMIGRATE_CONTAINERD_SOCKET=$(node_sock "$name") PODMIGRATE_AGENT_SOCKET=$dir/agent.sock \
-    PODMIGRATE_AGENT_PORT=$((AGENT_PORT_BASE + index)) PODMIGRATE_SHARE=$SHARE PODMIGRATE_RUN_DIR=$RUN \
-    setsid "${CLI[@]}" agent >> "$LOGDIR/$name-agent.log" 2>&1 < /dev/null &
+  mkdir -p "$STATE/nodes/$name/agent"
+  setsid "${CLI[@]}" agent --node "$name" --containerd-socket "$(node_sock "$name")" --socket "$dir/agent.sock" \
+    --port $((AGENT_PORT_BASE + index)) --metrics-port $((AGENT_PORT_BASE + 100 + index)) --listen 127.0.0.1 \
+    --share "$SHARE" --state-dir "$STATE/nodes/$name/agent" >> "$LOGDIR/$name-agent.log" 2>&1 < /dev/null 9>&- &
   pid=$!
   echo "$pid" > "$dir/agent.pid"
   log "$name: agent started (pid $pid, $dir/agent.sock, port $((AGENT_PORT_BASE + index)))"
@@ -380,7 +383,7 @@ storage:
 http:
   addr: $REGISTRY_ADDR
 YML
-  setsid /usr/bin/docker-registry serve "$RUN/registry.yml" >> "$LOGDIR/registry.log" 2>&1 < /dev/null &
+  setsid /usr/bin/docker-registry serve "$RUN/registry.yml" >> "$LOGDIR/registry.log" 2>&1 < /dev/null 9>&- &
   pid=$!
   echo "$pid" > "$RUN/registry.pid"
   for ((i = 0; i < 100; i++)); do
@@ -599,10 +602,19 @@ cmd_status() {
   return $ok
 }
 
+# One verb at a time per instance: test assemblies running in parallel may all ask for `up`.
+# (Daemons are started with 9>&- so that they do not hold the lock.)
+take_lock() {
+  mkdir -p "$(dirname "$RUN")"
+  exec 9> "${RUN%/}.lock"
+  flock -w 600 9 || die "another cluster.sh holds ${RUN%/}.lock"
+}
+
 main() {
   local verb=${1:-}
   [ $# -gt 0 ] && shift
   parse_args "$@"
+  case $verb in up|down) take_lock ;; esac
   case $verb in
     up) cmd_up ;;
     down) cmd_down ;;

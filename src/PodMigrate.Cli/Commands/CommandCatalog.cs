@@ -10,5 +10,12 @@ internal static class CommandCatalog
         yield return NodeCommand.Create();
         yield return ImageCommand.Create();
         yield return AgentCommand.Create();
+        yield return InfoCommand.Create();
+        yield return CheckpointCommand.Create();
+        yield return RestoreCommand.Create();
+        yield return MigrateCommand.Create();
+        yield return CheckpointsCommand.Create();
+        yield return SourceCommands.Resume();
+        yield return SourceCommands.Discard();
     }
 }

@@ -1,0 +1,104 @@
+using System.CommandLine;
+using System.Text.Json;
+using Google.Protobuf;
+using PodMigrate.Agent.V1;
+using PodMigrate.Core.Errors;
+
+namespace PodMigrate.Cli.Commands;
+
+/// <summary>What the verbs share: output format, the local cluster's layout, pod keys, and the error-to-exit-code edge.</summary>
+internal static class CliCommon
+{
+    public const string DefaultRunDir = "/run/podmigrate";
+
+    public static Option<string> OutputOption() => new Option<string>("--output", "-o")
+    {
+        Description = "Output format: text or json",
+        DefaultValueFactory = _ => "text",
+    }.AcceptOnlyFromAmong("text", "json");
+
+    public static bool IsJson(this ParseResult parse, Option<string> output) => parse.GetValue(output) == "json";
+
+    /// <summary>The local cluster's run directory ($PODMIGRATE_RUN_DIR, default /run/podmigrate).</summary>
+    public static string RunDirectory => Environment.GetEnvironmentVariable("PODMIGRATE_RUN_DIR") is { Length: > 0 } dir ? dir : DefaultRunDir;
+
+    /// <summary>The agent of a node of the local cluster: its unix socket &lt;run&gt;/&lt;node&gt;/agent.sock.</summary>
+    public static AgentClient ConnectAgent(string? node, string? address)
+    {
+        if (!string.IsNullOrEmpty(address))
+        {
+            return AgentClient.Connect(address);
+        }
+        if (string.IsNullOrEmpty(node))
+        {
+            throw PodMigrateException.InvalidArgument("name the node: --node NAME (local cluster) or --agent ADDRESS");
+        }
+        if (node.Contains('/', StringComparison.Ordinal) || node.StartsWith('.'))
+        {
+            throw PodMigrateException.InvalidArgument($"'{node}' is not a node name");
+        }
+        var socket = Path.Combine(RunDirectory, node, "agent.sock");
+        if (!File.Exists(socket))
+        {
+            throw PodMigrateException.Unavailable($"node {node}: no agent socket at {socket} (is the local cluster up with its agents? scripts/cluster.sh up)");
+        }
+        return AgentClient.Connect(socket);
+    }
+
+    /// <summary>"NAMESPACE/NAME" or "NAME" (namespace "default").</summary>
+    public static (string Namespace, string Name) ParsePodKey(string key)
+    {
+        var slash = key.IndexOf('/', StringComparison.Ordinal);
+        var (ns, name) = slash < 0 ? ("default", key) : (key[..slash], key[(slash + 1)..]);
+        if (ns.Length == 0 || name.Length == 0 || name.Contains('/', StringComparison.Ordinal))
+        {
+            throw PodMigrateException.InvalidArgument($"pod must be NAMESPACE/NAME or NAME, not \"{key}\"");
+        }
+        return (ns, name);
+    }
+
+    /// <summary>The edge of every verb: typed errors become a message on stderr and an exit code that names their kind.</summary>
+    public static async Task<int> RunAsync(Func<Task<int>> action, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await action();
+        }
+        catch (PodMigrateException e)
+        {
+            await Console.Error.WriteLineAsync($"error: {e.Message}");
+            if (e.Details is { Length: > 0 } details)
+            {
+                await Console.Error.WriteLineAsync(details);
+            }
+            return ExitCodes.For(e.Kind);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            await Console.Error.WriteLineAsync("cancelled");
+            return ExitCodes.Cancelled;
+        }
+    }
+
+    private static readonly JsonFormatter ProtoJson = new(JsonFormatter.Settings.Default.WithFormatDefaultValues(true));
+
+    /// <summary>A protobuf message as JSON (proto3 JSON mapping: lowerCamelCase, enums by name).</summary>
+    public static void WriteJson(IMessage message) => Console.WriteLine(ProtoJson.Format(message));
+
+    /// <summary>Several named messages as one JSON object.</summary>
+    public static void WriteJson(IReadOnlyDictionary<string, IMessage> messages)
+    {
+        using var stdout = Console.OpenStandardOutput();
+        using (var json = new Utf8JsonWriter(stdout, new JsonWriterOptions { Indented = true }))
+        {
+            json.WriteStartObject();
+            foreach (var (name, message) in messages)
+            {
+                json.WritePropertyName(name);
+                json.WriteRawValue(ProtoJson.Format(message));
+            }
+            json.WriteEndObject();
+        }
+        stdout.WriteByte((byte)'\n');
+    }
+}

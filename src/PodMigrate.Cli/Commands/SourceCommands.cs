@@ -1,0 +1,31 @@
+using System.CommandLine;
+using PodMigrate.Agent.V1;
+
+namespace PodMigrate.Cli.Commands;
+
+/// <summary>`podmigrate resume|discard`: release or end a source a checkpoint left stopped.</summary>
+internal static class SourceCommands
+{
+    public static Command Resume() => Create("resume", "Let a source left stopped by a checkpoint run again",
+        async (client, selector, ct) => (await client.ResumeAsync(selector, ct)).SourceState);
+
+    public static Command Discard() => Create("discard", "End a source left stopped by a checkpoint (its task is killed)",
+        async (client, selector, ct) => (await client.DiscardAsync(selector, ct)).SourceState);
+
+    private static Command Create(string name, string description, Func<AgentClient, ContainerSelector, CancellationToken, Task<SourceState>> action)
+    {
+        var node = new Option<string?>("--node") { Description = "Node whose agent holds the source (local cluster)" };
+        var agent = new Option<string?>("--agent") { Description = "Agent address (unix:/path or http://host:port); overrides --node" };
+        var selector = new ContainerSelectorOptions();
+        var command = new Command(name, description) { node, agent };
+        selector.AddTo(command);
+        command.SetAction((parse, ct) => CliCommon.RunAsync(async () =>
+        {
+            using var client = CliCommon.ConnectAgent(parse.GetValue(node), parse.GetValue(agent));
+            var state = await action(client, selector.Read(parse), ct);
+            Console.WriteLine($"source {state.ToString().Replace("Source", "", StringComparison.Ordinal).ToLowerInvariant()}");
+            return ExitCodes.Ok;
+        }, ct));
+        return command;
+    }
+}
