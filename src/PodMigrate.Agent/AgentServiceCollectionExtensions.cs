@@ -45,6 +45,8 @@ internal static class AgentServiceCollectionExtensions
         services.AddSingleton<CriStatusReader>();
         services.AddSingleton<SourceControl>();
         services.AddSingleton<CheckpointOperation>();
+        services.AddSingleton<CriImageRestore>();
+        services.AddSingleton<DirectRestore>();
         services.AddSingleton<RestoreOperation>();
         services.AddSingleton<AgentGrpcService>();
         services.AddHostedService<AgentRecovery>();

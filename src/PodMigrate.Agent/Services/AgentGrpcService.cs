@@ -20,6 +20,7 @@ internal sealed class AgentGrpcService(
     ContainerResolver resolver,
     ContainerdConnection containerd,
     CheckpointOperation checkpoint,
+    RestoreOperation restore,
     SourceControl sources,
     SourceJournal journal,
     OperationGate gate,
@@ -37,7 +38,7 @@ internal sealed class AgentGrpcService(
             context.CancellationToken))
         .AddServerStreaming(AgentMethods.Restore, (request, stream, context) => ProgressStreaming.RunAsync(
             stream,
-            report => RestoreOperation.RunAsync(request, report, context.CancellationToken),
+            report => restore.RunAsync(request, report, context.CancellationToken),
             progress => new RestoreEvent { Progress = progress },
             result => new RestoreEvent { Result = result },
             context.CancellationToken))

@@ -39,6 +39,18 @@ internal static partial class AgentLog
     [LoggerMessage(1202, LogLevel.Warning, "Restore of checkpoint {CheckpointId} failed ({Kind}): {Message}")]
     public static partial void RestoreFailed(ILogger logger, string checkpointId, ErrorKind kind, string message);
 
+    [LoggerMessage(1203, LogLevel.Warning, "Restore of checkpoint {CheckpointId}: could not remove what the failed restore created for {Target}")]
+    public static partial void RestoreCleanupFailed(ILogger logger, Exception exception, string checkpointId, string target);
+
+    [LoggerMessage(1204, LogLevel.Warning, "Restore of checkpoint {CheckpointId}: unmounted {MountPoint}, which containerd left behind after the failed restore")]
+    public static partial void LeakedMountRemoved(ILogger logger, string checkpointId, string mountPoint);
+
+    [LoggerMessage(1205, LogLevel.Information, "Restore of checkpoint {CheckpointId}: base image {Reference} pulled")]
+    public static partial void BaseImagePulled(ILogger logger, string checkpointId, string reference);
+
+    [LoggerMessage(1206, LogLevel.Information, "Restore of checkpoint {CheckpointId}: base image {Image} pinned to {Reference} in config.dump (containerd pulls it during a CRI restore)")]
+    public static partial void BaseImagePinned(ILogger logger, string checkpointId, string image, string reference);
+
     [LoggerMessage(1300, LogLevel.Warning, "Recovery: container {ContainerId} was left frozen by an agent that died during checkpoint {CheckpointId}; resuming it")]
     public static partial void RecoveringFrozen(ILogger logger, string containerId, string checkpointId);
 
