@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Installs the PodMigrate node stack from Debian's packages without upgrading the host's base system:
-#   CRIU 4.x + checkpointctl + libcriu-dev  in a private trixie root (run through patchelf'd copies),
+#   CRIU 4.2 + checkpointctl + libcriu-dev  in a private Debian root (run through patchelf'd copies),
 #   containerd 2.1 (sid binaries, unpacked, not installed), runc, iptables, CNI plugins, busybox-static,
 #   docker-registry, the containerd / CRI / CRIU API definitions, then builds PodMigrate and installs the CLI.
 # Root, idempotent: a second run only re-checks and rebuilds.
 set -euo pipefail
 
 PREFIX=${PODMIGRATE_PREFIX:-/opt/podmigrate}
-TRIXIE_ROOT=$PREFIX/trixie
+# CRIU comes from sid: trixie's 4.1.1 passes `criu check` but cannot dump any process with an inet socket on
+# kernels >= 6.16 ("sockets: Can't get 1:16 opt: Operation not supported", criu#2718, fixed in 4.2).
+CRIU_SUITE=${PODMIGRATE_CRIU_SUITE:-sid}
+CRIU_ROOT=$PREFIX/criu-root-$CRIU_SUITE
 CTRD_DIR=$PREFIX/containerd
 API_DIR=$PREFIX/apis
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
@@ -63,26 +66,27 @@ install_host_packages() {
   fi
 }
 
-# A private trixie root holds CRIU 4.x (bookworm's 3.17 fails on this kernel), libcriu-dev (rpc.proto)
-# and checkpointctl; their binaries are copied out and pointed at that root's loader and libraries.
-install_trixie_root() {
-  if [ ! -x "$TRIXIE_ROOT/usr/sbin/criu" ] || [ ! -x "$TRIXIE_ROOT/usr/bin/checkpointctl" ] || [ ! -f "$TRIXIE_ROOT/usr/include/criu/rpc.proto" ]; then
-    log "debootstrapping a minimal trixie root with criu, libcriu-dev, checkpointctl into $TRIXIE_ROOT"
-    rm -rf "$TRIXIE_ROOT.partial"
+# A private Debian root holds CRIU 4.2 (bookworm's 3.17 fails on this kernel, trixie's 4.1.1 on inet sockets),
+# libcriu-dev (rpc.proto) and checkpointctl; their binaries are copied out and pointed at that root's loader and
+# libraries, so the host's libc and packages stay as they are.
+install_criu_root() {
+  if [ ! -x "$CRIU_ROOT/usr/sbin/criu" ] || [ ! -x "$CRIU_ROOT/usr/bin/checkpointctl" ] || [ ! -f "$CRIU_ROOT/usr/include/criu/rpc.proto" ]; then
+    log "debootstrapping a minimal $CRIU_SUITE root with criu, libcriu-dev, checkpointctl into $CRIU_ROOT"
+    rm -rf "$CRIU_ROOT.partial"
     mkdir -p "$PREFIX"
-    debootstrap --variant=minbase --include=criu,libcriu-dev,checkpointctl trixie "$TRIXIE_ROOT.partial" "$MIRROR" \
+    debootstrap --variant=minbase --include=criu,libcriu-dev,checkpointctl "$CRIU_SUITE" "$CRIU_ROOT.partial" "$MIRROR" \
       > "$PREFIX/debootstrap.log" 2>&1 || { tail -20 "$PREFIX/debootstrap.log" >&2; die "debootstrap failed (log: $PREFIX/debootstrap.log)"; }
-    rm -rf "$TRIXIE_ROOT"; mv "$TRIXIE_ROOT.partial" "$TRIXIE_ROOT"
+    rm -rf "$CRIU_ROOT"; mv "$CRIU_ROOT.partial" "$CRIU_ROOT"
   fi
-  local libs="$TRIXIE_ROOT/lib/x86_64-linux-gnu:$TRIXIE_ROOT/usr/lib/x86_64-linux-gnu"
+  local libs="$CRIU_ROOT/lib/x86_64-linux-gnu:$CRIU_ROOT/usr/lib/x86_64-linux-gnu"
   local b
   for b in usr/sbin/criu:/usr/local/sbin/criu usr/bin/checkpointctl:/usr/local/bin/checkpointctl; do
-    local src=$TRIXIE_ROOT/${b%%:*} dst=${b##*:}
-    if [ ! -x "$dst" ] || [ "$src" -nt "$dst" ]; then
-      log "installing $dst (patched to run on trixie's libc from $TRIXIE_ROOT)"
+    local src=$CRIU_ROOT/${b%%:*} dst=${b##*:}
+    if [ ! -x "$dst" ] || [ "$src" -nt "$dst" ] || ! grep -q "$CRIU_ROOT" "$dst"; then
+      log "installing $dst (patched to run on $CRIU_SUITE's libc from $CRIU_ROOT)"
       cp "$src" "$dst.tmp"
       # --force-rpath: an RPATH (unlike RUNPATH) also applies to the libraries' own dependencies.
-      patchelf --force-rpath --set-interpreter "$TRIXIE_ROOT/lib64/ld-linux-x86-64.so.2" --set-rpath "$libs" "$dst.tmp"
+      patchelf --force-rpath --set-interpreter "$CRIU_ROOT/lib64/ld-linux-x86-64.so.2" --set-rpath "$libs" "$dst.tmp"
       mv "$dst.tmp" "$dst"
     fi
   done
@@ -115,7 +119,7 @@ install_api_definitions() {
     rm -rf "$tmp"
   fi
   mkdir -p "$API_DIR/criu"
-  cp "$TRIXIE_ROOT/usr/include/criu/rpc.proto" "$API_DIR/criu/rpc.proto"
+  cp "$CRIU_ROOT/usr/include/criu/rpc.proto" "$API_DIR/criu/rpc.proto"
 }
 
 build_and_install_cli() {
@@ -133,10 +137,13 @@ W
   chmod 755 /usr/local/bin/podmigrate.tmp; mv /usr/local/bin/podmigrate.tmp /usr/local/bin/podmigrate
 }
 
+# The version of a package installed in the private CRIU root (its dpkg database, read without chroot).
+chroot_pkg_version() { dpkg-query --admindir="$CRIU_ROOT/var/lib/dpkg" -W -f='${Version}' "$1" 2>/dev/null; }
+
 report() {
   log "installed:"
-  printf '  %-16s %s\n' criu "$(/usr/local/sbin/criu --version | head -1)"
-  printf '  %-16s %s\n' checkpointctl "$(/usr/local/bin/checkpointctl version 2>/dev/null | head -1)"
+  printf '  %-16s %s\n' criu "$(chroot_pkg_version criu) ($CRIU_SUITE)"
+  printf '  %-16s %s\n' checkpointctl "$(chroot_pkg_version checkpointctl)"
   printf '  %-16s %s\n' containerd "$("$CTRD_DIR/usr/bin/containerd" --version)"
   printf '  %-16s %s\n' runc "$(runc --version | head -1)"
   printf '  %-16s %s\n' iptables "$(iptables --version)"
@@ -152,7 +159,7 @@ report() {
 
 add_sources
 install_host_packages
-install_trixie_root
+install_criu_root
 install_containerd
 install_api_definitions
 build_and_install_cli

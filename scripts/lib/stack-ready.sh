@@ -11,3 +11,6 @@ done
 command -v dotnet >/dev/null || { echo "missing: dotnet" >&2; exit 1; }
 /usr/bin/python3 -c 'import grpc' 2>/dev/null || { echo "missing: python3-grpcio" >&2; exit 1; }
 /usr/local/sbin/criu check >/dev/null 2>&1 || { echo "criu check fails" >&2; exit 1; }
+# CRIU < 4.2 cannot dump inet sockets on kernels >= 6.16 (criu#2718).
+v=$(/usr/local/sbin/criu --version | sed -n 's/^Version: *//p')
+[ "$(printf '%s\n4.2\n' "$v" | sort -V | head -1)" = 4.2 ] || { echo "criu $v is older than 4.2" >&2; exit 1; }
