@@ -264,20 +264,23 @@ remove_pods_via_cri() {
 
 # Whatever CRI could not remove: runc containers under the node's runc root, shims serving the node's socket.
 kill_node_leftovers() {
-  local name=$1 dir sock ns id pid cg pod_cgroups=()
+  local name=$1 dir sock ns id pid cg d pod_cgroups=() pod_logs=()
   dir=$(node_dir "$name"); sock=$(node_sock "$name")
   for ns in "$dir"/runc/*/; do
     [ -d "$ns" ] || continue
     for id in "$ns"*/; do
       [ -d "$id" ] || continue
-      # runc removes the container's cgroup; the pod cgroup above it (kubelet's to remove) is ours here.
+      # runc removes the container's cgroup; the pod cgroup above it and the pod's log directory are kubelet's
+      # to remove, so ours here.
       pod_cgroups+=($(jq -r '.cgroup_paths[]? | select(test("/kubepods/[^/]+/pod[^/]+/")) | sub("/[^/]+$"; "")' "$id/state.json" 2>/dev/null || true))
+      pod_logs+=($(jq -r '.config.labels[]? | select(startswith("io.kubernetes.cri.sandbox-log-directory=/var/log/pods/")) | sub("^[^=]*="; "")' "$id/state.json" 2>/dev/null || true))
       id=$(basename "$id")
       runc --root "${ns%/}" kill -a "$id" KILL >/dev/null 2>&1 || true
       runc --root "${ns%/}" delete -f "$id" >/dev/null 2>&1 || true
     done
   done
   for cg in $(printf '%s\n' "${pod_cgroups[@]}" | sort -u); do rmdir "$cg" 2>/dev/null || true; done
+  for d in "${pod_logs[@]}"; do [[ $d == /var/log/pods/*_*_* && $d != *..* ]] && rm -rf "$d"; done
   # Shims outlive containerd by design; ours are the ones whose -address is this node's socket.
   for pid in $(node_shim_pids "$sock"); do stop_pid "$pid" 5; done
 }
@@ -520,7 +523,7 @@ cmd_up() {
     AGENT_PORT_BASE=${wanted[4]} EXTERNAL_REGISTRY=${wanted[5]}
   elif has_leftovers; then
     log "leftovers in $RUN without a record: cleaning up with this invocation's settings"
-    cmd_down
+    cmd_down leftovers
   fi
 
   save_settings
@@ -539,10 +542,19 @@ cmd_up() {
   log "up: $NODES nodes; cluster description in $RUN/cluster.json"
 }
 
+# `down` acts on what `up` recorded in $RUN/cluster.env; without a record it only purges (if asked), so that a
+# stray `down` cannot take the default bridges of another instance. `up` calls it with "leftovers" to clean a
+# crashed, unrecorded instance with the invocation's own settings.
 cmd_down() {
   [ "$(id -u)" = 0 ] || die "must run as root"
   local name i
-  load_settings
+  if [ -f "$RUN/cluster.env" ]; then
+    load_settings
+  elif [ "${1:-}" != leftovers ]; then
+    log "nothing recorded in $RUN: not up"
+    if [ "$PURGE" = 1 ]; then rm -rf "$STATE/registry" "$SHARE"; fi
+    return 0
+  fi
   for ((i = 0; i < MAX_NODES; i++)); do
     name=$(node_name "${LETTERS[$i]}")
     [ -d "$(node_dir "$name")" ] || [ -n "$(mounts_under "$(node_dir "$name")" "$STATE/nodes/$name")" ] || continue

@@ -53,16 +53,11 @@ public static partial class KubeYaml
         {
             case YamlMappingNode mapping:
                 writer.WriteStartObject();
-                var seen = new HashSet<string>(StringComparer.Ordinal);
                 foreach (var (keyNode, value) in mapping.Children)
                 {
                     if (keyNode is not YamlScalarNode { Value: { } key })
                     {
                         throw Error(source, keyNode.Start, "mapping keys must be strings");
-                    }
-                    if (!seen.Add(key))
-                    {
-                        throw Error(source, keyNode.Start, $"duplicate key \"{key}\"");
                     }
                     writer.WritePropertyName(key);
                     Write(writer, value, source);

@@ -57,15 +57,24 @@ public sealed partial class KubeletPodRunner
         var attempt = (uint)existing.Count(s => s.Metadata.Uid == pod.Metadata.Uid);
 
         var sandboxConfig = KubeletPodConfig.BuildSandboxConfig(pod, attempt, _options.ConfigSource, _time.GetUtcNow());
-        // kubelet creates the log directory; the runtime only writes into it.
-        Directory.CreateDirectory(sandboxConfig.LogDirectory);
         var imageRefs = new List<string>();
         foreach (var container in pod.Spec.Containers)
         {
             imageRefs.Add(await EnsureImageAsync(container, sandboxConfig, cancellationToken));
         }
 
-        var sandboxId = await _cri.Runtime.RunPodSandboxAsync(sandboxConfig, runtimeHandler: null, cancellationToken);
+        // kubelet creates the log directory; the runtime only writes into it.
+        Directory.CreateDirectory(sandboxConfig.LogDirectory);
+        string sandboxId;
+        try
+        {
+            sandboxId = await _cri.Runtime.RunPodSandboxAsync(sandboxConfig, runtimeHandler: null, cancellationToken);
+        }
+        catch
+        {
+            Directory.Delete(sandboxConfig.LogDirectory, recursive: true);
+            throw;
+        }
         LogSandboxStarted(ns, name, sandboxId);
         var started = false;
         try
