@@ -25,7 +25,7 @@ public sealed record OciSpec
     public required OciLinux Linux { get; init; }
 
     [JsonExtensionData]
-    public Dictionary<string, JsonElement>? Extra { get; init; }
+    public Dictionary<string, JsonElement>? Extra { get; set; }
 }
 
 public sealed record OciProcess
@@ -47,7 +47,7 @@ public sealed record OciProcess
     public bool NoNewPrivileges { get; init; }
 
     [JsonExtensionData]
-    public Dictionary<string, JsonElement>? Extra { get; init; }
+    public Dictionary<string, JsonElement>? Extra { get; set; }
 }
 
 public sealed record OciUser(uint Uid, uint Gid);
@@ -73,7 +73,7 @@ public sealed record OciLinux
     public IReadOnlyList<string> ReadonlyPaths { get; init; } = [];
 
     [JsonExtensionData]
-    public Dictionary<string, JsonElement>? Extra { get; init; }
+    public Dictionary<string, JsonElement>? Extra { get; set; }
 }
 
 public sealed record OciResources(IReadOnlyList<OciDeviceRule>? Devices = null);

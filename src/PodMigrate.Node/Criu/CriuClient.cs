@@ -27,9 +27,22 @@ public sealed partial class CriuClient
         return new CriuVersion(v.MajorNumber, v.MinorNumber, v.HasSublevel ? v.Sublevel : 0, v.HasGitid ? v.Gitid : null);
     }
 
-    /// <summary>What <c>criu check</c> does: fails (FailedPrecondition) when this kernel cannot checkpoint/restore.</summary>
+    /// <summary>What <c>criu check</c> does: fails (FailedPrecondition, with CRIU's log) when this kernel cannot checkpoint/restore.</summary>
     public async Task CheckAsync(CancellationToken cancellationToken)
-        => await CallAsync(new criu_req { Type = criu_req_type.Check }, "checking the kernel for CRIU", logPath: null, cancellationToken, failureKind: ErrorKind.FailedPrecondition);
+    {
+        // CHECK without options is refused: CRIU needs a directory for its log even here.
+        var directory = Directory.CreateTempSubdirectory("pm-criu-check-").FullName;
+        try
+        {
+            using var work = OpenDirectory(directory);
+            var request = new criu_req { Type = criu_req_type.Check, Opts = BaseOptions(work, work: null, "check.log") };
+            await CallAsync(request, "checking the kernel for CRIU", Path.Combine(directory, "check.log"), cancellationToken, failureKind: ErrorKind.FailedPrecondition);
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
 
     public async Task<CriuFeatures> CheckFeaturesAsync(CancellationToken cancellationToken)
     {
