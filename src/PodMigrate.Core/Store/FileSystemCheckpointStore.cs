@@ -419,9 +419,19 @@ public sealed class FileSystemCheckpointStore : ICheckpointStore
 
     private void EnsureLayout()
     {
-        if (!Directory.Exists(_staging))
+        if (Directory.Exists(_staging))
         {
-            DurableFileSystem.CreatePrivateDirectory(_staging);
+            return;
+        }
+
+        // The root may be a mount point the operator made; what is below it is ours and private.
+        Directory.CreateDirectory(Path.GetDirectoryName(_checkpoints)!);
+        foreach (var directory in new[] { _checkpoints, _staging })
+        {
+            if (DurableFileSystem.TryCreateDirectoryExclusive(directory))
+            {
+                DurableFileSystem.FsyncDirectory(Path.GetDirectoryName(directory)!);
+            }
         }
     }
 
