@@ -1,0 +1,58 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using PodMigrate.Agent;
+using PodMigrate.Agent.Checkpointing;
+using PodMigrate.Agent.Restoring;
+using PodMigrate.Core.Store;
+using PodMigrate.Node.Containerd;
+using PodMigrate.TestKit.Cluster;
+
+namespace PodMigrate.Integration.Tests.Restore;
+
+/// <summary>
+/// One node's agent composed in-process exactly as the host composes it (<c>AddAgentServices</c>), on a node of the
+/// local cluster, with a test-private share and state directory; the operations are driven directly.
+/// </summary>
+internal sealed class NodeAgent : IAsyncDisposable
+{
+    private readonly ServiceProvider _services;
+
+    public NodeAgent(ClusterNode node, string share, string stateDirectory)
+    {
+        var options = new AgentOptions
+        {
+            NodeName = node.Name,
+            ContainerdSocket = node.ContainerdSocket,
+            ShareRoot = share,
+            StateDirectory = stateDirectory,
+            UnixSocket = "",
+            GrpcPort = 0,
+            KeepPerPod = 0,
+        };
+        var services = new ServiceCollection();
+        services.AddLogging(logging => logging.SetMinimumLevel(LogLevel.Warning));
+        services.AddSingleton(TimeProvider.System);
+        services.AddSingleton(Options.Create(options));
+        services.AddAgentServices();
+        _services = services.BuildServiceProvider();
+        Node = node;
+        StateDirectory = stateDirectory;
+    }
+
+    public ClusterNode Node { get; }
+
+    public string StateDirectory { get; }
+
+    public CheckpointOperation Checkpoint => _services.GetRequiredService<CheckpointOperation>();
+
+    public RestoreOperation Restore => _services.GetRequiredService<RestoreOperation>();
+
+    public DirectRestore Direct => _services.GetRequiredService<DirectRestore>();
+
+    public ICheckpointStore Store => _services.GetRequiredService<ICheckpointStore>();
+
+    public ContainerdConnection Containerd => _services.GetRequiredService<ContainerdConnection>();
+
+    public ValueTask DisposeAsync() => _services.DisposeAsync();
+}

@@ -1,0 +1,52 @@
+using System.Globalization;
+using PodMigrate.Node.Cri;
+using PodMigrate.TestKit.Cluster;
+
+namespace PodMigrate.Integration.Tests.Restore;
+
+/// <summary>Reading the counter of a pod (through CRI ExecSync) or of a bare container (its rootfs upper directory).</summary>
+internal static class RestoreAssertions
+{
+    /// <summary>Polls (with backoff, bounded by the token) until the pod's counter reaches <paramref name="target"/>; returns the value read.</summary>
+    public static async Task<long> WaitForCountAsync(KubeletPodRunner runner, string podName, long target, CancellationToken cancellationToken)
+        => await PollAsync(async () =>
+        {
+            var result = await runner.ExecAsync(TestPods.Namespace, podName, "counter", ["cat", "/tmp/count"], TimeSpan.FromSeconds(10), cancellationToken);
+            return result.ExitCode == 0 && long.TryParse(result.Stdout.Trim(), CultureInfo.InvariantCulture, out var value) ? value : null;
+        }, target, $"pod {podName}", cancellationToken);
+
+    /// <summary>The same for a file on the host (a bare container's /tmp/count in its snapshot's upper directory).</summary>
+    public static async Task<long> WaitForCountAsync(string countFile, long target, CancellationToken cancellationToken)
+        => await PollAsync(() =>
+        {
+            long? value = null;
+            if (File.Exists(countFile) && long.TryParse(File.ReadAllText(countFile).Trim(), CultureInfo.InvariantCulture, out var parsed))
+            {
+                value = parsed;
+            }
+            return Task.FromResult(value);
+        }, target, countFile, cancellationToken);
+
+    private static async Task<long> PollAsync(Func<Task<long?>> read, long target, string subject, CancellationToken cancellationToken)
+    {
+        var delay = TimeSpan.FromMilliseconds(50);
+        long? last = null;
+        while (true)
+        {
+            last = await read() ?? last;
+            if (last >= target)
+            {
+                return last.Value;
+            }
+            try
+            {
+                await Task.Delay(delay, cancellationToken);
+            }
+            catch (OperationCanceledException)
+            {
+                throw new TimeoutException($"the counter of {subject} did not reach {target} (last value read: {last?.ToString(CultureInfo.InvariantCulture) ?? "none"})");
+            }
+            delay = TimeSpan.FromMilliseconds(Math.Min(delay.TotalMilliseconds * 2, 1000));
+        }
+    }
+}

@@ -1,0 +1,127 @@
+using System.Formats.Tar;
+using System.Globalization;
+using PodMigrate.Agent.V1;
+using PodMigrate.Core.Archive;
+using PodMigrate.Core.Store;
+using PodMigrate.Kube.Models;
+using PodMigrate.TestKit.Cluster;
+
+namespace PodMigrate.Integration.Tests.Restore;
+
+/// <summary>
+/// What the restore tests share: agents for node-a and node-b over a share and state directories of their own, and
+/// a counter pod on node-a checkpointed once by the agent (left running). Everything is removed at the end.
+/// </summary>
+public sealed class RestoreFixture : IAsyncLifetime
+{
+    // xunit 2 gives fixtures no fixtures: this one owns its handle on the shared cluster (it never takes it down).
+    private readonly LocalCluster cluster = new();
+
+    public const string NodeA = "node-a";
+    public const string NodeB = "node-b";
+
+    private readonly string _root = Path.Combine("/var/lib/podmigrate", $"test-restore-{Guid.NewGuid():N}"[..24]);
+
+    internal NodeAgent AgentA { get; private set; } = null!;
+
+    internal NodeAgent AgentB { get; private set; } = null!;
+
+    public LocalCluster Cluster => cluster;
+
+    public Pod Source { get; private set; } = null!;
+
+    /// <summary>The checkpoint of <see cref="Source"/> every test restores from.</summary>
+    public string CheckpointId { get; private set; } = "";
+
+    /// <summary>The counter's value as the archive holds it (tmp/count in rootfs-diff.tar).</summary>
+    public long ArchivedCount { get; private set; }
+
+    public async Task InitializeAsync()
+    {
+        await cluster.InitializeAsync();
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        var share = Path.Combine(_root, "share");
+        Directory.CreateDirectory(share);
+        AgentA = new NodeAgent(cluster.Info.Node(NodeA), share, Path.Combine(_root, NodeA));
+        AgentB = new NodeAgent(cluster.Info.Node(NodeB), share, Path.Combine(_root, NodeB));
+
+        Source = TestPods.Counter(cluster.Image("counter"), "restore-src");
+        await cluster.Runner(NodeA).RunAsync(Source, cts.Token);
+        await RestoreAssertions.WaitForCountAsync(cluster.Runner(NodeA), Source.Metadata.Name!, 15, cts.Token);
+        CheckpointId = await CheckpointSourceAsync(cts.Token);
+        ArchivedCount = await ReadArchivedCountAsync(CheckpointId, cts.Token);
+    }
+
+    /// <summary>A new checkpoint of the source pod, left running (what the flipped-byte test corrupts).</summary>
+    public async Task<string> CheckpointSourceAsync(CancellationToken cancellationToken)
+    {
+        var request = new CheckpointRequest
+        {
+            Container = new ContainerSelector { Pod = new ContainerSelector.Types.PodContainer { Namespace = TestPods.Namespace, Pod = Source.Metadata.Name!, Container = "counter" } },
+            Disposition = SourceDisposition.SourceLeaveRunning,
+        };
+        var result = await AgentA.Checkpoint.RunAsync(request, _ => { }, cancellationToken);
+        result.SourceState.ShouldBe(SourceState.SourceRunning);
+        return result.Checkpoint.CheckpointId;
+    }
+
+    private async Task<long> ReadArchivedCountAsync(string checkpointId, CancellationToken cancellationToken)
+    {
+        var directory = Path.Combine(_root, "inspect-" + checkpointId);
+        await AgentA.Store.ExtractAsync(CheckpointIdOf(checkpointId), directory, cancellationToken);
+        try
+        {
+            await using var diff = File.OpenRead(Path.Combine(directory, CheckpointLayout.RootFsDiffTar));
+            await using var reader = new TarReader(diff);
+            while (await reader.GetNextEntryAsync(copyData: false, cancellationToken) is { } entry)
+            {
+                if (entry.Name.TrimStart('.', '/') == "tmp/count" && entry.DataStream is { } data)
+                {
+                    using var text = new StreamReader(data);
+                    return long.Parse((await text.ReadToEndAsync(cancellationToken)).Trim(), CultureInfo.InvariantCulture);
+                }
+            }
+            throw new InvalidOperationException($"checkpoint {checkpointId}: rootfs-diff.tar has no tmp/count");
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    internal static CheckpointId CheckpointIdOf(string value) => Core.Store.CheckpointId.Parse(value);
+
+    public async Task DisposeAsync()
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(90));
+        try
+        {
+            if (Source is not null)
+            {
+                await cluster.Runner(NodeA).RemoveAsync(TestPods.Namespace, Source.Metadata.Name!, TimeSpan.FromSeconds(2), cts.Token);
+            }
+        }
+        finally
+        {
+            if (AgentA is not null)
+            {
+                await AgentA.DisposeAsync();
+            }
+            if (AgentB is not null)
+            {
+                await AgentB.DisposeAsync();
+            }
+            if (Directory.Exists(_root))
+            {
+                Directory.Delete(_root, recursive: true);
+            }
+            await cluster.DisposeAsync();
+        }
+    }
+}
+
+[CollectionDefinition(Name)]
+public sealed class RestoreTestGroup : ICollectionFixture<RestoreFixture>
+{
+    public const string Name = "Restore";
+}

@@ -1,0 +1,198 @@
+using System.Net;
+using PodMigrate.Agent.Restoring;
+using PodMigrate.Agent.V1;
+using PodMigrate.Core.Errors;
+using PodMigrate.Node.Containerd;
+using PodMigrate.Node.Cri;
+using PodMigrate.Node.Restore;
+using PodMigrate.TestKit.Cluster;
+using Runtime.V1;
+
+namespace PodMigrate.Integration.Tests.Restore;
+
+/// <summary>
+/// A counter pod on node-a, checkpointed by the agent (left running), restored on node-b through CRI and directly
+/// through containerd's Tasks API: the counter goes on from the checkpointed value. Plus clones, a corrupted archive
+/// (DataLoss, nothing created) and bad requests.
+/// </summary>
+[Collection(RestoreTestGroup.Name)]
+[Trait("Category", "Integration")]
+[Trait("Requires", "Root")]
+[Trait("Requires", "Containerd")]
+[Trait("Requires", "Criu")]
+public sealed class RestoreTests(RestoreFixture fixture)
+{
+    private static readonly TimeSpan TestBudget = TimeSpan.FromSeconds(150);
+
+    private LocalCluster Cluster => fixture.Cluster;
+
+    private KubeletPodRunner RunnerB => Cluster.Runner(RestoreFixture.NodeB);
+
+    [Fact(Timeout = 180_000)]
+    public async Task Cri_image_restore_on_node_b_continues_the_counter_from_the_checkpoint()
+    {
+        using var cts = new CancellationTokenSource(TestBudget);
+        var podName = UniqueName("cri");
+        await using var _ = PodCleanup(podName);
+        var progress = new List<Progress>();
+
+        var result = await fixture.AgentB.Restore.RunAsync(PodRequest(podName), progress.Add, cts.Token);
+
+        result.Method.ShouldBe(RestoreMethod.RestoreCriImage);
+        result.CheckpointId.ShouldBe(fixture.CheckpointId);
+        result.SandboxId.ShouldNotBeNullOrEmpty();
+        result.Pid.ShouldBeGreaterThan(0u);
+        IPNetwork.Parse(Cluster.Info.Node(RestoreFixture.NodeB).Subnet).Contains(IPAddress.Parse(result.PodIp)).ShouldBeTrue($"pod IP {result.PodIp} is not in node-b's subnet");
+        result.Timings.Select(t => t.Phase).ShouldBe([Phase.Fetch, Phase.Import, Phase.Restore]);
+        progress.Select(p => p.Phase).ShouldContain(Phase.Restore);
+
+        var pod = (await RunnerB.GetAsync(TestPods.Namespace, podName, cts.Token)).ShouldNotBeNull();
+        pod.Containers.ShouldHaveSingleItem().Id.ShouldBe(result.ContainerId);
+        pod.Containers[0].State.ShouldBe("Running");
+        await ShouldContinuePodCounterAsync(podName, cts.Token);
+        var status = await Cluster.Cri(RestoreFixture.NodeB).Runtime.ContainerStatusAsync(result.ContainerId, cts.Token);
+        status.Annotations.ShouldContainKeyAndValue("restored", "true");
+        Directory.EnumerateFileSystemEntries(Path.Combine(fixture.AgentB.StateDirectory, "staging")).ShouldBeEmpty("staging is removed after the restore");
+    }
+
+    [Fact(Timeout = 180_000)]
+    public async Task Direct_restore_on_node_b_continues_the_counter_as_a_bare_container()
+    {
+        using var cts = new CancellationTokenSource(TestBudget);
+        var containerId = UniqueName("direct");
+        await using var _ = DirectCleanup(containerId);
+
+        var result = await fixture.AgentB.Restore.RunAsync(new RestoreRequest { CheckpointId = fixture.CheckpointId, ContainerId = containerId }, _ => { }, cts.Token);
+
+        result.Method.ShouldBe(RestoreMethod.RestoreDirect);
+        result.ContainerId.ShouldBe(containerId);
+        result.Timings.Select(t => t.Phase).ShouldBe([Phase.Fetch, Phase.Import, Phase.Restore]);
+        var task = await new ContainerdTasks(fixture.AgentB.Containerd).GetAsync(containerId, cts.Token);
+        task.Status.ShouldBe(global::Containerd.V1.Types.Status.Running);
+        task.Pid.ShouldBe(result.Pid);
+        File.Exists(NetworkNamespaces.PathOf(DirectRestore.NetworkNamespaceName(containerId))).ShouldBeTrue("the restored process lives in a network namespace of its own");
+
+        var countFile = await CountFileOfAsync(containerId, cts.Token);
+        var first = await RestoreAssertions.WaitForCountAsync(countFile, long.MinValue, cts.Token);
+        first.ShouldBeGreaterThanOrEqualTo(fixture.ArchivedCount, "the restored counter starts from the checkpointed value, not from 0");
+        (await RestoreAssertions.WaitForCountAsync(countFile, first + 5, cts.Token)).ShouldBeGreaterThan(first);
+
+        (await fixture.AgentB.Direct.RemoveAsync(containerId, cts.Token)).ShouldBeTrue();
+        await Should.ThrowAsync<PodMigrateException>(() => new ContainerdContainers(fixture.AgentB.Containerd).GetAsync(containerId, cts.Token));
+        File.Exists(NetworkNamespaces.PathOf(DirectRestore.NetworkNamespaceName(containerId))).ShouldBeFalse("removing the container removes its network namespace");
+    }
+
+    [Fact(Timeout = 180_000)]
+    public async Task One_archive_restored_twice_gives_two_running_clones()
+    {
+        using var cts = new CancellationTokenSource(TestBudget);
+        var first = UniqueName("clone1");
+        var second = UniqueName("clone2");
+        await using var cleanFirst = PodCleanup(first);
+        await using var cleanSecond = PodCleanup(second);
+
+        var a = await fixture.AgentB.Restore.RunAsync(PodRequest(first), _ => { }, cts.Token);
+        var b = await fixture.AgentB.Restore.RunAsync(PodRequest(second), _ => { }, cts.Token);
+
+        b.ContainerId.ShouldNotBe(a.ContainerId);
+        b.SandboxId.ShouldNotBe(a.SandboxId);
+        b.PodIp.ShouldNotBe(a.PodIp);
+        b.Pid.ShouldNotBe(a.Pid);
+        await ShouldContinuePodCounterAsync(first, cts.Token);
+        await ShouldContinuePodCounterAsync(second, cts.Token);
+    }
+
+    [Fact(Timeout = 180_000)]
+    public async Task A_flipped_byte_in_the_archive_is_DataLoss_and_nothing_is_created()
+    {
+        using var cts = new CancellationTokenSource(TestBudget);
+        var checkpointId = await fixture.CheckpointSourceAsync(cts.Token);
+        var stored = await fixture.AgentB.Store.GetAsync(RestoreFixture.CheckpointIdOf(checkpointId), cts.Token);
+        FlipByte(stored.ArchivePath, stored.Manifest.CompressedSize / 2);
+        var podName = UniqueName("corrupt");
+        var containerId = UniqueName("corrupt");
+        await using var cleanPod = PodCleanup(podName);
+        await using var cleanContainer = DirectCleanup(containerId);
+
+        var viaCri = await Should.ThrowAsync<PodMigrateException>(
+            () => fixture.AgentB.Restore.RunAsync(PodRequest(podName, checkpointId), _ => { }, cts.Token));
+        var direct = await Should.ThrowAsync<PodMigrateException>(
+            () => fixture.AgentB.Restore.RunAsync(new RestoreRequest { CheckpointId = checkpointId, ContainerId = containerId }, _ => { }, cts.Token));
+
+        viaCri.Kind.ShouldBe(ErrorKind.DataLoss, viaCri.Message);
+        viaCri.Message.ShouldContain(checkpointId);
+        direct.Kind.ShouldBe(ErrorKind.DataLoss, direct.Message);
+        (await RunnerB.GetAsync(TestPods.Namespace, podName, cts.Token)).ShouldBeNull("no sandbox was created");
+        var byPod = new ContainerFilter();
+        byPod.LabelSelector[KubeletLabels.PodName] = podName;
+        (await Cluster.Cri(RestoreFixture.NodeB).Runtime.ListContainersAsync(byPod, cts.Token)).ShouldBeEmpty("no container was created");
+        (await new ContainerdContainers(fixture.AgentB.Containerd).ListAsync(cts.Token, $"id=={containerId}")).ShouldBeEmpty();
+        File.Exists(NetworkNamespaces.PathOf(DirectRestore.NetworkNamespaceName(containerId))).ShouldBeFalse();
+        Directory.EnumerateFileSystemEntries(Path.Combine(fixture.AgentB.StateDirectory, "staging")).ShouldBeEmpty();
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task Bad_requests_are_refused_before_anything_is_read_or_created()
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(50));
+        var restore = fixture.AgentB.Restore;
+
+        (await Fails(restore.RunAsync(new RestoreRequest { CheckpointId = "ck-does-not-exist", ContainerId = "nothing-here" }, _ => { }, cts.Token))).ShouldBe(ErrorKind.NotFound);
+        (await Fails(restore.RunAsync(new RestoreRequest { CheckpointId = "../etc", ContainerId = "x" }, _ => { }, cts.Token))).ShouldBe(ErrorKind.InvalidArgument);
+        (await Fails(restore.RunAsync(new RestoreRequest { CheckpointId = fixture.CheckpointId, ContainerId = "../escape" }, _ => { }, cts.Token))).ShouldBe(ErrorKind.InvalidArgument);
+        (await Fails(restore.RunAsync(PodRequest("Not_A_Name"), _ => { }, cts.Token))).ShouldBe(ErrorKind.InvalidArgument);
+        (await Fails(restore.RunAsync(new RestoreRequest { CheckpointId = fixture.CheckpointId, Method = RestoreMethod.RestoreDirect, Pod = new PodTarget { Namespace = TestPods.Namespace, Name = "p" } }, _ => { }, cts.Token))).ShouldBe(ErrorKind.InvalidArgument);
+        (await Fails(restore.RunAsync(new RestoreRequest { CheckpointId = fixture.CheckpointId }, _ => { }, cts.Token))).ShouldBe(ErrorKind.InvalidArgument);
+    }
+
+    private RestoreRequest PodRequest(string podName, string? checkpointId = null) => new()
+    {
+        CheckpointId = checkpointId ?? fixture.CheckpointId,
+        Method = RestoreMethod.RestoreCriImage,
+        Pod = new PodTarget { Namespace = TestPods.Namespace, Name = podName, Labels = { ["test"] = "restore" } },
+    };
+
+    /// <summary>The restored pod's counter starts at or above the checkpointed value and goes on.</summary>
+    private async Task ShouldContinuePodCounterAsync(string podName, CancellationToken cancellationToken)
+    {
+        var first = await RestoreAssertions.WaitForCountAsync(RunnerB, podName, long.MinValue, cancellationToken);
+        first.ShouldBeGreaterThanOrEqualTo(fixture.ArchivedCount, $"pod {podName}: the restored counter starts from the checkpointed value, not from 0");
+        (await RestoreAssertions.WaitForCountAsync(RunnerB, podName, first + 5, cancellationToken)).ShouldBeGreaterThan(first);
+    }
+
+    /// <summary>A bare container's /tmp/count as the host sees it: in the upper directory of its snapshot.</summary>
+    private async Task<string> CountFileOfAsync(string containerId, CancellationToken cancellationToken)
+    {
+        var container = await new ContainerdContainers(fixture.AgentB.Containerd).GetAsync(containerId, cancellationToken);
+        var mounts = await new ContainerdSnapshots(fixture.AgentB.Containerd, container.Snapshotter).MountsAsync(container.SnapshotKey, cancellationToken);
+        return Path.Combine(ContainerdSnapshots.UpperDir(mounts).ShouldNotBeNull(), "tmp", "count");
+    }
+
+    private static void FlipByte(string path, long offset)
+    {
+        using var file = new FileStream(path, FileMode.Open, FileAccess.ReadWrite);
+        file.Position = offset;
+        var value = file.ReadByte();
+        file.Position = offset;
+        file.WriteByte((byte)(value ^ 0xFF));
+    }
+
+    private static async Task<ErrorKind> Fails(Task task)
+        => (await Should.ThrowAsync<PodMigrateException>(() => task)).Kind;
+
+    private static string UniqueName(string prefix) => $"restore-{prefix}-{Guid.NewGuid().ToString("N")[..8]}";
+
+    private AsyncCleanup PodCleanup(string podName) => new(async token => await RunnerB.RemoveAsync(TestPods.Namespace, podName, TimeSpan.FromSeconds(2), token));
+
+    private AsyncCleanup DirectCleanup(string containerId) => new(async token => await fixture.AgentB.Direct.RemoveAsync(containerId, token));
+
+    /// <summary>Runs a removal when the test ends, with its own time budget (the test's token may be what ended it).</summary>
+    private sealed class AsyncCleanup(Func<CancellationToken, Task> cleanup) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+            await cleanup(cts.Token);
+        }
+    }
+}
