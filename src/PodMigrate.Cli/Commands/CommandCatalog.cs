@@ -17,5 +17,6 @@ internal static class CommandCatalog
         yield return CheckpointsCommand.Create();
         yield return SourceCommands.Resume();
         yield return SourceCommands.Discard();
+        yield return BenchCodecsCommand.Create();
     }
 }
