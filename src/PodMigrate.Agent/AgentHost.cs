@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using PodMigrate.Core.Errors;
 using PodMigrate.Core.Grpc;
@@ -21,6 +22,14 @@ public static class AgentHost
     {
         var builder = WebApplication.CreateSlimBuilder(args);
         builder.Configuration.AddEnvironmentVariables("PODMIGRATE_");
+        // Request logs are the metrics' job; the agent's own events (with ids) tell what happened.
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        builder.Logging.AddSimpleConsole(console =>
+        {
+            console.SingleLine = true;
+            console.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
+            console.UseUtcTimestamp = true;
+        });
         var options = ReadOptions(builder.Configuration, configure);
 
         builder.Services.AddSingleton<IValidateOptions<AgentOptions>, AgentOptionsValidator>();

@@ -62,10 +62,14 @@ internal sealed class SourceControl(ContainerdConnection containerd, ContainerRe
             {
                 await _tasks.ResumeAsync(source.Id, bounded.Token);
             }
-            await _tasks.WaitAsync(source.Id, CompensationTimeout, bounded.Token);
-            if (!source.IsPodContainer)
+            if (source.IsPodContainer)
             {
-                // Pods' tasks belong to CRI, which reaps them; a bare container's task is ours to delete.
+                // CRI reaps its tasks as they exit (its shim then goes away under a Wait): watch for the end instead.
+                await WaitUntilGoneAsync(source.Id, bounded.Token);
+            }
+            else
+            {
+                await _tasks.WaitAsync(source.Id, CompensationTimeout, bounded.Token);
                 await _tasks.DeleteAsync(source.Id, bounded.Token);
             }
         }
@@ -74,6 +78,27 @@ internal sealed class SourceControl(ContainerdConnection containerd, ContainerRe
         }
         await journal.RemoveAsync(source.Id, bounded.Token);
         AgentLog.SourceDiscarded(logger, source.DisplayName, checkpointId);
+    }
+
+    private async Task WaitUntilGoneAsync(string containerId, CancellationToken cancellationToken)
+    {
+        var delay = TimeSpan.FromMilliseconds(20);
+        while (true)
+        {
+            try
+            {
+                if ((await _tasks.GetAsync(containerId, cancellationToken)).Status == global::Containerd.V1.Types.Status.Stopped)
+                {
+                    return;
+                }
+            }
+            catch (PodMigrateException e) when (e.Kind == ErrorKind.NotFound)
+            {
+                return;
+            }
+            await Task.Delay(delay, cancellationToken);
+            delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromMilliseconds(500).Ticks));
+        }
     }
 
     /// <summary>Resume RPC: only a source this agent holds stopped.</summary>

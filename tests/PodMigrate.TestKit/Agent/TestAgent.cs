@@ -1,0 +1,151 @@
+using System.Diagnostics;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Logging;
+using PodMigrate.Agent;
+using PodMigrate.Agent.V1;
+using PodMigrate.Core.Errors;
+
+namespace PodMigrate.TestKit.Agent;
+
+/// <summary>Where a test agent keeps its things: its own socket, share and state, so tests never share an agent's state.</summary>
+public sealed record TestAgentLayout(string Node, string ContainerdSocket, string Directory, string? Share = null)
+{
+    public string Socket => Path.Combine(Directory, "agent.sock");
+
+    public string ShareRoot => Share ?? Path.Combine(Directory, "share");
+
+    public string StateDirectory => Path.Combine(Directory, "state");
+
+    public static TestAgentLayout ForNode(string node, string containerdSocket, string? share = null)
+    {
+        var directory = Path.Combine(Path.GetTempPath(), $"pm-agent-{node}-{Guid.NewGuid():N}"[..32]);
+        System.IO.Directory.CreateDirectory(directory);
+        return new TestAgentLayout(node, containerdSocket, directory, share);
+    }
+
+    public void Apply(AgentOptions options)
+    {
+        options.NodeName = Node;
+        options.ContainerdSocket = ContainerdSocket;
+        options.UnixSocket = Socket;
+        options.GrpcPort = 0;
+        options.MetricsPort = 0;
+        options.ShareRoot = ShareRoot;
+        options.StateDirectory = StateDirectory;
+        options.KeepPerPod = 0;
+    }
+}
+
+/// <summary>A real agent (Kestrel, gRPC over a unix socket) hosted in the test process, against a node's containerd.</summary>
+public sealed class InProcessAgent : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+
+    private InProcessAgent(WebApplication app, TestAgentLayout layout)
+    {
+        _app = app;
+        Layout = layout;
+        Client = AgentClient.Connect(layout.Socket);
+    }
+
+    public TestAgentLayout Layout { get; }
+
+    public AgentClient Client { get; }
+
+    public static async Task<InProcessAgent> StartAsync(TestAgentLayout layout, CancellationToken cancellationToken)
+    {
+        Directory.CreateDirectory(layout.ShareRoot);
+        var app = AgentHost.Build(["--Logging:LogLevel:Default=Warning"], layout.Apply);
+        await app.StartAsync(cancellationToken);
+        return new InProcessAgent(app, layout);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Client.Dispose();
+        await _app.StopAsync(CancellationToken.None);
+        await _app.DisposeAsync();
+    }
+}
+
+/// <summary>
+/// `podmigrate agent` as its own process, for what an in-process agent cannot show: being killed mid-operation
+/// and a new agent picking up what the dead one left.
+/// </summary>
+public sealed class AgentProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+
+    private AgentProcess(Process process, TestAgentLayout layout)
+    {
+        _process = process;
+        Layout = layout;
+        Client = AgentClient.Connect(layout.Socket);
+    }
+
+    public TestAgentLayout Layout { get; }
+
+    public AgentClient Client { get; }
+
+    public int Pid => _process.Id;
+
+    public static async Task<AgentProcess> StartAsync(TestAgentLayout layout, CancellationToken cancellationToken)
+    {
+        Directory.CreateDirectory(layout.ShareRoot);
+        var cli = Path.Combine(AppContext.BaseDirectory, "podmigrate.dll");
+        if (!File.Exists(cli))
+        {
+            throw new InvalidOperationException($"the podmigrate CLI is not beside the tests ({cli}): TestKit references PodMigrate.Cli for it");
+        }
+        var start = new ProcessStartInfo("dotnet")
+        {
+            ArgumentList =
+            {
+                cli, "agent", "--node", layout.Node, "--containerd-socket", layout.ContainerdSocket, "--socket", layout.Socket,
+                "--port", "0", "--share", layout.ShareRoot, "--state-dir", layout.StateDirectory,
+            },
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        start.Environment["Logging__LogLevel__Default"] = "Warning";
+        var process = Process.Start(start) ?? throw new InvalidOperationException("could not start the agent process");
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        var agent = new AgentProcess(process, layout);
+        var deadline = Stopwatch.StartNew();
+        while (true)
+        {
+            if (process.HasExited)
+            {
+                throw new InvalidOperationException($"the agent process exited with {process.ExitCode} before serving");
+            }
+            try
+            {
+                await agent.Client.HealthAsync(cancellationToken);
+                return agent;
+            }
+            catch (PodMigrateException) when (deadline.Elapsed < TimeSpan.FromSeconds(30))
+            {
+                await Task.Delay(100, cancellationToken);
+            }
+        }
+    }
+
+    /// <summary>SIGKILL: the agent gets no chance to clean up, as when a node's agent pod is OOM-killed.</summary>
+    public async Task KillAsync()
+    {
+        _process.Kill(entireProcessTree: true);
+        await _process.WaitForExitAsync();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Client.Dispose();
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+            await _process.WaitForExitAsync();
+        }
+        _process.Dispose();
+    }
+}
