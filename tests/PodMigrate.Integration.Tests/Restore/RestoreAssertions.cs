@@ -8,15 +8,16 @@ namespace PodMigrate.Integration.Tests.Restore;
 internal static class RestoreAssertions
 {
     /// <summary>Polls (with backoff, bounded by the token) until the pod's counter reaches <paramref name="target"/>; returns the value read.</summary>
-    public static async Task<long> WaitForCountAsync(KubeletPodRunner runner, string podName, long target, CancellationToken cancellationToken)
+    /// <param name="floor">Any value read below it fails at once (a restarted counter starts again from 0).</param>
+    public static async Task<long> WaitForCountAsync(KubeletPodRunner runner, string podName, long target, CancellationToken cancellationToken, long floor = long.MinValue)
         => await PollAsync(async () =>
         {
             var result = await runner.ExecAsync(TestPods.Namespace, podName, "counter", ["cat", "/tmp/count"], TimeSpan.FromSeconds(10), cancellationToken);
             return result.ExitCode == 0 && long.TryParse(result.Stdout.Trim(), CultureInfo.InvariantCulture, out var value) ? value : null;
-        }, target, $"pod {podName}", cancellationToken);
+        }, target, floor, $"pod {podName}", cancellationToken);
 
     /// <summary>The same for a file on the host (a bare container's /tmp/count in its snapshot's upper directory).</summary>
-    public static async Task<long> WaitForCountAsync(string countFile, long target, CancellationToken cancellationToken)
+    public static async Task<long> WaitForCountAsync(string countFile, long target, CancellationToken cancellationToken, long floor = long.MinValue)
         => await PollAsync(() =>
         {
             long? value = null;
@@ -25,15 +26,19 @@ internal static class RestoreAssertions
                 value = parsed;
             }
             return Task.FromResult(value);
-        }, target, countFile, cancellationToken);
+        }, target, floor, countFile, cancellationToken);
 
-    private static async Task<long> PollAsync(Func<Task<long?>> read, long target, string subject, CancellationToken cancellationToken)
+    private static async Task<long> PollAsync(Func<Task<long?>> read, long target, long floor, string subject, CancellationToken cancellationToken)
     {
         var delay = TimeSpan.FromMilliseconds(50);
         long? last = null;
         while (true)
         {
             last = await read() ?? last;
+            if (last < floor)
+            {
+                throw new InvalidOperationException($"the counter of {subject} went down to {last}, below {floor}: it restarted instead of going on");
+            }
             if (last >= target)
             {
                 return last.Value;
@@ -46,7 +51,7 @@ internal static class RestoreAssertions
             {
                 throw new TimeoutException($"the counter of {subject} did not reach {target} (last value read: {last?.ToString(CultureInfo.InvariantCulture) ?? "none"})");
             }
-            delay = TimeSpan.FromMilliseconds(Math.Min(delay.TotalMilliseconds * 2, 1000));
+            delay = TimeSpan.FromMilliseconds(Math.Min(delay.TotalMilliseconds * 2, 200));
         }
     }
 }
