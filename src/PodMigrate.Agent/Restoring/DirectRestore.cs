@@ -114,16 +114,34 @@ internal sealed class DirectRestore(
         foreach (var controller in Directory.Exists("/sys/fs/cgroup") ? Directory.EnumerateDirectories("/sys/fs/cgroup") : [])
         {
             // runc removes the container's cgroup but not an empty parent it created.
-            var cgroup = Path.Combine(controller, CgroupParent.TrimStart('/'), containerId);
+            var parent = Path.Combine(controller, CgroupParent.TrimStart('/'));
+            var cgroup = Path.Combine(parent, containerId);
             if (Directory.Exists(cgroup))
             {
                 Directory.Delete(cgroup, recursive: false);
             }
+            TryRemoveEmptyCgroup(parent);
         }
         return found;
     }
 
     private const string CgroupParent = "/podmigrate";
+
+    /// <summary>rmdir of a cgroup that still has children (other restored containers) fails; that is expected.</summary>
+    private static void TryRemoveEmptyCgroup(string path)
+    {
+        try
+        {
+            if (Directory.Exists(path) && !Directory.EnumerateDirectories(path).Any())
+            {
+                Directory.Delete(path, recursive: false);
+            }
+        }
+        catch (IOException)
+        {
+            // a container was created in it meanwhile
+        }
+    }
 
     /// <summary>Files made for the container on this node (the sandbox files the source had, the restore's work dir).</summary>
     private string ContainerDirectory(string containerId) => Path.Combine(options.Value.StateDirectory, "restored", containerId);

@@ -65,6 +65,36 @@ public sealed class RestoreFixture : IAsyncLifetime
         return result.Checkpoint.CheckpointId;
     }
 
+    /// <summary>
+    /// A new, correctly published checkpoint (every digest matches) whose CRIU image <paramref name="imageFile"/> is
+    /// garbage: what gets past verification and fails in CRIU itself.
+    /// </summary>
+    public async Task<string> PublishWithDamagedCriuImageAsync(string imageFile, CancellationToken cancellationToken)
+    {
+        var directory = Path.Combine(_root, "damaged-" + Guid.NewGuid().ToString("N")[..8]);
+        await AgentA.Store.ExtractAsync(CheckpointIdOf(CheckpointId), directory, cancellationToken);
+        try
+        {
+            await File.WriteAllBytesAsync(Path.Combine(directory, CheckpointLayout.CheckpointDirectory, imageFile), new byte[64], cancellationToken);
+            var id = Core.Store.CheckpointId.New(TimeProvider.System);
+            var source = await AgentA.Store.GetAsync(CheckpointIdOf(CheckpointId), cancellationToken);
+            await AgentA.Store.PublishAsync(new CheckpointPublishRequest
+            {
+                Id = id,
+                SourceDirectory = directory,
+                SourceNode = NodeA,
+                Pod = source.Manifest.Pod,
+                Container = source.Manifest.Container,
+                ImageReference = source.Manifest.ImageReference,
+            }, progress: null, cancellationToken);
+            return id.Value;
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
     private async Task<long> ReadArchivedCountAsync(string checkpointId, CancellationToken cancellationToken)
     {
         var directory = Path.Combine(_root, "inspect-" + checkpointId);

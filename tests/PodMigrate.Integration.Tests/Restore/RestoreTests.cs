@@ -131,6 +131,36 @@ public sealed class RestoreTests(RestoreFixture fixture)
         Directory.EnumerateFileSystemEntries(Path.Combine(fixture.AgentB.StateDirectory, "staging")).ShouldBeEmpty();
     }
 
+    [Fact(Timeout = 180_000)]
+    public async Task A_CRIU_restore_failure_is_Internal_with_the_restore_log_and_leaves_nothing_behind()
+    {
+        using var cts = new CancellationTokenSource(TestBudget);
+        var checkpointId = await fixture.PublishWithDamagedCriuImageAsync("pstree.img", cts.Token);
+        var podName = UniqueName("criufail");
+        var containerId = UniqueName("criufail");
+        await using var cleanPod = PodCleanup(podName);
+        await using var cleanContainer = DirectCleanup(containerId);
+        var mountsBefore = File.ReadAllText("/proc/self/mountinfo");
+
+        var direct = await Should.ThrowAsync<PodMigrateException>(
+            () => fixture.AgentB.Restore.RunAsync(new RestoreRequest { CheckpointId = checkpointId, ContainerId = containerId }, _ => { }, cts.Token));
+        var viaCri = await Should.ThrowAsync<PodMigrateException>(
+            () => fixture.AgentB.Restore.RunAsync(PodRequest(podName, checkpointId), _ => { }, cts.Token));
+
+        direct.Kind.ShouldBe(ErrorKind.Internal, direct.Message);
+        direct.Message.ShouldContain(checkpointId);
+        direct.Details.ShouldNotBeNull("the CRIU restore.log excerpt").ShouldContain("restore.log");
+        (await new ContainerdContainers(fixture.AgentB.Containerd).ListAsync(cts.Token, $"id=={containerId}")).ShouldBeEmpty("the half-restored container is removed");
+        File.Exists(NetworkNamespaces.PathOf(DirectRestore.NetworkNamespaceName(containerId))).ShouldBeFalse("its network namespace is removed");
+        Directory.Exists(Path.Combine(fixture.AgentB.StateDirectory, "restored", containerId)).ShouldBeFalse();
+
+        viaCri.Kind.ShouldBe(ErrorKind.Internal, viaCri.Message);
+        (await RunnerB.GetAsync(TestPods.Namespace, podName, cts.Token)).ShouldBeNull("the sandbox of the failed restore is removed");
+        File.ReadAllText("/proc/self/mountinfo").Split('\n').Count(l => l.Contains("/checkpoint", StringComparison.Ordinal))
+            .ShouldBe(mountsBefore.Split('\n').Count(l => l.Contains("/checkpoint", StringComparison.Ordinal)), "no checkpoint mount is left behind");
+        Directory.EnumerateFileSystemEntries(Path.Combine(fixture.AgentB.StateDirectory, "staging")).ShouldBeEmpty();
+    }
+
     [Fact(Timeout = 60_000)]
     public async Task Bad_requests_are_refused_before_anything_is_read_or_created()
     {
