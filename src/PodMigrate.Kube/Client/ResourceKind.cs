@@ -1,0 +1,68 @@
+using System.Text.Json.Serialization.Metadata;
+using PodMigrate.Kube.Models;
+
+namespace PodMigrate.Kube.Client;
+
+/// <summary>
+/// Where a kind lives in the REST API (group, version, plural, scope) and how its objects and lists are
+/// (de)serialized. One value per kind: <see cref="KubeResources"/> has the built-in ones.
+/// </summary>
+public sealed record ResourceKind<T>(
+    string Group,
+    string Version,
+    string Plural,
+    string Kind,
+    bool Namespaced,
+    JsonTypeInfo<T> TypeInfo,
+    JsonTypeInfo<KubeList<T>> ListTypeInfo)
+    where T : class
+{
+    /// <summary>"v1" for the core group, "group/version" otherwise.</summary>
+    public string ApiVersion => Group.Length == 0 ? Version : $"{Group}/{Version}";
+
+    /// <summary>The collection path: /api/v1/namespaces/ns/pods, /apis/g/v/plural, …</summary>
+    public string CollectionPath(string? ns)
+    {
+        var root = Group.Length == 0 ? $"/api/{Version}" : $"/apis/{Group}/{Version}";
+        if (!Namespaced || ns is null)
+        {
+            return $"{root}/{Plural}";
+        }
+        return $"{root}/namespaces/{Uri.EscapeDataString(ns)}/{Plural}";
+    }
+
+    public string ObjectPath(string? ns, string name)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        if (Namespaced)
+        {
+            ArgumentException.ThrowIfNullOrEmpty(ns);
+        }
+        return $"{CollectionPath(ns)}/{Uri.EscapeDataString(name)}";
+    }
+
+    public override string ToString() => Group.Length == 0 ? Plural : $"{Plural}.{Group}";
+}
+
+/// <summary>The kinds PodMigrate talks about.</summary>
+public static class KubeResources
+{
+    private static readonly KubeClientJsonContext Json = KubeClientJsonContext.Default;
+
+    public static ResourceKind<Pod> Pods { get; } = new("", "v1", "pods", "Pod", true, Json.Pod, Json.KubeListPod);
+
+    public static ResourceKind<Node> Nodes { get; } = new("", "v1", "nodes", "Node", false, Json.Node, Json.KubeListNode);
+
+    public static ResourceKind<KubeNamespace> Namespaces { get; } = new("", "v1", "namespaces", "Namespace", false, Json.KubeNamespace, Json.KubeListKubeNamespace);
+
+    public static ResourceKind<KubeEvent> Events { get; } = new("", "v1", "events", "Event", true, Json.KubeEvent, Json.KubeListKubeEvent);
+
+    public static ResourceKind<Lease> Leases { get; } = new("coordination.k8s.io", "v1", "leases", "Lease", true, Json.Lease, Json.KubeListLease);
+
+    public static ResourceKind<CustomResource> CustomResourceDefinitions { get; } =
+        Custom("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", namespaced: false);
+
+    /// <summary>A custom resource (or any kind without a typed model), by group/version/plural.</summary>
+    public static ResourceKind<CustomResource> Custom(string group, string version, string plural, string kind, bool namespaced = true)
+        => new(group, version, plural, kind, namespaced, Json.CustomResource, Json.KubeListCustomResource);
+}
