@@ -40,8 +40,11 @@ internal sealed class CheckpointCapture(ContainerdConnection containerd, TimePro
             var dumpStarted = time.GetTimestamp();
             try
             {
+                // Not cancelled mid-way: runc and CRIU would dump on in the shim, and restore the frozen state once done,
+                // re-freezing a source resumed meanwhile. The dump is bounded by its own timeout; cancellation is honoured after it.
                 await _tasks.CheckpointAsync(source.Id, new TaskCheckpointOptions(
-                    imageDirectory, workDirectory, Exit: false, OpenTcp: options.TcpEstablished, FileLocks: options.FileLocks, Timeout: options.Timeout), cancellationToken);
+                    imageDirectory, workDirectory, Exit: false, OpenTcp: options.TcpEstablished, FileLocks: options.FileLocks, Timeout: options.Timeout), CancellationToken.None);
+                cancellationToken.ThrowIfCancellationRequested();
             }
             catch (PodMigrateException e) when (e.Kind == ErrorKind.Internal)
             {

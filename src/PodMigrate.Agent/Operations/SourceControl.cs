@@ -13,8 +13,11 @@ namespace PodMigrate.Agent.Operations;
 /// </summary>
 internal sealed class SourceControl(ContainerdConnection containerd, ContainerResolver resolver, SourceJournal journal, OperationGate gate, ILogger<SourceControl> logger)
 {
-    /// <summary>Compensations run on their own bound, not the caller's token, which may be what was cancelled.</summary>
-    private static readonly TimeSpan CompensationTimeout = TimeSpan.FromSeconds(30);
+    /// <summary>
+    /// Compensations run on their own bound, not the caller's token, which may be what was cancelled. Generous: the runc
+    /// shim serializes a resume behind a dump still running (e.g. of a dead agent), which may take minutes for large memory.
+    /// </summary>
+    private static readonly TimeSpan CompensationTimeout = TimeSpan.FromMinutes(3);
 
     private readonly ContainerdTasks _tasks = new(containerd);
 

@@ -1,0 +1,211 @@
+using System.Globalization;
+using PodMigrate.Agent.V1;
+using PodMigrate.Core.Errors;
+using PodMigrate.Core.Processes;
+using PodMigrate.Integration.Tests.Cluster;
+using PodMigrate.Kube.Models;
+using PodMigrate.Node.Containerd;
+using PodMigrate.TestKit.Agent;
+using PodMigrate.TestKit.Cluster;
+
+namespace PodMigrate.Integration.Tests.Agent;
+
+/// <summary>
+/// What happens to the workload when things go wrong during a checkpoint: a full share, an agent killed mid-way,
+/// a client that goes away. The source must end up running, and nothing partial may be visible on the share.
+/// </summary>
+[Collection(SharedLocalCluster.Name)]
+[Trait("Category", "Integration")]
+[Trait("Requires", "Root")]
+[Trait("Requires", "Criu")]
+[Trait("Requires", "Containerd")]
+public sealed class AgentFailureTests(LocalCluster cluster) : IAsyncLifetime
+{
+    private const string Node = "node-a";
+    private readonly List<Pod> _pods = [];
+    private readonly List<string> _directories = [];
+    private readonly List<string> _mounts = [];
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync()
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        foreach (var pod in _pods)
+        {
+            await cluster.Runner(Node).RemoveAsync(pod.Metadata.Namespace!, pod.Metadata.Name!, TimeSpan.Zero, cts.Token);
+        }
+        foreach (var mount in _mounts)
+        {
+            await ProcessRunner.RunAsync(new ProcessSpec("umount", [mount]), cts.Token);
+        }
+        foreach (var directory in _directories.Where(Directory.Exists))
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    [Fact(Timeout = 120_000)]
+    public async Task Full_share_is_ResourceExhausted_the_source_runs_on_and_nothing_is_published()
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(110));
+        var share = NewDirectory("share");
+        (await ProcessRunner.RunAsync(new ProcessSpec("mount", ["-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", share]), cts.Token)).EnsureSuccess();
+        _mounts.Add(share);
+        await using var agent = await InProcessAgent.StartAsync(Layout(share), cts.Token);
+        // 32 MiB of a pseudo-random pattern: no codec shrinks it below the 4 MiB the share has.
+        var pod = await RunAsync(TestPods.Memhog(cluster.Image("memhog"), "full", mib: 32), cts.Token);
+        await WaitForMemhogAsync(pod, cts.Token);
+
+        var error = await Should.ThrowAsync<PodMigrateException>(() => agent.Client.CheckpointToEndAsync(
+            new CheckpointRequest { Container = Select(pod, "memhog"), Disposition = SourceDisposition.SourceLeaveStopped }, null, cts.Token));
+
+        error.Kind.ShouldBe(ErrorKind.ResourceExhausted);
+        error.Message.ShouldContain(share);
+        (await StateAsync(agent.Client, pod, cts.Token)).ShouldBe(ContainerState.ContainerRunning);
+        (await agent.Client.ListCheckpointsAsync(new ListCheckpointsRequest(), cts.Token)).Checkpoints.ShouldBeEmpty();
+        NonHiddenEntries(Path.Combine(share, "checkpoints")).ShouldBeEmpty();
+        Directory.EnumerateFileSystemEntries(Path.Combine(agent.Layout.StateDirectory, "staging")).ShouldBeEmpty();
+    }
+
+    [Fact(Timeout = 180_000)]
+    public async Task Agent_killed_during_a_checkpoint_the_next_agent_resumes_the_source_and_lists_nothing_half_written()
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(170));
+        var layout = Layout(share: null);
+        // Large enough that the dump and the write take a while: the kill lands inside the operation.
+        var pod = await RunAsync(TestPods.Memhog(cluster.Image("memhog"), "kill", mib: 384), cts.Token);
+        await WaitForMemhogAsync(pod, cts.Token);
+
+        await using (var first = await AgentProcess.StartAsync(layout, cts.Token))
+        {
+            await using var stream = first.Client.CheckpointAsync(
+                new CheckpointRequest { Container = Select(pod, "memhog"), Disposition = SourceDisposition.SourceLeaveRunning }, cts.Token).GetAsyncEnumerator(cts.Token);
+            // Once the dump has begun the source is frozen, and only the journal knows it.
+            while (await stream.MoveNextAsync() && stream.Current.Progress?.Phase != Phase.Dump)
+            {
+            }
+            stream.Current.Progress?.Phase.ShouldBe(Phase.Dump);
+            await first.KillAsync();
+        }
+        (await ContainerdStateAsync(pod, cts.Token)).ShouldBe("PAUSED", "a killed agent leaves its source frozen: the next one must release it");
+
+        await using var second = await AgentProcess.StartAsync(layout, cts.Token);
+
+        (await StateAsync(second.Client, pod, cts.Token)).ShouldBe(ContainerState.ContainerRunning);
+        var status = await MemhogStatusAsync(pod, cts.Token);
+        status.ShouldStartWith("ok", customMessage: "the resumed workload's memory is intact");
+        (await second.Client.ListCheckpointsAsync(new ListCheckpointsRequest(), cts.Token)).Checkpoints.ShouldBeEmpty();
+        NonHiddenEntries(Path.Combine(layout.ShareRoot, "checkpoints")).ShouldBeEmpty();
+        Directory.EnumerateFileSystemEntries(Path.Combine(layout.StateDirectory, "staging")).ShouldBeEmpty();
+    }
+
+    [Fact(Timeout = 120_000)]
+    public async Task Client_that_cancels_mid_checkpoint_leaves_the_source_running()
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(110));
+        await using var agent = await InProcessAgent.StartAsync(Layout(share: null), cts.Token);
+        var pod = await RunAsync(TestPods.Memhog(cluster.Image("memhog"), "cancel", mib: 256), cts.Token);
+        await WaitForMemhogAsync(pod, cts.Token);
+
+        using var call = CancellationTokenSource.CreateLinkedTokenSource(cts.Token);
+        var stream = agent.Client.CheckpointAsync(new CheckpointRequest { Container = Select(pod, "memhog"), Disposition = SourceDisposition.SourceLeaveStopped }, call.Token);
+        await Should.ThrowAsync<OperationCanceledException>(async () =>
+        {
+            await foreach (var e in stream)
+            {
+                if (e.Progress?.Phase == Phase.Dump)
+                {
+                    await call.CancelAsync();
+                }
+            }
+        });
+
+        // The agent notices the cancellation, finishes what CRIU is doing, and resumes the source.
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (await StateAsync(agent.Client, pod, cts.Token) != ContainerState.ContainerRunning && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(200, cts.Token);
+        }
+        (await StateAsync(agent.Client, pod, cts.Token)).ShouldBe(ContainerState.ContainerRunning);
+        (await agent.Client.ListCheckpointsAsync(new ListCheckpointsRequest(), cts.Token)).Checkpoints.ShouldBeEmpty();
+        (await MemhogStatusAsync(pod, cts.Token)).ShouldStartWith("ok");
+    }
+
+    private TestAgentLayout Layout(string? share)
+    {
+        var layout = TestAgentLayout.ForNode(Node, cluster.Info.Node(Node).ContainerdSocket, share);
+        _directories.Add(layout.Directory);
+        return layout;
+    }
+
+    private string NewDirectory(string name)
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"pm-{name}-{Guid.NewGuid():N}"[..24]);
+        Directory.CreateDirectory(path);
+        _directories.Add(path);
+        return path;
+    }
+
+    private async Task<Pod> RunAsync(Pod pod, CancellationToken cancellationToken)
+    {
+        _pods.Add(pod);
+        await cluster.Runner(Node).RunAsync(pod, cancellationToken);
+        return pod;
+    }
+
+    private static ContainerSelector Select(Pod pod, string container)
+        => new() { Pod = new ContainerSelector.Types.PodContainer { Namespace = pod.Metadata.Namespace!, Pod = pod.Metadata.Name!, Container = container } };
+
+    private static async Task<ContainerState> StateAsync(AgentClient agent, Pod pod, CancellationToken cancellationToken)
+    {
+        var list = await agent.ListContainersAsync(new ListContainersRequest { PodNamespace = pod.Metadata.Namespace!, PodName = pod.Metadata.Name! }, cancellationToken);
+        list.Containers.ShouldNotBeEmpty();
+        return list.Containers.OrderByDescending(c => c.Pid).First().State;
+    }
+
+    /// <summary>The task's state as containerd reports it, asked without any agent.</summary>
+    private async Task<string> ContainerdStateAsync(Pod pod, CancellationToken cancellationToken)
+    {
+        var containers = await cluster.Cri(Node).Runtime.ListContainersAsync(new Runtime.V1.ContainerFilter
+        {
+            LabelSelector = { ["io.kubernetes.pod.name"] = pod.Metadata.Name!, ["io.kubernetes.pod.namespace"] = pod.Metadata.Namespace! },
+        }, cancellationToken);
+        var id = containers.ShouldHaveSingleItem().Id;
+        using var containerd = ContainerdConnection.Open(cluster.Info.Node(Node).ContainerdSocket, "k8s.io");
+        var task = await new ContainerdTasks(containerd).GetAsync(id, cancellationToken);
+        return task.Status.ToString().ToUpperInvariant();
+    }
+
+    private async Task<string> MemhogStatusAsync(Pod pod, CancellationToken cancellationToken)
+    {
+        var exec = await cluster.Runner(Node).ExecAsync(pod.Metadata.Namespace!, pod.Metadata.Name!, null, ["cat", "/tmp/memhog.status"], TimeSpan.FromSeconds(10), cancellationToken);
+        exec.ExitCode.ShouldBe(0, exec.Stderr);
+        return exec.Stdout.Trim();
+    }
+
+    /// <summary>Until memhog has filled its memory and verified it once.</summary>
+    private async Task WaitForMemhogAsync(Pod pod, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            try
+            {
+                var status = await MemhogStatusAsync(pod, cancellationToken);
+                if (status.StartsWith("ok", StringComparison.Ordinal) && !status.Contains("passes=0", StringComparison.Ordinal))
+                {
+                    return;
+                }
+            }
+            catch (ShouldAssertException)
+            {
+            }
+            await Task.Delay(200, cancellationToken);
+        }
+    }
+
+    private static IEnumerable<string> NonHiddenEntries(string directory)
+        => Directory.Exists(directory)
+            ? Directory.EnumerateFileSystemEntries(directory).Where(e => !Path.GetFileName(e).StartsWith('.'))
+            : [];
+}
