@@ -105,6 +105,10 @@ public sealed class AgentClient : IDisposable
         {
             return await _channel.UnaryAsync(method, request, new CallOptions(CancellationToken: cancellationToken));
         }
+        catch (RpcException e) when (cancellationToken.IsCancellationRequested)
+        {
+            throw new OperationCanceledException($"{doing} on the agent at {Target}: cancelled", e, cancellationToken);
+        }
         catch (RpcException e)
         {
             throw ErrorMapping.ToException(e, $"{doing} on the agent at {Target}");
@@ -129,6 +133,10 @@ public sealed class AgentClient : IDisposable
                         yield break;
                     }
                     current = stream.Current;
+                }
+                catch (RpcException e) when (cancellationToken.IsCancellationRequested)
+                {
+                    throw new OperationCanceledException($"{doing} on the agent at {Target}: cancelled", e, cancellationToken);
                 }
                 catch (RpcException e)
                 {
