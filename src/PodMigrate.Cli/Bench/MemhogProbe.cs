@@ -1,0 +1,69 @@
+using System.Globalization;
+using System.Net.Http;
+using PodMigrate.Core.Errors;
+
+namespace PodMigrate.Cli.Bench;
+
+/// <summary>
+/// Talks to a memhog workload over HTTP: waits until it has filled and verified its memory once, and reads the
+/// FNV-1a 64 digest of that memory, which is computed from the live pages on every request.
+/// </summary>
+internal sealed class MemhogProbe(HttpClient http, TimeProvider time)
+{
+    public const int Port = 8080;
+
+    /// <summary>Waits for "ok passes=N" with N &gt;= 1; a "CORRUPT" status or the deadline is an error.</summary>
+    public async Task WaitReadyAsync(string ip, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(timeout);
+        var delay = TimeSpan.FromMilliseconds(50);
+        string? last = null;
+        try
+        {
+            while (true)
+            {
+                try
+                {
+                    last = await http.GetStringAsync(Url(ip, ""), deadline.Token);
+                    if (last.StartsWith("CORRUPT", StringComparison.Ordinal))
+                    {
+                        throw new PodMigrateException(ErrorKind.DataLoss, $"memhog at {ip} reports its memory corrupt: {last.Trim()}");
+                    }
+                    if (Passes(last) >= 1)
+                    {
+                        return;
+                    }
+                }
+                catch (HttpRequestException)
+                {
+                    // Not listening yet.
+                }
+                await Task.Delay(delay, time, deadline.Token);
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromMilliseconds(500).Ticks));
+            }
+        }
+        catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            throw new PodMigrateException(ErrorKind.DeadlineExceeded, $"memhog at {ip} was not ready within {timeout} (last status: {last?.Trim() ?? "no answer"})");
+        }
+    }
+
+    public async Task<string> DigestAsync(string ip, CancellationToken cancellationToken)
+        => (await http.GetStringAsync(Url(ip, "digest"), cancellationToken)).Trim();
+
+    private static Uri Url(string ip, string path) => new(string.Create(CultureInfo.InvariantCulture, $"http://{ip}:{Port}/{path}"));
+
+    private static int Passes(string status)
+    {
+        // "ok passes=N mib=M seed=S"
+        foreach (var field in status.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+        {
+            if (field.StartsWith("passes=", StringComparison.Ordinal) && int.TryParse(field.AsSpan("passes=".Length), NumberStyles.None, CultureInfo.InvariantCulture, out var passes))
+            {
+                return passes;
+            }
+        }
+        return 0;
+    }
+}

@@ -1,0 +1,117 @@
+using System.CommandLine;
+using System.Globalization;
+using PodMigrate.Agent.V1;
+using PodMigrate.Cli.Bench;
+using PodMigrate.Core.Errors;
+
+namespace PodMigrate.Cli.Commands;
+
+/// <summary>
+/// <c>podmigrate bench migration</c>: for each memory size, a memhog pod on --from; in the same run on that pod, the
+/// raw floor (CRIU dump through containerd to tmpfs + zstd -T0 -1; zstd -d + CRIU restore) and ours (agent checkpoint
+/// to the share, agent restore on --to), with the ratios ours/floor and a digest check of the restored memory.
+/// </summary>
+internal static class BenchMigrationCommand
+{
+    /// <summary>Adds `migration` to the `bench` verb (whose `codecs` subcommand lives in BenchCodecsCommand).</summary>
+    public static Command AddTo(Command bench)
+    {
+        bench.Subcommands.Add(Create());
+        return bench;
+    }
+
+    private static Command Create()
+    {
+        var sizes = new Option<string>("--sizes") { Description = "Memory sizes in MiB, comma-separated", DefaultValueFactory = _ => "64,256,1024,2048" };
+        var codecs = new Option<string>("--codecs") { Description = "Our archive codecs to measure, comma-separated (zstd, gzip, none)", DefaultValueFactory = _ => "zstd" };
+        var from = new Option<string>("--from") { Description = "Source node", DefaultValueFactory = _ => "node-a" };
+        var to = new Option<string>("--to") { Description = "Target node", DefaultValueFactory = _ => "node-b" };
+        var image = new Option<string>("--image") { Description = "The memhog image", DefaultValueFactory = _ => "localhost:5000/podmigrate/memhog:1" };
+        var disposition = new Option<string>("--source") { Description = "What our checkpoint does with the source: leave-stopped (a migration) or leave-running", DefaultValueFactory = _ => "leave-stopped" }
+            .AcceptOnlyFromAmong("leave-stopped", "leave-running");
+        var repeat = new Option<int>("--repeat") { Description = "Runs per size; the table shows medians", DefaultValueFactory = _ => 1 };
+        var workDir = new Option<string>("--work-dir") { Description = "tmpfs for the floor's CRIU images and archives", DefaultValueFactory = _ => "/dev/shm" };
+        var jsonOut = new Option<string?>("--json-out") { Description = "Also write the JSON report to this file (for scripts that want the table and the data of one run)" };
+        var output = CliCommon.OutputOption();
+        var command = new Command("migration", "Checkpoint and restore a memhog pod with the agents and with raw CRIU + zstd, side by side; print phase times and ratios");
+        foreach (var option in new Option[] { sizes, codecs, from, to, image, disposition, repeat, workDir, jsonOut, output })
+        {
+            command.Options.Add(option);
+        }
+
+        command.SetAction((parse, cancellationToken) => CliCommon.RunAsync(async () =>
+        {
+            var json = parse.IsJson(output);
+            var options = new MigrationBenchOptions(
+                ParseSizes(parse.GetValue(sizes)!),
+                ParseCodecs(parse.GetValue(codecs)!),
+                parse.GetValue(from)!,
+                parse.GetValue(to)!,
+                parse.GetValue(image)!,
+                parse.GetValue(disposition) == "leave-running" ? SourceDisposition.SourceLeaveRunning : SourceDisposition.SourceLeaveStopped,
+                parse.GetValue(repeat),
+                parse.GetValue(workDir)!,
+                CliCommon.RunDirectory);
+            if (options.Repeat < 1)
+            {
+                throw PodMigrateException.InvalidArgument($"--repeat must be at least 1, not {options.Repeat}");
+            }
+            if (options.From == options.To)
+            {
+                throw PodMigrateException.InvalidArgument($"--from and --to are both {options.From}");
+            }
+            if (!Directory.Exists(options.WorkRoot))
+            {
+                throw PodMigrateException.NotFound($"--work-dir {options.WorkRoot} does not exist");
+            }
+
+            using var source = CliCommon.ConnectAgent(options.From, null);
+            using var target = CliCommon.ConnectAgent(options.To, null);
+            // Progress goes to stderr so that -o json keeps stdout clean.
+            var bench = new MigrationBench(options, source, target, line => Console.Error.WriteLine(line));
+            var samples = await bench.RunAsync(cancellationToken);
+            var rows = MigrationBenchReport.Summarize(samples);
+            if (parse.GetValue(jsonOut) is { Length: > 0 } jsonPath)
+            {
+                await using var file = File.Create(jsonPath);
+                MigrationBenchReport.WriteJson(options, rows, samples, file);
+            }
+            if (json)
+            {
+                using var stdout = Console.OpenStandardOutput();
+                MigrationBenchReport.WriteJson(options, rows, samples, stdout);
+                stdout.WriteByte((byte)'\n');
+            }
+            else
+            {
+                MigrationBenchReport.WriteTables(rows, Console.Out);
+            }
+            return rows.All(r => r.DigestPass && r.FloorDigestPass) ? ExitCodes.Ok : ExitCodes.DataLoss;
+        }, cancellationToken));
+        return command;
+    }
+
+    private static List<int> ParseSizes(string text)
+    {
+        var sizes = new List<int>();
+        foreach (var part in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (!int.TryParse(part, NumberStyles.None, CultureInfo.InvariantCulture, out var mib) || mib < 1 || mib > 65536)
+            {
+                throw PodMigrateException.InvalidArgument($"--sizes: '{part}' is not a size in MiB (1..65536)");
+            }
+            sizes.Add(mib);
+        }
+        return sizes.Count > 0 ? sizes : throw PodMigrateException.InvalidArgument("--sizes names no size");
+    }
+
+    private static List<string> ParseCodecs(string text)
+    {
+        var codecs = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList();
+        foreach (var codec in codecs)
+        {
+            CheckpointCommand.ParseCodec(codec);
+        }
+        return codecs.Count > 0 ? codecs : throw PodMigrateException.InvalidArgument("--codecs names no codec");
+    }
+}
