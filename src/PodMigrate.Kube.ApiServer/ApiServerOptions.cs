@@ -1,0 +1,26 @@
+using System.Net;
+
+namespace PodMigrate.Kube.ApiServer;
+
+public sealed class ApiServerOptions
+{
+    /// <summary>TCP port; 0 picks a free one (see <see cref="KubeApiServer.BaseAddress"/>).</summary>
+    public int Port { get; set; }
+
+    /// <summary>Loopback by default: this server has no authorization beyond one bearer token.</summary>
+    public IPAddress BindAddress { get; set; } = IPAddress.Loopback;
+
+    /// <summary>When set, every request must carry "Authorization: Bearer &lt;token&gt;" (401 otherwise).</summary>
+    public string? BearerToken { get; set; }
+
+    /// <summary>Serve HTTPS with a self-signed certificate generated at start (its PEM goes into the kubeconfig as the CA).</summary>
+    public bool UseTls { get; set; }
+
+    /// <summary>How many past changes a watch can resume from; older resourceVersions get 410 Gone.</summary>
+    public int WatchHistory { get; set; } = 10_000;
+
+    /// <summary>Namespaces that exist from the start.</summary>
+    public IReadOnlyList<string> InitialNamespaces { get; set; } = ["default", "kube-system", "kube-public", "kube-node-lease"];
+
+    public TimeProvider TimeProvider { get; set; } = TimeProvider.System;
+}

@@ -1,0 +1,380 @@
+using System.Globalization;
+using System.Net;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using PodMigrate.Core.Errors;
+using PodMigrate.Kube.Client;
+
+namespace PodMigrate.Kube.ApiServer;
+
+/// <summary>
+/// An in-process Kubernetes API server on Kestrel: discovery, CRUD, status/binding subresources, patches, selectors,
+/// watch (chunked JSON lines) and server-side Table printing, over an in-memory <see cref="ObjectStore"/>.
+/// Not served: authorization beyond one bearer token, admission, OpenAPI, protobuf, server-side apply, garbage collection.
+/// </summary>
+public sealed partial class KubeApiServer : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+    private readonly ObjectStore _store;
+    private readonly ApiServerOptions _options;
+    private readonly string? _certificatePem;
+    private readonly ILogger _logger;
+
+    private KubeApiServer(WebApplication app, ObjectStore store, ApiServerOptions options, string? certificatePem)
+    {
+        _app = app;
+        _store = store;
+        _options = options;
+        _certificatePem = certificatePem;
+        _logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger<KubeApiServer>();
+        BaseAddress = new Uri("http://127.0.0.1/");
+    }
+
+    /// <summary>Where the server listens, e.g. http://127.0.0.1:41234/.</summary>
+    public Uri BaseAddress { get; private set; }
+
+    /// <summary>What a client needs to reach this server: address, the bearer token and the CA (when serving TLS).</summary>
+    public KubeClientConfig ClientConfig => new()
+    {
+        Server = BaseAddress,
+        BearerToken = _options.BearerToken,
+        CertificateAuthorityPem = _certificatePem,
+    };
+
+    public static async Task<KubeApiServer> StartAsync(ApiServerOptions options, Action<ILoggingBuilder>? configureLogging, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        configureLogging?.Invoke(builder.Logging);
+        X509Certificate2? certificate = options.UseTls ? SelfSignedCertificate() : null;
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.AddServerHeader = false;
+            kestrel.Listen(options.BindAddress, options.Port, listen =>
+            {
+                listen.Protocols = HttpProtocols.Http1;
+                if (certificate is not null)
+                {
+                    listen.UseHttps(certificate);
+                }
+            });
+        });
+        var app = builder.Build();
+        var store = new ObjectStore(options);
+        var server = new KubeApiServer(app, store, options, certificate?.ExportCertificatePem());
+        app.Run(server.HandleAsync);
+        await app.StartAsync(cancellationToken);
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        var port = new Uri(address.Replace("[::]", "localhost", StringComparison.Ordinal)).Port;
+        var host = options.BindAddress.Equals(IPAddress.Any) || options.BindAddress.Equals(IPAddress.IPv6Any) ? "127.0.0.1" : options.BindAddress.ToString();
+        server.BaseAddress = new Uri($"{(certificate is null ? "http" : "https")}://{(host.Contains(':', StringComparison.Ordinal) ? $"[{host}]" : host)}:{port}/");
+        return server;
+    }
+
+    /// <summary>Writes a kubeconfig for this server (mode 0600: it may hold the token), via a temporary name and a rename.</summary>
+    public async Task WriteKubeconfigAsync(string path, CancellationToken cancellationToken)
+    {
+        var directory = Path.GetDirectoryName(Path.GetFullPath(path))!;
+        Directory.CreateDirectory(directory);
+        var temporary = Path.Combine(directory, $".{Path.GetFileName(path)}.{Environment.ProcessId}.tmp");
+        await File.WriteAllTextAsync(temporary, ClientConfig.ToKubeconfigYaml(), cancellationToken);
+        File.SetUnixFileMode(temporary, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        File.Move(temporary, path, overwrite: true);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        using var stopping = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        await _app.StopAsync(stopping.Token);
+        await _app.DisposeAsync();
+    }
+
+    private async Task HandleAsync(HttpContext context)
+    {
+        var request = context.Request;
+        try
+        {
+            if (_options.BearerToken is { } token && request.Headers.Authorization.ToString() != $"Bearer {token}")
+            {
+                await WriteStatusAsync(context, 401, "Unauthorized", "Unauthorized");
+                return;
+            }
+            await RouteAsync(context);
+        }
+        catch (PodMigrateException e)
+        {
+            var (code, reason) = ToHttp(e.Kind);
+            await WriteStatusAsync(context, code, reason, e.Message);
+        }
+        catch (JsonException e)
+        {
+            await WriteStatusAsync(context, 400, "BadRequest", $"the request body is not valid JSON: {e.Message}");
+        }
+        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        {
+            // The client went away (a watch being stopped): nothing to answer.
+        }
+        catch (Exception e) when (e is InvalidOperationException or FormatException or KeyNotFoundException)
+        {
+            // A body of the wrong shape (a string where an object belongs…) surfaces as one of these from System.Text.Json.Nodes.
+            LogRequestFailed(_logger, request.Method, request.Path, e);
+            await WriteStatusAsync(context, 400, "BadRequest", $"malformed request: {e.Message}");
+        }
+    }
+
+    private async Task RouteAsync(HttpContext context)
+    {
+        var path = context.Request.Path.Value?.TrimEnd('/') ?? "";
+        var segments = path.Split('/', StringSplitOptions.RemoveEmptyEntries).Select(Uri.UnescapeDataString).ToArray();
+        switch (segments)
+        {
+            case ["version"]:
+                await WriteJsonAsync(context, 200, Discovery.Version());
+                return;
+            case ["healthz" or "readyz" or "livez"]:
+                context.Response.ContentType = "text/plain";
+                await context.Response.WriteAsync("ok", context.RequestAborted);
+                return;
+            case ["api"]:
+                await WriteJsonAsync(context, 200, Discovery.CoreVersions($"{BaseAddress.Host}:{BaseAddress.Port}"));
+                return;
+            case ["api", "v1"]:
+                await WriteJsonAsync(context, 200, Discovery.Resources("v1", _store.Types().Where(t => t.Group.Length == 0)));
+                return;
+            case ["apis"]:
+                await WriteJsonAsync(context, 200, Discovery.Groups(_store.Types()));
+                return;
+            case ["apis", var group]:
+                var groupTypes = _store.Types().Where(t => t.Group == group).ToList();
+                await (groupTypes.Count == 0 ? NotFoundAsync(context) : WriteJsonAsync(context, 200, Discovery.Group(group, groupTypes)));
+                return;
+            case ["apis", var group, var version]:
+                var versionTypes = _store.Types().Where(t => t.Group == group && t.Version == version).ToList();
+                await (versionTypes.Count == 0 ? NotFoundAsync(context) : WriteJsonAsync(context, 200, Discovery.Resources($"{group}/{version}", versionTypes)));
+                return;
+            case ["api", "v1", .. var rest] when rest.Length > 0:
+                await ResourceAsync(context, "", "v1", rest);
+                return;
+            case ["apis", var group, var version, .. var rest] when rest.Length > 0:
+                await ResourceAsync(context, group, version, rest);
+                return;
+            default:
+                // Includes /openapi/v2 and /openapi/v3: kubectl then validates nothing client-side (see ApiServerCommand).
+                await NotFoundAsync(context);
+                return;
+        }
+    }
+
+    private static Task NotFoundAsync(HttpContext context) => WriteStatusAsync(context, 404, "NotFound", "the server could not find the requested resource");
+
+    private async Task ResourceAsync(HttpContext context, string group, string version, string[] rest)
+    {
+        string? ns = null;
+        if (rest is ["namespaces", var n, var plural, ..] && _store.FindType(group, version, plural) is { Namespaced: true })
+        {
+            ns = n;
+            rest = rest[2..];
+        }
+        var type = _store.FindType(group, version, rest[0]);
+        if (type is null || (type.Namespaced && ns is null && rest.Length > 1) || rest.Length > 3)
+        {
+            await NotFoundAsync(context);
+            return;
+        }
+        var name = rest.Length > 1 ? rest[1] : null;
+        var subresource = rest.Length > 2 ? rest[2] : null;
+        var request = context.Request;
+        var ct = context.RequestAborted;
+        var now = _options.TimeProvider.GetUtcNow();
+        var wantsTable = Tables.Wanted(request.Headers.Accept.ToString());
+        var includeObject = request.Query["includeObject"].ToString();
+
+        switch (request.Method, name, subresource)
+        {
+            case ("GET", null, null) when IsTrue(request.Query["watch"]):
+                await WatchAsync(context, type, ns, wantsTable, includeObject);
+                return;
+            case ("GET", null, null):
+            {
+                var (items, rv) = _store.List(type, ns, Selector.ParseLabels(request.Query["labelSelector"]), Selector.ParseFields(request.Query["fieldSelector"]));
+                var body = wantsTable
+                    ? Tables.Render(type, items, rv, includeObject, now)
+                    : new JsonObject
+                    {
+                        ["kind"] = type.Kind + "List",
+                        ["apiVersion"] = type.ApiVersion,
+                        ["metadata"] = new JsonObject { ["resourceVersion"] = rv },
+                        ["items"] = new JsonArray(items.Select(i => (JsonNode?)i).ToArray()),
+                    };
+                await WriteJsonAsync(context, 200, body);
+                return;
+            }
+            case ("GET", not null, null or "status"):
+            {
+                var obj = _store.Get(type, ns, name);
+                await WriteJsonAsync(context, 200, wantsTable ? Tables.Render(type, [obj], _store.CurrentResourceVersion, includeObject, now) : obj);
+                return;
+            }
+            case ("POST", null, null):
+                await WriteJsonAsync(context, 201, _store.Create(type, ns, await ReadObjectAsync(context)));
+                return;
+            case ("POST", not null, "binding") when type == BuiltInTypes.Pods:
+                await WriteJsonAsync(context, 201, _store.Bind(ns!, name, await ReadObjectAsync(context)));
+                return;
+            case ("PUT", not null, null or "status") when subresource is null || type.HasStatus:
+                await WriteJsonAsync(context, 200, _store.Update(type, ns, name, await ReadObjectAsync(context), statusOnly: subresource is not null));
+                return;
+            case ("PATCH", not null, null or "status") when subresource is null || type.HasStatus:
+            {
+                var patch = JsonNode.Parse(await ReadBodyAsync(context));
+                await WriteJsonAsync(context, 200, _store.Patch(type, ns, name, request.ContentType ?? "", patch, statusOnly: subresource is not null));
+                return;
+            }
+            case ("DELETE", not null, null):
+            {
+                var body = await ReadBodyAsync(context);
+                var options = body.Length == 0 ? null : JsonNode.Parse(body) as JsonObject;
+                var (obj, gone) = _store.Delete(type, ns, name, options);
+                await WriteJsonAsync(context, gone ? 200 : 202, obj);
+                return;
+            }
+            case ("DELETE", null, null):
+            {
+                var (items, _) = _store.List(type, ns, Selector.ParseLabels(request.Query["labelSelector"]), Selector.ParseFields(request.Query["fieldSelector"]));
+                foreach (var item in items)
+                {
+                    _store.Delete(type, item["metadata"]?["namespace"]?.GetValue<string>(), item["metadata"]!["name"]!.GetValue<string>(), null);
+                }
+                await WriteJsonAsync(context, 200, new JsonObject { ["kind"] = type.Kind + "List", ["apiVersion"] = type.ApiVersion, ["metadata"] = new JsonObject(), ["items"] = new JsonArray() });
+                return;
+            }
+            default:
+                await WriteStatusAsync(context, 405, "MethodNotAllowed", $"{request.Method} is not supported on {request.Path}");
+                return;
+        }
+    }
+
+    private async Task WatchAsync(HttpContext context, ResourceType type, string? ns, bool asTable, string? includeObject)
+    {
+        var request = context.Request;
+        var watcher = _store.Watch(type, ns, Selector.ParseLabels(request.Query["labelSelector"]), Selector.ParseFields(request.Query["fieldSelector"]), request.Query["resourceVersion"]);
+        var response = context.Response;
+        response.StatusCode = 200;
+        response.ContentType = "application/json";
+        if (watcher is null)
+        {
+            // What the real server does: a 200 stream whose one event is an ERROR carrying a 410 Status.
+            var status = StatusBody(410, "Expired", $"too old resource version: {request.Query["resourceVersion"]} ({_store.CurrentResourceVersion})");
+            await WriteLineAsync(response, new JsonObject { ["type"] = "ERROR", ["object"] = status }, context.RequestAborted);
+            return;
+        }
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
+        if (int.TryParse(request.Query["timeoutSeconds"], CultureInfo.InvariantCulture, out var seconds) && seconds > 0)
+        {
+            timeout.CancelAfter(TimeSpan.FromSeconds(seconds));
+        }
+        try
+        {
+            await response.StartAsync(context.RequestAborted);
+            await response.Body.FlushAsync(context.RequestAborted);
+            var first = true;
+            await foreach (var change in watcher.Events.Reader.ReadAllAsync(timeout.Token))
+            {
+                JsonNode obj = asTable
+                    ? Tables.Render(type, [change.Object], change.Object["metadata"]?["resourceVersion"]?.GetValue<string>() ?? "", includeObject, _options.TimeProvider.GetUtcNow(), withColumns: first)
+                    : change.Object;
+                first = false;
+                await WriteLineAsync(response, new JsonObject { ["type"] = change.Type, ["object"] = obj.DeepClone() }, context.RequestAborted);
+            }
+        }
+        catch (OperationCanceledException) when (timeout.IsCancellationRequested)
+        {
+            // timeoutSeconds reached or the client left: the stream ends normally.
+        }
+        finally
+        {
+            _store.StopWatch(watcher);
+        }
+    }
+
+    private static async Task WriteLineAsync(HttpResponse response, JsonObject line, CancellationToken cancellationToken)
+    {
+        await response.WriteAsync(line.ToJsonString() + "\n", cancellationToken);
+        await response.Body.FlushAsync(cancellationToken);
+    }
+
+    private static bool IsTrue(string? value) => value is "1" or "true" or "True";
+
+    private static async Task<string> ReadBodyAsync(HttpContext context)
+    {
+        using var reader = new StreamReader(context.Request.Body, Encoding.UTF8);
+        return await reader.ReadToEndAsync(context.RequestAborted);
+    }
+
+    private static async Task<JsonObject> ReadObjectAsync(HttpContext context)
+        => JsonNode.Parse(await ReadBodyAsync(context)) as JsonObject ?? throw PodMigrateException.InvalidArgument("the request body must be a JSON object");
+
+    private static async Task WriteJsonAsync(HttpContext context, int code, JsonNode body)
+    {
+        context.Response.StatusCode = code;
+        context.Response.ContentType = "application/json";
+        await context.Response.WriteAsync(body.ToJsonString(), context.RequestAborted);
+    }
+
+    private static Task WriteStatusAsync(HttpContext context, int code, string reason, string message)
+        => context.Response.HasStarted ? Task.CompletedTask : WriteJsonAsync(context, code, StatusBody(code, reason, message));
+
+    private static JsonObject StatusBody(int code, string reason, string message) => new()
+    {
+        ["kind"] = "Status",
+        ["apiVersion"] = "v1",
+        ["metadata"] = new JsonObject(),
+        ["status"] = "Failure",
+        ["message"] = message,
+        ["reason"] = reason,
+        ["code"] = code,
+    };
+
+    /// <summary>The edge: error kinds become HTTP codes and Status reasons.</summary>
+    private static (int Code, string Reason) ToHttp(ErrorKind kind) => kind switch
+    {
+        ErrorKind.NotFound => (404, "NotFound"),
+        ErrorKind.AlreadyExists => (409, "AlreadyExists"),
+        ErrorKind.Aborted => (409, "Conflict"),
+        ErrorKind.InvalidArgument => (422, "Invalid"),
+        ErrorKind.FailedPrecondition => (400, "BadRequest"),
+        ErrorKind.Unimplemented => (415, "UnsupportedMediaType"),
+        _ => (500, "InternalError"),
+    };
+
+    private static X509Certificate2 SelfSignedCertificate()
+    {
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var request = new CertificateRequest("CN=podmigrate-apiserver", key, HashAlgorithmName.SHA256);
+        var names = new SubjectAlternativeNameBuilder();
+        names.AddIpAddress(IPAddress.Loopback);
+        names.AddDnsName("localhost");
+        request.CertificateExtensions.Add(names.Build());
+        // Its own CA: clients trust exactly this certificate through the kubeconfig's certificate-authority-data.
+        request.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
+        request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature | X509KeyUsageFlags.KeyCertSign, true));
+        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1")], false));
+        var now = DateTimeOffset.UtcNow;
+        return request.CreateSelfSigned(now.AddMinutes(-5), now.AddYears(1));
+    }
+
+    [LoggerMessage(EventId = 1, Level = LogLevel.Warning, Message = "{Method} {Path} failed")]
+    private static partial void LogRequestFailed(ILogger logger, string method, string path, Exception exception);
+}
