@@ -60,19 +60,10 @@ internal sealed class SourceControl(ContainerdConnection containerd, ContainerRe
         {
             // SIGKILL reaches a frozen task only once it thaws; it never runs a user instruction in between.
             await _tasks.KillAsync(source.Id, signal: 9, all: true, bounded.Token);
-            var task = await _tasks.GetAsync(source.Id, bounded.Token);
-            if (task.Status == global::Containerd.V1.Types.Status.Paused)
+            await ThawUntilGoneAsync(source.Id, bounded.Token);
+            if (!source.IsPodContainer)
             {
-                await _tasks.ResumeAsync(source.Id, bounded.Token);
-            }
-            if (source.IsPodContainer)
-            {
-                // CRI reaps its tasks as they exit (its shim then goes away under a Wait): watch for the end instead.
-                await WaitUntilGoneAsync(source.Id, bounded.Token);
-            }
-            else
-            {
-                await _tasks.WaitAsync(source.Id, CompensationTimeout, bounded.Token);
+                // Pods' tasks belong to CRI, which reaps them; a bare container's task is ours to delete.
                 await _tasks.DeleteAsync(source.Id, bounded.Token);
             }
         }
@@ -83,21 +74,30 @@ internal sealed class SourceControl(ContainerdConnection containerd, ContainerRe
         AgentLog.SourceDiscarded(logger, source.DisplayName, checkpointId);
     }
 
-    private async Task WaitUntilGoneAsync(string containerId, CancellationToken cancellationToken)
+    /// <summary>
+    /// Until the killed task has exited: thawed while it is frozen (the freezer may report a transitional state for a
+    /// moment, in which runc refuses to resume: try again), polled rather than waited on, because CRI reaps its tasks
+    /// as they exit and the shim goes away under a Wait.
+    /// </summary>
+    private async Task ThawUntilGoneAsync(string containerId, CancellationToken cancellationToken)
     {
         var delay = TimeSpan.FromMilliseconds(20);
         while (true)
         {
-            try
-            {
-                if ((await _tasks.GetAsync(containerId, cancellationToken)).Status == global::Containerd.V1.Types.Status.Stopped)
-                {
-                    return;
-                }
-            }
-            catch (PodMigrateException e) when (e.Kind == ErrorKind.NotFound)
+            var task = await _tasks.GetAsync(containerId, cancellationToken);
+            if (task.Status == global::Containerd.V1.Types.Status.Stopped)
             {
                 return;
+            }
+            if (task.Status is global::Containerd.V1.Types.Status.Paused or global::Containerd.V1.Types.Status.Pausing)
+            {
+                try
+                {
+                    await _tasks.ResumeAsync(containerId, cancellationToken);
+                }
+                catch (PodMigrateException e) when (e.Kind is ErrorKind.Internal or ErrorKind.FailedPrecondition)
+                {
+                }
             }
             await Task.Delay(delay, cancellationToken);
             delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromMilliseconds(500).Ticks));
