@@ -249,7 +249,7 @@ internal sealed class ObjectStore
             var grace = GracePeriod(type, current, options);
             if (hasFinalizers || grace > 0)
             {
-                var terminating = current["metadata"]?["deletionGracePeriodSeconds"]?.GetValue<long>();
+                var terminating = current["metadata"]?["deletionGracePeriodSeconds"].AsLong();
                 if (terminating is { } currentGrace && currentGrace <= grace)
                 {
                     // Already being deleted, no sooner than asked now: nothing changes.
@@ -354,7 +354,7 @@ internal sealed class ObjectStore
         }
         if (!statusOnly && !JsonNode.DeepEquals(updated["spec"], current["spec"]))
         {
-            metadata["generation"] = (old["generation"]?.GetValue<long>() ?? 1) + 1;
+            metadata["generation"] = (old["generation"].AsLong() ?? 1) + 1;
         }
         if (metadata["deletionTimestamp"] is not null && metadata["finalizers"] is not JsonArray { Count: > 0 } && GracePeriod(type, updated, null) == 0)
         {
@@ -373,9 +373,9 @@ internal sealed class ObjectStore
         {
             return 0;
         }
-        return options?["gracePeriodSeconds"]?.GetValue<long>()
-            ?? obj["metadata"]?["deletionGracePeriodSeconds"]?.GetValue<long>()
-            ?? obj["spec"]?["terminationGracePeriodSeconds"]?.GetValue<long>()
+        return options?["gracePeriodSeconds"].AsLong()
+            ?? obj["metadata"]?["deletionGracePeriodSeconds"].AsLong()
+            ?? obj["spec"]?["terminationGracePeriodSeconds"].AsLong()
             ?? 30;
     }
 

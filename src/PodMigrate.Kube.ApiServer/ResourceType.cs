@@ -74,7 +74,7 @@ internal static class BuiltInTypes
                     c["name"]?.GetValue<string>() ?? "",
                     c["type"]?.GetValue<string>() ?? "string",
                     c["jsonPath"]?.GetValue<string>() ?? "",
-                    c["priority"]?.GetValue<int>() ?? 0,
+                    (int)(c["priority"].AsLong() ?? 0),
                     c["format"]?.GetValue<string>() ?? "",
                     c["description"]?.GetValue<string>() ?? ""))
                 .ToList();

@@ -115,7 +115,7 @@ internal static class Tables
         var containers = (pod["spec"]?["containers"] as JsonArray)?.Count ?? 0;
         var statuses = (pod["status"]?["containerStatuses"] as JsonArray)?.OfType<JsonObject>().ToList() ?? [];
         var ready = statuses.Count(s => s["ready"]?.GetValue<bool>() == true);
-        var restarts = statuses.Sum(s => s["restartCount"]?.GetValue<int>() ?? 0);
+        var restarts = statuses.Sum(s => s["restartCount"].AsLong() ?? 0);
         var phase = pod["status"]?["reason"]?.GetValue<string>() ?? pod["status"]?["phase"]?.GetValue<string>() ?? "Unknown";
         if (pod["metadata"]?["deletionTimestamp"] is not null)
         {

@@ -17,6 +17,7 @@ internal static class CommandCatalog
         yield return CheckpointsCommand.Create();
         yield return SourceCommands.Resume();
         yield return SourceCommands.Discard();
+        yield return ApiServerCommand.Create();
         yield return BenchMigrationCommand.AddTo(BenchCodecsCommand.Create());
     }
 }
