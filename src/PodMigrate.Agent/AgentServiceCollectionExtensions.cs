@@ -38,6 +38,7 @@ internal static class AgentServiceCollectionExtensions
             sp.GetRequiredService<ILogger<FileSystemCheckpointStore>>()));
         services.AddSingleton(sp => new SourceJournal(sp.GetRequiredService<IOptions<AgentOptions>>().Value.StateDirectory));
 
+        services.AddSingleton<CriuCapabilities>();
         services.AddSingleton<OperationGate>();
         services.AddSingleton<ContainerResolver>();
         services.AddSingleton<NodeInfoProvider>();

@@ -10,7 +10,7 @@ using PodMigrate.Core.Codecs;
 using PodMigrate.Core.Errors;
 using PodMigrate.Core.Store;
 using PodMigrate.Node.Containerd;
-using PodMigrate.Node.Criu;
+using PodMigrate.Agent.NodeInfo;
 
 namespace PodMigrate.Agent.Checkpointing;
 
@@ -28,7 +28,7 @@ internal sealed class CheckpointOperation(
     CriStatusReader criStatus,
     OperationGate gate,
     SourceJournal journal,
-    CriuClient criu,
+    CriuCapabilities criu,
     AgentMetrics metrics,
     TimeProvider time,
     ILogger<CheckpointOperation> logger)
@@ -60,7 +60,7 @@ internal sealed class CheckpointOperation(
             using var busy = gate.Enter(source.Id, $"checkpoint {id}");
             AgentLog.CheckpointStarted(logger, id.Value, source.DisplayName, disposition.ToString(), codec.Name);
             await PrecheckAsync(source, id, deadline.Token);
-            var criuVersion = (await criu.VersionAsync(deadline.Token)).ToString();
+            var criuVersion = (await criu.GetAsync(deadline.Token)).Version.ToString();
             timings.Add(Timing(Phase.Precheck, time.GetElapsedTime(started)));
 
             var staging = Path.Combine(_options.StateDirectory, "staging", id.Value);

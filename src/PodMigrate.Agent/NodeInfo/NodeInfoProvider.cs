@@ -7,12 +7,11 @@ using PodMigrate.Core.Errors;
 using PodMigrate.Core.IO;
 using PodMigrate.Core.Processes;
 using PodMigrate.Node.Containerd;
-using PodMigrate.Node.Criu;
 
 namespace PodMigrate.Agent.NodeInfo;
 
 /// <summary>What this node can do, asked of the systems themselves each time (versions, CRIU features, the share).</summary>
-internal sealed class NodeInfoProvider(IOptions<AgentOptions> options, ContainerdConnection containerd, CriuClient criu)
+internal sealed class NodeInfoProvider(IOptions<AgentOptions> options, ContainerdConnection containerd, CriuCapabilities criu)
 {
     private readonly AgentOptions _options = options.Value;
 
@@ -29,10 +28,9 @@ internal sealed class NodeInfoProvider(IOptions<AgentOptions> options, Container
             CgroupLayout = CgroupLayout(),
             Share = Share(),
         };
-        var version = await criu.VersionAsync(cancellationToken);
+        var (version, features) = await criu.GetAsync(cancellationToken);
         info.CriuVersion = version.Number;
         info.CriuVersionText = version.ToString();
-        var features = await criu.CheckFeaturesAsync(cancellationToken);
         info.CriuFeatures = new V1.CriuFeatures
         {
             MemTrack = features.MemoryTracking,
