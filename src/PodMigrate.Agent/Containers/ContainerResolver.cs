@@ -1,6 +1,7 @@
 using PodMigrate.Agent.V1;
 using PodMigrate.Core.Errors;
 using PodMigrate.Node.Containerd;
+using PodMigrate.Node.Cri;
 using Api = Containerd.Services.Containers.V1;
 
 namespace PodMigrate.Agent.Containers;
@@ -35,11 +36,11 @@ internal sealed class ContainerResolver(ContainerdConnection containerd)
         var filters = new List<string>();
         if (!string.IsNullOrEmpty(podNamespace))
         {
-            filters.Add(LabelFilter(KubeLabels.PodNamespace, podNamespace));
+            filters.Add(LabelFilter(KubeletLabels.PodNamespace, podNamespace));
         }
         if (!string.IsNullOrEmpty(podName))
         {
-            filters.Add(LabelFilter(KubeLabels.PodName, podName));
+            filters.Add(LabelFilter(KubeletLabels.PodName, podName));
         }
         var all = await _containers.ListAsync(cancellationToken, filters.Count == 0 ? [] : [string.Join(",", filters)]);
         return [.. all.Where(c => !IsSandbox(c)).Select(ToSource)];
@@ -85,7 +86,7 @@ internal sealed class ContainerResolver(ContainerdConnection containerd)
     }
 
     private static bool IsSandbox(Api.Container container)
-        => container.Labels.TryGetValue(KubeLabels.CriKind, out var kind) && kind == "sandbox";
+        => container.Labels.TryGetValue(CriContainerdLabels.Kind, out var kind) && kind == "sandbox";
 
     private SourceContainer ToSource(Api.Container container) => new(
         container.Id,

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Google.Protobuf;
+using PodMigrate.Node.Cri;
 
 namespace PodMigrate.Agent.Containers;
 
@@ -15,16 +16,16 @@ internal sealed record SourceContainer(
     ByteString SpecJson,
     IReadOnlyDictionary<string, string> Labels)
 {
-    public string PodNamespace => Label(KubeLabels.PodNamespace);
+    public string PodNamespace => Label(KubeletLabels.PodNamespace);
 
-    public string PodName => Label(KubeLabels.PodName);
+    public string PodName => Label(KubeletLabels.PodName);
 
-    public string PodUid => Label(KubeLabels.PodUid);
+    public string PodUid => Label(KubeletLabels.PodUid);
 
     /// <summary>The Kubernetes container name, or the containerd id for a container that no kubelet made.</summary>
-    public string ContainerName => Labels.TryGetValue(KubeLabels.ContainerName, out var name) ? name : Id;
+    public string ContainerName => Labels.TryGetValue(KubeletLabels.ContainerName, out var name) ? name : Id;
 
-    public bool IsPodContainer => Labels.ContainsKey(KubeLabels.PodName);
+    public bool IsPodContainer => Labels.ContainsKey(KubeletLabels.PodName);
 
     /// <summary>"default/counter/counter" for people and logs; the id for bare containers.</summary>
     public string DisplayName => IsPodContainer ? $"{PodNamespace}/{PodName}/{ContainerName}" : Id;
@@ -40,7 +41,7 @@ internal sealed record SourceContainer(
             }
             using var spec = JsonDocument.Parse(SpecJson.Memory);
             return spec.RootElement.TryGetProperty("annotations", out var annotations)
-                   && annotations.TryGetProperty(KubeLabels.SandboxIdAnnotation, out var id)
+                   && annotations.TryGetProperty(CriContainerdLabels.SandboxIdAnnotation, out var id)
                 ? id.GetString() ?? ""
                 : "";
         }
@@ -49,16 +50,11 @@ internal sealed record SourceContainer(
     private string Label(string key) => Labels.TryGetValue(key, out var value) ? value : "";
 }
 
-/// <summary>The labels a kubelet (through CRI) puts on containers, and CRI's own.</summary>
-internal static class KubeLabels
+/// <summary>What containerd's CRI plugin adds to kubelet's labels (<see cref="KubeletLabels"/>).</summary>
+internal static class CriContainerdLabels
 {
-    public const string PodName = "io.kubernetes.pod.name";
-    public const string PodNamespace = "io.kubernetes.pod.namespace";
-    public const string PodUid = "io.kubernetes.pod.uid";
-    public const string ContainerName = "io.kubernetes.container.name";
-
     /// <summary>containerd's CRI marks its records "sandbox" or "container".</summary>
-    public const string CriKind = "io.cri-containerd.kind";
+    public const string Kind = "io.cri-containerd.kind";
 
     /// <summary>The spec annotation in which containerd's CRI names a container's sandbox.</summary>
     public const string SandboxIdAnnotation = "io.kubernetes.cri.sandbox-id";

@@ -9,6 +9,7 @@ using PodMigrate.Core.Archive;
 using PodMigrate.Core.Errors;
 using PodMigrate.Core.Images;
 using PodMigrate.Node.Containerd;
+using PodMigrate.Node.Cri;
 using PodMigrate.Node.Criu;
 using PodMigrate.Node.Restore;
 using Runc = Containerd.Runc.V1;
@@ -281,7 +282,7 @@ internal sealed class DirectRestore(
     /// </summary>
     private async Task<Runc.Options?> NodeRuncOptionsAsync(CancellationToken cancellationToken)
     {
-        var sandboxes = await _containers.ListAsync(cancellationToken, $"labels.\"{KubeLabels.CriKind}\"==sandbox");
+        var sandboxes = await _containers.ListAsync(cancellationToken, $"labels.\"{CriContainerdLabels.Kind}\"==sandbox");
         var options = sandboxes.Select(c => c.Runtime?.Options).FirstOrDefault(o => o is not null && o.TypeUrl.EndsWith(Runc.Options.Descriptor.FullName, StringComparison.Ordinal));
         return options is null ? null : Runc.Options.Parser.ParseFrom(options.Value);
     }

@@ -49,7 +49,7 @@ internal static class CliCommon
     public static (string Namespace, string Name) ParsePodKey(string key)
     {
         var slash = key.IndexOf('/', StringComparison.Ordinal);
-        var (ns, name) = slash < 0 ? ("default", key) : (key[..slash], key[(slash + 1)..]);
+        var (ns, name) = slash < 0 ? (Node.Cri.KubeletPodConfig.DefaultNamespace, key) : (key[..slash], key[(slash + 1)..]);
         if (ns.Length == 0 || name.Length == 0 || name.Contains('/', StringComparison.Ordinal))
         {
             throw PodMigrateException.InvalidArgument($"pod must be NAMESPACE/NAME or NAME, not \"{key}\"");

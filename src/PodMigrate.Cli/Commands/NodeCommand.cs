@@ -14,11 +14,9 @@ namespace PodMigrate.Cli.Commands;
 /// </summary>
 internal static class NodeCommand
 {
-    private const string DefaultRunDir = "/run/podmigrate";
-
     private static readonly Option<string?> NodeOption = new("--node") { Description = "Node of the local cluster (its socket is $PODMIGRATE_RUN_DIR/<node>/containerd.sock)" };
     private static readonly Option<string?> SocketOption = new("--socket") { Description = "CRI endpoint (unix socket path); overrides --node" };
-    private static readonly Option<string> OutputOption = new("--output", "-o") { Description = "Output format: text or json", DefaultValueFactory = _ => "text" };
+    private static readonly Option<string> OutputOption = CliCommon.OutputOption();
 
     public static Command Create()
     {
@@ -91,7 +89,7 @@ internal static class NodeCommand
                 Console.WriteLine($"removed {removed} pods");
                 return ExitCodes.Ok;
             }
-            var (ns, name) = ParsePodKey(parse.GetValue(pod) ?? throw PodMigrateException.InvalidArgument("rm-pod needs NAMESPACE/NAME or --all"));
+            var (ns, name) = CliCommon.ParsePodKey(parse.GetValue(pod) ?? throw PodMigrateException.InvalidArgument("rm-pod needs NAMESPACE/NAME or --all"));
             if (!await runner.RemoveAsync(ns, name, gracePeriod, ct))
             {
                 throw PodMigrateException.NotFound($"pod {ns}/{name} is not on this node");
@@ -111,7 +109,7 @@ internal static class NodeCommand
         var command = new Command("exec", "Run a command in a pod's container and wait for it (CRI ExecSync)") { NodeOption, SocketOption, container, timeout, OutputOption, pod, argv };
         command.SetAction((parse, ct) => RunAsync(parse, async (runner, output) =>
         {
-            var (ns, name) = ParsePodKey(parse.GetValue(pod)!);
+            var (ns, name) = CliCommon.ParsePodKey(parse.GetValue(pod)!);
             var result = await runner.ExecAsync(ns, name, parse.GetValue(container), parse.GetValue(argv)!, TimeSpan.FromSeconds(parse.GetValue(timeout)), ct);
             if (output == "json")
             {
@@ -175,28 +173,12 @@ internal static class NodeCommand
             return action(runner, output);
         }, cancellationToken);
 
-    private static async Task<int> RunAsync(ParseResult parse, Func<CriConnection, string, Task<int>> action, CancellationToken cancellationToken)
-    {
-        try
+    private static Task<int> RunAsync(ParseResult parse, Func<CriConnection, string, Task<int>> action, CancellationToken cancellationToken)
+        => CliCommon.RunAsync(async () =>
         {
-            var output = parse.GetValue(OutputOption) ?? "text";
-            if (output is not ("text" or "json"))
-            {
-                throw PodMigrateException.InvalidArgument($"--output must be text or json, not {output}");
-            }
             using var connection = CriConnection.ForUnixSocket(ResolveSocket(parse));
-            return await action(connection, output);
-        }
-        catch (PodMigrateException e)
-        {
-            await Console.Error.WriteLineAsync($"error: {e.Message}");
-            return ExitCodes.For(e.Kind);
-        }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-        {
-            return ExitCodes.Cancelled;
-        }
-    }
+            return await action(connection, parse.GetValue(OutputOption) ?? "text");
+        }, cancellationToken);
 
     private static string ResolveSocket(ParseResult parse)
     {
@@ -209,24 +191,13 @@ internal static class NodeCommand
         {
             throw PodMigrateException.InvalidArgument("name the node: --node NAME (local cluster) or --socket PATH");
         }
-        var runDir = Environment.GetEnvironmentVariable("PODMIGRATE_RUN_DIR") is { Length: > 0 } dir ? dir : DefaultRunDir;
+        var runDir = CliCommon.RunDirectory;
         var path = Path.Combine(runDir, node, "containerd.sock");
         if (!File.Exists(path))
         {
             throw PodMigrateException.Unavailable($"node {node}: no containerd socket at {path} (is the local cluster up? scripts/cluster.sh up)");
         }
         return path;
-    }
-
-    private static (string Namespace, string Name) ParsePodKey(string key)
-    {
-        var slash = key.IndexOf('/', StringComparison.Ordinal);
-        var (ns, name) = slash < 0 ? (KubeletPodConfig.DefaultNamespace, key) : (key[..slash], key[(slash + 1)..]);
-        if (ns.Length == 0 || name.Length == 0 || name.Contains('/', StringComparison.Ordinal))
-        {
-            throw PodMigrateException.InvalidArgument($"pod must be NAMESPACE/NAME or NAME, not \"{key}\"");
-        }
-        return (ns, name);
     }
 
     private static void PrintContainers(NodePod pod)
