@@ -1,4 +1,5 @@
 using PodMigrate.Agent.V1;
+using PodMigrate.Core.Errors;
 using PodMigrate.Integration.Tests.Cluster;
 using PodMigrate.Kube.Models;
 using PodMigrate.TestKit.Agent;
@@ -37,7 +38,14 @@ public sealed class AgentMigrationTests(LocalCluster cluster) : IAsyncLifetime
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         foreach (var (node, pod) in _pods)
         {
-            await cluster.Runner(node).RemoveAsync(pod.Metadata.Namespace!, pod.Metadata.Name!, TimeSpan.Zero, cts.Token);
+            // Each pod on its own: one failed removal must not leave the others behind.
+            try
+            {
+                await cluster.Runner(node).RemoveAsync(pod.Metadata.Namespace!, pod.Metadata.Name!, TimeSpan.Zero, cts.Token);
+            }
+            catch (PodMigrateException)
+            {
+            }
         }
         foreach (var agent in new[] { _source, _target })
         {
