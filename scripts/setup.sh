@@ -66,6 +66,16 @@ install_host_packages() {
   fi
 }
 
+# kubectl (tests and the demo drive the in-process API server with it): trixie's package needs only libc >= 2.34,
+# so it installs on bookworm without pulling anything else. An existing /usr/bin/kubectl (any source) is kept.
+install_kubectl() {
+  if [ ! -x /usr/bin/kubectl ]; then
+    log "installing kubectl from trixie"
+    apt-get install "${APT_OPTS[@]}" --no-install-recommends -t trixie kubectl
+  fi
+  [ -x /usr/bin/kubectl ] || die "kubectl is missing after install"
+}
+
 # A private Debian root holds CRIU 4.2 (bookworm's 3.17 fails on this kernel, trixie's 4.1.1 on inet sockets),
 # libcriu-dev (rpc.proto) and checkpointctl; their binaries are copied out and pointed at that root's loader and
 # libraries, so the host's libc and packages stay as they are.
@@ -159,6 +169,7 @@ report() {
 
 add_sources
 install_host_packages
+install_kubectl
 install_criu_root
 install_containerd
 install_api_definitions
