@@ -342,7 +342,8 @@ start_agent() {
   mkdir -p "$STATE/nodes/$name/agent"
   setsid "${CLI[@]}" agent --node "$name" --containerd-socket "$(node_sock "$name")" --socket "$dir/agent.sock" \
     --port $((AGENT_PORT_BASE + index)) --metrics-port $((AGENT_PORT_BASE + 100 + index)) --listen 127.0.0.1 \
-    --share "$SHARE" --state-dir "$STATE/nodes/$name/agent" >> "$LOGDIR/$name-agent.log" 2>&1 < /dev/null 9>&- &
+    --share "$SHARE" --state-dir "$STATE/nodes/$name/agent" --staging-dir "/dev/shm/podmigrate-$name" \
+    >> "$LOGDIR/$name-agent.log" 2>&1 < /dev/null 9>&- &
   pid=$!
   echo "$pid" > "$dir/agent.pid"
   log "$name: agent started (pid $pid, $dir/agent.sock, port $((AGENT_PORT_BASE + index)))"
@@ -356,6 +357,7 @@ stop_agent() {
     stop_pid "$pid" 10
   fi
   rm -f "$dir/agent.pid" "$dir/agent.sock"
+  rm -rf "/dev/shm/podmigrate-$name"
 }
 
 # ---- registry ----

@@ -83,7 +83,7 @@ public static class AgentHost
 
     private static void Copy(AgentOptions from, AgentOptions to)
     {
-        foreach (var property in typeof(AgentOptions).GetProperties())
+        foreach (var property in typeof(AgentOptions).GetProperties().Where(p => p.CanWrite))
         {
             property.SetValue(to, property.GetValue(from));
         }

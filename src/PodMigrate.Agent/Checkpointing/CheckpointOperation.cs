@@ -63,7 +63,7 @@ internal sealed class CheckpointOperation(
             var criuVersion = (await criu.GetAsync(deadline.Token)).Version.ToString();
             timings.Add(Timing(Phase.Precheck, time.GetElapsedTime(started)));
 
-            var staging = Path.Combine(_options.StateDirectory, "staging", id.Value);
+            var staging = Path.Combine(_options.StagingPath, id.Value);
             Directory.CreateDirectory(Path.GetDirectoryName(staging)!);
             try
             {

@@ -50,7 +50,7 @@ internal sealed class AgentRecovery(
             }
         }
 
-        var staging = Path.Combine(options.Value.StateDirectory, "staging");
+        var staging = options.Value.StagingPath;
         if (Directory.Exists(staging))
         {
             foreach (var directory in Directory.EnumerateDirectories(staging))

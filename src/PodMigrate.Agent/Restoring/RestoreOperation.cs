@@ -50,7 +50,7 @@ internal sealed class RestoreOperation(
         {
             using var busy = targetKey.Length > 0 ? gate.Enter(targetKey, $"restore of {id}") : null;
             AgentLog.RestoreStarted(logger, id.Value, target, method.ToString());
-            var staging = Path.Combine(_options.StateDirectory, "staging", $"restore-{id}-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4))}");
+            var staging = Path.Combine(_options.StagingPath, $"restore-{id}-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4))}");
             Directory.CreateDirectory(staging, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
             try
             {

@@ -16,11 +16,12 @@ internal static class AgentCommand
         var metricsPort = new Option<int?>("--metrics-port") { Description = "TCP port of the Prometheus /metrics endpoint (0: none)" };
         var listen = new Option<string>("--listen") { Description = "Address the TCP ports bind to (default 0.0.0.0)" };
         var share = new Option<string>("--share") { Description = "The shared checkpoint storage (default /var/lib/podmigrate/share)" };
-        var state = new Option<string>("--state-dir") { Description = "Node-local state: CRIU staging, the journal of held sources (default /var/lib/podmigrate/agent)" };
+        var state = new Option<string>("--state-dir") { Description = "Node-local state: the journal of held sources, staging unless --staging-dir (default /var/lib/podmigrate/agent)" };
+        var staging = new Option<string>("--staging-dir") { Description = "Where CRIU images are dumped and archives unpacked; a tmpfs makes both run at memory speed (default <state-dir>/staging)" };
 
         var command = new Command("agent", "Run the PodMigrate node agent (gRPC API over containerd and CRIU)")
         {
-            node, containerd, socket, port, metricsPort, listen, share, state,
+            node, containerd, socket, port, metricsPort, listen, share, state, staging,
         };
         command.SetAction(async (parse, cancellationToken) =>
         {
@@ -34,6 +35,7 @@ internal static class AgentCommand
                 options.ListenAddress = parse.GetValue(listen) ?? options.ListenAddress;
                 options.ShareRoot = parse.GetValue(share) ?? options.ShareRoot;
                 options.StateDirectory = parse.GetValue(state) ?? options.StateDirectory;
+                options.StagingDirectory = parse.GetValue(staging) ?? options.StagingDirectory;
             });
             await app.StartAsync(cancellationToken);
             await app.WaitForShutdownAsync(cancellationToken);

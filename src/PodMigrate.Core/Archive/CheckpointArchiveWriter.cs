@@ -42,7 +42,8 @@ public static class CheckpointArchiveWriter
         await using (blob)
         {
             var compressor = CheckpointCodecs.Get(settings.Name).CreateCompressor(blob, settings.Level, leaveOpen: true);
-            var raw = HashingStream.ForWriting(compressor, leaveOpen: true);
+            // Every file is hashed as it is read and the compressed blob as it is written: the tar in between only needs counting.
+            var raw = HashingStream.CountingWrites(compressor, leaveOpen: true);
             await using (compressor)
             await using (raw)
             {

@@ -12,16 +12,18 @@ public sealed class HashingStream : Stream
     private readonly Stream _inner;
     private readonly bool _writing;
     private readonly bool _leaveOpen;
+    private readonly bool _countOnly;
     private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
     private bool _disposed;
     private string? _finalSha256;
 
-    private HashingStream(Stream inner, bool writing, bool leaveOpen)
+    private HashingStream(Stream inner, bool writing, bool leaveOpen, bool countOnly = false)
     {
         ArgumentNullException.ThrowIfNull(inner);
         _inner = inner;
         _writing = writing;
         _leaveOpen = leaveOpen;
+        _countOnly = countOnly;
     }
 
     /// <summary>Bytes passed through so far.</summary>
@@ -31,9 +33,19 @@ public sealed class HashingStream : Stream
 
     public static HashingStream ForWriting(Stream inner, bool leaveOpen = false) => new(inner, writing: true, leaveOpen);
 
+    /// <summary>
+    /// A writer that only counts: where the bytes are already covered by other digests, a sha256 pass (~0.6 s/GiB
+    /// here) buys nothing. <see cref="CurrentSha256"/> is not available on it.
+    /// </summary>
+    public static HashingStream CountingWrites(Stream inner, bool leaveOpen = false) => new(inner, writing: true, leaveOpen, countOnly: true);
+
     /// <summary>Lowercase hex sha256 of everything so far (the stream can keep going; still valid after disposal).</summary>
     public string CurrentSha256()
     {
+        if (_countOnly)
+        {
+            throw new InvalidOperationException("this stream only counts bytes");
+        }
         if (_finalSha256 is not null)
         {
             return _finalSha256;
@@ -134,7 +146,7 @@ public sealed class HashingStream : Stream
         if (disposing && !_disposed)
         {
             _disposed = true;
-            _finalSha256 = CurrentSha256();
+            _finalSha256 = _countOnly ? "" : CurrentSha256();
             _hash.Dispose();
             if (!_leaveOpen)
             {
@@ -150,7 +162,7 @@ public sealed class HashingStream : Stream
         if (!_disposed)
         {
             _disposed = true;
-            _finalSha256 = CurrentSha256();
+            _finalSha256 = _countOnly ? "" : CurrentSha256();
             _hash.Dispose();
             if (!_leaveOpen)
             {
@@ -163,7 +175,10 @@ public sealed class HashingStream : Stream
 
     private void Append(ReadOnlySpan<byte> bytes)
     {
-        _hash.AppendData(bytes);
+        if (!_countOnly)
+        {
+            _hash.AppendData(bytes);
+        }
         BytesHashed += bytes.Length;
     }
 
