@@ -44,14 +44,7 @@ internal static class ApiServerCommand
                 Console.WriteLine($"kubeconfig: {path}");
             }
             Console.WriteLine($"serving the Kubernetes API on {server.BaseAddress}");
-            try
-            {
-                await Task.Delay(Timeout.Infinite, cancellationToken);
-            }
-            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-            {
-                // Ctrl-C or SIGTERM: stop serving.
-            }
+            await server.WaitForShutdownAsync(cancellationToken);
             return ExitCodes.Ok;
         });
         return command;
