@@ -30,7 +30,8 @@ public sealed class AgentCheckpointTests(LocalCluster cluster) : IAsyncLifetime
     public async Task InitializeAsync()
     {
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        _agent = await InProcessAgent.StartAsync(TestAgentLayout.ForNode(Node, cluster.Info.Node(Node).ContainerdSocket), cts.Token);
+        _agent = await InProcessAgent.StartAsync(
+            TestAgentLayout.ForNode(Node, cluster.Info.Node(Node).ContainerdSocket) with { MetricsPort = TestAgentLayout.FreePort() }, cts.Token);
     }
 
     public async Task DisposeAsync()
@@ -86,6 +87,14 @@ public sealed class AgentCheckpointTests(LocalCluster cluster) : IAsyncLifetime
         var show = (await ProcessRunner.RunAsync(new ProcessSpec("checkpointctl", ["show", tar]), cts.Token)).EnsureSuccess();
         show.StandardOutput.ShouldContain("counter");
         show.StandardOutput.ShouldContain("containerd");
+
+        // What happened shows on /metrics, in the Prometheus text format.
+        using var http = new HttpClient();
+        var metrics = await http.GetStringAsync(new Uri($"http://127.0.0.1:{_agent.Layout.MetricsPort}/metrics"), cts.Token);
+        metrics.ShouldContain("# TYPE podmigrate_phase_duration_seconds histogram");
+        metrics.ShouldContain("podmigrate_phase_duration_seconds_count{operation=\"checkpoint\",phase=\"dump\"} 1");
+        metrics.ShouldContain("podmigrate_operations_total{operation=\"checkpoint\",outcome=\"success\"} 1");
+        metrics.ShouldContain($"podmigrate_bytes_total{{kind=\"archive\"}} {info.ArchiveBytes}");
 
         // The copy did not stop the source.
         var after = await WaitForCountAsync(pod, above: before, cts.Token);

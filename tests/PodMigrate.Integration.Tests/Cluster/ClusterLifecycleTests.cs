@@ -49,8 +49,10 @@ public sealed class ClusterLifecycleTests(LocalCluster shared)
             Process.GetProcessById(pid).Kill();
             await instance.UpAsync(cts.Token);
             instance.ContainerdPid(nodeA.Name).ShouldNotBe(pid);
-            // Only the fresh containerd daemons name the run dir: the crashed node's shims are gone.
-            ProcessesMentioning(instance.RunDir).ShouldBe(cluster.Nodes.Select(n => instance.ContainerdPid(n.Name)), ignoreOrder: true);
+            // Only the fresh containerd daemons and the nodes' agents name the run dir: the crashed node's shims are gone.
+            ProcessesMentioning(instance.RunDir).ShouldBe(
+                cluster.Nodes.Select(n => instance.ContainerdPid(n.Name)).Concat(cluster.Nodes.SelectMany(n => instance.AgentPids(n.Name))),
+                ignoreOrder: true);
             Directory.Exists(KubeletPodConfig.LogDirectory(first.Namespace, first.Name, first.Uid)).ShouldBeFalse("the crashed pod's log directory is removed by the clean-up");
             var second = await RunCounterAsync(nodeA, cts.Token);
             second.SandboxId.ShouldNotBe(first.SandboxId);
@@ -151,6 +153,12 @@ public sealed class ClusterLifecycleTests(LocalCluster shared)
 
         public int ContainerdPid(string node)
             => int.Parse(File.ReadAllText(Path.Combine(RunDir, node, "containerd.pid")).Trim(), CultureInfo.InvariantCulture);
+
+        /// <summary>The node's agent, when the CLI that `up` ran has the agent verb.</summary>
+        public IEnumerable<int> AgentPids(string node)
+            => File.Exists(Path.Combine(RunDir, node, "agent.pid"))
+                ? [int.Parse(File.ReadAllText(Path.Combine(RunDir, node, "agent.pid")).Trim(), CultureInfo.InvariantCulture)]
+                : [];
 
         public Task<ProcessResult> RunAsync(IReadOnlyList<string> arguments, CancellationToken cancellationToken)
             => ClusterScript.RunAsync(arguments, new Dictionary<string, string?>

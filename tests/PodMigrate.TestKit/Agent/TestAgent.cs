@@ -10,11 +10,21 @@ namespace PodMigrate.TestKit.Agent;
 /// <summary>Where a test agent keeps its things: its own socket, share and state, so tests never share an agent's state.</summary>
 public sealed record TestAgentLayout(string Node, string ContainerdSocket, string Directory, string? Share = null)
 {
+    /// <summary>A free loopback port for /metrics, or 0 for none.</summary>
+    public int MetricsPort { get; init; }
+
     public string Socket => Path.Combine(Directory, "agent.sock");
 
     public string ShareRoot => Share ?? Path.Combine(Directory, "share");
 
     public string StateDirectory => Path.Combine(Directory, "state");
+
+    public static int FreePort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+    }
 
     public static TestAgentLayout ForNode(string node, string containerdSocket, string? share = null)
     {
@@ -29,7 +39,8 @@ public sealed record TestAgentLayout(string Node, string ContainerdSocket, strin
         options.ContainerdSocket = ContainerdSocket;
         options.UnixSocket = Socket;
         options.GrpcPort = 0;
-        options.MetricsPort = 0;
+        options.MetricsPort = MetricsPort;
+        options.ListenAddress = "127.0.0.1";
         options.ShareRoot = ShareRoot;
         options.StateDirectory = StateDirectory;
         options.KeepPerPod = 0;
