@@ -349,6 +349,20 @@ start_agent() {
   log "$name: agent started (pid $pid, $dir/agent.sock, port $((AGENT_PORT_BASE + index)))"
 }
 
+# Until every started agent serves on its socket: `up` returns a cluster that can be used at once.
+wait_for_agents() {
+  local i name dir pid deadline=$((SECONDS + 60))
+  for ((i = 0; i < NODES; i++)); do
+    name=$(node_name "${LETTERS[$i]}"); dir=$(node_dir "$name")
+    pid=$(recorded_pid "$dir/agent.pid" "agent") || continue
+    until [ -S "$dir/agent.sock" ]; do
+      pid_alive "$pid" || { tail -20 "$LOGDIR/$name-agent.log" >&2; die "$name: the agent (pid $pid) exited; log: $LOGDIR/$name-agent.log"; }
+      [ $SECONDS -lt $deadline ] || die "$name: the agent (pid $pid) is not serving on $dir/agent.sock after 60 s; log: $LOGDIR/$name-agent.log"
+      sleep 0.2
+    done
+  done
+}
+
 stop_agent() {
   local name=$1 dir pid
   dir=$(node_dir "$name")
@@ -516,6 +530,7 @@ cmd_up() {
       log "already up ($NODES nodes): making sure images and agents are there"
       push_workload_images
       for ((i = 0; i < NODES; i++)); do start_agent "$(node_name "${LETTERS[$i]}")" "$i"; done
+      wait_for_agents
       cmd_status
       return
     fi
@@ -540,6 +555,7 @@ cmd_up() {
   done
   push_workload_images
   for ((i = 0; i < NODES; i++)); do start_agent "$(node_name "${LETTERS[$i]}")" "$i"; done
+  wait_for_agents
   write_cluster_json
   log "up: $NODES nodes; cluster description in $RUN/cluster.json"
 }
