@@ -65,6 +65,13 @@ internal static partial class LibC
 
         [FieldOffset(40)]
         public ulong Size;
+
+        /// <summary>The device a character or block device node stands for.</summary>
+        [FieldOffset(128)]
+        public uint RdevMajor;
+
+        [FieldOffset(132)]
+        public uint RdevMinor;
     }
 
     [LibraryImport(Library, EntryPoint = "statx", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]

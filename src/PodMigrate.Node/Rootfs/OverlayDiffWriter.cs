@@ -1,4 +1,5 @@
 using System.Formats.Tar;
+using PodMigrate.Core.IO;
 
 namespace PodMigrate.Node.Rootfs;
 
@@ -38,7 +39,7 @@ public static class OverlayDiffWriter
         {
             cancellationToken.ThrowIfCancellationRequested();
             var name = prefix + child.Name;
-            if (Lstat.IsWhiteout(child.FullName))
+            if (FileKinds.IsOverlayWhiteout(child.FullName))
             {
                 await writer.WriteEntryAsync(Empty(prefix + WhiteoutPrefix + child.Name), cancellationToken);
                 count++;
@@ -48,7 +49,7 @@ public static class OverlayDiffWriter
             count++;
             if (child is DirectoryInfo { LinkTarget: null } subdirectory)
             {
-                if (Lstat.IsOpaqueDirectory(subdirectory.FullName))
+                if (OverlayXattrs.IsOpaqueDirectory(subdirectory.FullName))
                 {
                     await writer.WriteEntryAsync(Empty(name + "/" + OpaqueMarker), cancellationToken);
                     count++;
