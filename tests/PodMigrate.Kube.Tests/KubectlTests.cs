@@ -80,28 +80,7 @@ public sealed class KubectlTests : IDisposable
     {
         await using var api = await ApiServerFixture.StartAsync();
         var kubectl = await KubectlAsync(api);
-        var crd = Write("crd.yaml", """
-            apiVersion: apiextensions.k8s.io/v1
-            kind: CustomResourceDefinition
-            metadata:
-              name: podmigrations.podmigrate.io
-            spec:
-              group: podmigrate.io
-              scope: Namespaced
-              names: {plural: podmigrations, singular: podmigration, kind: PodMigration, shortNames: [pmig]}
-              versions:
-              - name: v1alpha1
-                served: true
-                storage: true
-                schema:
-                  openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
-                subresources: {status: {}}
-                additionalPrinterColumns:
-                - {name: Phase, type: string, jsonPath: .status.phase}
-                - {name: Source, type: string, jsonPath: .spec.podName}
-                - {name: Target, type: string, jsonPath: .spec.targetNode}
-                - {name: Age, type: date, jsonPath: .metadata.creationTimestamp}
-            """);
+        var crd = Path.Combine(AppContext.BaseDirectory, "deploy", "crds", "podmigration.yaml");
         var migration = Write("migration.yaml", """
             apiVersion: podmigrate.io/v1alpha1
             kind: PodMigration
@@ -117,10 +96,12 @@ public sealed class KubectlTests : IDisposable
         (await kubectl("apply", "--validate=false", "-f", migration)).ShouldContain("podmigration.podmigrate.io/move-counter created");
 
         var kind = KubeResources.Custom("podmigrate.io", "v1alpha1", "podmigrations", "PodMigration");
-        await api.Client.PatchAsync(kind, "default", "move-counter", PatchType.MergePatch, """{"status":{"phase":"Checkpointing"}}""", status: true, api.Token);
+        await api.Client.PatchAsync(kind, "default", "move-counter", PatchType.MergePatch,
+            """{"status":{"phase":"Checkpointing","sourceNode":"node-a","targetNode":"node-b","downtime":"1.2s"}}""", status: true, api.Token);
         var table = (await kubectl("get", "podmigrations")).Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        table[0].Split(' ', StringSplitOptions.RemoveEmptyEntries).ShouldBe(["NAME", "PHASE", "SOURCE", "TARGET", "AGE"]);
-        table[1].Split(' ', StringSplitOptions.RemoveEmptyEntries)[..4].ShouldBe(["move-counter", "Checkpointing", "counter", "node-b"]);
+        table[0].Split(' ', StringSplitOptions.RemoveEmptyEntries).ShouldBe(["NAME", "PHASE", "SOURCE", "TARGET", "DOWNTIME", "AGE"]);
+        table[1].Split(' ', StringSplitOptions.RemoveEmptyEntries)[..5].ShouldBe(["move-counter", "Checkpointing", "node-a", "node-b", "1.2s"]);
+
 
         var json = await kubectl("get", "pmig", "move-counter", "-o", "json");
         using (var document = JsonDocument.Parse(json))
@@ -128,6 +109,10 @@ public sealed class KubectlTests : IDisposable
             document.RootElement.GetProperty("spec").GetProperty("notYetModelled").GetProperty("kept").GetBoolean().ShouldBeTrue();
         }
         (await kubectl("describe", "podmigration", "move-counter")).ShouldContain("Checkpointing");
+
+        // The example in deploy/ is a valid PodMigration too (applied over the test's: its extra field goes, as kubectl apply does).
+        (await kubectl("apply", "--validate=false", "-n", "default", "-f", Path.Combine(AppContext.BaseDirectory, "deploy", "examples", "move-counter.yaml")))
+            .ShouldContain("podmigration.podmigrate.io/move-counter configured");
 
         (await kubectl("delete", "-f", migration)).ShouldContain("deleted");
         (await api.Client.ListAsync(kind, null, null, api.Token)).Items.ShouldBeEmpty();
