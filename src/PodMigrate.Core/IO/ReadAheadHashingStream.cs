@@ -1,0 +1,246 @@
+using System.Buffers;
+using System.Security.Cryptography;
+using System.Threading.Channels;
+
+namespace PodMigrate.Core.IO;
+
+/// <summary>
+/// Reads a file ahead of its consumer on a task of its own, hashing each chunk there, so reading and sha256 overlap
+/// with whatever the consumer does with the bytes (compressing them). At most <c>depth</c> pooled chunks are in flight.
+/// Like <see cref="HashingStream"/> as a reader it reports the source's Length and its own Position (TarWriter sizes an
+/// entry from them) and only moves forward. <see cref="Sha256"/> is known once the consumer has read to the end.
+/// </summary>
+internal sealed class ReadAheadHashingStream : Stream
+{
+    private readonly Stream _source;
+    private readonly Channel<Chunk> _chunks;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Task _producer;
+    private readonly long _length;
+    private Chunk _current;
+    private int _currentOffset;
+    private bool _ended;
+    private bool _disposed;
+    private string? _sha256;
+
+    public ReadAheadHashingStream(Stream source, int chunkSize, int depth)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        ArgumentOutOfRangeException.ThrowIfLessThan(chunkSize, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(depth, 1);
+        _source = source;
+        _length = source.Length;
+        _chunks = Channel.CreateBounded<Chunk>(new BoundedChannelOptions(depth) { SingleReader = true, SingleWriter = true });
+        _producer = Task.Run(() => ProduceAsync(chunkSize, _stop.Token));
+    }
+
+    /// <summary>Bytes handed to the consumer so far.</summary>
+    public long BytesRead { get; private set; }
+
+    /// <summary>Lowercase hex sha256 of the whole source; only after the consumer has read to the end.</summary>
+    public string Sha256 => _sha256 ?? throw new InvalidOperationException("the stream has not been read to its end");
+
+    public override bool CanRead => !_disposed;
+
+    public override bool CanSeek => !_disposed;
+
+    public override bool CanWrite => false;
+
+    public override long Length => _length;
+
+    public override long Position
+    {
+        get => BytesRead;
+        set
+        {
+            if (value != BytesRead)
+            {
+                throw new NotSupportedException("a read-ahead stream only moves forward");
+            }
+        }
+    }
+
+    public override long Seek(long offset, SeekOrigin origin)
+    {
+        var target = origin switch
+        {
+            SeekOrigin.Begin => offset,
+            SeekOrigin.Current => BytesRead + offset,
+            _ => _length + offset,
+        };
+        Position = target;
+        return target;
+    }
+
+    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+    public override int Read(Span<byte> buffer)
+    {
+        if (!EnsureChunk() && !WaitForChunkAsync(CancellationToken.None).AsTask().GetAwaiter().GetResult())
+        {
+            return 0;
+        }
+
+        return Take(buffer);
+    }
+
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
+        => ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        if (!EnsureChunk() && !await WaitForChunkAsync(cancellationToken))
+        {
+            return 0;
+        }
+
+        return Take(buffer.Span);
+    }
+
+    public override void Flush()
+    {
+    }
+
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException("this stream is read-only");
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            ReleaseAsync().AsTask().GetAwaiter().GetResult();
+        }
+
+        base.Dispose(disposing);
+    }
+
+    public override async ValueTask DisposeAsync()
+    {
+        await ReleaseAsync();
+        await base.DisposeAsync();
+    }
+
+    private async ValueTask ReleaseAsync()
+    {
+        if (!_disposed)
+        {
+            _disposed = true;
+            await _stop.CancelAsync();
+            await _producer;
+
+            Return(ref _current);
+            while (_chunks.Reader.TryRead(out var chunk))
+            {
+                Return(ref chunk);
+            }
+
+            _stop.Dispose();
+            await _source.DisposeAsync();
+        }
+    }
+
+    // Never throws: a failure completes the channel, and so reaches the reader as the exception it is.
+    private async Task ProduceAsync(int chunkSize, CancellationToken cancellationToken)
+    {
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        try
+        {
+            while (true)
+            {
+                var buffer = ArrayPool<byte>.Shared.Rent(chunkSize);
+                var filled = 0;
+                try
+                {
+                    // Full chunks keep the consumer's per-chunk overhead low; a short read is not the end of a file.
+                    int read;
+                    while (filled < chunkSize && (read = await _source.ReadAsync(buffer.AsMemory(filled, chunkSize - filled), cancellationToken)) > 0)
+                    {
+                        filled += read;
+                    }
+
+                    if (filled == 0)
+                    {
+                        ArrayPool<byte>.Shared.Return(buffer);
+                        break;
+                    }
+
+                    hash.AppendData(buffer, 0, filled);
+                    await _chunks.Writer.WriteAsync(new Chunk(buffer, filled), cancellationToken);
+                }
+                catch
+                {
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    throw;
+                }
+            }
+
+            _sha256 = Convert.ToHexStringLower(hash.GetHashAndReset());
+            _chunks.Writer.Complete();
+        }
+        catch (Exception e)
+        {
+            _chunks.Writer.TryComplete(e);
+        }
+    }
+
+    private bool EnsureChunk()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_current.Buffer is not null && _currentOffset < _current.Count)
+        {
+            return true;
+        }
+
+        Return(ref _current);
+        if (_chunks.Reader.TryRead(out var next))
+        {
+            _current = next;
+            _currentOffset = 0;
+            return true;
+        }
+
+        return false;
+    }
+
+    private async ValueTask<bool> WaitForChunkAsync(CancellationToken cancellationToken)
+    {
+        if (_ended)
+        {
+            return false;
+        }
+
+        // WaitToReadAsync throws the producer's own exception (an IOException stays one) when it completed the channel with it.
+        while (await _chunks.Reader.WaitToReadAsync(cancellationToken))
+        {
+            if (EnsureChunk())
+            {
+                return true;
+            }
+        }
+
+        _ended = true;
+        return false;
+    }
+
+    private int Take(Span<byte> destination)
+    {
+        var count = Math.Min(destination.Length, _current.Count - _currentOffset);
+        _current.Buffer.AsSpan(_currentOffset, count).CopyTo(destination);
+        _currentOffset += count;
+        BytesRead += count;
+        return count;
+    }
+
+    private static void Return(ref Chunk chunk)
+    {
+        if (chunk.Buffer is not null)
+        {
+            ArrayPool<byte>.Shared.Return(chunk.Buffer);
+        }
+
+        chunk = default;
+    }
+
+    private record struct Chunk(byte[] Buffer, int Count);
+}
