@@ -1,4 +1,3 @@
-using System.Formats.Tar;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using PodMigrate.Agent.Telemetry;
@@ -6,6 +5,7 @@ using PodMigrate.Agent.V1;
 using PodMigrate.Core.Archive;
 using PodMigrate.Core.Errors;
 using PodMigrate.Core.Images;
+using PodMigrate.Core.Store;
 using PodMigrate.Kube.Models;
 using PodMigrate.Node.Containerd;
 using PodMigrate.Node.Cri;
@@ -20,13 +20,15 @@ namespace PodMigrate.Agent.Restoring;
 /// image (containerd 2.1–2.3, CRI-O). The checkpoint is handed over as a plain Kubernetes checkpoint tar on this
 /// node, a form both runtimes take as the image of CreateContainer (containerd: "if os.Stat(image) succeeds, it is
 /// an archive"). Chosen over a checkpoint OCI image because nothing has to be recompressed, pushed and pulled: the
-/// archive is written once, uncompressed, and containerd unpacks it once. Then the pod runs the way
+/// blob on the share is decompressed once straight into that tar (verified in the same pass, never unpacked here),
+/// and containerd unpacks it once. Then the pod runs the way
 /// <see cref="KubeletPodRunner"/> runs pods: RunPodSandbox with kubelet's config, CreateContainer, StartContainer.
 /// Every failure removes the sandbox (and with it the container), its log directory and pod cgroups, and the
 /// read-only checkpointNNN mount containerd 2.1 leaks when its restore fails.
 /// </summary>
 internal sealed class CriImageRestore(
     IOptions<AgentOptions> options,
+    ICheckpointStore store,
     CriConnection cri,
     ContainerdConnection containerd,
     TimeProvider time,
@@ -34,22 +36,19 @@ internal sealed class CriImageRestore(
 {
     private const string CheckpointTarName = "checkpoint.tar";
     private static readonly TimeSpan CleanupTimeout = TimeSpan.FromSeconds(60);
+    private static readonly IReadOnlySet<string> MetadataFiles = new HashSet<string>(StringComparer.Ordinal)
+    {
+        CheckpointLayout.ConfigDumpFile, CheckpointLayout.SpecDumpFile, CheckpointLayout.StatusDumpFile,
+    };
 
     private readonly ILogger _logger = loggers.CreateLogger<CriImageRestore>();
     private readonly KubeletPodRunner _runner = new(cri, loggers.CreateLogger<KubeletPodRunner>(), time);
 
     public async Task<RestoredTarget> RunAsync(RestoreContext context, RestoreRequest request, CancellationToken cancellationToken)
     {
-        var config = await context.PhaseAsync(Phase.Import, "writing the checkpoint image (a checkpoint tar) for CRI", async () =>
-        {
-            // containerd needs all three to restore: it reads labels and annotations from status.dump.
-            context.RequireFile(CheckpointLayout.SpecDumpFile);
-            context.RequireFile(CheckpointLayout.StatusDumpFile);
-            var config = await EnsurePullableBaseImageAsync(context, cancellationToken);
-            await WriteCheckpointTarAsync(context.ArchiveDirectory, TarPath(context, request.ImageOnly), cancellationToken);
-            return config;
-        });
         var image = TarPath(context, request.ImageOnly);
+        var config = await context.PhaseAsync(Phase.Fetch, $"fetching and verifying checkpoint {context.Id} into a checkpoint tar for CRI",
+            () => FetchCheckpointTarAsync(context, image, cancellationToken));
         if (request.ImageOnly)
         {
             return new RestoredTarget("", CheckpointImage: image);
@@ -67,13 +66,54 @@ internal sealed class CriImageRestore(
             : Path.Combine(context.Staging, CheckpointTarName);
 
     /// <summary>
+    /// One pass from the share to the tar the runtime gets: decompressed once, every file's and the blob's sha256
+    /// verified on the way (a tar that fails is deleted: DataLoss, nothing created); only the metadata files are held
+    /// in memory, and written to staging for the steps after. containerd needs all three to restore: it reads labels
+    /// and annotations from status.dump.
+    /// </summary>
+    private async Task<ContainerConfigDump> FetchCheckpointTarAsync(RestoreContext context, string tarPath, CancellationToken cancellationToken)
+    {
+        ContainerConfigDump? config = null;
+        var options = new CheckpointTarCopyOptions
+        {
+            Captured = MetadataFiles,
+            Rewrite = async (name, content, ct) =>
+            {
+                if (name != CheckpointLayout.ConfigDumpFile)
+                {
+                    return content;
+                }
+                var original = ArchiveJson.DeserializeConfigDump(content, $"{CheckpointLayout.ConfigDumpFile} of checkpoint {context.Id}");
+                config = await EnsurePullableBaseImageAsync(context, original, ct);
+                return ReferenceEquals(config, original) ? content : ArchiveJson.SerializeConfigDump(config);
+            },
+        };
+        var (_, captured) = await store.CopyToCheckpointTarAsync(context.Id, tarPath, options, cancellationToken);
+        try
+        {
+            Directory.CreateDirectory(context.ArchiveDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            foreach (var (name, content) in captured)
+            {
+                await File.WriteAllBytesAsync(context.PathOf(name), content, cancellationToken);
+            }
+            context.RequireFile(CheckpointLayout.SpecDumpFile);
+            context.RequireFile(CheckpointLayout.StatusDumpFile);
+            return config ?? throw PodMigrateException.FailedPrecondition($"checkpoint {context.Id} has no {CheckpointLayout.ConfigDumpFile}; it cannot be restored this way");
+        }
+        catch
+        {
+            File.Delete(tarPath);
+            throw;
+        }
+    }
+
+    /// <summary>
     /// containerd 2.1 pulls config.dump's rootfsImageRef during the restore even when the image is present, so it must
     /// be a repo digest (registry/name@sha256:…). A checkpoint of a container whose image was imported, not pulled,
     /// has the image id there instead: resolve the image's name in its registry and pin it to the digest found.
     /// </summary>
-    private async Task<ContainerConfigDump> EnsurePullableBaseImageAsync(RestoreContext context, CancellationToken cancellationToken)
+    private async Task<ContainerConfigDump> EnsurePullableBaseImageAsync(RestoreContext context, ContainerConfigDump config, CancellationToken cancellationToken)
     {
-        var config = await context.ReadConfigDumpAsync(cancellationToken);
         if (config.RootfsImageRef is { } imageRef && IsRepoDigest(imageRef))
         {
             return config;
@@ -87,34 +127,13 @@ internal sealed class CriImageRestore(
         var manifest = await new RegistryClient(http).GetManifestAsync(reference, cancellationToken);
         var pinned = reference.PinnedTo(manifest.Digest).ToString();
         AgentLog.BaseImagePinned(_logger, context.Id.Value, name, pinned);
-        config = config with { RootfsImageRef = pinned };
-        await context.WriteConfigDumpAsync(config, cancellationToken);
-        return config;
+        return config with { RootfsImageRef = pinned };
     }
 
     private static bool IsRepoDigest(string reference)
     {
         var at = reference.IndexOf('@', StringComparison.Ordinal);
         return at > 0 && reference[..at].Contains('/', StringComparison.Ordinal);
-    }
-
-    /// <summary>The archive as runtimes write it: an uncompressed tar, entry names relative, no "./" prefix.</summary>
-    private static async Task WriteCheckpointTarAsync(string directory, string tarPath, CancellationToken cancellationToken)
-    {
-        Directory.CreateDirectory(Path.GetDirectoryName(tarPath)!);
-        if (File.Exists(tarPath))
-        {
-            File.Delete(tarPath);
-        }
-        await using var file = new FileStream(tarPath, new FileStreamOptions
-        {
-            Mode = FileMode.CreateNew,
-            Access = FileAccess.Write,
-            UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
-            Options = FileOptions.Asynchronous,
-            BufferSize = 1 << 20,
-        });
-        await TarFile.CreateFromDirectoryAsync(directory, file, includeBaseDirectory: false, cancellationToken);
     }
 
     /// <summary>The pod a kubelet would run for this target: the checkpointed container, its image the checkpoint.</summary>

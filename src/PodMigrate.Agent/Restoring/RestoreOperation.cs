@@ -13,7 +13,8 @@ namespace PodMigrate.Agent.Restoring;
 /// <summary>
 /// One restore, start to end: check the request, verify and unpack the checkpoint from the share into node-local
 /// staging (every digest checked while streaming: a corrupt or truncated archive is DataLoss before anything is
-/// created), then bring it up by the requested method — <see cref="CriImageRestore"/> or <see cref="DirectRestore"/>,
+/// created; the CRI method streams it into its checkpoint tar instead, verified the same way), then bring it up by the
+/// requested method — <see cref="CriImageRestore"/> or <see cref="DirectRestore"/>,
 /// each of which removes what it created when it fails. Staging is removed at the end either way.
 /// </summary>
 internal sealed class RestoreOperation(
@@ -54,10 +55,19 @@ internal sealed class RestoreOperation(
             Directory.CreateDirectory(staging, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
             try
             {
-                var context = await FetchAsync(id, staging, report, deadline.Token);
-                var restored = method == RestoreMethod.RestoreCriImage
-                    ? await criImage.RunAsync(context, request, deadline.Token)
-                    : await direct.RunAsync(context, request.ContainerId, deadline.Token);
+                RestoreContext context;
+                RestoredTarget restored;
+                if (method == RestoreMethod.RestoreCriImage)
+                {
+                    // CRI fetches by itself: straight from the share into the checkpoint tar it hands the runtime.
+                    context = new RestoreContext(await store.GetAsync(id, deadline.Token), staging, report, time);
+                    restored = await criImage.RunAsync(context, request, deadline.Token);
+                }
+                else
+                {
+                    context = await FetchAsync(id, staging, report, deadline.Token);
+                    restored = await direct.RunAsync(context, request.ContainerId, deadline.Token);
+                }
                 return Succeeded(context, method, restored, time.GetElapsedTime(started));
             }
             finally

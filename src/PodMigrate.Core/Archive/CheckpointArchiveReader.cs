@@ -37,16 +37,7 @@ public static class CheckpointArchiveReader
         var created = PrepareTarget(target);
         try
         {
-            var extraction = new Extraction(subject, target, manifest);
-            var hashed = HashingStream.ForReading(blob, leaveOpen: true);
-            await using (hashed)
-            {
-                await extraction.RunAsync(hashed, CheckpointCodecs.Get(codec.Name), cancellationToken);
-                if (manifest is not null)
-                {
-                    VerifyBlob(manifest, hashed);
-                }
-            }
+            await VerifyingPassAsync(blob, codec, manifest, subject, new DirectorySink(subject, target), cancellationToken);
         }
         catch
         {
@@ -54,6 +45,29 @@ public static class CheckpointArchiveReader
             throw;
         }
     }
+
+    /// <summary>
+    /// The one streaming pass every reader shares: decompress, check each entry (name, type, size, sha256 against the
+    /// manifest) while <paramref name="sink"/> consumes it, then check that nothing is missing and the whole blob's
+    /// size and sha256. A sink sees each file's bytes exactly once.
+    /// </summary>
+    internal static async Task VerifyingPassAsync(
+        Stream blob, CodecSettings codec, CheckpointManifest? manifest, string subject, IArchiveEntrySink sink, CancellationToken cancellationToken)
+    {
+        var pass = new VerifyingPass(subject, manifest, sink);
+        var hashed = HashingStream.ForReading(blob, leaveOpen: true);
+        await using (hashed)
+        {
+            await pass.RunAsync(hashed, CheckpointCodecs.Get(codec.Name), cancellationToken);
+            if (manifest is not null)
+            {
+                VerifyBlob(manifest, hashed);
+            }
+        }
+    }
+
+    internal static PodMigrateException Refused(string subject, string entry, string why)
+        => new(ErrorKind.DataLoss, $"checkpoint {subject}: refused archive entry \"{entry}\": it {why}");
 
     private static void VerifyBlob(CheckpointManifest manifest, HashingStream hashed)
     {
@@ -110,7 +124,7 @@ public static class CheckpointArchiveReader
         }
     }
 
-    private sealed class Extraction(string subject, string target, CheckpointManifest? manifest)
+    private sealed class VerifyingPass(string subject, CheckpointManifest? manifest, IArchiveEntrySink sink)
     {
         private readonly Dictionary<string, ManifestEntry>? _expected = manifest?.Files.ToDictionary(f => f.Path, StringComparer.Ordinal);
         private readonly HashSet<string> _seen = new(StringComparer.Ordinal);
@@ -129,7 +143,7 @@ public static class CheckpointArchiveReader
                     {
                         while (await reader.GetNextEntryAsync(copyData: false, cancellationToken) is { } entry)
                         {
-                            await ExtractEntryAsync(entry, cancellationToken);
+                            await PassEntryAsync(entry, cancellationToken);
                             _current = "(after " + _current + ")";
                         }
                     }
@@ -152,7 +166,7 @@ public static class CheckpointArchiveReader
             catch (IOException e) when (DurableFileSystem.IsOutOfSpace(e))
             {
                 throw new PodMigrateException(ErrorKind.ResourceExhausted,
-                    $"checkpoint {subject}: no space left in {target} while extracting {_current}", e);
+                    $"checkpoint {subject}: no space left in {sink.Location} while writing {_current}", e);
             }
 
             if (_expected is not null)
@@ -167,7 +181,7 @@ public static class CheckpointArchiveReader
             }
         }
 
-        private async Task ExtractEntryAsync(TarEntry entry, CancellationToken cancellationToken)
+        private async Task PassEntryAsync(TarEntry entry, CancellationToken cancellationToken)
         {
             if (entry.EntryType == TarEntryType.GlobalExtendedAttributes)
             {
@@ -183,28 +197,13 @@ public static class CheckpointArchiveReader
             }
 
             var expected = Expect(name, entry.EntryType);
-            var path = Path.Combine(target, name);
-            EnsureParents(name);
             switch (entry.EntryType)
             {
                 case TarEntryType.Directory:
-                    if (FileKinds.OfOrNull(path) is { } existing)
-                    {
-                        if (existing != FileKind.Directory)
-                        {
-                            throw Refused(name, "is a directory over an existing non-directory");
-                        }
-
-                        DurableFileSystem.SetMode(path, DurableFileSystem.PrivateDirectoryMode);
-                    }
-                    else
-                    {
-                        DurableFileSystem.CreatePrivateDirectory(path);
-                    }
-
+                    await sink.DirectoryAsync(name, cancellationToken);
                     break;
                 case TarEntryType.RegularFile or TarEntryType.V7RegularFile:
-                    await ExtractFileAsync(entry, name, path, expected, cancellationToken);
+                    await PassFileAsync(entry, name, expected, cancellationToken);
                     break;
                 case TarEntryType.SymbolicLink:
                     if (!ArchivePaths.IsContainedLinkTarget(name, entry.LinkName))
@@ -217,47 +216,39 @@ public static class CheckpointArchiveReader
                         throw Corrupt(name, $"links to \"{entry.LinkName}\", the manifest says \"{expected.LinkTarget}\"");
                     }
 
-                    File.CreateSymbolicLink(path, entry.LinkName);
+                    await sink.SymlinkAsync(name, entry.LinkName, cancellationToken);
                     break;
                 default:
                     throw Refused(name, $"is a {entry.EntryType} entry: only directories, regular files and symlinks are accepted");
             }
         }
 
-        private async Task ExtractFileAsync(TarEntry entry, string name, string path, ManifestEntry? expected, CancellationToken cancellationToken)
+        private async Task PassFileAsync(TarEntry entry, string name, ManifestEntry? expected, CancellationToken cancellationToken)
         {
             if (expected is not null && entry.Length != expected.Size)
             {
                 throw Corrupt(name, $"is {entry.Length} bytes, the manifest says {expected.Size}");
             }
 
-            FileStream file;
-            try
+            var data = HashingStream.ForReading(entry.DataStream ?? Stream.Null, leaveOpen: true);
+            await using (data)
             {
-                file = DurableFileSystem.CreatePrivateFile(path, FileMode.CreateNew, bufferSize: 0);
-            }
-            catch (IOException e) when (e.HResult == LibC.EEXIST)
-            {
-                throw Refused(name, "would overwrite an existing entry");
-            }
-
-            var written = HashingStream.ForWriting(file);
-            await using (written)
-            {
-                if (entry.DataStream is { } data)
+                // The sink may call verify itself before it acts on the bytes (e.g. rewrites them); checking twice is harmless.
+                void Verify()
                 {
-                    await data.CopyToAsync(written, 1 << 20, cancellationToken);
+                    if (data.BytesHashed != entry.Length)
+                    {
+                        throw Corrupt(name, $"ended after {data.BytesHashed} of {entry.Length} bytes (truncated)");
+                    }
+
+                    if (expected is not null && !string.Equals(data.CurrentSha256(), expected.Sha256, StringComparison.OrdinalIgnoreCase))
+                    {
+                        throw Corrupt(name, $"has sha256 {data.CurrentSha256()}, the manifest says {expected.Sha256}");
+                    }
                 }
-            }
 
-            if (written.BytesHashed != entry.Length)
-            {
-                throw Corrupt(name, $"ended after {written.BytesHashed} of {entry.Length} bytes (truncated)");
-            }
-
-            if (expected is not null && !string.Equals(written.CurrentSha256(), expected.Sha256, StringComparison.OrdinalIgnoreCase))
-            {
-                throw Corrupt(name, $"has sha256 {written.CurrentSha256()}, the manifest says {expected.Sha256}");
+                await sink.FileAsync(name, entry.Length, data, Verify, cancellationToken);
+                Verify();
             }
         }
 
@@ -283,6 +274,64 @@ public static class CheckpointArchiveReader
             return matches ? expected : throw Corrupt(name, $"is a {type} entry, the manifest says {expected.Type}");
         }
 
+        private PodMigrateException Refused(string entry, string why) => CheckpointArchiveReader.Refused(subject, entry, why);
+
+        private PodMigrateException Corrupt(string entry, string why)
+            => new(ErrorKind.DataLoss, $"checkpoint {subject}: file \"{entry}\" {why}");
+    }
+
+    /// <summary>Writes the verified entries as files under <paramref name="target"/>: files 0600, directories 0700.</summary>
+    private sealed class DirectorySink(string subject, string target) : IArchiveEntrySink
+    {
+        public string Location => target;
+
+        public ValueTask DirectoryAsync(string name, CancellationToken cancellationToken)
+        {
+            var path = Path.Combine(target, name);
+            EnsureParents(name);
+            if (FileKinds.OfOrNull(path) is { } existing)
+            {
+                if (existing != FileKind.Directory)
+                {
+                    throw Refused(subject, name, "is a directory over an existing non-directory");
+                }
+
+                DurableFileSystem.SetMode(path, DurableFileSystem.PrivateDirectoryMode);
+            }
+            else
+            {
+                DurableFileSystem.CreatePrivateDirectory(path);
+            }
+
+            return ValueTask.CompletedTask;
+        }
+
+        public ValueTask SymlinkAsync(string name, string linkTarget, CancellationToken cancellationToken)
+        {
+            EnsureParents(name);
+            File.CreateSymbolicLink(Path.Combine(target, name), linkTarget);
+            return ValueTask.CompletedTask;
+        }
+
+        public async ValueTask FileAsync(string name, long length, Stream data, Action verify, CancellationToken cancellationToken)
+        {
+            EnsureParents(name);
+            FileStream file;
+            try
+            {
+                file = DurableFileSystem.CreatePrivateFile(Path.Combine(target, name), FileMode.CreateNew, bufferSize: 0);
+            }
+            catch (IOException e) when (e.HResult == LibC.EEXIST)
+            {
+                throw Refused(subject, name, "would overwrite an existing entry");
+            }
+
+            await using (file)
+            {
+                await data.CopyToAsync(file, 1 << 20, cancellationToken);
+            }
+        }
+
         /// <summary>Creates missing parent directories; refuses to pass through anything but a real directory (no writing through links).</summary>
         private void EnsureParents(string name)
         {
@@ -299,15 +348,10 @@ public static class CheckpointArchiveReader
                     case FileKind.Directory:
                         break;
                     default:
-                        throw Refused(name, $"goes through {string.Join('/', segments[..(i + 1)])}, which is not a directory");
+                        throw Refused(subject, name, $"goes through {string.Join('/', segments[..(i + 1)])}, which is not a directory");
                 }
             }
         }
 
-        private PodMigrateException Refused(string entry, string why)
-            => new(ErrorKind.DataLoss, $"checkpoint {subject}: refused archive entry \"{entry}\": it {why}");
-
-        private PodMigrateException Corrupt(string entry, string why)
-            => new(ErrorKind.DataLoss, $"checkpoint {subject}: file \"{entry}\" {why}");
     }
 }

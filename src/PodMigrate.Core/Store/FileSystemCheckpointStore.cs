@@ -212,6 +212,15 @@ public sealed class FileSystemCheckpointStore : ICheckpointStore
         return checkpoint;
     }
 
+    public async Task<(StoredCheckpoint Checkpoint, IReadOnlyDictionary<string, byte[]> Captured)> CopyToCheckpointTarAsync(
+        CheckpointId id, string tarPath, CheckpointTarCopyOptions options, CancellationToken cancellationToken)
+    {
+        var checkpoint = Read(id);
+        await using var stream = OpenArchive(checkpoint);
+        var captured = await CheckpointTarCopier.CopyToFileAsync(stream, checkpoint.Manifest, tarPath, options, cancellationToken);
+        return (checkpoint, captured);
+    }
+
     public Task DeleteAsync(CheckpointId id, bool force, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();

@@ -24,6 +24,14 @@ public interface ICheckpointStore
     /// <summary>Opens a checkpoint for restore: verifies while streaming it into <paramref name="targetDirectory"/> (absent or empty).</summary>
     Task<StoredCheckpoint> ExtractAsync(CheckpointId id, string targetDirectory, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Opens a checkpoint for a CRI restore: streams it, decompressed once and verified in the same pass, into a plain
+    /// checkpoint tar at <paramref name="tarPath"/>, which exists afterwards only if every check passed. Returns the
+    /// checkpoint and the captured entries (see <see cref="CheckpointTarCopyOptions"/>).
+    /// </summary>
+    Task<(StoredCheckpoint Checkpoint, IReadOnlyDictionary<string, byte[]> Captured)> CopyToCheckpointTarAsync(
+        CheckpointId id, string tarPath, CheckpointTarCopyOptions options, CancellationToken cancellationToken);
+
     /// <summary>Deletes a checkpoint; a pinned one only with <paramref name="force"/> (else FailedPrecondition).</summary>
     Task DeleteAsync(CheckpointId id, bool force, CancellationToken cancellationToken);
 

@@ -1,0 +1,118 @@
+using System.Formats.Tar;
+using PodMigrate.Core.Errors;
+using PodMigrate.Core.IO;
+
+namespace PodMigrate.Core.Archive;
+
+/// <summary>
+/// Turns a stored checkpoint archive (compressed, with a manifest) into the plain checkpoint tar a CRI runtime takes
+/// as an image, in one streaming pass: the blob is decompressed once and every entry is copied straight into the new
+/// tar while the pass verifies it exactly as <see cref="CheckpointArchiveReader"/> does (names, types, every file's
+/// size and sha256, the blob's size and sha256). Only the entries named in <see cref="CheckpointTarCopyOptions.Captured"/>
+/// (small metadata such as config.dump) are held in memory, verified, optionally rewritten, and handed back.
+/// </summary>
+public static class CheckpointTarCopier
+{
+    /// <summary>
+    /// Copies into a new file at <paramref name="tarPath"/> (0600). Verification ends with the blob digest, after the
+    /// last byte was written: on any failure the file is deleted, so a tar that exists passed every check.
+    /// </summary>
+    public static async Task<IReadOnlyDictionary<string, byte[]>> CopyToFileAsync(
+        Stream blob, CheckpointManifest manifest, string tarPath, CheckpointTarCopyOptions options, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(tarPath);
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(tarPath))!);
+        File.Delete(tarPath);
+        try
+        {
+            var file = DurableFileSystem.CreatePrivateFile(tarPath, FileMode.CreateNew, bufferSize: 1 << 20);
+            await using (file)
+            {
+                return await CopyAsync(blob, manifest, file, options, cancellationToken);
+            }
+        }
+        catch
+        {
+            File.Delete(tarPath);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Copies into <paramref name="destination"/> (seekable: entries are sized after their data is streamed). On
+    /// failure part of a tar has been written and must not be used. Returns the captured entries as written.
+    /// </summary>
+    public static async Task<IReadOnlyDictionary<string, byte[]>> CopyAsync(
+        Stream blob, CheckpointManifest manifest, Stream destination, CheckpointTarCopyOptions options, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(blob);
+        ArgumentNullException.ThrowIfNull(manifest);
+        ArgumentNullException.ThrowIfNull(destination);
+        ArgumentNullException.ThrowIfNull(options);
+        var writer = new TarWriter(destination, TarEntryFormat.Pax, leaveOpen: true);
+        var sink = new TarSink(writer, options);
+        await using (writer)
+        {
+            await CheckpointArchiveReader.VerifyingPassAsync(blob, manifest.Codec, manifest, manifest.CheckpointId, sink, cancellationToken);
+        }
+        return sink.Captured;
+    }
+
+    private sealed class TarSink(TarWriter writer, CheckpointTarCopyOptions options) : IArchiveEntrySink
+    {
+        private const UnixFileMode EntryFileMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        private const UnixFileMode DirectoryMode = EntryFileMode | UnixFileMode.UserExecute;
+
+        public Dictionary<string, byte[]> Captured { get; } = new(StringComparer.Ordinal);
+
+        public string Location => "the checkpoint tar";
+
+        public async ValueTask DirectoryAsync(string name, CancellationToken cancellationToken)
+            => await writer.WriteEntryAsync(new PaxTarEntry(TarEntryType.Directory, name) { Mode = DirectoryMode }, cancellationToken);
+
+        public async ValueTask SymlinkAsync(string name, string linkTarget, CancellationToken cancellationToken)
+            => await writer.WriteEntryAsync(new PaxTarEntry(TarEntryType.SymbolicLink, name) { LinkName = linkTarget }, cancellationToken);
+
+        public async ValueTask FileAsync(string name, long length, Stream data, Action verify, CancellationToken cancellationToken)
+        {
+            var entry = new PaxTarEntry(TarEntryType.RegularFile, name) { Mode = EntryFileMode };
+            if (!options.Captured.Contains(name))
+            {
+                entry.DataStream = data;
+                await writer.WriteEntryAsync(entry, cancellationToken);
+                return;
+            }
+
+            if (length > options.MaxCapturedBytes)
+            {
+                throw new PodMigrateException(ErrorKind.DataLoss, $"archive entry \"{name}\" is {length} bytes, more than the {options.MaxCapturedBytes} a metadata file may have");
+            }
+            var content = new byte[length];
+            await data.ReadExactlyAsync(content, cancellationToken);
+            verify();
+            if (options.Rewrite is { } rewrite)
+            {
+                content = await rewrite(name, content, cancellationToken);
+            }
+            Captured[name] = content;
+            entry.DataStream = new MemoryStream(content, writable: false);
+            await writer.WriteEntryAsync(entry, cancellationToken);
+        }
+    }
+}
+
+/// <summary>Which small entries <see cref="CheckpointTarCopier"/> holds in memory, and how it may rewrite them.</summary>
+public sealed record CheckpointTarCopyOptions
+{
+    /// <summary>Entries read into memory, verified against the manifest, then passed to <see cref="Rewrite"/> and returned.</summary>
+    public IReadOnlySet<string> Captured { get; init; } = new HashSet<string>(StringComparer.Ordinal);
+
+    /// <summary>A captured entry larger than this is refused (DataLoss): metadata is small, and memory is not the share.</summary>
+    public long MaxCapturedBytes { get; init; } = 16 << 20;
+
+    /// <summary>
+    /// Called with each captured entry's verified bytes (manifest digest checked on the original); what it returns is
+    /// written into the tar instead.
+    /// </summary>
+    public Func<string, byte[], CancellationToken, ValueTask<byte[]>>? Rewrite { get; init; }
+}
