@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Runtime.ExceptionServices;
 using System.Security.Cryptography;
 using System.Threading.Channels;
+using Microsoft.Win32.SafeHandles;
 
 namespace PodMigrate.Core.IO;
 
@@ -11,6 +12,8 @@ namespace PodMigrate.Core.IO;
 /// chunks wait. <see cref="CompleteAsync"/> writes the rest and returns once everything is in the destination;
 /// disposing without completing discards what is not written yet (an abandoned archive). A failure of the
 /// destination (ENOSPC) is rethrown as is to the next write or to <see cref="CompleteAsync"/>.
+/// On a file, the writeback of each chunk is started as soon as it is written, so that the caller's fsync at the end
+/// waits for the tail only instead of the whole file (the kernel would otherwise hold it all dirty until then).
 /// </summary>
 internal sealed class WriteBehindHashingStream : Stream
 {
@@ -20,6 +23,8 @@ internal sealed class WriteBehindHashingStream : Stream
     private readonly Channel<Chunk> _chunks;
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _consumer;
+    private readonly SafeFileHandle? _file;
+    private readonly long _fileOffset;
     private byte[]? _current;
     private int _currentCount;
     private bool _completed;
@@ -36,6 +41,13 @@ internal sealed class WriteBehindHashingStream : Stream
         _leaveOpen = leaveOpen;
         _chunkSize = chunkSize;
         _chunks = Channel.CreateBounded<Chunk>(new BoundedChannelOptions(depth) { SingleReader = true, SingleWriter = true });
+        // Taken now, while nothing is buffered in the FileStream: its getter flushes, which must not race the consumer.
+        if (destination is FileStream { CanSeek: true } file && OperatingSystem.IsLinux())
+        {
+            _file = file.SafeFileHandle;
+            _fileOffset = file.Position;
+        }
+
         _consumer = Task.Run(() => ConsumeAsync(_stop.Token));
     }
 
@@ -193,6 +205,7 @@ internal sealed class WriteBehindHashingStream : Stream
     private async Task ConsumeAsync(CancellationToken cancellationToken)
     {
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var offset = _fileOffset;
         try
         {
             await foreach (var chunk in _chunks.Reader.ReadAllAsync(cancellationToken))
@@ -201,6 +214,11 @@ internal sealed class WriteBehindHashingStream : Stream
                 {
                     hash.AppendData(chunk.Buffer, 0, chunk.Count);
                     await _destination.WriteAsync(chunk.Buffer.AsMemory(0, chunk.Count), cancellationToken);
+                    if (_file is not null)
+                    {
+                        _ = LibC.SyncFileRange(_file, offset, chunk.Count, LibC.SYNC_FILE_RANGE_WRITE);
+                        offset += chunk.Count;
+                    }
                 }
                 finally
                 {

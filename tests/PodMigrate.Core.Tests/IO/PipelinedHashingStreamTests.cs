@@ -89,6 +89,27 @@ public sealed class PipelinedHashingStreamTests
     }
 
     [Fact(Timeout = 30_000)]
+    public async Task Write_behind_to_a_file_appends_after_what_is_there_and_starts_writeback_without_losing_bytes()
+    {
+        using var temp = new TempDirectory();
+        var path = temp.Combine("blob");
+        var data = ArchiveTestData.RandomBytes(50_000, 4);
+        await using (var file = DurableFileSystem.CreatePrivateFile(path, bufferSize: 4096))
+        {
+            // The writeback ranges start at the file's position, not at 0.
+            await file.WriteAsync(new byte[] { 1, 2, 3 }, CancellationToken.None);
+            await file.FlushAsync(CancellationToken.None);
+            await using var stream = new WriteBehindHashingStream(file, chunkSize: 8192, depth: 2, leaveOpen: true);
+            await stream.WriteAsync(data, CancellationToken.None);
+            await stream.CompleteAsync(CancellationToken.None);
+            stream.Sha256.ShouldBe(Convert.ToHexStringLower(SHA256.HashData(data)));
+            file.Flush(flushToDisk: true);
+        }
+
+        (await File.ReadAllBytesAsync(path)).ShouldBe([1, 2, 3, .. data]);
+    }
+
+    [Fact(Timeout = 30_000)]
     public async Task Write_behind_rethrows_a_full_destination_as_the_same_exception()
     {
         var failure = new IOException("No space left on device", Enospc);
