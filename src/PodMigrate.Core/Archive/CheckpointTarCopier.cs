@@ -78,7 +78,7 @@ public static class CheckpointTarCopier
             var entry = new PaxTarEntry(TarEntryType.RegularFile, name) { Mode = EntryFileMode };
             if (!options.Captured.Contains(name))
             {
-                entry.DataStream = data;
+                entry.DataStream = new KnownLengthStream(data, length);
                 await writer.WriteEntryAsync(entry, cancellationToken);
                 return;
             }
@@ -115,4 +115,68 @@ public sealed record CheckpointTarCopyOptions
     /// written into the tar instead.
     /// </summary>
     public Func<string, byte[], CancellationToken, ValueTask<byte[]>>? Rewrite { get; init; }
+}
+
+/// <summary>
+/// A forward-only reader that tells TarWriter the entry's size up front. Given an unseekable data stream, TarWriter
+/// writes a PAX entry into a MemoryStream first to learn its size (the whole 1 GiB pages image, grown by doubling, then
+/// copied again); with a known Length it writes the header and streams the data straight through. A short stream
+/// leaves a broken tar, which the pass's size check turns into DataLoss (and the file is deleted).
+/// </summary>
+internal sealed class KnownLengthStream(Stream inner, long length) : Stream
+{
+    private long _position;
+
+    public override bool CanRead => true;
+
+    public override bool CanSeek => true;
+
+    public override bool CanWrite => false;
+
+    public override long Length => length;
+
+    public override long Position
+    {
+        get => _position;
+        set => Seek(value, SeekOrigin.Begin);
+    }
+
+    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+    public override int Read(Span<byte> buffer)
+    {
+        var read = inner.Read(buffer);
+        _position += read;
+        return read;
+    }
+
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
+        => ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        var read = await inner.ReadAsync(buffer, cancellationToken);
+        _position += read;
+        return read;
+    }
+
+    /// <summary>Only a no-op seek to where the stream already is (what TarWriter may do) is supported.</summary>
+    public override long Seek(long offset, SeekOrigin origin)
+    {
+        var target = origin switch
+        {
+            SeekOrigin.Begin => offset,
+            SeekOrigin.Current => _position + offset,
+            _ => length + offset,
+        };
+        return target == _position ? _position : throw new NotSupportedException("this stream only reads forward");
+    }
+
+    public override void Flush()
+    {
+    }
+
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }
