@@ -327,7 +327,7 @@ stop_node() {
 
 # ---- agents: started only when the CLI has the `agent` verb ----
 
-# The agent's metrics (Prometheus, HTTP/1.1) are on port AGENT_PORT_BASE+100+i.
+# The agent's metrics (Prometheus, HTTP/1.1) are on port AGENT_PORT_BASE+1000+i (clear of a second instance's agent ports).
 start_agent() {
   local name=$1 index=$2 dir pid
   dir=$(node_dir "$name")
@@ -341,7 +341,7 @@ start_agent() {
   fi
   mkdir -p "$STATE/nodes/$name/agent"
   setsid "${CLI[@]}" agent --node "$name" --containerd-socket "$(node_sock "$name")" --socket "$dir/agent.sock" \
-    --port $((AGENT_PORT_BASE + index)) --metrics-port $((AGENT_PORT_BASE + 100 + index)) --listen 127.0.0.1 \
+    --port $((AGENT_PORT_BASE + index)) --metrics-port $((AGENT_PORT_BASE + 1000 + index)) --listen 127.0.0.1 \
     --share "$SHARE" --state-dir "$STATE/nodes/$name/agent" --staging-dir "/dev/shm/podmigrate-$name" \
     >> "$LOGDIR/$name-agent.log" 2>&1 < /dev/null 9>&- &
   pid=$!
