@@ -19,14 +19,7 @@
 #include <time.h>
 
 #include "http.h"
-
-static volatile sig_atomic_t stopping;
-
-static void on_terminate(int signo)
-{
-    (void)signo;
-    stopping = 1;
-}
+#include "terminate.h"
 
 static long long now_ms(void)
 {
@@ -44,14 +37,7 @@ int main(void)
     const char *file = env_str("COUNTER_FILE", "/tmp/count");
     int listen_fd = http_listen((int)env_ll("PORT", 8080));
 
-    /* No SA_RESTART: a signal must interrupt poll() so the loop notices it at once. */
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_terminate;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    install_termination_handlers();
 
     unsigned long long counter = 0;
     char text[32];

@@ -30,14 +30,7 @@
 #include <sys/mman.h>
 
 #include "http.h"
-
-static volatile sig_atomic_t stopping;
-
-static void on_terminate(int signo)
-{
-    (void)signo;
-    stopping = 1;
-}
+#include "terminate.h"
 
 static uint64_t splitmix64(uint64_t x)
 {
@@ -72,13 +65,7 @@ int main(void)
     const char *status_file = env_str("MEMHOG_STATUS_FILE", "/tmp/memhog.status");
     int listen_fd = http_listen((int)env_ll("PORT", 8080));
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_terminate;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    install_termination_handlers();
 
     size_t size = (size_t)mib << 20;
     uint64_t *words = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
