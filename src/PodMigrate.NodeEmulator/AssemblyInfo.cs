@@ -1,0 +1,1 @@
+// The controller project: see PodMigrate.Controller.csproj for what lives here.

@@ -1,0 +1,1 @@
+// Controller tests: the runtime and reconcilers against the in-process API server.
