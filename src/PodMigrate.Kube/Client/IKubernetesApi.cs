@@ -19,6 +19,9 @@ public interface IKubernetesApi
     Task<T> CreateAsync<T>(ResourceKind<T> kind, string? ns, T value, CancellationToken cancellationToken)
         where T : class;
 
+    /// <summary>POST pods/{name}/binding: assigns a pod to a node, as a scheduler does (Aborted/409 when it is already bound).</summary>
+    Task BindAsync(string ns, string podName, string nodeName, CancellationToken cancellationToken);
+
     /// <summary>PUT: fails with Aborted (409 Conflict) when the object's resourceVersion is stale.</summary>
     Task<T> ReplaceAsync<T>(ResourceKind<T> kind, string? ns, string name, T value, CancellationToken cancellationToken)
         where T : class;

@@ -62,6 +62,18 @@ public sealed class KubernetesApiClient : IKubernetesApi, IDisposable
         return SendAsync(HttpMethod.Post, kind.CollectionPath(ns ?? (kind.Namespaced ? _config.Namespace : null)), body, kind.TypeInfo, $"create {kind} in {ns}", cancellationToken);
     }
 
+    public Task BindAsync(string ns, string podName, string nodeName, CancellationToken cancellationToken)
+    {
+        var binding = new Binding
+        {
+            Metadata = new ObjectMeta { Name = podName, Namespace = ns },
+            Target = new ObjectReference { ApiVersion = "v1", Kind = "Node", Name = nodeName },
+        };
+        var body = JsonContent(JsonSerializer.SerializeToUtf8Bytes(binding, KubeClientJsonContext.Default.Binding), JsonMediaType);
+        return SendAsync(HttpMethod.Post, KubeResources.Pods.ObjectPath(ns, podName) + "/binding", body, KubeClientJsonContext.Default.KubeStatus,
+            $"bind pod {ns}/{podName} to node {nodeName}", cancellationToken);
+    }
+
     public Task<T> ReplaceAsync<T>(ResourceKind<T> kind, string? ns, string name, T value, CancellationToken cancellationToken)
         where T : class
         => PutAsync(kind, kind.ObjectPath(ns, name), value, $"replace {kind} {Describe(ns, name)}", cancellationToken);

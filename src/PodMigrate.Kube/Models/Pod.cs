@@ -49,8 +49,43 @@ public sealed class PodSpec
 
     public string? ServiceAccountName { get; set; }
 
+    public Dictionary<string, string>? NodeSelector { get; set; }
+
+    public List<PodSchedulingGate>? SchedulingGates { get; set; }
+
+    public List<Volume>? Volumes { get; set; }
+
     [JsonExtensionData]
     public Dictionary<string, JsonElement>? ExtensionData { get; set; }
+}
+
+public sealed class PodSchedulingGate
+{
+    public string Name { get; set; } = "";
+}
+
+/// <summary>A pod volume: the sources PodMigrate reasons about are typed, the others stay in <see cref="ExtensionData"/>.</summary>
+public sealed class Volume
+{
+    public string Name { get; set; } = "";
+
+    public JsonElement? HostPath { get; set; }
+
+    public JsonElement? EmptyDir { get; set; }
+
+    public PersistentVolumeClaimVolumeSource? PersistentVolumeClaim { get; set; }
+
+    public JsonElement? Nfs { get; set; }
+
+    [JsonExtensionData]
+    public Dictionary<string, JsonElement>? ExtensionData { get; set; }
+}
+
+public sealed class PersistentVolumeClaimVolumeSource
+{
+    public string ClaimName { get; set; } = "";
+
+    public bool? ReadOnly { get; set; }
 }
 
 public sealed class Container
@@ -133,6 +168,8 @@ public sealed class PodStatus
 
     public DateTimeOffset? StartTime { get; set; }
 
+    public List<PodCondition>? Conditions { get; set; }
+
     public List<ContainerStatus>? ContainerStatuses { get; set; }
 
     [JsonExtensionData]
@@ -165,7 +202,69 @@ public sealed class ContainerStatus
 
     public bool? Started { get; set; }
 
-    /// <summary>state / lastState (waiting, running, terminated) and the rest, kept as JSON.</summary>
+    public ContainerState? State { get; set; }
+
+    public ContainerState? LastState { get; set; }
+
     [JsonExtensionData]
     public Dictionary<string, JsonElement>? ExtensionData { get; set; }
+}
+
+/// <summary>PodScheduled, Initialized, ContainersReady, Ready: status "True", "False" or "Unknown".</summary>
+public sealed class PodCondition
+{
+    public string Type { get; set; } = "";
+
+    public string Status { get; set; } = "";
+
+    public string? Reason { get; set; }
+
+    public string? Message { get; set; }
+
+    public DateTimeOffset? LastProbeTime { get; set; }
+
+    public DateTimeOffset? LastTransitionTime { get; set; }
+
+    [JsonExtensionData]
+    public Dictionary<string, JsonElement>? ExtensionData { get; set; }
+}
+
+/// <summary>At most one of waiting, running, terminated is set.</summary>
+public sealed class ContainerState
+{
+    public ContainerStateWaiting? Waiting { get; set; }
+
+    public ContainerStateRunning? Running { get; set; }
+
+    public ContainerStateTerminated? Terminated { get; set; }
+}
+
+public sealed class ContainerStateWaiting
+{
+    public string? Reason { get; set; }
+
+    public string? Message { get; set; }
+}
+
+public sealed class ContainerStateRunning
+{
+    public DateTimeOffset? StartedAt { get; set; }
+}
+
+public sealed class ContainerStateTerminated
+{
+    public int ExitCode { get; set; }
+
+    public int? Signal { get; set; }
+
+    public string? Reason { get; set; }
+
+    public string? Message { get; set; }
+
+    public DateTimeOffset? StartedAt { get; set; }
+
+    public DateTimeOffset? FinishedAt { get; set; }
+
+    [JsonPropertyName("containerID")]
+    public string? ContainerId { get; set; }
 }

@@ -1,0 +1,38 @@
+namespace PodMigrate.Controller;
+
+/// <summary>How the controller runs; the CLI's `podmigrate controller` flags map onto these.</summary>
+public sealed class ControllerOptions
+{
+    /// <summary>Only PodMigrations (and clone-of pods) in this namespace; null: all namespaces.</summary>
+    public string? WatchNamespace { get; set; }
+
+    /// <summary>Where the Lease lives (the controller's own namespace, POD_NAMESPACE in a Deployment).</summary>
+    public string LeaseNamespace { get; set; } = "podmigrate-system";
+
+    public string LeaseName { get; set; } = "podmigrate-controller";
+
+    /// <summary>This replica's identity in the Lease (POD_NAME in a Deployment).</summary>
+    public string Identity { get; set; } = Environment.MachineName + "-" + Environment.ProcessId;
+
+    public bool LeaderElect { get; set; } = true;
+
+    public int Workers { get; set; } = 4;
+
+    /// <summary>How often a migration that waits (clone starting, verification window) is looked at again.</summary>
+    public TimeSpan PollInterval { get; set; } = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>How long a clone pod may take to become Running and Ready before the migration rolls back.</summary>
+    public TimeSpan RestoreTimeout { get; set; } = TimeSpan.FromMinutes(2);
+
+    /// <summary>Grace period when a rollback deletes a clone; the source is resumed only once the clone is gone.</summary>
+    public long CloneDeleteGraceSeconds { get; set; } = 2;
+
+    /// <summary>Namespace and label of the agent DaemonSet's pods.</summary>
+    public string AgentNamespace { get; set; } = "podmigrate-system";
+
+    /// <summary>Secret (kubernetes.io/tls + ca.crt) with the controller's client certificate for the agents' mTLS.</summary>
+    public string? AgentTlsSecret { get; set; } = "podmigrate-agent-tls";
+
+    /// <summary>Plaintext gRPC to the agents: local clusters only.</summary>
+    public bool AgentInsecure { get; set; }
+}

@@ -1,0 +1,159 @@
+using System.Text.Json.Nodes;
+using PodMigrate.Kube.Client;
+using PodMigrate.Kube.Models;
+using PodMigrate.Kube.Serialization;
+
+namespace PodMigrate.Controller.Migrations;
+
+/// <summary>
+/// The clone pod: the source pod's spec bound to the target node, with the moved container's image replaced by the
+/// checkpoint image the target agent imported, so that the node's kubelet and runtime restore it (containerd 2.1+ and
+/// CRI-O restore a container whose image is a checkpoint image). Naming and ownership, as documented in README.md:
+/// the clone is named <c>&lt;source&gt;-&lt;5 chars of the migration's uid&gt;</c> (two pods cannot share a name
+/// while both exist); it carries the source's labels and annotations plus podmigrate.io/clone-of,
+/// podmigrate.io/migration and podmigrate.io/checkpoint-id; it gets no owner references while it is verified (a
+/// ReplicaSet must not count it yet) and inherits the source's once the source is gone (Migrate).
+/// </summary>
+internal static class ClonePods
+{
+    private static readonly HashSet<string> DroppedAnnotations = new(StringComparer.Ordinal)
+    {
+        "kubectl.kubernetes.io/last-applied-configuration",
+        "kubernetes.io/config.seen",
+        "kubernetes.io/config.source",
+        "kubernetes.io/config.hash",
+    };
+
+    public static string NameFor(PodMigration migration, string sourcePod)
+    {
+        var uid = (migration.Metadata.Uid ?? migration.Name).Replace("-", "", StringComparison.Ordinal).ToLowerInvariant();
+        var suffix = uid.Length >= 5 ? uid[..5] : uid;
+        var prefix = sourcePod.Length > 253 - 6 ? sourcePod[..(253 - 6)] : sourcePod;
+        return $"{prefix}-{suffix}";
+    }
+
+    public static Pod Build(Pod source, PodMigration migration, string name, string targetNode, string container, string checkpointImage, string checkpointId)
+    {
+        // A JSON round trip is a deep copy that keeps every field the models do not name (resources, probes, volumes…).
+        var clone = KubeJson.Deserialize(KubeJson.Serialize(source, KubeClientJsonContext.Default.Pod), KubeClientJsonContext.Default.Pod, "source pod");
+        clone.Status = null;
+        clone.Metadata = new ObjectMeta
+        {
+            Name = name,
+            Namespace = source.Metadata.Namespace,
+            Labels = source.Metadata.Labels is null ? null : new Dictionary<string, string>(source.Metadata.Labels),
+            Annotations = CloneAnnotations(source, migration, checkpointId),
+        };
+        Fill(clone, targetNode, container, checkpointImage);
+        return clone;
+    }
+
+    /// <summary>Points the container at the checkpoint image and binds the pod to the target (new clones and clone-of pods).</summary>
+    public static void Fill(Pod pod, string targetNode, string container, string checkpointImage)
+    {
+        pod.Spec.NodeName = targetNode;
+        pod.Spec.SchedulingGates = null;
+        var target = pod.Spec.Containers.Find(c => c.Name == container)
+            ?? throw new MigrationRefusedException("Unsupported", $"pod {pod.Key} has no container {container} to fill");
+        target.Image = checkpointImage;
+        // The image exists only on the target node: a pull could not find it anywhere else.
+        target.ImagePullPolicy = "IfNotPresent";
+    }
+
+    private static Dictionary<string, string> CloneAnnotations(Pod source, PodMigration migration, string checkpointId)
+    {
+        var annotations = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (key, value) in source.Metadata.Annotations ?? [])
+        {
+            if (!DroppedAnnotations.Contains(key) && !key.StartsWith("podmigrate.io/", StringComparison.Ordinal))
+            {
+                annotations[key] = value;
+            }
+        }
+        annotations[MigrationAnnotations.CloneOf] = source.Metadata.Name!;
+        annotations[MigrationAnnotations.Migration] = migration.Name;
+        annotations[MigrationAnnotations.CheckpointId] = checkpointId;
+        return annotations;
+    }
+
+    /// <summary>The merge patch that hands the source's owner references to the clone once the source is gone.</summary>
+    public static string AdoptionPatch(Pod source)
+    {
+        var owners = new JsonArray();
+        foreach (var owner in source.Metadata.OwnerReferences ?? [])
+        {
+            var reference = new JsonObject { ["apiVersion"] = owner.ApiVersion, ["kind"] = owner.Kind, ["name"] = owner.Name, ["uid"] = owner.Uid };
+            if (owner.Controller is { } controller)
+            {
+                reference["controller"] = controller;
+            }
+            if (owner.BlockOwnerDeletion is { } block)
+            {
+                reference["blockOwnerDeletion"] = block;
+            }
+            owners.Add(reference);
+        }
+        return new JsonObject { ["metadata"] = new JsonObject { ["ownerReferences"] = owners } }.ToJsonString();
+    }
+}
+
+/// <summary>How a clone pod is doing, as far as the verification is concerned.</summary>
+internal enum CloneHealthState
+{
+    Starting,
+    Ready,
+    NotReady,
+    Failed,
+}
+
+internal readonly record struct CloneHealth(CloneHealthState State, string Message, DateTimeOffset? ReadySince)
+{
+    /// <summary>
+    /// Failed is final (the restore did not take, the process died or was restarted: its memory is no longer the
+    /// checkpointed one); NotReady means it was ready once and is not now; Starting is not ready yet.
+    /// </summary>
+    public static CloneHealth Of(Pod pod, string container)
+    {
+        if (pod.Metadata.DeletionTimestamp is not null)
+        {
+            return new(CloneHealthState.Failed, $"clone pod {pod.Key} is being deleted", null);
+        }
+        var status = pod.Status;
+        if (status?.Phase is "Failed" or "Succeeded")
+        {
+            return new(CloneHealthState.Failed, $"clone pod {pod.Key} is {status.Phase}{Explain(status.Reason, status.Message)}", null);
+        }
+        var containerStatus = status?.ContainerStatuses?.Find(c => c.Name == container);
+        if (containerStatus is not null)
+        {
+            if (containerStatus.RestartCount > 0)
+            {
+                return new(CloneHealthState.Failed, $"container {container} of clone pod {pod.Key} restarted ({containerStatus.RestartCount}): the restored process died", null);
+            }
+            if (containerStatus.State?.Terminated is { } terminated)
+            {
+                return new(CloneHealthState.Failed, $"container {container} of clone pod {pod.Key} terminated with exit code {terminated.ExitCode}{Explain(terminated.Reason, terminated.Message)}", null);
+            }
+            if (containerStatus.State?.Waiting is { Reason: { } reason } waiting && reason is not ("ContainerCreating" or "PodInitializing"))
+            {
+                return new(CloneHealthState.Failed, $"container {container} of clone pod {pod.Key} is waiting: {reason}{Explain(null, waiting.Message)}", null);
+            }
+        }
+        var ready = status?.Conditions?.Find(c => c.Type == "Ready");
+        if (ready?.Status == "True" && containerStatus?.State?.Running is not null)
+        {
+            return new(CloneHealthState.Ready, $"clone pod {pod.Key} is Running and Ready", ready.LastTransitionTime);
+        }
+        return new(status?.Phase == "Running" && ready is not null ? CloneHealthState.NotReady : CloneHealthState.Starting,
+            $"clone pod {pod.Key} is {status?.Phase ?? "Pending"}, not Ready{Explain(ready?.Reason, ready?.Message)}", null);
+    }
+
+    private static string Explain(string? reason, string? message)
+        => (reason, message) switch
+        {
+            ({ Length: > 0 }, { Length: > 0 }) => $" ({reason}: {message})",
+            ({ Length: > 0 }, _) => $" ({reason})",
+            (_, { Length: > 0 }) => $" ({message})",
+            _ => "",
+        };
+}

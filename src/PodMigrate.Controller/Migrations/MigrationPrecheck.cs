@@ -1,0 +1,285 @@
+using System.Globalization;
+using System.Text.Json;
+using PodMigrate.Agent.V1;
+using PodMigrate.Controller.Agents;
+using PodMigrate.Core.Errors;
+using PodMigrate.Kube.Client;
+using PodMigrate.Kube.Models;
+
+namespace PodMigrate.Controller.Migrations;
+
+/// <summary>What the precheck established: the migration may go ahead with these.</summary>
+internal sealed record PrecheckResult(Pod SourcePod, string SourceNode, string TargetNode, string ContainerName);
+
+/// <summary>
+/// Everything that must hold before a source is frozen. Each refusal is a <see cref="MigrationRefusedException"/> that
+/// says which condition failed and why; nothing has been touched yet, so a refusal simply fails the migration.
+/// Errors reaching the API server itself propagate (the work queue retries them).
+/// </summary>
+internal sealed class MigrationPrecheck(IKubernetesApi api, IAgentDirectory agents)
+{
+    private static readonly ResourceKind<CustomResource> PersistentVolumeClaims = KubeResources.Custom("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim");
+
+    public async Task<PrecheckResult> RunAsync(PodMigration migration, MigrationSettings settings, CancellationToken cancellationToken)
+    {
+        var pod = await GetSourcePodAsync(migration.Namespace, settings.PodName, cancellationToken);
+        var sourceNode = pod.Spec.NodeName!;
+        var container = ChooseContainer(pod, settings.ContainerName);
+        if (pod.Metadata.Annotations?.ContainsKey(MigrationAnnotations.CloneOf) == true && pod.Spec.SchedulingGates is { Count: > 0 })
+        {
+            throw new MigrationRefusedException("SourceNotRunning", $"pod {pod.Key} is itself an unfilled clone-of pod");
+        }
+        await CheckVolumesAsync(pod, settings, cancellationToken);
+
+        var sourceAgent = await HealthyAgentAsync(sourceNode, "source", cancellationToken);
+        string targetNode;
+        NodeInfo targetAgent;
+        if (settings.TargetNode is { } requested)
+        {
+            if (requested == sourceNode)
+            {
+                throw new MigrationRefusedException("InvalidTarget", $"target node {requested} is the node pod {pod.Key} already runs on");
+            }
+            await CheckNodeSchedulableAsync(requested, cancellationToken);
+            targetAgent = await HealthyAgentAsync(requested, "target", cancellationToken);
+            CheckCompatible(sourceAgent, targetAgent);
+            targetNode = requested;
+        }
+        else
+        {
+            (targetNode, targetAgent) = await ChooseTargetAsync(sourceNode, sourceAgent, cancellationToken);
+        }
+        CheckShare(sourceAgent, sourceNode);
+        CheckShare(targetAgent, targetNode);
+        return new PrecheckResult(pod, sourceNode, targetNode, container);
+    }
+
+    private async Task<Pod> GetSourcePodAsync(string ns, string name, CancellationToken cancellationToken)
+    {
+        Pod pod;
+        try
+        {
+            pod = await api.GetAsync(KubeResources.Pods, ns, name, cancellationToken);
+        }
+        catch (PodMigrateException e) when (e.Kind == ErrorKind.NotFound)
+        {
+            throw new MigrationRefusedException("SourceNotFound", $"pod {ns}/{name} does not exist");
+        }
+        if (pod.Metadata.DeletionTimestamp is not null)
+        {
+            throw new MigrationRefusedException("SourceNotRunning", $"pod {pod.Key} is being deleted");
+        }
+        if (string.IsNullOrEmpty(pod.Spec.NodeName))
+        {
+            throw new MigrationRefusedException("SourceNotRunning", $"pod {pod.Key} is not bound to a node");
+        }
+        if (pod.Status?.Phase != "Running")
+        {
+            throw new MigrationRefusedException("SourceNotRunning", $"pod {pod.Key} is {pod.Status?.Phase ?? "without status"}, not Running");
+        }
+        return pod;
+    }
+
+    private static string ChooseContainer(Pod pod, string? requested)
+    {
+        if (requested is not null)
+        {
+            if (!pod.Spec.Containers.Exists(c => c.Name == requested))
+            {
+                throw new MigrationRefusedException("SourceNotFound", $"pod {pod.Key} has no container {requested}");
+            }
+            if (pod.Spec.Containers.Count > 1)
+            {
+                throw new MigrationRefusedException("Unsupported", $"pod {pod.Key} has {pod.Spec.Containers.Count} containers: only single-container pods move in this version");
+            }
+            return requested;
+        }
+        return pod.Spec.Containers.Count == 1
+            ? pod.Spec.Containers[0].Name
+            : throw new MigrationRefusedException("Unsupported", $"pod {pod.Key} has {pod.Spec.Containers.Count} containers: only single-container pods move in this version");
+    }
+
+    /// <summary>
+    /// A volume moves only if the target can mount the same data: NFS and ReadWriteMany/ReadOnlyMany claims are
+    /// remounted; configMap, secret, downwardAPI and projected volumes are rebuilt from the API. Node-local data
+    /// (hostPath, emptyDir) would silently stay behind, and a ReadWriteOnce claim cannot be attached to the target
+    /// while the (frozen) source still holds it, so those are refused with the reason.
+    /// </summary>
+    private async Task CheckVolumesAsync(Pod pod, MigrationSettings settings, CancellationToken cancellationToken)
+    {
+        foreach (var volume in pod.Spec.Volumes ?? [])
+        {
+            if (volume.HostPath is not null)
+            {
+                throw new MigrationRefusedException("VolumeNotMovable", $"volume {volume.Name} of pod {pod.Key} is a hostPath: its data stays on node {pod.Spec.NodeName}");
+            }
+            if (volume.EmptyDir is not null)
+            {
+                throw new MigrationRefusedException("VolumeNotMovable", $"volume {volume.Name} of pod {pod.Key} is an emptyDir: its data is node-local and is not part of the checkpoint");
+            }
+            if (volume.PersistentVolumeClaim is { } claimRef)
+            {
+                var modes = await ClaimAccessModesAsync(pod, claimRef.ClaimName, cancellationToken);
+                var shared = modes.Contains("ReadWriteMany") || modes.Contains("ReadOnlyMany") || (claimRef.ReadOnly == true && modes.Contains("ReadOnlyMany"));
+                if (!shared)
+                {
+                    var why = settings.IsClone
+                        ? "a clone and its source would both need it"
+                        : "the target cannot attach it while the frozen source still holds it";
+                    throw new MigrationRefusedException("VolumeNotMovable", $"volume {volume.Name} of pod {pod.Key} uses claim {claimRef.ClaimName} with access modes [{string.Join(",", modes)}]: {why}; use a ReadWriteMany (e.g. NFS) claim");
+                }
+            }
+        }
+    }
+
+    private async Task<HashSet<string>> ClaimAccessModesAsync(Pod pod, string claim, CancellationToken cancellationToken)
+    {
+        CustomResource pvc;
+        try
+        {
+            pvc = await api.GetAsync(PersistentVolumeClaims, pod.Metadata.Namespace, claim, cancellationToken);
+        }
+        catch (PodMigrateException e) when (e.Kind == ErrorKind.NotFound)
+        {
+            throw new MigrationRefusedException("VolumeNotMovable", $"pod {pod.Key} uses claim {claim}, which does not exist");
+        }
+        var modes = new HashSet<string>(StringComparer.Ordinal);
+        if (pvc.Spec is { ValueKind: JsonValueKind.Object } spec && spec.TryGetProperty("accessModes", out var list) && list.ValueKind == JsonValueKind.Array)
+        {
+            foreach (var mode in list.EnumerateArray())
+            {
+                modes.Add(mode.GetString() ?? "");
+            }
+        }
+        return modes;
+    }
+
+    private async Task<Node> CheckNodeSchedulableAsync(string name, CancellationToken cancellationToken)
+    {
+        Node node;
+        try
+        {
+            node = await api.GetAsync(KubeResources.Nodes, null, name, cancellationToken);
+        }
+        catch (PodMigrateException e) when (e.Kind == ErrorKind.NotFound)
+        {
+            throw new MigrationRefusedException("InvalidTarget", $"target node {name} does not exist");
+        }
+        var ready = node.Status?.Conditions?.Find(c => c.Type == "Ready");
+        if (ready?.Status != "True")
+        {
+            throw new MigrationRefusedException("TargetNotReady", $"target node {name} is not Ready ({ready?.Reason ?? ready?.Status ?? "no Ready condition"})");
+        }
+        if (node.Spec.Unschedulable == true)
+        {
+            throw new MigrationRefusedException("TargetNotReady", $"target node {name} is cordoned (unschedulable)");
+        }
+        return node;
+    }
+
+    private async Task<NodeInfo> HealthyAgentAsync(string node, string role, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var agent = await agents.GetAsync(node, cancellationToken);
+            var health = await agent.HealthAsync(cancellationToken);
+            if (health.Status != HealthResponse.Types.ServingStatus.Serving)
+            {
+                throw new MigrationRefusedException("AgentUnhealthy", $"the {role} agent on node {node} is not healthy: {string.Join("; ", health.Problems)}");
+            }
+            return await agent.GetNodeInfoAsync(cancellationToken);
+        }
+        catch (PodMigrateException e) when (e.Kind is ErrorKind.Unavailable or ErrorKind.DeadlineExceeded or ErrorKind.NotFound)
+        {
+            throw new MigrationRefusedException("AgentUnavailable", $"the {role} agent on node {node} cannot be reached: {e.Message}");
+        }
+    }
+
+    /// <summary>CRIU restores images written by the same or an older CRIU; processes need the same architecture.</summary>
+    private static void CheckCompatible(NodeInfo source, NodeInfo target)
+    {
+        if (!string.Equals(source.Architecture, target.Architecture, StringComparison.Ordinal))
+        {
+            throw new MigrationRefusedException("Incompatible", $"node {source.NodeName} is {source.Architecture} but node {target.NodeName} is {target.Architecture}");
+        }
+        if (target.CriuVersion < source.CriuVersion)
+        {
+            throw new MigrationRefusedException("Incompatible",
+                $"node {target.NodeName} has CRIU {target.CriuVersionText}, older than {source.CriuVersionText} on node {source.NodeName}: it may not read the images");
+        }
+    }
+
+    private static void CheckShare(NodeInfo info, string node)
+    {
+        if (info.Share is null || !info.Share.Writable)
+        {
+            throw new MigrationRefusedException("ShareUnavailable", $"the checkpoint share is not writable on node {node} ({info.Share?.Path ?? "not mounted"})");
+        }
+    }
+
+    /// <summary>
+    /// No target given: the Ready, schedulable node (other than the source) whose agent is healthy and compatible and
+    /// that has the most allocatable memory. Nodes that fail a check are named in the refusal when none is left.
+    /// </summary>
+    private async Task<(string Node, NodeInfo Agent)> ChooseTargetAsync(string sourceNode, NodeInfo sourceAgent, CancellationToken cancellationToken)
+    {
+        var nodes = await api.ListAsync(KubeResources.Nodes, null, null, cancellationToken);
+        var rejected = new List<string>();
+        (string Node, NodeInfo Agent, long Memory)? best = null;
+        foreach (var node in nodes.Items)
+        {
+            var name = node.Metadata.Name!;
+            if (name == sourceNode)
+            {
+                continue;
+            }
+            try
+            {
+                await CheckNodeSchedulableAsync(name, cancellationToken);
+                var agent = await HealthyAgentAsync(name, "target", cancellationToken);
+                CheckCompatible(sourceAgent, agent);
+                CheckShare(agent, name);
+                var memory = ParseQuantity(node.Status?.Allocatable?.GetValueOrDefault("memory"));
+                if (best is null || memory > best.Value.Memory)
+                {
+                    best = (name, agent, memory);
+                }
+            }
+            catch (MigrationRefusedException e)
+            {
+                rejected.Add(e.Message);
+            }
+        }
+        return best is { } chosen
+            ? (chosen.Node, chosen.Agent)
+            : throw new MigrationRefusedException("NoTarget", rejected.Count == 0
+                ? $"no node other than {sourceNode} exists"
+                : $"no node can take the pod: {string.Join("; ", rejected)}");
+    }
+
+    /// <summary>A resource.Quantity for memory ("8Gi", "1024Ki", "512M", "1000"), in bytes; 0 when absent or unreadable.</summary>
+    internal static long ParseQuantity(string? quantity)
+    {
+        if (string.IsNullOrEmpty(quantity))
+        {
+            return 0;
+        }
+        string[] suffixes = ["Ki", "Mi", "Gi", "Ti", "k", "M", "G", "T"];
+        long[] factors = [1L << 10, 1L << 20, 1L << 30, 1L << 40, 1000, 1_000_000, 1_000_000_000, 1_000_000_000_000];
+        for (var i = 0; i < suffixes.Length; i++)
+        {
+            if (quantity.EndsWith(suffixes[i], StringComparison.Ordinal)
+                && decimal.TryParse(quantity.AsSpan(0, quantity.Length - suffixes[i].Length), NumberStyles.Number, CultureInfo.InvariantCulture, out var scaled))
+            {
+                return (long)(scaled * factors[i]);
+            }
+        }
+        return decimal.TryParse(quantity, NumberStyles.Number, CultureInfo.InvariantCulture, out var plain) ? (long)plain : 0;
+    }
+}
+
+/// <summary>A migration that must not (or can no longer) go ahead, with a CamelCase reason for conditions and Events.</summary>
+internal sealed class MigrationRefusedException(string reason, string message) : Exception(message)
+{
+    public string Reason { get; } = reason;
+}

@@ -1,0 +1,199 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using PodMigrate.Kube.Client;
+using PodMigrate.Kube.Models;
+
+namespace PodMigrate.Controller.Migrations;
+
+/// <summary>
+/// podmigrate.io/v1alpha1 PodMigration (deploy/crds/podmigration.yaml): a request to move (Migrate) or copy (Clone) a
+/// running pod to another node with its memory. The status is the migration's journal: every step is recorded
+/// before it is taken, so a restarted controller resumes where the last one stopped and never repeats a checkpoint.
+/// </summary>
+public sealed class PodMigration
+{
+    public const string Group = "podmigrate.io";
+    public const string Version = "v1alpha1";
+    public const string KindName = "PodMigration";
+    public const string Finalizer = "podmigrate.io/migration";
+
+    public static ResourceKind<PodMigration> Resource { get; } = new(
+        Group, Version, "podmigrations", KindName, Namespaced: true,
+        PodMigrationJsonContext.Default.PodMigration, PodMigrationJsonContext.Default.KubeListPodMigration);
+
+    public string? ApiVersion { get; set; } = $"{Group}/{Version}";
+
+    public string? Kind { get; set; } = KindName;
+
+    public ObjectMeta Metadata { get; set; } = new();
+
+    public PodMigrationSpec Spec { get; set; } = new();
+
+    public PodMigrationStatus? Status { get; set; }
+
+    [JsonExtensionData]
+    public Dictionary<string, JsonElement>? ExtensionData { get; set; }
+
+    public string Namespace => Metadata.Namespace ?? "default";
+
+    public string Name => Metadata.Name ?? "";
+
+    public override string ToString() => $"podmigration {Namespace}/{Name}";
+}
+
+public sealed class PodMigrationSpec
+{
+    /// <summary>The source pod, in the PodMigration's namespace.</summary>
+    public string PodName { get; set; } = "";
+
+    /// <summary>The container to move; default: the pod's only container.</summary>
+    public string? ContainerName { get; set; }
+
+    /// <summary>Where the clone runs; default: chosen among Ready nodes with a healthy agent and room.</summary>
+    public string? TargetNode { get; set; }
+
+    /// <summary><see cref="MigrationMode.Migrate"/> (default) or <see cref="MigrationMode.Clone"/>.</summary>
+    public string? Mode { get; set; }
+
+    /// <summary>zstd (default), gzip or none.</summary>
+    public string? Codec { get; set; }
+
+    /// <summary>How long the clone must stay Running and Ready before the source is released (Go duration; default 10s).</summary>
+    public string? VerifyWindow { get; set; }
+
+    /// <summary>Bound for the whole migration (Go duration; default 10m); passing it before the source is released rolls back.</summary>
+    public string? Deadline { get; set; }
+
+    /// <summary>Keep the checkpoint on the share after success (pinned); default: deleted once the migration is over.</summary>
+    public bool? RetainCheckpoint { get; set; }
+
+    /// <summary>
+    /// Fill this existing pod (created with annotation podmigrate.io/clone-of and the scheduling gate) instead of
+    /// creating a new one: set by the controller for clone-of pods.
+    /// </summary>
+    public string? ClonePodName { get; set; }
+
+    [JsonExtensionData]
+    public Dictionary<string, JsonElement>? ExtensionData { get; set; }
+}
+
+public sealed class PodMigrationStatus
+{
+    public string? Phase { get; set; }
+
+    /// <summary>What is happening or what went wrong, for people.</summary>
+    public string? Message { get; set; }
+
+    public string? SourceNode { get; set; }
+
+    public string? TargetNode { get; set; }
+
+    public string? SourcePodUid { get; set; }
+
+    public string? ContainerName { get; set; }
+
+    /// <summary>Chosen before the checkpoint is asked for, so a restarted controller asks for the same one.</summary>
+    public string? CheckpointId { get; set; }
+
+    /// <summary>The checkpoint image on the target node that the clone pod's container runs.</summary>
+    public string? CheckpointImage { get; set; }
+
+    public string? ClonePod { get; set; }
+
+    public DateTimeOffset? StartedAt { get; set; }
+
+    /// <summary>When the source was frozen (just before the checkpoint was asked for).</summary>
+    public DateTimeOffset? FrozenAt { get; set; }
+
+    /// <summary>When the clone pod was created (or a clone-of pod filled): the restore timeout counts from here.</summary>
+    public DateTimeOffset? CloneCreatedAt { get; set; }
+
+    /// <summary>When the clone was first seen Running and Ready: the verification window starts here.</summary>
+    public DateTimeOffset? CloneReadyAt { get; set; }
+
+    public DateTimeOffset? CompletedAt { get; set; }
+
+    /// <summary>
+    /// Set (and written) before the source is discarded (Migrate) or resumed (Clone): from here on the migration only
+    /// goes forward; before it, any failure rolls back.
+    /// </summary>
+    public bool? Committed { get; set; }
+
+    /// <summary>Set when a rollback starts; a restarted controller finishes it.</summary>
+    public string? RollbackReason { get; set; }
+
+    /// <summary>How long the workload did not run: from freeze to the clone Running and Ready (Migrate).</summary>
+    public string? Downtime { get; set; }
+
+    /// <summary>Per-phase durations (Go durations): precheck, checkpoint, restore, verify, total, and the agent's phases.</summary>
+    public Dictionary<string, string>? Timings { get; set; }
+
+    public List<MigrationCondition>? Conditions { get; set; }
+
+    public long? ObservedGeneration { get; set; }
+
+    [JsonExtensionData]
+    public Dictionary<string, JsonElement>? ExtensionData { get; set; }
+}
+
+/// <summary>metav1.Condition.</summary>
+public sealed class MigrationCondition
+{
+    public string Type { get; set; } = "";
+
+    public string Status { get; set; } = "";
+
+    public string? Reason { get; set; }
+
+    public string? Message { get; set; }
+
+    public DateTimeOffset? LastTransitionTime { get; set; }
+
+    public long? ObservedGeneration { get; set; }
+}
+
+public static class MigrationPhase
+{
+    public const string Pending = "Pending";
+    public const string Prechecking = "Prechecking";
+    public const string Checkpointing = "Checkpointing";
+    public const string Restoring = "Restoring";
+    public const string Verifying = "Verifying";
+    public const string Succeeded = "Succeeded";
+    public const string Failed = "Failed";
+    public const string RolledBack = "RolledBack";
+
+    public static bool IsTerminal(string? phase) => phase is Succeeded or Failed or RolledBack;
+}
+
+public static class MigrationMode
+{
+    public const string Migrate = "Migrate";
+    public const string Clone = "Clone";
+}
+
+/// <summary>Annotations and labels PodMigrate puts on pods.</summary>
+public static class MigrationAnnotations
+{
+    /// <summary>On a clone: the source pod's name. On a pod created by a user: "fill me from a checkpoint of that pod".</summary>
+    public const string CloneOf = "podmigrate.io/clone-of";
+
+    /// <summary>On a clone-of pod: the node to run on (alternatively spec.nodeSelector kubernetes.io/hostname).</summary>
+    public const string TargetNode = "podmigrate.io/target-node";
+
+    /// <summary>On a clone: the PodMigration that made it.</summary>
+    public const string Migration = "podmigrate.io/migration";
+
+    public const string CheckpointId = "podmigrate.io/checkpoint-id";
+
+    /// <summary>The scheduling gate a clone-of pod is created with, so that no kubelet runs it before it is filled.</summary>
+    public const string CloneGate = "podmigrate.io/clone-of";
+}
+
+[JsonSourceGenerationOptions(
+    PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase,
+    DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+    UnmappedMemberHandling = JsonUnmappedMemberHandling.Skip)]
+[JsonSerializable(typeof(PodMigration))]
+[JsonSerializable(typeof(KubeList<PodMigration>))]
+internal sealed partial class PodMigrationJsonContext : JsonSerializerContext;
