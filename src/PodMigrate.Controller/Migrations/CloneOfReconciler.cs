@@ -1,0 +1,75 @@
+using PodMigrate.Core.Errors;
+using PodMigrate.Kube.Client;
+using PodMigrate.Kube.Models;
+
+namespace PodMigrate.Controller.Migrations;
+
+/// <summary>
+/// clonePod on an unmodified cluster. A user (or a scheduler) creates a Pod with the annotation
+/// <c>podmigrate.io/clone-of: &lt;source pod&gt;</c>, the scheduling gate <c>podmigrate.io/clone-of</c> (so no
+/// scheduler or kubelet runs it yet) and a target node (annotation <c>podmigrate.io/target-node</c>, or
+/// <c>spec.nodeSelector["kubernetes.io/hostname"]</c>). This reconciler turns it into a PodMigration in Clone mode
+/// whose clone is that very pod: the migration reconciler checkpoints the source, points the pod's container at the
+/// checkpoint image, lifts the gate and binds the pod to the target. The PodMigration is named
+/// <c>clone-&lt;pod&gt;</c> and owned by the pod, so deleting the pod cleans it up.
+/// </summary>
+internal sealed class CloneOfReconciler(IKubernetesApi api)
+{
+    public const string HostnameLabel = "kubernetes.io/hostname";
+
+    public static bool IsCloneOfRequest(Pod pod)
+        => pod.Metadata.Annotations?.ContainsKey(MigrationAnnotations.CloneOf) == true
+           && pod.Spec.SchedulingGates?.Exists(g => g.Name == MigrationAnnotations.CloneGate) == true
+           && string.IsNullOrEmpty(pod.Spec.NodeName)
+           && pod.Metadata.DeletionTimestamp is null;
+
+    public static string MigrationNameFor(string podName) => podName.Length > 247 ? $"clone-{podName[..247]}" : $"clone-{podName}";
+
+    public async Task ReconcileAsync(string ns, string name, CancellationToken cancellationToken)
+    {
+        Pod pod;
+        try
+        {
+            pod = await api.GetAsync(KubeResources.Pods, ns, name, cancellationToken);
+        }
+        catch (PodMigrateException e) when (e.Kind == ErrorKind.NotFound)
+        {
+            return;
+        }
+        if (!IsCloneOfRequest(pod))
+        {
+            return;
+        }
+        var source = pod.Metadata.Annotations![MigrationAnnotations.CloneOf];
+        var target = pod.Metadata.Annotations.GetValueOrDefault(MigrationAnnotations.TargetNode)
+                     ?? pod.Spec.NodeSelector?.GetValueOrDefault(HostnameLabel);
+        var migration = new PodMigration
+        {
+            Metadata = new ObjectMeta
+            {
+                Name = MigrationNameFor(name),
+                Namespace = ns,
+                Labels = new Dictionary<string, string> { ["podmigrate.io/clone-pod"] = name },
+                OwnerReferences =
+                [
+                    new OwnerReference { ApiVersion = "v1", Kind = "Pod", Name = name, Uid = pod.Metadata.Uid ?? "", BlockOwnerDeletion = false },
+                ],
+            },
+            Spec = new PodMigrationSpec
+            {
+                PodName = source,
+                TargetNode = target,
+                Mode = MigrationMode.Clone,
+                ClonePodName = name,
+            },
+        };
+        try
+        {
+            await api.CreateAsync(PodMigration.Resource, ns, migration, cancellationToken);
+        }
+        catch (PodMigrateException e) when (e.Kind == ErrorKind.AlreadyExists)
+        {
+            // Made on an earlier pass: the migration reconciler owns it from here.
+        }
+    }
+}

@@ -1,1 +1,0 @@
-// Controller tests: the runtime and reconcilers against the in-process API server.
