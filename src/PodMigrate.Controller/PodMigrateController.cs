@@ -1,0 +1,87 @@
+using Microsoft.Extensions.Logging;
+using PodMigrate.Controller.Agents;
+using PodMigrate.Controller.Migrations;
+using PodMigrate.Controller.Runtime;
+using PodMigrate.Kube.Client;
+using PodMigrate.Kube.Models;
+
+namespace PodMigrate.Controller;
+
+/// <summary>
+/// The PodMigrate controller: informers on PodMigrations and Pods feed two work queues — migrations (the state machine
+/// in <see cref="PodMigrationReconciler"/>) and clone-of pods (<see cref="CloneOfReconciler"/>) — whose workers run only
+/// while this replica holds the Lease. A change to a clone pod wakes its migration, so verification reacts at once.
+/// </summary>
+public sealed class PodMigrateController
+{
+    private readonly ControllerHost _host;
+
+    private PodMigrateController(ControllerHost host) => _host = host;
+
+    public static PodMigrateController Create(IKubernetesApi api, IAgentDirectory agents, ControllerOptions options, ILoggerFactory loggers, TimeProvider? time = null)
+    {
+        ArgumentNullException.ThrowIfNull(api);
+        ArgumentNullException.ThrowIfNull(agents);
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(loggers);
+        time ??= TimeProvider.System;
+
+        var migrations = new Informer<PodMigration>(api, PodMigration.Resource,
+            new InformerOptions<PodMigration> { Namespace = options.WatchNamespace }, time, loggers.CreateLogger<Informer<PodMigration>>());
+        var pods = new Informer<Pod>(api, KubeResources.Pods,
+            new InformerOptions<Pod> { Namespace = options.WatchNamespace }, time, loggers.CreateLogger<Informer<Pod>>());
+
+        var events = new MigrationEvents(new EventRecorder(api, new EventRecorderOptions { Component = MigrationEvents.Component, Host = options.Identity }, time,
+            loggers.CreateLogger<EventRecorder>()));
+        var migrationReconciler = new PodMigrationReconciler(api, agents, events, options, time, loggers.CreateLogger<PodMigrationReconciler>());
+        var migrationRunner = new ReconcileRunner("podmigrations", new MigrationAdapter(migrationReconciler),
+            new WorkQueue<ObjectKey>(null, time), options.Workers, loggers.CreateLogger<ReconcileRunner>());
+        var cloneOfRunner = new ReconcileRunner("clone-of-pods", new CloneOfAdapter(new CloneOfReconciler(api)),
+            new WorkQueue<ObjectKey>(null, time), 1, loggers.CreateLogger<ReconcileRunner>());
+
+        migrations.AddHandler(InformerHandler<PodMigration>.OnAnyChange(m => migrationRunner.Queue.Add(migrations.KeyOf(m))));
+        pods.AddHandler(InformerHandler<Pod>.OnAnyChange(pod =>
+        {
+            if (pod.Metadata.Annotations?.GetValueOrDefault(MigrationAnnotations.Migration) is { Length: > 0 } migration)
+            {
+                migrationRunner.Queue.Add(new ObjectKey(pod.Metadata.Namespace, migration));
+            }
+            if (CloneOfReconciler.IsCloneOfRequest(pod))
+            {
+                cloneOfRunner.Queue.Add(pods.KeyOf(pod));
+            }
+        }));
+
+        LeaderElector? elector = null;
+        if (options.LeaderElect)
+        {
+            elector = new LeaderElector(api, new LeaderElectionOptions
+            {
+                Namespace = options.LeaseNamespace,
+                LeaseName = options.LeaseName,
+                Identity = options.Identity,
+            }, time, loggers.CreateLogger<LeaderElector>());
+        }
+        return new PodMigrateController(new ControllerHost([migrations, pods], [migrationRunner, cloneOfRunner], elector, loggers.CreateLogger<ControllerHost>()));
+    }
+
+    /// <summary>Runs until cancelled (a SIGTERM); with leader election, reconciles only while leading.</summary>
+    public Task RunAsync(CancellationToken cancellationToken) => _host.RunAsync(cancellationToken);
+
+    private sealed class MigrationAdapter(PodMigrationReconciler reconciler) : IReconciler
+    {
+        public async Task<ReconcileResult> ReconcileAsync(ObjectKey key, CancellationToken cancellationToken)
+            => await reconciler.ReconcileAsync(key.Namespace ?? "default", key.Name, cancellationToken) is { } after
+                ? ReconcileResult.After(after)
+                : ReconcileResult.Done;
+    }
+
+    private sealed class CloneOfAdapter(CloneOfReconciler reconciler) : IReconciler
+    {
+        public async Task<ReconcileResult> ReconcileAsync(ObjectKey key, CancellationToken cancellationToken)
+        {
+            await reconciler.ReconcileAsync(key.Namespace ?? "default", key.Name, cancellationToken);
+            return ReconcileResult.Done;
+        }
+    }
+}
