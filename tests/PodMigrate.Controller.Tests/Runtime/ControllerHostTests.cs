@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging.Abstractions;
 using PodMigrate.Controller.Runtime;
+using PodMigrate.Core.Errors;
 using PodMigrate.Kube.Client;
 using PodMigrate.Kube.Models;
 
@@ -49,5 +50,22 @@ public sealed class ControllerHostTests
         queue.IsShuttingDown.ShouldBeTrue();
         var lease = await api.Client.GetAsync(KubeResources.Leases, "default", "podmigrate-controller", api.Token);
         lease.Spec.HolderIdentity.ShouldBeNull();
+    }
+
+    [Fact]
+    public async Task An_informer_that_stops_on_its_own_fails_the_host_instead_of_leaving_it_blind()
+    {
+        await using var api = await ApiServerFixture.StartAsync();
+        var informer = new Informer<Pod>(api.Client, KubeResources.Pods, null, TimeProvider.System, NullLogger<Informer<Pod>>.Instance);
+        await using var elsewhere = Background.Start(informer.RunAsync, api.Token);
+        await informer.WaitForSyncAsync(api.Token);
+        using var queue = new WorkQueue<ObjectKey>(null, TimeProvider.System);
+        var runner = new ReconcileRunner("pods", new DelegateReconciler((_, _) => Task.FromResult(ReconcileResult.Done)), queue, 1, NullLogger<ReconcileRunner>.Instance);
+        var host = new ControllerHost([informer], [runner], elector: null, NullLogger<ControllerHost>.Instance);
+
+        // The same informer cannot run twice: in the host it ends at once, and the host must say so.
+        var error = await Should.ThrowAsync<PodMigrateException>(() => host.RunAsync(api.Token).WaitAsync(TimeSpan.FromSeconds(20), api.Token));
+        error.Kind.ShouldBe(ErrorKind.FailedPrecondition);
+        queue.IsShuttingDown.ShouldBeTrue();
     }
 }
