@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using PodMigrate.Kube.Serialization;
 
 namespace PodMigrate.Kube.Models;
 
@@ -27,8 +28,10 @@ public sealed class LeaseSpec
     public int? LeaseDurationSeconds { get; set; }
 
     /// <summary>MicroTime: RFC 3339 with microseconds.</summary>
+    [JsonConverter(typeof(MicroTimeJsonConverter))]
     public DateTimeOffset? AcquireTime { get; set; }
 
+    [JsonConverter(typeof(MicroTimeJsonConverter))]
     public DateTimeOffset? RenewTime { get; set; }
 
     public int? LeaseTransitions { get; set; }
