@@ -28,5 +28,4 @@ internal static partial class ControllerLog
 
     [LoggerMessage(2008, LogLevel.Warning, "Checkpoint {CheckpointId} could not be deleted through node {Node}: {Message}")]
     public static partial void CheckpointNotDeleted(ILogger logger, string checkpointId, string node, string message);
-
 }
