@@ -44,7 +44,7 @@ internal sealed record InformerHandler<T>(Action<T>? OnAdd = null, Action<T, T>?
 /// listed). Failures are retried with exponential backoff. The cache is keyed by <see cref="ObjectKey"/> and may be read
 /// from any thread; the objects in it are shared: never modify one (copy it first).
 /// </summary>
-internal sealed partial class Informer<T> : IInformer
+internal sealed class Informer<T> : IInformer
     where T : class
 {
     // A watch that ends this soon without a single event is the server refusing, not a normal timeout: back off.
