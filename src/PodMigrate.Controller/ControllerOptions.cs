@@ -16,6 +16,16 @@ public sealed class ControllerOptions
 
     public bool LeaderElect { get; set; } = true;
 
+    /// <summary>How long a leader that stops renewing keeps the Lease (a crashed leader's successor waits this long).</summary>
+    public TimeSpan LeaseDuration { get; set; } = TimeSpan.FromSeconds(15);
+
+    public TimeSpan LeaseRenewDeadline { get; set; } = TimeSpan.FromSeconds(10);
+
+    public TimeSpan LeaseRetryPeriod { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>Hand the Lease over at once on a clean stop (false: behave like a crash, for tests).</summary>
+    public bool ReleaseLeaseOnStop { get; set; } = true;
+
     public int Workers { get; set; } = 4;
 
     /// <summary>How often a migration that waits (clone starting, verification window) is looked at again.</summary>

@@ -60,6 +60,10 @@ public sealed class PodMigrateController
                 Namespace = options.LeaseNamespace,
                 LeaseName = options.LeaseName,
                 Identity = options.Identity,
+                LeaseDuration = options.LeaseDuration,
+                RenewDeadline = options.LeaseRenewDeadline,
+                RetryPeriod = options.LeaseRetryPeriod,
+                ReleaseOnCancel = options.ReleaseLeaseOnStop,
             }, time, loggers.CreateLogger<LeaderElector>());
         }
         return new PodMigrateController(new ControllerHost([migrations, pods], [migrationRunner, cloneOfRunner], elector, loggers.CreateLogger<ControllerHost>()));
