@@ -81,6 +81,8 @@ public sealed class Container
 
     public bool? Tty { get; set; }
 
+    public Probe? ReadinessProbe { get; set; }
+
     [JsonExtensionData]
     public Dictionary<string, JsonElement>? ExtensionData { get; set; }
 }
@@ -131,7 +133,12 @@ public sealed class PodStatus
     [JsonPropertyName("podIPs")]
     public List<PodIp>? PodIps { get; set; }
 
+    [JsonPropertyName("hostIPs")]
+    public List<HostIp>? HostIps { get; set; }
+
     public DateTimeOffset? StartTime { get; set; }
+
+    public List<PodCondition>? Conditions { get; set; }
 
     public List<ContainerStatus>? ContainerStatuses { get; set; }
 
@@ -140,6 +147,14 @@ public sealed class PodStatus
 }
 
 public sealed class PodIp
+{
+    public string Ip { get; set; } = "";
+
+    [JsonExtensionData]
+    public Dictionary<string, JsonElement>? ExtensionData { get; set; }
+}
+
+public sealed class HostIp
 {
     public string Ip { get; set; } = "";
 
@@ -165,7 +180,10 @@ public sealed class ContainerStatus
 
     public bool? Started { get; set; }
 
-    /// <summary>state / lastState (waiting, running, terminated) and the rest, kept as JSON.</summary>
+    public ContainerState? State { get; set; }
+
+    public ContainerState? LastState { get; set; }
+
     [JsonExtensionData]
     public Dictionary<string, JsonElement>? ExtensionData { get; set; }
 }
