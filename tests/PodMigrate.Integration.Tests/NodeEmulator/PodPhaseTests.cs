@@ -31,7 +31,7 @@ public sealed class PodPhaseTests
     [Theory]
     [InlineData("exited:0", "exited:0", "Succeeded")]
     [InlineData("exited:0", "exited:137", "Failed")]
-    [InlineData("crashloop", "exited:0", "Succeeded")]
+    [InlineData("crashloop", "exited:0", "Failed")]
     public void A_terminating_pod_with_every_container_stopped_ends_whatever_its_restart_policy(string first, string second, string phase)
     {
         var spec = new PodSpec { RestartPolicy = "Always", Containers = [new Container { Name = "a" }, new Container { Name = "b" }] };
