@@ -118,6 +118,14 @@ internal sealed class EmulatedNodes : IAsyncDisposable
         return await _cluster.Cri(node).Runtime.ListPodSandboxAsync(filter, cancellationToken);
     }
 
+    /// <summary>The sandboxes on <paramref name="node"/> that this test's emulators made.</summary>
+    public async Task<IReadOnlyList<PodSandbox>> EmulatedSandboxesAsync(string node, CancellationToken cancellationToken)
+    {
+        var filter = new PodSandboxFilter();
+        filter.LabelSelector[EmulatorLabels.SandboxCluster] = ClusterId;
+        return await _cluster.Cri(node).Runtime.ListPodSandboxAsync(filter, cancellationToken);
+    }
+
     /// <summary>Polls until <paramref name="condition"/> holds; on timeout fails with what was last seen.</summary>
     public static async Task<T> WaitForAsync<T>(Func<CancellationToken, Task<T>> read, Func<T, bool> condition, string what, CancellationToken cancellationToken)
     {
@@ -150,10 +158,8 @@ internal sealed class EmulatedNodes : IAsyncDisposable
         using var cleanup = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         foreach (var node in _cluster.Info.Nodes)
         {
-            var filter = new PodSandboxFilter();
-            filter.LabelSelector[EmulatorLabels.SandboxCluster] = ClusterId;
             var runner = _cluster.Runner(node.Name);
-            foreach (var sandbox in await _cluster.Cri(node.Name).Runtime.ListPodSandboxAsync(filter, cleanup.Token))
+            foreach (var sandbox in await EmulatedSandboxesAsync(node.Name, cleanup.Token))
             {
                 await runner.RemoveSandboxAsync(sandbox.Id, sandbox.Metadata, TimeSpan.Zero, cleanup.Token);
             }
