@@ -1,1 +1,1 @@
-// The controller project: see PodMigrate.Controller.csproj for what lives here.
+// The node emulator: see PodMigrate.NodeEmulator.csproj for what lives here.

@@ -26,6 +26,7 @@ internal static class NodeCommand
         command.Subcommands.Add(RemovePod());
         command.Subcommands.Add(Exec());
         command.Subcommands.Add(Info());
+        command.Subcommands.Add(NodeEmulateCommand.Create());
         return command;
     }
 

@@ -42,6 +42,8 @@ public sealed class NodeStatus
 
     public List<NodeAddress>? Addresses { get; set; }
 
+    public NodeSystemInfo? NodeInfo { get; set; }
+
     [JsonExtensionData]
     public Dictionary<string, JsonElement>? ExtensionData { get; set; }
 }
@@ -70,6 +72,35 @@ public sealed class NodeAddress
     public string Type { get; set; } = "";
 
     public string Address { get; set; } = "";
+
+    [JsonExtensionData]
+    public Dictionary<string, JsonElement>? ExtensionData { get; set; }
+}
+
+/// <summary>core/v1 NodeSystemInfo: what `kubectl get nodes -o wide` shows (OS image, kernel, runtime).</summary>
+public sealed class NodeSystemInfo
+{
+    [JsonPropertyName("machineID")]
+    public string MachineId { get; set; } = "";
+
+    [JsonPropertyName("systemUUID")]
+    public string SystemUuid { get; set; } = "";
+
+    [JsonPropertyName("bootID")]
+    public string BootId { get; set; } = "";
+
+    public string KernelVersion { get; set; } = "";
+
+    public string OsImage { get; set; } = "";
+
+    /// <summary>"containerd://2.1.9".</summary>
+    public string ContainerRuntimeVersion { get; set; } = "";
+
+    public string KubeletVersion { get; set; } = "";
+
+    public string OperatingSystem { get; set; } = "";
+
+    public string Architecture { get; set; } = "";
 
     [JsonExtensionData]
     public Dictionary<string, JsonElement>? ExtensionData { get; set; }

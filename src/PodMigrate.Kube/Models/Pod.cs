@@ -116,6 +116,8 @@ public sealed class Container
 
     public bool? Tty { get; set; }
 
+    public Probe? ReadinessProbe { get; set; }
+
     [JsonExtensionData]
     public Dictionary<string, JsonElement>? ExtensionData { get; set; }
 }
@@ -166,6 +168,9 @@ public sealed class PodStatus
     [JsonPropertyName("podIPs")]
     public List<PodIp>? PodIps { get; set; }
 
+    [JsonPropertyName("hostIPs")]
+    public List<HostIp>? HostIps { get; set; }
+
     public DateTimeOffset? StartTime { get; set; }
 
     public List<PodCondition>? Conditions { get; set; }
@@ -177,6 +182,14 @@ public sealed class PodStatus
 }
 
 public sealed class PodIp
+{
+    public string Ip { get; set; } = "";
+
+    [JsonExtensionData]
+    public Dictionary<string, JsonElement>? ExtensionData { get; set; }
+}
+
+public sealed class HostIp
 {
     public string Ip { get; set; } = "";
 

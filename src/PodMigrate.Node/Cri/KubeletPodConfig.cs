@@ -35,6 +35,24 @@ public static class KubeletPodConfig
 
     public static long TerminationGracePeriodSeconds(Pod pod) => pod.Spec.TerminationGracePeriodSeconds ?? DefaultTerminationGracePeriodSeconds;
 
+    /// <summary>The container's imagePullPolicy, or the API server's default: Always for :latest or no tag, IfNotPresent otherwise.</summary>
+    public static string PullPolicy(KubeContainer container)
+    {
+        ArgumentNullException.ThrowIfNull(container);
+        if (!string.IsNullOrEmpty(container.ImagePullPolicy))
+        {
+            return container.ImagePullPolicy;
+        }
+        var image = container.Image ?? "";
+        if (image.Contains('@', StringComparison.Ordinal))
+        {
+            return "IfNotPresent";
+        }
+        var lastSegment = image[(image.LastIndexOf('/') + 1)..];
+        var colon = lastSegment.LastIndexOf(':');
+        return colon < 0 || lastSegment[(colon + 1)..] == "latest" ? "Always" : "IfNotPresent";
+    }
+
     public static PodSandboxConfig BuildSandboxConfig(Pod pod, uint attempt, string configSource, DateTimeOffset seen)
     {
         ArgumentNullException.ThrowIfNull(pod);

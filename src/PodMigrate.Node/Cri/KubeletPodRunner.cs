@@ -2,6 +2,7 @@ using Microsoft.Extensions.Logging;
 using PodMigrate.Core.Errors;
 using PodMigrate.Kube.Models;
 using Runtime.V1;
+using ContainerState = Runtime.V1.ContainerState;
 
 namespace PodMigrate.Node.Cri;
 
@@ -63,19 +64,7 @@ public sealed partial class KubeletPodRunner
             imageRefs.Add(await EnsureImageAsync(container, sandboxConfig, cancellationToken));
         }
 
-        // kubelet creates the log directory; the runtime only writes into it.
-        Directory.CreateDirectory(sandboxConfig.LogDirectory);
-        string sandboxId;
-        try
-        {
-            sandboxId = await _cri.Runtime.RunPodSandboxAsync(sandboxConfig, runtimeHandler: null, cancellationToken);
-        }
-        catch
-        {
-            Directory.Delete(sandboxConfig.LogDirectory, recursive: true);
-            throw;
-        }
-        LogSandboxStarted(ns, name, sandboxId);
+        var sandboxId = await RunSandboxAsync(sandboxConfig, cancellationToken);
         var started = false;
         try
         {
@@ -99,6 +88,35 @@ public sealed partial class KubeletPodRunner
         }
         var sandbox = (await _cri.Runtime.ListPodSandboxAsync(new PodSandboxFilter { Id = sandboxId }, cancellationToken)).Single();
         return await DescribeAsync(sandbox, cancellationToken);
+    }
+
+    /// <summary>Creates the pod's log directory (kubelet's job; the runtime only writes into it) and runs the sandbox; returns its id.</summary>
+    public async Task<string> RunSandboxAsync(PodSandboxConfig sandboxConfig, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(sandboxConfig);
+        Directory.CreateDirectory(sandboxConfig.LogDirectory);
+        string sandboxId;
+        try
+        {
+            sandboxId = await _cri.Runtime.RunPodSandboxAsync(sandboxConfig, runtimeHandler: null, cancellationToken);
+        }
+        catch
+        {
+            Directory.Delete(sandboxConfig.LogDirectory, recursive: true);
+            throw;
+        }
+        LogSandboxStarted(sandboxConfig.Metadata.Namespace, sandboxConfig.Metadata.Name, sandboxId);
+        return sandboxId;
+    }
+
+    /// <summary>
+    /// Stops and removes one sandbox with its containers (SIGTERM, then SIGKILL after <paramref name="gracePeriod"/>, or
+    /// each container's pod grace period when null), its log directory and its pod cgroups.
+    /// </summary>
+    public Task RemoveSandboxAsync(string sandboxId, PodSandboxMetadata metadata, TimeSpan? gracePeriod, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(metadata);
+        return RemoveSandboxAsync(sandboxId, KubeletPodConfig.LogDirectory(metadata.Namespace, metadata.Name, metadata.Uid), metadata.Uid, gracePeriod, cancellationToken);
     }
 
     /// <summary>The pods on the node, optionally only those of one namespace.</summary>
@@ -177,7 +195,7 @@ public sealed partial class KubeletPodRunner
     private async Task<string> EnsureImageAsync(PodMigrate.Kube.Models.Container container, PodSandboxConfig sandboxConfig, CancellationToken cancellationToken)
     {
         var image = container.Image!;
-        var policy = container.ImagePullPolicy ?? DefaultPullPolicy(image);
+        var policy = KubeletPodConfig.PullPolicy(container);
         if (policy != "Always")
         {
             if (await _cri.Images.ImageStatusAsync(image, cancellationToken) is { } present)
@@ -192,18 +210,6 @@ public sealed partial class KubeletPodRunner
         var imageRef = await _cri.Images.PullImageAsync(image, sandboxConfig, cancellationToken);
         LogImagePulled(image, imageRef);
         return imageRef;
-    }
-
-    /// <summary>The API server's defaulting: Always for :latest or no tag, IfNotPresent otherwise.</summary>
-    private static string DefaultPullPolicy(string image)
-    {
-        if (image.Contains('@', StringComparison.Ordinal))
-        {
-            return "IfNotPresent";
-        }
-        var lastSegment = image[(image.LastIndexOf('/') + 1)..];
-        var colon = lastSegment.LastIndexOf(':');
-        return colon < 0 || lastSegment[(colon + 1)..] == "latest" ? "Always" : "IfNotPresent";
     }
 
     private async Task<IReadOnlyList<PodSandbox>> FindSandboxesAsync(string podNamespace, string podName, CancellationToken cancellationToken)

@@ -7,6 +7,7 @@ using PodMigrate.Integration.Tests.Cluster;
 using PodMigrate.Kube.Models;
 using PodMigrate.TestKit.Agent;
 using PodMigrate.TestKit.Cluster;
+using ContainerState = PodMigrate.Agent.V1.ContainerState;
 
 namespace PodMigrate.Integration.Tests.Agent;
 

@@ -1,0 +1,647 @@
+using System.Threading.Channels;
+using PodMigrate.Core.Errors;
+using PodMigrate.Kube.Client;
+using PodMigrate.Kube.Models;
+using PodMigrate.Node.Cri;
+using PodMigrate.NodeEmulator.Probes;
+using ContainerFilter = Runtime.V1.ContainerFilter;
+using CriContainer = Runtime.V1.Container;
+using CriContainerState = Runtime.V1.ContainerState;
+using CriContainerStatus = Runtime.V1.ContainerStatus;
+using PodSandboxConfig = Runtime.V1.PodSandboxConfig;
+using PodSandboxState = Runtime.V1.PodSandboxState;
+
+namespace PodMigrate.NodeEmulator.Pods;
+
+/// <summary>
+/// kubelet's pod worker for one pod (one uid): every sync compares the pod with what the runtime has and acts, one
+/// step at a time, then reports the status. Sandbox first (adopted when this emulator made one before), then each
+/// container: pull by policy, create and start, restart after an exit as restartPolicy says with back-off
+/// (CrashLoopBackOff). A deletionTimestamp stops the containers within the grace period, removes the sandbox and
+/// finishes the deletion. A sync runs when the pod changes, a probe flips, or every <see cref="NodeEmulatorOptions.PodSyncInterval"/>.
+/// Stopping the worker (emulator shutdown) leaves the pod running, as a stopped kubelet does.
+/// </summary>
+internal sealed class PodWorker : IAsyncDisposable
+{
+    private readonly PodWorkerContext _context;
+    private readonly Channel<bool> _wake = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
+    private readonly Lock _gate = new();
+    private readonly Backoff _backoff;
+    private readonly ImagePuller _images;
+    private readonly Dictionary<string, ReadinessWorker> _probes = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (string Reason, string? Message)> _waiting = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, uint> _attempts = new(StringComparer.Ordinal);
+    // A container's status once it has started or exited does not change again: asked once per container.
+    private readonly Dictionary<string, CriContainerStatus> _settled = new(StringComparer.Ordinal);
+    private Pod _pod;
+    private bool _gone;
+    private string? _sandboxId;
+    private uint? _sandboxAttempt;
+    private PodSandboxConfig? _sandboxConfig;
+    private PodAddresses? _addresses;
+    private PodStatus? _written;
+    private string? _writtenText;
+    private DateTimeOffset? _startTime;
+    private bool _terminal;
+
+    public PodWorker(PodWorkerContext context, Pod pod)
+    {
+        _context = context;
+        _pod = pod;
+        Uid = pod.Metadata.Uid!;
+        _backoff = new Backoff(context.Options.RestartBackoffInitial, context.Options.RestartBackoffMax, context.Time);
+        _images = new ImagePuller(context.Cri, _backoff, context.Time, context.Logger);
+    }
+
+    public string Uid { get; }
+
+    private string Key => _pod.Key;
+
+    /// <summary>A newer version of the pod from the API server.</summary>
+    public void Update(Pod pod)
+    {
+        lock (_gate)
+        {
+            _pod = pod;
+        }
+        Wake();
+    }
+
+    /// <summary>The pod is gone from the API server (deleted with no grace, or while the emulator was not watching).</summary>
+    public void MarkGone()
+    {
+        lock (_gate)
+        {
+            _gone = true;
+        }
+        Wake();
+    }
+
+    public void Wake() => _wake.Writer.TryWrite(true);
+
+    /// <summary>Syncs until the pod's life on this node is over (terminated, cleaned up, deleted) or the token ends.</summary>
+    public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            try
+            {
+                if (await SyncAsync(cancellationToken))
+                {
+                    return;
+                }
+            }
+            catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+            {
+                // The loop's boundary: a failed sync is logged and retried at the next one.
+                EmulatorLog.PodSyncFailed(_context.Logger, Key, e);
+            }
+            await WaitAsync(cancellationToken);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var probe in _probes.Values)
+        {
+            await probe.DisposeAsync();
+        }
+        _probes.Clear();
+    }
+
+    private async Task WaitAsync(CancellationToken cancellationToken)
+    {
+        using var interval = new CancellationTokenSource(_context.Options.PodSyncInterval, _context.Time);
+        using var either = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, interval.Token);
+        try
+        {
+            await _wake.Reader.WaitToReadAsync(either.Token);
+            _wake.Reader.TryRead(out _);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            // The sync interval passed.
+        }
+    }
+
+    /// <summary>One sync; true when the worker is done.</summary>
+    private async Task<bool> SyncAsync(CancellationToken cancellationToken)
+    {
+        Pod pod;
+        bool gone;
+        lock (_gate)
+        {
+            pod = _pod;
+            gone = _gone;
+        }
+        if (gone || pod.Metadata.DeletionTimestamp is not null)
+        {
+            await TerminateAsync(pod, gone, cancellationToken);
+            return true;
+        }
+        if (_terminal)
+        {
+            return false;
+        }
+        if (_written is null && PodStatusBuilder.IsTerminal(pod.Status?.Phase))
+        {
+            // Finished before this emulator started: kubelet never runs a pod again once it reached a terminal phase.
+            _terminal = true;
+            await StopSandboxesAsync(pod, cancellationToken);
+            return false;
+        }
+        var now = Times.Truncate(_context.Time.GetUtcNow());
+        _startTime ??= pod.Status?.StartTime ?? now;
+        if (pod.Spec.InitContainers is { Count: > 0 })
+        {
+            await WriteStatusAsync(pod, Unsupported(pod, "init containers are not supported by the node emulator", now), cancellationToken);
+            return false;
+        }
+        if (_written is null && pod.Status?.ContainerStatuses is null)
+        {
+            // What kubelet reports before anything runs: Pending, every container ContainerCreating.
+            await WriteStatusAsync(pod, BuildStatus(pod, [.. pod.Spec.Containers.Select(c => Waiting(c, "ContainerCreating", null))], sandboxReady: false, podIsTerminal: false, now), cancellationToken);
+        }
+        if (!await EnsureSandboxAsync(pod, cancellationToken))
+        {
+            return false;
+        }
+        var containers = await ListContainersAsync(cancellationToken);
+        var acted = false;
+        foreach (var spec in pod.Spec.Containers)
+        {
+            acted |= await SyncContainerAsync(pod, spec, History(containers, spec.Name), cancellationToken);
+        }
+        if (acted)
+        {
+            containers = await ListContainersAsync(cancellationToken);
+        }
+        var statuses = await ObserveContainersAsync(pod, containers, podIsTerminal: false, cancellationToken);
+        var status = BuildStatus(pod, statuses, sandboxReady: true, podIsTerminal: false, now);
+        await WriteStatusAsync(pod, status, cancellationToken);
+        if (PodStatusBuilder.IsTerminal(status.Phase))
+        {
+            // All containers are done and none will restart: kubelet stops the sandbox (it is removed with the pod).
+            _terminal = true;
+            await StopProbesAsync();
+            await StopSandboxesAsync(pod, cancellationToken);
+            EmulatorLog.PodFinished(_context.Logger, Key, status.Phase!);
+        }
+        return false;
+    }
+
+    /// <summary>The pod's sandbox, adopted or created; false when there is none to use yet.</summary>
+    private async Task<bool> EnsureSandboxAsync(Pod pod, CancellationToken cancellationToken)
+    {
+        var runtime = _context.Cri.Runtime;
+        if (_sandboxId is not null)
+        {
+            var listed = await runtime.ListPodSandboxAsync(new Runtime.V1.PodSandboxFilter { Id = _sandboxId }, cancellationToken);
+            var current = listed.Count > 0 ? listed[0] : null;
+            if (current?.State == PodSandboxState.SandboxReady)
+            {
+                return true;
+            }
+            // Stopped or removed underneath: kubelet kills what is left and starts the pod again in a new sandbox.
+            EmulatorLog.SandboxLost(_context.Logger, Key, _sandboxId);
+            await ForgetSandboxAsync();
+        }
+        var mine = await runtime.ListPodSandboxAsync(_context.OwnSandboxes(Uid), cancellationToken);
+        foreach (var stale in mine.Where(s => s.State != PodSandboxState.SandboxReady))
+        {
+            _sandboxAttempt = Math.Max(_sandboxAttempt ?? 0, stale.Metadata.Attempt);
+            await _context.Runner.RemoveSandboxAsync(stale.Id, stale.Metadata, TimeSpan.Zero, cancellationToken);
+        }
+        if (mine.Where(s => s.State == PodSandboxState.SandboxReady).MaxBy(s => s.Metadata.Attempt) is { } ready)
+        {
+            _sandboxId = ready.Id;
+            _sandboxAttempt = ready.Metadata.Attempt;
+            _sandboxConfig = SandboxConfig(pod, ready.Metadata.Attempt);
+            EmulatorLog.SandboxAdopted(_context.Logger, Key, ready.Id);
+        }
+        else
+        {
+            if (_backoff.IsInBackOffSinceUpdate("sandbox"))
+            {
+                return false;
+            }
+            var attempt = _sandboxAttempt is { } last ? last + 1 : 0;
+            var config = SandboxConfig(pod, attempt);
+            try
+            {
+                _sandboxId = await _context.Runner.RunSandboxAsync(config, cancellationToken);
+            }
+            catch (PodMigrateException e) when (e.Kind != ErrorKind.Cancelled)
+            {
+                _backoff.Next("sandbox", _context.Time.GetUtcNow());
+                EmulatorLog.SandboxFailed(_context.Logger, Key, e.Message);
+                return false;
+            }
+            _backoff.Reset("sandbox");
+            _sandboxAttempt = attempt;
+            _sandboxConfig = config;
+        }
+        _addresses = await AddressesAsync(pod, _sandboxId, cancellationToken);
+        return true;
+    }
+
+    private PodSandboxConfig SandboxConfig(Pod pod, uint attempt)
+    {
+        var config = KubeletPodConfig.BuildSandboxConfig(pod, attempt, "api", _context.Time.GetUtcNow());
+        _context.MarkSandbox(config);
+        return config;
+    }
+
+    private async Task<PodAddresses> AddressesAsync(Pod pod, string sandboxId, CancellationToken cancellationToken)
+    {
+        if (pod.Spec.HostNetwork == true)
+        {
+            return new PodAddresses([_context.Options.Address], _context.Options.Address);
+        }
+        var status = await _context.Cri.Runtime.PodSandboxStatusAsync(sandboxId, cancellationToken);
+        var ips = new List<string>();
+        if (!string.IsNullOrEmpty(status.Network?.Ip))
+        {
+            ips.Add(status.Network.Ip);
+            ips.AddRange(status.Network.AdditionalIps.Select(a => a.Ip).Where(ip => !string.IsNullOrEmpty(ip)));
+        }
+        return new PodAddresses(ips, _context.Options.Address);
+    }
+
+    private async Task ForgetSandboxAsync()
+    {
+        await StopProbesAsync();
+        _sandboxId = null;
+        _sandboxConfig = null;
+        _addresses = null;
+    }
+
+    /// <summary>Acts on one container; true when something was created, started or removed.</summary>
+    private async Task<bool> SyncContainerAsync(Pod pod, Container spec, List<CriContainer> history, CancellationToken cancellationToken)
+    {
+        var latest = history.Count > 0 ? history[0] : null;
+        switch (latest?.State)
+        {
+            case null:
+                return await StartContainerAsync(pod, spec, _attempts.TryGetValue(spec.Name, out var last) ? last + 1 : 0, cancellationToken);
+            case CriContainerState.ContainerRunning:
+                _waiting.Remove(spec.Name);
+                return false;
+            case CriContainerState.ContainerExited:
+            {
+                var exited = await StatusOfAsync(latest, cancellationToken);
+                if (!ShouldRestart(pod.Spec.RestartPolicy, exited.ExitCode))
+                {
+                    _waiting.Remove(spec.Name);
+                    return false;
+                }
+                var key = $"restart/{spec.Name}";
+                var finishedAt = Times.FromUnixNanos(exited.FinishedAt) ?? _context.Time.GetUtcNow();
+                if (_backoff.IsInBackOffSince(key, finishedAt))
+                {
+                    _waiting[spec.Name] = ("CrashLoopBackOff",
+                        $"back-off {Seconds(_backoff.Get(key))} restarting failed container={spec.Name} pod={pod.Metadata.Name}_{pod.Metadata.Namespace}({Uid})");
+                    return false;
+                }
+                _backoff.Next(key, finishedAt);
+                // kubelet keeps the last exited container (lastState, logs); older ones are garbage.
+                foreach (var old in history.Skip(1))
+                {
+                    await RemoveContainerAsync(old.Id, cancellationToken);
+                }
+                await StartContainerAsync(pod, spec, latest.Metadata.Attempt + 1, cancellationToken);
+                return true;
+            }
+            default:
+                // Created but never started (the emulator stopped in between) or unknown: replace it.
+                await RemoveContainerAsync(latest.Id, cancellationToken);
+                await StartContainerAsync(pod, spec, latest.Metadata.Attempt + 1, cancellationToken);
+                return true;
+        }
+    }
+
+    private async Task<bool> StartContainerAsync(Pod pod, Container spec, uint attempt, CancellationToken cancellationToken)
+    {
+        var startKey = $"start/{spec.Name}";
+        if (_backoff.IsInBackOffSinceUpdate(startKey))
+        {
+            return false;
+        }
+        var image = await _images.EnsureAsync(spec, _sandboxConfig!, $"image/{spec.Name}", cancellationToken);
+        if (image.ImageRef is null)
+        {
+            _waiting[spec.Name] = (image.Reason!, image.Message);
+            return false;
+        }
+        var runtime = _context.Cri.Runtime;
+        Runtime.V1.ContainerConfig config;
+        try
+        {
+            config = KubeletPodConfig.BuildContainerConfig(pod, spec, image.ImageRef, attempt);
+        }
+        catch (PodMigrateException e) when (e.Kind == ErrorKind.InvalidArgument)
+        {
+            _waiting[spec.Name] = ("CreateContainerConfigError", e.Message);
+            return false;
+        }
+        string containerId;
+        try
+        {
+            containerId = await runtime.CreateContainerAsync(_sandboxId!, config, _sandboxConfig!, cancellationToken);
+        }
+        catch (PodMigrateException e) when (e.Kind != ErrorKind.Cancelled)
+        {
+            _backoff.Next(startKey, _context.Time.GetUtcNow());
+            _waiting[spec.Name] = ("CreateContainerError", e.Message);
+            EmulatorLog.ContainerFailed(_context.Logger, Key, spec.Name, "CreateContainerError", e.Message);
+            return false;
+        }
+        try
+        {
+            await runtime.StartContainerAsync(containerId, cancellationToken);
+        }
+        catch (PodMigrateException e) when (e.Kind != ErrorKind.Cancelled)
+        {
+            // Created but not started: removed at once, with its own time budget, so no half-made container stays behind.
+            using var cleanup = new CancellationTokenSource(_context.Options.CleanupTimeout, _context.Time);
+            await RemoveContainerAsync(containerId, cleanup.Token);
+            _backoff.Next(startKey, _context.Time.GetUtcNow());
+            _waiting[spec.Name] = ("RunContainerError", e.Message);
+            EmulatorLog.ContainerFailed(_context.Logger, Key, spec.Name, "RunContainerError", e.Message);
+            return true;
+        }
+        _backoff.Reset(startKey);
+        _waiting.Remove(spec.Name);
+        _attempts[spec.Name] = attempt;
+        EmulatorLog.ContainerStarted(_context.Logger, Key, spec.Name, containerId, attempt);
+        return true;
+    }
+
+    private static bool ShouldRestart(string? restartPolicy, int exitCode) => restartPolicy switch
+    {
+        "Never" => false,
+        "OnFailure" => exitCode != 0,
+        _ => true,
+    };
+
+    /// <summary>The containers' statuses as the API shows them; starts and stops readiness probers to match.</summary>
+    private async Task<List<ContainerStatus>> ObserveContainersAsync(Pod pod, IReadOnlyList<CriContainer> containers, bool podIsTerminal, CancellationToken cancellationToken)
+    {
+        var statuses = new List<ContainerStatus>();
+        foreach (var spec in pod.Spec.Containers)
+        {
+            var history = History(containers, spec.Name);
+            var latest = history.FirstOrDefault();
+            if (latest is null || latest.State is not (CriContainerState.ContainerRunning or CriContainerState.ContainerExited))
+            {
+                await StopProbeAsync(spec.Name);
+                var (reason, message) = _waiting.GetValueOrDefault(spec.Name, ("ContainerCreating", null));
+                var waiting = Waiting(spec, reason, message);
+                waiting.RestartCount = (int)(latest?.Metadata.Attempt ?? (_attempts.TryGetValue(spec.Name, out var a) ? a : 0));
+                statuses.Add(waiting);
+                continue;
+            }
+            var observed = await StatusOfAsync(latest, cancellationToken);
+            var previous = history.Skip(1).FirstOrDefault(c => c.State == CriContainerState.ContainerExited);
+            var status = new ContainerStatus
+            {
+                Name = spec.Name,
+                Image = spec.Image,
+                ImageId = observed.ImageRef,
+                ContainerId = _context.ContainerId(latest.Id),
+                RestartCount = (int)latest.Metadata.Attempt,
+            };
+            if (latest.State == CriContainerState.ContainerRunning && !podIsTerminal)
+            {
+                var startedAt = Times.FromUnixNanos(observed.StartedAt);
+                status.State = new ContainerState { Running = new ContainerStateRunning { StartedAt = startedAt } };
+                status.Started = true;
+                status.Ready = await ReadinessAsync(pod, spec, latest.Id, startedAt ?? _context.Time.GetUtcNow());
+                status.LastState = previous is null ? null : await TerminatedAsync(previous, cancellationToken);
+            }
+            else
+            {
+                await StopProbeAsync(spec.Name);
+                var terminated = latest.State == CriContainerState.ContainerExited
+                    ? await TerminatedAsync(latest, cancellationToken)
+                    : new ContainerState { Terminated = new ContainerStateTerminated { ExitCode = 137, Reason = "Error", ContainerId = status.ContainerId } };
+                status.Started = false;
+                if (!podIsTerminal && _waiting.TryGetValue(spec.Name, out var restart))
+                {
+                    status.State = new ContainerState { Waiting = new ContainerStateWaiting { Reason = restart.Reason, Message = restart.Message } };
+                    status.LastState = terminated;
+                }
+                else
+                {
+                    status.State = terminated;
+                    status.LastState = previous is null ? null : await TerminatedAsync(previous, cancellationToken);
+                }
+            }
+            statuses.Add(status);
+        }
+        return statuses;
+    }
+
+    private async Task<bool> ReadinessAsync(Pod pod, Container spec, string containerId, DateTimeOffset startedAt)
+    {
+        if (spec.ReadinessProbe is not { } probe)
+        {
+            return true;
+        }
+        if (_probes.TryGetValue(spec.Name, out var worker) && worker.Target.ContainerId == containerId)
+        {
+            return worker.Ready;
+        }
+        await StopProbeAsync(spec.Name);
+        var host = _addresses is { PodIps.Count: > 0 } addresses ? addresses.PodIps[0] : _context.Options.Address;
+        var target = new ProbeTarget(host, spec.Ports ?? [], containerId);
+        _probes[spec.Name] = new ReadinessWorker(_context.Prober, probe, target, startedAt, Wake, _context.Time, _context.Logger, $"{pod.Key}/{spec.Name}");
+        return false;
+    }
+
+    private async Task StopProbeAsync(string containerName)
+    {
+        if (_probes.Remove(containerName, out var worker))
+        {
+            await worker.DisposeAsync();
+        }
+    }
+
+    private async Task StopProbesAsync()
+    {
+        foreach (var name in _probes.Keys.ToList())
+        {
+            await StopProbeAsync(name);
+        }
+    }
+
+    private async Task<ContainerState> TerminatedAsync(CriContainer container, CancellationToken cancellationToken)
+    {
+        var status = await StatusOfAsync(container, cancellationToken);
+        var reason = string.IsNullOrEmpty(status.Reason) ? (status.ExitCode == 0 ? "Completed" : "Error") : status.Reason;
+        return new ContainerState
+        {
+            Terminated = new ContainerStateTerminated
+            {
+                ExitCode = status.ExitCode,
+                Reason = reason,
+                Message = string.IsNullOrEmpty(status.Message) ? null : status.Message,
+                StartedAt = Times.FromUnixNanos(status.StartedAt),
+                FinishedAt = Times.FromUnixNanos(status.FinishedAt),
+                ContainerId = _context.ContainerId(container.Id),
+            },
+        };
+    }
+
+    /// <summary>
+    /// CRI ContainerStatus of a listed container, asked once per state it is listed in: a running container's start
+    /// and an exited one's end never change.
+    /// </summary>
+    private async Task<CriContainerStatus> StatusOfAsync(CriContainer container, CancellationToken cancellationToken)
+    {
+        if (_settled.TryGetValue(container.Id, out var cached) && cached.State == container.State)
+        {
+            return cached;
+        }
+        var status = await _context.Cri.Runtime.ContainerStatusAsync(container.Id, cancellationToken);
+        _settled[container.Id] = status;
+        return status;
+    }
+
+    private ContainerStatus Waiting(Container spec, string reason, string? message) => new()
+    {
+        Name = spec.Name,
+        Image = spec.Image,
+        ImageId = "",
+        Ready = false,
+        Started = false,
+        RestartCount = _attempts.TryGetValue(spec.Name, out var attempt) ? (int)attempt : 0,
+        State = new ContainerState { Waiting = new ContainerStateWaiting { Reason = reason, Message = message } },
+    };
+
+    private PodStatus BuildStatus(Pod pod, IReadOnlyList<ContainerStatus> containers, bool sandboxReady, bool podIsTerminal, DateTimeOffset now)
+        => PodStatusBuilder.Build(pod, _written ?? pod.Status, containers, _addresses ?? new PodAddresses([], _context.Options.Address), sandboxReady, podIsTerminal, _startTime ?? now, now);
+
+    private PodStatus Unsupported(Pod pod, string message, DateTimeOffset now)
+    {
+        var status = BuildStatus(pod, [.. pod.Spec.Containers.Select(c => Waiting(c, "PodInitializing", null))], sandboxReady: false, podIsTerminal: false, now);
+        status.Message = message;
+        status.Reason = "Unsupported";
+        return status;
+    }
+
+    private async Task WriteStatusAsync(Pod pod, PodStatus status, CancellationToken cancellationToken)
+    {
+        var text = PodStatusWriter.Serialize(status);
+        if (text == _writtenText)
+        {
+            return;
+        }
+        try
+        {
+            await PodStatusWriter.WriteAsync(_context.Api, pod, status, cancellationToken);
+        }
+        catch (PodMigrateException e) when (e.Kind == ErrorKind.NotFound)
+        {
+            // Deleted meanwhile: the watch brings the news, and the next sync tears the pod down.
+            return;
+        }
+        if (_written?.Phase != status.Phase)
+        {
+            EmulatorLog.PodPhase(_context.Logger, Key, status.Phase ?? "", status.PodIp ?? "");
+        }
+        _written = status;
+        _writtenText = text;
+    }
+
+    /// <summary>
+    /// kubelet's pod termination: the containers get SIGTERM and, after the grace period, SIGKILL (all in parallel), the
+    /// final status is reported, the sandboxes go, and the API object is deleted for good (grace period 0).
+    /// </summary>
+    private async Task TerminateAsync(Pod pod, bool gone, CancellationToken cancellationToken)
+    {
+        await StopProbesAsync();
+        var grace = TimeSpan.FromSeconds(gone
+            ? KubeletPodConfig.TerminationGracePeriodSeconds(pod)
+            : pod.Metadata.DeletionGracePeriodSeconds ?? KubeletPodConfig.TerminationGracePeriodSeconds(pod));
+        var runtime = _context.Cri.Runtime;
+        var sandboxes = await runtime.ListPodSandboxAsync(_context.OwnSandboxes(Uid), cancellationToken);
+        EmulatorLog.PodTerminating(_context.Logger, Key, grace, sandboxes.Count);
+        var containers = new List<CriContainer>();
+        foreach (var sandbox in sandboxes)
+        {
+            containers.AddRange(await runtime.ListContainersAsync(new ContainerFilter { PodSandboxId = sandbox.Id }, cancellationToken));
+        }
+        await Task.WhenAll(containers.Where(c => c.State == CriContainerState.ContainerRunning).Select(c => StopContainerAsync(c.Id, grace, cancellationToken)));
+        if (!gone && _sandboxId is not null && !_terminal)
+        {
+            var stopped = await ListContainersAsync(cancellationToken);
+            var now = Times.Truncate(_context.Time.GetUtcNow());
+            var statuses = await ObserveContainersAsync(pod, stopped, podIsTerminal: true, cancellationToken);
+            await WriteStatusAsync(pod, BuildStatus(pod, statuses, sandboxReady: false, podIsTerminal: true, now), cancellationToken);
+        }
+        foreach (var sandbox in sandboxes)
+        {
+            await _context.Runner.RemoveSandboxAsync(sandbox.Id, sandbox.Metadata, TimeSpan.Zero, cancellationToken);
+        }
+        if (!gone)
+        {
+            try
+            {
+                await _context.Api.DeleteAsync(KubeResources.Pods, pod.Metadata.Namespace, pod.Metadata.Name!,
+                    new DeleteOptions { GracePeriodSeconds = 0, Preconditions = new Preconditions { Uid = Uid } }, cancellationToken);
+            }
+            catch (PodMigrateException e) when (e.Kind is ErrorKind.NotFound or ErrorKind.Aborted)
+            {
+                // Gone already, or the name now belongs to another pod (uid precondition): nothing of ours is left.
+            }
+        }
+        EmulatorLog.PodTerminated(_context.Logger, Key, gone);
+    }
+
+    private async Task StopContainerAsync(string containerId, TimeSpan grace, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _context.Cri.Runtime.StopContainerAsync(containerId, grace, cancellationToken);
+        }
+        catch (PodMigrateException e) when (e.Kind == ErrorKind.NotFound)
+        {
+            // Exited and removed meanwhile: stopped is what was wanted.
+        }
+    }
+
+    private async Task RemoveContainerAsync(string containerId, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _context.Cri.Runtime.RemoveContainerAsync(containerId, cancellationToken);
+        }
+        catch (PodMigrateException e) when (e.Kind == ErrorKind.NotFound)
+        {
+            // Gone already.
+        }
+        _settled.Remove(containerId);
+    }
+
+    private async Task StopSandboxesAsync(Pod pod, CancellationToken cancellationToken)
+    {
+        foreach (var sandbox in await _context.Cri.Runtime.ListPodSandboxAsync(_context.OwnSandboxes(Uid), cancellationToken))
+        {
+            if (sandbox.State == PodSandboxState.SandboxReady)
+            {
+                await _context.Cri.Runtime.StopPodSandboxAsync(sandbox.Id, cancellationToken);
+                EmulatorLog.SandboxStopped(_context.Logger, pod.Key, sandbox.Id);
+            }
+        }
+    }
+
+    private async Task<IReadOnlyList<CriContainer>> ListContainersAsync(CancellationToken cancellationToken)
+        => _sandboxId is null ? [] : await _context.Cri.Runtime.ListContainersAsync(new ContainerFilter { PodSandboxId = _sandboxId }, cancellationToken);
+
+    /// <summary>The runtime's containers of one spec container, newest attempt first.</summary>
+    private static List<CriContainer> History(IReadOnlyList<CriContainer> containers, string name)
+        => [.. containers.Where(c => c.Metadata.Name == name).OrderByDescending(c => c.Metadata.Attempt).ThenByDescending(c => c.CreatedAt)];
+
+    private static string Seconds(TimeSpan delay) => $"{(long)delay.TotalSeconds}s";
+}

@@ -1,0 +1,192 @@
+using System.Text.Json;
+using Microsoft.Extensions.Logging;
+using PodMigrate.Core.Errors;
+using PodMigrate.Kube.ApiServer;
+using PodMigrate.Kube.Client;
+using PodMigrate.Kube.Models;
+using PodMigrate.Node.Cri;
+using PodMigrate.NodeEmulator;
+using PodMigrate.TestKit.Cluster;
+using PodMigrate.TestKit.Logging;
+using Xunit.Abstractions;
+using PodSandbox = Runtime.V1.PodSandbox;
+using PodSandboxFilter = Runtime.V1.PodSandboxFilter;
+
+namespace PodMigrate.Integration.Tests.NodeEmulator;
+
+/// <summary>
+/// One test's world: a fresh in-process API server, and node emulators running in this process against the shared
+/// cluster's real containerd nodes. Every sandbox the emulators make carries this API server's cluster id, so the
+/// test's leftovers are found (and removed at the end) without touching anyone else's pods on the same nodes.
+/// </summary>
+internal sealed class EmulatedNodes : IAsyncDisposable
+{
+    private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(200);
+
+    private readonly LocalCluster _cluster;
+    private readonly ILoggerFactory _logs;
+    private readonly Dictionary<string, (CancellationTokenSource Stop, Task Run)> _emulators = [];
+
+    private EmulatedNodes(LocalCluster cluster, ILoggerFactory logs, KubeApiServer server, KubernetesApiClient api, string clusterId)
+    {
+        _cluster = cluster;
+        _logs = logs;
+        Server = server;
+        Api = api;
+        ClusterId = clusterId;
+    }
+
+    public KubeApiServer Server { get; }
+
+    public KubernetesApiClient Api { get; }
+
+    /// <summary>The uid of this API server's kube-system namespace: the emulators' sandbox label value.</summary>
+    public string ClusterId { get; }
+
+    public static async Task<EmulatedNodes> StartAsync(LocalCluster cluster, ITestOutputHelper output, CancellationToken cancellationToken)
+    {
+        var logs = TestOutputLoggerProvider.Factory(output);
+        var server = await KubeApiServer.StartAsync(new ApiServerOptions(), configureLogging: null, cancellationToken);
+        var api = new KubernetesApiClient(server.ClientConfig);
+        await api.CreateAsync(KubeResources.Namespaces, null, new KubeNamespace { Metadata = new ObjectMeta { Name = TestPods.Namespace } }, cancellationToken);
+        var clusterId = (await api.GetAsync(KubeResources.Namespaces, null, EmulatorLabels.ClusterIdNamespace, cancellationToken)).Metadata.Uid!;
+        return new EmulatedNodes(cluster, logs, server, api, clusterId);
+    }
+
+    /// <summary>
+    /// Starts an emulator for <paramref name="node"/> with test-sized intervals, and returns once its Node is Ready.
+    /// </summary>
+    public async Task StartEmulatorAsync(string node, CancellationToken cancellationToken, Action<NodeEmulatorOptions>? configure = null)
+    {
+        var options = new NodeEmulatorOptions
+        {
+            NodeName = node,
+            Address = "127.0.0.1",
+            LeaseDuration = TimeSpan.FromSeconds(4),
+            NodeStatusUpdateInterval = TimeSpan.FromSeconds(1),
+            PodSyncInterval = TimeSpan.FromMilliseconds(500),
+            HousekeepingInterval = TimeSpan.FromSeconds(2),
+            RestartBackoffInitial = TimeSpan.FromSeconds(1),
+            RestartBackoffMax = TimeSpan.FromSeconds(4),
+        };
+        configure?.Invoke(options);
+        var emulator = new PodMigrate.NodeEmulator.NodeEmulator(Api, _cluster.Cri(node), options, _logs);
+        var stop = new CancellationTokenSource();
+        _emulators.Add(node, (stop, Task.Run(() => emulator.RunAsync(stop.Token), CancellationToken.None)));
+        await WaitForAsync(
+            async ct => await TryGetAsync(KubeResources.Nodes, null, node, ct),
+            n => n?.Status?.Conditions?.Any(c => c.Type == "Ready" && c.Status == "True") == true,
+            $"node {node} Ready", cancellationToken);
+    }
+
+    /// <summary>Stops the emulator of <paramref name="node"/> the way the process would stop: no cleanup of any pod.</summary>
+    public async Task StopEmulatorAsync(string node)
+    {
+        if (_emulators.Remove(node, out var emulator))
+        {
+            await emulator.Stop.CancelAsync();
+            await emulator.Run;
+            emulator.Stop.Dispose();
+        }
+    }
+
+    /// <summary>Creates <paramref name="pod"/> bound to <paramref name="node"/>; the API server gives it its uid.</summary>
+    public async Task<Pod> CreatePodAsync(Pod pod, string node, CancellationToken cancellationToken)
+    {
+        pod.Spec.NodeName = node;
+        pod.Metadata.Uid = null;
+        return await Api.CreateAsync(KubeResources.Pods, pod.Metadata.Namespace, pod, cancellationToken);
+    }
+
+    public Task<Pod> WaitForPodAsync(Pod pod, Func<Pod, bool> condition, string what, CancellationToken cancellationToken)
+        => WaitForAsync(
+            async ct => await TryGetAsync(KubeResources.Pods, pod.Metadata.Namespace, pod.Metadata.Name!, ct),
+            p => p is not null && condition(p),
+            $"pod {pod.Key}: {what}", cancellationToken)!;
+
+    public Task WaitForPodGoneAsync(Pod pod, CancellationToken cancellationToken)
+        => WaitForAsync(
+            async ct => await TryGetAsync(KubeResources.Pods, pod.Metadata.Namespace, pod.Metadata.Name!, ct),
+            p => p is null || p.Metadata.Uid != pod.Metadata.Uid,
+            $"pod {pod.Key} deleted", cancellationToken);
+
+    /// <summary>The sandboxes of pod <paramref name="podUid"/> on <paramref name="node"/>, whoever made them.</summary>
+    public async Task<IReadOnlyList<PodSandbox>> SandboxesAsync(string node, string podUid, CancellationToken cancellationToken)
+    {
+        var filter = new PodSandboxFilter();
+        filter.LabelSelector[KubeletLabels.PodUid] = podUid;
+        return await _cluster.Cri(node).Runtime.ListPodSandboxAsync(filter, cancellationToken);
+    }
+
+    /// <summary>The sandboxes on <paramref name="node"/> that this test's emulators made.</summary>
+    public async Task<IReadOnlyList<PodSandbox>> EmulatedSandboxesAsync(string node, CancellationToken cancellationToken)
+    {
+        var filter = new PodSandboxFilter();
+        filter.LabelSelector[EmulatorLabels.SandboxCluster] = ClusterId;
+        return await _cluster.Cri(node).Runtime.ListPodSandboxAsync(filter, cancellationToken);
+    }
+
+    /// <summary>Polls until <paramref name="condition"/> holds; on timeout fails with what was last seen.</summary>
+    public static async Task<T> WaitForAsync<T>(Func<CancellationToken, Task<T>> read, Func<T, bool> condition, string what, CancellationToken cancellationToken)
+    {
+        T last = default!;
+        try
+        {
+            while (true)
+            {
+                last = await read(cancellationToken);
+                if (condition(last))
+                {
+                    return last;
+                }
+                await Task.Delay(PollInterval, cancellationToken);
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            throw new TimeoutException($"gave up waiting for {what}; last seen: {Describe(last)}");
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var node in _emulators.Keys.ToList())
+        {
+            await StopEmulatorAsync(node);
+        }
+        // Whatever the test left on the nodes: only this API server's sandboxes, found by its cluster id.
+        using var cleanup = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        foreach (var node in _cluster.Info.Nodes)
+        {
+            var runner = _cluster.Runner(node.Name);
+            foreach (var sandbox in await EmulatedSandboxesAsync(node.Name, cleanup.Token))
+            {
+                await runner.RemoveSandboxAsync(sandbox.Id, sandbox.Metadata, TimeSpan.Zero, cleanup.Token);
+            }
+        }
+        Api.Dispose();
+        await Server.DisposeAsync();
+        _logs.Dispose();
+    }
+
+    private async Task<T?> TryGetAsync<T>(ResourceKind<T> kind, string? ns, string name, CancellationToken cancellationToken)
+        where T : class
+    {
+        try
+        {
+            return await Api.GetAsync(kind, ns, name, cancellationToken);
+        }
+        catch (PodMigrateException e) when (e.Kind == ErrorKind.NotFound)
+        {
+            return null;
+        }
+    }
+
+    private static string Describe<T>(T value) => value switch
+    {
+        null => "nothing",
+        Pod pod => JsonSerializer.Serialize(pod, KubeClientJsonContext.Default.Pod),
+        Kube.Models.Node node => JsonSerializer.Serialize(node, KubeClientJsonContext.Default.Node),
+        _ => value.ToString() ?? "",
+    };
+}
