@@ -193,10 +193,11 @@ public sealed partial class KubeApiServer : IAsyncDisposable
                 return;
             }
             case ["openapi", "v2"]:
-                if (context.Request.Headers.Accept.ToString().Contains(OpenApi.V2ProtobufMediaType, StringComparison.Ordinal))
+                var accept = context.Request.Headers.Accept.ToString();
+                if (accept.Contains(OpenApi.V2ProtobufMediaType, StringComparison.Ordinal) || accept.Contains(OpenApi.V2ProtobufContentType, StringComparison.Ordinal))
                 {
                     context.Response.StatusCode = 200;
-                    context.Response.ContentType = OpenApi.V2ProtobufMediaType;
+                    context.Response.ContentType = OpenApi.V2ProtobufContentType;
                     await context.Response.Body.WriteAsync(OpenApi.V2Protobuf(), context.RequestAborted);
                     return;
                 }

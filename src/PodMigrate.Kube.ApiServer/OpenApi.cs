@@ -22,7 +22,10 @@ namespace PodMigrate.Kube.ApiServer;
 /// </summary>
 internal static class OpenApi
 {
+    /// <summary>What kubectl asks for (Accept); the '@' is no valid media type, so the answer carries <see cref="V2ProtobufContentType"/>.</summary>
     public const string V2ProtobufMediaType = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
+
+    public const string V2ProtobufContentType = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
 
     private const string Title = "Kubernetes";
     private const string Version = "v1.32.0-podmigrate";
