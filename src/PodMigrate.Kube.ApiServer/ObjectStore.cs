@@ -458,9 +458,9 @@ internal sealed class ObjectStore : IDisposable
         {
             obj["type"] ??= "Opaque";
         }
-        else if (type.HasStatus && !type.IsCustom && type != BuiltInTypes.CustomResourceDefinitions)
+        else if (type == BuiltInTypes.Deployments || type == BuiltInTypes.DaemonSets)
         {
-            // Deployments, DaemonSets…: status is written by their controllers only, never by a create.
+            // Written by their controllers only, never by a create. (A Node, unlike these, may be created with its status.)
             obj.Remove("status");
         }
         else if (type == BuiltInTypes.CustomResourceDefinitions)
