@@ -60,6 +60,14 @@ public sealed class ServerKindsTests
         var replaced = await api.Client.PatchAsync(Deployments, "default", "controller", PatchType.MergePatch, """{"spec":{"replicas":3},"status":{"readyReplicas":9}}""", status: false, api.Token);
         replaced.Status!.Value.GetProperty("readyReplicas").GetInt32().ShouldBe(1);
         replaced.Metadata.Generation.ShouldBe(2);
+
+        // A Node, unlike a Deployment, may be created with its status (what a kubelet registering itself does).
+        var node = await api.Client.CreateAsync(KubeResources.Nodes, null, new Node
+        {
+            Metadata = new ObjectMeta { Name = "node-a" },
+            Status = new NodeStatus { Conditions = [new NodeCondition { Type = "Ready", Status = "True" }] },
+        }, api.Token);
+        node.Status!.Conditions.ShouldHaveSingleItem().Status.ShouldBe("True");
     }
 
     [Fact]
