@@ -22,5 +22,11 @@ public sealed class ApiServerOptions
     /// <summary>Namespaces that exist from the start.</summary>
     public IReadOnlyList<string> InitialNamespaces { get; set; } = ["default", "kube-system", "kube-public", "kube-node-lease"];
 
+    /// <summary>
+    /// How long a deleted namespace stays Terminating before its content and then itself are removed (the namespace
+    /// controller's work in a real cluster, which takes about as long).
+    /// </summary>
+    public TimeSpan NamespaceCleanupDelay { get; set; } = TimeSpan.FromMilliseconds(500);
+
     public TimeProvider TimeProvider { get; set; } = TimeProvider.System;
 }

@@ -22,7 +22,10 @@ namespace PodMigrate.Kube.ApiServer;
 /// <summary>
 /// An in-process Kubernetes API server on Kestrel: discovery, CRUD, status/binding subresources, patches, selectors,
 /// watch (chunked JSON lines) and server-side Table printing, over an in-memory <see cref="ObjectStore"/>.
-/// Not served: authorization beyond one bearer token, admission, OpenAPI, protobuf, server-side apply, garbage collection.
+/// OpenAPI v3 (paths, and the schemas of custom resources) and an OpenAPI v2 without models, so that kubectl validates
+/// without --validate=false (see <see cref="OpenApi"/>); field validation of custom resources (<see cref="FieldValidation"/>).
+/// Not served: authorization beyond one bearer token, admission, protobuf objects, server-side apply, garbage collection,
+/// and the controllers of a cluster (nothing runs a Deployment's or DaemonSet's pods, binds a claim, enforces RBAC).
 /// </summary>
 public sealed partial class KubeApiServer : IAsyncDisposable
 {
@@ -103,6 +106,7 @@ public sealed partial class KubeApiServer : IAsyncDisposable
         using var stopping = new CancellationTokenSource(TimeSpan.FromSeconds(5));
         await _app.StopAsync(stopping.Token);
         await _app.DisposeAsync();
+        _store.Dispose();
     }
 
     private async Task HandleAsync(HttpContext context)
@@ -121,6 +125,10 @@ public sealed partial class KubeApiServer : IAsyncDisposable
         {
             var (code, reason) = ToHttp(e.Kind);
             await WriteStatusAsync(context, code, reason, e.Message);
+        }
+        catch (StrictDecodingException e)
+        {
+            await WriteStatusAsync(context, 400, "BadRequest", e.Message);
         }
         catch (JsonException e)
         {
@@ -174,8 +182,28 @@ public sealed partial class KubeApiServer : IAsyncDisposable
             case ["apis", var group, var version, .. var rest] when rest.Length > 0:
                 await ResourceAsync(context, group, version, rest);
                 return;
+            case ["openapi", "v3"]:
+                await WriteJsonAsync(context, 200, OpenApi.V3Index(_store.Types()));
+                return;
+            case ["openapi", "v3", .. var groupVersion]:
+            {
+                var key = string.Join('/', groupVersion);
+                var served = _store.Types().Where(t => OpenApi.V3Key(t.Group, t.Version) == key).ToList();
+                await (served.Count == 0 ? NotFoundAsync(context) : WriteJsonAsync(context, 200, OpenApi.V3Document(served)));
+                return;
+            }
+            case ["openapi", "v2"]:
+                var accept = context.Request.Headers.Accept.ToString();
+                if (accept.Contains(OpenApi.V2ProtobufMediaType, StringComparison.Ordinal) || accept.Contains(OpenApi.V2ProtobufContentType, StringComparison.Ordinal))
+                {
+                    context.Response.StatusCode = 200;
+                    context.Response.ContentType = OpenApi.V2ProtobufContentType;
+                    await context.Response.Body.WriteAsync(OpenApi.V2Protobuf(), context.RequestAborted);
+                    return;
+                }
+                await WriteJsonAsync(context, 200, OpenApi.V2Json());
+                return;
             default:
-                // Includes /openapi/v2 and /openapi/v3: kubectl then validates nothing client-side (see ApiServerCommand).
                 await NotFoundAsync(context);
                 return;
         }
@@ -232,18 +260,33 @@ public sealed partial class KubeApiServer : IAsyncDisposable
                 return;
             }
             case ("POST", null, null):
-                await WriteJsonAsync(context, 201, _store.Create(type, ns, await ReadObjectAsync(context)));
+            {
+                var body = await ReadObjectAsync(context);
+                var warnings = new List<string>();
+                FieldValidation.Check(type, body, FieldValidation.Parse(request.Query["fieldValidation"]), warnings);
+                var created = _store.Create(type, ns, body);
+                await WriteJsonAsync(context, 201, created, warnings);
                 return;
+            }
             case ("POST", not null, "binding") when type == BuiltInTypes.Pods:
                 await WriteJsonAsync(context, 201, _store.Bind(ns!, name, await ReadObjectAsync(context)));
                 return;
             case ("PUT", not null, null or "status") when subresource is null || type.HasStatus:
-                await WriteJsonAsync(context, 200, _store.Update(type, ns, name, await ReadObjectAsync(context), statusOnly: subresource is not null));
+            {
+                var body = await ReadObjectAsync(context);
+                var warnings = new List<string>();
+                FieldValidation.Check(type, body, FieldValidation.Parse(request.Query["fieldValidation"]), warnings);
+                await WriteJsonAsync(context, 200, _store.Update(type, ns, name, body, statusOnly: subresource is not null), warnings);
                 return;
+            }
             case ("PATCH", not null, null or "status") when subresource is null || type.HasStatus:
             {
                 var patch = JsonNode.Parse(await ReadBodyAsync(context));
-                await WriteJsonAsync(context, 200, _store.Patch(type, ns, name, request.ContentType ?? "", patch, statusOnly: subresource is not null));
+                var mode = FieldValidation.Parse(request.Query["fieldValidation"]);
+                var warnings = new List<string>();
+                var patched = _store.Patch(type, ns, name, request.ContentType ?? "", patch, statusOnly: subresource is not null,
+                    validate: result => FieldValidation.Check(type, result, mode, warnings));
+                await WriteJsonAsync(context, 200, patched, warnings);
                 return;
             }
             case ("DELETE", not null, null):
@@ -330,8 +373,13 @@ public sealed partial class KubeApiServer : IAsyncDisposable
     private static async Task<JsonObject> ReadObjectAsync(HttpContext context)
         => JsonNode.Parse(await ReadBodyAsync(context)) as JsonObject ?? throw PodMigrateException.InvalidArgument("the request body must be a JSON object");
 
-    private static async Task WriteJsonAsync(HttpContext context, int code, JsonNode body)
+    private static async Task WriteJsonAsync(HttpContext context, int code, JsonNode body, IReadOnlyList<string>? warnings = null)
     {
+        foreach (var warning in warnings ?? [])
+        {
+            // RFC 7234 warn-code 299 ("miscellaneous persistent warning"), agent "-", the text as a quoted-string.
+            context.Response.Headers.Append("Warning", $"299 - \"{warning.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal)}\"");
+        }
         context.Response.StatusCode = code;
         context.Response.ContentType = "application/json";
         await context.Response.WriteAsync(body.ToJsonString(), context.RequestAborted);

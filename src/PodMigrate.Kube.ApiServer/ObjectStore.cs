@@ -47,7 +47,7 @@ internal sealed class Watcher(string storageKey, string? ns, Selector labels, Se
 /// resourceVersion counter, a bounded history of changes for watches, and the set of served resource types
 /// (built-ins plus those of the CustomResourceDefinitions stored). One lock guards it all: correctness over throughput.
 /// </summary>
-internal sealed class ObjectStore
+internal sealed class ObjectStore : IDisposable
 {
     private const string GenerateNameChars = "bcdfghjklmnpqrstvwxz2456789";
 
@@ -55,6 +55,7 @@ internal sealed class ObjectStore
     private readonly Dictionary<string, SortedDictionary<string, JsonObject>> _objects = new(StringComparer.Ordinal);
     private readonly Queue<(long Rv, string Key, string Type, JsonObject? Old, JsonObject Object)> _history = new();
     private readonly List<Watcher> _watchers = [];
+    private readonly List<ITimer> _cleanups = [];
     private readonly Dictionary<(string Group, string Version, string Plural), ResourceType> _types = [];
     private readonly ApiServerOptions _options;
     private long _resourceVersion;
@@ -140,9 +141,14 @@ internal sealed class ObjectStore
                     throw PodMigrateException.InvalidArgument("the namespace of the provided object does not match the namespace sent on the request");
                 }
                 metadata["namespace"] = ns;
-                if (!Bucket(BuiltInTypes.Namespaces).ContainsKey(Key(null, ns!)))
+                if (!Bucket(BuiltInTypes.Namespaces).TryGetValue(Key(null, ns!), out var owner))
                 {
                     throw PodMigrateException.NotFound($"namespaces \"{ns}\" not found");
+                }
+                if (owner["metadata"]?["deletionTimestamp"] is not null)
+                {
+                    // The real server answers 403 Forbidden; the reason and message are the same.
+                    throw PodMigrateException.FailedPrecondition($"{type.QualifiedName} \"{metadata["name"] ?? metadata["generateName"]}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated");
                 }
             }
             else
@@ -186,7 +192,8 @@ internal sealed class ObjectStore
         }
     }
 
-    public JsonObject Patch(ResourceType type, string? ns, string name, string contentType, JsonNode? patch, bool statusOnly)
+    /// <summary>Applies a patch; <paramref name="validate"/> sees the patched object before it is written and may refuse it by throwing.</summary>
+    public JsonObject Patch(ResourceType type, string? ns, string name, string contentType, JsonNode? patch, bool statusOnly, Action<JsonObject>? validate = null)
     {
         lock (_gate)
         {
@@ -195,6 +202,7 @@ internal sealed class ObjectStore
             {
                 throw PodMigrateException.InvalidArgument("the patch does not produce an object");
             }
+            validate?.Invoke(patched);
             // A resourceVersion in the patch is a precondition, like in a PUT; without one the patch applies to the latest.
             var patchedRv = patched["metadata"]?["resourceVersion"]?.GetValue<string>();
             if (patchedRv == Meta(current, "resourceVersion"))
@@ -244,6 +252,10 @@ internal sealed class ObjectStore
             if (preconditions?["resourceVersion"]?.GetValue<string>() is { } rv && rv != Meta(current, "resourceVersion"))
             {
                 throw new PodMigrateException(ErrorKind.Aborted, $"Operation cannot be fulfilled on {type.QualifiedName} \"{name}\": Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {Meta(current, "resourceVersion")}");
+            }
+            if (type == BuiltInTypes.Namespaces)
+            {
+                return (TerminateNamespace(name, current), false);
             }
             var hasFinalizers = current["metadata"]?["finalizers"] is JsonArray { Count: > 0 };
             var grace = GracePeriod(type, current, options);
@@ -379,6 +391,54 @@ internal sealed class ObjectStore
             ?? 30;
     }
 
+    /// <summary>
+    /// Deleting a namespace, as a cluster does it: the namespace turns Terminating at once (new content is refused, existing
+    /// content can still be read, changed and deleted), and after <see cref="ApiServerOptions.NamespaceCleanupDelay"/> its
+    /// content and then the namespace itself are removed, which is the namespace controller's work in a real cluster.
+    /// So `kubectl delete -f` of a directory that holds a namespace and its content works in any order.
+    /// </summary>
+    private JsonObject TerminateNamespace(string name, JsonObject current)
+    {
+        if (current["metadata"]?["deletionTimestamp"] is not null)
+        {
+            return (JsonObject)current.DeepClone();
+        }
+        var updated = (JsonObject)current.DeepClone();
+        Metadata(updated)["deletionTimestamp"] = Timestamp(_options.TimeProvider.GetUtcNow());
+        updated["status"] = new JsonObject { ["phase"] = "Terminating" };
+        Commit(BuiltInTypes.Namespaces, null, name, "MODIFIED", current, updated);
+        var uid = Meta(updated, "uid");
+        _cleanups.Add(_options.TimeProvider.CreateTimer(_ => CleanUpNamespace(name, uid), null, _options.NamespaceCleanupDelay, Timeout.InfiniteTimeSpan));
+        return (JsonObject)updated.DeepClone();
+    }
+
+    private void CleanUpNamespace(string name, string? uid)
+    {
+        lock (_gate)
+        {
+            if (Bucket(BuiltInTypes.Namespaces).TryGetValue(name, out var ns) && Meta(ns, "uid") == uid && ns["metadata"]?["deletionTimestamp"] is not null)
+            {
+                Remove(BuiltInTypes.Namespaces, null, name, ns);
+            }
+        }
+    }
+
+    /// <summary>Stops the pending namespace clean-ups (the server is going away with its storage).</summary>
+    public void Dispose()
+    {
+        List<ITimer> cleanups;
+        lock (_gate)
+        {
+            cleanups = [.. _cleanups];
+            _cleanups.Clear();
+        }
+        foreach (var cleanup in cleanups)
+        {
+            cleanup.Dispose();
+        }
+    }
+
+    /// <summary>What the real server's storage writes on create by itself: status phases and defaults that printers show.</summary>
     private void PrepareForCreate(ResourceType type, JsonObject obj)
     {
         if (type == BuiltInTypes.Pods)
@@ -388,6 +448,20 @@ internal sealed class ObjectStore
         else if (type == BuiltInTypes.Namespaces)
         {
             obj["status"] = new JsonObject { ["phase"] = "Active" };
+        }
+        else if (type == BuiltInTypes.PersistentVolumes || type == BuiltInTypes.PersistentVolumeClaims)
+        {
+            // Pending until a binder (the PV controller, absent here) binds them.
+            obj["status"] = new JsonObject { ["phase"] = "Pending" };
+        }
+        else if (type == BuiltInTypes.Secrets)
+        {
+            obj["type"] ??= "Opaque";
+        }
+        else if (type == BuiltInTypes.Deployments || type == BuiltInTypes.DaemonSets)
+        {
+            // Written by their controllers only, never by a create. (A Node, unlike these, may be created with its status.)
+            obj.Remove("status");
         }
         else if (type == BuiltInTypes.CustomResourceDefinitions)
         {

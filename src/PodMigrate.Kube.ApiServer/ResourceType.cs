@@ -25,6 +25,9 @@ internal sealed record ResourceType(
 
     public bool IsCustom { get; init; }
 
+    /// <summary>A custom resource's openAPIV3Schema (from its CRD version): what field validation checks. Null for built-ins.</summary>
+    public JsonObject? Schema { get; init; }
+
     /// <summary>"pods", "leases.coordination.k8s.io": how Status messages name a resource.</summary>
     public string QualifiedName => Group.Length == 0 ? Plural : $"{Plural}.{Group}";
 }
@@ -34,6 +37,9 @@ internal static class BuiltInTypes
 {
     public const string ApiExtensionsGroup = "apiextensions.k8s.io";
 
+    public const string AppsGroup = "apps";
+    public const string RbacGroup = "rbac.authorization.k8s.io";
+
     public static readonly ResourceType Namespaces = new("", "v1", "namespaces", "namespace", "Namespace", false, true, ["ns"], []);
     public static readonly ResourceType Nodes = new("", "v1", "nodes", "node", "Node", false, true, ["no"], []);
     public static readonly ResourceType Pods = new("", "v1", "pods", "pod", "Pod", true, true, ["po"], ["all"]);
@@ -41,10 +47,27 @@ internal static class BuiltInTypes
     public static readonly ResourceType ConfigMaps = new("", "v1", "configmaps", "configmap", "ConfigMap", true, false, ["cm"], []);
     public static readonly ResourceType Secrets = new("", "v1", "secrets", "secret", "Secret", true, false, [], []);
     public static readonly ResourceType ServiceAccounts = new("", "v1", "serviceaccounts", "serviceaccount", "ServiceAccount", true, false, ["sa"], []);
+    public static readonly ResourceType PersistentVolumes = new("", "v1", "persistentvolumes", "persistentvolume", "PersistentVolume", false, true, ["pv"], []);
+    public static readonly ResourceType PersistentVolumeClaims = new("", "v1", "persistentvolumeclaims", "persistentvolumeclaim", "PersistentVolumeClaim", true, true, ["pvc"], []);
     public static readonly ResourceType Leases = new("coordination.k8s.io", "v1", "leases", "lease", "Lease", true, false, [], []);
+    public static readonly ResourceType Deployments = new(AppsGroup, "v1", "deployments", "deployment", "Deployment", true, true, ["deploy"], ["all"]);
+    public static readonly ResourceType DaemonSets = new(AppsGroup, "v1", "daemonsets", "daemonset", "DaemonSet", true, true, ["ds"], ["all"]);
+    public static readonly ResourceType ClusterRoles = new(RbacGroup, "v1", "clusterroles", "clusterrole", "ClusterRole", false, false, [], []);
+    public static readonly ResourceType ClusterRoleBindings = new(RbacGroup, "v1", "clusterrolebindings", "clusterrolebinding", "ClusterRoleBinding", false, false, [], []);
+    public static readonly ResourceType Roles = new(RbacGroup, "v1", "roles", "role", "Role", true, false, [], []);
+    public static readonly ResourceType RoleBindings = new(RbacGroup, "v1", "rolebindings", "rolebinding", "RoleBinding", true, false, [], []);
     public static readonly ResourceType CustomResourceDefinitions = new(ApiExtensionsGroup, "v1", "customresourcedefinitions", "customresourcedefinition", "CustomResourceDefinition", false, true, ["crd", "crds"], []);
 
-    public static IReadOnlyList<ResourceType> All { get; } = [Namespaces, Nodes, Pods, Events, ConfigMaps, Secrets, ServiceAccounts, Leases, CustomResourceDefinitions];
+    /// <summary>
+    /// Stored as documents: nothing acts on them (no Deployment or DaemonSet controller makes pods, no volume binder binds
+    /// claims, RBAC is not enforced). What they get is what the real API server's storage does on its own: defaults of the
+    /// status phase, status kept apart from spec, Table printing.
+    /// </summary>
+    public static IReadOnlyList<ResourceType> All { get; } =
+    [
+        Namespaces, Nodes, Pods, Events, ConfigMaps, Secrets, ServiceAccounts, PersistentVolumes, PersistentVolumeClaims,
+        Leases, Deployments, DaemonSets, ClusterRoles, ClusterRoleBindings, Roles, RoleBindings, CustomResourceDefinitions,
+    ];
 
     /// <summary>The served versions of a CustomResourceDefinition, as resource types; empty when the spec is unusable.</summary>
     public static IReadOnlyList<ResourceType> FromCrd(JsonObject crd)
@@ -79,7 +102,12 @@ internal static class BuiltInTypes
                     c["description"]?.GetValue<string>() ?? ""))
                 .ToList();
             var hasStatus = version["subresources"]?["status"] is JsonObject;
-            types.Add(new ResourceType(group, name, plural, singular, kind, namespaced, hasStatus, shortNames, categories, columns) { IsCustom = true });
+            var schema = version["schema"]?["openAPIV3Schema"] as JsonObject;
+            types.Add(new ResourceType(group, name, plural, singular, kind, namespaced, hasStatus, shortNames, categories, columns)
+            {
+                IsCustom = true,
+                Schema = (JsonObject?)schema?.DeepClone(),
+            });
         }
         return types;
     }

@@ -41,10 +41,7 @@ internal static class Tables
 
     private static JsonObject Row(ResourceType type, IReadOnlyList<PrinterColumn> columns, JsonObject item, string? includeObject, DateTimeOffset now)
     {
-        var cells = type == BuiltInTypes.Pods ? PodCells(item, now)
-            : type == BuiltInTypes.Nodes ? NodeCells(item, now)
-            : type == BuiltInTypes.Events ? EventCells(item, now)
-            : columns.Select(c => Cell(item, c, now)).ToArray();
+        var cells = Printers.TryGetValue(type, out var printer) ? printer.Cells(item, now) : columns.Select(c => Cell(item, c, now)).ToArray();
         var row = new JsonObject { ["cells"] = new JsonArray(cells) };
         row["object"] = includeObject switch
         {
@@ -55,59 +52,257 @@ internal static class Tables
         return row;
     }
 
-    private static IReadOnlyList<PrinterColumn> Columns(ResourceType type)
+    /// <summary>A built-in kind's columns and how a row's cells are computed (after kubectl's own printers).</summary>
+    private sealed record Printer(IReadOnlyList<PrinterColumn> Columns, Func<JsonObject, DateTimeOffset, JsonNode?[]> Cells);
+
+    private static PrinterColumn Column(string name, string description, int priority = 0) => new(name, "string", "", priority, "", description);
+
+    private static readonly PrinterColumn CreatedAtColumn = new("Created At", "date", ".metadata.creationTimestamp", 0, "", "CreationTimestamp of the object.");
+
+    private static readonly PrinterColumn[] BindingColumns =
+    [
+        NameColumn,
+        Column("Role", "The role this binding grants"),
+        AgeColumn,
+        Column("Users", "Users in the binding", 1),
+        Column("Groups", "Groups in the binding", 1),
+        Column("ServiceAccounts", "ServiceAccounts in the binding", 1),
+    ];
+
+    /// <summary>Keyed by the resource types' identity: a CRD can never shadow a built-in printer.</summary>
+    private static readonly Dictionary<ResourceType, Printer> Printers = new(ReferenceEqualityComparer.Instance)
     {
-        if (type == BuiltInTypes.Pods)
-        {
-            return
+        [BuiltInTypes.Pods] = new(
             [
                 NameColumn,
-                new("Ready", "string", "", 0, "", "The aggregate readiness state of this pod for accepting traffic."),
-                new("Status", "string", "", 0, "", "The aggregate status of the containers in this pod."),
-                new("Restarts", "string", "", 0, "", "The number of times the containers in this pod have been restarted."),
+                Column("Ready", "The aggregate readiness state of this pod for accepting traffic."),
+                Column("Status", "The aggregate status of the containers in this pod."),
+                Column("Restarts", "The number of times the containers in this pod have been restarted."),
                 AgeColumn,
-                new("IP", "string", "", 1, "", "IP address allocated to the pod."),
-                new("Node", "string", "", 1, "", "Name of the node assigned to the pod."),
-                new("Nominated Node", "string", "", 1, "", "Name of the node nominated by the scheduler."),
-                new("Readiness Gates", "string", "", 1, "", "Pod readiness gates."),
-            ];
-        }
-        if (type == BuiltInTypes.Nodes)
-        {
-            return
+                Column("IP", "IP address allocated to the pod.", 1),
+                Column("Node", "Name of the node assigned to the pod.", 1),
+                Column("Nominated Node", "Name of the node nominated by the scheduler.", 1),
+                Column("Readiness Gates", "Pod readiness gates.", 1),
+            ],
+            PodCells),
+        [BuiltInTypes.Nodes] = new(
             [
                 NameColumn,
-                new("Status", "string", "", 0, "", "The status of the node"),
-                new("Roles", "string", "", 0, "", "The roles of the node"),
+                Column("Status", "The status of the node"),
+                Column("Roles", "The roles of the node"),
                 AgeColumn,
                 new("Version", "string", ".status.nodeInfo.kubeletVersion", 0, "", "Kubelet Version reported by the node."),
-                new("Internal-IP", "string", "", 1, "", "List of internal IPs."),
-            ];
-        }
-        if (type == BuiltInTypes.Events)
-        {
-            return
+                Column("Internal-IP", "List of internal IPs.", 1),
+            ],
+            NodeCells),
+        [BuiltInTypes.Events] = new(
             [
-                new("Last Seen", "string", "", 0, "", "Time since the event was last seen"),
-                new("Type", "string", ".type", 0, "", "Type of this event"),
-                new("Reason", "string", ".reason", 0, "", "Why the action was taken"),
-                new("Object", "string", "", 0, "", "The object this event is about"),
-                new("Message", "string", ".message", 0, "", "A human-readable description"),
-            ];
-        }
-        if (type == BuiltInTypes.Namespaces)
+                Column("Last Seen", "Time since the event was last seen"),
+                Column("Type", "Type of this event"),
+                Column("Reason", "Why the action was taken"),
+                Column("Object", "The object this event is about"),
+                Column("Message", "A human-readable description"),
+            ],
+            EventCells),
+        [BuiltInTypes.Namespaces] = new([NameColumn, Column("Status", "The status of the namespace"), AgeColumn],
+            (o, now) => [Name(o), Str(o, ".status.phase") ?? "", Age(o, now)]),
+        [BuiltInTypes.Leases] = new([NameColumn, Column("Holder", "The holder of the lease"), AgeColumn],
+            (o, now) => [Name(o), Str(o, ".spec.holderIdentity") ?? "", Age(o, now)]),
+        [BuiltInTypes.ConfigMaps] = new([NameColumn, Column("Data", "Number of data entries"), AgeColumn],
+            (o, now) => [Name(o), Count(o, ".data") + Count(o, ".binaryData"), Age(o, now)]),
+        [BuiltInTypes.Secrets] = new([NameColumn, Column("Type", "The type of the secret"), Column("Data", "Number of data entries"), AgeColumn],
+            (o, now) => [Name(o), Str(o, ".type") ?? "", Count(o, ".data"), Age(o, now)]),
+        [BuiltInTypes.ServiceAccounts] = new([NameColumn, Column("Secrets", "Number of secrets"), AgeColumn],
+            (o, now) => [Name(o), Count(o, ".secrets"), Age(o, now)]),
+        [BuiltInTypes.PersistentVolumes] = new(
+            [
+                NameColumn,
+                Column("Capacity", "The capacity of the volume"),
+                Column("Access Modes", "The access modes of the volume"),
+                Column("Reclaim Policy", "What happens to the volume when its claim is released"),
+                Column("Status", "The phase of the volume"),
+                Column("Claim", "The claim bound to the volume"),
+                Column("StorageClass", "The storage class of the volume"),
+                Column("VolumeAttributesClass", "The volume attributes class of the volume"),
+                Column("Reason", "Why the volume is in its phase"),
+                AgeColumn,
+                Column("VolumeMode", "Block or Filesystem", 1),
+            ],
+            PersistentVolumeCells),
+        [BuiltInTypes.PersistentVolumeClaims] = new(
+            [
+                NameColumn,
+                Column("Status", "The phase of the claim"),
+                Column("Volume", "The volume bound to the claim"),
+                Column("Capacity", "The capacity of the bound volume"),
+                Column("Access Modes", "The access modes of the bound volume"),
+                Column("StorageClass", "The storage class of the claim"),
+                Column("VolumeAttributesClass", "The volume attributes class of the claim"),
+                AgeColumn,
+                Column("VolumeMode", "Block or Filesystem", 1),
+            ],
+            PersistentVolumeClaimCells),
+        [BuiltInTypes.Deployments] = new(
+            [
+                NameColumn,
+                Column("Ready", "Number of the pod with ready state"),
+                Column("Up-to-date", "Total number of non-terminated pods targeted by this deployment that have the desired template spec."),
+                Column("Available", "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment."),
+                AgeColumn,
+                Column("Containers", "Names of each container in the template.", 1),
+                Column("Images", "Images referenced by each container in the template.", 1),
+                Column("Selector", "Label selector for pods.", 1),
+            ],
+            DeploymentCells),
+        [BuiltInTypes.DaemonSets] = new(
+            [
+                NameColumn,
+                Column("Desired", "The desired number of nodes that should be running the daemon pod."),
+                Column("Current", "The number of nodes that are running at least 1 daemon pod and are supposed to run the daemon pod."),
+                Column("Ready", "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and ready."),
+                Column("Up-to-date", "The total number of nodes that are running updated daemon pod"),
+                Column("Available", "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and available."),
+                Column("Node Selector", "NodeSelector is a selector which must be true for the pod to fit on a node."),
+                AgeColumn,
+                Column("Containers", "Names of each container in the template.", 1),
+                Column("Images", "Images referenced by each container in the template.", 1),
+                Column("Selector", "A label query over pods that are managed by the daemon set.", 1),
+            ],
+            DaemonSetCells),
+        [BuiltInTypes.ClusterRoles] = new([NameColumn, CreatedAtColumn], (o, _) => [Name(o), Str(o, ".metadata.creationTimestamp")]),
+        [BuiltInTypes.Roles] = new([NameColumn, CreatedAtColumn], (o, _) => [Name(o), Str(o, ".metadata.creationTimestamp")]),
+        [BuiltInTypes.ClusterRoleBindings] = new(BindingColumns, BindingCells),
+        [BuiltInTypes.RoleBindings] = new(BindingColumns, BindingCells),
+        [BuiltInTypes.CustomResourceDefinitions] = new([NameColumn, CreatedAtColumn], (o, _) => [Name(o), Str(o, ".metadata.creationTimestamp")]),
+    };
+
+    private static IReadOnlyList<PrinterColumn> Columns(ResourceType type)
+    {
+        if (Printers.TryGetValue(type, out var printer))
         {
-            return [NameColumn, new("Status", "string", ".status.phase", 0, "", "The status of the namespace"), AgeColumn];
-        }
-        if (type == BuiltInTypes.Leases)
-        {
-            return [NameColumn, new("Holder", "string", ".spec.holderIdentity", 0, "", "The holder of the lease"), AgeColumn];
+            return printer.Columns;
         }
         if (type.Columns is { Count: > 0 } custom)
         {
             return [NameColumn, .. custom];
         }
         return [NameColumn, AgeColumn];
+    }
+
+    private static string? Name(JsonObject o) => Str(o, ".metadata.name");
+
+    private static string Age(JsonObject o, DateTimeOffset now) => Age(Str(o, ".metadata.creationTimestamp"), now);
+
+    /// <summary>Entries of a map or a list (0 when absent).</summary>
+    private static long Count(JsonObject o, string path) => Select(o, path) switch
+    {
+        JsonObject map => map.Count,
+        JsonArray list => list.Count,
+        _ => 0,
+    };
+
+    private static long Long(JsonObject o, string path) => Select(o, path).AsLong() ?? 0;
+
+    /// <summary>"k=v,k2=v2" (a map's entries in order), or null when empty.</summary>
+    private static string? Pairs(JsonNode? node)
+        => node is JsonObject { Count: > 0 } map ? string.Join(',', map.Select(kv => $"{kv.Key}={kv.Value}")) : null;
+
+    private static string Join(JsonObject o, string listPath, string field)
+        => string.Join(',', (Select(o, listPath) as JsonArray)?.OfType<JsonObject>().Select(i => i[field]?.ToString()) ?? []);
+
+    private static string AccessModes(JsonNode? modes)
+        => string.Join(',', (modes as JsonArray)?.Select(m => m?.ToString() switch
+        {
+            "ReadWriteOnce" => "RWO",
+            "ReadOnlyMany" => "ROX",
+            "ReadWriteMany" => "RWX",
+            "ReadWriteOncePod" => "RWOP",
+            var other => other,
+        }) ?? []);
+
+    private static JsonNode?[] PersistentVolumeCells(JsonObject pv, DateTimeOffset now)
+    {
+        var claim = Select(pv, ".spec.claimRef") is JsonObject claimRef ? $"{claimRef["namespace"]}/{claimRef["name"]}" : "";
+        return
+        [
+            Name(pv),
+            Str(pv, ".spec.capacity.storage") ?? "",
+            AccessModes(Select(pv, ".spec.accessModes")),
+            Str(pv, ".spec.persistentVolumeReclaimPolicy") ?? "",
+            Str(pv, ".status.phase") ?? "",
+            claim,
+            Str(pv, ".spec.storageClassName") ?? "",
+            Str(pv, ".spec.volumeAttributesClassName") ?? "<unset>",
+            Str(pv, ".status.reason") ?? "",
+            Age(pv, now),
+            Str(pv, ".spec.volumeMode") ?? "Filesystem",
+        ];
+    }
+
+    private static JsonNode?[] PersistentVolumeClaimCells(JsonObject pvc, DateTimeOffset now)
+    {
+        // Capacity and access modes come from the bound volume (the claim's status): empty until a binder binds it.
+        return
+        [
+            Name(pvc),
+            Str(pvc, ".status.phase") ?? "",
+            Str(pvc, ".spec.volumeName") ?? "",
+            Str(pvc, ".status.capacity.storage") ?? "",
+            AccessModes(Select(pvc, ".status.accessModes")),
+            Str(pvc, ".spec.storageClassName") ?? "",
+            Str(pvc, ".spec.volumeAttributesClassName") ?? "<unset>",
+            Age(pvc, now),
+            Str(pvc, ".spec.volumeMode") ?? "Filesystem",
+        ];
+    }
+
+    private static JsonNode?[] DeploymentCells(JsonObject deployment, DateTimeOffset now)
+    {
+        // spec.replicas defaults to 1 (the real server writes that default into the object; this one stores what it got).
+        var desired = Select(deployment, ".spec.replicas").AsLong() ?? 1;
+        return
+        [
+            Name(deployment),
+            $"{Long(deployment, ".status.readyReplicas")}/{desired}",
+            Long(deployment, ".status.updatedReplicas"),
+            Long(deployment, ".status.availableReplicas"),
+            Age(deployment, now),
+            Join(deployment, ".spec.template.spec.containers", "name"),
+            Join(deployment, ".spec.template.spec.containers", "image"),
+            Pairs(Select(deployment, ".spec.selector.matchLabels")) ?? "<none>",
+        ];
+    }
+
+    private static JsonNode?[] DaemonSetCells(JsonObject daemonSet, DateTimeOffset now) =>
+    [
+        Name(daemonSet),
+        Long(daemonSet, ".status.desiredNumberScheduled"),
+        Long(daemonSet, ".status.currentNumberScheduled"),
+        Long(daemonSet, ".status.numberReady"),
+        Long(daemonSet, ".status.updatedNumberScheduled"),
+        Long(daemonSet, ".status.numberAvailable"),
+        Pairs(Select(daemonSet, ".spec.template.spec.nodeSelector")) ?? "<none>",
+        Age(daemonSet, now),
+        Join(daemonSet, ".spec.template.spec.containers", "name"),
+        Join(daemonSet, ".spec.template.spec.containers", "image"),
+        Pairs(Select(daemonSet, ".spec.selector.matchLabels")) ?? "<none>",
+    ];
+
+    private static JsonNode?[] BindingCells(JsonObject binding, DateTimeOffset now)
+    {
+        var subjects = (Select(binding, ".subjects") as JsonArray)?.OfType<JsonObject>().ToList() ?? [];
+        string Of(string kind, bool qualified) => string.Join(',', subjects
+            .Where(s => s["kind"]?.ToString() == kind)
+            .Select(s => qualified ? $"{s["namespace"]}/{s["name"]}" : s["name"]?.ToString()));
+        return
+        [
+            Name(binding),
+            $"{Str(binding, ".roleRef.kind")}/{Str(binding, ".roleRef.name")}",
+            Age(binding, now),
+            Of("User", qualified: false),
+            Of("Group", qualified: false),
+            Of("ServiceAccount", qualified: true),
+        ];
     }
 
     private static JsonNode?[] PodCells(JsonObject pod, DateTimeOffset now)

@@ -7,8 +7,9 @@ using PodMigrate.Kube.Models;
 namespace PodMigrate.Kube.Tests;
 
 /// <summary>
-/// Debian's kubectl against the in-process API server, as a subprocess. The server serves no OpenAPI, so apply runs
-/// with --validate=false. Needs /usr/bin/kubectl (scripts/setup.sh installs it): without it these tests fail, saying so.
+/// Debian's kubectl against the in-process API server, as a subprocess, with kubectl's default validation (the server's
+/// OpenAPI documents let it run: see OpenApi in the server). Needs /usr/bin/kubectl (scripts/setup.sh installs it):
+/// without it these tests fail, saying so.
 /// </summary>
 [Trait("Category", "Integration")]
 [Trait("Requires", "Kubectl")]
@@ -40,7 +41,7 @@ public sealed class KubectlTests : IDisposable
                 image: localhost:5000/podmigrate/counter:1
             """);
 
-        (await kubectl("apply", "--validate=false", "-f", manifest)).ShouldContain("pod/counter created");
+        (await kubectl("apply", "-f", manifest)).ShouldContain("pod/counter created");
         var pod = await api.Client.GetAsync(KubeResources.Pods, "default", "counter", api.Token);
         pod.Spec.ExtensionData!["priority"].GetInt32().ShouldBe(7);
         pod.Metadata.Annotations!.ShouldContainKey("kubectl.kubernetes.io/last-applied-configuration");
@@ -56,7 +57,7 @@ public sealed class KubectlTests : IDisposable
 
         // Re-applying a changed manifest goes through kubectl's strategic merge patch.
         File.WriteAllText(manifest, File.ReadAllText(manifest).Replace("{app: counter}", "{app: counter, tier: demo}", StringComparison.Ordinal));
-        (await kubectl("apply", "--validate=false", "-f", manifest)).ShouldContain("pod/counter configured");
+        (await kubectl("apply", "-f", manifest)).ShouldContain("pod/counter configured");
         (await api.Client.GetAsync(KubeResources.Pods, "default", "counter", api.Token)).Metadata.Labels!["tier"].ShouldBe("demo");
 
         await api.Client.CreateAsync(KubeResources.Events, "default", new KubeEvent
@@ -80,7 +81,7 @@ public sealed class KubectlTests : IDisposable
     {
         await using var api = await ApiServerFixture.StartAsync();
         var kubectl = await KubectlAsync(api);
-        var crd = Path.Combine(AppContext.BaseDirectory, "deploy", "crds", "podmigration.yaml");
+        var crd = Path.Combine(DeployDirectory.Path, "10-podmigration-crd.yaml");
         var migration = Write("migration.yaml", """
             apiVersion: podmigrate.io/v1alpha1
             kind: PodMigration
@@ -92,7 +93,12 @@ public sealed class KubectlTests : IDisposable
               notYetModelled: {kept: true}
             """);
 
-        (await kubectl("apply", "--validate=false", "-f", crd)).ShouldContain("customresourcedefinition.apiextensions.k8s.io/podmigrations.podmigrate.io created");
+        (await kubectl("apply", "-f", crd)).ShouldContain("customresourcedefinition.apiextensions.k8s.io/podmigrations.podmigrate.io created");
+        // kubectl validates strictly by default: the server checks a custom resource against its CRD's schema.
+        var strict = await ProcessRunner.RunAsync(Spec(api, "apply", "-f", migration), api.Token);
+        strict.ExitCode.ShouldNotBe(0);
+        strict.StandardError.ShouldContain("strict decoding error: unknown field \"spec.notYetModelled\"");
+        // Asked to keep what it does not know, the server stores the field (it does not prune, unlike a real one).
         (await kubectl("apply", "--validate=false", "-f", migration)).ShouldContain("podmigration.podmigrate.io/move-counter created");
 
         var kind = KubeResources.Custom("podmigrate.io", "v1alpha1", "podmigrations", "PodMigration");
@@ -111,11 +117,91 @@ public sealed class KubectlTests : IDisposable
         (await kubectl("describe", "podmigration", "move-counter")).ShouldContain("Checkpointing");
 
         // The example in deploy/ is a valid PodMigration too (applied over the test's: its extra field goes, as kubectl apply does).
-        (await kubectl("apply", "--validate=false", "-n", "default", "-f", Path.Combine(AppContext.BaseDirectory, "deploy", "examples", "move-counter.yaml")))
+        (await kubectl("apply", "-n", "default", "-f", Path.Combine(DeployDirectory.Path, "examples", "move-counter.yaml")))
             .ShouldContain("podmigration.podmigrate.io/move-counter configured");
 
         (await kubectl("delete", "-f", migration)).ShouldContain("deleted");
         (await api.Client.ListAsync(kind, null, null, api.Token)).Items.ShouldBeEmpty();
+    }
+
+    [Fact]
+    public async Task Kubectl_warns_about_unknown_fields_of_a_custom_resource_when_asked_to()
+    {
+        await using var api = await ApiServerFixture.StartAsync();
+        var kubectl = await KubectlAsync(api);
+        await kubectl("apply", "-f", Path.Combine(DeployDirectory.Path, "10-podmigration-crd.yaml"));
+        var migration = Write("typo.yaml", """
+            apiVersion: podmigrate.io/v1alpha1
+            kind: PodMigration
+            metadata: {name: typo, namespace: default, labelz: {a: b}}
+            spec: {podName: counter, targetNodes: node-b}
+            """);
+
+        var result = await ProcessRunner.RunAsync(Spec(api, "apply", "--validate=warn", "-f", migration), api.Token);
+
+        result.EnsureSuccess().StandardOutput.ShouldContain("podmigration.podmigrate.io/typo created");
+        result.StandardError.ShouldContain("Warning: unknown field \"metadata.labelz\"");
+        result.StandardError.ShouldContain("Warning: unknown field \"spec.targetNodes\"");
+    }
+
+    [Fact]
+    public async Task Kubectl_installs_the_system_from_deploy_idempotently_shows_it_and_removes_it()
+    {
+        await using var api = await ApiServerFixture.StartAsync();
+        var kubectl = await KubectlAsync(api);
+        var deploy = DeployDirectory.Path;
+        string[] system =
+        [
+            "namespace/podmigrate-system",
+            "customresourcedefinition.apiextensions.k8s.io/podmigrations.podmigrate.io",
+            "serviceaccount/podmigrate-controller",
+            "serviceaccount/podmigrate-agent",
+            "clusterrole.rbac.authorization.k8s.io/podmigrate-controller",
+            "clusterrolebinding.rbac.authorization.k8s.io/podmigrate-controller",
+            "role.rbac.authorization.k8s.io/podmigrate-controller",
+            "rolebinding.rbac.authorization.k8s.io/podmigrate-controller",
+            "persistentvolume/podmigrate-share",
+            "persistentvolumeclaim/podmigrate-share",
+            "deployment.apps/podmigrate-controller",
+            "daemonset.apps/podmigrate-agent",
+        ];
+
+        // Default validation (no --validate=false); the examples and the SMB alternative in sub-directories stay out.
+        var applied = Lines(await kubectl("apply", "-f", deploy));
+        applied.ShouldBe(system.Select(o => $"{o} created"), ignoreOrder: true);
+
+        var table = await kubectl("get", "deploy,ds,clusterroles", "-A");
+        table.ShouldContain("podmigrate-system   deployment.apps/podmigrate-controller   0/2");
+        table.ShouldContain("podmigrate-system   daemonset.apps/podmigrate-agent");
+        table.ShouldContain("clusterrole.rbac.authorization.k8s.io/podmigrate-controller");
+        var pv = Lines(await kubectl("get", "pv", "podmigrate-share"));
+        pv[0].Split(' ', StringSplitOptions.RemoveEmptyEntries)[..6].ShouldBe(["NAME", "CAPACITY", "ACCESS", "MODES", "RECLAIM", "POLICY"]);
+        pv[1].Split(' ', StringSplitOptions.RemoveEmptyEntries)[..6].ShouldBe(["podmigrate-share", "200Gi", "RWX", "Retain", "Pending", "podmigrate-system/podmigrate-share"]);
+        (await kubectl("get", "rolebinding", "-n", "podmigrate-system", "-o", "wide")).ShouldContain("podmigrate-system/podmigrate-controller");
+
+        // Re-applying changes nothing, with -f or -k (the Kustomization applies the same objects unchanged).
+        Lines(await kubectl("apply", "-f", deploy)).ShouldBe(system.Select(o => $"{o} unchanged"), ignoreOrder: true);
+        Lines(await kubectl("apply", "-k", deploy)).ShouldBe(system.Select(o => $"{o} unchanged"), ignoreOrder: true);
+
+        // The namespace is deleted first (name order) and stays Terminating while the rest of its content is deleted.
+        var deleted = Lines(await kubectl("delete", "-f", deploy));
+        deleted.ShouldBe(system.Select(o => $"{o.Replace("/", " \"", StringComparison.Ordinal)}\" deleted"), ignoreOrder: true);
+        (await api.Client.ListAsync(KubeResources.Namespaces, null, null, api.Token)).Items.ShouldNotContain(n => n.Metadata.Name == "podmigrate-system");
+        (await kubectl("get", "clusterroles,pv,crd", "-o", "name")).ShouldBeEmpty();
+    }
+
+    [Fact]
+    public async Task Kubectl_installs_the_system_with_kustomize()
+    {
+        await using var api = await ApiServerFixture.StartAsync();
+        var kubectl = await KubectlAsync(api);
+
+        var applied = Lines(await kubectl("apply", "-k", DeployDirectory.Path));
+
+        applied.Count.ShouldBe(12);
+        applied.ShouldAllBe(l => l.EndsWith(" created", StringComparison.Ordinal));
+        applied.ShouldContain("daemonset.apps/podmigrate-agent created");
+        (await kubectl("get", "ds", "-n", "podmigrate-system", "-o", "jsonpath={.items[0].spec.template.spec.hostPID}")).ShouldBe("true");
     }
 
     [Fact]
@@ -128,6 +214,8 @@ public sealed class KubectlTests : IDisposable
         result.ExitCode.ShouldNotBe(0);
         result.StandardError.ShouldContain("pods \"nothing\" not found");
     }
+
+    private static List<string> Lines(string output) => [.. output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)];
 
     private string Write(string name, string text)
     {
@@ -144,7 +232,12 @@ public sealed class KubectlTests : IDisposable
             throw PodMigrateException.FailedPrecondition($"{Kubectl} is missing: run scripts/setup.sh (it installs Debian's kubectl)");
         }
         await api.Server.WriteKubeconfigAsync(Path.Combine(_directory, "kubeconfig"), api.Token);
-        return async args => (await ProcessRunner.RunAsync(Spec(api, args), api.Token)).EnsureSuccess().StandardOutput;
+        return async args =>
+        {
+            var result = await ProcessRunner.RunAsync(Spec(api, args), api.Token);
+            result.ExitCode.ShouldBe(0, $"kubectl {string.Join(' ', args)} failed:\n{result.StandardError}{result.StandardOutput}");
+            return result.StandardOutput;
+        };
     }
 
     private ProcessSpec Spec(ApiServerFixture api, params string[] args)

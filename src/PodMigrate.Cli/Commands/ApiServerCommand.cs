@@ -7,7 +7,8 @@ namespace PodMigrate.Cli.Commands;
 
 /// <summary>
 /// `podmigrate apiserver`: the in-process Kubernetes API server, standalone, for the local cluster and kubectl.
-/// It serves no OpenAPI document, so `kubectl apply` needs `--validate=false` (kubectl then sends the manifest as it is).
+/// `kubectl apply` works with its default validation: the server's OpenAPI documents let kubectl validate custom resources
+/// on the server and skip the built-in kinds, for which this server has no schemas (see OpenApi in the server).
 /// </summary>
 internal static class ApiServerCommand
 {

@@ -100,6 +100,12 @@ public static partial class KubeYaml
                 writer.WriteBooleanValue(false);
                 return;
         }
+        if (LeadingZeroInt().IsMatch(text))
+        {
+            // YAML 1.1 (kubectl, sigs.k8s.io/yaml) reads 0400 as octal 256, YAML 1.2 as decimal 400, JSON not at all:
+            // a file mode written so would mean different things to kubectl and to PodMigrate.
+            throw Error(source, scalar.Start, $"{text} is octal to YAML 1.1 (kubectl) and decimal to YAML 1.2; write the number in decimal (0400 is 256), or quote it if it is a string");
+        }
         if (DecimalInt().IsMatch(text))
         {
             // Integers keep their digits (no double rounding); JSON has no leading '+'.
@@ -132,6 +138,9 @@ public static partial class KubeYaml
 
     [GeneratedRegex(@"^[-+]?[0-9]+$")]
     private static partial Regex DecimalInt();
+
+    [GeneratedRegex(@"^[-+]?0[0-9]+$")]
+    private static partial Regex LeadingZeroInt();
 
     [GeneratedRegex(@"^[0-7]+$")]
     private static partial Regex OctalDigits();
