@@ -145,6 +145,12 @@ internal sealed class ControlledApi(IKubernetesApi inner) : IKubernetesApi, IDis
         return await inner.CreateAsync(kind, ns, value, cancellationToken);
     }
 
+    public async Task BindAsync(string ns, string podName, string nodeName, CancellationToken cancellationToken)
+    {
+        await PartitionAsync(cancellationToken);
+        await inner.BindAsync(ns, podName, nodeName, cancellationToken);
+    }
+
     public async Task<T> ReplaceAsync<T>(ResourceKind<T> kind, string? ns, string name, T value, CancellationToken cancellationToken)
         where T : class
     {
