@@ -1,0 +1,348 @@
+using System.Globalization;
+using System.Text.Json;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using PodMigrate.Controller;
+using PodMigrate.Controller.Agents;
+using PodMigrate.Controller.Migrations;
+using PodMigrate.Core.Errors;
+using PodMigrate.Core.Tls;
+using PodMigrate.Integration.Tests.NodeEmulator;
+using PodMigrate.Kube.Client;
+using PodMigrate.Kube.Models;
+using PodMigrate.Kube.Serialization;
+using PodMigrate.TestKit.Agent;
+using PodMigrate.TestKit.Cluster;
+using PodMigrate.TestKit.Logging;
+using Xunit.Abstractions;
+
+namespace PodMigrate.Integration.Tests.EndToEnd;
+
+/// <summary>
+/// A whole PodMigrate cluster for one test, everything real but kube-apiserver and the kubelet: an in-process API
+/// server with the project's CRD (deploy/), node emulators playing the kubelet over the real CRI of node-a and node-b,
+/// one agent process per node (its own state, a share common to both, gRPC over mutual TLS on loopback; the emulators
+/// publish them as the DaemonSet's mirror pods), and the controller in this process, finding the agents through those
+/// pods and authenticating with a client certificate — as it runs in a cluster.
+/// </summary>
+internal sealed class MigrationWorld : IAsyncDisposable
+{
+    public const string NodeA = "node-a";
+    public const string NodeB = "node-b";
+    public const string AgentNamespace = "podmigrate-system";
+
+    private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(200);
+
+    private readonly LocalCluster _cluster;
+    private readonly ILoggerFactory _logs;
+    private readonly string _root;
+    private readonly Dictionary<string, TestAgentLayout> _layouts = [];
+    private readonly Dictionary<string, AgentProcess> _agents = [];
+    private readonly List<(CancellationTokenSource Stop, Task Run)> _controllers = [];
+    private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(5) };
+
+    private MigrationWorld(LocalCluster cluster, EmulatedNodes nodes, ILoggerFactory logs, string root)
+    {
+        _cluster = cluster;
+        Nodes = nodes;
+        _logs = logs;
+        _root = root;
+    }
+
+    public EmulatedNodes Nodes { get; }
+
+    public KubernetesApiClient Api => Nodes.Api;
+
+    public string Share => Path.Combine(_root, "share");
+
+    private string ControllerTls => Path.Combine(_root, "tls", "controller");
+
+    public static async Task<MigrationWorld> StartAsync(LocalCluster cluster, ITestOutputHelper output, CancellationToken cancellationToken, bool crashableController = false)
+    {
+        var nodes = await EmulatedNodes.StartAsync(cluster, output, cancellationToken);
+        var root = Path.Combine(Path.GetTempPath(), $"pm-e2e-{Guid.NewGuid():N}"[..24]);
+        Directory.CreateDirectory(root, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var world = new MigrationWorld(cluster, nodes, TestOutputLoggerProvider.Factory(output), root);
+        try
+        {
+            await world.InstallCrdAsync(cancellationToken);
+            await world.Api.CreateAsync(KubeResources.Namespaces, null, new KubeNamespace { Metadata = new ObjectMeta { Name = AgentNamespace } }, cancellationToken);
+            world.IssueCertificates();
+            foreach (var node in new[] { NodeA, NodeB })
+            {
+                await world.StartAgentAsync(node, cancellationToken);
+                var port = world._layouts[node].GrpcPort;
+                await nodes.StartEmulatorAsync(node, cancellationToken, o => o.AgentPort = port);
+            }
+            world.StartController("controller-1", releaseLeaseOnStop: !crashableController);
+            return world;
+        }
+        catch
+        {
+            await world.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>Starts a controller replica; with <paramref name="releaseLeaseOnStop"/> false, stopping it is a crash.</summary>
+    public void StartController(string identity, bool releaseLeaseOnStop = true)
+    {
+        var directory = new KubernetesAgentDirectory(Api, Options.Create(new AgentConnectionOptions
+        {
+            Namespace = AgentNamespace,
+            TlsDirectory = ControllerTls,
+        }), TimeProvider.System, _logs.CreateLogger<KubernetesAgentDirectory>());
+        var controller = PodMigrateController.Create(Api, directory, new ControllerOptions
+        {
+            Identity = identity,
+            LeaseNamespace = AgentNamespace,
+            LeaseDuration = TimeSpan.FromSeconds(4),
+            LeaseRenewDeadline = TimeSpan.FromSeconds(3),
+            LeaseRetryPeriod = TimeSpan.FromMilliseconds(500),
+            ReleaseLeaseOnStop = releaseLeaseOnStop,
+            PollInterval = PollInterval,
+            RestoreTimeout = TimeSpan.FromSeconds(90),
+        }, _logs);
+        var stop = new CancellationTokenSource();
+        _controllers.Add((stop, Task.Run(async () =>
+        {
+            try
+            {
+                await controller.RunAsync(stop.Token);
+            }
+            finally
+            {
+                directory.Dispose();
+            }
+        }, CancellationToken.None)));
+    }
+
+    /// <summary>Stops every running controller replica (a crash when they were started so).</summary>
+    public async Task StopControllersAsync()
+    {
+        foreach (var (stop, run) in _controllers)
+        {
+            await stop.CancelAsync();
+            await run.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            stop.Dispose();
+        }
+        _controllers.Clear();
+    }
+
+    public async Task StartAgentAsync(string node, CancellationToken cancellationToken)
+    {
+        if (!_layouts.TryGetValue(node, out var layout))
+        {
+            layout = TestAgentLayout.ForNode(node, _cluster.Info.Node(node).ContainerdSocket, Share) with
+            {
+                GrpcPort = TestAgentLayout.FreePort(),
+                TlsDirectory = Path.Combine(_root, "tls", node),
+            };
+            _layouts[node] = layout;
+        }
+        _agents[node] = await AgentProcess.StartAsync(layout, cancellationToken);
+    }
+
+    /// <summary>SIGKILL, as when the node's agent pod dies; its mirror pod turns not Ready when the port stops answering.</summary>
+    public async Task KillAgentAsync(string node)
+    {
+        if (_agents.Remove(node, out var agent))
+        {
+            await agent.KillAsync();
+            await agent.DisposeAsync();
+        }
+    }
+
+    public AgentProcess Agent(string node) => _agents[node];
+
+    /// <summary>A counter pod bound to <paramref name="node"/>, Running and Ready.</summary>
+    public async Task<Pod> RunCounterAsync(string prefix, string node, CancellationToken cancellationToken)
+    {
+        var manifest = TestPods.Counter(_cluster.Image("counter"), prefix);
+        manifest.Spec.Containers[0].ReadinessProbe = new Probe { HttpGet = new HttpGetAction { Path = "/", Port = "http" }, PeriodSeconds = 1 };
+        var created = await Nodes.CreatePodAsync(manifest, node, cancellationToken);
+        return await WaitForPodReadyAsync(created.Metadata.Namespace!, created.Metadata.Name!, cancellationToken);
+    }
+
+    public async Task<Pod> WaitForPodReadyAsync(string ns, string name, CancellationToken cancellationToken)
+        => (await WaitForAsync(
+            ct => TryGetAsync(KubeResources.Pods, ns, name, ct),
+            p => p?.Status?.Conditions?.Any(c => c.Type == "Ready" && c.Status == "True") == true && p.Status.PodIp is { Length: > 0 },
+            $"pod {ns}/{name} Running and Ready", cancellationToken))!;
+
+    public Task WaitForPodGoneAsync(string ns, string name, CancellationToken cancellationToken)
+        => WaitForAsync(ct => TryGetAsync(KubeResources.Pods, ns, name, ct), p => p is null, $"pod {ns}/{name} gone", cancellationToken);
+
+    public Task<PodMigration> CreateMigrationAsync(string name, Pod source, string? targetNode, string mode, CancellationToken cancellationToken,
+        string verifyWindow = "2s", bool retainCheckpoint = false)
+        => Api.CreateAsync(PodMigration.Resource, source.Metadata.Namespace, new PodMigration
+        {
+            Metadata = new ObjectMeta { Name = name, Namespace = source.Metadata.Namespace },
+            Spec = new PodMigrationSpec
+            {
+                PodName = source.Metadata.Name!,
+                TargetNode = targetNode,
+                Mode = mode,
+                VerifyWindow = verifyWindow,
+                RetainCheckpoint = retainCheckpoint,
+            },
+        }, cancellationToken);
+
+    public async Task<PodMigration> WaitForMigrationAsync(string ns, string name, Func<PodMigration, bool> condition, string what, CancellationToken cancellationToken)
+        => (await WaitForAsync(ct => TryGetAsync(PodMigration.Resource, ns, name, ct), m => m is not null && condition(m), $"podmigration {ns}/{name}: {what}", cancellationToken))!;
+
+    public Task<PodMigration> WaitForTerminalAsync(string ns, string name, CancellationToken cancellationToken)
+        => WaitForMigrationAsync(ns, name, m => MigrationPhase.IsTerminal(m.Status?.Phase), "a terminal phase", cancellationToken);
+
+    public Task<PodMigration> WaitForPhaseAsync(string ns, string name, string phase, CancellationToken cancellationToken)
+        => WaitForMigrationAsync(ns, name, m => m.Status?.Phase == phase || MigrationPhase.IsTerminal(m.Status?.Phase), $"phase {phase}", cancellationToken);
+
+    /// <summary>The counter's value, over HTTP at the pod's IP.</summary>
+    public async Task<long> ReadCounterAsync(Pod pod, CancellationToken cancellationToken)
+    {
+        var ip = pod.Status?.PodIp ?? throw new InvalidOperationException($"pod {pod.Key} has no IP");
+        var text = await _http.GetStringAsync(new Uri($"http://{ip}:{TestPods.HttpPort}/"), cancellationToken);
+        return long.Parse(text.Trim(), CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>Reads the counter until it has moved past <paramref name="above"/>: the workload is running, not frozen.</summary>
+    public async Task<long> WaitForCounterAboveAsync(Pod pod, long above, CancellationToken cancellationToken)
+        => await WaitForAsync(async ct =>
+        {
+            try
+            {
+                return await ReadCounterAsync(pod, ct);
+            }
+            catch (HttpRequestException)
+            {
+                return -1;
+            }
+        }, v => v > above, $"counter of pod {pod.Key} above {above}", cancellationToken);
+
+    public async Task<IReadOnlyList<Pod>> PodsAsync(string ns, CancellationToken cancellationToken)
+        => (await Api.ListAsync(KubeResources.Pods, ns, null, cancellationToken)).Items;
+
+    public async Task<IReadOnlyList<KubeEvent>> EventsForAsync(PodMigration migration, CancellationToken cancellationToken)
+        => (await Api.ListAsync(KubeResources.Events, migration.Namespace, null, cancellationToken)).Items
+            .Where(e => e.InvolvedObject.Name == migration.Name && e.InvolvedObject.Kind == PodMigration.KindName).ToList();
+
+    /// <summary>The checkpoints on the test's share (one directory each, by id).</summary>
+    public IReadOnlyList<string> CheckpointsOnShare()
+        => Directory.Exists(Share) ? Directory.GetDirectories(Share).Select(Path.GetFileName).OfType<string>().Where(n => !n.StartsWith('.')).ToList() : [];
+
+    public static async Task<T> WaitForAsync<T>(Func<CancellationToken, Task<T>> read, Func<T, bool> condition, string what, CancellationToken cancellationToken)
+    {
+        T last = default!;
+        try
+        {
+            while (true)
+            {
+                last = await read(cancellationToken);
+                if (condition(last))
+                {
+                    return last;
+                }
+                await Task.Delay(PollInterval, cancellationToken);
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            throw new TimeoutException($"gave up waiting for {what}; last seen: {Describe(last)}");
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await StopControllersAsync();
+        using var cleanup = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        try
+        {
+            // Pods go through their kubelet (the emulators) so nothing keeps running on the nodes.
+            foreach (var pod in await PodsAsync(TestPods.Namespace, cleanup.Token))
+            {
+                await Api.DeleteAsync(KubeResources.Pods, pod.Metadata.Namespace, pod.Metadata.Name!, new DeleteOptions { GracePeriodSeconds = 0 }, cleanup.Token);
+            }
+        }
+        catch (Exception e) when (e is PodMigrateException or OperationCanceledException)
+        {
+            // The emulators' disposal below removes whatever is left on the nodes.
+        }
+        foreach (var node in _agents.Keys.ToList())
+        {
+            await KillAgentAsync(node);
+        }
+        await Nodes.DisposeAsync();
+        _http.Dispose();
+        _logs.Dispose();
+        try
+        {
+            Directory.Delete(_root, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+
+    private async Task InstallCrdAsync(CancellationToken cancellationToken)
+    {
+        var path = Path.Combine(RepositoryRoot(), "deploy", "10-podmigration-crd.yaml");
+        foreach (var json in KubeYaml.ToJsonDocuments(await File.ReadAllTextAsync(path, cancellationToken), path))
+        {
+            var crd = KubeJson.Deserialize(json, KubeClientJsonContext.Default.CustomResource, path);
+            await Api.CreateAsync(KubeResources.CustomResourceDefinitions, null, crd, cancellationToken);
+        }
+    }
+
+    /// <summary>One CA; a server certificate per agent (its node name, localhost, 127.0.0.1) and the controller's client certificate.</summary>
+    private void IssueCertificates()
+    {
+        using var ca = CertificateAuthority.Create("PodMigrate e2e CA", TimeSpan.FromDays(1));
+        foreach (var node in new[] { NodeA, NodeB })
+        {
+            WriteTls(Path.Combine(_root, "tls", node), ca, ca.IssueServer(node, [node, "localhost"], [System.Net.IPAddress.Loopback], TimeSpan.FromDays(1)));
+        }
+        WriteTls(ControllerTls, ca, ca.IssueClient("podmigrate-controller", TimeSpan.FromDays(1)));
+    }
+
+    private static void WriteTls(string directory, CertificateAuthority ca, IssuedCertificate issued)
+    {
+        Directory.CreateDirectory(directory);
+        File.WriteAllText(Path.Combine(directory, "ca.crt"), ca.CertificatePem);
+        File.WriteAllText(Path.Combine(directory, "tls.crt"), issued.CertificatePem);
+        File.WriteAllText(Path.Combine(directory, "tls.key"), issued.KeyPem);
+        File.SetUnixFileMode(Path.Combine(directory, "tls.key"), UnixFileMode.UserRead | UnixFileMode.UserWrite);
+    }
+
+    private static string RepositoryRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "PodMigrate.sln")))
+            {
+                return dir.FullName;
+            }
+        }
+        throw new DirectoryNotFoundException($"no PodMigrate.sln above {AppContext.BaseDirectory}: the end-to-end tests install the repository's deploy/ CRD");
+    }
+
+    private async Task<T?> TryGetAsync<T>(ResourceKind<T> kind, string? ns, string name, CancellationToken cancellationToken)
+        where T : class
+    {
+        try
+        {
+            return await Api.GetAsync(kind, ns, name, cancellationToken);
+        }
+        catch (PodMigrateException e) when (e.Kind == ErrorKind.NotFound)
+        {
+            return null;
+        }
+    }
+
+    private static string Describe<T>(T value) => value switch
+    {
+        null => "nothing",
+        PodMigration m => $"phase {m.Status?.Phase ?? "-"}: {m.Status?.Message}",
+        Pod pod => JsonSerializer.Serialize(pod, KubeClientJsonContext.Default.Pod),
+        _ => value.ToString() ?? "",
+    };
+}

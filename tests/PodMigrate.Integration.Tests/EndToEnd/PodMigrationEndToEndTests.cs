@@ -1,0 +1,270 @@
+using System.Diagnostics;
+using PodMigrate.Controller.Migrations;
+using PodMigrate.Integration.Tests.Cluster;
+using PodMigrate.Kube.Client;
+using PodMigrate.Kube.Models;
+using PodMigrate.TestKit.Cluster;
+using Xunit.Abstractions;
+using static PodMigrate.Integration.Tests.EndToEnd.MigrationWorld;
+
+namespace PodMigrate.Integration.Tests.EndToEnd;
+
+/// <summary>
+/// PodMigrations end to end: kubectl-level objects in, a pod moved between two real containerd nodes by real agents and
+/// CRIU out. Each test asserts the state that matters: the counter goes on from its checkpointed value (not from 0),
+/// which copies run, what is left on the share, and that a rollback leaves the source counting.
+/// </summary>
+[Collection(SharedLocalCluster.Name)]
+[Trait("Category", "EndToEnd")]
+[Trait("Requires", "Root")]
+[Trait("Requires", "Criu")]
+public sealed class PodMigrationEndToEndTests(LocalCluster cluster, ITestOutputHelper output)
+{
+    private static readonly TimeSpan TestBudget = TimeSpan.FromSeconds(150);
+
+    [Fact(Timeout = 180_000)]
+    public async Task Migrate_moves_the_counter_to_node_b_with_its_state_and_removes_the_source()
+    {
+        using var cts = new CancellationTokenSource(TestBudget);
+        await using var world = await MigrationWorld.StartAsync(cluster, output, cts.Token);
+        var source = await world.RunCounterAsync("e2e-move", NodeA, cts.Token);
+        var before = await world.WaitForCounterAboveAsync(source, 10, cts.Token);
+
+        await world.CreateMigrationAsync("move", source, NodeB, MigrationMode.Migrate, cts.Token);
+        var done = await world.WaitForTerminalAsync(source.Metadata.Namespace!, "move", cts.Token);
+
+        var status = done.Status.ShouldNotBeNull();
+        status.Phase.ShouldBe(MigrationPhase.Succeeded, status.Message);
+        status.SourceNode.ShouldBe(NodeA);
+        status.TargetNode.ShouldBe(NodeB);
+        status.Committed.ShouldBe(true);
+        status.Downtime.ShouldNotBeNullOrEmpty();
+        foreach (var timing in new[] { "precheck", "checkpoint", "frozen", "import", "restore", "verify", "total" })
+        {
+            status.Timings.ShouldNotBeNull().ShouldContainKey(timing);
+        }
+        status.Conditions.ShouldNotBeNull().ShouldContain(c => c.Type == "Ready" && c.Status == "True");
+
+        var clone = await world.WaitForPodReadyAsync(source.Metadata.Namespace!, status.ClonePod!, cts.Token);
+        clone.Spec.NodeName.ShouldBe(NodeB);
+        clone.Metadata.Annotations![MigrationAnnotations.CloneOf].ShouldBe(source.Metadata.Name);
+        clone.Spec.Containers[0].Image.ShouldBe(status.CheckpointImage);
+        var after = await world.ReadCounterAsync(clone, cts.Token);
+        after.ShouldBeGreaterThanOrEqualTo(before, "the clone must go on from the checkpointed value, not start again from 0");
+
+        await world.WaitForPodGoneAsync(source.Metadata.Namespace!, source.Metadata.Name!, cts.Token);
+        (await world.Nodes.SandboxesAsync(NodeA, source.Metadata.Uid!, cts.Token)).ShouldBeEmpty("the source's sandbox must be gone from node-a");
+        world.CheckpointsOnShare().ShouldBeEmpty("a checkpoint not retained is deleted once the migration is over");
+        (await world.EventsForAsync(done, cts.Token)).Select(e => e.Reason).ShouldContain("Migrated");
+    }
+
+    [Fact(Timeout = 180_000)]
+    public async Task Clone_keeps_the_source_counting_and_runs_a_copy_with_the_same_state()
+    {
+        using var cts = new CancellationTokenSource(TestBudget);
+        await using var world = await MigrationWorld.StartAsync(cluster, output, cts.Token);
+        var source = await world.RunCounterAsync("e2e-clone", NodeA, cts.Token);
+        var before = await world.WaitForCounterAboveAsync(source, 10, cts.Token);
+
+        await world.CreateMigrationAsync("copy", source, targetNode: null, MigrationMode.Clone, cts.Token, retainCheckpoint: true);
+        var done = await world.WaitForTerminalAsync(source.Metadata.Namespace!, "copy", cts.Token);
+
+        var status = done.Status!;
+        status.Phase.ShouldBe(MigrationPhase.Succeeded, status.Message);
+        status.TargetNode.ShouldBe(NodeB, "the only other Ready node with an agent");
+        var clone = await world.WaitForPodReadyAsync(source.Metadata.Namespace!, status.ClonePod!, cts.Token);
+        var cloneCount = await world.ReadCounterAsync(clone, cts.Token);
+        cloneCount.ShouldBeGreaterThanOrEqualTo(before);
+
+        var sourceNow = await world.WaitForPodReadyAsync(source.Metadata.Namespace!, source.Metadata.Name!, cts.Token);
+        sourceNow.Metadata.Uid.ShouldBe(source.Metadata.Uid, "Clone keeps the very same source pod");
+        var sourceCount = await world.WaitForCounterAboveAsync(sourceNow, cloneCount, cts.Token);
+        sourceCount.ShouldBeGreaterThan(before, "the source was resumed and counts on");
+        await world.WaitForCounterAboveAsync(clone, cloneCount, cts.Token);
+        world.CheckpointsOnShare().ShouldBe([status.CheckpointId!], "retainCheckpoint keeps exactly this migration's checkpoint");
+    }
+
+    [Fact(Timeout = 180_000)]
+    public async Task Target_agent_down_after_the_checkpoint_rolls_back_and_the_source_goes_on_counting()
+    {
+        using var cts = new CancellationTokenSource(TestBudget);
+        await using var world = await MigrationWorld.StartAsync(cluster, output, cts.Token);
+        var source = await world.RunCounterAsync("e2e-noagent", NodeA, cts.Token);
+        await world.WaitForCounterAboveAsync(source, 5, cts.Token);
+
+        await world.CreateMigrationAsync("lost-target", source, NodeB, MigrationMode.Migrate, cts.Token);
+        await world.WaitForPhaseAsync(source.Metadata.Namespace!, "lost-target", MigrationPhase.Checkpointing, cts.Token);
+        await world.KillAgentAsync(NodeB);
+        var done = await world.WaitForTerminalAsync(source.Metadata.Namespace!, "lost-target", cts.Token);
+
+        var status = done.Status!;
+        status.Phase.ShouldBe(MigrationPhase.RolledBack, status.Message);
+        status.RollbackReason.ShouldBe("RestoreFailed");
+        status.Message.ShouldContain(NodeB);
+        (await world.EventsForAsync(done, cts.Token)).ShouldContain(e => e.Reason == "RolledBack" && e.Type == "Warning");
+        var sourceNow = await world.WaitForPodReadyAsync(source.Metadata.Namespace!, source.Metadata.Name!, cts.Token);
+        var frozenAt = await world.ReadCounterAsync(sourceNow, cts.Token);
+        await world.WaitForCounterAboveAsync(sourceNow, frozenAt + 5, cts.Token);
+        (await world.PodsAsync(source.Metadata.Namespace!, cts.Token)).ShouldHaveSingleItem().Metadata.Name.ShouldBe(source.Metadata.Name, "no clone is left");
+        world.CheckpointsOnShare().ShouldBeEmpty();
+    }
+
+    [Fact(Timeout = 180_000)]
+    public async Task A_corrupt_archive_at_restore_rolls_back_and_starts_nothing_on_the_target()
+    {
+        using var cts = new CancellationTokenSource(TestBudget);
+        await using var world = await MigrationWorld.StartAsync(cluster, output, cts.Token);
+        var source = await world.RunCounterAsync("e2e-corrupt", NodeA, cts.Token);
+        await world.WaitForCounterAboveAsync(source, 5, cts.Token);
+
+        // Hold the target agent still (SIGSTOP) so that the archive can be damaged between publish and restore.
+        await world.CreateMigrationAsync("corrupt", source, NodeB, MigrationMode.Migrate, cts.Token);
+        await world.WaitForPhaseAsync(source.Metadata.Namespace!, "corrupt", MigrationPhase.Checkpointing, cts.Token);
+        Signal("STOP", world.Agent(NodeB).Pid);
+        try
+        {
+            var restoring = await world.WaitForPhaseAsync(source.Metadata.Namespace!, "corrupt", MigrationPhase.Restoring, cts.Token);
+            restoring.Status!.Phase.ShouldBe(MigrationPhase.Restoring, restoring.Status.Message);
+            FlipOneByte(Path.Combine(world.Share, restoring.Status.CheckpointId!));
+        }
+        finally
+        {
+            Signal("CONT", world.Agent(NodeB).Pid);
+        }
+        var done = await world.WaitForTerminalAsync(source.Metadata.Namespace!, "corrupt", cts.Token);
+
+        var status = done.Status!;
+        status.Phase.ShouldBe(MigrationPhase.RolledBack, status.Message);
+        status.RollbackReason.ShouldBe("RestoreFailed");
+        status.CheckpointImage.ShouldBeNull("nothing was imported from a corrupt archive");
+        (await world.Nodes.EmulatedSandboxesAsync(NodeB, cts.Token)).ShouldBeEmpty("nothing starts on the target");
+        var sourceNow = await world.WaitForPodReadyAsync(source.Metadata.Namespace!, source.Metadata.Name!, cts.Token);
+        var value = await world.ReadCounterAsync(sourceNow, cts.Token);
+        await world.WaitForCounterAboveAsync(sourceNow, value + 5, cts.Token);
+    }
+
+    [Fact(Timeout = 180_000)]
+    public async Task A_controller_killed_mid_migration_is_replaced_and_the_migration_finishes_exactly_once()
+    {
+        using var cts = new CancellationTokenSource(TestBudget);
+        await using var world = await MigrationWorld.StartAsync(cluster, output, cts.Token, crashableController: true);
+        var source = await world.RunCounterAsync("e2e-crash", NodeA, cts.Token);
+        var before = await world.WaitForCounterAboveAsync(source, 10, cts.Token);
+
+        await world.CreateMigrationAsync("survive", source, NodeB, MigrationMode.Migrate, cts.Token, retainCheckpoint: true);
+        await world.WaitForPhaseAsync(source.Metadata.Namespace!, "survive", MigrationPhase.Checkpointing, cts.Token);
+        await world.StopControllersAsync(); // a crash: the Lease is not released, the checkpoint call is cut
+        world.StartController("controller-2");
+        var done = await world.WaitForTerminalAsync(source.Metadata.Namespace!, "survive", cts.Token);
+
+        var status = done.Status!;
+        status.Phase.ShouldBe(MigrationPhase.Succeeded, status.Message);
+        world.CheckpointsOnShare().ShouldBe([status.CheckpointId!], "one checkpoint for the migration, whoever finished it");
+        var pods = await world.PodsAsync(source.Metadata.Namespace!, cts.Token);
+        pods.ShouldHaveSingleItem("exactly one copy runs: the clone").Metadata.Name.ShouldBe(status.ClonePod);
+        var clone = await world.WaitForPodReadyAsync(source.Metadata.Namespace!, status.ClonePod!, cts.Token);
+        (await world.ReadCounterAsync(clone, cts.Token)).ShouldBeGreaterThanOrEqualTo(before);
+        (await world.Api.GetAsync(KubeResources.Leases, AgentNamespace, "podmigrate-controller", cts.Token)).Spec.HolderIdentity.ShouldBe("controller-2");
+    }
+
+    [Fact(Timeout = 180_000)]
+    public async Task Deleting_a_migration_mid_flight_rolls_back_cleanly()
+    {
+        using var cts = new CancellationTokenSource(TestBudget);
+        await using var world = await MigrationWorld.StartAsync(cluster, output, cts.Token);
+        var source = await world.RunCounterAsync("e2e-delete", NodeA, cts.Token);
+        await world.WaitForCounterAboveAsync(source, 5, cts.Token);
+
+        await world.CreateMigrationAsync("changed-mind", source, NodeB, MigrationMode.Migrate, cts.Token, verifyWindow: "60s");
+        var verifying = await world.WaitForPhaseAsync(source.Metadata.Namespace!, "changed-mind", MigrationPhase.Verifying, cts.Token);
+        verifying.Status!.Phase.ShouldBe(MigrationPhase.Verifying, verifying.Status.Message);
+        verifying.Metadata.Finalizers.ShouldNotBeNull().ShouldContain(PodMigration.Finalizer);
+        await world.Api.DeleteAsync(PodMigration.Resource, source.Metadata.Namespace, "changed-mind", null, cts.Token);
+        await MigrationWorld.WaitForAsync(
+            async ct => (await world.Api.ListAsync(PodMigration.Resource, source.Metadata.Namespace, null, ct)).Items.Count,
+            n => n == 0, "the PodMigration finalized and gone", cts.Token);
+
+        await world.WaitForPodGoneAsync(source.Metadata.Namespace!, verifying.Status.ClonePod!, cts.Token);
+        (await world.Nodes.EmulatedSandboxesAsync(NodeB, cts.Token)).ShouldBeEmpty("the clone is gone from node-b");
+        var sourceNow = await world.WaitForPodReadyAsync(source.Metadata.Namespace!, source.Metadata.Name!, cts.Token);
+        sourceNow.Metadata.Uid.ShouldBe(source.Metadata.Uid);
+        var value = await world.ReadCounterAsync(sourceNow, cts.Token);
+        await world.WaitForCounterAboveAsync(sourceNow, value + 5, cts.Token);
+        world.CheckpointsOnShare().ShouldBeEmpty();
+    }
+
+    [Fact(Timeout = 180_000)]
+    public async Task Two_migrations_at_once_on_different_pods_both_succeed()
+    {
+        using var cts = new CancellationTokenSource(TestBudget);
+        await using var world = await MigrationWorld.StartAsync(cluster, output, cts.Token);
+        var first = await world.RunCounterAsync("e2e-two-a", NodeA, cts.Token);
+        var second = await world.RunCounterAsync("e2e-two-b", NodeA, cts.Token);
+        var firstBefore = await world.WaitForCounterAboveAsync(first, 10, cts.Token);
+        var secondBefore = await world.WaitForCounterAboveAsync(second, 10, cts.Token);
+
+        await Task.WhenAll(
+            world.CreateMigrationAsync("move-first", first, NodeB, MigrationMode.Migrate, cts.Token),
+            world.CreateMigrationAsync("move-second", second, NodeB, MigrationMode.Migrate, cts.Token));
+        var done = await Task.WhenAll(
+            world.WaitForTerminalAsync(first.Metadata.Namespace!, "move-first", cts.Token),
+            world.WaitForTerminalAsync(second.Metadata.Namespace!, "move-second", cts.Token));
+
+        foreach (var (migration, before) in done.Zip([firstBefore, secondBefore]))
+        {
+            migration.Status!.Phase.ShouldBe(MigrationPhase.Succeeded, migration.Status.Message);
+            var clone = await world.WaitForPodReadyAsync(migration.Namespace, migration.Status.ClonePod!, cts.Token);
+            clone.Spec.NodeName.ShouldBe(NodeB);
+            (await world.ReadCounterAsync(clone, cts.Token)).ShouldBeGreaterThanOrEqualTo(before);
+        }
+        done[0].Status!.CheckpointId.ShouldNotBe(done[1].Status!.CheckpointId);
+        (await world.PodsAsync(first.Metadata.Namespace!, cts.Token)).Select(p => p.Spec.NodeName).ShouldBe([NodeB, NodeB]);
+    }
+
+    [Fact(Timeout = 180_000)]
+    public async Task A_clone_of_pod_is_filled_from_a_fresh_checkpoint_of_its_source()
+    {
+        using var cts = new CancellationTokenSource(TestBudget);
+        await using var world = await MigrationWorld.StartAsync(cluster, output, cts.Token);
+        var source = await world.RunCounterAsync("e2e-cloneof", NodeA, cts.Token);
+        var before = await world.WaitForCounterAboveAsync(source, 10, cts.Token);
+
+        // What a user writes: the source's container, gated, with the annotation and a target node.
+        var request = TestPods.Counter(cluster.Image("counter"), "e2e-cloneof-copy");
+        request.Metadata.Uid = null;
+        request.Metadata.Annotations![MigrationAnnotations.CloneOf] = source.Metadata.Name!;
+        request.Spec.NodeSelector = new() { ["kubernetes.io/hostname"] = NodeB };
+        request.Spec.SchedulingGates = [new PodSchedulingGate { Name = MigrationAnnotations.CloneGate }];
+        var requested = await world.Api.CreateAsync(KubeResources.Pods, request.Metadata.Namespace, request, cts.Token);
+
+        var filled = await world.WaitForPodReadyAsync(requested.Metadata.Namespace!, requested.Metadata.Name!, cts.Token);
+        filled.Metadata.Uid.ShouldBe(requested.Metadata.Uid, "the user's own pod is filled, not replaced");
+        filled.Spec.NodeName.ShouldBe(NodeB);
+        filled.Spec.SchedulingGates.ShouldBeNull();
+        (await world.ReadCounterAsync(filled, cts.Token)).ShouldBeGreaterThanOrEqualTo(before);
+        var migration = await world.WaitForTerminalAsync(requested.Metadata.Namespace!, CloneOfReconciler.MigrationNameFor(requested.Metadata.Name!), cts.Token);
+        migration.Status!.Phase.ShouldBe(MigrationPhase.Succeeded, migration.Status.Message);
+        migration.Spec.Mode.ShouldBe(MigrationMode.Clone);
+        var sourceNow = await world.WaitForPodReadyAsync(source.Metadata.Namespace!, source.Metadata.Name!, cts.Token);
+        await world.WaitForCounterAboveAsync(sourceNow, before + 5, cts.Token);
+    }
+
+    private static void Signal(string signal, int pid)
+    {
+        using var kill = Process.Start("kill", [$"-{signal}", pid.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        kill.WaitForExit();
+        kill.ExitCode.ShouldBe(0, $"kill -{signal} {pid}");
+    }
+
+    /// <summary>One flipped bit in the middle of the checkpoint's largest file (the compressed archive).</summary>
+    private static void FlipOneByte(string checkpointDirectory)
+    {
+        var largest = new DirectoryInfo(checkpointDirectory).GetFiles("*", SearchOption.AllDirectories).MaxBy(f => f.Length)
+            ?? throw new InvalidOperationException($"no files in {checkpointDirectory}");
+        using var file = new FileStream(largest.FullName, FileMode.Open, FileAccess.ReadWrite);
+        file.Position = largest.Length / 2;
+        var b = file.ReadByte();
+        file.Position = largest.Length / 2;
+        file.WriteByte((byte)(b ^ 0x01));
+    }
+}
