@@ -1,6 +1,4 @@
 using System.CommandLine;
-using System.Runtime.InteropServices;
-using Microsoft.Extensions.Logging;
 using PodMigrate.Kube.Client;
 using PodMigrate.Node.Cri;
 using PodMigrate.NodeEmulator;
@@ -34,27 +32,12 @@ internal static class NodeEmulateCommand
                 Address = parse.GetValue(address)!,
                 AgentPort = parse.GetValue(agentPort),
             };
-            var config = parse.GetValue(kubeconfig) is { } path
-                ? await KubeClientConfig.FromKubeconfigFileAsync(path, context: null, cancellationToken)
-                : await KubeClientConfig.LoadDefaultAsync(getEnvironment: null, cancellationToken);
+            var config = await CliHosting.LoadKubeConfigAsync(parse.GetValue(kubeconfig), cancellationToken);
             var socket = parse.GetValue(criSocket) ?? Path.Combine(CliCommon.RunDirectory, nodeName, "containerd.sock");
-
-            using var loggerFactory = LoggerFactory.Create(logging => logging.AddSimpleConsole(console =>
-            {
-                console.SingleLine = true;
-                console.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
-                console.UseUtcTimestamp = true;
-            }));
+            using var loggerFactory = CliHosting.ConsoleLoggerFactory();
             using var api = new KubernetesApiClient(config);
             using var cri = CriConnection.ForUnixSocket(socket);
-            using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            // SIGTERM (what cluster scripts and pod runtimes send) stops the emulator the same way as Ctrl-C.
-            using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, signal =>
-            {
-                signal.Cancel = true;
-                stop.Cancel();
-            });
-            await new NodeEmulator.NodeEmulator(api, cri, options, loggerFactory).RunAsync(stop.Token);
+            await CliHosting.RunUntilStoppedAsync(stop => new NodeEmulator.NodeEmulator(api, cri, options, loggerFactory).RunAsync(stop), cancellationToken);
             return ExitCodes.Ok;
         }, cancellationToken));
         return command;

@@ -430,6 +430,7 @@ internal sealed class PodMigrationReconciler(
         migration = await WriteStatusAsync(migration, cancellationToken);
         await events.NormalAsync(migration, settings.IsClone ? "Cloned" : "Migrated", status.Message, cancellationToken);
         ControllerLog.Succeeded(logger, migration.Namespace, migration.Name, status.Downtime ?? "-");
+        RecordOutcome(migration, settings.IsClone, "Succeeded");
         return null;
     }
 
@@ -485,6 +486,7 @@ internal sealed class PodMigrationReconciler(
         SetCondition(status, "Ready", "False", status.RollbackReason!, status.Message);
         migration = await WriteStatusAsync(migration, cancellationToken);
         await events.WarningAsync(migration, "RolledBack", status.Message, cancellationToken);
+        RecordOutcome(migration, settings.IsClone, migration.Status!.RollbackReason!);
         return null;
     }
 
@@ -560,7 +562,15 @@ internal sealed class PodMigrationReconciler(
         SetCondition(status, "Ready", "False", reason, message);
         migration = await WriteStatusAsync(migration, cancellationToken);
         ControllerLog.Refused(logger, migration.Namespace, migration.Name, reason, message);
+        RecordOutcome(migration, migration.Spec.Mode == MigrationMode.Clone, reason);
         await events.WarningAsync(migration, reason, message, cancellationToken);
+    }
+
+    private static void RecordOutcome(PodMigration migration, bool isClone, string reason)
+    {
+        var status = migration.Status!;
+        TimeSpan? downtime = status.Downtime is { } text && KubeDuration.TryParse(text, out var value) ? value : null;
+        ControllerMetrics.Record(status.Phase!, isClone ? MigrationMode.Clone : MigrationMode.Migrate, reason, status.CompletedAt - status.StartedAt, downtime);
     }
 
     private async Task DeleteCheckpointAsync(PodMigrationStatus status, CancellationToken cancellationToken)
