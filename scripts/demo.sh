@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The main job, on one machine: bring up the local cluster (nodes, registry, agents), run the stateful counter pod on
-# node-a, migrate it to node-b with its in-memory state, and show the counter before and after with the timings.
+# The main job, on one machine, the way a cluster user does it: bring up the local cluster (two containerd nodes, the
+# registry, an agent per node, the Kubernetes API server with a node emulator per node in the kubelet's place, and the
+# controller), start the stateful counter pod on node-a with kubectl, `kubectl apply` a PodMigration that moves it to
+# node-b, watch it with `kubectl get podmigrations -w`, and show the counter before and after with the phase timings.
 # Installs the stack first (scripts/setup.sh) when it is missing. Leaves the cluster up: `scripts/cluster.sh down`.
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -16,30 +18,43 @@ fi
 say "building PodMigrate"
 dotnet build src/PodMigrate.Cli -c Release -nologo -v q -clp:ErrorsOnly
 export PODMIGRATE_CLI="$REPO/src/PodMigrate.Cli/bin/Release/net10.0/podmigrate"
-PM=$PODMIGRATE_CLI
 
-say "bringing up the local cluster (containerd + CRI per node, registry, agents)"
+say "bringing up the local cluster (containerd per node, registry, agents, API server, node emulators, controller)"
 scripts/cluster.sh up
-for node in node-a node-b; do $PM info --node "$node" | sed "s/^/  /"; echo; done
+export KUBECONFIG=${PODMIGRATE_RUN_DIR:-/run/podmigrate}/kubeconfig
+k() { echo "\$ kubectl $*"; kubectl "$@"; }
+k get nodes -o wide
+k get pods -A -o wide
 
-say "running the counter pod on node-a through CRI, like a kubelet"
-for node in node-a node-b; do $PM node rm-pod --node "$node" default/counter >/dev/null 2>&1 || true; done
-$PM node run-pod --node node-a -f deploy/examples/counter-pod.yaml
-count() { $PM node exec --node "$1" default/counter -- cat /tmp/count | tr -d '\n'; }
+say "starting the counter pod on node-a"
+kubectl delete podmigration move-counter --ignore-not-found --wait=true >/dev/null
+kubectl delete pod -l app=counter --ignore-not-found --wait=true >/dev/null
+k apply -f deploy/examples/counter-pod.yaml
+k wait --for=condition=Ready pod/counter --timeout=90s
+count() { curl -fsS --max-time 5 "http://$(kubectl get pod "$1" -o jsonpath='{.status.podIP}'):8080/" | tr -d '\n'; }
 sleep 3
-before=$(count node-a)
+before=$(count counter)
 echo "counter on node-a: $before (it counts in memory every 100 ms)"
 
-say "migrating default/counter from node-a to node-b"
-$PM migrate --from node-a --to node-b --pod default/counter
+say "asking Kubernetes to move it: kubectl apply -f deploy/examples/move-counter.yaml"
+k apply -f deploy/examples/move-counter.yaml
+echo "\$ kubectl get podmigrations -w"
+kubectl get podmigrations -w & watcher=$!
+kubectl wait --for=jsonpath='{.status.phase}'=Succeeded podmigration/move-counter --timeout=180s >/dev/null \
+  || { kill "$watcher" 2>/dev/null; k describe podmigration move-counter; die "the migration did not succeed"; }
+sleep 0.5; kill "$watcher" 2>/dev/null || true; wait "$watcher" 2>/dev/null || true
 
 say "after the migration"
-sleep 1
-after=$(count node-b)
-echo "counter on node-b: $after (went on from its checkpointed value; it did not restart from 0)"
-[ "$after" -gt "$before" ] || die "the counter on node-b ($after) did not go on from node-a's ($before)"
+clone=$(kubectl get podmigration move-counter -o jsonpath='{.status.clonePod}')
+k get pods -o wide
+after=$(count "$clone")
+echo "counter on node-b (pod $clone): $after (went on from its checkpointed value; it did not restart from 0)"
+[ "$after" -ge "$before" ] || die "the counter on node-b ($after) did not go on from node-a's ($before)"
+kubectl get pod counter >/dev/null 2>&1 && die "the source pod is still there"
 echo
-echo "pods on node-a:"; $PM node pods --node node-a
-echo "pods on node-b:"; $PM node pods --node node-b
+echo "phase timings (status.timings) and downtime:"
+kubectl get podmigration move-counter -o json \
+  | jq -r '.status.timings | to_entries | sort_by(.key) | .[] | "  \(.key)\t\(.value)"' | column -t
+echo "  downtime  $(kubectl get podmigration move-counter -o jsonpath='{.status.downtime}')"
 echo
-echo "checkpoints on the share:"; $PM checkpoints ls --node node-b
+k describe podmigration move-counter
