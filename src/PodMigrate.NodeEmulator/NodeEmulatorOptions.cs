@@ -55,7 +55,7 @@ public sealed class NodeEmulatorOptions
     public TimeSpan CleanupTimeout { get; set; } = TimeSpan.FromSeconds(60);
 }
 
-public sealed partial class NodeEmulatorOptionsValidator : IValidateOptions<NodeEmulatorOptions>
+internal sealed partial class NodeEmulatorOptionsValidator : IValidateOptions<NodeEmulatorOptions>
 {
     public ValidateOptionsResult Validate(string? name, NodeEmulatorOptions options)
     {

@@ -1,12 +1,14 @@
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 using PodMigrate.Core.Errors;
 using PodMigrate.Integration.Tests.Cluster;
 using PodMigrate.Kube.Client;
 using PodMigrate.Kube.Models;
 using PodMigrate.Node.Cri;
 using PodMigrate.NodeEmulator;
+using PodMigrate.NodeEmulator.Nodes;
 using PodMigrate.TestKit.Cluster;
 using Xunit.Abstractions;
 using ContainerFilter = Runtime.V1.ContainerFilter;
@@ -95,7 +97,7 @@ public sealed class NodeEmulatorTests(LocalCluster cluster, ITestOutputHelper ou
         var labels = node.Metadata.Labels.ShouldNotBeNull();
         labels[EmulatorLabels.Hostname].ShouldBe(NodeA);
         labels[EmulatorLabels.Os].ShouldBe("linux");
-        labels[EmulatorLabels.Arch].ShouldBe("amd64");
+        labels[EmulatorLabels.Arch].ShouldBe(HostFacts.GoArch(RuntimeInformation.OSArchitecture));
         var status = node.Status.ShouldNotBeNull();
         var ready = status.Conditions.ShouldNotBeNull().Single(c => c.Type == "Ready");
         ready.Status.ShouldBe("True");
@@ -250,6 +252,32 @@ public sealed class NodeEmulatorTests(LocalCluster cluster, ITestOutputHelper ou
             using var cleanup = new CancellationTokenSource(TimeSpan.FromSeconds(60));
             await runner.RemoveAsync(TestPods.Namespace, foreign.Metadata.Name!, TimeSpan.FromSeconds(2), cleanup.Token);
         }
+    }
+
+    [Fact(Timeout = 120_000)]
+    public async Task A_restarted_emulator_adopts_the_running_pods_without_restarting_them()
+    {
+        using var cts = new CancellationTokenSource(TestBudget);
+        await using var nodes = await EmulatedNodes.StartAsync(cluster, output, cts.Token);
+        await nodes.StartEmulatorAsync(NodeA, cts.Token);
+        var created = await nodes.CreatePodAsync(TestPods.Counter(cluster.Image("counter"), "emu-adopt"), NodeA, cts.Token);
+        var before = await nodes.WaitForPodAsync(created, p => Condition(p, "Ready")?.Status == "True", "Ready", cts.Token);
+        var sandboxId = (await nodes.SandboxesAsync(NodeA, before.Metadata.Uid!, cts.Token)).ShouldHaveSingleItem().Id;
+
+        await nodes.StopEmulatorAsync(NodeA);
+        await nodes.StartEmulatorAsync(NodeA, cts.Token);
+        // A pod created after the restart runs: by then the new emulator has synced the pod it found at start-up.
+        var later = await nodes.CreatePodAsync(TestPods.Counter(cluster.Image("counter"), "emu-adopt-later"), NodeA, cts.Token);
+        await nodes.WaitForPodAsync(later, p => Condition(p, "Ready")?.Status == "True", "Ready", cts.Token);
+
+        var after = await nodes.Api.GetAsync(KubeResources.Pods, TestPods.Namespace, created.Metadata.Name!, cts.Token);
+        after.Status!.Phase.ShouldBe("Running");
+        Condition(after, "Ready")!.Status.ShouldBe("True");
+        Condition(after, "Ready")!.LastTransitionTime.ShouldBe(Condition(before, "Ready")!.LastTransitionTime);
+        var container = after.Status.ContainerStatuses!.Single();
+        container.ContainerId.ShouldBe(before.Status!.ContainerStatuses!.Single().ContainerId);
+        container.RestartCount.ShouldBe(0);
+        (await nodes.SandboxesAsync(NodeA, after.Metadata.Uid!, cts.Token)).ShouldHaveSingleItem().Id.ShouldBe(sandboxId);
     }
 
     [Fact(Timeout = 120_000)]
