@@ -146,8 +146,9 @@ internal sealed class GrpcClientCall<TRequest, TResponse> : IDisposable
         return status.StatusCode == StatusCode.OK ? default : throw new RpcException(status, metadata);
     }
 
-    private static bool IsCallFailure(Exception e)
-        => e is RpcException or OperationCanceledException or HttpRequestException or IOException;
+    private bool IsCallFailure(Exception e)
+        => e is RpcException or OperationCanceledException or HttpRequestException or IOException
+            || (e is ObjectDisposedException && _channel.IsDisposed);
 
     private RpcException Translate(Exception e)
     {
@@ -166,15 +167,43 @@ internal sealed class GrpcClientCall<TRequest, TResponse> : IDisposable
         {
             return new RpcException(new Status(StatusCode.Cancelled, $"call {_method.FullName} cancelled"), new Metadata(), e);
         }
+        if (_channel.IsDisposed)
+        {
+            // Its owner closed the channel (e.g. replaced it after the server moved): calls on it end, not hang.
+            return new RpcException(new Status(StatusCode.Unavailable, $"the channel to {_channel.Target} was closed during {_method.FullName}"), new Metadata(), e);
+        }
         var status = e switch
         {
             HttpProtocolException reset => new Status(GrpcProtocol.FromHttp2ErrorCode(reset.ErrorCode), $"{_channel.Target} reset the HTTP/2 stream of {_method.FullName} (error code {reset.ErrorCode})"),
-            HttpRequestException { HttpRequestError: HttpRequestError.ConnectionError or HttpRequestError.NameResolutionError or HttpRequestError.SecureConnectionError }
+            HttpRequestException { HttpRequestError: HttpRequestError.SecureConnectionError }
+                => new Status(StatusCode.Unavailable, $"cannot connect to {_channel.Target}: TLS handshake failed: {Innermost(e).Message}"),
+            HttpRequestException { HttpRequestError: HttpRequestError.ConnectionError or HttpRequestError.NameResolutionError }
                 => new Status(StatusCode.Unavailable, $"cannot connect to {_channel.Target}: {ConnectFailure(e).Message}"),
+            // The server hung up before a single HTTP/2 frame: over TLS 1.3 that is how a server refuses the client's
+            // certificate (the client's side of the handshake is already done); in cleartext, how a TLS server treats h2c.
+            HttpRequestException when _response is null && _channel.IsSecure && EndedBeforeAnyFrame(e)
+                => new Status(StatusCode.Unavailable, $"{_channel.Target} closed the connection after the TLS handshake without answering {_method.FullName}: " +
+                    "it refused this client's certificate (none, not issued by a CA it trusts, or not for client authentication)"),
+            HttpRequestException when _response is null && _channel.IsCleartextTcp && EndedBeforeAnyFrame(e)
+                => new Status(StatusCode.Unavailable, $"{_channel.Target} closed the connection without answering {_method.FullName} in cleartext HTTP/2: " +
+                    "if it serves TLS, connect with https:// and TLS credentials"),
             OperationCanceledException => new Status(StatusCode.Unavailable, $"cannot connect to {_channel.Target}: timed out after {_channel.Options.ConnectTimeout}"),
             _ => new Status(StatusCode.Unavailable, $"connection to {_channel.Target} failed during {_method.FullName}: {Innermost(e).Message}"),
         };
         return new RpcException(status, new Metadata(), e);
+    }
+
+    /// <summary>The connection's end of stream, as SocketsHttpHandler reports it (HttpIOException inside the request's exception).</summary>
+    private static bool EndedBeforeAnyFrame(Exception e)
+    {
+        for (var current = e; current is not null; current = current.InnerException)
+        {
+            if (current is HttpIOException { HttpRequestError: HttpRequestError.ResponseEnded } or HttpRequestException { HttpRequestError: HttpRequestError.ResponseEnded })
+            {
+                return true;
+            }
+        }
+        return false;
     }
 
     private static Exception ConnectFailure(Exception e)
