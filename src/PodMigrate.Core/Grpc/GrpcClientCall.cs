@@ -179,31 +179,20 @@ internal sealed class GrpcClientCall<TRequest, TResponse> : IDisposable
                 => new Status(StatusCode.Unavailable, $"cannot connect to {_channel.Target}: TLS handshake failed: {Innermost(e).Message}"),
             HttpRequestException { HttpRequestError: HttpRequestError.ConnectionError or HttpRequestError.NameResolutionError }
                 => new Status(StatusCode.Unavailable, $"cannot connect to {_channel.Target}: {ConnectFailure(e).Message}"),
-            // The server hung up before a single HTTP/2 frame: over TLS 1.3 that is how a server refuses the client's
-            // certificate (the client's side of the handshake is already done); in cleartext, how a TLS server treats h2c.
-            HttpRequestException when _response is null && _channel.IsSecure && EndedBeforeAnyFrame(e)
-                => new Status(StatusCode.Unavailable, $"{_channel.Target} closed the connection after the TLS handshake without answering {_method.FullName}: " +
-                    "it refused this client's certificate (none, not issued by a CA it trusts, or not for client authentication)"),
-            HttpRequestException when _response is null && _channel.IsCleartextTcp && EndedBeforeAnyFrame(e)
-                => new Status(StatusCode.Unavailable, $"{_channel.Target} closed the connection without answering {_method.FullName} in cleartext HTTP/2: " +
-                    "if it serves TLS, connect with https:// and TLS credentials"),
+            // Connected, but the HTTP/2 session never got going (the server hung up before its first frame; how the
+            // connection broke varies with timing). Over TLS 1.3 that is how a server refuses the client's certificate:
+            // the client's side of the handshake is already done when the server checks it. In cleartext, it is how a
+            // TLS server treats an h2c preface.
+            HttpRequestException or IOException when _response is null && _channel.IsSecure
+                => new Status(StatusCode.Unavailable, $"{_channel.Target} closed the connection after the TLS handshake, before answering {_method.FullName}: " +
+                    $"it most likely refused this client's certificate (none, not issued by a CA it trusts, or not for client authentication); {Innermost(e).Message}"),
+            HttpRequestException or IOException when _response is null && _channel.IsCleartextTcp
+                => new Status(StatusCode.Unavailable, $"{_channel.Target} closed the connection before answering {_method.FullName} in cleartext HTTP/2 " +
+                    $"(if it serves TLS, connect with https:// and TLS credentials); {Innermost(e).Message}"),
             OperationCanceledException => new Status(StatusCode.Unavailable, $"cannot connect to {_channel.Target}: timed out after {_channel.Options.ConnectTimeout}"),
             _ => new Status(StatusCode.Unavailable, $"connection to {_channel.Target} failed during {_method.FullName}: {Innermost(e).Message}"),
         };
         return new RpcException(status, new Metadata(), e);
-    }
-
-    /// <summary>The connection's end of stream, as SocketsHttpHandler reports it (HttpIOException inside the request's exception).</summary>
-    private static bool EndedBeforeAnyFrame(Exception e)
-    {
-        for (var current = e; current is not null; current = current.InnerException)
-        {
-            if (current is HttpIOException { HttpRequestError: HttpRequestError.ResponseEnded } or HttpRequestException { HttpRequestError: HttpRequestError.ResponseEnded })
-            {
-                return true;
-            }
-        }
-        return false;
     }
 
     private static Exception ConnectFailure(Exception e)
