@@ -11,6 +11,8 @@ namespace PodMigrate.Kube.Client;
     UnmappedMemberHandling = JsonUnmappedMemberHandling.Skip)]
 [JsonSerializable(typeof(Pod))]
 [JsonSerializable(typeof(KubeList<Pod>))]
+[JsonSerializable(typeof(Secret))]
+[JsonSerializable(typeof(KubeList<Secret>))]
 [JsonSerializable(typeof(Node))]
 [JsonSerializable(typeof(KubeList<Node>))]
 [JsonSerializable(typeof(KubeEvent))]

@@ -135,6 +135,34 @@ public sealed class PodStatus
 
     public List<ContainerStatus>? ContainerStatuses { get; set; }
 
+    public List<PodCondition>? Conditions { get; set; }
+
+    [JsonExtensionData]
+    public Dictionary<string, JsonElement>? ExtensionData { get; set; }
+
+    /// <summary>The Ready condition is True: the kubelet's verdict that the pod serves (readiness probes passed).</summary>
+    [JsonIgnore]
+    public bool IsReady => Conditions?.Exists(c => c.Type == PodCondition.ReadyType && c.Status == "True") == true;
+}
+
+/// <summary>A pod condition (PodScheduled, Initialized, ContainersReady, Ready).</summary>
+public sealed class PodCondition
+{
+    public const string ReadyType = "Ready";
+
+    public string Type { get; set; } = "";
+
+    /// <summary>"True", "False" or "Unknown".</summary>
+    public string Status { get; set; } = "";
+
+    public string? Reason { get; set; }
+
+    public string? Message { get; set; }
+
+    public DateTimeOffset? LastTransitionTime { get; set; }
+
+    public DateTimeOffset? LastProbeTime { get; set; }
+
     [JsonExtensionData]
     public Dictionary<string, JsonElement>? ExtensionData { get; set; }
 }
