@@ -27,6 +27,10 @@ public static class TlsFileNames
 /// </summary>
 public sealed class TlsCertificates : IDisposable
 {
+    internal static readonly Oid ServerAuthentication = new("1.3.6.1.5.5.7.3.1", "Server Authentication");
+
+    internal static readonly Oid ClientAuthentication = new("1.3.6.1.5.5.7.3.2", "Client Authentication");
+
     private readonly Lazy<SslStreamCertificateContext> _context;
 
     private TlsCertificates(X509Certificate2 certificate, X509Certificate2Collection intermediates, X509Certificate2Collection trustedCas, string source)
@@ -126,10 +130,6 @@ public sealed class TlsCertificates : IDisposable
         policy.ApplicationPolicy.Add(usage);
         return policy;
     }
-
-    internal static readonly Oid ServerAuthentication = new("1.3.6.1.5.5.7.3.1", "Server Authentication");
-
-    internal static readonly Oid ClientAuthentication = new("1.3.6.1.5.5.7.3.2", "Client Authentication");
 
     private static string ReadPem(string path, string what)
     {

@@ -142,12 +142,19 @@ public sealed class AgentTlsTests(LocalCluster cluster) : IAsyncLifetime, IDispo
             var withFlag = await PodmigrateCli.RunAsync(["info", "--agent", address, "--tls-dir", ControllerTls, "-o", "json"], Token);
             var withEnvironment = await PodmigrateCli.RunAsync(["checkpoints", "ls", "--agent", $"https://localhost:{layout.GrpcPort}", "-o", "json"], Token,
                 new Dictionary<string, string?> { ["PODMIGRATE_TLS_DIR"] = ControllerTls });
+            // --node on a local cluster with a TLS directory: the node's agentPort from cluster.json, its name as the TLS name.
+            await File.WriteAllTextAsync(Path.Combine(layout.Directory, "cluster.json"),
+                $$"""{"runDir": "{{layout.Directory}}", "nodes": [{"name": "node-a", "agentPort": {{layout.GrpcPort}}}]}""", Token);
+            var byNode = await PodmigrateCli.RunAsync(["info", "--node", "node-a", "-o", "json"], Token,
+                new Dictionary<string, string?> { ["PODMIGRATE_TLS_DIR"] = ControllerTls, ["PODMIGRATE_RUN_DIR"] = layout.Directory });
             var withoutCertificates = await PodmigrateCli.RunAsync(["info", "--agent", address], Token);
             var wrongName = await PodmigrateCli.RunAsync(["info", "--agent", address, "--tls-dir", ControllerTls, "--tls-server-name", "node-b"], Token);
 
             withFlag.ExitCode.ShouldBe(0, withFlag.StandardError);
             JsonDocument.Parse(withFlag.StandardOutput).RootElement.GetProperty("nodeName").GetString().ShouldBe("node-a");
             withEnvironment.ExitCode.ShouldBe(0, withEnvironment.StandardError);
+            byNode.ExitCode.ShouldBe(0, byNode.StandardError);
+            JsonDocument.Parse(byNode.StandardOutput).RootElement.GetProperty("nodeName").GetString().ShouldBe("node-a");
             withoutCertificates.ExitCode.ShouldBe(2);
             withoutCertificates.StandardError.ShouldContain("--tls-dir DIR or $PODMIGRATE_TLS_DIR");
             wrongName.ExitCode.ShouldBe(5);
