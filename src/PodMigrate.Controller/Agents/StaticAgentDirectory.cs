@@ -33,7 +33,8 @@ internal sealed class StaticAgentDirectory : IAgentDirectory, IDisposable
         ArgumentException.ThrowIfNullOrEmpty(nodeName);
         return _endpoints.TryGetValue(nodeName, out var endpoint)
             ? _pool.GetAsync(endpoint, cancellationToken)
-            : throw PodMigrateException.Unavailable($"node {nodeName} has no agent: the static agent map names only {string.Join(", ", _endpoints.Keys.Order(StringComparer.Ordinal))}");
+            : ValueTask.FromException<AgentClient>(PodMigrateException.Unavailable(
+                $"node {nodeName} has no agent: the static agent map names only {string.Join(", ", _endpoints.Keys.Order(StringComparer.Ordinal))}"));
     }
 
     public ValueTask<IReadOnlyList<AgentEndpoint>> ListAsync(CancellationToken cancellationToken)

@@ -16,6 +16,7 @@ namespace PodMigrate.Controller.Tests.Agents;
 internal sealed class FakeAgentServer : IAsyncDisposable
 {
     private readonly WebApplication _app;
+    private int _calls;
 
     private FakeAgentServer(WebApplication app, string nodeName, int port)
     {
@@ -28,9 +29,8 @@ internal sealed class FakeAgentServer : IAsyncDisposable
 
     public int Port { get; }
 
-    public int Calls => _calls;
-
-    private int _calls;
+    /// <summary>GetNodeInfo calls that reached a handler (none may, when the handshake refuses the client).</summary>
+    public int Calls => Volatile.Read(ref _calls);
 
     public static async Task<FakeAgentServer> StartAsync(string nodeName, ServerCredentials credentials, params IPAddress[] addresses)
     {
