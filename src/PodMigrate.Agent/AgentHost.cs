@@ -11,7 +11,9 @@ using Microsoft.Extensions.Options;
 using PodMigrate.Core.Errors;
 using PodMigrate.Core.Grpc;
 using PodMigrate.Core.Metrics;
+using PodMigrate.Core.Tls;
 using PodMigrate.Agent.Services;
+using PodMigrate.Agent.Telemetry;
 
 namespace PodMigrate.Agent;
 
@@ -39,18 +41,30 @@ public static class AgentHost
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddAgentServices();
         builder.Services.AddRouting();
+        if (options.TlsConfigured)
+        {
+            var (certificate, key, clientCa) = options.TlsFiles;
+            builder.Services.AddSingleton(sp => new TlsCertificateFiles(certificate, key, clientCa, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<TlsCertificateFiles>>()));
+        }
 
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             if (!string.IsNullOrEmpty(options.UnixSocket))
             {
                 PrepareUnixSocketPath(options.UnixSocket);
+                // The unix socket stays cleartext: only processes on this node reach it, and connecting needs write
+                // permission on the socket file, which is made 0600 (root's) once the server listens. Whoever is root
+                // on the node could read the checkpoints and the TLS key anyway; TLS would add nothing there.
                 kestrel.ListenUnixSocket(options.UnixSocket, listen => listen.Protocols = HttpProtocols.Http2);
             }
             var address = IPAddress.Parse(options.ListenAddress);
             if (options.GrpcPort > 0)
             {
-                kestrel.Listen(address, options.GrpcPort, listen => listen.Protocols = HttpProtocols.Http2);
+                // Validation allows cleartext only on loopback or with InsecureTcp; with TLS settings the port is mTLS-only.
+                var credentials = options.TlsConfigured
+                    ? new SslServerCredentials(() => kestrel.ApplicationServices.GetRequiredService<TlsCertificateFiles>().Current)
+                    : ServerCredentials.Insecure;
+                kestrel.ListenGrpcTcp(new IPEndPoint(address, options.GrpcPort), credentials);
             }
             if (options.MetricsPort > 0)
             {
@@ -59,6 +73,14 @@ public static class AgentHost
         });
 
         var app = builder.Build();
+        // Options first (all their failures at once), then the TLS files: a bad certificate fails the start, not the
+        // first client's handshake.
+        _ = app.Services.GetRequiredService<IOptions<AgentOptions>>().Value;
+        if (options.TlsConfigured)
+        {
+            _ = app.Services.GetRequiredService<TlsCertificateFiles>();
+        }
+        app.Lifetime.ApplicationStarted.Register(() => OnStarted(app, options));
         app.MapGrpcService(app.Services.GetRequiredService<AgentGrpcService>().Definition(), new GrpcServerOptions { ExceptionMapper = ErrorMapping.ToStatus });
         if (options.MetricsPort > 0)
         {
@@ -66,6 +88,28 @@ public static class AgentHost
             app.MapGet("/metrics", () => Results.Text(exporter.Scrape(), PrometheusExporter.ContentType)).RequireHost($"*:{options.MetricsPort}");
         }
         return app;
+    }
+
+    private static void OnStarted(WebApplication app, AgentOptions options)
+    {
+        var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(AgentHost));
+        if (!string.IsNullOrEmpty(options.UnixSocket) && File.Exists(options.UnixSocket))
+        {
+            File.SetUnixFileMode(options.UnixSocket, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
+        if (options.GrpcPort == 0)
+        {
+            return;
+        }
+        if (options.TlsConfigured)
+        {
+            var current = app.Services.GetRequiredService<TlsCertificateFiles>().Current;
+            AgentLog.ServingMutualTls(logger, options.ListenAddress, options.GrpcPort, current.Certificate.Subject, current.Certificate.NotAfter, options.TlsFiles.ClientCa);
+        }
+        else
+        {
+            AgentLog.ServingCleartext(logger, options.ListenAddress, options.GrpcPort);
+        }
     }
 
     private static AgentOptions ReadOptions(ConfigurationManager configuration, Action<AgentOptions>? configure)

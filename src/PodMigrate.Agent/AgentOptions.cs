@@ -1,4 +1,6 @@
+using System.Net;
 using Microsoft.Extensions.Options;
+using PodMigrate.Core.Tls;
 
 namespace PodMigrate.Agent;
 
@@ -46,6 +48,42 @@ public sealed class AgentOptions
 
     /// <summary>Address the TCP listeners bind to.</summary>
     public string ListenAddress { get; set; } = "0.0.0.0";
+
+    /// <summary>
+    /// A directory with tls.crt, tls.key and ca.crt (a mounted <c>kubernetes.io/tls</c> Secret that carries its CA, or
+    /// `podmigrate certs generate`'s agents/&lt;node&gt;): with it the gRPC TCP port serves mutual TLS only. The files
+    /// below override single entries.
+    /// </summary>
+    public string TlsDirectory { get; set; } = "";
+
+    /// <summary>This agent's certificate (PEM; intermediates may follow). Default: &lt;TlsDirectory&gt;/tls.crt.</summary>
+    public string TlsCertificateFile { get; set; } = "";
+
+    /// <summary>Its private key (PEM). Default: &lt;TlsDirectory&gt;/tls.key.</summary>
+    public string TlsKeyFile { get; set; } = "";
+
+    /// <summary>The CAs a client's certificate must chain to (PEM). Default: &lt;TlsDirectory&gt;/ca.crt.</summary>
+    public string TlsClientCaFile { get; set; } = "";
+
+    /// <summary>
+    /// Serve cleartext gRPC on a TCP address that is not loopback (no TLS configured): anyone who reaches the port can
+    /// checkpoint, restore and delete. Only for local setups; loopback addresses are cleartext-capable without it.
+    /// </summary>
+    public bool InsecureTcp { get; set; }
+
+    /// <summary>Whether any TLS setting is given (then all three files must resolve and the TCP port is TLS-only).</summary>
+    public bool TlsConfigured => !string.IsNullOrEmpty(TlsDirectory) || !string.IsNullOrEmpty(TlsCertificateFile) || !string.IsNullOrEmpty(TlsKeyFile) || !string.IsNullOrEmpty(TlsClientCaFile);
+
+    /// <summary>The TLS files in effect; an entry is empty when neither its own setting nor TlsDirectory names it.</summary>
+    public (string Certificate, string Key, string ClientCa) TlsFiles => (
+        TlsFile(TlsCertificateFile, TlsFileNames.Certificate),
+        TlsFile(TlsKeyFile, TlsFileNames.Key),
+        TlsFile(TlsClientCaFile, TlsFileNames.CaBundle));
+
+    private string TlsFile(string explicitFile, string nameInDirectory)
+        => !string.IsNullOrEmpty(explicitFile) ? explicitFile
+            : !string.IsNullOrEmpty(TlsDirectory) ? Path.Combine(TlsDirectory, nameInDirectory)
+            : "";
 
     /// <summary>Default bound of a checkpoint or restore when the request sets none.</summary>
     public TimeSpan OperationTimeout { get; set; } = TimeSpan.FromMinutes(10);
@@ -95,6 +133,41 @@ internal sealed class AgentOptionsValidator : IValidateOptions<AgentOptions>
         {
             failures.Add("Agent:OperationTimeout must be positive");
         }
+        ValidateTcpSecurity(options, failures);
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+
+    private static void ValidateTcpSecurity(AgentOptions options, List<string> failures)
+    {
+        if (!IPAddress.TryParse(options.ListenAddress, out var address))
+        {
+            failures.Add($"Agent:ListenAddress must be an IP address, not '{options.ListenAddress}'");
+            return;
+        }
+        if (options.TlsConfigured)
+        {
+            if (options.InsecureTcp)
+            {
+                failures.Add("Agent:InsecureTcp contradicts the TLS settings: with TLS the TCP port serves mutual TLS only");
+            }
+            var (certificate, key, clientCa) = options.TlsFiles;
+            foreach (var (file, name) in new[] { (certificate, "TlsCertificateFile"), (key, "TlsKeyFile"), (clientCa, "TlsClientCaFile") })
+            {
+                if (string.IsNullOrEmpty(file))
+                {
+                    failures.Add($"Agent:{name} is needed for TLS (or Agent:TlsDirectory holding {TlsFileNames.Certificate}, {TlsFileNames.Key}, {TlsFileNames.CaBundle})");
+                }
+                else if (!File.Exists(file))
+                {
+                    failures.Add($"Agent:{name}: {file} does not exist");
+                }
+            }
+            return;
+        }
+        if (options.GrpcPort != 0 && !IPAddress.IsLoopback(address) && !options.InsecureTcp)
+        {
+            failures.Add($"refusing to serve the agent API in cleartext on {options.ListenAddress}:{options.GrpcPort}, which is not a loopback address: " +
+                "give TLS files (Agent:TlsDirectory, --tls-dir) for mutual TLS, listen on 127.0.0.1, or pass --insecure-tcp (Agent:InsecureTcp) for local use");
+        }
     }
 }

@@ -17,24 +17,33 @@ public sealed class AgentClient : IDisposable
     public string Target => _channel.Target;
 
     /// <summary>
-    /// Connects to an agent: "unix:/run/podmigrate/agent.sock" (or a plain absolute path), or "http://host:port".
+    /// Connects to an agent: "unix:/run/podmigrate/agent.sock" (or a plain absolute path), "http://host:port" (cleartext),
+    /// or "https://host:port" with <see cref="SslCredentials"/> in <paramref name="options"/> (mutual TLS).
     /// </summary>
-    public static AgentClient Connect(string address)
+    public static AgentClient Connect(string address, GrpcChannelOptions? options = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(address);
-        if (address.StartsWith("unix:", StringComparison.Ordinal))
+        try
         {
-            return new AgentClient(GrpcChannel.ForUnixSocket("/" + address["unix:".Length..].TrimStart('/')));
+            if (address.StartsWith("unix:", StringComparison.Ordinal))
+            {
+                return new AgentClient(GrpcChannel.ForUnixSocket("/" + address["unix:".Length..].TrimStart('/'), options));
+            }
+            if (address.StartsWith('/'))
+            {
+                return new AgentClient(GrpcChannel.ForUnixSocket(address, options));
+            }
+            if (Uri.TryCreate(address, UriKind.Absolute, out var uri) && (uri.Scheme == Uri.UriSchemeHttp || uri.Scheme == Uri.UriSchemeHttps))
+            {
+                return new AgentClient(GrpcChannel.ForAddress(uri, options));
+            }
         }
-        if (address.StartsWith('/'))
+        catch (ArgumentException e)
         {
-            return new AgentClient(GrpcChannel.ForUnixSocket(address));
+            // The channel's objections (credentials that do not fit the scheme) are the caller's mistake: say so as one.
+            throw PodMigrateException.InvalidArgument($"agent {address}: {e.Message}");
         }
-        if (Uri.TryCreate(address, UriKind.Absolute, out var uri) && (uri.Scheme == Uri.UriSchemeHttp || uri.Scheme == Uri.UriSchemeHttps))
-        {
-            return new AgentClient(GrpcChannel.ForAddress(uri));
-        }
-        throw PodMigrateException.InvalidArgument($"'{address}' is not an agent address: use unix:/path/agent.sock or http://host:port");
+        throw PodMigrateException.InvalidArgument($"'{address}' is not an agent address: use unix:/path/agent.sock, http://host:port or https://host:port");
     }
 
     public Task<NodeInfo> GetNodeInfoAsync(CancellationToken cancellationToken)

@@ -36,13 +36,4 @@ public sealed class ControllerOptions
 
     /// <summary>Grace period when a rollback deletes a clone; the source is resumed only once the clone is gone.</summary>
     public long CloneDeleteGraceSeconds { get; set; } = 2;
-
-    /// <summary>Namespace and label of the agent DaemonSet's pods.</summary>
-    public string AgentNamespace { get; set; } = "podmigrate-system";
-
-    /// <summary>Secret (kubernetes.io/tls + ca.crt) with the controller's client certificate for the agents' mTLS.</summary>
-    public string? AgentTlsSecret { get; set; } = "podmigrate-agent-tls";
-
-    /// <summary>Plaintext gRPC to the agents: local clusters only.</summary>
-    public bool AgentInsecure { get; set; }
 }

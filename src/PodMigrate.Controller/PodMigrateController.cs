@@ -1,7 +1,10 @@
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 using PodMigrate.Controller.Agents;
 using PodMigrate.Controller.Migrations;
 using PodMigrate.Controller.Runtime;
+using PodMigrate.Controller.Telemetry;
+using PodMigrate.Core.Errors;
 using PodMigrate.Kube.Client;
 using PodMigrate.Kube.Models;
 
@@ -12,13 +15,36 @@ namespace PodMigrate.Controller;
 /// in <see cref="PodMigrationReconciler"/>) and clone-of pods (<see cref="CloneOfReconciler"/>) — whose workers run only
 /// while this replica holds the Lease. A change to a clone pod wakes its migration, so verification reacts at once.
 /// </summary>
-public sealed class PodMigrateController
+public sealed class PodMigrateController : IDisposable
 {
+    public const string MeterName = ControllerMetrics.MeterName;
+
     private readonly ControllerHost _host;
+    private readonly IAgentDirectory _agents;
 
-    private PodMigrateController(ControllerHost host) => _host = host;
+    private PodMigrateController(ControllerHost host, IAgentDirectory agents)
+    {
+        _host = host;
+        _agents = agents;
+    }
 
-    public static PodMigrateController Create(IKubernetesApi api, IAgentDirectory agents, ControllerOptions options, ILoggerFactory loggers, TimeProvider? time = null)
+    /// <summary>
+    /// The controller, reaching agents as <paramref name="agentConnection"/> says (their DaemonSet pods and mutual TLS,
+    /// or a static map), validated here so that a bad configuration fails at start.
+    /// </summary>
+    public static PodMigrateController Create(IKubernetesApi api, AgentConnectionOptions agentConnection, ControllerOptions options, ILoggerFactory loggers, TimeProvider? time = null)
+    {
+        ArgumentNullException.ThrowIfNull(agentConnection);
+        ArgumentNullException.ThrowIfNull(loggers);
+        if (new AgentConnectionOptionsValidator().Validate(null, agentConnection) is { Failed: true } invalid)
+        {
+            throw PodMigrateException.InvalidArgument($"agent connection: {invalid.FailureMessage}");
+        }
+        time ??= TimeProvider.System;
+        return Create(api, AgentDirectories.Create(Options.Create(agentConnection), api, time, loggers), options, loggers, time);
+    }
+
+    internal static PodMigrateController Create(IKubernetesApi api, IAgentDirectory agents, ControllerOptions options, ILoggerFactory loggers, TimeProvider? time = null)
     {
         ArgumentNullException.ThrowIfNull(api);
         ArgumentNullException.ThrowIfNull(agents);
@@ -66,11 +92,13 @@ public sealed class PodMigrateController
                 ReleaseOnCancel = options.ReleaseLeaseOnStop,
             }, time, loggers.CreateLogger<LeaderElector>());
         }
-        return new PodMigrateController(new ControllerHost([migrations, pods], [migrationRunner, cloneOfRunner], elector, loggers.CreateLogger<ControllerHost>()));
+        return new PodMigrateController(new ControllerHost([migrations, pods], [migrationRunner, cloneOfRunner], elector, loggers.CreateLogger<ControllerHost>()), agents);
     }
 
     /// <summary>Runs until cancelled (a SIGTERM); with leader election, reconciles only while leading.</summary>
     public Task RunAsync(CancellationToken cancellationToken) => _host.RunAsync(cancellationToken);
+
+    public void Dispose() => (_agents as IDisposable)?.Dispose();
 
     private sealed class MigrationAdapter(PodMigrationReconciler reconciler) : IReconciler
     {

@@ -9,6 +9,12 @@ internal static partial class AgentLog
     [LoggerMessage(1000, LogLevel.Information, "Agent for node {NodeName} serving on {UnixSocket} and TCP port {GrpcPort}; share {ShareRoot}")]
     public static partial void Started(ILogger logger, string nodeName, string unixSocket, int grpcPort, string shareRoot);
 
+    [LoggerMessage(1001, LogLevel.Information, "gRPC on TCP {ListenAddress}:{GrpcPort}: mutual TLS as {Subject} (valid until {NotAfter:u}), clients must chain to {ClientCaFile}")]
+    public static partial void ServingMutualTls(ILogger logger, string listenAddress, int grpcPort, string subject, DateTime notAfter, string clientCaFile);
+
+    [LoggerMessage(1002, LogLevel.Warning, "gRPC on TCP {ListenAddress}:{GrpcPort} in CLEARTEXT: no TLS configured (local use only)")]
+    public static partial void ServingCleartext(ILogger logger, string listenAddress, int grpcPort);
+
     [LoggerMessage(1100, LogLevel.Information, "Checkpoint {CheckpointId} of {Container} started ({Disposition}, codec {Codec})")]
     public static partial void CheckpointStarted(ILogger logger, string checkpointId, string container, string disposition, string codec);
 

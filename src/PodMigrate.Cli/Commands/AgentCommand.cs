@@ -1,6 +1,8 @@
 using System.CommandLine;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
 using PodMigrate.Agent;
+using PodMigrate.Core.Errors;
 
 namespace PodMigrate.Cli.Commands;
 
@@ -15,17 +17,22 @@ internal static class AgentCommand
         var port = new Option<int?>("--port") { Description = "TCP port to serve the agent API on (HTTP/2; 0: none; default 7440)" };
         var metricsPort = new Option<int?>("--metrics-port") { Description = "TCP port of the Prometheus /metrics endpoint (0: none)" };
         var listen = new Option<string>("--listen") { Description = "Address the TCP ports bind to (default 0.0.0.0)" };
+        var tlsDir = new Option<string>("--tls-dir") { Description = "Serve the TCP port with mutual TLS only: a directory with tls.crt, tls.key and ca.crt (a mounted kubernetes.io/tls Secret)" };
+        var tlsCert = new Option<string>("--tls-cert") { Description = "The agent's certificate (PEM); overrides <tls-dir>/tls.crt" };
+        var tlsKey = new Option<string>("--tls-key") { Description = "Its private key (PEM); overrides <tls-dir>/tls.key" };
+        var tlsClientCa = new Option<string>("--tls-client-ca") { Description = "CAs that clients' certificates must chain to (PEM); overrides <tls-dir>/ca.crt" };
+        var insecureTcp = new Option<bool>("--insecure-tcp") { Description = "Allow cleartext gRPC on a non-loopback --listen address without TLS (local use only)" };
         var share = new Option<string>("--share") { Description = "The shared checkpoint storage (default /var/lib/podmigrate/share)" };
         var state = new Option<string>("--state-dir") { Description = "Node-local state: the journal of held sources, staging unless --staging-dir (default /var/lib/podmigrate/agent)" };
         var staging = new Option<string>("--staging-dir") { Description = "Where CRIU images are dumped and archives unpacked; a tmpfs makes both run at memory speed (default <state-dir>/staging)" };
 
         var command = new Command("agent", "Run the PodMigrate node agent (gRPC API over containerd and CRIU)")
         {
-            node, containerd, socket, port, metricsPort, listen, share, state, staging,
+            node, containerd, socket, port, metricsPort, listen, tlsDir, tlsCert, tlsKey, tlsClientCa, insecureTcp, share, state, staging,
         };
-        command.SetAction(async (parse, cancellationToken) =>
+        command.SetAction((parse, cancellationToken) => CliCommon.RunAsync(async () =>
         {
-            var app = AgentHost.Build([], options =>
+            void Configure(AgentOptions options)
             {
                 options.NodeName = parse.GetValue(node) ?? options.NodeName;
                 options.ContainerdSocket = parse.GetValue(containerd) ?? options.ContainerdSocket;
@@ -33,14 +40,29 @@ internal static class AgentCommand
                 options.GrpcPort = parse.GetValue(port) ?? options.GrpcPort;
                 options.MetricsPort = parse.GetValue(metricsPort) ?? options.MetricsPort;
                 options.ListenAddress = parse.GetValue(listen) ?? options.ListenAddress;
+                options.TlsDirectory = parse.GetValue(tlsDir) ?? options.TlsDirectory;
+                options.TlsCertificateFile = parse.GetValue(tlsCert) ?? options.TlsCertificateFile;
+                options.TlsKeyFile = parse.GetValue(tlsKey) ?? options.TlsKeyFile;
+                options.TlsClientCaFile = parse.GetValue(tlsClientCa) ?? options.TlsClientCaFile;
+                options.InsecureTcp = parse.GetValue(insecureTcp) || options.InsecureTcp;
                 options.ShareRoot = parse.GetValue(share) ?? options.ShareRoot;
                 options.StateDirectory = parse.GetValue(state) ?? options.StateDirectory;
                 options.StagingDirectory = parse.GetValue(staging) ?? options.StagingDirectory;
-            });
-            await app.StartAsync(cancellationToken);
-            await app.WaitForShutdownAsync(cancellationToken);
+            }
+
+            // Options are validated as the host is built (services resolve them) or started: either way a usage error.
+            try
+            {
+                await using var app = AgentHost.Build([], Configure);
+                await app.StartAsync(cancellationToken);
+                await app.WaitForShutdownAsync(cancellationToken);
+            }
+            catch (OptionsValidationException e)
+            {
+                throw PodMigrateException.InvalidArgument($"agent options: {string.Join("; ", e.Failures)}");
+            }
             return ExitCodes.Ok;
-        });
+        }, cancellationToken));
         return command;
     }
 }

@@ -65,8 +65,9 @@ internal static class BenchMigrationCommand
                 throw PodMigrateException.NotFound($"--work-dir {options.WorkRoot} does not exist");
             }
 
-            using var source = CliCommon.ConnectAgent(options.From, null);
-            using var target = CliCommon.ConnectAgent(options.To, null);
+            // The bench measures the local cluster through the agents' unix sockets.
+            using var source = CliCommon.ConnectAgent(options.From, null, AgentTls.None);
+            using var target = CliCommon.ConnectAgent(options.To, null, AgentTls.None);
             // Progress goes to stderr so that -o json keeps stdout clean.
             var bench = new MigrationBench(options, source, target, line => Console.Error.WriteLine(line));
             var samples = await bench.RunAsync(cancellationToken);

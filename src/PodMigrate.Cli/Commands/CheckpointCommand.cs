@@ -12,7 +12,7 @@ internal static class CheckpointCommand
     public static Command Create()
     {
         var node = new Option<string?>("--node") { Description = "Node whose agent checkpoints (local cluster)" };
-        var agent = new Option<string?>("--agent") { Description = "Agent address (unix:/path or http://host:port); overrides --node" };
+        var agent = new Option<string?>("--agent") { Description = "Agent address (unix:/path, http://host:port, or https://host:port with --tls-dir); overrides --node" };
         var selector = new ContainerSelectorOptions();
         var codec = new Option<string>("--codec") { Description = "Archive codec", DefaultValueFactory = _ => "zstd" }.AcceptOnlyFromAmong("zstd", "gzip", "none");
         var level = new Option<int>("--level") { Description = "Codec level (0: the codec's default)" };
@@ -32,6 +32,8 @@ internal static class CheckpointCommand
             node, agent, codec, level, leaveRunning, stop, leaveStopped, tcp, fileLocks, pin, id, timeout, labels, output,
         };
         selector.AddTo(command);
+        var tls = new AgentTlsOptions();
+        tls.AddTo(command);
         command.SetAction((parse, ct) => CliCommon.RunAsync(async () =>
         {
             var request = new CheckpointRequest
@@ -58,7 +60,7 @@ internal static class CheckpointCommand
                 }
                 request.Labels[label[..eq]] = label[(eq + 1)..];
             }
-            using var client = CliCommon.ConnectAgent(parse.GetValue(node), parse.GetValue(agent));
+            using var client = CliCommon.ConnectAgent(parse.GetValue(node), parse.GetValue(agent), tls.Read(parse));
             var json = parse.IsJson(output);
             var result = await ProgressView.RunAsync("checkpoint", json, report => client.CheckpointToEndAsync(request, report, ct));
             if (json)

@@ -16,22 +16,24 @@ internal static class CheckpointsCommand
         return command;
     }
 
-    private static (Option<string?> Node, Option<string?> Agent, Option<string> Output) Common(Command command)
+    private static (Option<string?> Node, Option<string?> Agent, Option<string> Output, AgentTlsOptions Tls) Common(Command command)
     {
         var node = new Option<string?>("--node") { Description = "Node whose agent to ask (local cluster)", DefaultValueFactory = _ => "node-a" };
-        var agent = new Option<string?>("--agent") { Description = "Agent address (unix:/path or http://host:port); overrides --node" };
+        var agent = new Option<string?>("--agent") { Description = "Agent address (unix:/path, http://host:port, or https://host:port with --tls-dir); overrides --node" };
         var output = CliCommon.OutputOption();
         command.Options.Add(node);
         command.Options.Add(agent);
         command.Options.Add(output);
-        return (node, agent, output);
+        var tls = new AgentTlsOptions();
+        tls.AddTo(command);
+        return (node, agent, output, tls);
     }
 
     private static Command List()
     {
         var pod = new Option<string?>("--pod") { Description = "Only this pod's: NAMESPACE/NAME" };
         var command = new Command("ls", "List checkpoints, newest first") { pod };
-        var (node, agent, output) = Common(command);
+        var (node, agent, output, tls) = Common(command);
         command.SetAction((parse, ct) => CliCommon.RunAsync(async () =>
         {
             var request = new ListCheckpointsRequest();
@@ -39,7 +41,7 @@ internal static class CheckpointsCommand
             {
                 (request.PodNamespace, request.PodName) = CliCommon.ParsePodKey(key);
             }
-            using var client = CliCommon.ConnectAgent(parse.GetValue(node), parse.GetValue(agent));
+            using var client = CliCommon.ConnectAgent(parse.GetValue(node), parse.GetValue(agent), tls.Read(parse));
             var response = await client.ListCheckpointsAsync(request, ct);
             if (parse.IsJson(output))
             {
@@ -62,10 +64,10 @@ internal static class CheckpointsCommand
         var id = new Argument<string>("checkpoint") { Description = "Checkpoint id" };
         var verify = new Option<bool>("--verify") { Description = "Re-read the archive and check its digest" };
         var command = new Command("inspect", "Show one checkpoint's manifest") { id, verify };
-        var (node, agent, output) = Common(command);
+        var (node, agent, output, tls) = Common(command);
         command.SetAction((parse, ct) => CliCommon.RunAsync(async () =>
         {
-            using var client = CliCommon.ConnectAgent(parse.GetValue(node), parse.GetValue(agent));
+            using var client = CliCommon.ConnectAgent(parse.GetValue(node), parse.GetValue(agent), tls.Read(parse));
             var info = await client.InspectCheckpointAsync(parse.GetValue(id)!, parse.GetValue(verify), ct);
             if (parse.IsJson(output))
             {
@@ -95,10 +97,10 @@ internal static class CheckpointsCommand
         var id = new Argument<string>("checkpoint") { Description = "Checkpoint id" };
         var force = new Option<bool>("--force") { Description = "Delete even if pinned" };
         var command = new Command("rm", "Delete a checkpoint") { id, force };
-        var (node, agent, _) = Common(command);
+        var (node, agent, _, tls) = Common(command);
         command.SetAction((parse, ct) => CliCommon.RunAsync(async () =>
         {
-            using var client = CliCommon.ConnectAgent(parse.GetValue(node), parse.GetValue(agent));
+            using var client = CliCommon.ConnectAgent(parse.GetValue(node), parse.GetValue(agent), tls.Read(parse));
             await client.DeleteCheckpointAsync(parse.GetValue(id)!, parse.GetValue(force), ct);
             Console.WriteLine($"deleted {parse.GetValue(id)}");
             return ExitCodes.Ok;

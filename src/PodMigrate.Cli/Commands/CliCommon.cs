@@ -22,12 +22,15 @@ internal static class CliCommon
     /// <summary>The local cluster's run directory ($PODMIGRATE_RUN_DIR, default /run/podmigrate).</summary>
     public static string RunDirectory => Environment.GetEnvironmentVariable("PODMIGRATE_RUN_DIR") is { Length: > 0 } dir ? dir : DefaultRunDir;
 
-    /// <summary>The agent of a node of the local cluster: its unix socket &lt;run&gt;/&lt;node&gt;/agent.sock.</summary>
-    public static AgentClient ConnectAgent(string? node, string? address)
+    /// <summary>
+    /// An agent by address, or the agent of a node of the local cluster: its unix socket &lt;run&gt;/&lt;node&gt;/agent.sock,
+    /// or with a TLS directory its TCP port over mutual TLS (<see cref="AgentTlsOptions"/>).
+    /// </summary>
+    public static AgentClient ConnectAgent(string? node, string? address, AgentTls tls)
     {
         if (!string.IsNullOrEmpty(address))
         {
-            return AgentClient.Connect(address);
+            return tls.Connect(address, defaultServerName: null);
         }
         if (string.IsNullOrEmpty(node))
         {
@@ -36,6 +39,10 @@ internal static class CliCommon
         if (node.Contains('/', StringComparison.Ordinal) || node.StartsWith('.'))
         {
             throw PodMigrateException.InvalidArgument($"'{node}' is not a node name");
+        }
+        if (tls.Directory is not null)
+        {
+            return tls.ConnectLocalNode(node, RunDirectory);
         }
         var socket = Path.Combine(RunDirectory, node, "agent.sock");
         if (!File.Exists(socket))

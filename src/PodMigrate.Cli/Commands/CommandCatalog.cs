@@ -10,6 +10,7 @@ internal static class CommandCatalog
         yield return NodeCommand.Create();
         yield return ImageCommand.Create();
         yield return AgentCommand.Create();
+        yield return CertsCommand.Create();
         yield return InfoCommand.Create();
         yield return CheckpointCommand.Create();
         yield return RestoreCommand.Create();

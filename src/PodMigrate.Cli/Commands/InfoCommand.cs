@@ -8,12 +8,14 @@ internal static class InfoCommand
     public static Command Create()
     {
         var node = new Option<string?>("--node") { Description = "Node (local cluster)" };
-        var agent = new Option<string?>("--agent") { Description = "Agent address (unix:/path or http://host:port); overrides --node" };
+        var agent = new Option<string?>("--agent") { Description = "Agent address (unix:/path, http://host:port, or https://host:port with --tls-dir); overrides --node" };
         var output = CliCommon.OutputOption();
         var command = new Command("info", "Show a node agent's versions, CRIU features and share") { node, agent, output };
+        var tls = new AgentTlsOptions();
+        tls.AddTo(command);
         command.SetAction((parse, ct) => CliCommon.RunAsync(async () =>
         {
-            using var client = CliCommon.ConnectAgent(parse.GetValue(node), parse.GetValue(agent));
+            using var client = CliCommon.ConnectAgent(parse.GetValue(node), parse.GetValue(agent), tls.Read(parse));
             var info = await client.GetNodeInfoAsync(ct);
             var health = await client.HealthAsync(ct);
             if (parse.IsJson(output))

@@ -33,6 +33,8 @@ internal static class MigrateCommand
             from, to, codec, level, method, targetId, keepSource, output,
         };
         selector.AddTo(command);
+        var tls = new AgentTlsOptions();
+        tls.AddTo(command);
         command.SetAction((parse, ct) => CliCommon.RunAsync(async () =>
         {
             var source = selector.Read(parse);
@@ -43,8 +45,9 @@ internal static class MigrateCommand
                 throw PodMigrateException.InvalidArgument($"--from and --to are both {fromNode}");
             }
             var json = parse.IsJson(output);
-            using var sourceAgent = CliCommon.ConnectAgent(fromNode, null);
-            using var targetAgent = CliCommon.ConnectAgent(toNode, null);
+            var agentTls = tls.Read(parse);
+            using var sourceAgent = CliCommon.ConnectAgent(fromNode, null, agentTls);
+            using var targetAgent = CliCommon.ConnectAgent(toNode, null, agentTls);
 
             var started = Stopwatch.GetTimestamp();
             var checkpoint = await ProgressView.RunAsync($"checkpoint on {fromNode}", json, report => sourceAgent.CheckpointToEndAsync(new CheckpointRequest

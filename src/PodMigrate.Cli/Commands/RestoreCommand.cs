@@ -11,16 +11,18 @@ internal static class RestoreCommand
     public static Command Create()
     {
         var node = new Option<string?>("--node") { Description = "Node whose agent restores (local cluster)" };
-        var agent = new Option<string?>("--agent") { Description = "Agent address (unix:/path or http://host:port); overrides --node" };
+        var agent = new Option<string?>("--agent") { Description = "Agent address (unix:/path, http://host:port, or https://host:port with --tls-dir); overrides --node" };
         var checkpoint = new Option<string>("--checkpoint") { Description = "Checkpoint id", Required = true };
         var target = new RestoreTargetOptions();
         var output = CliCommon.OutputOption();
         var command = new Command("restore", "Restore a checkpoint from the shared storage on a node") { node, agent, checkpoint, output };
         target.AddTo(command);
+        var tls = new AgentTlsOptions();
+        tls.AddTo(command);
         command.SetAction((parse, ct) => CliCommon.RunAsync(async () =>
         {
             var request = target.Read(parse, parse.GetValue(checkpoint)!);
-            using var client = CliCommon.ConnectAgent(parse.GetValue(node), parse.GetValue(agent));
+            using var client = CliCommon.ConnectAgent(parse.GetValue(node), parse.GetValue(agent), tls.Read(parse));
             var json = parse.IsJson(output);
             var result = await ProgressView.RunAsync("restore", json, report => client.RestoreToEndAsync(request, report, ct));
             if (json)

@@ -15,13 +15,15 @@ internal static class SourceCommands
     private static Command Create(string name, string description, Func<AgentClient, ContainerSelector, CancellationToken, Task<SourceState>> action)
     {
         var node = new Option<string?>("--node") { Description = "Node whose agent holds the source (local cluster)" };
-        var agent = new Option<string?>("--agent") { Description = "Agent address (unix:/path or http://host:port); overrides --node" };
+        var agent = new Option<string?>("--agent") { Description = "Agent address (unix:/path, http://host:port, or https://host:port with --tls-dir); overrides --node" };
         var selector = new ContainerSelectorOptions();
         var command = new Command(name, description) { node, agent };
         selector.AddTo(command);
+        var tls = new AgentTlsOptions();
+        tls.AddTo(command);
         command.SetAction((parse, ct) => CliCommon.RunAsync(async () =>
         {
-            using var client = CliCommon.ConnectAgent(parse.GetValue(node), parse.GetValue(agent));
+            using var client = CliCommon.ConnectAgent(parse.GetValue(node), parse.GetValue(agent), tls.Read(parse));
             var state = await action(client, selector.Read(parse), ct);
             Console.WriteLine($"source {state.ToString().Replace("Source", "", StringComparison.Ordinal).ToLowerInvariant()}");
             return ExitCodes.Ok;

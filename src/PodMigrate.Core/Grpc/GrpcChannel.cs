@@ -15,14 +15,22 @@ public sealed class GrpcChannelOptions
 
     /// <summary>The clock deadlines are measured with.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+
+    /// <summary>
+    /// Transport security of a TCP channel: an https:// address needs <see cref="SslCredentials"/>, an http:// address
+    /// takes none (or <see cref="ChannelCredentials.Insecure"/>). Unix sockets are always cleartext.
+    /// </summary>
+    public ChannelCredentials? Credentials { get; init; }
 }
 
 /// <summary>
-/// A gRPC client connection over HTTP/2 cleartext with prior knowledge, to a unix socket or a TCP address
+/// A gRPC client connection over HTTP/2 to a unix socket or a TCP address, cleartext with prior knowledge or TLS
 /// (the role of Grpc.Net.Client.GrpcChannel + CallInvoker). Thread-safe; share one per endpoint.
 /// </summary>
 public sealed class GrpcChannel : IDisposable
 {
+    private int _disposed;
+
     private GrpcChannel(SocketsHttpHandler handler, Uri baseAddress, string target, GrpcChannelOptions? options)
     {
         Options = options ?? new GrpcChannelOptions();
@@ -36,8 +44,15 @@ public sealed class GrpcChannel : IDisposable
         Client = new HttpClient(handler) { BaseAddress = baseAddress, Timeout = Timeout.InfiniteTimeSpan };
     }
 
-    /// <summary>Target description for messages, e.g. "unix:/run/containerd.sock" or "http://127.0.0.1:7443".</summary>
+    /// <summary>Target description for messages, e.g. "unix:/run/containerd.sock", "http://127.0.0.1:7443", "https://10.0.0.7:7440 (TLS name node-a)".</summary>
     public string Target { get; }
+
+    /// <summary>Whether the connection is TLS.</summary>
+    public bool IsSecure { get; private init; }
+
+    internal bool IsCleartextTcp { get; private init; }
+
+    internal bool IsDisposed => Volatile.Read(ref _disposed) != 0;
 
     internal GrpcChannelOptions Options { get; }
 
@@ -46,12 +61,20 @@ public sealed class GrpcChannel : IDisposable
     public static GrpcChannel ForUnixSocket(string socketPath, GrpcChannelOptions? options = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(socketPath);
+        if (options?.Credentials is SslCredentials)
+        {
+            throw new ArgumentException($"unix socket {socketPath}: TLS credentials are for TCP addresses; a unix socket is guarded by its file permissions", nameof(options));
+        }
         var endPoint = new UnixDomainSocketEndPoint(socketPath);
         var handler = new SocketsHttpHandler { ConnectCallback = (_, cancellationToken) => ConnectUnixSocketAsync(socketPath, endPoint, cancellationToken) };
         // The authority is only a header here: every connection goes to the socket.
         return new GrpcChannel(handler, new Uri("http://localhost"), $"unix:{socketPath}", options);
     }
 
+    /// <summary>
+    /// A TCP channel: http://host:port is HTTP/2 cleartext; https://host:port is TLS and needs <see cref="SslCredentials"/>
+    /// in <paramref name="options"/> (there is no fallback to the system's trust store).
+    /// </summary>
     public static GrpcChannel ForAddress(Uri address, GrpcChannelOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(address);
@@ -59,7 +82,29 @@ public sealed class GrpcChannel : IDisposable
         {
             throw new ArgumentException($"a gRPC address is http://host:port (h2c) or https://host:port, not {address}", nameof(address));
         }
-        return new GrpcChannel(new SocketsHttpHandler(), address, $"{address.Scheme}://{address.Authority}", options);
+        var handler = new SocketsHttpHandler();
+        var target = $"{address.Scheme}://{address.Authority}";
+        if (address.Scheme == Uri.UriSchemeHttp)
+        {
+            if (options?.Credentials is SslCredentials)
+            {
+                throw new ArgumentException($"{target}: TLS credentials need an https:// address", nameof(options));
+            }
+            return new GrpcChannel(handler, address, target, options) { IsCleartextTcp = true };
+        }
+        if (options?.Credentials is not SslCredentials ssl)
+        {
+            throw new ArgumentException($"{target}: an https:// address needs TLS credentials (the CAs to trust, and a client certificate for mutual TLS)", nameof(options));
+        }
+        handler.SslOptions = ssl.ToClientOptions();
+        var channel = new GrpcChannel(handler, address, ssl.TargetNameOverride is { Length: > 0 } name ? $"{target} (TLS name {name})" : target, options) { IsSecure = true };
+        if (ssl.TargetNameOverride is { Length: > 0 } serverName)
+        {
+            // SocketsHttpHandler takes the TLS target host (SNI and the name checked against the certificate) from the
+            // Host header: the connection still goes to the address, the certificate must name serverName.
+            channel.Client.DefaultRequestHeaders.Host = $"{serverName}:{address.Port}";
+        }
+        return channel;
     }
 
     /// <summary>A unary call; throws <see cref="RpcException"/> on a non-OK status.</summary>
@@ -127,7 +172,13 @@ public sealed class GrpcChannel : IDisposable
         }
     }
 
-    public void Dispose() => Client.Dispose();
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 0)
+        {
+            Client.Dispose();
+        }
+    }
 }
 
 /// <summary>Why a unix socket connect failed, in words that name the socket.</summary>

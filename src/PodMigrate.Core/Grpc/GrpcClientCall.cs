@@ -146,8 +146,9 @@ internal sealed class GrpcClientCall<TRequest, TResponse> : IDisposable
         return status.StatusCode == StatusCode.OK ? default : throw new RpcException(status, metadata);
     }
 
-    private static bool IsCallFailure(Exception e)
-        => e is RpcException or OperationCanceledException or HttpRequestException or IOException;
+    private bool IsCallFailure(Exception e)
+        => e is RpcException or OperationCanceledException or HttpRequestException or IOException
+            || (e is ObjectDisposedException && _channel.IsDisposed);
 
     private RpcException Translate(Exception e)
     {
@@ -166,11 +167,28 @@ internal sealed class GrpcClientCall<TRequest, TResponse> : IDisposable
         {
             return new RpcException(new Status(StatusCode.Cancelled, $"call {_method.FullName} cancelled"), new Metadata(), e);
         }
+        if (_channel.IsDisposed)
+        {
+            // Its owner closed the channel (e.g. replaced it after the server moved): calls on it end, not hang.
+            return new RpcException(new Status(StatusCode.Unavailable, $"the channel to {_channel.Target} was closed during {_method.FullName}"), new Metadata(), e);
+        }
         var status = e switch
         {
             HttpProtocolException reset => new Status(GrpcProtocol.FromHttp2ErrorCode(reset.ErrorCode), $"{_channel.Target} reset the HTTP/2 stream of {_method.FullName} (error code {reset.ErrorCode})"),
-            HttpRequestException { HttpRequestError: HttpRequestError.ConnectionError or HttpRequestError.NameResolutionError or HttpRequestError.SecureConnectionError }
+            HttpRequestException { HttpRequestError: HttpRequestError.SecureConnectionError }
+                => new Status(StatusCode.Unavailable, $"cannot connect to {_channel.Target}: TLS handshake failed: {Innermost(e).Message}"),
+            HttpRequestException { HttpRequestError: HttpRequestError.ConnectionError or HttpRequestError.NameResolutionError }
                 => new Status(StatusCode.Unavailable, $"cannot connect to {_channel.Target}: {ConnectFailure(e).Message}"),
+            // Connected, but the HTTP/2 session never got going (the server hung up before its first frame; how the
+            // connection broke varies with timing). Over TLS 1.3 that is how a server refuses the client's certificate:
+            // the client's side of the handshake is already done when the server checks it. In cleartext, it is how a
+            // TLS server treats an h2c preface.
+            HttpRequestException or IOException when _response is null && _channel.IsSecure
+                => new Status(StatusCode.Unavailable, $"{_channel.Target} closed the connection after the TLS handshake, before answering {_method.FullName}: " +
+                    $"it most likely refused this client's certificate (none, not issued by a CA it trusts, or not for client authentication); {Innermost(e).Message}"),
+            HttpRequestException or IOException when _response is null && _channel.IsCleartextTcp
+                => new Status(StatusCode.Unavailable, $"{_channel.Target} closed the connection before answering {_method.FullName} in cleartext HTTP/2 " +
+                    $"(if it serves TLS, connect with https:// and TLS credentials); {Innermost(e).Message}"),
             OperationCanceledException => new Status(StatusCode.Unavailable, $"cannot connect to {_channel.Target}: timed out after {_channel.Options.ConnectTimeout}"),
             _ => new Status(StatusCode.Unavailable, $"connection to {_channel.Target} failed during {_method.FullName}: {Innermost(e).Message}"),
         };

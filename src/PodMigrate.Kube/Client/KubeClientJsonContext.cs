@@ -12,6 +12,8 @@ namespace PodMigrate.Kube.Client;
 [JsonSerializable(typeof(Pod))]
 [JsonSerializable(typeof(KubeList<Pod>))]
 [JsonSerializable(typeof(PodStatus))]
+[JsonSerializable(typeof(Secret))]
+[JsonSerializable(typeof(KubeList<Secret>))]
 [JsonSerializable(typeof(Node))]
 [JsonSerializable(typeof(KubeList<Node>))]
 [JsonSerializable(typeof(NodeStatus))]

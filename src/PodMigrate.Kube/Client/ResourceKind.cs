@@ -51,6 +51,8 @@ public static class KubeResources
 
     public static ResourceKind<Pod> Pods { get; } = new("", "v1", "pods", "Pod", true, Json.Pod, Json.KubeListPod);
 
+    public static ResourceKind<Secret> Secrets { get; } = new("", "v1", "secrets", "Secret", true, Json.Secret, Json.KubeListSecret);
+
     public static ResourceKind<Node> Nodes { get; } = new("", "v1", "nodes", "Node", false, Json.Node, Json.KubeListNode);
 
     public static ResourceKind<KubeNamespace> Namespaces { get; } = new("", "v1", "namespaces", "Namespace", false, Json.KubeNamespace, Json.KubeListKubeNamespace);

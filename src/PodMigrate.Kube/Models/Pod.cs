@@ -179,6 +179,10 @@ public sealed class PodStatus
 
     [JsonExtensionData]
     public Dictionary<string, JsonElement>? ExtensionData { get; set; }
+
+    /// <summary>The Ready condition is True: the kubelet's verdict that the pod serves (readiness probes passed).</summary>
+    [JsonIgnore]
+    public bool IsReady => Conditions?.Exists(c => c.Type == PodCondition.ReadyType && c.Status == "True") == true;
 }
 
 public sealed class PodIp

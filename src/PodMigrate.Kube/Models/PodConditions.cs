@@ -6,6 +6,8 @@ namespace PodMigrate.Kube.Models;
 /// <summary>core/v1 PodCondition: PodScheduled, Initialized, ContainersReady, Ready, PodReadyToStartContainers…</summary>
 public sealed class PodCondition
 {
+    public const string ReadyType = "Ready";
+
     public string Type { get; set; } = "";
 
     /// <summary>"True", "False" or "Unknown".</summary>

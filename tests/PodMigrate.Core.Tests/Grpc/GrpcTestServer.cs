@@ -38,7 +38,8 @@ internal sealed class GrpcTestServer : IAsyncDisposable
 
     public TestService Service { get; }
 
-    public static async Task<GrpcTestServer> StartAsync()
+    /// <summary>With <paramref name="tcpCredentials"/> the TCP endpoint serves that (e.g. mutual TLS) instead of h2c.</summary>
+    public static async Task<GrpcTestServer> StartAsync(ServerCredentials? tcpCredentials = null)
     {
         var directory = Directory.CreateTempSubdirectory("pm-grpc-").FullName;
         var socketPath = Path.Combine(directory, "test.sock");
@@ -46,7 +47,7 @@ internal sealed class GrpcTestServer : IAsyncDisposable
         builder.Logging.ClearProviders();
         builder.WebHost.ConfigureKestrel(kestrel => kestrel
             .ListenGrpcUnixSocket(socketPath)
-            .ListenGrpcTcp(new IPEndPoint(IPAddress.Loopback, 0)));
+            .ListenGrpcTcp(new IPEndPoint(IPAddress.Loopback, 0), tcpCredentials));
         var app = builder.Build();
         var service = new TestService();
         app.MapGrpcService(service.Definition(), new GrpcServerOptions { MaxReceiveMessageSize = MaxRequestSize, ExceptionMapper = ErrorMapping.ToStatus });
@@ -63,7 +64,7 @@ internal sealed class GrpcTestServer : IAsyncDisposable
         });
         await app.StartAsync();
         var addresses = app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses;
-        var tcp = addresses.Single(a => a.StartsWith("http://127.0.0.1:", StringComparison.Ordinal));
+        var tcp = addresses.Single(a => a.StartsWith("http://127.0.0.1:", StringComparison.Ordinal) || a.StartsWith("https://127.0.0.1:", StringComparison.Ordinal));
         return new GrpcTestServer(app, directory, socketPath, new Uri(tcp), service);
     }
 

@@ -1,6 +1,9 @@
-"""Debian's python3-grpcio (the C-core gRPC stack) as a client of the PodMigrate agent, over its unix socket.
+"""Debian's python3-grpcio (the C-core gRPC stack) as a client of the PodMigrate agent, over its unix socket
+or over TCP with mutual TLS.
 
 Usage: /usr/bin/python3 grpcio_agent_client.py SOCKET_PATH
+       /usr/bin/python3 grpcio_agent_client.py --tls TLS_DIR SERVER_NAME HOST:PORT
+         (TLS_DIR holds tls.crt, tls.key, ca.crt; the agent's certificate must name SERVER_NAME)
 Prints one JSON object with what each call saw; the C# test asserts it. No protoc: requests are hand-encoded and
 replies are read with a minimal protobuf field reader.
 """
@@ -57,10 +60,30 @@ def error_of(call):
     return {"code": "OK", "details": ""}
 
 
+def read(directory, name):
+    with open(directory + "/" + name, "rb") as f:
+        return f.read()
+
+
+def open_channel(args):
+    if args[0] != "--tls":
+        return grpc.insecure_channel("unix:" + args[0]), None
+    directory, server_name, target = args[1], args[2], args[3]
+    options = [("grpc.ssl_target_name_override", server_name), ("grpc.default_authority", server_name)]
+    mutual = grpc.ssl_channel_credentials(read(directory, "ca.crt"), read(directory, "tls.key"), read(directory, "tls.crt"))
+    # The same CA but no client certificate: the agent must refuse it.
+    anonymous = grpc.ssl_channel_credentials(read(directory, "ca.crt"))
+    return grpc.secure_channel(target, mutual, options), grpc.secure_channel(target, anonymous, options)
+
+
 def main():
     identity = dict(request_serializer=lambda b: b, response_deserializer=lambda b: b)
     results = {}
-    with grpc.insecure_channel("unix:" + sys.argv[1]) as channel:
+    channel, anonymous = open_channel(sys.argv[1:])
+    if anonymous is not None:
+        with anonymous:
+            results["without_client_certificate"] = error_of(lambda: anonymous.unary_unary(SERVICE + "Health", **identity)(b"", timeout=30))
+    with channel:
         info = fields(channel.unary_unary(SERVICE + "GetNodeInfo", **identity)(b"", timeout=30))
         # NodeInfo: node_name = 1, containerd_version = 3, criu_version_text = 6, codecs = 12
         results["info"] = {

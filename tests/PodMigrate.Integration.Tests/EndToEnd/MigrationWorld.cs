@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Options;
 using PodMigrate.Controller;
 using PodMigrate.Controller.Agents;
 using PodMigrate.Controller.Migrations;
@@ -87,12 +86,7 @@ internal sealed class MigrationWorld : IAsyncDisposable
     /// <summary>Starts a controller replica; with <paramref name="releaseLeaseOnStop"/> false, stopping it is a crash.</summary>
     public void StartController(string identity, bool releaseLeaseOnStop = true)
     {
-        var directory = new KubernetesAgentDirectory(Api, Options.Create(new AgentConnectionOptions
-        {
-            Namespace = AgentNamespace,
-            TlsDirectory = ControllerTls,
-        }), TimeProvider.System, _logs.CreateLogger<KubernetesAgentDirectory>());
-        var controller = PodMigrateController.Create(Api, directory, new ControllerOptions
+        var controller = PodMigrateController.Create(Api, new AgentConnectionOptions { Namespace = AgentNamespace, TlsDirectory = ControllerTls }, new ControllerOptions
         {
             Identity = identity,
             LeaseNamespace = AgentNamespace,
@@ -112,7 +106,7 @@ internal sealed class MigrationWorld : IAsyncDisposable
             }
             finally
             {
-                directory.Dispose();
+                controller.Dispose();
             }
         }, CancellationToken.None)));
     }

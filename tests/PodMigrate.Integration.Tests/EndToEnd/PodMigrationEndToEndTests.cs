@@ -100,7 +100,7 @@ public sealed class PodMigrationEndToEndTests(LocalCluster cluster, ITestOutputH
         var status = done.Status!;
         status.Phase.ShouldBe(MigrationPhase.RolledBack, status.Message);
         status.RollbackReason.ShouldBe("RestoreFailed");
-        status.Message.ShouldContain(NodeB);
+        status.Message.ShouldNotBeNull().ShouldContain(NodeB);
         (await world.EventsForAsync(done, cts.Token)).ShouldContain(e => e.Reason == "RolledBack" && e.Type == "Warning");
         var sourceNow = await world.WaitForPodReadyAsync(source.Metadata.Namespace!, source.Metadata.Name!, cts.Token);
         var frozenAt = await world.ReadCounterAsync(sourceNow, cts.Token);

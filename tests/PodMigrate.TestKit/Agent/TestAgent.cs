@@ -13,6 +13,15 @@ public sealed record TestAgentLayout(string Node, string ContainerdSocket, strin
     /// <summary>A free loopback port for /metrics, or 0 for none.</summary>
     public int MetricsPort { get; init; }
 
+    /// <summary>A TCP port for the gRPC API (e.g. <see cref="FreePort"/>), or 0 for the unix socket only.</summary>
+    public int GrpcPort { get; init; }
+
+    /// <summary>The address the TCP port binds to.</summary>
+    public string ListenAddress { get; init; } = "127.0.0.1";
+
+    /// <summary>A TLS directory (tls.crt, tls.key, ca.crt): the TCP port then serves mutual TLS only.</summary>
+    public string? TlsDirectory { get; init; }
+
     public string Socket => Path.Combine(Directory, "agent.sock");
 
     public string ShareRoot => Share ?? Path.Combine(Directory, "share");
@@ -38,9 +47,10 @@ public sealed record TestAgentLayout(string Node, string ContainerdSocket, strin
         options.NodeName = Node;
         options.ContainerdSocket = ContainerdSocket;
         options.UnixSocket = Socket;
-        options.GrpcPort = 0;
+        options.GrpcPort = GrpcPort;
         options.MetricsPort = MetricsPort;
-        options.ListenAddress = "127.0.0.1";
+        options.ListenAddress = ListenAddress;
+        options.TlsDirectory = TlsDirectory ?? "";
         options.ShareRoot = ShareRoot;
         options.StateDirectory = StateDirectory;
         options.KeepPerPod = 0;
@@ -103,21 +113,23 @@ public sealed class AgentProcess : IAsyncDisposable
     public static async Task<AgentProcess> StartAsync(TestAgentLayout layout, CancellationToken cancellationToken)
     {
         Directory.CreateDirectory(layout.ShareRoot);
-        var cli = Path.Combine(AppContext.BaseDirectory, "podmigrate.dll");
-        if (!File.Exists(cli))
-        {
-            throw new InvalidOperationException($"the podmigrate CLI is not beside the tests ({cli}): TestKit references PodMigrate.Cli for it");
-        }
+        var cli = Cli.PodmigrateCli.DllPath;
         var start = new ProcessStartInfo("dotnet")
         {
             ArgumentList =
             {
                 cli, "agent", "--node", layout.Node, "--containerd-socket", layout.ContainerdSocket, "--socket", layout.Socket,
-                "--port", "0", "--share", layout.ShareRoot, "--state-dir", layout.StateDirectory,
+                "--port", layout.GrpcPort.ToString(System.Globalization.CultureInfo.InvariantCulture), "--listen", layout.ListenAddress,
+                "--share", layout.ShareRoot, "--state-dir", layout.StateDirectory,
             },
             RedirectStandardOutput = true,
             RedirectStandardError = true,
         };
+        if (layout.TlsDirectory is not null)
+        {
+            start.ArgumentList.Add("--tls-dir");
+            start.ArgumentList.Add(layout.TlsDirectory);
+        }
         start.Environment["Logging__LogLevel__Default"] = "Warning";
         var process = Process.Start(start) ?? throw new InvalidOperationException("could not start the agent process");
         process.BeginOutputReadLine();
