@@ -5,8 +5,9 @@ using System.Net.Http.Headers;
 namespace PodMigrate.Core.Grpc;
 
 /// <summary>
-/// One client call on the wire: sends the request frame, reads response frames as they arrive, and turns whatever
-/// ends the call (status, HTTP error, reset stream, deadline, cancellation, lost connection) into an <see cref="RpcException"/>.
+/// One client call on the wire: sends the request frame (or, for a duplex call, request frames as they are written
+/// while responses arrive), reads response frames as they arrive, and turns whatever ends the call (status, HTTP
+/// error, reset stream, deadline, cancellation, lost connection) into an <see cref="RpcException"/>.
 /// Disposing it before the end cancels the call, which resets the HTTP/2 stream.
 /// </summary>
 internal sealed class GrpcClientCall<TRequest, TResponse> : IDisposable
@@ -20,6 +21,8 @@ internal sealed class GrpcClientCall<TRequest, TResponse> : IDisposable
     private readonly CancellationTokenSource? _deadlineCts;
     private readonly CancellationTokenSource _callCts;
     private HttpRequestMessage? _request;
+    private StreamingContent? _requestStream;
+    private Task? _sending;
     private HttpResponseMessage? _response;
     private PipeReader? _reader;
     private (Status Status, Metadata Trailers)? _end;
@@ -50,13 +53,43 @@ internal sealed class GrpcClientCall<TRequest, TResponse> : IDisposable
     {
         try
         {
-            await StartCoreAsync(request);
+            await SendAsync(new ByteArrayContent(GrpcFraming.ToFrame(request)));
         }
         catch (Exception e) when (IsCallFailure(e))
         {
             throw Translate(e);
         }
     }
+
+    /// <summary>
+    /// Starts a call whose request messages are written one by one (<see cref="WriteAsync"/>) while responses are
+    /// read: the request goes out at once, the response headers are awaited by the first read.
+    /// </summary>
+    public void StartStreaming()
+    {
+        _requestStream = new StreamingContent();
+        _sending = SendAsync(_requestStream);
+    }
+
+    /// <summary>Sends one request message of a streaming call; a call the server already ended throws its status.</summary>
+    public async Task WriteAsync(TRequest message)
+    {
+        var content = _requestStream ?? throw new InvalidOperationException("the call was not started for streaming requests");
+        try
+        {
+            var body = await content.Body.WaitAsync(_callCts.Token);
+            await body.WriteAsync(GrpcFraming.ToFrame(message), _callCts.Token);
+            await body.FlushAsync(_callCts.Token);
+        }
+        catch (Exception e) when (IsCallFailure(e))
+        {
+            throw await WriteFailureAsync(e);
+        }
+    }
+
+    /// <summary>Ends the request stream of a streaming call (the server reads its end); responses can still be read.</summary>
+    public void CompleteRequests()
+        => (_requestStream ?? throw new InvalidOperationException("the call was not started for streaming requests")).Complete();
 
     /// <summary>The next message; default at the end of an OK call; throws the call's non-OK status after the last message.</summary>
     public async ValueTask<TResponse?> ReadNextAsync()
@@ -86,7 +119,7 @@ internal sealed class GrpcClientCall<TRequest, TResponse> : IDisposable
         return response;
     }
 
-    private async Task StartCoreAsync(TRequest request)
+    private async Task SendAsync(HttpContent content)
     {
         if (DeadlinePassed)
         {
@@ -96,7 +129,7 @@ internal sealed class GrpcClientCall<TRequest, TResponse> : IDisposable
         {
             Version = HttpVersion.Version20,
             VersionPolicy = HttpVersionPolicy.RequestVersionExact,
-            Content = new ByteArrayContent(GrpcFraming.ToFrame(request)),
+            Content = content,
         };
         _request.Content.Headers.ContentType = new MediaTypeHeaderValue(GrpcProtocol.ContentType);
         _request.Headers.TryAddWithoutValidation("te", "trailers");
@@ -129,6 +162,11 @@ internal sealed class GrpcClientCall<TRequest, TResponse> : IDisposable
 
     private async ValueTask<TResponse?> ReadNextCoreAsync()
     {
+        if (_sending is not null)
+        {
+            // A streaming call: its response headers come in while requests go out.
+            await _sending;
+        }
         if (_end is null && _reader is not null)
         {
             var message = await GrpcFraming.ReadMessageAsync(_reader, _method.ResponseParser, _channel.Options.MaxReceiveMessageSize, _callCts.Token);
@@ -144,6 +182,28 @@ internal sealed class GrpcClientCall<TRequest, TResponse> : IDisposable
         }
         var (status, metadata) = _end!.Value;
         return status.StatusCode == StatusCode.OK ? default : throw new RpcException(status, metadata);
+    }
+
+    /// <summary>
+    /// A request write failed: when the server has already ended the call (it refused or failed the stream), its
+    /// status says why; otherwise the write's own failure does.
+    /// </summary>
+    private async Task<RpcException> WriteFailureAsync(Exception writeFailure)
+    {
+        if (_sending is { IsCompleted: true })
+        {
+            try
+            {
+                while (await ReadNextCoreAsync() is not null)
+                {
+                }
+            }
+            catch (Exception e) when (IsCallFailure(e))
+            {
+                return Translate(e);
+            }
+        }
+        return Translate(writeFailure);
     }
 
     private static bool IsCallFailure(Exception e)
@@ -201,10 +261,42 @@ internal sealed class GrpcClientCall<TRequest, TResponse> : IDisposable
     public void Dispose()
     {
         _callCts.Cancel();
+        _requestStream?.Complete();
+        // A streaming call's start is only awaited by a read; one nobody read ends here, its failure is the call's end.
+        _sending?.ContinueWith(static t => t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
         _reader?.Complete();
         _response?.Dispose();
         _request?.Dispose();
         _callCts.Dispose();
         _deadlineCts?.Dispose();
+    }
+}
+
+/// <summary>
+/// A request body written message by message (HTTP/2 full duplex): HttpClient hands over the body stream when it
+/// starts sending, and the request ends when <see cref="Complete"/> is called.
+/// </summary>
+internal sealed class StreamingContent : HttpContent
+{
+    private readonly TaskCompletionSource<Stream> _body = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _completed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>The request body, once HttpClient has started sending it.</summary>
+    public Task<Stream> Body => _body.Task;
+
+    public void Complete() => _completed.TrySetResult();
+
+    protected override Task SerializeToStreamAsync(Stream stream, TransportContext? context) => SerializeToStreamAsync(stream, context, CancellationToken.None);
+
+    protected override async Task SerializeToStreamAsync(Stream stream, TransportContext? context, CancellationToken cancellationToken)
+    {
+        _body.TrySetResult(stream);
+        await _completed.Task.WaitAsync(cancellationToken);
+    }
+
+    protected override bool TryComputeLength(out long length)
+    {
+        length = -1;
+        return false;
     }
 }
