@@ -15,6 +15,9 @@ internal sealed class GrpcClientCall<TRequest, TResponse> : IDisposable
     where TResponse : Google.Protobuf.IMessage<TResponse>, new()
 {
     private readonly GrpcChannel _channel;
+    /// <summary>How long a failed request write waits for the status that explains it.</summary>
+    private static readonly TimeSpan StatusWait = TimeSpan.FromSeconds(5);
+
     private readonly Method<TRequest, TResponse> _method;
     private readonly CallOptions _options;
     private readonly DateTime? _deadline;
@@ -81,8 +84,9 @@ internal sealed class GrpcClientCall<TRequest, TResponse> : IDisposable
             await body.WriteAsync(GrpcFraming.ToFrame(message), _callCts.Token);
             await body.FlushAsync(_callCts.Token);
         }
-        catch (Exception e) when (IsCallFailure(e))
+        catch (Exception e) when (IsCallFailure(e) || e is ObjectDisposedException)
         {
+            // HttpClient disposes the request body once the response has ended: the call is over, its status says why.
             throw await WriteFailureAsync(e);
         }
     }
@@ -190,20 +194,26 @@ internal sealed class GrpcClientCall<TRequest, TResponse> : IDisposable
     /// </summary>
     private async Task<RpcException> WriteFailureAsync(Exception writeFailure)
     {
-        if (_sending is { IsCompleted: true })
+        try
         {
-            try
+            // The status is on its way when the server ended the call; a lost connection fails the start as well.
+            if (_sending is { } sending)
             {
-                while (await ReadNextCoreAsync() is not null)
-                {
-                }
+                await sending.WaitAsync(StatusWait, _channel.Options.TimeProvider, CancellationToken.None);
             }
-            catch (Exception e) when (IsCallFailure(e))
+            while (await ReadNextCoreAsync() is not null)
             {
-                return Translate(e);
             }
         }
-        return Translate(writeFailure);
+        catch (Exception e) when (IsCallFailure(e))
+        {
+            return Translate(e);
+        }
+        catch (TimeoutException)
+        {
+            // No answer from the server: the write's own failure is all there is to say.
+        }
+        return Translate(writeFailure is ObjectDisposedException ? new IOException("the request stream was closed", writeFailure) : writeFailure);
     }
 
     private static bool IsCallFailure(Exception e)
