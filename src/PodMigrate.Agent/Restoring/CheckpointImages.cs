@@ -75,19 +75,22 @@ internal sealed class CheckpointImages(
         }
     }
 
-    /// <summary>Removes this node's images of checkpoint <paramref name="id"/>; returns how many there were.</summary>
+    /// <summary>
+    /// Removes this node's images of checkpoint <paramref name="id"/>, with the record named by the image id that
+    /// containerd's CRI adds for every image it sees (left behind, it would keep the layer and its snapshot);
+    /// containerd's garbage collector then frees both. Returns how many images there were.
+    /// </summary>
     public async Task<int> RemoveAsync(CheckpointId id, CancellationToken cancellationToken)
     {
         var images = await _images.ListAsync(cancellationToken, LabelFilter(id));
         foreach (var image in images)
         {
-            try
+            var imageId = await ConfigDigestOrNullAsync(image.Name, cancellationToken);
+            // CRI removes every name it keeps for the image (and updates its cache, which a kubelet reads).
+            await cri.Images.RemoveImageAsync(image.Name, cancellationToken);
+            foreach (var name in imageId is null ? [image.Name] : new[] { image.Name, imageId })
             {
-                await _images.DeleteAsync(image.Name, cancellationToken);
-            }
-            catch (PodMigrateException e) when (e.Kind == ErrorKind.NotFound)
-            {
-                // Removed meanwhile: the goal is met.
+                await DeleteIfPresentAsync(name, cancellationToken);
             }
             AgentLog.CheckpointImageRemoved(logger, id.Value, image.Name);
         }
@@ -211,6 +214,32 @@ internal sealed class CheckpointImages(
             [ContainerdContent.GcContentReferencePrefix + "l.0"] = documents.Layer.Digest,
         };
         await content.WriteBlobAsync($"podmigrate-manifest-{manifest.Descriptor.Digest}-{suffix}", manifest.Content, manifest.Descriptor.Digest, references, cancellationToken);
+    }
+
+    private async Task<string?> ConfigDigestOrNullAsync(string name, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return (await _images.ResolveAsync(name, cancellationToken)).ConfigDescriptor?.Digest;
+        }
+        catch (PodMigrateException e) when (e.Kind is ErrorKind.NotFound or ErrorKind.DataLoss)
+        {
+            // Gone meanwhile, or its manifest is: there is no image-id record to look for.
+            return null;
+        }
+    }
+
+    /// <summary>Deletes an image record; the last delete waits for containerd's garbage collector (the blobs and snapshot are freed).</summary>
+    private async Task DeleteIfPresentAsync(string name, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _images.DeleteAsync(name, cancellationToken);
+        }
+        catch (PodMigrateException e) when (e.Kind == ErrorKind.NotFound)
+        {
+            // Removed already (by CRI, or meanwhile): the goal is met.
+        }
     }
 
     private static Dictionary<string, string> SnapshotLabel(string snapshotter, string chainId)

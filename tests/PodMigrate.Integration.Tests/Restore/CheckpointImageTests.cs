@@ -118,18 +118,27 @@ public sealed class CheckpointImageTests(RestoreFixture fixture, ITestOutputHelp
     }
 
     [Fact(Timeout = 180_000)]
-    public async Task Deleting_the_checkpoint_removes_the_nodes_image_of_it()
+    public async Task Deleting_the_checkpoint_removes_the_nodes_image_of_it_and_frees_its_layer_and_snapshot()
     {
         using var cts = new CancellationTokenSource(TestBudget);
         var checkpointId = await fixture.CheckpointSourceAsync(cts.Token);
         var id = RestoreFixture.CheckpointIdOf(checkpointId);
         var imported = await fixture.AgentB.Restore.RunAsync(ImageOnly(checkpointId), _ => { }, cts.Token);
         (await CriB.Images.ImageStatusAsync(imported.CheckpointImage, cts.Token)).ShouldNotBeNull();
+        var images = new ContainerdImages(fixture.AgentB.Containerd);
+        var resolved = await images.ResolveAsync(imported.CheckpointImage, cts.Token);
+        var layer = resolved.Layers.ShouldNotBeNull().Single();
+        var snapshots = new ContainerdSnapshots(fixture.AgentB.Containerd);
+        await snapshots.StatAsync(resolved.ChainId, cts.Token);
 
         await fixture.AgentB.Deletion.DeleteAsync(id, force: false, cts.Token);
 
-        (await new ContainerdImages(fixture.AgentB.Containerd).ListAsync(cts.Token, CheckpointImages.LabelFilter(id))).ShouldBeEmpty();
+        (await images.ListAsync(cts.Token, CheckpointImages.LabelFilter(id))).ShouldBeEmpty();
+        (await images.ListAsync(cts.Token)).Where(i => i.Target.Digest == resolved.Manifest.Digest).Select(i => i.Name)
+            .ShouldBeEmpty("no name keeps the image, not even the one CRI makes from the image id");
         await WaitUntilCriForgetsAsync(imported.CheckpointImage, cts.Token);
+        (await Should.ThrowAsync<PodMigrateException>(() => images.InfoAsync(layer.Digest, cts.Token))).Kind.ShouldBe(ErrorKind.NotFound, "the layer is freed");
+        (await Should.ThrowAsync<PodMigrateException>(() => snapshots.StatAsync(resolved.ChainId, cts.Token))).Kind.ShouldBe(ErrorKind.NotFound, "and so is its snapshot");
         (await Should.ThrowAsync<PodMigrateException>(() => fixture.AgentB.Store.GetAsync(id, cts.Token))).Kind.ShouldBe(ErrorKind.NotFound);
         (await Should.ThrowAsync<PodMigrateException>(() => fixture.AgentB.Deletion.DeleteAsync(id, force: false, cts.Token))).Kind.ShouldBe(ErrorKind.NotFound);
     }
