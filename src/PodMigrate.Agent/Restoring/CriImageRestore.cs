@@ -19,11 +19,12 @@ namespace PodMigrate.Agent.Restoring;
 /// RESTORE_CRI_IMAGE: the runtime restores the container itself when it is created with a checkpoint image as its
 /// image (containerd 2.1–2.3, CRI-O), which is what an unmodified kubelet does for a pod whose image is one. The
 /// checkpoint becomes an image in this node's containerd first (<see cref="CheckpointImages"/>); with image_only that
-/// is all, and the caller (a kubelet running the controller's clone pod) creates the container. Otherwise the pod runs
-/// the way a kubelet runs it: ImageStatus on the image reference (present, so no pull), RunPodSandbox with kubelet's
-/// config, CreateContainer with the image id CRI resolved, StartContainer. Every failure removes the sandbox (and with
-/// it the container), its log directory and pod cgroups, and the read-only checkpointNNN mount (with its view snapshot)
-/// that containerd 2.1 leaks when its restore fails.
+/// is all, and the caller (a kubelet running the controller's clone pod) creates the container; the image stays until
+/// its checkpoint is deleted. Otherwise the pod runs the way a kubelet runs it: ImageStatus on the image reference
+/// (present, so no pull), RunPodSandbox with kubelet's config, CreateContainer with the image id CRI resolved,
+/// StartContainer; an image imported only for that is removed afterwards. Every failure removes the sandbox (and with
+/// it the container), its log directory and pod cgroups, and the read-only checkpointNNN mount (with its view
+/// snapshot) that containerd 2.1 leaks when its restore fails.
 /// </summary>
 internal sealed class CriImageRestore(
     CheckpointImages images,
@@ -47,7 +48,33 @@ internal sealed class CriImageRestore(
 
         var target = request.Pod;
         var pod = PodFor(target, image, context);
-        return await context.PhaseAsync(Phase.Restore, $"restoring pod {target.Namespace}/{target.Name} through CRI", () => RunPodAsync(pod, context, cancellationToken));
+        try
+        {
+            return await context.PhaseAsync(Phase.Restore, $"restoring pod {target.Namespace}/{target.Name} through CRI", () => RunPodAsync(pod, context, cancellationToken));
+        }
+        finally
+        {
+            if (!image.Reused)
+            {
+                // The restored container needs the image no more (containerd copied the checkpoint into it): an image
+                // made only for this restore goes, or every restore would leave twice the checkpoint's size on the node.
+                // One that was there before (image_only, for a kubelet) stays until its checkpoint is deleted.
+                await context.PhaseAsync(Phase.Cleanup, $"removing checkpoint image {image.Reference}", () => RemoveImageAsync(context));
+            }
+        }
+    }
+
+    private async Task RemoveImageAsync(RestoreContext context)
+    {
+        using var timeout = new CancellationTokenSource(CleanupTimeout);
+        try
+        {
+            await images.RemoveAsync(context.Id, timeout.Token);
+        }
+        catch (Exception e) when (e is PodMigrateException or OperationCanceledException)
+        {
+            AgentLog.RestoreCleanupFailed(_logger, e, context.Id.Value, "its checkpoint image");
+        }
     }
 
     /// <summary>The pod a kubelet would run for this target: the checkpointed container, its image the checkpoint image.</summary>

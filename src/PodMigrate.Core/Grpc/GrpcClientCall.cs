@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.IO.Pipelines;
 using System.Net;
 using System.Net.Http.Headers;
@@ -81,8 +82,19 @@ internal sealed class GrpcClientCall<TRequest, TResponse> : IDisposable
         try
         {
             var body = await content.Body.WaitAsync(_callCts.Token);
-            await body.WriteAsync(GrpcFraming.ToFrame(message), _callCts.Token);
-            await body.FlushAsync(_callCts.Token);
+            // Streamed requests can be large (1 MiB chunks of a blob): frame them in a pooled buffer, not a new array each.
+            var size = message.CalculateSize();
+            var frame = ArrayPool<byte>.Shared.Rent(GrpcFraming.HeaderSize + size);
+            try
+            {
+                var length = GrpcFraming.WriteFrame(frame, message, size);
+                await body.WriteAsync(frame.AsMemory(0, length), _callCts.Token);
+                await body.FlushAsync(_callCts.Token);
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(frame);
+            }
         }
         catch (Exception e) when (IsCallFailure(e) || e is ObjectDisposedException)
         {

@@ -99,6 +99,29 @@ public sealed class CheckpointImageTests(RestoreFixture fixture, ITestOutputHelp
     }
 
     [Fact(Timeout = 180_000)]
+    public async Task A_pod_restored_by_the_agent_from_an_image_made_before_reuses_it_and_leaves_it_in_place()
+    {
+        using var cts = new CancellationTokenSource(TestBudget);
+        var checkpointId = await fixture.CheckpointSourceAsync(cts.Token);
+        var archivedCount = await fixture.ArchivedCountOfAsync(checkpointId, cts.Token);
+        var podName = UniqueName("reuse");
+        await using var _ = PodCleanup(podName);
+        var imported = await fixture.AgentB.Restore.RunAsync(ImageOnly(checkpointId), _ => { }, cts.Token);
+
+        var restored = await fixture.AgentB.Restore.RunAsync(new RestoreRequest
+        {
+            CheckpointId = checkpointId,
+            Method = RestoreMethod.RestoreCriImage,
+            Pod = new PodTarget { Namespace = TestPods.Namespace, Name = podName },
+        }, _ => { }, cts.Token);
+
+        restored.CheckpointImage.ShouldBe(imported.CheckpointImage);
+        restored.Timings.Select(t => t.Phase).ShouldBe([Phase.Restore], "nothing fetched or imported, nothing removed");
+        await RestoreAssertions.ShouldContinuePodCounterAsync(RunnerB, podName, restored.PodIp, archivedCount, cts.Token);
+        (await CriB.Images.ImageStatusAsync(imported.CheckpointImage, cts.Token)).ShouldNotBeNull("the image made for a kubelet stays");
+    }
+
+    [Fact(Timeout = 180_000)]
     public async Task A_flipped_byte_in_the_archive_is_DataLoss_and_leaves_no_image_no_content_ingest()
     {
         using var cts = new CancellationTokenSource(TestBudget);
