@@ -147,7 +147,7 @@ internal sealed class CheckpointImages(
                 var documents = CheckpointImage.Describe(layer.Descriptor, annotations);
                 var unpacker = new ContainerdUnpacker(leased);
                 await WriteDocumentsAsync(content, documents, unpacker.Snapshotter, suffix, cancellationToken);
-                await unpacker.UnpackAsync([LayerOf(documents.Layer)], cancellationToken);
+                await unpacker.UnpackAsync([ImageLayer.Uncompressed(documents.Layer.MediaType, documents.Layer.Digest, documents.Layer.Size)], cancellationToken);
                 await CreateImageRecordAsync(id, reference, documents.Manifest.Descriptor, cancellationToken);
                 var imageId = await WaitUntilCriListsAsync(reference, cancellationToken);
                 AgentLog.CheckpointImageImported(logger, id.Value, reference, layer.Descriptor.Size);
@@ -180,7 +180,7 @@ internal sealed class CheckpointImages(
         var unpacker = new ContainerdUnpacker(containerd);
         if (layers.Count != 1 || layers[0].MediaType != OciMediaTypes.LayerTar)
         {
-            throw new PodMigrateException(ErrorKind.DataLoss, $"image {reference} is not a checkpoint image (it has {layers.Count} layers); remove it");
+            throw PodMigrateException.FailedPrecondition($"image {reference} is not a checkpoint image (it has {layers.Count} layers); remove it");
         }
         if (!await unpacker.ExistsAsync(resolved.ChainId, cancellationToken))
         {
@@ -189,7 +189,7 @@ internal sealed class CheckpointImages(
             await using (lease)
             {
                 var layer = layers[0];
-                await new ContainerdUnpacker(leases.Under(lease)).UnpackAsync([new ImageLayer(layer.MediaType, layer.Digest, layer.Size, layer.Digest)], cancellationToken);
+                await new ContainerdUnpacker(leases.Under(lease)).UnpackAsync([ImageLayer.Uncompressed(layer.MediaType, layer.Digest, layer.Size)], cancellationToken);
                 await new ContainerdContent(containerd).SetLabelsAsync((resolved.ConfigDescriptor ?? throw new PodMigrateException(ErrorKind.DataLoss, $"image {reference} has no config")).Digest, SnapshotLabel(unpacker.Snapshotter, resolved.ChainId), cancellationToken);
             }
         }
@@ -324,5 +324,4 @@ internal sealed class CheckpointImages(
         return at > 0 && reference[..at].Contains('/', StringComparison.Ordinal);
     }
 
-    private static ImageLayer LayerOf(Core.Images.OciDescriptor layer) => new(layer.MediaType, layer.Digest, layer.Size, layer.Digest);
 }

@@ -1,16 +1,11 @@
 using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Options;
 using PodMigrate.Agent.Telemetry;
 using PodMigrate.Agent.V1;
-using PodMigrate.Core.Archive;
 using PodMigrate.Core.Errors;
-using PodMigrate.Core.Images;
-using PodMigrate.Core.Store;
 using PodMigrate.Kube.Models;
 using PodMigrate.Node.Containerd;
 using PodMigrate.Node.Cri;
 using PodMigrate.Node.Restore;
-using Runtime.V1;
 using KubeContainer = PodMigrate.Kube.Models.Container;
 
 namespace PodMigrate.Agent.Restoring;
@@ -40,16 +35,20 @@ internal sealed class CriImageRestore(
 
     public async Task<RestoredTarget> RunAsync(RestoreContext context, RestoreRequest request, CancellationToken cancellationToken)
     {
+        var target = request.Pod;
+        if (!request.ImageOnly && await _runner.GetAsync(target.Namespace, target.Name, cancellationToken) is { State: "Ready" })
+        {
+            throw new PodMigrateException(ErrorKind.AlreadyExists, $"pod {target.Namespace}/{target.Name} is already running on this node");
+        }
         var image = await images.ImportAsync(context, cancellationToken);
         if (request.ImageOnly)
         {
             return new RestoredTarget("", CheckpointImage: image.Reference);
         }
 
-        var target = request.Pod;
-        var pod = PodFor(target, image, context);
         try
         {
+            var pod = PodFor(target, image, context);
             return await context.PhaseAsync(Phase.Restore, $"restoring pod {target.Namespace}/{target.Name} through CRI", () => RunPodAsync(pod, context, cancellationToken));
         }
         finally
@@ -114,10 +113,6 @@ internal sealed class CriImageRestore(
     {
         var ns = pod.Metadata.Namespace!;
         var name = pod.Metadata.Name!;
-        if (await _runner.GetAsync(ns, name, cancellationToken) is { State: "Ready" })
-        {
-            throw new PodMigrateException(ErrorKind.AlreadyExists, $"pod {ns}/{name} is already running on this node");
-        }
         var container = pod.Spec.Containers[0];
         // As a kubelet does: the pod's image is looked up by its reference, and the container created with the id CRI resolved.
         var image = await cri.Images.ImageStatusAsync(container.Image!, cancellationToken)

@@ -7,7 +7,11 @@ using Descriptor = Containerd.Types.Descriptor;
 namespace PodMigrate.Node.Containerd;
 
 /// <summary>One layer of an image as the unpacker needs it: its blob in the content store and its uncompressed digest.</summary>
-public sealed record ImageLayer(string MediaType, string Digest, long Size, string DiffId);
+public sealed record ImageLayer(string MediaType, string Digest, long Size, string DiffId)
+{
+    /// <summary>An uncompressed layer: its digest is its diff id.</summary>
+    public static ImageLayer Uncompressed(string mediaType, string digest, long size) => new(mediaType, digest, size, digest);
+}
 
 /// <summary>
 /// Unpacks image layers from the content store into a snapshotter the way containerd's own client does: for each layer,

@@ -99,6 +99,23 @@ public sealed class CheckpointImageTests(RestoreFixture fixture, ITestOutputHelp
     }
 
     [Fact(Timeout = 180_000)]
+    public async Task An_image_that_lost_its_snapshot_is_unpacked_again_from_its_content_without_reading_the_archive()
+    {
+        using var cts = new CancellationTokenSource(TestBudget);
+        var checkpointId = await fixture.CheckpointSourceAsync(cts.Token);
+        var imported = await fixture.AgentB.Restore.RunAsync(ImageOnly(checkpointId), _ => { }, cts.Token);
+        var resolved = await new ContainerdImages(fixture.AgentB.Containerd).ResolveAsync(imported.CheckpointImage, cts.Token);
+        var snapshots = new ContainerdSnapshots(fixture.AgentB.Containerd);
+        await snapshots.RemoveAsync(resolved.ChainId, cts.Token);
+
+        var again = await fixture.AgentB.Restore.RunAsync(ImageOnly(checkpointId), _ => { }, cts.Token);
+
+        again.CheckpointImage.ShouldBe(imported.CheckpointImage);
+        again.Timings.ShouldBeEmpty("the archive is not read again");
+        (await snapshots.StatAsync(resolved.ChainId, cts.Token)).Kind.ShouldBe(global::Containerd.Services.Snapshots.V1.Kind.Committed, "what containerd's restore mounts is back");
+    }
+
+    [Fact(Timeout = 180_000)]
     public async Task A_pod_restored_by_the_agent_from_an_image_made_before_reuses_it_and_leaves_it_in_place()
     {
         using var cts = new CancellationTokenSource(TestBudget);
