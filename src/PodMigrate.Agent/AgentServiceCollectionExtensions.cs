@@ -46,6 +46,8 @@ internal static class AgentServiceCollectionExtensions
         services.AddSingleton<CriStatusReader>();
         services.AddSingleton<SourceControl>();
         services.AddSingleton<CheckpointOperation>();
+        services.AddSingleton<CheckpointImages>();
+        services.AddSingleton<CheckpointDeletion>();
         services.AddSingleton<CriImageRestore>();
         services.AddSingleton<DirectRestore>();
         services.AddSingleton<RestoreOperation>();

@@ -1,143 +1,83 @@
 using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Options;
 using PodMigrate.Agent.Telemetry;
 using PodMigrate.Agent.V1;
-using PodMigrate.Core.Archive;
 using PodMigrate.Core.Errors;
-using PodMigrate.Core.Images;
-using PodMigrate.Core.Store;
 using PodMigrate.Kube.Models;
 using PodMigrate.Node.Containerd;
 using PodMigrate.Node.Cri;
 using PodMigrate.Node.Restore;
-using Runtime.V1;
 using KubeContainer = PodMigrate.Kube.Models.Container;
 
 namespace PodMigrate.Agent.Restoring;
 
 /// <summary>
-/// RESTORE_CRI_IMAGE: the runtime restores the container itself when a kubelet creates it with a checkpoint as its
-/// image (containerd 2.1–2.3, CRI-O). The checkpoint is handed over as a plain Kubernetes checkpoint tar on this
-/// node, a form both runtimes take as the image of CreateContainer (containerd: "if os.Stat(image) succeeds, it is
-/// an archive"). Chosen over a checkpoint OCI image because nothing has to be recompressed, pushed and pulled: the
-/// blob on the share is decompressed once straight into that tar (verified in the same pass, never unpacked here),
-/// and containerd unpacks it once. Then the pod runs the way
-/// <see cref="KubeletPodRunner"/> runs pods: RunPodSandbox with kubelet's config, CreateContainer, StartContainer.
-/// Every failure removes the sandbox (and with it the container), its log directory and pod cgroups, and the
-/// read-only checkpointNNN mount containerd 2.1 leaks when its restore fails.
+/// RESTORE_CRI_IMAGE: the runtime restores the container itself when it is created with a checkpoint image as its
+/// image (containerd 2.1–2.3, CRI-O), which is what an unmodified kubelet does for a pod whose image is one. The
+/// checkpoint becomes an image in this node's containerd first (<see cref="CheckpointImages"/>); with image_only that
+/// is all, and the caller (a kubelet running the controller's clone pod) creates the container; the image stays until
+/// its checkpoint is deleted. Otherwise the pod runs the way a kubelet runs it: ImageStatus on the image reference
+/// (present, so no pull), RunPodSandbox with kubelet's config, CreateContainer with the image id CRI resolved,
+/// StartContainer; an image imported only for that is removed afterwards. Every failure removes the sandbox (and with
+/// it the container), its log directory and pod cgroups, and the read-only checkpointNNN mount (with its view
+/// snapshot) that containerd 2.1 leaks when its restore fails.
 /// </summary>
 internal sealed class CriImageRestore(
-    IOptions<AgentOptions> options,
-    ICheckpointStore store,
+    CheckpointImages images,
     CriConnection cri,
     ContainerdConnection containerd,
     TimeProvider time,
     ILoggerFactory loggers)
 {
-    private const string CheckpointTarName = "checkpoint.tar";
     private static readonly TimeSpan CleanupTimeout = TimeSpan.FromSeconds(60);
-    private static readonly IReadOnlySet<string> MetadataFiles = new HashSet<string>(StringComparer.Ordinal)
-    {
-        CheckpointLayout.ConfigDumpFile, CheckpointLayout.SpecDumpFile, CheckpointLayout.StatusDumpFile,
-    };
 
     private readonly ILogger _logger = loggers.CreateLogger<CriImageRestore>();
     private readonly KubeletPodRunner _runner = new(cri, loggers.CreateLogger<KubeletPodRunner>(), time);
 
     public async Task<RestoredTarget> RunAsync(RestoreContext context, RestoreRequest request, CancellationToken cancellationToken)
     {
-        var image = TarPath(context, request.ImageOnly);
-        var config = await context.PhaseAsync(Phase.Fetch, $"fetching and verifying checkpoint {context.Id} into a checkpoint tar for CRI",
-            () => FetchCheckpointTarAsync(context, image, cancellationToken));
+        var target = request.Pod;
+        if (!request.ImageOnly && await _runner.GetAsync(target.Namespace, target.Name, cancellationToken) is { State: "Ready" })
+        {
+            throw new PodMigrateException(ErrorKind.AlreadyExists, $"pod {target.Namespace}/{target.Name} is already running on this node");
+        }
+        var image = await images.ImportAsync(context, cancellationToken);
         if (request.ImageOnly)
         {
-            return new RestoredTarget("", CheckpointImage: image);
+            return new RestoredTarget("", CheckpointImage: image.Reference);
         }
 
-        var target = request.Pod;
-        var pod = PodFor(target, config, context, image);
-        return await context.PhaseAsync(Phase.Restore, $"restoring pod {target.Namespace}/{target.Name} through CRI", () => RunPodAsync(pod, context, cancellationToken));
-    }
-
-    /// <summary>Where image_only leaves the tar: outside staging, because the caller creates the container later.</summary>
-    private string TarPath(RestoreContext context, bool imageOnly)
-        => imageOnly
-            ? Path.Combine(options.Value.StateDirectory, "images", $"{context.Id}.tar")
-            : Path.Combine(context.Staging, CheckpointTarName);
-
-    /// <summary>
-    /// One pass from the share to the tar the runtime gets: decompressed once, every file's and the blob's sha256
-    /// verified on the way (a tar that fails is deleted: DataLoss, nothing created); only the metadata files are held
-    /// in memory, and written to staging for the steps after. containerd needs all three to restore: it reads labels
-    /// and annotations from status.dump.
-    /// </summary>
-    private async Task<ContainerConfigDump> FetchCheckpointTarAsync(RestoreContext context, string tarPath, CancellationToken cancellationToken)
-    {
-        ContainerConfigDump? config = null;
-        var options = new CheckpointTarCopyOptions
-        {
-            Captured = MetadataFiles,
-            Rewrite = async (name, content, ct) =>
-            {
-                if (name != CheckpointLayout.ConfigDumpFile)
-                {
-                    return content;
-                }
-                var original = ArchiveJson.DeserializeConfigDump(content, $"{CheckpointLayout.ConfigDumpFile} of checkpoint {context.Id}");
-                config = await EnsurePullableBaseImageAsync(context, original, ct);
-                return ReferenceEquals(config, original) ? content : ArchiveJson.SerializeConfigDump(config);
-            },
-        };
-        var (_, captured) = await store.CopyToCheckpointTarAsync(context.Id, tarPath, options, cancellationToken);
         try
         {
-            Directory.CreateDirectory(context.ArchiveDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-            foreach (var (name, content) in captured)
+            var pod = PodFor(target, image, context);
+            return await context.PhaseAsync(Phase.Restore, $"restoring pod {target.Namespace}/{target.Name} through CRI", () => RunPodAsync(pod, context, cancellationToken));
+        }
+        finally
+        {
+            if (!image.Reused)
             {
-                await File.WriteAllBytesAsync(context.PathOf(name), content, cancellationToken);
+                // The restored container needs the image no more (containerd copied the checkpoint into it): an image
+                // made only for this restore goes, or every restore would leave twice the checkpoint's size on the node.
+                // One that was there before (image_only, for a kubelet) stays until its checkpoint is deleted.
+                await context.PhaseAsync(Phase.Cleanup, $"removing checkpoint image {image.Reference}", () => RemoveImageAsync(context));
             }
-            context.RequireFile(CheckpointLayout.SpecDumpFile);
-            context.RequireFile(CheckpointLayout.StatusDumpFile);
-            return config ?? throw PodMigrateException.FailedPrecondition($"checkpoint {context.Id} has no {CheckpointLayout.ConfigDumpFile}; it cannot be restored this way");
-        }
-        catch
-        {
-            File.Delete(tarPath);
-            throw;
         }
     }
 
-    /// <summary>
-    /// containerd 2.1 pulls config.dump's rootfsImageRef during the restore even when the image is present, so it must
-    /// be a repo digest (registry/name@sha256:…). A checkpoint of a container whose image was imported, not pulled,
-    /// has the image id there instead: resolve the image's name in its registry and pin it to the digest found.
-    /// </summary>
-    private async Task<ContainerConfigDump> EnsurePullableBaseImageAsync(RestoreContext context, ContainerConfigDump config, CancellationToken cancellationToken)
+    private async Task RemoveImageAsync(RestoreContext context)
     {
-        if (config.RootfsImageRef is { } imageRef && IsRepoDigest(imageRef))
+        using var timeout = new CancellationTokenSource(CleanupTimeout);
+        try
         {
-            return config;
+            await images.RemoveAsync(context.Id, timeout.Token);
         }
-        var name = new[] { config.RootfsImageName, config.RootfsImage, context.Stored.Manifest.ImageReference }
-            .FirstOrDefault(n => !string.IsNullOrEmpty(n) && !n.StartsWith("sha256:", StringComparison.Ordinal))
-            ?? throw PodMigrateException.FailedPrecondition(
-                $"checkpoint {context.Id}: config.dump names no pullable base image (rootfsImageRef '{config.RootfsImageRef}'), which containerd's CRI restore pulls");
-        var reference = ImageReference.Parse(name);
-        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
-        var manifest = await new RegistryClient(http).GetManifestAsync(reference, cancellationToken);
-        var pinned = reference.PinnedTo(manifest.Digest).ToString();
-        AgentLog.BaseImagePinned(_logger, context.Id.Value, name, pinned);
-        return config with { RootfsImageRef = pinned };
+        catch (Exception e) when (e is PodMigrateException or OperationCanceledException)
+        {
+            AgentLog.RestoreCleanupFailed(_logger, e, context.Id.Value, "its checkpoint image");
+        }
     }
 
-    private static bool IsRepoDigest(string reference)
-    {
-        var at = reference.IndexOf('@', StringComparison.Ordinal);
-        return at > 0 && reference[..at].Contains('/', StringComparison.Ordinal);
-    }
-
-    /// <summary>The pod a kubelet would run for this target: the checkpointed container, its image the checkpoint.</summary>
-    private static Pod PodFor(PodTarget target, ContainerConfigDump config, RestoreContext context, string image) => new()
+    /// <summary>The pod a kubelet would run for this target: the checkpointed container, its image the checkpoint image.</summary>
+    private static Pod PodFor(PodTarget target, NodeCheckpointImage image, RestoreContext context) => new()
     {
         Metadata = new ObjectMeta
         {
@@ -153,17 +93,17 @@ internal sealed class CriImageRestore(
             [
                 new KubeContainer
                 {
-                    Name = target.Container.Length > 0 ? target.Container : ContainerNameOf(config, context),
-                    Image = image,
+                    Name = target.Container.Length > 0 ? target.Container : ContainerNameOf(image, context),
+                    Image = image.Reference,
                     ImagePullPolicy = "Never",
                 },
             ],
         },
     };
 
-    private static string ContainerNameOf(ContainerConfigDump config, RestoreContext context)
+    private static string ContainerNameOf(NodeCheckpointImage image, RestoreContext context)
     {
-        var name = context.Stored.Manifest.Container?.Name ?? config.Name;
+        var name = context.Stored.Manifest.Container?.Name ?? image.ContainerName;
         return Containers.KubeNames.IsValidName(name)
             ? name
             : throw PodMigrateException.InvalidArgument($"checkpoint {context.Id} names its container '{name}', which is no Kubernetes name: give the target's container name");
@@ -173,12 +113,12 @@ internal sealed class CriImageRestore(
     {
         var ns = pod.Metadata.Namespace!;
         var name = pod.Metadata.Name!;
-        if (await _runner.GetAsync(ns, name, cancellationToken) is { State: "Ready" })
-        {
-            throw new PodMigrateException(ErrorKind.AlreadyExists, $"pod {ns}/{name} is already running on this node");
-        }
+        var container = pod.Spec.Containers[0];
+        // As a kubelet does: the pod's image is looked up by its reference, and the container created with the id CRI resolved.
+        var image = await cri.Images.ImageStatusAsync(container.Image!, cancellationToken)
+            ?? throw PodMigrateException.FailedPrecondition($"image {container.Image} is not present on this node (imagePullPolicy Never)");
         var sandboxConfig = KubeletPodConfig.BuildSandboxConfig(pod, attempt: 0, configSource: "api", time.GetUtcNow());
-        var containerConfig = KubeletPodConfig.BuildContainerConfig(pod, pod.Spec.Containers[0], pod.Spec.Containers[0].Image!, restartCount: 0);
+        var containerConfig = KubeletPodConfig.BuildContainerConfig(pod, container, image.Id, restartCount: 0);
         var mountsBefore = LeakedMounts.Snapshot();
 
         Directory.CreateDirectory(sandboxConfig.LogDirectory);
@@ -198,7 +138,7 @@ internal sealed class CriImageRestore(
             }
             var pid = (await new ContainerdTasks(containerd).GetAsync(containerId, cancellationToken)).Pid;
             var status = await cri.Runtime.PodSandboxStatusAsync(sandboxId, cancellationToken);
-            return new RestoredTarget(containerId, sandboxId, pid, status.Network?.Ip ?? "", pod.Spec.Containers[0].Image!);
+            return new RestoredTarget(containerId, sandboxId, pid, status.Network?.Ip ?? "", container.Image!);
         }
         catch
         {
@@ -243,11 +183,29 @@ internal sealed class CriImageRestore(
             foreach (var mount in LeakedMounts.UnmountNew(mountsBefore))
             {
                 AgentLog.LeakedMountRemoved(_logger, context.Id.Value, mount);
+                // containerd names the read-only view of the checkpoint image after the mount point.
+                if (await RemoveSnapshotAsync(mount, cancellationToken))
+                {
+                    AgentLog.LeakedSnapshotRemoved(_logger, context.Id.Value, mount);
+                }
             }
         }
         catch (Exception e) when (e is PodMigrateException or IOException or UnauthorizedAccessException or OperationCanceledException)
         {
             AgentLog.RestoreCleanupFailed(_logger, e, context.Id.Value, sandboxId ?? "(no sandbox)");
+        }
+    }
+
+    private async Task<bool> RemoveSnapshotAsync(string key, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await new ContainerdSnapshots(containerd).RemoveAsync(key, cancellationToken);
+            return true;
+        }
+        catch (PodMigrateException e) when (e.Kind == ErrorKind.NotFound)
+        {
+            return false;
         }
     }
 }

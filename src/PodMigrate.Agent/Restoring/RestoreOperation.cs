@@ -13,7 +13,7 @@ namespace PodMigrate.Agent.Restoring;
 /// <summary>
 /// One restore, start to end: check the request, verify and unpack the checkpoint from the share into node-local
 /// staging (every digest checked while streaming: a corrupt or truncated archive is DataLoss before anything is
-/// created; the CRI method streams it into its checkpoint tar instead, verified the same way), then bring it up by the
+/// created; the CRI method streams it into a checkpoint image in containerd instead, verified the same way), then bring it up by the
 /// requested method — <see cref="CriImageRestore"/> or <see cref="DirectRestore"/>,
 /// each of which removes what it created when it fails. Staging is removed at the end either way.
 /// </summary>
@@ -59,7 +59,7 @@ internal sealed class RestoreOperation(
                 RestoredTarget restored;
                 if (method == RestoreMethod.RestoreCriImage)
                 {
-                    // CRI fetches by itself: straight from the share into the checkpoint tar it hands the runtime.
+                    // CRI fetches by itself: straight from the share into the checkpoint image in containerd's content store.
                     context = new RestoreContext(await store.GetAsync(id, deadline.Token), staging, report, time);
                     restored = await criImage.RunAsync(context, request, deadline.Token);
                 }

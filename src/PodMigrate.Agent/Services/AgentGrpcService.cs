@@ -24,7 +24,8 @@ internal sealed class AgentGrpcService(
     SourceControl sources,
     SourceJournal journal,
     OperationGate gate,
-    ICheckpointStore store)
+    ICheckpointStore store,
+    CheckpointDeletion deletion)
 {
     public GrpcServiceDefinition Definition() => new GrpcServiceDefinition(AgentMethods.ServiceName)
         .AddUnary(AgentMethods.GetNodeInfo, (_, context) => nodeInfo.GetAsync(context.CancellationToken))
@@ -55,7 +56,7 @@ internal sealed class AgentGrpcService(
         })
         .AddUnary(AgentMethods.DeleteCheckpoint, async (request, context) =>
         {
-            await store.DeleteAsync(CheckpointId.Parse(request.CheckpointId), request.Force, context.CancellationToken);
+            await deletion.DeleteAsync(CheckpointId.Parse(request.CheckpointId), request.Force, context.CancellationToken);
             return new DeleteCheckpointResponse();
         });
 

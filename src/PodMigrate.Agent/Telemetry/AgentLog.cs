@@ -57,6 +57,24 @@ internal static partial class AgentLog
     [LoggerMessage(1206, LogLevel.Information, "Restore of checkpoint {CheckpointId}: base image {Image} pinned to {Reference} in config.dump (containerd pulls it during a CRI restore)")]
     public static partial void BaseImagePinned(ILogger logger, string checkpointId, string image, string reference);
 
+    [LoggerMessage(1207, LogLevel.Information, "Checkpoint {CheckpointId} imported as image {Reference} ({LayerBytes} bytes of layer)")]
+    public static partial void CheckpointImageImported(ILogger logger, string checkpointId, string reference, long layerBytes);
+
+    [LoggerMessage(1208, LogLevel.Information, "Checkpoint {CheckpointId}: this node has image {Reference} already")]
+    public static partial void CheckpointImageReused(ILogger logger, string checkpointId, string reference);
+
+    [LoggerMessage(1209, LogLevel.Warning, "Checkpoint {CheckpointId}: {Entry} is a symlink, which a checkpoint image cannot hold; left out")]
+    public static partial void CheckpointImageEntrySkipped(ILogger logger, string checkpointId, string entry);
+
+    [LoggerMessage(1210, LogLevel.Information, "Checkpoint {CheckpointId}: image {Reference} removed")]
+    public static partial void CheckpointImageRemoved(ILogger logger, string checkpointId, string reference);
+
+    [LoggerMessage(1211, LogLevel.Warning, "Checkpoint {CheckpointId}: image {Reference} was created meanwhile with manifest {Existing}, not {Built}; keeping it")]
+    public static partial void CheckpointImageRaced(ILogger logger, string checkpointId, string reference, string existing, string built);
+
+    [LoggerMessage(1212, LogLevel.Warning, "Restore of checkpoint {CheckpointId}: removed snapshot {Key}, which containerd left behind")]
+    public static partial void LeakedSnapshotRemoved(ILogger logger, string checkpointId, string key);
+
     [LoggerMessage(1300, LogLevel.Warning, "Recovery: container {ContainerId} was left frozen by an agent that died during checkpoint {CheckpointId}; resuming it")]
     public static partial void RecoveringFrozen(ILogger logger, string containerId, string checkpointId);
 

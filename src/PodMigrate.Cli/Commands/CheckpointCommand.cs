@@ -104,11 +104,11 @@ internal static class CheckpointCommand
         PrintTimings(result.Timings);
     }
 
-    public static void PrintTimings(IEnumerable<PhaseTiming> timings)
+    public static void PrintTimings(IEnumerable<PhaseTiming> timings, TextWriter? to = null)
     {
         foreach (var timing in timings)
         {
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"    {timing.Phase.ToString().ToLowerInvariant(),-12} {Ms(timing.Duration),10}"));
+            (to ?? Console.Out).WriteLine(string.Create(CultureInfo.InvariantCulture, $"    {timing.Phase.ToString().ToLowerInvariant(),-12} {Ms(timing.Duration),10}"));
         }
     }
 

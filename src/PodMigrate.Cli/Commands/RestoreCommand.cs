@@ -40,6 +40,15 @@ internal static class RestoreCommand
 
     public static void Print(RestoreResult result)
     {
+        if (result.ContainerId.Length == 0 && result.CheckpointImage.Length > 0)
+        {
+            // --image-only: the reference alone on stdout, for scripts (and a pod spec's image); the rest on stderr.
+            Console.WriteLine(result.CheckpointImage);
+            Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"checkpoint {result.CheckpointId} is image {result.CheckpointImage} on this node, {CheckpointCommand.Ms(result.Wall)}{(result.Timings.Count == 0 ? " (it was there already)" : "")}"));
+            CheckpointCommand.PrintTimings(result.Timings, Console.Error);
+            return;
+        }
         var what = result.SandboxId.Length > 0 ? $"container {result.ContainerId} in pod sandbox {result.SandboxId}" : $"container {result.ContainerId}";
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"restored checkpoint {result.CheckpointId} as {what}, pid {result.Pid}{(result.PodIp.Length > 0 ? $", pod IP {result.PodIp}" : "")}"));
         if (result.CheckpointImage.Length > 0)
@@ -59,7 +68,7 @@ internal sealed class RestoreTargetOptions
     private readonly Option<string?> _container = new("--container", "-c") { Description = "The restored container's name (default: the checkpointed one)" };
     private readonly Option<string?> _containerId = new("--container-id") { Description = "Restore as a bare containerd container with this new id (direct method)" };
     private readonly Option<string?> _method = new Option<string?>("--method") { Description = "cri-image (default for pods) or direct" }.AcceptOnlyFromAmong("cri-image", "direct");
-    private readonly Option<bool> _imageOnly = new("--image-only") { Description = "cri-image: only build and import the checkpoint image" };
+    private readonly Option<bool> _imageOnly = new("--image-only") { Description = "cri-image: only import the checkpoint as an image on the node and print its reference (for a pod's image)" };
 
     public void AddTo(Command command)
     {
@@ -89,7 +98,11 @@ internal sealed class RestoreTargetOptions
         }
         else if (!request.ImageOnly)
         {
-            throw PodMigrateException.InvalidArgument("name the target: --pod NAMESPACE/NAME or --container-id NEW");
+            throw PodMigrateException.InvalidArgument("name the target: --pod NAMESPACE/NAME or --container-id NEW (or --image-only)");
+        }
+        if (request.ImageOnly && (id is not null || parse.GetValue(_method) == "direct"))
+        {
+            throw PodMigrateException.InvalidArgument("--image-only makes a checkpoint image (--method cri-image); it has no container to restore into");
         }
         request.Method = parse.GetValue(_method) switch
         {

@@ -1,81 +1,68 @@
 using System.Formats.Tar;
 using PodMigrate.Core.Errors;
-using PodMigrate.Core.IO;
 
 namespace PodMigrate.Core.Archive;
 
 /// <summary>
-/// Turns a stored checkpoint archive (compressed, with a manifest) into the plain checkpoint tar a CRI runtime takes
-/// as an image, in one streaming pass: the blob is decompressed once and every entry is copied straight into the new
-/// tar while the pass verifies it exactly as <see cref="CheckpointArchiveReader"/> does (names, types, every file's
-/// size and sha256, the blob's size and sha256). Only the entries named in <see cref="CheckpointTarCopyOptions.Captured"/>
+/// Turns a stored checkpoint archive (compressed, with a manifest) into another tar (e.g. the layer of a checkpoint
+/// image) in one streaming pass: the blob is decompressed once and every entry is copied straight into the new tar
+/// while the pass verifies it exactly as <see cref="CheckpointArchiveReader"/> does (names, types, every file's size and
+/// sha256, the blob's size and sha256). Only the entries named in <see cref="CheckpointTarCopyOptions.Captured"/>
 /// (small metadata such as config.dump) are held in memory, verified, optionally rewritten, and handed back.
 /// </summary>
 public static class CheckpointTarCopier
 {
     /// <summary>
-    /// Copies into a new file at <paramref name="tarPath"/> (0600). Verification ends with the blob digest, after the
-    /// last byte was written: on any failure the file is deleted, so a tar that exists passed every check.
+    /// Copies into <paramref name="destination"/>, which may be unseekable (entries are sized before their data).
+    /// Verification ends with the blob digest, after the last byte was written: on failure part of a tar has been
+    /// written, and the caller must discard it.
     /// </summary>
-    public static async Task<IReadOnlyDictionary<string, byte[]>> CopyToFileAsync(
-        Stream blob, CheckpointManifest manifest, string tarPath, CheckpointTarCopyOptions options, CancellationToken cancellationToken)
-    {
-        ArgumentNullException.ThrowIfNull(tarPath);
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(tarPath))!);
-        File.Delete(tarPath);
-        try
-        {
-            var file = DurableFileSystem.CreatePrivateFile(tarPath, FileMode.CreateNew, bufferSize: 1 << 20);
-            await using (file)
-            {
-                return await CopyAsync(blob, manifest, file, options, cancellationToken);
-            }
-        }
-        catch
-        {
-            File.Delete(tarPath);
-            throw;
-        }
-    }
-
-    /// <summary>
-    /// Copies into <paramref name="destination"/> (seekable: entries are sized after their data is streamed). On
-    /// failure part of a tar has been written and must not be used. Returns the captured entries as written.
-    /// </summary>
-    public static async Task<IReadOnlyDictionary<string, byte[]>> CopyAsync(
+    public static async Task<CheckpointTarCopyResult> CopyAsync(
         Stream blob, CheckpointManifest manifest, Stream destination, CheckpointTarCopyOptions options, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(blob);
         ArgumentNullException.ThrowIfNull(manifest);
         ArgumentNullException.ThrowIfNull(destination);
         ArgumentNullException.ThrowIfNull(options);
-        var writer = new TarWriter(destination, TarEntryFormat.Pax, leaveOpen: true);
+        var writer = new TarWriter(destination, options.Reproducible ? TarEntryFormat.Gnu : TarEntryFormat.Pax, leaveOpen: true);
         var sink = new TarSink(writer, options);
         await using (writer)
         {
             await CheckpointArchiveReader.VerifyingPassAsync(blob, manifest.Codec, manifest, manifest.CheckpointId, sink, cancellationToken);
         }
-        return sink.Captured;
+        return new CheckpointTarCopyResult(sink.Captured, sink.Skipped);
     }
 
     private sealed class TarSink(TarWriter writer, CheckpointTarCopyOptions options) : IArchiveEntrySink
     {
         private const UnixFileMode EntryFileMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
         private const UnixFileMode DirectoryMode = EntryFileMode | UnixFileMode.UserExecute;
+        private const UnixFileMode SymlinkMode = (UnixFileMode)0b111_111_111;
 
         public Dictionary<string, byte[]> Captured { get; } = new(StringComparer.Ordinal);
+
+        public List<string> Skipped { get; } = [];
 
         public string Location => "the checkpoint tar";
 
         public async ValueTask DirectoryAsync(string name, CancellationToken cancellationToken)
-            => await writer.WriteEntryAsync(new PaxTarEntry(TarEntryType.Directory, name) { Mode = DirectoryMode }, cancellationToken);
+            => await writer.WriteEntryAsync(NewEntry(TarEntryType.Directory, name, DirectoryMode), cancellationToken);
 
         public async ValueTask SymlinkAsync(string name, string linkTarget, CancellationToken cancellationToken)
-            => await writer.WriteEntryAsync(new PaxTarEntry(TarEntryType.SymbolicLink, name) { LinkName = linkTarget }, cancellationToken);
+        {
+            if (options.FilesAndDirectoriesOnly)
+            {
+                Skipped.Add(name);
+                return;
+            }
+            var entry = NewEntry(TarEntryType.SymbolicLink, name, SymlinkMode);
+            entry.LinkName = linkTarget;
+            await writer.WriteEntryAsync(entry, cancellationToken);
+        }
 
         public async ValueTask FileAsync(string name, long length, Stream data, Action verify, CancellationToken cancellationToken)
         {
-            var entry = new PaxTarEntry(TarEntryType.RegularFile, name) { Mode = EntryFileMode };
+            var entry = NewEntry(TarEntryType.RegularFile, name, EntryFileMode);
             if (!options.Captured.Contains(name))
             {
                 entry.DataStream = new KnownLengthStream(data, length);
@@ -98,10 +85,23 @@ public static class CheckpointTarCopier
             entry.DataStream = new MemoryStream(content, writable: false);
             await writer.WriteEntryAsync(entry, cancellationToken);
         }
+
+        private TarEntry NewEntry(TarEntryType type, string name, UnixFileMode mode)
+            => options.Reproducible
+                // GNU, not PAX: .NET names each PAX extended header "PaxHeaders.<process id>/…" and stamps the time of
+                // the copy; GNU entries with owner 0 and times at the epoch make the same archive give the same bytes.
+                ? new GnuTarEntry(type, name)
+                {
+                    Mode = mode,
+                    ModificationTime = DateTimeOffset.UnixEpoch,
+                    AccessTime = DateTimeOffset.UnixEpoch,
+                    ChangeTime = DateTimeOffset.UnixEpoch,
+                }
+                : new PaxTarEntry(type, name) { Mode = mode };
     }
 }
 
-/// <summary>Which small entries <see cref="CheckpointTarCopier"/> holds in memory, and how it may rewrite them.</summary>
+/// <summary>Which small entries <see cref="CheckpointTarCopier"/> holds in memory, how it may rewrite them, and the tar it writes.</summary>
 public sealed record CheckpointTarCopyOptions
 {
     /// <summary>Entries read into memory, verified against the manifest, then passed to <see cref="Rewrite"/> and returned.</summary>
@@ -115,7 +115,16 @@ public sealed record CheckpointTarCopyOptions
     /// written into the tar instead.
     /// </summary>
     public Func<string, byte[], CancellationToken, ValueTask<byte[]>>? Rewrite { get; init; }
+
+    /// <summary>The same archive (and rewrites) always gives the same bytes: no owner names, times at the epoch.</summary>
+    public bool Reproducible { get; init; }
+
+    /// <summary>Leave symlinks out (they are listed in <see cref="CheckpointTarCopyResult.Skipped"/>): for consumers that take nothing else.</summary>
+    public bool FilesAndDirectoriesOnly { get; init; }
 }
+
+/// <summary>What a copy handed back: the captured entries as written, and the entries left out.</summary>
+public sealed record CheckpointTarCopyResult(IReadOnlyDictionary<string, byte[]> Captured, IReadOnlyList<string> Skipped);
 
 /// <summary>
 /// A forward-only reader that tells TarWriter the entry's size up front. Given an unseekable data stream, TarWriter

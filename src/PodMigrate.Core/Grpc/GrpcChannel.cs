@@ -133,6 +133,24 @@ public sealed class GrpcChannel : IDisposable
         return StreamAsync(method, request, options, CancellationToken.None);
     }
 
+    /// <summary>
+    /// A call that streams both ways: request messages are written while responses are read (HTTP/2 full duplex).
+    /// The call starts at once; dispose it to end it (before its end, that cancels it).
+    /// </summary>
+    public GrpcDuplexStreamingCall<TRequest, TResponse> DuplexStreaming<TRequest, TResponse>(Method<TRequest, TResponse> method, CallOptions options = default)
+        where TRequest : IMessage<TRequest>, new()
+        where TResponse : IMessage<TResponse>, new()
+    {
+        ArgumentNullException.ThrowIfNull(method);
+        if (method.Type != MethodType.DuplexStreaming)
+        {
+            throw new ArgumentException($"{method.FullName} is a {method.Type} method, not a duplex one", nameof(method));
+        }
+        var call = new GrpcClientCall<TRequest, TResponse>(this, method, options, CancellationToken.None);
+        call.StartStreaming();
+        return new GrpcDuplexStreamingCall<TRequest, TResponse>(call);
+    }
+
     private async IAsyncEnumerable<TResponse> StreamAsync<TRequest, TResponse>(
         Method<TRequest, TResponse> method, TRequest request, CallOptions options, [EnumeratorCancellation] CancellationToken cancellationToken)
         where TRequest : IMessage<TRequest>, new()

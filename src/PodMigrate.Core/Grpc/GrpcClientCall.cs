@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.IO.Pipelines;
 using System.Net;
 using System.Net.Http.Headers;
@@ -5,8 +6,9 @@ using System.Net.Http.Headers;
 namespace PodMigrate.Core.Grpc;
 
 /// <summary>
-/// One client call on the wire: sends the request frame, reads response frames as they arrive, and turns whatever
-/// ends the call (status, HTTP error, reset stream, deadline, cancellation, lost connection) into an <see cref="RpcException"/>.
+/// One client call on the wire: sends the request frame (or, for a duplex call, request frames as they are written
+/// while responses arrive), reads response frames as they arrive, and turns whatever ends the call (status, HTTP
+/// error, reset stream, deadline, cancellation, lost connection) into an <see cref="RpcException"/>.
 /// Disposing it before the end cancels the call, which resets the HTTP/2 stream.
 /// </summary>
 internal sealed class GrpcClientCall<TRequest, TResponse> : IDisposable
@@ -14,12 +16,17 @@ internal sealed class GrpcClientCall<TRequest, TResponse> : IDisposable
     where TResponse : Google.Protobuf.IMessage<TResponse>, new()
 {
     private readonly GrpcChannel _channel;
+    /// <summary>How long a failed request write waits for the status that explains it.</summary>
+    private static readonly TimeSpan StatusWait = TimeSpan.FromSeconds(5);
+
     private readonly Method<TRequest, TResponse> _method;
     private readonly CallOptions _options;
     private readonly DateTime? _deadline;
     private readonly CancellationTokenSource? _deadlineCts;
     private readonly CancellationTokenSource _callCts;
     private HttpRequestMessage? _request;
+    private StreamingContent? _requestStream;
+    private Task? _sending;
     private HttpResponseMessage? _response;
     private PipeReader? _reader;
     private (Status Status, Metadata Trailers)? _end;
@@ -50,13 +57,55 @@ internal sealed class GrpcClientCall<TRequest, TResponse> : IDisposable
     {
         try
         {
-            await StartCoreAsync(request);
+            await SendAsync(new ByteArrayContent(GrpcFraming.ToFrame(request)));
         }
         catch (Exception e) when (IsCallFailure(e))
         {
             throw Translate(e);
         }
     }
+
+    /// <summary>
+    /// Starts a call whose request messages are written one by one (<see cref="WriteAsync"/>) while responses are
+    /// read: the request goes out at once, the response headers are awaited by the first read.
+    /// </summary>
+    public void StartStreaming()
+    {
+        _requestStream = new StreamingContent();
+        _sending = SendAsync(_requestStream);
+    }
+
+    /// <summary>Sends one request message of a streaming call; a call the server already ended throws its status.</summary>
+    public async Task WriteAsync(TRequest message)
+    {
+        var content = _requestStream ?? throw new InvalidOperationException("the call was not started for streaming requests");
+        try
+        {
+            var body = await content.Body.WaitAsync(_callCts.Token);
+            // Streamed requests can be large (1 MiB chunks of a blob): frame them in a pooled buffer, not a new array each.
+            var size = message.CalculateSize();
+            var frame = ArrayPool<byte>.Shared.Rent(GrpcFraming.HeaderSize + size);
+            try
+            {
+                var length = GrpcFraming.WriteFrame(frame, message, size);
+                await body.WriteAsync(frame.AsMemory(0, length), _callCts.Token);
+                await body.FlushAsync(_callCts.Token);
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(frame);
+            }
+        }
+        catch (Exception e) when (IsCallFailure(e) || e is ObjectDisposedException)
+        {
+            // HttpClient disposes the request body once the response has ended: the call is over, its status says why.
+            throw await WriteFailureAsync(e);
+        }
+    }
+
+    /// <summary>Ends the request stream of a streaming call (the server reads its end); responses can still be read.</summary>
+    public void CompleteRequests()
+        => (_requestStream ?? throw new InvalidOperationException("the call was not started for streaming requests")).Complete();
 
     /// <summary>The next message; default at the end of an OK call; throws the call's non-OK status after the last message.</summary>
     public async ValueTask<TResponse?> ReadNextAsync()
@@ -86,7 +135,7 @@ internal sealed class GrpcClientCall<TRequest, TResponse> : IDisposable
         return response;
     }
 
-    private async Task StartCoreAsync(TRequest request)
+    private async Task SendAsync(HttpContent content)
     {
         if (DeadlinePassed)
         {
@@ -96,7 +145,7 @@ internal sealed class GrpcClientCall<TRequest, TResponse> : IDisposable
         {
             Version = HttpVersion.Version20,
             VersionPolicy = HttpVersionPolicy.RequestVersionExact,
-            Content = new ByteArrayContent(GrpcFraming.ToFrame(request)),
+            Content = content,
         };
         _request.Content.Headers.ContentType = new MediaTypeHeaderValue(GrpcProtocol.ContentType);
         _request.Headers.TryAddWithoutValidation("te", "trailers");
@@ -129,6 +178,11 @@ internal sealed class GrpcClientCall<TRequest, TResponse> : IDisposable
 
     private async ValueTask<TResponse?> ReadNextCoreAsync()
     {
+        if (_sending is not null)
+        {
+            // A streaming call: its response headers come in while requests go out.
+            await _sending;
+        }
         if (_end is null && _reader is not null)
         {
             var message = await GrpcFraming.ReadMessageAsync(_reader, _method.ResponseParser, _channel.Options.MaxReceiveMessageSize, _callCts.Token);
@@ -144,6 +198,34 @@ internal sealed class GrpcClientCall<TRequest, TResponse> : IDisposable
         }
         var (status, metadata) = _end!.Value;
         return status.StatusCode == StatusCode.OK ? default : throw new RpcException(status, metadata);
+    }
+
+    /// <summary>
+    /// A request write failed: when the server has already ended the call (it refused or failed the stream), its
+    /// status says why; otherwise the write's own failure does.
+    /// </summary>
+    private async Task<RpcException> WriteFailureAsync(Exception writeFailure)
+    {
+        try
+        {
+            // The status is on its way when the server ended the call; a lost connection fails the start as well.
+            if (_sending is { } sending)
+            {
+                await sending.WaitAsync(StatusWait, _channel.Options.TimeProvider, CancellationToken.None);
+            }
+            while (await ReadNextCoreAsync() is not null)
+            {
+            }
+        }
+        catch (Exception e) when (IsCallFailure(e))
+        {
+            return Translate(e);
+        }
+        catch (TimeoutException)
+        {
+            // No answer from the server: the write's own failure is all there is to say.
+        }
+        return Translate(writeFailure is ObjectDisposedException ? new IOException("the request stream was closed", writeFailure) : writeFailure);
     }
 
     private bool IsCallFailure(Exception e)
@@ -219,10 +301,42 @@ internal sealed class GrpcClientCall<TRequest, TResponse> : IDisposable
     public void Dispose()
     {
         _callCts.Cancel();
+        _requestStream?.Complete();
+        // A streaming call's start is only awaited by a read; one nobody read ends here, its failure is the call's end.
+        _sending?.ContinueWith(static t => t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
         _reader?.Complete();
         _response?.Dispose();
         _request?.Dispose();
         _callCts.Dispose();
         _deadlineCts?.Dispose();
+    }
+}
+
+/// <summary>
+/// A request body written message by message (HTTP/2 full duplex): HttpClient hands over the body stream when it
+/// starts sending, and the request ends when <see cref="Complete"/> is called.
+/// </summary>
+internal sealed class StreamingContent : HttpContent
+{
+    private readonly TaskCompletionSource<Stream> _body = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _completed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>The request body, once HttpClient has started sending it.</summary>
+    public Task<Stream> Body => _body.Task;
+
+    public void Complete() => _completed.TrySetResult();
+
+    protected override Task SerializeToStreamAsync(Stream stream, TransportContext? context) => SerializeToStreamAsync(stream, context, CancellationToken.None);
+
+    protected override async Task SerializeToStreamAsync(Stream stream, TransportContext? context, CancellationToken cancellationToken)
+    {
+        _body.TrySetResult(stream);
+        await _completed.Task.WaitAsync(cancellationToken);
+    }
+
+    protected override bool TryComputeLength(out long length)
+    {
+        length = -1;
+        return false;
     }
 }

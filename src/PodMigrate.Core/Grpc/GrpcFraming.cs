@@ -23,6 +23,15 @@ internal static class GrpcFraming
         message.WriteTo(writer);
     }
 
+    /// <summary>Writes the frame of <paramref name="message"/> (of <paramref name="size"/> bytes) into <paramref name="destination"/>; returns its length.</summary>
+    public static int WriteFrame(Span<byte> destination, IMessage message, int size)
+    {
+        destination[0] = 0;
+        BinaryPrimitives.WriteUInt32BigEndian(destination[1..], (uint)size);
+        message.WriteTo(destination.Slice(HeaderSize, size));
+        return HeaderSize + size;
+    }
+
     public static byte[] ToFrame(IMessage message)
     {
         var writer = new ArrayBufferWriter<byte>(HeaderSize + message.CalculateSize());

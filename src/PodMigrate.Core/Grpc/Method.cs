@@ -7,6 +7,9 @@ public enum MethodType
 {
     Unary,
     ServerStreaming,
+
+    /// <summary>Streams both ways (client side only: e.g. containerd's Content.Write).</summary>
+    DuplexStreaming,
 }
 
 /// <summary>
@@ -54,16 +57,21 @@ public static class Method
         ArgumentNullException.ThrowIfNull(service);
         var method = service.FindMethodByName(name)
             ?? throw new ArgumentException($"service {service.FullName} has no method {name}", nameof(name));
-        if (method.IsClientStreaming)
+        if (method.IsClientStreaming && !method.IsServerStreaming)
         {
-            throw new NotSupportedException($"{service.FullName}/{name} is client-streaming; this gRPC layer supports unary and server-streaming calls");
+            throw new NotSupportedException($"{service.FullName}/{name} is client-streaming only; this gRPC layer supports unary, server-streaming and duplex calls");
         }
         if (method.InputType.ClrType != typeof(TRequest) || method.OutputType.ClrType != typeof(TResponse))
         {
             throw new ArgumentException(
                 $"{service.FullName}/{name} takes {method.InputType.FullName} and returns {method.OutputType.FullName}, not {typeof(TRequest).Name} -> {typeof(TResponse).Name}");
         }
-        var type = method.IsServerStreaming ? MethodType.ServerStreaming : MethodType.Unary;
+        var type = (method.IsClientStreaming, method.IsServerStreaming) switch
+        {
+            (true, true) => MethodType.DuplexStreaming,
+            (false, true) => MethodType.ServerStreaming,
+            _ => MethodType.Unary,
+        };
         return new Method<TRequest, TResponse>(type, service.FullName, name);
     }
 }

@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using PodMigrate.Core.Archive;
 using PodMigrate.Core.Codecs;
 using PodMigrate.Core.Errors;
+using PodMigrate.Core.Images;
 using PodMigrate.Core.IO;
 
 namespace PodMigrate.Core.Store;
@@ -212,13 +213,13 @@ public sealed class FileSystemCheckpointStore : ICheckpointStore
         return checkpoint;
     }
 
-    public async Task<(StoredCheckpoint Checkpoint, IReadOnlyDictionary<string, byte[]> Captured)> CopyToCheckpointTarAsync(
-        CheckpointId id, string tarPath, CheckpointTarCopyOptions options, CancellationToken cancellationToken)
+    public async Task<(StoredCheckpoint Checkpoint, CheckpointLayer Layer)> WriteImageLayerAsync(
+        CheckpointId id, Stream destination, CheckpointTarCopyOptions options, CancellationToken cancellationToken)
     {
         var checkpoint = Read(id);
         await using var stream = OpenArchive(checkpoint);
-        var captured = await CheckpointTarCopier.CopyToFileAsync(stream, checkpoint.Manifest, tarPath, options, cancellationToken);
-        return (checkpoint, captured);
+        var layer = await CheckpointImage.WriteLayerAsync(stream, checkpoint.Manifest, destination, options, cancellationToken);
+        return (checkpoint, layer);
     }
 
     public Task DeleteAsync(CheckpointId id, bool force, CancellationToken cancellationToken)

@@ -25,12 +25,12 @@ public interface ICheckpointStore
     Task<StoredCheckpoint> ExtractAsync(CheckpointId id, string targetDirectory, CancellationToken cancellationToken);
 
     /// <summary>
-    /// Opens a checkpoint for a CRI restore: streams it, decompressed once and verified in the same pass, into a plain
-    /// checkpoint tar at <paramref name="tarPath"/>, which exists afterwards only if every check passed. Returns the
-    /// checkpoint and the captured entries (see <see cref="CheckpointTarCopyOptions"/>).
+    /// Opens a checkpoint as a checkpoint image: streams it, decompressed once and verified in the same pass, into
+    /// <paramref name="destination"/> as the image's layer (see <see cref="Images.CheckpointImage.WriteLayerAsync"/>).
+    /// When it throws (DataLoss for an archive that fails verification), what the destination received must be discarded.
     /// </summary>
-    Task<(StoredCheckpoint Checkpoint, IReadOnlyDictionary<string, byte[]> Captured)> CopyToCheckpointTarAsync(
-        CheckpointId id, string tarPath, CheckpointTarCopyOptions options, CancellationToken cancellationToken);
+    Task<(StoredCheckpoint Checkpoint, Images.CheckpointLayer Layer)> WriteImageLayerAsync(
+        CheckpointId id, Stream destination, CheckpointTarCopyOptions options, CancellationToken cancellationToken);
 
     /// <summary>Deletes a checkpoint; a pinned one only with <paramref name="force"/> (else FailedPrecondition).</summary>
     Task DeleteAsync(CheckpointId id, bool force, CancellationToken cancellationToken);

@@ -115,6 +115,13 @@ public sealed class ContainerdConnection : IDisposable
         }
     }
 
+    /// <summary>A call streaming both ways (e.g. Content.Write); its failures come out as <see cref="PodMigrateException"/>s.</summary>
+    internal ContainerdDuplexCall<TRequest, TResponse> DuplexStreaming<TRequest, TResponse>(
+        Method<TRequest, TResponse> method, ContainerdCall call, CancellationToken cancellationToken)
+        where TRequest : IMessage<TRequest>, new()
+        where TResponse : IMessage<TResponse>, new()
+        => new(_channel.DuplexStreaming(method, CallOptionsFor(call, cancellationToken)), call, cancellationToken);
+
     /// <summary>Closes the channel if this is the connection that opened it; views made from it must not be used afterwards.</summary>
     public void Dispose()
     {
@@ -136,7 +143,7 @@ public sealed class ContainerdConnection : IDisposable
         return new CallOptions(headers, deadline, cancellationToken);
     }
 
-    private static async Task<Exception> TranslateAsync(RpcException e, ContainerdCall call, CancellationToken cancellationToken)
+    internal static async Task<Exception> TranslateAsync(RpcException e, ContainerdCall call, CancellationToken cancellationToken)
     {
         if (e.StatusCode == StatusCode.Cancelled && cancellationToken.IsCancellationRequested)
         {
@@ -162,6 +169,41 @@ public sealed class ContainerdConnection : IDisposable
         }
         return ErrorMapping.ToException(e, call.Doing);
     }
+}
+
+/// <summary>A duplex call whose inbound <see cref="RpcException"/>s are translated like every other containerd call's.</summary>
+internal sealed class ContainerdDuplexCall<TRequest, TResponse>(
+    GrpcDuplexStreamingCall<TRequest, TResponse> call, ContainerdCall what, CancellationToken cancellationToken) : IDisposable
+    where TRequest : IMessage<TRequest>, new()
+    where TResponse : IMessage<TResponse>, new()
+{
+    public async Task WriteAsync(TRequest message)
+    {
+        try
+        {
+            await call.WriteAsync(message);
+        }
+        catch (RpcException e)
+        {
+            throw await ContainerdConnection.TranslateAsync(e, what, cancellationToken);
+        }
+    }
+
+    public void CompleteRequests() => call.CompleteRequests();
+
+    public async ValueTask<TResponse?> ReadNextAsync()
+    {
+        try
+        {
+            return await call.ReadNextAsync();
+        }
+        catch (RpcException e)
+        {
+            throw await ContainerdConnection.TranslateAsync(e, what, cancellationToken);
+        }
+    }
+
+    public void Dispose() => call.Dispose();
 }
 
 /// <summary>What one call is doing (for error messages), its deadline, and how to classify an Unknown answer.</summary>

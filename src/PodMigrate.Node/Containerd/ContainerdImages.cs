@@ -30,6 +30,7 @@ public sealed class ContainerdImages(ContainerdConnection connection)
     private static readonly Google.Protobuf.Reflection.ServiceDescriptor ContentService = ContentApi.ContentReflection.Descriptor.Services[0];
     private static readonly Method<ImagesApi.GetImageRequest, ImagesApi.GetImageResponse> GetMethod = Method.FromDescriptor<ImagesApi.GetImageRequest, ImagesApi.GetImageResponse>(ImagesService, "Get");
     private static readonly Method<ImagesApi.ListImagesRequest, ImagesApi.ListImagesResponse> ListMethod = Method.FromDescriptor<ImagesApi.ListImagesRequest, ImagesApi.ListImagesResponse>(ImagesService, "List");
+    private static readonly Method<ImagesApi.CreateImageRequest, ImagesApi.CreateImageResponse> CreateMethod = Method.FromDescriptor<ImagesApi.CreateImageRequest, ImagesApi.CreateImageResponse>(ImagesService, "Create");
     private static readonly Method<ImagesApi.DeleteImageRequest, Empty> DeleteMethod = Method.FromDescriptor<ImagesApi.DeleteImageRequest, Empty>(ImagesService, "Delete");
     private static readonly Method<ContentApi.ReadContentRequest, ContentApi.ReadContentResponse> ReadMethod = Method.FromDescriptor<ContentApi.ReadContentRequest, ContentApi.ReadContentResponse>(ContentService, "Read");
     private static readonly Method<ContentApi.InfoRequest, ContentApi.InfoResponse> InfoMethod = Method.FromDescriptor<ContentApi.InfoRequest, ContentApi.InfoResponse>(ContentService, "Info");
@@ -48,6 +49,14 @@ public sealed class ContainerdImages(ContainerdConnection connection)
         request.Filters.Add(filters);
         var response = await connection.UnaryAsync(ListMethod, request, new ContainerdCall("listing images"), cancellationToken);
         return response.Images;
+    }
+
+    /// <summary>Creates the image record <c>name → target</c> (AlreadyExists when the name is taken).</summary>
+    public async Task<ImagesApi.Image> CreateAsync(ImagesApi.Image image, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(image);
+        var response = await connection.UnaryAsync(CreateMethod, new ImagesApi.CreateImageRequest { Image = image }, new ContainerdCall($"creating image {image.Name}"), cancellationToken);
+        return response.Image;
     }
 
     public async Task DeleteAsync(string name, CancellationToken cancellationToken)
@@ -111,7 +120,7 @@ public sealed class ContainerdImages(ContainerdConnection connection)
         var configDescriptor = manifest.Config ?? throw new PodMigrateException(ErrorKind.DataLoss, $"manifest {manifestDescriptor.Digest} of image {name} has no config");
         var config = OciImageJson.Parse(await ReadJsonBlobAsync(configDescriptor.Digest, cancellationToken), OciImageJsonContext.Default.OciImageConfig, $"config {configDescriptor.Digest} of image {name}");
         var chainId = OciImageJson.ChainId(config.RootFs?.DiffIds ?? []);
-        return new ResolvedImage(name, manifestDescriptor, config, chainId);
+        return new ResolvedImage(name, manifestDescriptor, config, chainId, manifest.Layers, manifest.Annotations, configDescriptor);
     }
 
     private async Task<byte[]> ReadJsonBlobAsync(string digest, CancellationToken cancellationToken)

@@ -14,6 +14,8 @@ public sealed class ContainerdSnapshots(ContainerdConnection connection, string 
     private static readonly Method<Api.PrepareSnapshotRequest, Api.PrepareSnapshotResponse> PrepareMethod = Method.FromDescriptor<Api.PrepareSnapshotRequest, Api.PrepareSnapshotResponse>(Service, "Prepare");
     private static readonly Method<Api.MountsRequest, Api.MountsResponse> MountsMethod = Method.FromDescriptor<Api.MountsRequest, Api.MountsResponse>(Service, "Mounts");
     private static readonly Method<Api.RemoveSnapshotRequest, Empty> RemoveMethod = Method.FromDescriptor<Api.RemoveSnapshotRequest, Empty>(Service, "Remove");
+    private static readonly Method<Api.ListSnapshotsRequest, Api.ListSnapshotsResponse> ListMethod = Method.FromDescriptor<Api.ListSnapshotsRequest, Api.ListSnapshotsResponse>(Service, "List");
+    private static readonly Method<Api.CommitSnapshotRequest, Empty> CommitMethod = Method.FromDescriptor<Api.CommitSnapshotRequest, Empty>(Service, "Commit");
     private static readonly Method<Api.StatSnapshotRequest, Api.StatSnapshotResponse> StatMethod = Method.FromDescriptor<Api.StatSnapshotRequest, Api.StatSnapshotResponse>(Service, "Stat");
 
     public string Snapshotter => snapshotter;
@@ -38,6 +40,26 @@ public sealed class ContainerdSnapshots(ContainerdConnection connection, string 
         var request = new Api.StatSnapshotRequest { Snapshotter = snapshotter, Key = key };
         var response = await connection.UnaryAsync(StatMethod, request, new ContainerdCall($"getting snapshot {key}"), cancellationToken);
         return response.Info;
+    }
+
+    /// <summary>The snapshots of this snapshotter (all, or those matching any of the containerd filters).</summary>
+    public async Task<IReadOnlyList<Api.Info>> ListAsync(CancellationToken cancellationToken, params string[] filters)
+    {
+        var request = new Api.ListSnapshotsRequest { Snapshotter = snapshotter };
+        request.Filters.Add(filters);
+        var snapshots = new List<Api.Info>();
+        await foreach (var response in connection.ServerStreamingAsync(ListMethod, request, new ContainerdCall($"listing {snapshotter} snapshots"), cancellationToken))
+        {
+            snapshots.AddRange(response.Info);
+        }
+        return snapshots;
+    }
+
+    /// <summary>Turns the active snapshot <paramref name="key"/> into the committed, read-only snapshot <paramref name="name"/>.</summary>
+    public async Task CommitAsync(string name, string key, CancellationToken cancellationToken)
+    {
+        var request = new Api.CommitSnapshotRequest { Snapshotter = snapshotter, Name = name, Key = key };
+        await connection.UnaryAsync(CommitMethod, request, new ContainerdCall($"committing snapshot {key} as {name}"), cancellationToken);
     }
 
     public async Task RemoveAsync(string key, CancellationToken cancellationToken)

@@ -44,8 +44,18 @@ public sealed record OciRootFs(
     [property: JsonPropertyName("type")] string Type,
     [property: JsonPropertyName("diff_ids")] IReadOnlyList<string> DiffIds);
 
-/// <summary>What it takes to run a container from an image: its manifest, its config, and the snapshot its layers unpack to.</summary>
-public sealed record ResolvedImage(string Name, OciDescriptor Manifest, OciImageConfig Config, string ChainId);
+/// <summary>
+/// What it takes to run a container from an image: its manifest (with its layers and annotations), its config, and the
+/// snapshot its layers unpack to.
+/// </summary>
+public sealed record ResolvedImage(
+    string Name,
+    OciDescriptor Manifest,
+    OciImageConfig Config,
+    string ChainId,
+    IReadOnlyList<OciDescriptor>? Layers = null,
+    IReadOnlyDictionary<string, string>? Annotations = null,
+    OciDescriptor? ConfigDescriptor = null);
 
 [JsonSerializable(typeof(OciManifestOrIndex))]
 [JsonSerializable(typeof(OciImageConfig))]

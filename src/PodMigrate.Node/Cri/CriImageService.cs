@@ -36,6 +36,16 @@ public sealed class CriImageService
         }
     }
 
+    /// <summary>
+    /// Removes an image the way a kubelet's image GC does: every name the runtime keeps for it goes, including the
+    /// ones it made itself (containerd's CRI keeps an image record named by the image id). An absent image is no error.
+    /// </summary>
+    public async Task RemoveImageAsync(string image, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(image);
+        await _connection.CallAsync(CriMethods.RemoveImage, new RemoveImageRequest { Image = new ImageSpec { Image = image } }, CriRuntimeService.DefaultTimeout, $"image {image}", cancellationToken);
+    }
+
     public async Task<IReadOnlyList<Image>> ListImagesAsync(CancellationToken cancellationToken)
     {
         var response = await _connection.CallAsync(CriMethods.ListImages, new ListImagesRequest(), CriRuntimeService.DefaultTimeout, "", cancellationToken);

@@ -29,4 +29,5 @@ internal static class CriMethods
     public static readonly Method<PullImageRequest, PullImageResponse> PullImage = Method.FromDescriptor<PullImageRequest, PullImageResponse>(ImageService, "PullImage");
     public static readonly Method<ImageStatusRequest, ImageStatusResponse> ImageStatus = Method.FromDescriptor<ImageStatusRequest, ImageStatusResponse>(ImageService, "ImageStatus");
     public static readonly Method<ListImagesRequest, ListImagesResponse> ListImages = Method.FromDescriptor<ListImagesRequest, ListImagesResponse>(ImageService, "ListImages");
+    public static readonly Method<RemoveImageRequest, RemoveImageResponse> RemoveImage = Method.FromDescriptor<RemoveImageRequest, RemoveImageResponse>(ImageService, "RemoveImage");
 }

@@ -353,4 +353,51 @@ public sealed class GrpcLayerTests : IAsyncLifetime
 
         public void Advance(TimeSpan by) => Interlocked.Add(ref _ticks, by.Ticks);
     }
+
+    [Fact(Timeout = TestTimeout)]
+    public async Task Duplex_call_gets_answers_while_it_is_still_sending_and_ends_with_the_status()
+    {
+        var method = new Method<EchoRequest, EchoReply>(MethodType.DuplexStreaming, "raw.Service", "EchoStream");
+        using var call = _channel.DuplexStreaming(method);
+
+        // Each answer is read before the next request is written: the call is full duplex, not buffered.
+        for (var i = 0; i < 300; i++)
+        {
+            await call.WriteAsync(new EchoRequest { Text = new string('x', i * 100) + i });
+            var reply = (await call.ReadNextAsync().AsTask().WaitAsync(Wait)).ShouldNotBeNull();
+            reply.Text.ShouldEndWith(i.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+        call.CompleteRequests();
+
+        (await call.ReadNextAsync()).ShouldBeNull("the server ends the call once the requests end");
+    }
+
+    [Fact(Timeout = TestTimeout)]
+    public async Task Duplex_call_that_the_server_ends_early_fails_writes_and_reads_with_its_status()
+    {
+        var method = new Method<EchoRequest, EchoReply>(MethodType.DuplexStreaming, "raw.Service", "RefuseAfterTwo");
+        using var call = _channel.DuplexStreaming(method);
+        var payload = new EchoRequest { Text = new string('y', 64 * 1024) };
+
+        var failure = await Should.ThrowAsync<RpcException>(async () =>
+        {
+            for (var i = 0; i < 1000; i++)
+            {
+                await call.WriteAsync(payload);
+            }
+        });
+        var read = await Should.ThrowAsync<RpcException>(async () => await call.ReadNextAsync());
+
+        failure.StatusCode.ShouldBe(StatusCode.ResourceExhausted, failure.Status.Detail);
+        failure.Status.Detail.ShouldBe("no space left");
+        read.StatusCode.ShouldBe(StatusCode.ResourceExhausted);
+    }
+
+    [Fact]
+    public void Only_duplex_methods_make_duplex_calls()
+    {
+        Should.Throw<ArgumentException>(() => _channel.DuplexStreaming(TestService.Echo));
+        Method.FromDescriptor<EchoRequest, EchoReply>(TestService.Descriptor, "Echo").Type.ShouldBe(MethodType.Unary);
+    }
+
 }

@@ -9,6 +9,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using PodMigrate.Core.Errors;
 using PodMigrate.Core.Grpc;
+using PodMigrate.Core.Tests.Grpc.TestProto;
 
 namespace PodMigrate.Core.Tests.Grpc;
 
@@ -61,6 +62,31 @@ internal sealed class GrpcTestServer : IAsyncDisposable
         {
             http.Response.StatusCode = StatusCodes.Status429TooManyRequests;
             return Task.CompletedTask;
+        });
+        // Duplex: each request frame is answered as soon as it is read, while the client is still sending.
+        app.MapPost("/raw.Service/EchoStream", async http =>
+        {
+            http.Response.ContentType = "application/grpc";
+            await http.Response.StartAsync();
+            var reader = System.IO.Pipelines.PipeReader.Create(http.Request.Body);
+            while (await GrpcFraming.ReadMessageAsync(reader, EchoRequest.Parser, MaxRequestSize, http.RequestAborted) is { } request)
+            {
+                await http.Response.Body.WriteAsync(GrpcFraming.ToFrame(new EchoReply { Text = request.Text }));
+                await http.Response.Body.FlushAsync();
+            }
+            http.Response.AppendTrailer("grpc-status", "0");
+        });
+        // Duplex: two requests are read, then the call ends with a status while the client may still be sending.
+        app.MapPost("/raw.Service/RefuseAfterTwo", async http =>
+        {
+            http.Response.ContentType = "application/grpc";
+            var reader = System.IO.Pipelines.PipeReader.Create(http.Request.Body);
+            for (var i = 0; i < 2; i++)
+            {
+                await GrpcFraming.ReadMessageAsync(reader, EchoRequest.Parser, MaxRequestSize, http.RequestAborted);
+            }
+            http.Response.Headers["grpc-status"] = "8";
+            http.Response.Headers["grpc-message"] = "no%20space%20left";
         });
         await app.StartAsync();
         var addresses = app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses;

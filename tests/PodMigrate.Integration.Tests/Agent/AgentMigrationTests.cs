@@ -4,6 +4,7 @@ using PodMigrate.Integration.Tests.Cluster;
 using PodMigrate.Kube.Models;
 using PodMigrate.TestKit.Agent;
 using PodMigrate.TestKit.Cluster;
+using Xunit.Abstractions;
 
 namespace PodMigrate.Integration.Tests.Agent;
 
@@ -16,7 +17,7 @@ namespace PodMigrate.Integration.Tests.Agent;
 [Trait("Requires", "Root")]
 [Trait("Requires", "Criu")]
 [Trait("Requires", "Containerd")]
-public sealed class AgentMigrationTests(LocalCluster cluster) : IAsyncLifetime
+public sealed class AgentMigrationTests(LocalCluster cluster, ITestOutputHelper output) : IAsyncLifetime
 {
     private const string From = "node-a";
     private const string To = "node-b";
@@ -86,6 +87,8 @@ public sealed class AgentMigrationTests(LocalCluster cluster) : IAsyncLifetime
             Pod = new PodTarget { Namespace = pod.Metadata.Namespace!, Name = pod.Metadata.Name!, Uid = Guid.NewGuid().ToString() },
         }, null, cts.Token);
         (await _source.Client.DiscardAsync(selector, cts.Token)).SourceState.ShouldBe(SourceState.SourceGone);
+        output.WriteLine($"checkpoint {checkpoint.Checkpoint.RawBytes >> 20} MiB: {Timings(checkpoint.Timings)}, wall {checkpoint.Wall.ToTimeSpan().TotalMilliseconds:0} ms");
+        output.WriteLine($"restore through checkpoint image {restored.CheckpointImage}: {Timings(restored.Timings)}, wall {restored.Wall.ToTimeSpan().TotalMilliseconds:0} ms");
 
         restored.PodIp.ShouldNotBeNullOrEmpty();
         var targetIp = restored.PodIp;
@@ -96,6 +99,9 @@ public sealed class AgentMigrationTests(LocalCluster cluster) : IAsyncLifetime
         var status = await WaitForVerifiedAsync(http, targetIp, cts.Token);
         status.ShouldContain("mib=256");
     }
+
+    private static string Timings(IEnumerable<PhaseTiming> timings)
+        => string.Join(", ", timings.Select(t => $"{t.Phase} {t.Duration.ToTimeSpan().TotalMilliseconds:0} ms"));
 
     /// <summary>Until memhog reports a completed verification pass: "ok passes=N mib=M seed=S" with N &gt; 0.</summary>
     private static async Task<string> WaitForVerifiedAsync(HttpClient http, string ip, CancellationToken cancellationToken)

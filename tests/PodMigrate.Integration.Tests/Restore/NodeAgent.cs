@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using PodMigrate.Agent;
 using PodMigrate.Agent.Checkpointing;
+using PodMigrate.Agent.Operations;
 using PodMigrate.Agent.Restoring;
 using PodMigrate.Core.Store;
 using PodMigrate.Node.Containerd;
@@ -49,6 +50,10 @@ internal sealed class NodeAgent : IAsyncDisposable
     public RestoreOperation Restore => _services.GetRequiredService<RestoreOperation>();
 
     public DirectRestore Direct => _services.GetRequiredService<DirectRestore>();
+
+    public CheckpointImages Images => _services.GetRequiredService<CheckpointImages>();
+
+    public CheckpointDeletion Deletion => _services.GetRequiredService<CheckpointDeletion>();
 
     public ICheckpointStore Store => _services.GetRequiredService<ICheckpointStore>();
 

@@ -16,6 +16,21 @@ internal static class RestoreAssertions
             return result.ExitCode == 0 && long.TryParse(result.Stdout.Trim(), CultureInfo.InvariantCulture, out var value) ? value : null;
         }, target, floor, $"pod {podName}", cancellationToken);
 
+    /// <summary>
+    /// The restored pod's counter starts at or above the checkpointed value and goes on without ever dropping below
+    /// it (the file could hold the checkpointed value from the rootfs diff even in a restarted container, so it is read
+    /// repeatedly), and the process serves it from memory over HTTP at its new IP.
+    /// </summary>
+    public static async Task ShouldContinuePodCounterAsync(KubeletPodRunner runner, string podName, string podIp, long archivedCount, CancellationToken cancellationToken)
+    {
+        var first = await WaitForCountAsync(runner, podName, long.MinValue, cancellationToken);
+        first.ShouldBeGreaterThanOrEqualTo(archivedCount, $"pod {podName}: the restored counter starts from the checkpointed value, not from 0");
+        (await WaitForCountAsync(runner, podName, first + 10, cancellationToken, floor: archivedCount)).ShouldBeGreaterThan(first);
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+        var served = long.Parse((await http.GetStringAsync(new Uri($"http://{podIp}:{TestPods.HttpPort}/"), cancellationToken)).Trim(), CultureInfo.InvariantCulture);
+        served.ShouldBeGreaterThan(first, $"pod {podName}: the counter in memory, served at {podIp}, goes on");
+    }
+
     /// <summary>The same for a file on the host (a bare container's /tmp/count in its snapshot's upper directory).</summary>
     public static async Task<long> WaitForCountAsync(string countFile, long target, CancellationToken cancellationToken, long floor = long.MinValue)
         => await PollAsync(() =>
@@ -27,6 +42,16 @@ internal static class RestoreAssertions
             }
             return Task.FromResult(value);
         }, target, floor, countFile, cancellationToken);
+
+    /// <summary>Inverts the byte at <paramref name="offset"/> of a file (an archive damaged on the share).</summary>
+    public static void FlipByte(string path, long offset)
+    {
+        using var file = new FileStream(path, FileMode.Open, FileAccess.ReadWrite);
+        file.Position = offset;
+        var value = file.ReadByte();
+        file.Position = offset;
+        file.WriteByte((byte)(value ^ 0xFF));
+    }
 
     private static async Task<long> PollAsync(Func<Task<long?>> read, long target, long floor, string subject, CancellationToken cancellationToken)
     {

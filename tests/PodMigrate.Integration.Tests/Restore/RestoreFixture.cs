@@ -49,7 +49,7 @@ public sealed class RestoreFixture : IAsyncLifetime
         await cluster.Runner(NodeA).RunAsync(Source, cts.Token);
         await RestoreAssertions.WaitForCountAsync(cluster.Runner(NodeA), Source.Metadata.Name!, 15, cts.Token);
         CheckpointId = await CheckpointSourceAsync(cts.Token);
-        ArchivedCount = await ReadArchivedCountAsync(CheckpointId, cts.Token);
+        ArchivedCount = await ArchivedCountOfAsync(CheckpointId, cts.Token);
     }
 
     /// <summary>A new checkpoint of the source pod, left running (what the flipped-byte test corrupts).</summary>
@@ -69,13 +69,22 @@ public sealed class RestoreFixture : IAsyncLifetime
     /// A new, correctly published checkpoint (every digest matches) whose CRIU image <paramref name="imageFile"/> is
     /// garbage: what gets past verification and fails in CRIU itself.
     /// </summary>
-    public async Task<string> PublishWithDamagedCriuImageAsync(string imageFile, CancellationToken cancellationToken)
+    public Task<string> PublishWithDamagedCriuImageAsync(string imageFile, CancellationToken cancellationToken)
+        => PublishModifiedAsync(
+            (directory, token) => File.WriteAllBytesAsync(Path.Combine(directory, CheckpointLayout.CheckpointDirectory, imageFile), new byte[64], token),
+            cancellationToken);
+
+    /// <summary>
+    /// A new, correctly published checkpoint (every digest matches) made from the fixture's checkpoint changed by
+    /// <paramref name="modify"/> (given the unpacked archive directory): what gets past verification and fails later.
+    /// </summary>
+    public async Task<string> PublishModifiedAsync(Func<string, CancellationToken, Task> modify, CancellationToken cancellationToken)
     {
-        var directory = Path.Combine(_root, "damaged-" + Guid.NewGuid().ToString("N")[..8]);
+        var directory = Path.Combine(_root, "modified-" + Guid.NewGuid().ToString("N")[..8]);
         await AgentA.Store.ExtractAsync(CheckpointIdOf(CheckpointId), directory, cancellationToken);
         try
         {
-            await File.WriteAllBytesAsync(Path.Combine(directory, CheckpointLayout.CheckpointDirectory, imageFile), new byte[64], cancellationToken);
+            await modify(directory, cancellationToken);
             var id = Core.Store.CheckpointId.New(TimeProvider.System);
             var source = await AgentA.Store.GetAsync(CheckpointIdOf(CheckpointId), cancellationToken);
             await AgentA.Store.PublishAsync(new CheckpointPublishRequest
@@ -95,7 +104,8 @@ public sealed class RestoreFixture : IAsyncLifetime
         }
     }
 
-    private async Task<long> ReadArchivedCountAsync(string checkpointId, CancellationToken cancellationToken)
+    /// <summary>The counter's value in a checkpoint of <see cref="Source"/> (tmp/count in its rootfs-diff.tar).</summary>
+    public async Task<long> ArchivedCountOfAsync(string checkpointId, CancellationToken cancellationToken)
     {
         var directory = Path.Combine(_root, "inspect-" + checkpointId);
         await AgentA.Store.ExtractAsync(CheckpointIdOf(checkpointId), directory, cancellationToken);
@@ -133,6 +143,14 @@ public sealed class RestoreFixture : IAsyncLifetime
         }
         finally
         {
+            if (AgentA is not null && AgentB is not null)
+            {
+                // The checkpoint images the tests left on the nodes go with the test's checkpoints.
+                foreach (var checkpoint in await AgentA.Store.ListAsync(null, cts.Token))
+                {
+                    await AgentB.Images.RemoveAsync(checkpoint.Id, cts.Token);
+                }
+            }
             if (AgentA is not null)
             {
                 await AgentA.DisposeAsync();

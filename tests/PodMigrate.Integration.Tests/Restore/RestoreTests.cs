@@ -43,8 +43,10 @@ public sealed class RestoreTests(RestoreFixture fixture)
         result.SandboxId.ShouldNotBeNullOrEmpty();
         result.Pid.ShouldBeGreaterThan(0u);
         IPNetwork.Parse(Cluster.Info.Node(RestoreFixture.NodeB).Subnet).Contains(IPAddress.Parse(result.PodIp)).ShouldBeTrue($"pod IP {result.PodIp} is not in node-b's subnet");
-        // One pass from the share to the runtime's checkpoint tar: there is no separate import phase.
-        result.Timings.Select(t => t.Phase).ShouldBe([Phase.Fetch, Phase.Restore]);
+        // The checkpoint image is made, the pod runs from it, and the image, made for this restore only, goes.
+        result.Timings.Select(t => t.Phase).ShouldBe([Phase.Fetch, Phase.Import, Phase.Restore, Phase.Cleanup]);
+        result.CheckpointImage.ShouldStartWith("localhost/podmigrate/checkpoint/");
+        (await Cluster.Cri(RestoreFixture.NodeB).Images.ImageStatusAsync(result.CheckpointImage, cts.Token)).ShouldBeNull("the restore leaves no image behind");
         progress.Select(p => p.Phase).ShouldContain(Phase.Restore);
 
         var pod = (await RunnerB.GetAsync(TestPods.Namespace, podName, cts.Token)).ShouldNotBeNull();
@@ -109,7 +111,7 @@ public sealed class RestoreTests(RestoreFixture fixture)
         using var cts = new CancellationTokenSource(TestBudget);
         var checkpointId = await fixture.CheckpointSourceAsync(cts.Token);
         var stored = await fixture.AgentB.Store.GetAsync(RestoreFixture.CheckpointIdOf(checkpointId), cts.Token);
-        FlipByte(stored.ArchivePath, stored.Manifest.CompressedSize / 2);
+        RestoreAssertions.FlipByte(stored.ArchivePath, stored.Manifest.CompressedSize / 2);
         var podName = UniqueName("corrupt");
         var containerId = UniqueName("corrupt");
         await using var cleanPod = PodCleanup(podName);
@@ -183,20 +185,8 @@ public sealed class RestoreTests(RestoreFixture fixture)
         Pod = new PodTarget { Namespace = TestPods.Namespace, Name = podName, Labels = { ["test"] = "restore" } },
     };
 
-    /// <summary>
-    /// The restored pod's counter starts at or above the checkpointed value and goes on without ever dropping below
-    /// it (the file could hold the checkpointed value from the rootfs diff even in a restarted container, so it is read
-    /// repeatedly), and the process serves it from memory over HTTP at its new IP.
-    /// </summary>
-    private async Task ShouldContinuePodCounterAsync(string podName, string podIp, CancellationToken cancellationToken)
-    {
-        var first = await RestoreAssertions.WaitForCountAsync(RunnerB, podName, long.MinValue, cancellationToken);
-        first.ShouldBeGreaterThanOrEqualTo(fixture.ArchivedCount, $"pod {podName}: the restored counter starts from the checkpointed value, not from 0");
-        (await RestoreAssertions.WaitForCountAsync(RunnerB, podName, first + 10, cancellationToken, floor: fixture.ArchivedCount)).ShouldBeGreaterThan(first);
-        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
-        var served = long.Parse((await http.GetStringAsync(new Uri($"http://{podIp}:{TestPods.HttpPort}/"), cancellationToken)).Trim(), System.Globalization.CultureInfo.InvariantCulture);
-        served.ShouldBeGreaterThan(first, $"pod {podName}: the counter in memory, served at {podIp}, goes on");
-    }
+    private Task ShouldContinuePodCounterAsync(string podName, string podIp, CancellationToken cancellationToken)
+        => RestoreAssertions.ShouldContinuePodCounterAsync(RunnerB, podName, podIp, fixture.ArchivedCount, cancellationToken);
 
     /// <summary>A bare container's /tmp/count as the host sees it: in the upper directory of its snapshot.</summary>
     private async Task<string> CountFileOfAsync(string containerId, CancellationToken cancellationToken)
@@ -204,15 +194,6 @@ public sealed class RestoreTests(RestoreFixture fixture)
         var container = await new ContainerdContainers(fixture.AgentB.Containerd).GetAsync(containerId, cancellationToken);
         var mounts = await new ContainerdSnapshots(fixture.AgentB.Containerd, container.Snapshotter).MountsAsync(container.SnapshotKey, cancellationToken);
         return Path.Combine(ContainerdSnapshots.UpperDir(mounts).ShouldNotBeNull(), "tmp", "count");
-    }
-
-    private static void FlipByte(string path, long offset)
-    {
-        using var file = new FileStream(path, FileMode.Open, FileAccess.ReadWrite);
-        file.Position = offset;
-        var value = file.ReadByte();
-        file.Position = offset;
-        file.WriteByte((byte)(value ^ 0xFF));
     }
 
     private static async Task<ErrorKind> Fails(Task task)
@@ -223,14 +204,4 @@ public sealed class RestoreTests(RestoreFixture fixture)
     private AsyncCleanup PodCleanup(string podName) => new(async token => await RunnerB.RemoveAsync(TestPods.Namespace, podName, TimeSpan.FromSeconds(2), token));
 
     private AsyncCleanup DirectCleanup(string containerId) => new(async token => await fixture.AgentB.Direct.RemoveAsync(containerId, token));
-
-    /// <summary>Runs a removal when the test ends, with its own time budget (the test's token may be what ended it).</summary>
-    private sealed class AsyncCleanup(Func<CancellationToken, Task> cleanup) : IAsyncDisposable
-    {
-        public async ValueTask DisposeAsync()
-        {
-            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-            await cleanup(cts.Token);
-        }
-    }
 }
