@@ -132,6 +132,22 @@ install_api_definitions() {
   cp "$CRIU_ROOT/usr/include/criu/rpc.proto" "$API_DIR/criu/rpc.proto"
 }
 
+# runc hands CRIU this file on every checkpoint and restore of a container (unless the container names its own in the
+# annotation org.criu.config). A pod moves to another node and another IP, so its TCP connections cannot follow it:
+# connections still in a listen queue are left behind (skip-in-flight: a probe or client connecting at the freeze
+# instant would otherwise fail the dump) and established ones come back closed (tcp-close), as after a network blip;
+# clients reconnect. An agent DaemonSet installs the same file on each node (see README.md).
+install_criu_runc_config() {
+  local conf=/etc/criu/runc.conf
+  if [ -f "$conf" ] && ! grep -q '^# podmigrate' "$conf"; then
+    log "keeping $conf (not ours): make sure it has skip-in-flight and tcp-close"
+    return
+  fi
+  mkdir -p /etc/criu
+  printf '%s\n' "# podmigrate: CRIU options for runc checkpoint/restore (scripts/setup.sh)" skip-in-flight tcp-close > "$conf.tmp"
+  mv "$conf.tmp" "$conf"
+}
+
 build_and_install_cli() {
   [ "$SKIP_BUILD" = 1 ] && return 0
   command -v dotnet >/dev/null || die "the .NET 10 SDK (dotnet) is not on PATH"
@@ -173,5 +189,6 @@ install_kubectl
 install_criu_root
 install_containerd
 install_api_definitions
+install_criu_runc_config
 build_and_install_cli
 report

@@ -8,6 +8,7 @@ for f in /usr/local/sbin/criu /usr/local/bin/checkpointctl "$PREFIX/containerd/u
          "$PREFIX/apis/criu/rpc.proto"; do
   [ -e "$f" ] || { echo "missing: $f" >&2; exit 1; }
 done
+grep -qx skip-in-flight /etc/criu/runc.conf 2>/dev/null || { echo "missing: /etc/criu/runc.conf with skip-in-flight" >&2; exit 1; }
 command -v dotnet >/dev/null || { echo "missing: dotnet" >&2; exit 1; }
 /usr/bin/python3 -c 'import grpc' 2>/dev/null || { echo "missing: python3-grpcio" >&2; exit 1; }
 /usr/local/sbin/criu check >/dev/null 2>&1 || { echo "criu check fails" >&2; exit 1; }

@@ -53,7 +53,7 @@ public sealed class PodMigrateController : IDisposable
         time ??= TimeProvider.System;
 
         var migrations = new Informer<PodMigration>(api, PodMigration.Resource,
-            new InformerOptions<PodMigration> { Namespace = options.WatchNamespace }, time, loggers.CreateLogger<Informer<PodMigration>>());
+            new InformerOptions<PodMigration> { Namespace = options.WatchNamespace, MetadataOf = m => m.Metadata }, time, loggers.CreateLogger<Informer<PodMigration>>());
         var pods = new Informer<Pod>(api, KubeResources.Pods,
             new InformerOptions<Pod> { Namespace = options.WatchNamespace }, time, loggers.CreateLogger<Informer<Pod>>());
 

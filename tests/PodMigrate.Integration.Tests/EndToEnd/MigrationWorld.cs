@@ -220,9 +220,14 @@ internal sealed class MigrationWorld : IAsyncDisposable
         => (await Api.ListAsync(KubeResources.Events, migration.Namespace, null, cancellationToken)).Items
             .Where(e => e.InvolvedObject.Name == migration.Name && e.InvolvedObject.Kind == PodMigration.KindName).ToList();
 
-    /// <summary>The checkpoints on the test's share (one directory each, by id).</summary>
+    /// <summary>The checkpoints directory of the test's share: one directory per checkpoint, by id.</summary>
+    public string CheckpointsDirectory => Path.Combine(Share, "checkpoints");
+
+    /// <summary>The published checkpoints on the test's share (staging names start with a dot).</summary>
     public IReadOnlyList<string> CheckpointsOnShare()
-        => Directory.Exists(Share) ? Directory.GetDirectories(Share).Select(Path.GetFileName).OfType<string>().Where(n => !n.StartsWith('.')).ToList() : [];
+        => Directory.Exists(CheckpointsDirectory)
+            ? Directory.GetDirectories(CheckpointsDirectory).Select(Path.GetFileName).OfType<string>().Where(n => !n.StartsWith('.')).ToList()
+            : [];
 
     public static async Task<T> WaitForAsync<T>(Func<CancellationToken, Task<T>> read, Func<T, bool> condition, string what, CancellationToken cancellationToken)
     {

@@ -125,7 +125,7 @@ public sealed class PodMigrationEndToEndTests(LocalCluster cluster, ITestOutputH
         {
             var restoring = await world.WaitForPhaseAsync(source.Metadata.Namespace!, "corrupt", MigrationPhase.Restoring, cts.Token);
             restoring.Status!.Phase.ShouldBe(MigrationPhase.Restoring, restoring.Status.Message);
-            FlipOneByte(Path.Combine(world.Share, restoring.Status.CheckpointId!));
+            FlipOneByte(Path.Combine(world.CheckpointsDirectory, restoring.Status.CheckpointId!));
         }
         finally
         {
