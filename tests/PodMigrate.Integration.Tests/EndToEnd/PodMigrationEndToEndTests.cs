@@ -160,6 +160,7 @@ public sealed class PodMigrationEndToEndTests(LocalCluster cluster, ITestOutputH
         var status = done.Status!;
         status.Phase.ShouldBe(MigrationPhase.Succeeded, status.Message);
         world.CheckpointsOnShare().ShouldBe([status.CheckpointId!], "one checkpoint for the migration, whoever finished it");
+        await world.WaitForPodGoneAsync(source.Metadata.Namespace!, source.Metadata.Name!, cts.Token);
         var pods = await world.PodsAsync(source.Metadata.Namespace!, cts.Token);
         pods.ShouldHaveSingleItem("exactly one copy runs: the clone").Metadata.Name.ShouldBe(status.ClonePod);
         var clone = await world.WaitForPodReadyAsync(source.Metadata.Namespace!, status.ClonePod!, cts.Token);
