@@ -13,11 +13,16 @@
 #   $STATE/nodes/<node>/containerd (containerd root; $STATE = PODMIGRATE_STATE_DIR, default /var/lib/podmigrate),
 #   $STATE/registry (registry storage), PODMIGRATE_SHARE (default $STATE/share: shared checkpoint storage),
 #   $LOG/<node>-containerd.log, $LOG/registry.log ($LOG = PODMIGRATE_LOG_DIR, default /var/log/podmigrate).
+# The control plane (when the CLI has the verbs): the in-process Kubernetes API server on 127.0.0.1:6443 with
+#   $RUN/kubeconfig, $RUN/apiserver.pid; a node emulator per node playing the kubelet ($RUN/<node>/emulator.pid,
+#   publishing the node's agent as a mirror pod of the agent DaemonSet); the controller ($RUN/controller.pid);
+#   mutual TLS between them from $STATE/certs (`podmigrate certs generate`: CA, agents/<node>, clients/<name>).
 #
 # A second, independent instance (used by the lifecycle test) needs its own run/state dirs, node names, bridge
 # names and subnets, and can borrow the first instance's registry:
 #   PODMIGRATE_RUN_DIR=/run/pm-lc PODMIGRATE_STATE_DIR=/var/lib/pm-lc scripts/cluster.sh up \
-#     --name-prefix lc- --bridge-prefix cni-lc- --subnet-base 10.89 --agent-port-base 7540 --external-registry
+#     --name-prefix lc- --bridge-prefix cni-lc- --subnet-base 10.89 --agent-port-base 7540 --apiserver-port 6543 \
+#     --external-registry
 #
 # What `up` records so that `down` undoes exactly that: $RUN/cluster.env (the instance's settings),
 # $RUN/host-changes (sysctl values it changed, iptables rules it inserted), the PID files.
@@ -42,6 +47,7 @@ NAME_PREFIX=node-
 BRIDGE_PREFIX=cni-pm-
 SUBNET_BASE=10.88
 AGENT_PORT_BASE=7440
+APISERVER_PORT=6443
 EXTERNAL_REGISTRY=0
 PURGE=0
 
@@ -62,6 +68,7 @@ parse_args() {
       --bridge-prefix) BRIDGE_PREFIX=${2:?}; shift ;;
       --subnet-base) SUBNET_BASE=${2:?}; shift ;;
       --agent-port-base) AGENT_PORT_BASE=${2:?}; shift ;;
+      --apiserver-port) APISERVER_PORT=${2:?}; shift ;;
       --external-registry) EXTERNAL_REGISTRY=1 ;;
       --purge) PURGE=1 ;;
       -h|--help) usage ;;
@@ -84,6 +91,7 @@ NAME_PREFIX=$NAME_PREFIX
 BRIDGE_PREFIX=$BRIDGE_PREFIX
 SUBNET_BASE=$SUBNET_BASE
 AGENT_PORT_BASE=$AGENT_PORT_BASE
+APISERVER_PORT=$APISERVER_PORT
 EXTERNAL_REGISTRY=$EXTERNAL_REGISTRY
 STATE=$STATE
 LOGDIR=$LOGDIR
@@ -340,10 +348,12 @@ start_agent() {
     return 0
   fi
   mkdir -p "$STATE/nodes/$name/agent"
+  local tls=()
+  if [ -f "$CERTS/agents/$name/tls.crt" ]; then tls=(--tls-dir "$CERTS/agents/$name"); fi
   setsid "${CLI[@]}" agent --node "$name" --containerd-socket "$(node_sock "$name")" --socket "$dir/agent.sock" \
     --port $((AGENT_PORT_BASE + index)) --metrics-port $((AGENT_PORT_BASE + 1000 + index)) --listen 127.0.0.1 \
     --share "$SHARE" --state-dir "$STATE/nodes/$name/agent" --staging-dir "/dev/shm/podmigrate-$name" \
-    >> "$LOGDIR/$name-agent.log" 2>&1 < /dev/null 9>&- &
+    "${tls[@]}" >> "$LOGDIR/$name-agent.log" 2>&1 < /dev/null 9>&- &
   pid=$!
   echo "$pid" > "$dir/agent.pid"
   log "$name: agent started (pid $pid, $dir/agent.sock, port $((AGENT_PORT_BASE + index)))"
@@ -372,6 +382,116 @@ stop_agent() {
   fi
   rm -f "$dir/agent.pid" "$dir/agent.sock"
   rm -rf "/dev/shm/podmigrate-$name"
+}
+
+# ---- control plane: API server, node emulators (the kubelet's part), controller; started when the CLI has the verbs ----
+
+CERTS=$STATE/certs
+KUBECONFIG_PATH=$RUN/kubeconfig
+CONTROLLER_NAMESPACE=podmigrate-system
+CONTROLLER_CLIENT=podmigrate-controller
+
+kube() { kubectl --kubeconfig "$KUBECONFIG_PATH" "$@"; }
+
+# One CA for the instance (kept across `up`s); a server certificate per agent (its node name, localhost, 127.0.0.1)
+# and the controller's client certificate.
+issue_certificates() {
+  cli_has_verb certs generate || return 0
+  local args=() name
+  for name in $(node_names); do args+=(--node "$name"); done
+  "${CLI[@]}" certs generate --out "$CERTS" --controller-name "$CONTROLLER_CLIENT" "${args[@]}" >/dev/null
+}
+
+start_apiserver() {
+  local pid
+  if pid=$(recorded_pid "$RUN/apiserver.pid" "apiserver"); then
+    log "API server already running (pid $pid)"
+    return 0
+  fi
+  cli_has_verb apiserver || { log "no \`${CLI[*]} apiserver\` verb: no control plane"; return 0; }
+  rm -f "$KUBECONFIG_PATH"
+  setsid "${CLI[@]}" apiserver --port "$APISERVER_PORT" --kubeconfig-out "$KUBECONFIG_PATH" \
+    >> "$LOGDIR/apiserver.log" 2>&1 < /dev/null 9>&- &
+  pid=$!
+  echo "$pid" > "$RUN/apiserver.pid"
+  local deadline=$((SECONDS + 60))
+  until [ -f "$KUBECONFIG_PATH" ] && kube get --raw /readyz >/dev/null 2>&1; do
+    pid_alive "$pid" || { tail -20 "$LOGDIR/apiserver.log" >&2; die "the API server (pid $pid) exited; log: $LOGDIR/apiserver.log"; }
+    [ $SECONDS -lt $deadline ] || die "the API server is not ready after 60 s; log: $LOGDIR/apiserver.log"
+    sleep 0.2
+  done
+  log "API server started (pid $pid, https://127.0.0.1:$APISERVER_PORT or http; kubeconfig $KUBECONFIG_PATH)"
+  # What a cluster admin installs: the namespace and the PodMigration CRD from deploy/, and the controller's client
+  # certificate for the agents as the Secret the controller reads.
+  kube apply -f "$REPO/deploy/00-namespace.yaml" -f "$REPO/deploy/10-podmigration-crd.yaml" >/dev/null
+  if [ -f "$CERTS/clients/$CONTROLLER_CLIENT/tls.crt" ]; then
+    kube -n "$CONTROLLER_NAMESPACE" create secret generic podmigrate-controller-tls --type=kubernetes.io/tls \
+      --from-file="$CERTS/clients/$CONTROLLER_CLIENT" --dry-run=client -o yaml | kube apply -f - >/dev/null
+  fi
+}
+
+start_emulator() {
+  local name=$1 index=$2 dir pid
+  dir=$(node_dir "$name")
+  [ -f "$KUBECONFIG_PATH" ] || return 0
+  if pid=$(recorded_pid "$dir/emulator.pid" "emulate"); then
+    log "$name: node emulator already running (pid $pid)"
+    return 0
+  fi
+  cli_has_verb node emulate || return 0
+  setsid "${CLI[@]}" node emulate --node "$name" --kubeconfig "$KUBECONFIG_PATH" --cri-socket "$(node_sock "$name")" \
+    --agent-port $((AGENT_PORT_BASE + index)) --address 127.0.0.1 >> "$LOGDIR/$name-emulator.log" 2>&1 < /dev/null 9>&- &
+  pid=$!
+  echo "$pid" > "$dir/emulator.pid"
+  log "$name: node emulator started (pid $pid)"
+}
+
+start_controller() {
+  local pid tls=()
+  [ -f "$KUBECONFIG_PATH" ] || return 0
+  if pid=$(recorded_pid "$RUN/controller.pid" "controller"); then
+    log "controller already running (pid $pid)"
+    return 0
+  fi
+  cli_has_verb controller || return 0
+  [ -f "$CERTS/clients/$CONTROLLER_CLIENT/tls.crt" ] || tls=(--agent-insecure)
+  setsid "${CLI[@]}" controller --kubeconfig "$KUBECONFIG_PATH" --namespace "$CONTROLLER_NAMESPACE" \
+    --identity "local-controller" "${tls[@]}" >> "$LOGDIR/controller.log" 2>&1 < /dev/null 9>&- &
+  pid=$!
+  echo "$pid" > "$RUN/controller.pid"
+  log "controller started (pid $pid)"
+}
+
+# Until every node is Ready in the API server with its agent's mirror pod Ready: `up` returns a usable cluster.
+wait_for_control_plane() {
+  [ -f "$KUBECONFIG_PATH" ] || return 0
+  local name deadline=$((SECONDS + 90))
+  for name in $(node_names); do
+    until kube get node "$name" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null | grep -qx True \
+       && kube -n "$CONTROLLER_NAMESPACE" get pod "podmigrate-agent-$name" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null | grep -qx True; do
+      [ $SECONDS -lt $deadline ] || die "$name: not Ready in the API server with a Ready agent after 90 s; log: $LOGDIR/$name-emulator.log"
+      sleep 0.3
+    done
+  done
+}
+
+start_control_plane() {
+  local i
+  start_apiserver
+  for ((i = 0; i < NODES; i++)); do start_emulator "$(node_name "${LETTERS[$i]}")" "$i"; done
+  start_controller
+  wait_for_control_plane
+}
+
+stop_control_plane() {
+  local pid i name
+  if pid=$(recorded_pid "$RUN/controller.pid" "controller"); then log "stopping controller (pid $pid)"; stop_pid "$pid" 10; fi
+  for ((i = 0; i < MAX_NODES; i++)); do
+    name=$(node_name "${LETTERS[$i]}")
+    if pid=$(recorded_pid "$(node_dir "$name")/emulator.pid" "emulate"); then log "$name: stopping node emulator (pid $pid)"; stop_pid "$pid" 10; fi
+  done
+  if pid=$(recorded_pid "$RUN/apiserver.pid" "apiserver"); then log "stopping API server (pid $pid)"; stop_pid "$pid" 10; fi
+  rm -f "$RUN/controller.pid" "$RUN/apiserver.pid" "$KUBECONFIG_PATH"
 }
 
 # ---- registry ----
@@ -494,7 +614,8 @@ write_cluster_json() {
         gateway: $gateway, bridge: $bridge, agentSocket: $agentSocket, agentPort: $agentPort}')")
   done
   printf '%s\n' "${entries[@]}" | jq -s --arg run "$RUN" --arg registry "$REGISTRY_HOST" --arg share "$SHARE" \
-    --arg sandbox "$SANDBOX_IMAGE" '{runDir: $run, registry: $registry, sandboxImage: $sandbox, share: $share, nodes: .}' \
+    --arg sandbox "$SANDBOX_IMAGE" --arg kubeconfig "$RUN/kubeconfig" \
+    '{runDir: $run, registry: $registry, sandboxImage: $sandbox, share: $share, kubeconfig: $kubeconfig, nodes: .}' \
     > "$RUN/cluster.json.tmp"
   mv "$RUN/cluster.json.tmp" "$RUN/cluster.json"
 }
@@ -524,20 +645,22 @@ cmd_up() {
   [ -x "$CTRD_BIN/containerd" ] || die "no containerd in $CTRD_BIN: run scripts/setup.sh"
   local requested_nodes=$NODES i name
   if [ -f "$RUN/cluster.env" ]; then
-    local wanted=("$NODES" "$NAME_PREFIX" "$BRIDGE_PREFIX" "$SUBNET_BASE" "$AGENT_PORT_BASE" "$EXTERNAL_REGISTRY")
+    local wanted=("$NODES" "$NAME_PREFIX" "$BRIDGE_PREFIX" "$SUBNET_BASE" "$AGENT_PORT_BASE" "$EXTERNAL_REGISTRY" "$APISERVER_PORT")
     load_settings
     if [ "$NODES" = "$requested_nodes" ] && cluster_healthy; then
-      log "already up ($NODES nodes): making sure images and agents are there"
+      log "already up ($NODES nodes): making sure images, agents and the control plane are there"
       push_workload_images
+      issue_certificates
       for ((i = 0; i < NODES; i++)); do start_agent "$(node_name "${LETTERS[$i]}")" "$i"; done
       wait_for_agents
+      start_control_plane
       cmd_status
       return
     fi
     log "stale or different instance in $RUN: cleaning it up first"
     cmd_down
     NODES=${wanted[0]} NAME_PREFIX=${wanted[1]} BRIDGE_PREFIX=${wanted[2]} SUBNET_BASE=${wanted[3]}
-    AGENT_PORT_BASE=${wanted[4]} EXTERNAL_REGISTRY=${wanted[5]}
+    AGENT_PORT_BASE=${wanted[4]} EXTERNAL_REGISTRY=${wanted[5]} APISERVER_PORT=${wanted[6]}
   elif has_leftovers; then
     log "leftovers in $RUN without a record: cleaning up with this invocation's settings"
     cmd_down leftovers
@@ -554,9 +677,11 @@ cmd_up() {
     start_containerd "$name"
   done
   push_workload_images
+  issue_certificates
   for ((i = 0; i < NODES; i++)); do start_agent "$(node_name "${LETTERS[$i]}")" "$i"; done
   wait_for_agents
   write_cluster_json
+  start_control_plane
   log "up: $NODES nodes; cluster description in $RUN/cluster.json"
 }
 
@@ -573,6 +698,7 @@ cmd_down() {
     if [ "$PURGE" = 1 ]; then rm -rf "$STATE/registry" "$SHARE"; fi
     return 0
   fi
+  stop_control_plane
   for ((i = 0; i < MAX_NODES; i++)); do
     name=$(node_name "${LETTERS[$i]}")
     [ -d "$(node_dir "$name")" ] || [ -n "$(mounts_under "$(node_dir "$name")" "$STATE/nodes/$name")" ] || continue
@@ -588,7 +714,7 @@ cmd_down() {
   rm -rf "$STATE/nodes"
   if [ "$PURGE" = 1 ]; then
     log "purging $STATE/registry and $SHARE"
-    rm -rf "$STATE/registry" "$SHARE"
+    rm -rf "$STATE/registry" "$SHARE" "$STATE/certs"
   fi
   local left
   left=$(mounts_under "$RUN" "$STATE")
@@ -629,6 +755,18 @@ cmd_status() {
     echo "  registry: DOWN (http://$REGISTRY_ADDR)"; ok=1
   fi
   if [ -d "$SHARE" ]; then echo "  share: $SHARE"; else echo "  share: MISSING ($SHARE)"; ok=1; fi
+  if [ -f "$RUN/apiserver.pid" ]; then
+    if pid=$(recorded_pid "$RUN/apiserver.pid" "apiserver") && kube get --raw /readyz >/dev/null 2>&1; then
+      echo "  API server: healthy (pid $pid, kubeconfig $KUBECONFIG_PATH)"
+    else
+      echo "  API server: DOWN"; ok=1
+    fi
+    for ((i = 0; i < NODES; i++)); do
+      name=$(node_name "${LETTERS[$i]}")
+      if pid=$(recorded_pid "$(node_dir "$name")/emulator.pid" "emulate"); then echo "  $name emulator: running (pid $pid)"; else echo "  $name emulator: DOWN"; ok=1; fi
+    done
+    if pid=$(recorded_pid "$RUN/controller.pid" "controller"); then echo "  controller: running (pid $pid)"; else echo "  controller: DOWN"; ok=1; fi
+  fi
   return $ok
 }
 

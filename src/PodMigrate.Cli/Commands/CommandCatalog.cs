@@ -19,6 +19,7 @@ internal static class CommandCatalog
         yield return SourceCommands.Resume();
         yield return SourceCommands.Discard();
         yield return ApiServerCommand.Create();
+        yield return ControllerCommand.Create();
         yield return BenchMigrationCommand.AddTo(BenchCodecsCommand.Create());
     }
 }

@@ -49,9 +49,9 @@ public sealed class ClusterLifecycleTests(LocalCluster shared)
             Process.GetProcessById(pid).Kill();
             await instance.UpAsync(cts.Token);
             instance.ContainerdPid(nodeA.Name).ShouldNotBe(pid);
-            // Only the fresh containerd daemons and the nodes' agents name the run dir: the crashed node's shims are gone.
+            // Only the fresh containerd daemons, the nodes' agents and emulators and the control plane name the run dir: the crashed node's shims are gone.
             ProcessesMentioning(instance.RunDir).ShouldBe(
-                cluster.Nodes.Select(n => instance.ContainerdPid(n.Name)).Concat(cluster.Nodes.SelectMany(n => instance.AgentPids(n.Name))),
+                cluster.Nodes.Select(n => instance.ContainerdPid(n.Name)).Concat(cluster.Nodes.SelectMany(n => instance.AgentPids(n.Name))).Concat(instance.ControlPlanePids()),
                 ignoreOrder: true);
             Directory.Exists(KubeletPodConfig.LogDirectory(first.Namespace, first.Name, first.Uid)).ShouldBeFalse("the crashed pod's log directory is removed by the clean-up");
             var second = await RunCounterAsync(nodeA, cts.Token);
@@ -145,7 +145,7 @@ public sealed class ClusterLifecycleTests(LocalCluster shared)
         public async Task<ClusterInfo> UpAsync(CancellationToken cancellationToken)
         {
             var result = await RunAsync(
-                ["up", "--nodes", "2", "--name-prefix", $"lc{id}-", "--bridge-prefix", BridgePrefix, "--subnet-base", SubnetBase, "--agent-port-base", "7540", "--external-registry"],
+                ["up", "--nodes", "2", "--name-prefix", $"lc{id}-", "--bridge-prefix", BridgePrefix, "--subnet-base", SubnetBase, "--agent-port-base", "7540", "--apiserver-port", "6543", "--external-registry"],
                 cancellationToken);
             result.Succeeded.ShouldBeTrue($"cluster.sh up failed ({result.ExitCode}):\n{result.StandardError}");
             return ClusterInfo.Read(Path.Combine(RunDir, "cluster.json"));
@@ -154,11 +154,14 @@ public sealed class ClusterLifecycleTests(LocalCluster shared)
         public int ContainerdPid(string node)
             => int.Parse(File.ReadAllText(Path.Combine(RunDir, node, "containerd.pid")).Trim(), CultureInfo.InvariantCulture);
 
-        /// <summary>The node's agent, when the CLI that `up` ran has the agent verb.</summary>
-        public IEnumerable<int> AgentPids(string node)
-            => File.Exists(Path.Combine(RunDir, node, "agent.pid"))
-                ? [int.Parse(File.ReadAllText(Path.Combine(RunDir, node, "agent.pid")).Trim(), CultureInfo.InvariantCulture)]
-                : [];
+        /// <summary>The node's agent and node emulator, when the CLI that `up` ran has those verbs.</summary>
+        public IEnumerable<int> AgentPids(string node) => Pids(Path.Combine(RunDir, node, "agent.pid"), Path.Combine(RunDir, node, "emulator.pid"));
+
+        /// <summary>The API server and the controller, when the CLI that `up` ran has those verbs.</summary>
+        public IEnumerable<int> ControlPlanePids() => Pids(Path.Combine(RunDir, "apiserver.pid"), Path.Combine(RunDir, "controller.pid"));
+
+        private static IEnumerable<int> Pids(params string[] files)
+            => files.Where(File.Exists).Select(f => int.Parse(File.ReadAllText(f).Trim(), CultureInfo.InvariantCulture));
 
         public Task<ProcessResult> RunAsync(IReadOnlyList<string> arguments, CancellationToken cancellationToken)
             => ClusterScript.RunAsync(arguments, new Dictionary<string, string?>

@@ -1,0 +1,121 @@
+using System.CommandLine;
+using System.Net;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Logging;
+using PodMigrate.Controller;
+using PodMigrate.Controller.Agents;
+using PodMigrate.Core.Errors;
+using PodMigrate.Core.Metrics;
+using PodMigrate.Kube.Client;
+
+namespace PodMigrate.Cli.Commands;
+
+/// <summary>
+/// `podmigrate controller`: reconciles PodMigrations and clone-of pods against an API server (in a Deployment: the
+/// service account and POD_NAMESPACE/POD_NAME from the downward API), reaching the agents through their DaemonSet's pods
+/// over mutual TLS. Until SIGTERM; with leader election only the replica holding the Lease works.
+/// </summary>
+internal static class ControllerCommand
+{
+    public static Command Create()
+    {
+        var kubeconfig = new Option<string?>("--kubeconfig") { Description = "kubeconfig of the API server (default: the service account in a pod, $KUBECONFIG, ~/.kube/config)" };
+        var ns = new Option<string>("--namespace")
+        {
+            Description = "The controller's own namespace: its Lease and the agents' client certificate Secret (default $POD_NAMESPACE or podmigrate-system)",
+            DefaultValueFactory = _ => Environment.GetEnvironmentVariable("POD_NAMESPACE") is { Length: > 0 } podNamespace ? podNamespace : "podmigrate-system",
+        };
+        var watchNamespace = new Option<string?>("--watch-namespace") { Description = "Only PodMigrations and pods of this namespace (default: all)" };
+        var leaderElect = new Option<bool>("--leader-elect") { Description = "Work only while holding the Lease (run several replicas)", DefaultValueFactory = _ => true };
+        var identity = new Option<string>("--identity")
+        {
+            Description = "This replica's name in the Lease (default $POD_NAME, else host-pid)",
+            DefaultValueFactory = _ => Environment.GetEnvironmentVariable("POD_NAME") is { Length: > 0 } pod ? pod : $"{Environment.MachineName}-{Environment.ProcessId}",
+        };
+        var workers = new Option<int>("--workers") { Description = "Migrations reconciled at once", DefaultValueFactory = _ => 4 };
+        var agentNamespace = new Option<string>("--agent-namespace") { Description = "Namespace of the agent DaemonSet's pods", DefaultValueFactory = _ => AgentConnectionOptions.DefaultNamespace };
+        var agentTlsSecret = new Option<string>("--agent-tls-secret") { Description = "Secret (kubernetes.io/tls + ca.crt) with the client certificate for the agents", DefaultValueFactory = _ => AgentConnectionOptions.DefaultTlsSecretName };
+        var agentTlsDir = new Option<string?>("--agent-tls-dir") { Description = "Directory with tls.crt, tls.key and ca.crt instead of the Secret" };
+        var agentInsecure = new Option<bool>("--agent-insecure") { Description = "Cleartext gRPC to the agents (local clusters only)" };
+        var agentStatic = new Option<string[]>("--agent") { Description = "NODE=ADDRESS of an agent instead of finding them through their pods (repeatable)", AllowMultipleArgumentsPerToken = false };
+        var metricsPort = new Option<int>("--metrics-port") { Description = "HTTP port for /metrics, /healthz and /readyz (0: none)" };
+        var command = new Command("controller", "Run the PodMigrate controller: PodMigrations and clone-of pods, until SIGTERM")
+        {
+            kubeconfig, ns, watchNamespace, leaderElect, identity, workers, agentNamespace, agentTlsSecret, agentTlsDir, agentInsecure, agentStatic, metricsPort,
+        };
+        command.SetAction((parse, cancellationToken) => CliCommon.RunAsync(async () =>
+        {
+            var agents = new AgentConnectionOptions
+            {
+                Namespace = parse.GetValue(agentNamespace)!,
+                Insecure = parse.GetValue(agentInsecure),
+                TlsSecretName = parse.GetValue(agentTlsSecret)!,
+                TlsSecretNamespace = parse.GetValue(ns)!,
+                TlsDirectory = parse.GetValue(agentTlsDir) ?? "",
+            };
+            foreach (var entry in parse.GetValue(agentStatic) ?? [])
+            {
+                var at = entry.IndexOf('=', StringComparison.Ordinal);
+                if (at <= 0 || at == entry.Length - 1)
+                {
+                    throw PodMigrateException.InvalidArgument($"--agent '{entry}': expected NODE=ADDRESS, e.g. node-a=https://10.0.0.5:7440");
+                }
+                agents.StaticAgents[entry[..at]] = entry[(at + 1)..];
+            }
+            var options = new ControllerOptions
+            {
+                WatchNamespace = parse.GetValue(watchNamespace),
+                LeaseNamespace = parse.GetValue(ns)!,
+                LeaderElect = parse.GetValue(leaderElect),
+                Identity = parse.GetValue(identity)!,
+                Workers = parse.GetValue(workers),
+            };
+            var config = await CliHosting.LoadKubeConfigAsync(parse.GetValue(kubeconfig), cancellationToken);
+            using var loggerFactory = CliHosting.ConsoleLoggerFactory();
+            using var api = new KubernetesApiClient(config);
+            using var controller = PodMigrateController.Create(api, agents, options, loggerFactory);
+            await using var health = await StartHealthAsync(parse.GetValue(metricsPort), cancellationToken);
+            await CliHosting.RunUntilStoppedAsync(controller.RunAsync, cancellationToken);
+            return ExitCodes.Ok;
+        }, cancellationToken));
+        return command;
+    }
+
+    /// <summary>/metrics (the controller's meter, Prometheus text), /healthz and /readyz (the process serves) on HTTP/1.1.</summary>
+    private static async Task<IAsyncDisposable> StartHealthAsync(int port, CancellationToken cancellationToken)
+    {
+        if (port <= 0)
+        {
+            return new NoHealth();
+        }
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.ConfigureKestrel(kestrel => kestrel.Listen(IPAddress.Any, port, listen => listen.Protocols = HttpProtocols.Http1));
+        var app = builder.Build();
+        var exporter = new PrometheusExporter(PodMigrateController.MeterName);
+        app.MapGet("/metrics", () => Results.Text(exporter.Scrape(), PrometheusExporter.ContentType));
+        app.MapGet("/healthz", () => Results.Text("ok"));
+        app.MapGet("/readyz", () => Results.Text("ok"));
+        await app.StartAsync(cancellationToken);
+        Console.Error.WriteLine($"serving /metrics, /healthz and /readyz on port {port}");
+        return new Health(app, exporter);
+    }
+
+    private sealed class Health(WebApplication app, PrometheusExporter exporter) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            await app.StopAsync();
+            await app.DisposeAsync();
+            exporter.Dispose();
+        }
+    }
+
+    private sealed class NoHealth : IAsyncDisposable
+    {
+        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+    }
+}
