@@ -326,7 +326,7 @@ public sealed class DeployManifestTests
         var examples = Directory.GetFiles(Path.Combine(DeployDirectory.Path, "examples")).Order(StringComparer.Ordinal).ToList();
         var documents = ReadAll(examples, CustomResources);
 
-        documents.Select(d => d.Kind).ShouldBe(["Pod", "Pod", "PodMigration"]);
+        documents.Select(d => d.Kind).ShouldBe(["Pod", "Pod", "Pod", "PodMigration"]);
         documents.Single(d => d.Kind == "PodMigration").Json.GetProperty("spec").GetProperty("podName").GetString().ShouldBe("counter");
         foreach (var pod in examples.Where(e => documents.Any(d => d.File == DeployDirectory.Relative(e) && d.Kind == "Pod")))
         {

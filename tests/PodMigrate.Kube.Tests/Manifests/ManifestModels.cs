@@ -268,10 +268,17 @@ public sealed class PodSpec
     public long? TerminationGracePeriodSeconds { get; init; }
     public string? PriorityClassName { get; init; }
     public Dictionary<string, string>? NodeSelector { get; init; }
+    public string? NodeName { get; init; }
+    public List<PodSchedulingGate>? SchedulingGates { get; init; }
     public List<Toleration>? Tolerations { get; init; }
     public Affinity? Affinity { get; init; }
     public PodSecurityContext? SecurityContext { get; init; }
     public List<LocalObjectReference>? ImagePullSecrets { get; init; }
+}
+
+public sealed class PodSchedulingGate
+{
+    public required string Name { get; init; }
 }
 
 public sealed class Container
