@@ -38,13 +38,14 @@ internal static class ControllerCommand
         var workers = new Option<int>("--workers") { Description = "Migrations reconciled at once", DefaultValueFactory = _ => 4 };
         var agentNamespace = new Option<string>("--agent-namespace") { Description = "Namespace of the agent DaemonSet's pods", DefaultValueFactory = _ => AgentConnectionOptions.DefaultNamespace };
         var agentTlsSecret = new Option<string>("--agent-tls-secret") { Description = "Secret (kubernetes.io/tls + ca.crt) with the client certificate for the agents", DefaultValueFactory = _ => AgentConnectionOptions.DefaultTlsSecretName };
+        var agentTlsServerName = new Option<string?>("--agent-tls-server-name") { Description = "Name the agents' server certificate must carry (default: each agent's node name)" };
         var agentTlsDir = new Option<string?>("--agent-tls-dir") { Description = "Directory with tls.crt, tls.key and ca.crt instead of the Secret" };
         var agentInsecure = new Option<bool>("--agent-insecure") { Description = "Cleartext gRPC to the agents (local clusters only)" };
         var agentStatic = new Option<string[]>("--agent") { Description = "NODE=ADDRESS of an agent instead of finding them through their pods (repeatable)", AllowMultipleArgumentsPerToken = false };
         var metricsPort = new Option<int>("--metrics-port") { Description = "HTTP port for /metrics, /healthz and /readyz (0: none)" };
         var command = new Command("controller", "Run the PodMigrate controller: PodMigrations and clone-of pods, until SIGTERM")
         {
-            kubeconfig, ns, watchNamespace, leaderElect, identity, workers, agentNamespace, agentTlsSecret, agentTlsDir, agentInsecure, agentStatic, metricsPort,
+            kubeconfig, ns, watchNamespace, leaderElect, identity, workers, agentNamespace, agentTlsSecret, agentTlsServerName, agentTlsDir, agentInsecure, agentStatic, metricsPort,
         };
         command.SetAction((parse, cancellationToken) => CliCommon.RunAsync(async () =>
         {
@@ -55,6 +56,7 @@ internal static class ControllerCommand
                 TlsSecretName = parse.GetValue(agentTlsSecret)!,
                 TlsSecretNamespace = parse.GetValue(ns)!,
                 TlsDirectory = parse.GetValue(agentTlsDir) ?? "",
+                TlsServerName = parse.GetValue(agentTlsServerName) ?? "",
             };
             foreach (var entry in parse.GetValue(agentStatic) ?? [])
             {

@@ -21,6 +21,7 @@ internal static class AgentContract
     public const int GrpcPort = 7440;
     public const int MetricsPort = 8440;
     public const string TlsSecret = "podmigrate-agent-tls";
+    public const string ControllerTlsSecret = "podmigrate-controller-tls";
 }
 
 /// <summary>Every manifest under deploy/ read strictly, and the properties of the installed system that matter.</summary>
@@ -261,7 +262,7 @@ public sealed class DeployManifestTests
         [
             "coordination.k8s.io|leases||create",
             "coordination.k8s.io|leases|podmigrate-controller|get,update",
-            $"|secrets|{AgentContract.TlsSecret}|get",
+            $"|secrets|{AgentContract.ControllerTlsSecret}|get",
         ]);
         var everyRule = Installed.SelectMany(d => d.Value switch
         {
@@ -282,7 +283,8 @@ public sealed class DeployManifestTests
         controller.Spec.Replicas.ShouldBe(2);
         container.Args![0].ShouldBe("controller", "the image's entrypoint is the podmigrate CLI");
         container.Args!.ShouldContain("--leader-elect");
-        container.Args!.ShouldContain($"--agent-tls-secret={AgentContract.TlsSecret}");
+        container.Args!.ShouldContain($"--agent-tls-secret={AgentContract.ControllerTlsSecret}");
+        container.Args!.ShouldContain($"--agent-tls-server-name={AgentContract.Name}");
         container.Args!.ShouldContain($"--agent-namespace={AgentContract.Namespace}");
         container.Env!.Single(e => e.Name == "POD_NAMESPACE").ValueFrom!.FieldRef!.FieldPath.ShouldBe("metadata.namespace");
         container.Env!.Single(e => e.Name == "POD_NAME").ValueFrom!.FieldRef!.FieldPath.ShouldBe("metadata.name");
