@@ -14,6 +14,11 @@ internal sealed class MigrationEvents(EventRecorder recorder)
     public Task WarningAsync(PodMigration migration, string reason, string message, CancellationToken cancellationToken)
         => recorder.WarningAsync(Reference(migration), reason, message, cancellationToken);
 
+    /// <summary>An event on a pod the migration acts on (the source, the clone), so `kubectl describe pod` tells the story too.</summary>
+    public Task PodAsync(PodMigration migration, string podName, string? podUid, bool warning, string reason, string message, CancellationToken cancellationToken)
+        => recorder.RecordAsync(new ObjectReference { ApiVersion = "v1", Kind = "Pod", Namespace = migration.Namespace, Name = podName, Uid = podUid },
+            warning ? EventType.Warning : EventType.Normal, reason, $"{message} (podmigration {migration.Name})", cancellationToken);
+
     private static ObjectReference Reference(PodMigration migration) => new()
     {
         ApiVersion = $"{PodMigration.Group}/{PodMigration.Version}",

@@ -148,6 +148,7 @@ internal sealed class PodMigrationReconciler(
         status.Message = $"checkpointing pod {settings.PodName} on node {result.SourceNode} (left stopped)";
         migration = await WriteStatusAsync(migration, cancellationToken);
         await events.NormalAsync(migration, "Checkpointing", $"Checkpointing pod {settings.PodName} on {result.SourceNode} for {result.TargetNode}", cancellationToken);
+        await events.PodAsync(migration, settings.PodName, status.SourcePodUid, warning: false, "Checkpointing", $"Freezing and checkpointing for {(settings.IsClone ? "a clone" : "a migration")} to {result.TargetNode}", cancellationToken);
         return Step.Continue(migration);
     }
 
@@ -254,6 +255,7 @@ internal sealed class PodMigrationReconciler(
         status.Message = $"waiting for clone pod {status.ClonePod} on node {status.TargetNode} to be restored, Running and Ready";
         migration = await WriteStatusAsync(migration, cancellationToken);
         await events.NormalAsync(migration, "Restoring", $"Clone pod {status.ClonePod} created on {status.TargetNode} from checkpoint {status.CheckpointId}", cancellationToken);
+        await events.PodAsync(migration, status.ClonePod!, null, warning: false, "Restoring", $"Restored from checkpoint {status.CheckpointId} of pod {settings.PodName} on {status.SourceNode}", cancellationToken);
         return Step.Continue(migration);
     }
 
@@ -486,6 +488,7 @@ internal sealed class PodMigrationReconciler(
         SetCondition(status, "Ready", "False", status.RollbackReason!, status.Message);
         migration = await WriteStatusAsync(migration, cancellationToken);
         await events.WarningAsync(migration, "RolledBack", status.Message, cancellationToken);
+        await events.PodAsync(migration, settings.PodName, status.SourcePodUid, warning: true, "MigrationRolledBack", status.Message, cancellationToken);
         RecordOutcome(migration, settings.IsClone, migration.Status!.RollbackReason!);
         return null;
     }

@@ -220,6 +220,10 @@ internal sealed class MigrationWorld : IAsyncDisposable
         => (await Api.ListAsync(KubeResources.Events, migration.Namespace, null, cancellationToken)).Items
             .Where(e => e.InvolvedObject.Name == migration.Name && e.InvolvedObject.Kind == PodMigration.KindName).ToList();
 
+    public async Task<IReadOnlyList<KubeEvent>> EventsForPodAsync(string ns, string name, CancellationToken cancellationToken)
+        => (await Api.ListAsync(KubeResources.Events, ns, null, cancellationToken)).Items
+            .Where(e => e.InvolvedObject.Name == name && e.InvolvedObject.Kind == "Pod").ToList();
+
     /// <summary>The checkpoints directory of the test's share: one directory per checkpoint, by id.</summary>
     public string CheckpointsDirectory => Path.Combine(Share, "checkpoints");
 

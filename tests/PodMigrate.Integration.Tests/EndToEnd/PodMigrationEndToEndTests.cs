@@ -102,6 +102,8 @@ public sealed class PodMigrationEndToEndTests(LocalCluster cluster, ITestOutputH
         status.RollbackReason.ShouldBe("RestoreFailed");
         status.Message.ShouldNotBeNull().ShouldContain(NodeB);
         (await world.EventsForAsync(done, cts.Token)).ShouldContain(e => e.Reason == "RolledBack" && e.Type == "Warning");
+        (await world.EventsForPodAsync(source.Metadata.Namespace!, source.Metadata.Name!, cts.Token)).Select(e => e.Reason)
+            .ShouldBe(["Checkpointing", "MigrationRolledBack"], ignoreOrder: true, "the source pod's own events tell the story");
         var sourceNow = await world.WaitForPodReadyAsync(source.Metadata.Namespace!, source.Metadata.Name!, cts.Token);
         var frozenAt = await world.ReadCounterAsync(sourceNow, cts.Token);
         await world.WaitForCounterAboveAsync(sourceNow, frozenAt + 5, cts.Token);
