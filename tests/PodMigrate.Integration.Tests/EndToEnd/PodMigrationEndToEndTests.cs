@@ -221,6 +221,9 @@ public sealed class PodMigrationEndToEndTests(LocalCluster cluster, ITestOutputH
             (await world.ReadCounterAsync(clone, cts.Token)).ShouldBeGreaterThanOrEqualTo(before);
         }
         done[0].Status!.CheckpointId.ShouldNotBe(done[1].Status!.CheckpointId);
+        // The sources' pod objects go once their kubelet has confirmed the (already discarded) containers stopped.
+        await world.WaitForPodGoneAsync(first.Metadata.Namespace!, first.Metadata.Name!, cts.Token);
+        await world.WaitForPodGoneAsync(second.Metadata.Namespace!, second.Metadata.Name!, cts.Token);
         (await world.PodsAsync(first.Metadata.Namespace!, cts.Token)).Select(p => p.Spec.NodeName).ShouldBe([NodeB, NodeB]);
     }
 
