@@ -85,7 +85,7 @@ internal static class MigrationBenchReport
                 Cell(r.CheckpointRatio <= Target ? "ok" : ">1.25", 4)]));
         }
         output.WriteLine();
-        output.WriteLine("Restore (seconds, median): ours = agent restore on the target through CRI (checkpoint tar as the image);");
+        output.WriteLine("Restore (seconds, median): ours = agent restore on the target through CRI (the checkpoint imported as an OCI image into containerd, then run as a pod);");
         output.WriteLine("floor = zstd -d + CRIU restore (Tasks.Create with criu_image_path + Start) into the source container; digest = restored memory's FNV-1a 64 equals the source's");
         output.WriteLine(Line([
             Cell("MiB", 5), Cell("codec", 5), .. restorePhases.Select(p => Cell(p, 8)),
