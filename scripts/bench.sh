@@ -2,8 +2,9 @@
 # The checkpoint/restore benchmark (issue 3, item 11): brings up the stack and the local cluster if needed, then
 #   1. `podmigrate bench codecs` on a memhog-like CRIU image dir (incompressible pages + small files) on tmpfs,
 #   2. `podmigrate bench migration` with the arguments given here (default sizes 64,256,1024,2048 MiB): ours (agent
-#      checkpoint to the share + agent restore on node-b) side by side with the raw floor (CRIU dump to tmpfs +
-#      zstd -T0 -1; zstd -d + CRIU restore) on the same memhog pod, with ratios and a memory digest check,
+#      checkpoint to the share + agent restores of it on node-b, one per --methods: cri-image, direct) side by side
+#      with the raw floor (CRIU dump to tmpfs + zstd -T0 -1; zstd -d + CRIU restore) on the same memhog pod, with
+#      ratios and a memory digest check of every restored copy,
 # and writes bench-results/<date>.txt and .json (and .png when gnuplot is installed; it is not required).
 # Usage: scripts/bench.sh [bench migration args, e.g. --sizes 64,256,1024 --repeat 3 --codecs zstd,none]
 # Env: PODMIGRATE_CLI (default: build src/PodMigrate.Cli in Release), BENCH_CODEC_MIB (default 256).

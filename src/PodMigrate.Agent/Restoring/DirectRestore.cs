@@ -1,5 +1,3 @@
-using System.Security.Cryptography;
-using System.Text;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using PodMigrate.Agent.Containers;
@@ -36,9 +34,9 @@ internal sealed class DirectRestore(
 
     private readonly ContainerdContainers _containers = new(containerd);
     private readonly ContainerdImages _images = new(containerd);
-    private readonly ContainerdSnapshots _snapshots = new(containerd);
     private readonly ContainerdTasks _tasks = new(containerd);
     private readonly ContainerdLeases _leases = new(containerd);
+    private readonly RestoredContainers _restored = new(containerd, options.Value.StateDirectory);
 
     public async Task<RestoredTarget> RunAsync(RestoreContext context, string containerId, CancellationToken cancellationToken)
     {
@@ -88,70 +86,17 @@ internal sealed class DirectRestore(
     /// Removes a container restored by <see cref="RunAsync"/>: its task, record and snapshot, the network namespace
     /// and the files made for it. Whatever is already gone is skipped; false when there was nothing at all.
     /// </summary>
-    public async Task<bool> RemoveAsync(string containerId, CancellationToken cancellationToken)
-    {
-        if (!ContainerIds.IsValid(containerId))
-        {
-            throw PodMigrateException.InvalidArgument($"'{containerId}' is not a valid container id");
-        }
-        var found = await IgnoreNotFoundAsync(() => _tasks.KillAndDeleteAsync(containerId, cancellationToken));
-        found |= await IgnoreNotFoundAsync(async () =>
-        {
-            await _containers.DeleteAsync(containerId, cancellationToken);
-            return true;
-        });
-        found |= await IgnoreNotFoundAsync(async () =>
-        {
-            await _snapshots.RemoveAsync(SnapshotKey(containerId), cancellationToken);
-            return true;
-        });
-        found |= await NetworkNamespaces.DeleteAsync(NetworkNamespaceName(containerId), cancellationToken);
-        var directory = ContainerDirectory(containerId);
-        if (Directory.Exists(directory))
-        {
-            Directory.Delete(directory, recursive: true);
-            found = true;
-        }
-        foreach (var controller in Directory.Exists("/sys/fs/cgroup") ? Directory.EnumerateDirectories("/sys/fs/cgroup") : [])
-        {
-            // runc removes the container's cgroup but not an empty parent it created.
-            var parent = Path.Combine(controller, CgroupParent.TrimStart('/'));
-            var cgroup = Path.Combine(parent, containerId);
-            if (Directory.Exists(cgroup))
-            {
-                Directory.Delete(cgroup, recursive: false);
-            }
-            TryRemoveEmptyCgroup(parent);
-        }
-        return found;
-    }
-
-    private const string CgroupParent = "/podmigrate";
-
-    /// <summary>rmdir of a cgroup that still has children (other restored containers) fails; that is expected.</summary>
-    private static void TryRemoveEmptyCgroup(string path)
-    {
-        try
-        {
-            if (Directory.Exists(path) && !Directory.EnumerateDirectories(path).Any())
-            {
-                Directory.Delete(path, recursive: false);
-            }
-        }
-        catch (IOException)
-        {
-            // a container was created in it meanwhile
-        }
-    }
+    public Task<bool> RemoveAsync(string containerId, CancellationToken cancellationToken)
+        => ContainerIds.IsValid(containerId)
+            ? _restored.RemoveAsync(containerId, cancellationToken)
+            : throw PodMigrateException.InvalidArgument($"'{containerId}' is not a valid container id");
 
     /// <summary>Files made for the container on this node (the sandbox files the source had, the restore's work dir).</summary>
-    private string ContainerDirectory(string containerId) => Path.Combine(options.Value.StateDirectory, "restored", containerId);
+    private string ContainerDirectory(string containerId) => _restored.DirectoryOf(containerId);
 
-    private static string SnapshotKey(string containerId) => $"podmigrate-restore-{containerId}";
+    private static string SnapshotKey(string containerId) => RestoredContainers.SnapshotKey(containerId);
 
-    /// <summary>A name of at most 15 characters derived from the id (container ids may be 76 long).</summary>
-    public static string NetworkNamespaceName(string containerId)
-        => "pm-" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(containerId)))[..12];
+    public static string NetworkNamespaceName(string containerId) => RestoredContainers.NetworkNamespaceName(containerId);
 
     private async Task<bool> ExistsAsync(string containerId, CancellationToken cancellationToken)
     {
@@ -212,7 +157,7 @@ internal sealed class DirectRestore(
         {
             netns = await NetworkNamespaces.CreateAsync(NetworkNamespaceName(containerId), cancellationToken);
         }
-        return SpecAdapter.Adapt(specJson, new SpecAdaptation($"{CgroupParent}/{containerId}", netns, sources), subject);
+        return SpecAdapter.Adapt(specJson, new SpecAdaptation(RestoredContainers.CgroupPath(containerId), netns, sources), subject);
     }
 
     /// <summary>A node-local stand-in for one of the source sandbox's files: same kind (file or directory), sensible content.</summary>
@@ -285,17 +230,5 @@ internal sealed class DirectRestore(
         var sandboxes = await _containers.ListAsync(cancellationToken, $"labels.\"{CriContainerdLabels.Kind}\"==sandbox");
         var options = sandboxes.Select(c => c.Runtime?.Options).FirstOrDefault(o => o is not null && o.TypeUrl.EndsWith(Runc.Options.Descriptor.FullName, StringComparison.Ordinal));
         return options is null ? null : Runc.Options.Parser.ParseFrom(options.Value);
-    }
-
-    private static async Task<bool> IgnoreNotFoundAsync(Func<Task<bool>> step)
-    {
-        try
-        {
-            return await step();
-        }
-        catch (PodMigrateException e) when (e.Kind == ErrorKind.NotFound)
-        {
-            return false;
-        }
     }
 }

@@ -1,6 +1,8 @@
 using System.Globalization;
 using System.Net.Http;
+using System.Net.Sockets;
 using PodMigrate.Core.Errors;
+using PodMigrate.Node.Restore;
 
 namespace PodMigrate.Cli.Bench;
 
@@ -11,6 +13,41 @@ namespace PodMigrate.Cli.Bench;
 internal sealed class MemhogProbe(HttpClient http, TimeProvider time)
 {
     public const int Port = 8080;
+
+    /// <summary>Where memhog is reached inside its own network namespace.</summary>
+    public const string Loopback = "127.0.0.1";
+
+    /// <summary>A digest of 2 GiB is computed on request: a request may take a while.</summary>
+    public static readonly TimeSpan RequestTimeout = TimeSpan.FromSeconds(120);
+
+    /// <summary>
+    /// An HTTP client whose connections are made inside the named network namespace (<see cref="NetworkNamespaces"/>):
+    /// for a memhog restored as a bare container, which has no address outside it.
+    /// </summary>
+    public static HttpClient InNetworkNamespace(string networkNamespace) => new(new SocketsHttpHandler
+    {
+        ConnectCallback = async (context, cancellationToken) =>
+        {
+            var socket = await NetworkNamespaces.CreateSocketAsync(networkNamespace, AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            var connected = false;
+            try
+            {
+                await socket.ConnectAsync(context.DnsEndPoint, cancellationToken);
+                connected = true;
+                return new NetworkStream(socket, ownsSocket: true);
+            }
+            finally
+            {
+                if (!connected)
+                {
+                    socket.Dispose();
+                }
+            }
+        },
+    })
+    {
+        Timeout = RequestTimeout,
+    };
 
     /// <summary>Waits for "ok passes=N" with N &gt;= 1; a "CORRUPT" status or the deadline is an error.</summary>
     public async Task WaitReadyAsync(string ip, TimeSpan timeout, CancellationToken cancellationToken)

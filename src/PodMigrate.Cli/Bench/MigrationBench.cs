@@ -7,6 +7,7 @@ using PodMigrate.Core.IO;
 using PodMigrate.Kube.Models;
 using PodMigrate.Node.Containerd;
 using PodMigrate.Node.Cri;
+using PodMigrate.Node.Restore;
 using KubeContainer = PodMigrate.Kube.Models.Container;
 
 namespace PodMigrate.Cli.Bench;
@@ -14,18 +15,21 @@ namespace PodMigrate.Cli.Bench;
 internal sealed record MigrationBenchOptions(
     IReadOnlyList<int> SizesMib,
     IReadOnlyList<string> Codecs,
+    IReadOnlyList<RestoreMethod> Methods,
     string From,
     string To,
     string Image,
     SourceDisposition Disposition,
     int Repeat,
     string WorkRoot,
-    string RunDirectory);
+    string RunDirectory,
+    string TargetStateDirectory);
 
 /// <summary>
 /// Runs the memhog workload as a pod on the source node and measures, on that same pod, the raw floor
-/// (<see cref="RawFloor"/>) and ours (agent checkpoint to the share, agent restore on the target through CRI), and
-/// checks that both restored copies serve the source's memory digest. Removes every pod, task, checkpoint and file
+/// (<see cref="RawFloor"/>) and ours (agent checkpoint to the share, then agent restores of that checkpoint on the
+/// target with each method: through CRI as a pod, and direct as a bare container), and checks that every restored
+/// copy serves the source's memory digest. Removes every pod, task, checkpoint and file
 /// it made, also when a step fails.
 /// </summary>
 internal sealed class MigrationBench(MigrationBenchOptions options, AgentClient source, AgentClient target, Action<string> log)
@@ -39,7 +43,7 @@ internal sealed class MigrationBench(MigrationBenchOptions options, AgentClient 
 
     public async Task<IReadOnlyList<MigrationSample>> RunAsync(CancellationToken cancellationToken)
     {
-        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(120) };
+        using var http = new HttpClient { Timeout = MemhogProbe.RequestTimeout };
         var probe = new MemhogProbe(http, _time);
         var samples = new List<MigrationSample>();
         foreach (var size in options.SizesMib)
@@ -58,8 +62,9 @@ internal sealed class MigrationBench(MigrationBenchOptions options, AgentClient 
         using var criA = CriConnection.ForUnixSocket(Socket(options.From));
         using var criB = CriConnection.ForUnixSocket(Socket(options.To));
         using var containerd = ContainerdConnection.Open(Socket(options.From), CriNamespace);
+        using var containerdB = ContainerdConnection.Open(Socket(options.To), CriNamespace);
+        var restoredB = new RestoredContainers(containerdB, options.TargetStateDirectory);
         var runnerA = new KubeletPodRunner(criA, NullLogger<KubeletPodRunner>.Instance);
-        var runnerB = new KubeletPodRunner(criB, NullLogger<KubeletPodRunner>.Instance);
         var pod = MemhogPod(sizeMib);
         var name = pod.Metadata.Name!;
         var work = Path.Combine(options.WorkRoot, $"podmigrate-bench-{Guid.NewGuid():N}");
@@ -82,7 +87,7 @@ internal sealed class MigrationBench(MigrationBenchOptions options, AgentClient 
             var ours = new List<OursSample>();
             foreach (var codec in options.Codecs)
             {
-                ours.Add(await OursAsync(name, codec, digest, probe, runnerB, cancellationToken));
+                ours.Add(await OursAsync(name, codec, digest, probe, criB, restoredB, cancellationToken));
             }
 
             // The source's task has to be gone for the floor to restore into its container.
@@ -98,7 +103,6 @@ internal sealed class MigrationBench(MigrationBenchOptions options, AgentClient 
             using var cleanup = new CancellationTokenSource(CleanupTimeout);
             await CleanupAsync(() => containerId is null ? Task.CompletedTask : floor.KillTaskAsync(containerId, cleanup.Token), $"task of {containerId}");
             await CleanupAsync(() => runnerA.RemoveAsync(PodNamespace, name, TimeSpan.Zero, cleanup.Token), $"pod {name} on {options.From}");
-            await CleanupAsync(() => runnerB.RemoveAsync(PodNamespace, name, TimeSpan.Zero, cleanup.Token), $"pod {name} on {options.To}");
             await CleanupAsync(() =>
             {
                 Directory.Delete(work, recursive: true);
@@ -107,8 +111,12 @@ internal sealed class MigrationBench(MigrationBenchOptions options, AgentClient 
         }
     }
 
-    /// <summary>Ours with one codec: checkpoint on the source, restore on the target, digest, then undo both.</summary>
-    private async Task<OursSample> OursAsync(string podName, string codec, string digest, MemhogProbe probe, KubeletPodRunner runnerB, CancellationToken cancellationToken)
+    /// <summary>
+    /// Ours with one codec: checkpoint on the source, restore that checkpoint on the target with each method in turn
+    /// (each copy checked and removed before the next), then resume the source and delete the checkpoint.
+    /// </summary>
+    private async Task<OursSample> OursAsync(
+        string podName, string codec, string digest, MemhogProbe probe, CriConnection criB, RestoredContainers restoredB, CancellationToken cancellationToken)
     {
         var selector = new ContainerSelector { Pod = new ContainerSelector.Types.PodContainer { Namespace = PodNamespace, Pod = podName, Container = ContainerName } };
         var checkpoint = await source.CheckpointToEndAsync(new CheckpointRequest
@@ -118,45 +126,96 @@ internal sealed class MigrationBench(MigrationBenchOptions options, AgentClient 
             Codec = Commands.CheckpointCommand.ParseCodec(codec),
             Labels = { ["podmigrate.io/bench"] = "migration" },
         }, null, cancellationToken);
-        var checkpointed = Stopwatch.GetTimestamp();
         var id = checkpoint.Checkpoint.CheckpointId;
+        log(string.Create(CultureInfo.InvariantCulture,
+            $"   ours ({codec}): checkpoint {checkpoint.Wall.ToTimeSpan().TotalSeconds:0.000}s (frozen {checkpoint.Frozen.ToTimeSpan().TotalSeconds:0.000}s, {checkpoint.Checkpoint.ArchiveBytes >> 20} MiB)"));
         try
         {
-            var restored = await target.RestoreToEndAsync(new RestoreRequest
+            var restores = new List<RestoreSample>();
+            foreach (var method in options.Methods)
             {
-                CheckpointId = id,
-                Method = RestoreMethod.RestoreCriImage,
-                Pod = new PodTarget { Namespace = PodNamespace, Name = podName, Container = ContainerName },
-            }, null, cancellationToken);
-            var downtime = options.Disposition == SourceDisposition.SourceLeaveRunning
-                ? checkpoint.Frozen.ToTimeSpan()
-                : checkpoint.Frozen.ToTimeSpan() + Stopwatch.GetElapsedTime(checkpointed);
-            var restoredDigest = await probe.DigestAsync(restored.PodIp, cancellationToken);
-            var sample = new OursSample(
+                restores.Add(await RestoreAsync(checkpoint, method, podName, digest, probe, criB, restoredB, cancellationToken));
+            }
+            return new OursSample(
                 codec,
                 OursSample.PhasesOf(checkpoint.Timings),
                 checkpoint.Wall.ToTimeSpan(),
                 checkpoint.Frozen.ToTimeSpan(),
-                downtime,
                 checkpoint.Checkpoint.RawBytes,
                 checkpoint.Checkpoint.ArchiveBytes,
-                OursSample.PhasesOf(restored.Timings),
-                restored.Wall.ToTimeSpan(),
-                restoredDigest == digest);
-            log(string.Create(CultureInfo.InvariantCulture,
-                $"   ours ({codec}): checkpoint {sample.CheckpointTotal.TotalSeconds:0.000}s (frozen {sample.Frozen.TotalSeconds:0.000}s, {sample.ArchiveBytes >> 20} MiB), restore {sample.RestoreTotal.TotalSeconds:0.000}s, digest {(sample.DigestMatches ? "PASS" : "FAIL " + restoredDigest)}"));
-            return sample;
+                restores);
         }
         finally
         {
             using var cleanup = new CancellationTokenSource(CleanupTimeout);
-            await CleanupAsync(() => runnerB.RemoveAsync(PodNamespace, podName, TimeSpan.Zero, cleanup.Token), $"pod {podName} on {options.To}");
             if (checkpoint.SourceState == SourceState.SourceStopped)
             {
                 // The next codec (or the floor's restore) needs the source back as it was.
                 await CleanupAsync(() => source.ResumeAsync(selector, cleanup.Token), $"source {podName} on {options.From}");
             }
             await CleanupAsync(() => source.DeleteCheckpointAsync(id, force: true, cleanup.Token), $"checkpoint {id}");
+        }
+    }
+
+    /// <summary>
+    /// One restore of the checkpoint on the target: as the pod (cri-image), whose memhog is read at its pod IP, or as a
+    /// bare container (direct), which has no address outside its own network namespace, so its memhog is read on that
+    /// namespace's loopback. The restored copy (pod or container, and a checkpoint image left on the node) is removed.
+    /// </summary>
+    private async Task<RestoreSample> RestoreAsync(
+        CheckpointResult checkpoint, RestoreMethod method, string podName, string digest, MemhogProbe probe, CriConnection criB, RestoredContainers restoredB, CancellationToken cancellationToken)
+    {
+        var name = Commands.RestoreTargetOptions.MethodName(method);
+        var request = new RestoreRequest { CheckpointId = checkpoint.Checkpoint.CheckpointId, Method = method };
+        var containerId = $"{podName}-{name}";
+        if (method == RestoreMethod.RestoreDirect)
+        {
+            request.ContainerId = containerId;
+        }
+        else
+        {
+            request.Pod = new PodTarget { Namespace = PodNamespace, Name = podName, Container = ContainerName };
+        }
+        RestoreResult? restored = null;
+        try
+        {
+            var started = Stopwatch.GetTimestamp();
+            restored = await target.RestoreToEndAsync(request, null, cancellationToken);
+            var downtime = options.Disposition == SourceDisposition.SourceLeaveRunning
+                ? checkpoint.Frozen.ToTimeSpan()
+                : checkpoint.Frozen.ToTimeSpan() + Stopwatch.GetElapsedTime(started);
+            string restoredDigest;
+            if (method == RestoreMethod.RestoreDirect)
+            {
+                using var http = MemhogProbe.InNetworkNamespace(RestoredContainers.NetworkNamespaceName(containerId));
+                restoredDigest = await new MemhogProbe(http, _time).DigestAsync(MemhogProbe.Loopback, cancellationToken);
+            }
+            else
+            {
+                restoredDigest = await probe.DigestAsync(restored.PodIp, cancellationToken);
+            }
+            var sample = new RestoreSample(name, OursSample.PhasesOf(restored.Timings), restored.Wall.ToTimeSpan(), downtime, restoredDigest == digest);
+            log(string.Create(CultureInfo.InvariantCulture,
+                $"   ours ({name}): restore {sample.Total.TotalSeconds:0.000}s, digest {(sample.DigestMatches ? "PASS" : "FAIL " + restoredDigest)}"));
+            return sample;
+        }
+        finally
+        {
+            using var cleanup = new CancellationTokenSource(CleanupTimeout);
+            if (method == RestoreMethod.RestoreDirect)
+            {
+                await CleanupAsync(() => restoredB.RemoveAsync(containerId, cleanup.Token), $"container {containerId} on {options.To}");
+            }
+            else
+            {
+                var runner = new KubeletPodRunner(criB, NullLogger<KubeletPodRunner>.Instance);
+                await CleanupAsync(() => runner.RemoveAsync(PodNamespace, podName, TimeSpan.Zero, cleanup.Token), $"pod {podName} on {options.To}");
+            }
+            if (restored is { CheckpointImage.Length: > 0 })
+            {
+                // The agent removes an image it imported for this restore; one that outlives it would be the next one's.
+                await CleanupAsync(() => criB.Images.RemoveImageAsync(restored.CheckpointImage, cleanup.Token), $"image {restored.CheckpointImage} on {options.To}");
+            }
         }
     }
 

@@ -3,10 +3,14 @@ using System.Text.Json;
 
 namespace PodMigrate.Cli.Bench;
 
-/// <summary>One row of the report: the medians over the repeats of one size and one codec.</summary>
+/// <summary>
+/// One row of the report: the medians over the repeats of one size, one codec and one restore method (the checkpoint
+/// columns are the same for every method of a size and codec: each of their checkpoints was restored with each).
+/// </summary>
 internal sealed record MigrationBenchRow(
     int SizeMib,
     string Codec,
+    string Method,
     int Runs,
     IReadOnlyDictionary<string, double> CheckpointPhases,
     double CheckpointTotal,
@@ -42,28 +46,30 @@ internal static class MigrationBenchReport
     private const double MiB = 1 << 20;
 
     public static IReadOnlyList<MigrationBenchRow> Summarize(IReadOnlyList<MigrationSample> samples)
-        => [.. samples.GroupBy(s => s.SizeMib).SelectMany(size => size.SelectMany(s => s.Ours.Select(o => (Sample: s, Ours: o)))
-            .GroupBy(x => x.Ours.Codec)
+        => [.. samples.GroupBy(s => s.SizeMib).SelectMany(size => size
+            .SelectMany(s => s.Ours.SelectMany(o => o.Restores.Select(r => (Sample: s, Ours: o, Restore: r))))
+            .GroupBy(x => (x.Ours.Codec, x.Restore.Method))
             .Select(g => new MigrationBenchRow(
                 size.Key,
-                g.Key,
+                g.Key.Codec,
+                g.Key.Method,
                 g.Count(),
                 Phases(g.Select(x => x.Ours.CheckpointPhases)),
                 Median(g.Select(x => x.Ours.CheckpointTotal.TotalSeconds)),
                 Median(g.Select(x => x.Ours.Frozen.TotalSeconds)),
-                Median(g.Select(x => x.Ours.Downtime.TotalSeconds)),
+                Median(g.Select(x => x.Restore.Downtime.TotalSeconds)),
                 Median(g.Select(x => x.Ours.RawBytes / MiB)),
                 Median(g.Select(x => x.Ours.ArchiveBytes / MiB)),
                 Median(g.Select(x => x.Sample.FloorDump.Dump.TotalSeconds)),
                 Median(g.Select(x => x.Sample.FloorDump.Tar.TotalSeconds)),
                 Median(g.Select(x => x.Sample.FloorDump.Compress.TotalSeconds)),
                 Median(g.Select(x => x.Sample.FloorDump.CompressedBytes / MiB)),
-                Phases(g.Select(x => x.Ours.RestorePhases)),
-                Median(g.Select(x => x.Ours.RestoreTotal.TotalSeconds)),
+                Phases(g.Select(x => x.Restore.Phases)),
+                Median(g.Select(x => x.Restore.Total.TotalSeconds)),
                 Median(g.Select(x => x.Sample.FloorRestore.Decompress.TotalSeconds)),
                 Median(g.Select(x => x.Sample.FloorRestore.Untar.TotalSeconds)),
                 Median(g.Select(x => x.Sample.FloorRestore.Restore.TotalSeconds)),
-                g.All(x => x.Ours.DigestMatches),
+                g.All(x => x.Restore.DigestMatches),
                 g.All(x => x.Sample.FloorDigestMatches))))];
 
     public static void WriteTables(IReadOnlyList<MigrationBenchRow> rows, TextWriter output)
@@ -74,27 +80,29 @@ internal static class MigrationBenchReport
         output.WriteLine("floor = containerd Tasks.Checkpoint (CRIU dump, image_path on tmpfs) + zstd -T0 -1 of a tar of the images");
         output.WriteLine(Line([
             Cell("MiB", 5), Cell("codec", 5), .. checkpointPhases.Select(p => Cell(p, 8)),
-            Cell("ours", 7), Cell("frozen", 7), Cell("downtm", 7), Cell("arch MiB", 8),
+            Cell("ours", 7), Cell("frozen", 7), Cell("arch MiB", 8),
             Cell("f.dump", 7), Cell("f.zstd", 7), Cell("floor", 7), Cell("ratio", 6), Cell("", 4)]));
-        foreach (var r in rows)
+        foreach (var r in rows.DistinctBy(r => (r.SizeMib, r.Codec)))
         {
             output.WriteLine(Line([
                 Cell(r.SizeMib, 5), Cell(r.Codec, 5), .. checkpointPhases.Select(p => Cell(r.CheckpointPhases.GetValueOrDefault(p), 8)),
-                Cell(r.CheckpointTotal, 7), Cell(r.Frozen, 7), Cell(r.Downtime, 7), Cell(r.ArchiveMib.ToString("0.0", CultureInfo.InvariantCulture), 8),
+                Cell(r.CheckpointTotal, 7), Cell(r.Frozen, 7), Cell(r.ArchiveMib.ToString("0.0", CultureInfo.InvariantCulture), 8),
                 Cell(r.FloorDump, 7), Cell(r.FloorCompress, 7), Cell(r.FloorCheckpointTotal, 7), Cell(r.CheckpointRatio.ToString("0.00", CultureInfo.InvariantCulture), 6),
                 Cell(r.CheckpointRatio <= Target ? "ok" : ">1.25", 4)]));
         }
         output.WriteLine();
-        output.WriteLine("Restore (seconds, median): ours = agent restore on the target through CRI (the checkpoint imported as an OCI image into containerd, then run as a pod);");
+        output.WriteLine("Restore (seconds, median): ours = agent restore on the target of the same checkpoint with each method: cri-image (imported as an OCI image into");
+        output.WriteLine("containerd, then run as a pod through CRI), direct (Tasks API: new snapshot + rootfs diff, runc restore from the staged checkpoint, a bare container);");
+        output.WriteLine("downtm = frozen + that restore (leave-stopped) or frozen (leave-running);");
         output.WriteLine("floor = zstd -d + CRIU restore (Tasks.Create with criu_image_path + Start) into the source container; digest = restored memory's FNV-1a 64 equals the source's");
         output.WriteLine(Line([
-            Cell("MiB", 5), Cell("codec", 5), .. restorePhases.Select(p => Cell(p, 8)),
-            Cell("ours", 7), Cell("f.zstd-d", 8), Cell("f.restore", 9), Cell("floor", 7), Cell("ratio", 6), Cell("", 5), Cell("digest", 6), Cell("floor digest", 12)]));
+            Cell("MiB", 5), Cell("codec", 5), Cell("method", 9), .. restorePhases.Select(p => Cell(p, 8)),
+            Cell("ours", 7), Cell("downtm", 7), Cell("f.zstd-d", 8), Cell("f.restore", 9), Cell("floor", 7), Cell("ratio", 6), Cell("", 5), Cell("digest", 6), Cell("floor digest", 12)]));
         foreach (var r in rows)
         {
             output.WriteLine(Line([
-                Cell(r.SizeMib, 5), Cell(r.Codec, 5), .. restorePhases.Select(p => Cell(r.RestorePhases.GetValueOrDefault(p), 8)),
-                Cell(r.RestoreTotal, 7), Cell(r.FloorDecompress, 8), Cell(r.FloorRestore, 9), Cell(r.FloorRestoreTotal, 7),
+                Cell(r.SizeMib, 5), Cell(r.Codec, 5), Cell(r.Method, 9), .. restorePhases.Select(p => Cell(r.RestorePhases.GetValueOrDefault(p), 8)),
+                Cell(r.RestoreTotal, 7), Cell(r.Downtime, 7), Cell(r.FloorDecompress, 8), Cell(r.FloorRestore, 9), Cell(r.FloorRestoreTotal, 7),
                 Cell(r.RestoreRatio.ToString("0.00", CultureInfo.InvariantCulture), 6), Cell(r.RestoreRatio <= Target ? "ok" : ">1.25", 5),
                 Cell(r.DigestPass ? "PASS" : "FAIL", 6), Cell(r.FloorDigestPass ? "PASS" : "FAIL", 12)]));
         }
@@ -109,6 +117,12 @@ internal static class MigrationBenchReport
         json.WriteString("image", options.Image);
         json.WriteString("disposition", options.Disposition.ToString());
         json.WriteNumber("repeat", options.Repeat);
+        json.WriteStartArray("methods");
+        foreach (var method in options.Methods)
+        {
+            json.WriteStringValue(Commands.RestoreTargetOptions.MethodName(method));
+        }
+        json.WriteEndArray();
         json.WriteString("floor", "containerd Tasks.Checkpoint to tmpfs + zstd -T0 -1; zstd -d + Tasks.Create(criu_image_path)+Start into the source container");
         json.WriteNumber("target", Target);
         json.WriteStartArray("rows");
@@ -117,6 +131,7 @@ internal static class MigrationBenchReport
             json.WriteStartObject();
             json.WriteNumber("sizeMib", r.SizeMib);
             json.WriteString("codec", r.Codec);
+            json.WriteString("method", r.Method);
             json.WriteNumber("runs", r.Runs);
             WriteSeconds(json, "checkpointPhases", r.CheckpointPhases);
             json.WriteNumber("checkpointTotal", Round(r.CheckpointTotal));

@@ -9,7 +9,7 @@ namespace PodMigrate.Cli.Commands;
 /// <summary>
 /// <c>podmigrate bench migration</c>: for each memory size, a memhog pod on --from; in the same run on that pod, the
 /// raw floor (CRIU dump through containerd to tmpfs + zstd -T0 -1; zstd -d + CRIU restore) and ours (agent checkpoint
-/// to the share, agent restore on --to), with the ratios ours/floor and a digest check of the restored memory.
+/// to the share, agent restores of it on --to with each of --methods), with the ratios ours/floor and a digest check of the restored memory.
 /// </summary>
 internal static class BenchMigrationCommand
 {
@@ -24,17 +24,19 @@ internal static class BenchMigrationCommand
     {
         var sizes = new Option<string>("--sizes") { Description = "Memory sizes in MiB, comma-separated", DefaultValueFactory = _ => "64,256,1024,2048" };
         var codecs = new Option<string>("--codecs") { Description = "Our archive codecs to measure, comma-separated (zstd, gzip, none)", DefaultValueFactory = _ => "zstd" };
+        var methods = new Option<string>("--methods") { Description = "Restore methods to measure on each checkpoint, comma-separated (cri-image, direct)", DefaultValueFactory = _ => "cri-image,direct" };
         var from = new Option<string>("--from") { Description = "Source node", DefaultValueFactory = _ => "node-a" };
         var to = new Option<string>("--to") { Description = "Target node", DefaultValueFactory = _ => "node-b" };
         var image = new Option<string>("--image") { Description = "The memhog image", DefaultValueFactory = _ => "localhost:5000/podmigrate/memhog:1" };
         var disposition = new Option<string>("--source") { Description = "What our checkpoint does with the source: leave-stopped (a migration) or leave-running", DefaultValueFactory = _ => "leave-stopped" }
             .AcceptOnlyFromAmong("leave-stopped", "leave-running");
         var repeat = new Option<int>("--repeat") { Description = "Runs per size; the table shows medians", DefaultValueFactory = _ => 1 };
+        var targetState = new Option<string?>("--target-state-dir") { Description = "The target agent's --state-dir, where a direct restore keeps its container's files (default: the local cluster's, <state>/nodes/<to>/agent)" };
         var workDir = new Option<string>("--work-dir") { Description = "tmpfs for the floor's CRIU images and archives", DefaultValueFactory = _ => "/dev/shm" };
         var jsonOut = new Option<string?>("--json-out") { Description = "Also write the JSON report to this file (for scripts that want the table and the data of one run)" };
         var output = CliCommon.OutputOption();
         var command = new Command("migration", "Checkpoint and restore a memhog pod with the agents and with raw CRIU + zstd, side by side; print phase times and ratios");
-        foreach (var option in new Option[] { sizes, codecs, from, to, image, disposition, repeat, workDir, jsonOut, output })
+        foreach (var option in new Option[] { sizes, codecs, methods, from, to, image, disposition, repeat, targetState, workDir, jsonOut, output })
         {
             command.Options.Add(option);
         }
@@ -45,13 +47,15 @@ internal static class BenchMigrationCommand
             var options = new MigrationBenchOptions(
                 ParseSizes(parse.GetValue(sizes)!),
                 ParseCodecs(parse.GetValue(codecs)!),
+                ParseMethods(parse.GetValue(methods)!),
                 parse.GetValue(from)!,
                 parse.GetValue(to)!,
                 parse.GetValue(image)!,
                 parse.GetValue(disposition) == "leave-running" ? SourceDisposition.SourceLeaveRunning : SourceDisposition.SourceLeaveStopped,
                 parse.GetValue(repeat),
                 parse.GetValue(workDir)!,
-                CliCommon.RunDirectory);
+                CliCommon.RunDirectory,
+                parse.GetValue(targetState) ?? CliCommon.NodeAgentStateDirectory(parse.GetValue(to)!));
             if (options.Repeat < 1)
             {
                 throw PodMigrateException.InvalidArgument($"--repeat must be at least 1, not {options.Repeat}");
@@ -59,6 +63,11 @@ internal static class BenchMigrationCommand
             if (options.From == options.To)
             {
                 throw PodMigrateException.InvalidArgument($"--from and --to are both {options.From}");
+            }
+            if (options.Methods.Contains(RestoreMethod.RestoreDirect) && !Directory.Exists(options.TargetStateDirectory))
+            {
+                // A direct restore's container files live there; removing them from elsewhere would leave them behind.
+                throw PodMigrateException.NotFound($"the target agent's state directory {options.TargetStateDirectory} does not exist (--target-state-dir)");
             }
             if (!Directory.Exists(options.WorkRoot))
             {
@@ -114,5 +123,11 @@ internal static class BenchMigrationCommand
             CheckpointCommand.ParseCodec(codec);
         }
         return codecs.Count > 0 ? codecs : throw PodMigrateException.InvalidArgument("--codecs names no codec");
+    }
+
+    private static List<RestoreMethod> ParseMethods(string text)
+    {
+        var methods = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(RestoreTargetOptions.ParseMethod).Distinct().ToList();
+        return methods.Count > 0 ? methods : throw PodMigrateException.InvalidArgument("--methods names no restore method");
     }
 }

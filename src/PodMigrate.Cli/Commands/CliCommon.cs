@@ -10,6 +10,7 @@ namespace PodMigrate.Cli.Commands;
 internal static class CliCommon
 {
     public const string DefaultRunDir = "/run/podmigrate";
+    public const string DefaultStateDir = "/var/lib/podmigrate";
 
     public static Option<string> OutputOption() => new Option<string>("--output", "-o")
     {
@@ -20,6 +21,13 @@ internal static class CliCommon
     public static bool IsJson(this ParseResult parse, Option<string> output) => parse.GetValue(output) == "json";
 
     /// <summary>The local cluster's run directory ($PODMIGRATE_RUN_DIR, default /run/podmigrate).</summary>
+    /// <summary>
+    /// The --state-dir the local cluster gives a node's agent: &lt;state&gt;/nodes/&lt;node&gt;/agent, where state is
+    /// $PODMIGRATE_STATE_DIR (default /var/lib/podmigrate), as scripts/cluster.sh lays it out.
+    /// </summary>
+    public static string NodeAgentStateDirectory(string node)
+        => Path.Combine(Environment.GetEnvironmentVariable("PODMIGRATE_STATE_DIR") is { Length: > 0 } dir ? dir : DefaultStateDir, "nodes", node, "agent");
+
     public static string RunDirectory => Environment.GetEnvironmentVariable("PODMIGRATE_RUN_DIR") is { Length: > 0 } dir ? dir : DefaultRunDir;
 
     /// <summary>

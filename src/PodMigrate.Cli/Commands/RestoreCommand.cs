@@ -104,12 +104,23 @@ internal sealed class RestoreTargetOptions
         {
             throw PodMigrateException.InvalidArgument("--image-only makes a checkpoint image (--method cri-image); it has no container to restore into");
         }
-        request.Method = parse.GetValue(_method) switch
-        {
-            "direct" => RestoreMethod.RestoreDirect,
-            "cri-image" => RestoreMethod.RestoreCriImage,
-            _ => id is not null ? RestoreMethod.RestoreDirect : RestoreMethod.RestoreCriImage,
-        };
+        request.Method = parse.GetValue(_method) is { } method ? ParseMethod(method)
+            : id is not null ? RestoreMethod.RestoreDirect : RestoreMethod.RestoreCriImage;
         return request;
     }
+
+    /// <summary>The CLI's name of a restore method: cri-image or direct.</summary>
+    public static RestoreMethod ParseMethod(string name) => name switch
+    {
+        "direct" => RestoreMethod.RestoreDirect,
+        "cri-image" => RestoreMethod.RestoreCriImage,
+        _ => throw PodMigrateException.InvalidArgument($"'{name}' is not a restore method (cri-image, direct)"),
+    };
+
+    public static string MethodName(RestoreMethod method) => method switch
+    {
+        RestoreMethod.RestoreDirect => "direct",
+        RestoreMethod.RestoreCriImage => "cri-image",
+        _ => method.ToString(),
+    };
 }

@@ -1,3 +1,4 @@
+using System.Net.Sockets;
 using PodMigrate.Core.Errors;
 using PodMigrate.Core.Processes;
 
@@ -42,6 +43,58 @@ public static class NetworkNamespaces
         }
         await RunAsync(["netns", "delete", name], cancellationToken);
         return true;
+    }
+
+    /// <summary>
+    /// A socket of the named namespace, for reaching a service of a restored container that has no address outside it
+    /// (its loopback, say). A socket belongs to the namespace it was created in: a thread of its own enters the
+    /// namespace (setns), creates the socket and goes back; connecting and I/O then work from any thread.
+    /// </summary>
+    public static Task<Socket> CreateSocketAsync(string name, AddressFamily family, SocketType type, ProtocolType protocol)
+    {
+        Validate(name);
+        var path = PathOf(name);
+        var created = new TaskCompletionSource<Socket>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                created.SetResult(CreateSocketIn(path, family, type, protocol));
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or SocketException)
+            {
+                created.SetException(e);
+            }
+        })
+        {
+            IsBackground = true,
+            Name = "netns " + name,
+        };
+        thread.Start();
+        return created.Task;
+    }
+
+    /// <summary>On the calling thread, which must be one of its own: it ends in its original namespace, or ends.</summary>
+    private static Socket CreateSocketIn(string path, AddressFamily family, SocketType type, ProtocolType protocol)
+    {
+        using var own = File.OpenHandle("/proc/thread-self/ns/net");
+        using var target = File.Exists(path) ? File.OpenHandle(path) : throw new FileNotFoundException($"network namespace {path} does not exist", path);
+        RestoreNative.Check(RestoreNative.Setns(target, RestoreNative.NewNetworkNamespace), "setns", path);
+        Socket? socket = null;
+        try
+        {
+            socket = new Socket(family, type, protocol);
+        }
+        finally
+        {
+            // The thread is ours alone and ends after this, but it leaves the way it came.
+            if (RestoreNative.Setns(own, RestoreNative.NewNetworkNamespace) != 0)
+            {
+                socket?.Dispose();
+                RestoreNative.Check(-1, "setns back from", path);
+            }
+        }
+        return socket;
     }
 
     public static string PathOf(string name) => Path.Combine(Directory, name);

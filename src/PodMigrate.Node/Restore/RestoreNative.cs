@@ -1,8 +1,9 @@
 using System.Runtime.InteropServices;
+using Microsoft.Win32.SafeHandles;
 
 namespace PodMigrate.Node.Restore;
 
-/// <summary>The syscalls restoring needs and .NET does not expose: overlay whiteouts (mknod), opaque markers (setxattr), owners, hard links, unmounts.</summary>
+/// <summary>The syscalls restoring needs and .NET does not expose: overlay whiteouts (mknod), opaque markers (setxattr), owners, hard links, unmounts, entering a network namespace.</summary>
 internal static partial class RestoreNative
 {
     public const uint CharacterDevice = 0x2000; // S_IFCHR
@@ -19,6 +20,11 @@ internal static partial class RestoreNative
 
     [LibraryImport("libc", EntryPoint = "link", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     public static partial int Link(string existing, string created);
+
+    public const int NewNetworkNamespace = 0x40000000; // CLONE_NEWNET
+
+    [LibraryImport("libc", EntryPoint = "setns", SetLastError = true)]
+    public static partial int Setns(SafeFileHandle namespaceFd, int type);
 
     [LibraryImport("libc", EntryPoint = "umount2", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     public static partial int Umount2(string target, int flags);
