@@ -6,7 +6,7 @@ using PodMigrate.Kube.Models;
 namespace PodMigrate.Controller.Migrations;
 
 /// <summary>
-/// podmigrate.io/v1alpha1 PodMigration (deploy/crds/podmigration.yaml): a request to move (Migrate) or copy (Clone) a
+/// podmigrate.io/v1alpha1 PodMigration (deploy/10-podmigration-crd.yaml): a request to move (Migrate) or copy (Clone) a
 /// running pod to another node with its memory. The status is the migration's journal: every step is recorded
 /// before it is taken, so a restarted controller resumes where the last one stopped and never repeats a checkpoint.
 /// </summary>
