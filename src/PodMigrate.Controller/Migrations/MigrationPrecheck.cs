@@ -120,7 +120,7 @@ internal sealed class MigrationPrecheck(IKubernetesApi api, IAgentDirectory agen
             if (volume.PersistentVolumeClaim is { } claimRef)
             {
                 var modes = await ClaimAccessModesAsync(pod, claimRef.ClaimName, cancellationToken);
-                var shared = modes.Contains("ReadWriteMany") || modes.Contains("ReadOnlyMany") || (claimRef.ReadOnly == true && modes.Contains("ReadOnlyMany"));
+                var shared = modes.Contains("ReadWriteMany") || modes.Contains("ReadOnlyMany");
                 if (!shared)
                 {
                     var why = settings.IsClone
@@ -154,7 +154,7 @@ internal sealed class MigrationPrecheck(IKubernetesApi api, IAgentDirectory agen
         return modes;
     }
 
-    private async Task<Node> CheckNodeSchedulableAsync(string name, CancellationToken cancellationToken)
+    private async Task CheckNodeSchedulableAsync(string name, CancellationToken cancellationToken)
     {
         Node node;
         try
@@ -165,6 +165,12 @@ internal sealed class MigrationPrecheck(IKubernetesApi api, IAgentDirectory agen
         {
             throw new MigrationRefusedException("InvalidTarget", $"target node {name} does not exist");
         }
+        CheckNodeSchedulable(node);
+    }
+
+    private static void CheckNodeSchedulable(Node node)
+    {
+        var name = node.Metadata.Name;
         var ready = node.Status?.Conditions?.Find(c => c.Type == "Ready");
         if (ready?.Status != "True")
         {
@@ -174,7 +180,6 @@ internal sealed class MigrationPrecheck(IKubernetesApi api, IAgentDirectory agen
         {
             throw new MigrationRefusedException("TargetNotReady", $"target node {name} is cordoned (unschedulable)");
         }
-        return node;
     }
 
     private async Task<NodeInfo> HealthyAgentAsync(string node, string role, CancellationToken cancellationToken)
@@ -235,7 +240,7 @@ internal sealed class MigrationPrecheck(IKubernetesApi api, IAgentDirectory agen
             }
             try
             {
-                await CheckNodeSchedulableAsync(name, cancellationToken);
+                CheckNodeSchedulable(node); // from the list: no second read per node
                 var agent = await HealthyAgentAsync(name, "target", cancellationToken);
                 CheckCompatible(sourceAgent, agent);
                 CheckShare(agent, name);

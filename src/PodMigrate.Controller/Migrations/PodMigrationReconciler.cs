@@ -480,7 +480,8 @@ internal sealed class PodMigrationReconciler(
         {
             await DeleteCheckpointAsync(status, cancellationToken);
         }
-        var reasonText = status.Message?.StartsWith("rolling back: ", StringComparison.Ordinal) == true ? status.Message["rolling back: ".Length..] : status.RollbackReason;
+        // BeginRollbackAsync put the cause in the RollingBack condition; it survives a restart with the rest of the status.
+        var reasonText = status.Conditions?.Find(c => c.Type == "RollingBack")?.Message ?? status.RollbackReason;
         status.Phase = MigrationPhase.RolledBack;
         status.CompletedAt = time.GetUtcNow();
         status.Message = $"rolled back ({status.RollbackReason}): {reasonText}; the source pod {settings.PodName} runs on {status.SourceNode}";

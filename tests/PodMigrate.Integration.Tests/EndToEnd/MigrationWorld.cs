@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using PodMigrate.Controller;
 using PodMigrate.Controller.Agents;
@@ -160,12 +159,12 @@ internal sealed class MigrationWorld : IAsyncDisposable
 
     public async Task<Pod> WaitForPodReadyAsync(string ns, string name, CancellationToken cancellationToken)
         => (await WaitForAsync(
-            ct => TryGetAsync(KubeResources.Pods, ns, name, ct),
+            ct => Nodes.TryGetAsync(KubeResources.Pods, ns, name, ct),
             p => p?.Status?.Conditions?.Any(c => c.Type == "Ready" && c.Status == "True") == true && p.Status.PodIp is { Length: > 0 },
             $"pod {ns}/{name} Running and Ready", cancellationToken))!;
 
     public Task WaitForPodGoneAsync(string ns, string name, CancellationToken cancellationToken)
-        => WaitForAsync(ct => TryGetAsync(KubeResources.Pods, ns, name, ct), p => p is null, $"pod {ns}/{name} gone", cancellationToken);
+        => WaitForAsync(ct => Nodes.TryGetAsync(KubeResources.Pods, ns, name, ct), p => p is null, $"pod {ns}/{name} gone", cancellationToken);
 
     public Task<PodMigration> CreateMigrationAsync(string name, Pod source, string? targetNode, string mode, CancellationToken cancellationToken,
         string verifyWindow = "2s", bool retainCheckpoint = false)
@@ -183,7 +182,7 @@ internal sealed class MigrationWorld : IAsyncDisposable
         }, cancellationToken);
 
     public async Task<PodMigration> WaitForMigrationAsync(string ns, string name, Func<PodMigration, bool> condition, string what, CancellationToken cancellationToken)
-        => (await WaitForAsync(ct => TryGetAsync(PodMigration.Resource, ns, name, ct), m => m is not null && condition(m), $"podmigration {ns}/{name}: {what}", cancellationToken))!;
+        => (await WaitForAsync(ct => Nodes.TryGetAsync(PodMigration.Resource, ns, name, ct), m => m is not null && condition(m), $"podmigration {ns}/{name}: {what}", cancellationToken))!;
 
     public Task<PodMigration> WaitForTerminalAsync(string ns, string name, CancellationToken cancellationToken)
         => WaitForMigrationAsync(ns, name, m => MigrationPhase.IsTerminal(m.Status?.Phase), "a terminal phase", cancellationToken);
@@ -233,26 +232,9 @@ internal sealed class MigrationWorld : IAsyncDisposable
             ? Directory.GetDirectories(CheckpointsDirectory).Select(Path.GetFileName).OfType<string>().Where(n => !n.StartsWith('.')).ToList()
             : [];
 
-    public static async Task<T> WaitForAsync<T>(Func<CancellationToken, Task<T>> read, Func<T, bool> condition, string what, CancellationToken cancellationToken)
-    {
-        T last = default!;
-        try
-        {
-            while (true)
-            {
-                last = await read(cancellationToken);
-                if (condition(last))
-                {
-                    return last;
-                }
-                await Task.Delay(PollInterval, cancellationToken);
-            }
-        }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-        {
-            throw new TimeoutException($"gave up waiting for {what}; last seen: {Describe(last)}");
-        }
-    }
+    /// <summary>Polls until <paramref name="condition"/> holds (the emulator tests' helper); on timeout names what was last seen.</summary>
+    public static Task<T> WaitForAsync<T>(Func<CancellationToken, Task<T>> read, Func<T, bool> condition, string what, CancellationToken cancellationToken)
+        => EmulatedNodes.WaitForAsync(read, condition, what, cancellationToken);
 
     public async ValueTask DisposeAsync()
     {
@@ -327,25 +309,4 @@ internal sealed class MigrationWorld : IAsyncDisposable
         }
         throw new DirectoryNotFoundException($"no PodMigrate.sln above {AppContext.BaseDirectory}: the end-to-end tests install the repository's deploy/ CRD");
     }
-
-    private async Task<T?> TryGetAsync<T>(ResourceKind<T> kind, string? ns, string name, CancellationToken cancellationToken)
-        where T : class
-    {
-        try
-        {
-            return await Api.GetAsync(kind, ns, name, cancellationToken);
-        }
-        catch (PodMigrateException e) when (e.Kind == ErrorKind.NotFound)
-        {
-            return null;
-        }
-    }
-
-    private static string Describe<T>(T value) => value switch
-    {
-        null => "nothing",
-        PodMigration m => $"phase {m.Status?.Phase ?? "-"}: {m.Status?.Message}",
-        Pod pod => JsonSerializer.Serialize(pod, KubeClientJsonContext.Default.Pod),
-        _ => value.ToString() ?? "",
-    };
 }

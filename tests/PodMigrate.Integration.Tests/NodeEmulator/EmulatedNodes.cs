@@ -169,7 +169,8 @@ internal sealed class EmulatedNodes : IAsyncDisposable
         _logs.Dispose();
     }
 
-    private async Task<T?> TryGetAsync<T>(ResourceKind<T> kind, string? ns, string name, CancellationToken cancellationToken)
+    /// <summary>The object, or null when the API server has none by that name.</summary>
+    public async Task<T?> TryGetAsync<T>(ResourceKind<T> kind, string? ns, string name, CancellationToken cancellationToken)
         where T : class
     {
         try
@@ -185,6 +186,7 @@ internal sealed class EmulatedNodes : IAsyncDisposable
     private static string Describe<T>(T value) => value switch
     {
         null => "nothing",
+        PodMigrate.Controller.Migrations.PodMigration m => $"podmigration phase {m.Status?.Phase ?? "-"}: {m.Status?.Message}",
         Pod pod => JsonSerializer.Serialize(pod, KubeClientJsonContext.Default.Pod),
         Kube.Models.Node node => JsonSerializer.Serialize(node, KubeClientJsonContext.Default.Node),
         _ => value.ToString() ?? "",
