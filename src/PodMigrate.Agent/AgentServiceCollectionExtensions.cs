@@ -53,6 +53,7 @@ internal static class AgentServiceCollectionExtensions
         services.AddSingleton<RestoreOperation>();
         services.AddSingleton<AgentGrpcService>();
         services.AddHostedService<AgentRecovery>();
+        services.AddHostedService<CriuWarmup>();
         return services;
     }
 }

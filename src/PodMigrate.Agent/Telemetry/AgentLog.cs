@@ -15,6 +15,9 @@ internal static partial class AgentLog
     [LoggerMessage(1002, LogLevel.Warning, "gRPC on TCP {ListenAddress}:{GrpcPort} in CLEARTEXT: no TLS configured (local use only)")]
     public static partial void ServingCleartext(ILogger logger, string listenAddress, int grpcPort);
 
+    [LoggerMessage(1003, LogLevel.Warning, "Could not ask CRIU for its version and features at start-up; the first checkpoint will ask again")]
+    public static partial void CriuWarmupFailed(ILogger logger, Exception exception);
+
     [LoggerMessage(1100, LogLevel.Information, "Checkpoint {CheckpointId} of {Container} started ({Disposition}, codec {Codec})")]
     public static partial void CheckpointStarted(ILogger logger, string checkpointId, string container, string disposition, string codec);
 

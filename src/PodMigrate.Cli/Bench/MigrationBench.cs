@@ -23,7 +23,8 @@ internal sealed record MigrationBenchOptions(
     int Repeat,
     string WorkRoot,
     string RunDirectory,
-    string TargetStateDirectory);
+    string TargetStateDirectory,
+    int PrefaultFactor = 4);
 
 /// <summary>
 /// Runs the memhog workload as a pod on the source node and measures, on that same pod, the raw floor
@@ -80,6 +81,7 @@ internal sealed class MigrationBench(MigrationBenchOptions options, AgentClient 
             var digest = await probe.DigestAsync(ip, cancellationToken);
             log($"   pod {started.Key} on {options.From} at {ip}, container {containerId[..12]}, digest {digest}");
 
+            Prefault(sizeMib);
             var floorDump = await floor.DumpAndCompressAsync(containerId, cancellationToken);
             log(string.Create(CultureInfo.InvariantCulture,
                 $"   floor: dump {floorDump.Dump.TotalSeconds:0.000}s, zstd -T0 -1 {floorDump.Compress.TotalSeconds:0.000}s ({floorDump.CompressedBytes >> 20} MiB)"));
@@ -87,11 +89,12 @@ internal sealed class MigrationBench(MigrationBenchOptions options, AgentClient 
             var ours = new List<OursSample>();
             foreach (var codec in options.Codecs)
             {
-                ours.Add(await OursAsync(name, codec, digest, probe, criB, restoredB, cancellationToken));
+                ours.Add(await OursAsync(sizeMib, name, codec, digest, probe, criB, restoredB, cancellationToken));
             }
 
             // The source's task has to be gone for the floor to restore into its container.
             await floor.KillTaskAsync(containerId, cancellationToken);
+            Prefault(sizeMib);
             var floorRestore = await floor.DecompressAndRestoreAsync(containerId, cancellationToken);
             var floorDigest = await probe.DigestAsync(ip, cancellationToken);
             log(string.Create(CultureInfo.InvariantCulture,
@@ -116,9 +119,10 @@ internal sealed class MigrationBench(MigrationBenchOptions options, AgentClient 
     /// (each copy checked and removed before the next), then resume the source and delete the checkpoint.
     /// </summary>
     private async Task<OursSample> OursAsync(
-        string podName, string codec, string digest, MemhogProbe probe, CriConnection criB, RestoredContainers restoredB, CancellationToken cancellationToken)
+        int sizeMib, string podName, string codec, string digest, MemhogProbe probe, CriConnection criB, RestoredContainers restoredB, CancellationToken cancellationToken)
     {
         var selector = new ContainerSelector { Pod = new ContainerSelector.Types.PodContainer { Namespace = PodNamespace, Pod = podName, Container = ContainerName } };
+        Prefault(sizeMib);
         var checkpoint = await source.CheckpointToEndAsync(new CheckpointRequest
         {
             Container = selector,
@@ -134,7 +138,7 @@ internal sealed class MigrationBench(MigrationBenchOptions options, AgentClient 
             var restores = new List<RestoreSample>();
             foreach (var method in options.Methods)
             {
-                restores.Add(await RestoreAsync(checkpoint, method, podName, digest, probe, criB, restoredB, cancellationToken));
+                restores.Add(await RestoreAsync(sizeMib, checkpoint, method, podName, digest, probe, criB, restoredB, cancellationToken));
             }
             return new OursSample(
                 codec,
@@ -163,7 +167,7 @@ internal sealed class MigrationBench(MigrationBenchOptions options, AgentClient 
     /// namespace's loopback. The restored copy (pod or container, and a checkpoint image left on the node) is removed.
     /// </summary>
     private async Task<RestoreSample> RestoreAsync(
-        CheckpointResult checkpoint, RestoreMethod method, string podName, string digest, MemhogProbe probe, CriConnection criB, RestoredContainers restoredB, CancellationToken cancellationToken)
+        int sizeMib, CheckpointResult checkpoint, RestoreMethod method, string podName, string digest, MemhogProbe probe, CriConnection criB, RestoredContainers restoredB, CancellationToken cancellationToken)
     {
         var name = Commands.RestoreTargetOptions.MethodName(method);
         var request = new RestoreRequest { CheckpointId = checkpoint.Checkpoint.CheckpointId, Method = method };
@@ -179,6 +183,7 @@ internal sealed class MigrationBench(MigrationBenchOptions options, AgentClient 
         RestoreResult? restored = null;
         try
         {
+            Prefault(sizeMib);
             var started = Stopwatch.GetTimestamp();
             restored = await target.RestoreToEndAsync(request, null, cancellationToken);
             var downtime = options.Disposition == SourceDisposition.SourceLeaveRunning
@@ -228,6 +233,14 @@ internal sealed class MigrationBench(MigrationBenchOptions options, AgentClient 
         catch (Exception e) when (e is PodMigrateException or IOException or UnauthorizedAccessException or OperationCanceledException)
         {
             log($"   cleanup of {what} failed: {e.Message}");
+        }
+    }
+
+    private void Prefault(int sizeMib)
+    {
+        if (options.PrefaultFactor > 0)
+        {
+            MemoryPrefault.Touch((long)sizeMib * options.PrefaultFactor << 20);
         }
     }
 

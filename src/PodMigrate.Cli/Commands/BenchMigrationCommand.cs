@@ -33,10 +33,15 @@ internal static class BenchMigrationCommand
         var repeat = new Option<int>("--repeat") { Description = "Runs per size; the table shows medians", DefaultValueFactory = _ => 1 };
         var targetState = new Option<string?>("--target-state-dir") { Description = "The target agent's --state-dir, where a direct restore keeps its container's files (default: the local cluster's, <state>/nodes/<to>/agent)" };
         var workDir = new Option<string>("--work-dir") { Description = "tmpfs for the floor's CRIU images and archives", DefaultValueFactory = _ => "/dev/shm" };
+        var prefault = new Option<int>("--prefault")
+        {
+            Description = "Before each measured step (ours and the floor's alike), touch and free this many times the workload's size, so that the step gets memory the VM has backed; 0 turns it off",
+            DefaultValueFactory = _ => 4,
+        };
         var jsonOut = new Option<string?>("--json-out") { Description = "Also write the JSON report to this file (for scripts that want the table and the data of one run)" };
         var output = CliCommon.OutputOption();
         var command = new Command("migration", "Checkpoint and restore a memhog pod with the agents and with raw CRIU + zstd, side by side; print phase times and ratios");
-        foreach (var option in new Option[] { sizes, codecs, methods, from, to, image, disposition, repeat, targetState, workDir, jsonOut, output })
+        foreach (var option in new Option[] { sizes, codecs, methods, from, to, image, disposition, repeat, targetState, workDir, prefault, jsonOut, output })
         {
             command.Options.Add(option);
         }
@@ -55,7 +60,12 @@ internal static class BenchMigrationCommand
                 parse.GetValue(repeat),
                 parse.GetValue(workDir)!,
                 CliCommon.RunDirectory,
-                parse.GetValue(targetState) ?? CliCommon.NodeAgentStateDirectory(parse.GetValue(to)!));
+                parse.GetValue(targetState) ?? CliCommon.NodeAgentStateDirectory(parse.GetValue(to)!),
+                parse.GetValue(prefault));
+            if (options.PrefaultFactor < 0)
+            {
+                throw PodMigrateException.InvalidArgument($"--prefault must not be negative, not {options.PrefaultFactor}");
+            }
             if (options.Repeat < 1)
             {
                 throw PodMigrateException.InvalidArgument($"--repeat must be at least 1, not {options.Repeat}");

@@ -13,6 +13,9 @@ namespace PodMigrate.Core.Archive;
 /// </summary>
 public static class CheckpointArchiveReader
 {
+    private const int BlobChunkSize = 1 << 20;
+    private const int BlobReadAhead = 4;
+
     /// <summary>Extracts and verifies an archive described by <paramref name="manifest"/> into <paramref name="targetDirectory"/> (absent or empty).</summary>
     public static Task ExtractAsync(Stream blob, CheckpointManifest manifest, string targetDirectory, CancellationToken cancellationToken)
     {
@@ -55,13 +58,14 @@ public static class CheckpointArchiveReader
         Stream blob, CodecSettings codec, CheckpointManifest? manifest, string subject, IArchiveEntrySink sink, CancellationToken cancellationToken)
     {
         var pass = new VerifyingPass(subject, manifest, sink);
-        var hashed = HashingStream.ForReading(blob, leaveOpen: true);
+        // The share is read and the blob hashed on a task of its own, ahead of decompression.
+        var hashed = new ReadAheadHashingStream(blob, BlobChunkSize, BlobReadAhead, leaveOpen: true);
         await using (hashed)
         {
             await pass.RunAsync(hashed, CheckpointCodecs.Get(codec.Name), cancellationToken);
             if (manifest is not null)
             {
-                VerifyBlob(manifest, hashed);
+                VerifyBlob(manifest, hashed.BytesRead, hashed.Sha256);
             }
         }
     }
@@ -69,19 +73,18 @@ public static class CheckpointArchiveReader
     internal static PodMigrateException Refused(string subject, string entry, string why)
         => new(ErrorKind.DataLoss, $"checkpoint {subject}: refused archive entry \"{entry}\": it {why}");
 
-    private static void VerifyBlob(CheckpointManifest manifest, HashingStream hashed)
+    private static void VerifyBlob(CheckpointManifest manifest, long size, string sha256)
     {
-        if (hashed.BytesHashed != manifest.CompressedSize)
+        if (size != manifest.CompressedSize)
         {
             throw new PodMigrateException(ErrorKind.DataLoss,
-                $"checkpoint {manifest.CheckpointId}: archive is {hashed.BytesHashed} bytes, the manifest says {manifest.CompressedSize}");
+                $"checkpoint {manifest.CheckpointId}: archive is {size} bytes, the manifest says {manifest.CompressedSize}");
         }
 
-        var actual = hashed.CurrentSha256();
-        if (!string.Equals(actual, manifest.ArchiveSha256, StringComparison.OrdinalIgnoreCase))
+        if (!string.Equals(sha256, manifest.ArchiveSha256, StringComparison.OrdinalIgnoreCase))
         {
             throw new PodMigrateException(ErrorKind.DataLoss,
-                $"checkpoint {manifest.CheckpointId}: archive sha256 is {actual}, the manifest says {manifest.ArchiveSha256}");
+                $"checkpoint {manifest.CheckpointId}: archive sha256 is {sha256}, the manifest says {manifest.ArchiveSha256}");
         }
     }
 
@@ -128,10 +131,12 @@ public static class CheckpointArchiveReader
     {
         private readonly Dictionary<string, ManifestEntry>? _expected = manifest?.Files.ToDictionary(f => f.Path, StringComparer.Ordinal);
         private readonly HashSet<string> _seen = new(StringComparer.Ordinal);
+        // Chunks a file's bytes may queue for its background hash: with 1 MiB reads, 8 MiB in flight at most.
+        private const int HashDepth = 8;
         private readonly byte[] _drain = new byte[1 << 16];
         private string _current = "(archive header)";
 
-        public async Task RunAsync(HashingStream blob, ICheckpointCodec codec, CancellationToken cancellationToken)
+        public async Task RunAsync(Stream blob, ICheckpointCodec codec, CancellationToken cancellationToken)
         {
             try
             {
@@ -230,25 +235,28 @@ public static class CheckpointArchiveReader
                 throw Corrupt(name, $"is {entry.Length} bytes, the manifest says {expected.Size}");
             }
 
-            var data = HashingStream.ForReading(entry.DataStream ?? Stream.Null, leaveOpen: true);
+            // Each file is hashed on the other core while this one decompresses and writes it.
+            var data = new BackgroundHashingReader(entry.DataStream ?? Stream.Null, HashDepth);
             await using (data)
             {
+                string? sha256 = null;
                 // The sink may call verify itself before it acts on the bytes (e.g. rewrites them); checking twice is harmless.
-                void Verify()
+                async ValueTask VerifyAsync()
                 {
-                    if (data.BytesHashed != entry.Length)
+                    if (data.BytesRead != entry.Length)
                     {
-                        throw Corrupt(name, $"ended after {data.BytesHashed} of {entry.Length} bytes (truncated)");
+                        throw Corrupt(name, $"ended after {data.BytesRead} of {entry.Length} bytes (truncated)");
                     }
 
-                    if (expected is not null && !string.Equals(data.CurrentSha256(), expected.Sha256, StringComparison.OrdinalIgnoreCase))
+                    sha256 ??= await data.CompleteAsync();
+                    if (expected is not null && !string.Equals(sha256, expected.Sha256, StringComparison.OrdinalIgnoreCase))
                     {
-                        throw Corrupt(name, $"has sha256 {data.CurrentSha256()}, the manifest says {expected.Sha256}");
+                        throw Corrupt(name, $"has sha256 {sha256}, the manifest says {expected.Sha256}");
                     }
                 }
 
-                await sink.FileAsync(name, entry.Length, data, Verify, cancellationToken);
-                Verify();
+                await sink.FileAsync(name, entry.Length, data, VerifyAsync, cancellationToken);
+                await VerifyAsync();
             }
         }
 
@@ -313,7 +321,7 @@ public static class CheckpointArchiveReader
             return ValueTask.CompletedTask;
         }
 
-        public async ValueTask FileAsync(string name, long length, Stream data, Action verify, CancellationToken cancellationToken)
+        public async ValueTask FileAsync(string name, long length, Stream data, Func<ValueTask> verify, CancellationToken cancellationToken)
         {
             EnsureParents(name);
             FileStream file;

@@ -60,7 +60,7 @@ public static class CheckpointTarCopier
             await writer.WriteEntryAsync(entry, cancellationToken);
         }
 
-        public async ValueTask FileAsync(string name, long length, Stream data, Action verify, CancellationToken cancellationToken)
+        public async ValueTask FileAsync(string name, long length, Stream data, Func<ValueTask> verify, CancellationToken cancellationToken)
         {
             var entry = NewEntry(TarEntryType.RegularFile, name, EntryFileMode);
             if (!options.Captured.Contains(name))
@@ -76,7 +76,7 @@ public static class CheckpointTarCopier
             }
             var content = new byte[length];
             await data.ReadExactlyAsync(content, cancellationToken);
-            verify();
+            await verify();
             if (options.Rewrite is { } rewrite)
             {
                 content = await rewrite(name, content, cancellationToken);

@@ -17,5 +17,5 @@ internal interface IArchiveEntrySink
     /// Consumes a file's <paramref name="data"/> (read it to the end). <paramref name="verify"/> throws DataLoss unless
     /// the bytes read so far are the whole entry with the manifest's sha256: call it before acting on the content.
     /// </summary>
-    ValueTask FileAsync(string name, long length, Stream data, Action verify, CancellationToken cancellationToken);
+    ValueTask FileAsync(string name, long length, Stream data, Func<ValueTask> verify, CancellationToken cancellationToken);
 }

@@ -17,19 +17,22 @@ internal sealed class ReadAheadHashingStream : Stream
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _producer;
     private readonly long _length;
+    private readonly bool _leaveOpen;
     private Chunk _current;
     private int _currentOffset;
     private bool _ended;
     private bool _disposed;
     private string? _sha256;
 
-    public ReadAheadHashingStream(Stream source, int chunkSize, int depth)
+    public ReadAheadHashingStream(Stream source, int chunkSize, int depth, bool leaveOpen = false)
     {
         ArgumentNullException.ThrowIfNull(source);
         ArgumentOutOfRangeException.ThrowIfLessThan(chunkSize, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(depth, 1);
         _source = source;
-        _length = source.Length;
+        // A source without a length (a pipe) is read all the same; only TarWriter needs to know it.
+        _length = source.CanSeek ? source.Length : -1;
+        _leaveOpen = leaveOpen;
         _chunks = Channel.CreateBounded<Chunk>(new BoundedChannelOptions(depth) { SingleReader = true, SingleWriter = true });
         _producer = Task.Run(() => ProduceAsync(chunkSize, _stop.Token));
     }
@@ -42,11 +45,11 @@ internal sealed class ReadAheadHashingStream : Stream
 
     public override bool CanRead => !_disposed;
 
-    public override bool CanSeek => !_disposed;
+    public override bool CanSeek => !_disposed && _length >= 0;
 
     public override bool CanWrite => false;
 
-    public override long Length => _length;
+    public override long Length => _length >= 0 ? _length : throw new NotSupportedException("the source has no length");
 
     public override long Position
     {
@@ -136,7 +139,10 @@ internal sealed class ReadAheadHashingStream : Stream
             }
 
             _stop.Dispose();
-            await _source.DisposeAsync();
+            if (!_leaveOpen)
+            {
+                await _source.DisposeAsync();
+            }
         }
     }
 
