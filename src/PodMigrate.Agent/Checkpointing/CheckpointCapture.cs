@@ -1,6 +1,7 @@
 using PodMigrate.Agent.Containers;
 using PodMigrate.Core.Archive;
 using PodMigrate.Core.Errors;
+using PodMigrate.Core.IO;
 using PodMigrate.Node.Containerd;
 using PodMigrate.Node.Criu;
 using PodMigrate.Node.Rootfs;
@@ -8,7 +9,8 @@ using PodMigrate.Node.Rootfs;
 namespace PodMigrate.Agent.Checkpointing;
 
 /// <summary>What the capture step produced: a staged directory in the Kubernetes checkpoint layout, and its timings.</summary>
-internal sealed record CapturedCheckpoint(string Directory, TimeSpan Freeze, TimeSpan Dump, TimeSpan Metadata);
+/// <param name="KnownDigests">The page images, hashed while CRIU wrote them (by their path in the archive).</param>
+internal sealed record CapturedCheckpoint(string Directory, TimeSpan Freeze, TimeSpan Dump, TimeSpan Metadata, IReadOnlyDictionary<string, FileDigest> KnownDigests);
 
 /// <summary>
 /// Freezes a container, dumps it with CRIU (through containerd's Tasks.Checkpoint, runc's CRIU options) into a
@@ -18,6 +20,7 @@ internal sealed record CapturedCheckpoint(string Directory, TimeSpan Freeze, Tim
 /// </summary>
 internal sealed class CheckpointCapture(ContainerdConnection containerd, TimeProvider time)
 {
+    private const string PageImagePattern = "pages-*.img";
     private readonly ContainerdTasks _tasks = new(containerd);
     private readonly ContainerdSnapshots _snapshots = new(containerd);
 
@@ -35,6 +38,10 @@ internal sealed class CheckpointCapture(ContainerdConnection containerd, TimePro
         var workDirectory = stagingDirectory + ".work";
         Directory.CreateDirectory(imageDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         Directory.CreateDirectory(workDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        // The page images are most of a checkpoint: hashing them on the other core while CRIU writes them takes that
+        // pass off the archive write.
+        var pages = new GrowingFilesHasher(imageDirectory, PageImagePattern);
+        await using var _ = pages;
         try
         {
             var dumpStarted = time.GetTimestamp();
@@ -53,13 +60,15 @@ internal sealed class CheckpointCapture(ContainerdConnection containerd, TimePro
                 throw new PodMigrateException(ErrorKind.Internal, $"CRIU could not dump container {source.DisplayName}: {e.Message}", e, excerpt);
             }
             var dump = time.GetElapsedTime(dumpStarted);
+            var digests = (await pages.CompleteAsync(cancellationToken))
+                .ToDictionary(d => $"{CheckpointLayout.CheckpointDirectory}/{d.Key}", d => d.Value, StringComparer.Ordinal);
 
             var metadataStarted = time.GetTimestamp();
             MoveIfExists(Path.Combine(workDirectory, CheckpointLayout.DumpLogFile), Path.Combine(stagingDirectory, CheckpointLayout.DumpLogFile));
             MoveIfExists(Path.Combine(workDirectory, CheckpointLayout.StatsDumpFile), Path.Combine(stagingDirectory, CheckpointLayout.StatsDumpFile));
             await WriteMetadataAsync(source, stagingDirectory, options, cancellationToken);
             await WriteRootfsDiffAsync(source, stagingDirectory, cancellationToken);
-            return new CapturedCheckpoint(stagingDirectory, freeze, dump, time.GetElapsedTime(metadataStarted));
+            return new CapturedCheckpoint(stagingDirectory, freeze, dump, time.GetElapsedTime(metadataStarted), digests);
         }
         finally
         {

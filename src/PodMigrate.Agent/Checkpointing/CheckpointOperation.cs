@@ -79,7 +79,7 @@ internal sealed class CheckpointOperation(
 
                 report(new Progress { Phase = Phase.Write, Message = $"writing the archive to the share ({codec.Name})" });
                 var publishStarted = time.GetTimestamp();
-                var stored = await store.PublishAsync(PublishRequest(id, source, request, codec, staging, criuVersion), new ArchiveProgressReporter(report), deadline.Token);
+                var stored = await store.PublishAsync(PublishRequest(id, source, request, codec, captured, criuVersion), new ArchiveProgressReporter(report), deadline.Token);
                 timings.Add(Timing(Phase.Write, time.GetElapsedTime(publishStarted)));
                 metrics.Bytes("raw", stored.Manifest.RawSize);
                 metrics.Bytes("archive", stored.Manifest.CompressedSize);
@@ -197,10 +197,11 @@ internal sealed class CheckpointOperation(
         }
     }
 
-    private CheckpointPublishRequest PublishRequest(CheckpointId id, SourceContainer source, CheckpointRequest request, CodecSettings codec, string staging, string criuVersion) => new()
+    private CheckpointPublishRequest PublishRequest(CheckpointId id, SourceContainer source, CheckpointRequest request, CodecSettings codec, CapturedCheckpoint captured, string criuVersion) => new()
     {
         Id = id,
-        SourceDirectory = staging,
+        SourceDirectory = captured.Directory,
+        KnownDigests = captured.KnownDigests,
         Codec = codec,
         SourceNode = _options.NodeName,
         Pod = source.IsPodContainer ? new PodReference(source.PodNamespace, source.PodName, source.PodUid) : null,

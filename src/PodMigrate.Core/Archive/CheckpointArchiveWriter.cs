@@ -30,7 +30,8 @@ public static class CheckpointArchiveWriter
         Stream destination,
         CodecSettings codec,
         IProgress<ArchiveProgress>? progress,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken,
+        IReadOnlyDictionary<string, FileDigest>? knownDigests = null)
     {
         ArgumentNullException.ThrowIfNull(sourceDirectory);
         ArgumentNullException.ThrowIfNull(destination);
@@ -57,7 +58,7 @@ public static class CheckpointArchiveWriter
                 var tar = new TarWriter(raw, TarEntryFormat.Pax, leaveOpen: true);
                 await using (tar)
                 {
-                    await WriteDirectoryAsync(tar, root, "", files, raw, progress, cancellationToken);
+                    await WriteDirectoryAsync(tar, root, "", files, raw, knownDigests, progress, cancellationToken);
                 }
             }
 
@@ -72,6 +73,7 @@ public static class CheckpointArchiveWriter
         string prefix,
         List<ManifestEntry> files,
         HashingStream raw,
+        IReadOnlyDictionary<string, FileDigest>? knownDigests,
         IProgress<ArchiveProgress>? progress,
         CancellationToken cancellationToken)
     {
@@ -91,10 +93,10 @@ public static class CheckpointArchiveWriter
                     await tar.WriteEntryAsync(NewEntry(TarEntryType.Directory, name + "/", mode, modified), cancellationToken);
                     files.Add(new ManifestEntry { Path = name, Type = ManifestEntryType.Directory, Mode = mode });
                     Report(progress, files, raw);
-                    await WriteDirectoryAsync(tar, path, name + "/", files, raw, progress, cancellationToken);
+                    await WriteDirectoryAsync(tar, path, name + "/", files, raw, knownDigests, progress, cancellationToken);
                     break;
                 case FileKind.Regular:
-                    files.Add(await WriteFileAsync(tar, path, name, mode, modified, cancellationToken));
+                    files.Add(await WriteFileAsync(tar, path, name, mode, modified, knownDigests is not null && knownDigests.TryGetValue(name, out var known) ? known : null, cancellationToken));
                     Report(progress, files, raw);
                     break;
                 case FileKind.Symlink:
@@ -117,11 +119,16 @@ public static class CheckpointArchiveWriter
     }
 
     private static async Task<ManifestEntry> WriteFileAsync(
-        TarWriter tar, string path, string name, int mode, DateTime modified, CancellationToken cancellationToken)
+        TarWriter tar, string path, string name, int mode, DateTime modified, FileDigest? known, CancellationToken cancellationToken)
     {
-        var content = new ReadAheadHashingStream(DurableFileSystem.OpenSequentialRead(path, bufferSize: 0), PipelineChunkSize, PipelineDepth);
+        // A file hashed while it was written (CRIU's page images, during the dump) is only read here.
+        var content = new ReadAheadHashingStream(DurableFileSystem.OpenSequentialRead(path, bufferSize: 0), PipelineChunkSize, PipelineDepth, hash: known is null);
         await using var _ = content;
         var size = content.Length;
+        if (known is { } digest && digest.Size != size)
+        {
+            throw new PodMigrateException(ErrorKind.Aborted, $"{path} is {size} bytes, but {digest.Size} were hashed while it was written");
+        }
         var entry = NewEntry(TarEntryType.RegularFile, name, mode, modified);
         entry.DataStream = content;
         await tar.WriteEntryAsync(entry, cancellationToken);
@@ -131,7 +138,7 @@ public static class CheckpointArchiveWriter
             throw new PodMigrateException(ErrorKind.Aborted, $"{path} changed size while it was archived ({size} bytes when it was opened)");
         }
 
-        return new ManifestEntry { Path = name, Type = ManifestEntryType.File, Mode = mode, Size = size, Sha256 = content.Sha256 };
+        return new ManifestEntry { Path = name, Type = ManifestEntryType.File, Mode = mode, Size = size, Sha256 = known?.Sha256 ?? content.Sha256 };
     }
 
     private static PaxTarEntry NewEntry(TarEntryType type, string name, int mode, DateTime modified)

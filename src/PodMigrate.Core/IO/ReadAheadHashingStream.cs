@@ -18,13 +18,14 @@ internal sealed class ReadAheadHashingStream : Stream
     private readonly Task _producer;
     private readonly long _length;
     private readonly bool _leaveOpen;
+    private readonly bool _hash;
     private Chunk _current;
     private int _currentOffset;
     private bool _ended;
     private bool _disposed;
     private string? _sha256;
 
-    public ReadAheadHashingStream(Stream source, int chunkSize, int depth, bool leaveOpen = false)
+    public ReadAheadHashingStream(Stream source, int chunkSize, int depth, bool leaveOpen = false, bool hash = true)
     {
         ArgumentNullException.ThrowIfNull(source);
         ArgumentOutOfRangeException.ThrowIfLessThan(chunkSize, 1);
@@ -33,6 +34,7 @@ internal sealed class ReadAheadHashingStream : Stream
         // A source without a length (a pipe) is read all the same; only TarWriter needs to know it.
         _length = source.CanSeek ? source.Length : -1;
         _leaveOpen = leaveOpen;
+        _hash = hash;
         _chunks = Channel.CreateBounded<Chunk>(new BoundedChannelOptions(depth) { SingleReader = true, SingleWriter = true });
         _producer = Task.Run(() => ProduceAsync(chunkSize, _stop.Token));
     }
@@ -41,7 +43,9 @@ internal sealed class ReadAheadHashingStream : Stream
     public long BytesRead { get; private set; }
 
     /// <summary>Lowercase hex sha256 of the whole source; only after the consumer has read to the end.</summary>
-    public string Sha256 => _sha256 ?? throw new InvalidOperationException("the stream has not been read to its end");
+    public string Sha256 => _hash
+        ? _sha256 ?? throw new InvalidOperationException("the stream has not been read to its end")
+        : throw new InvalidOperationException("this stream reads ahead without hashing");
 
     public override bool CanRead => !_disposed;
 
@@ -171,7 +175,10 @@ internal sealed class ReadAheadHashingStream : Stream
                         break;
                     }
 
-                    hash.AppendData(buffer, 0, filled);
+                    if (_hash)
+                    {
+                        hash.AppendData(buffer, 0, filled);
+                    }
                     await _chunks.Writer.WriteAsync(new Chunk(buffer, filled), cancellationToken);
                 }
                 catch
@@ -181,7 +188,7 @@ internal sealed class ReadAheadHashingStream : Stream
                 }
             }
 
-            _sha256 = Convert.ToHexStringLower(hash.GetHashAndReset());
+            _sha256 = _hash ? Convert.ToHexStringLower(hash.GetHashAndReset()) : "";
             _chunks.Writer.Complete();
         }
         catch (Exception e)

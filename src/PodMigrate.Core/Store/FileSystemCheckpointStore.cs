@@ -83,7 +83,7 @@ public sealed class FileSystemCheckpointStore : ICheckpointStore
             ArchiveWriteResult written;
             await using (var archive = DurableFileSystem.CreatePrivateFile(Path.Combine(staging, archiveName), bufferSize: ArchiveBufferSize))
             {
-                written = await CheckpointArchiveWriter.WriteAsync(request.SourceDirectory, archive, codec, progress, cancellationToken);
+                written = await CheckpointArchiveWriter.WriteAsync(request.SourceDirectory, archive, codec, progress, cancellationToken, request.KnownDigests);
                 await archive.FlushAsync(cancellationToken);
                 archive.Flush(flushToDisk: true);
             }

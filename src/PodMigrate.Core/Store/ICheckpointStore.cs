@@ -72,6 +72,12 @@ public sealed record CheckpointPublishRequest
     public IReadOnlyDictionary<string, string>? Labels { get; init; }
 
     public bool Pinned { get; init; }
+
+    /// <summary>
+    /// Digests of files under <see cref="SourceDirectory"/> (by their path in the archive) that were computed while the
+    /// files were written; these are read but not hashed again.
+    /// </summary>
+    public IReadOnlyDictionary<string, IO.FileDigest>? KnownDigests { get; init; }
 }
 
 /// <summary>A published checkpoint: its manifest and where its files are.</summary>
