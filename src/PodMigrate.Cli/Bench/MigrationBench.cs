@@ -24,7 +24,8 @@ internal sealed record MigrationBenchOptions(
     string WorkRoot,
     string RunDirectory,
     string TargetStateDirectory,
-    int PrefaultFactor = 4);
+    int PrefaultFactor = 4,
+    string Pattern = "random");
 
 /// <summary>
 /// Runs the memhog workload as a pod on the source node and measures, on that same pod, the raw floor
@@ -51,7 +52,7 @@ internal sealed class MigrationBench(MigrationBenchOptions options, AgentClient 
         {
             for (var repeat = 1; repeat <= options.Repeat; repeat++)
             {
-                log(string.Create(CultureInfo.InvariantCulture, $"== {size} MiB, run {repeat}/{options.Repeat}"));
+                log(string.Create(CultureInfo.InvariantCulture, $"== {size} MiB of {options.Pattern} memory, run {repeat}/{options.Repeat}"));
                 samples.Add(await RunOnceAsync(size, repeat, probe, cancellationToken));
             }
         }
@@ -268,6 +269,7 @@ internal sealed class MigrationBench(MigrationBenchOptions options, AgentClient 
                     [
                         new EnvVar { Name = "MEMHOG_MIB", Value = sizeMib.ToString(CultureInfo.InvariantCulture) },
                         new EnvVar { Name = "MEMHOG_SEED", Value = "1" },
+                        new EnvVar { Name = "MEMHOG_PATTERN", Value = options.Pattern },
                         new EnvVar { Name = "PORT", Value = MemhogProbe.Port.ToString(CultureInfo.InvariantCulture) },
                     ],
                     Ports = [new ContainerPort { Name = "http", Port = MemhogProbe.Port, Protocol = "TCP" }],

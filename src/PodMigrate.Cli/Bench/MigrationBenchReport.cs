@@ -117,6 +117,8 @@ internal static class MigrationBenchReport
         json.WriteString("image", options.Image);
         json.WriteString("disposition", options.Disposition.ToString());
         json.WriteNumber("repeat", options.Repeat);
+        json.WriteString("pattern", options.Pattern);
+        json.WriteNumber("prefaultFactor", options.PrefaultFactor);
         json.WriteStartArray("methods");
         foreach (var method in options.Methods)
         {

@@ -33,6 +33,12 @@ internal static class BenchMigrationCommand
         var repeat = new Option<int>("--repeat") { Description = "Runs per size; the table shows medians", DefaultValueFactory = _ => 1 };
         var targetState = new Option<string?>("--target-state-dir") { Description = "The target agent's --state-dir, where a direct restore keeps its container's files (default: the local cluster's, <state>/nodes/<to>/agent)" };
         var workDir = new Option<string>("--work-dir") { Description = "tmpfs for the floor's CRIU images and archives", DefaultValueFactory = _ => "/dev/shm" };
+        var pattern = new Option<string>("--pattern")
+        {
+            Description = "memhog's memory: random (incompressible, the worst case for a codec) or text (JSON log lines, compressible like most heaps)",
+            DefaultValueFactory = _ => "random",
+        };
+        pattern.AcceptOnlyFromAmong("random", "text");
         var prefault = new Option<int>("--prefault")
         {
             Description = "Before each measured step (ours and the floor's alike), touch and free this many times the workload's size, so that the step gets memory the VM has backed; 0 turns it off",
@@ -41,7 +47,7 @@ internal static class BenchMigrationCommand
         var jsonOut = new Option<string?>("--json-out") { Description = "Also write the JSON report to this file (for scripts that want the table and the data of one run)" };
         var output = CliCommon.OutputOption();
         var command = new Command("migration", "Checkpoint and restore a memhog pod with the agents and with raw CRIU + zstd, side by side; print phase times and ratios");
-        foreach (var option in new Option[] { sizes, codecs, methods, from, to, image, disposition, repeat, targetState, workDir, prefault, jsonOut, output })
+        foreach (var option in new Option[] { sizes, codecs, methods, from, to, image, disposition, repeat, targetState, workDir, pattern, prefault, jsonOut, output })
         {
             command.Options.Add(option);
         }
@@ -61,7 +67,8 @@ internal static class BenchMigrationCommand
                 parse.GetValue(workDir)!,
                 CliCommon.RunDirectory,
                 parse.GetValue(targetState) ?? CliCommon.NodeAgentStateDirectory(parse.GetValue(to)!),
-                parse.GetValue(prefault));
+                parse.GetValue(prefault),
+                parse.GetValue(pattern)!);
             if (options.PrefaultFactor < 0)
             {
                 throw PodMigrateException.InvalidArgument($"--prefault must not be negative, not {options.PrefaultFactor}");

@@ -94,6 +94,27 @@ public sealed class WorkloadTests : IAsyncLifetime, IDisposable
     }
 
     [Fact(Timeout = 120_000)]
+    public async Task Memhog_text_pattern_is_the_documented_json_lines()
+    {
+        const int mib = 2;
+        const ulong seed = 7;
+        var port = LocalRegistry.FreeTcpPort();
+        var memhog = await StartAsync(
+            WorkloadImages.Memhog,
+            new()
+            {
+                ["PORT"] = $"{port}", ["MEMHOG_MIB"] = $"{mib}", ["MEMHOG_SEED"] = $"{seed}", ["MEMHOG_PATTERN"] = "text",
+                ["MEMHOG_STATUS_FILE"] = Path.Combine(_dir, "memhog-text.status"),
+            });
+        var url = new Uri($"http://127.0.0.1:{port}/");
+
+        await WaitForAsync(() => _http.GetStringAsync(url, _timeout.Token), s => s.StartsWith("ok passes=", StringComparison.Ordinal) && Passes(s) >= 1);
+        var digest = await _http.GetStringAsync(new Uri(url, "digest"), _timeout.Token);
+        digest.ShouldBe($"{ExpectedTextDigest(mib, seed):x16}\n", "the digest must be FNV-1a 64 of the documented JSON lines");
+        await StopAsync(memhog);
+    }
+
+    [Fact(Timeout = 120_000)]
     public async Task Build_workloads_pushes_pause_counter_and_memhog_reproducibly()
     {
         await using var registry = await LocalRegistry.StartAsync(_timeout.Token);
@@ -120,6 +141,31 @@ public sealed class WorkloadTests : IAsyncLifetime, IDisposable
     }
 
     private static int Passes(string status) => int.Parse(status.Split(' ')[1]["passes=".Length..]);
+
+    /// <summary>memhog's text pattern: 64-byte JSON log lines from splitmix64(seed + j), space-padded, newline-terminated.</summary>
+    private static ulong ExpectedTextDigest(int mib, ulong seed)
+    {
+        uint[] statuses = [200, 200, 200, 201, 204, 304, 404, 500];
+        var hash = 0xcbf29ce484222325UL;
+        for (ulong j = 0; j < (ulong)mib << 14; j++)
+        {
+            var h = SplitMix64(seed + j);
+            var line = $"{{\"id\":{j},\"user\":\"user{h % 50:00}\",\"status\":{statuses[(h >> 8) % 8]},\"ms\":{(h >> 16) % 1000}}}".PadRight(63) + "\n";
+            foreach (var b in System.Text.Encoding.ASCII.GetBytes(line))
+            {
+                hash = (hash ^ b) * 0x100000001b3UL;
+            }
+        }
+        return hash;
+    }
+
+    private static ulong SplitMix64(ulong x)
+    {
+        x += 0x9e3779b97f4a7c15UL;
+        x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9UL;
+        x = (x ^ (x >> 27)) * 0x94d049bb133111ebUL;
+        return x ^ (x >> 31);
+    }
 
     /// <summary>memhog's documented digest: FNV-1a 64 over the words splitmix64(seed + i), little-endian.</summary>
     private static ulong ExpectedDigest(int mib, ulong seed)

@@ -2,9 +2,12 @@
  * memhog: a workload whose memory can be checked byte for byte after a restore.
  *
  * It allocates MEMHOG_MIB MiB (default 64) and fills it with a pattern that depends only on
- * MEMHOG_SEED (default 1) and the position: the 64-bit little-endian word at index i is
- * splitmix64(seed + i), the finaliser of Java's SplittableRandom. Any word can be recomputed on its
- * own, so the region is re-verified in slices: MEMHOG_SLICE_MIB MiB (default 1) at a time, with
+ * MEMHOG_SEED (default 1) and the position, in 64-byte blocks. MEMHOG_PATTERN=random (the default):
+ * the 64-bit little-endian word at index i is splitmix64(seed + i), the finaliser of Java's
+ * SplittableRandom, as incompressible as /dev/urandom. MEMHOG_PATTERN=text: block j is a JSON log
+ * line ({"id":j,"user":…,"status":…,"ms":…} padded with spaces to 63 bytes and a newline) whose fields
+ * come from splitmix64(seed + j): compressible like an application's heap of strings (zstd -1 packs
+ * it several times). Any block can be recomputed on its own, so the region is re-verified in slices: MEMHOG_SLICE_MIB MiB (default 1) at a time, with
  * MEMHOG_SLICE_SLEEP_MS ms (default 5) of poll() between slices, which bounds the CPU it uses.
  * Each completed pass increments a pass counter.
  *
@@ -50,6 +53,33 @@ static uint64_t fnv1a64(const unsigned char *data, size_t size)
     return hash;
 }
 
+enum { BLOCK = 64 };
+
+static int text_pattern;
+
+/* The 64 bytes at block index j, for the chosen pattern. */
+static void expected_block(uint64_t seed, size_t j, unsigned char *out)
+{
+    if (!text_pattern) {
+        for (size_t k = 0; k < BLOCK / sizeof(uint64_t); k++) {
+            uint64_t word = splitmix64(seed + j * (BLOCK / sizeof(uint64_t)) + k);
+            memcpy(out + k * sizeof word, &word, sizeof word);
+        }
+        return;
+    }
+    static const unsigned statuses[] = {200, 200, 200, 201, 204, 304, 404, 500};
+    uint64_t h = splitmix64(seed + j);
+    char line[BLOCK + 1];
+    int n = snprintf(line, sizeof line, "{\"id\":%zu,\"user\":\"user%02u\",\"status\":%u,\"ms\":%u}",
+                     j, (unsigned)(h % 50), statuses[(h >> 8) % 8], (unsigned)((h >> 16) % 1000));
+    if (n < 0 || n > BLOCK - 1) {
+        n = BLOCK - 1;
+    }
+    memset(line + n, ' ', (size_t)(BLOCK - 1 - n));
+    line[BLOCK - 1] = '\n';
+    memcpy(out, line, BLOCK);
+}
+
 int main(void)
 {
     long long mib = env_ll("MEMHOG_MIB", 64);
@@ -57,6 +87,7 @@ int main(void)
         mib = 1;
     }
     uint64_t seed = (uint64_t)env_ll("MEMHOG_SEED", 1);
+    text_pattern = strcmp(env_str("MEMHOG_PATTERN", "random"), "text") == 0;
     long long slice_mib = env_ll("MEMHOG_SLICE_MIB", 1);
     if (slice_mib < 1 || slice_mib > mib) {
         slice_mib = slice_mib < 1 ? 1 : mib;
@@ -73,32 +104,39 @@ int main(void)
         perror("mmap");
         return 1;
     }
-    size_t word_count = size / sizeof(uint64_t);
-    for (size_t i = 0; i < word_count; i++) {
-        words[i] = splitmix64(seed + i);
+    unsigned char *bytes = (unsigned char *)words;
+    size_t block_count = size / BLOCK;
+    for (size_t j = 0; j < block_count; j++) {
+        expected_block(seed, j, bytes + j * BLOCK);
     }
 
     char status[128];
     snprintf(status, sizeof status, "ok passes=0 mib=%lld seed=%" PRIu64 "\n", mib, seed);
     write_file_atomic(status_file, status);
 
-    size_t slice_words = ((size_t)slice_mib << 20) / sizeof(uint64_t);
+    size_t slice_blocks = ((size_t)slice_mib << 20) / BLOCK;
     size_t cursor = 0;
     unsigned long long passes = 0;
     int corrupt = 0;
     while (!stopping) {
         if (!corrupt) {
-            size_t end = cursor + slice_words < word_count ? cursor + slice_words : word_count;
-            for (size_t i = cursor; i < end; i++) {
-                if (words[i] != splitmix64(seed + i)) {
+            size_t end = cursor + slice_blocks < block_count ? cursor + slice_blocks : block_count;
+            unsigned char expected[BLOCK];
+            for (size_t j = cursor; j < end; j++) {
+                expected_block(seed, j, expected);
+                if (memcmp(bytes + j * BLOCK, expected, BLOCK) != 0) {
+                    size_t at = 0;
+                    while (bytes[j * BLOCK + at] == expected[at]) {
+                        at++;
+                    }
                     corrupt = 1;
-                    snprintf(status, sizeof status, "CORRUPT offset=%zu\n", i * sizeof(uint64_t));
+                    snprintf(status, sizeof status, "CORRUPT offset=%zu\n", j * BLOCK + at);
                     write_file_atomic(status_file, status);
                     break;
                 }
             }
             cursor = end;
-            if (!corrupt && cursor == word_count) {
+            if (!corrupt && cursor == block_count) {
                 cursor = 0;
                 passes++;
                 snprintf(status, sizeof status, "ok passes=%llu mib=%lld seed=%" PRIu64 "\n", passes, mib, seed);
