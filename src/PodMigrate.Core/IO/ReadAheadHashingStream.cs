@@ -73,7 +73,7 @@ internal sealed class ReadAheadHashingStream : Stream
         {
             SeekOrigin.Begin => offset,
             SeekOrigin.Current => BytesRead + offset,
-            _ => _length + offset,
+            _ => Length + offset, // a source without a length cannot seek from its end
         };
         Position = target;
         return target;

@@ -101,11 +101,7 @@ public sealed class ArchiveRoundTripTests
             await File.WriteAllBytesAsync(blob, pristine);
             damage();
             var target = temp.Combine("target");
-            var error = await Should.ThrowAsync<PodMigrateException>(async () =>
-            {
-                await using var stream = File.OpenRead(blob);
-                await CheckpointArchiveReader.ExtractAsync(stream, manifest, target, CancellationToken.None);
-            });
+            var error = await ExtractRefusedAsync(blob, manifest, target);
             error.Kind.ShouldBe(ErrorKind.DataLoss, error.ToString());
             error.Message.ShouldContain(manifest.CheckpointId);
             Directory.Exists(target).ShouldBeFalse("a failed extraction must remove what it wrote");
@@ -125,11 +121,7 @@ public sealed class ArchiveRoundTripTests
 
         var target = temp.Combine("target");
         Directory.CreateDirectory(target);
-        var error = await Should.ThrowAsync<PodMigrateException>(async () =>
-        {
-            await using var stream = File.OpenRead(blob);
-            await CheckpointArchiveReader.ExtractAsync(stream, tampered, target, CancellationToken.None);
-        });
+        var error = await ExtractRefusedAsync(blob, tampered, target);
         error.Kind.ShouldBe(ErrorKind.DataLoss);
         error.Message.ShouldContain("config.dump");
         Directory.EnumerateFileSystemEntries(target).ShouldBeEmpty("an existing empty target is emptied again");
@@ -146,14 +138,103 @@ public sealed class ArchiveRoundTripTests
         var withoutOne = manifest with { Files = [.. manifest.Files.Where(f => f.Path != "dump.log")] };
         foreach (var (expected, word) in new[] { (withExtra, "never-written"), (withoutOne, "dump.log") })
         {
-            var error = await Should.ThrowAsync<PodMigrateException>(async () =>
-            {
-                await using var stream = File.OpenRead(blob);
-                await CheckpointArchiveReader.ExtractAsync(stream, expected, temp.Combine("target"), CancellationToken.None);
-            });
+            var error = await ExtractRefusedAsync(blob, expected, temp.Combine("target"));
             error.Kind.ShouldBe(ErrorKind.DataLoss);
             error.Message.ShouldContain(word);
         }
+    }
+
+    [Theory(Timeout = Timeout)]
+    [InlineData("none")]
+    [InlineData("zstd")]
+    public async Task A_flipped_byte_inside_a_multi_mib_file_is_caught_by_that_files_digest_and_leaves_the_target_empty(string codec)
+    {
+        using var temp = new TempDirectory();
+        var source = ArchiveTestData.CreateStagedCheckpoint(temp.Combine("source"), pagesBytes: 4 << 20);
+        var (manifest, blob) = await WriteAsync(source, temp.Combine("archive"), new CodecSettings(codec, CheckpointCodecs.Get(codec).DefaultLevel));
+
+        // The pages are random, so zstd stores them as they are too: find bytes from the file's middle in the blob.
+        var pages = await File.ReadAllBytesAsync(Path.Combine(source, "checkpoint", "pages-1.img"));
+        var at = (await File.ReadAllBytesAsync(blob)).AsSpan().IndexOf(pages.AsSpan(2 << 20, 64));
+        at.ShouldBeGreaterThan(0, "the middle of pages-1.img is in the blob as it is");
+        ArchiveTestData.FlipByte(blob, at + 32);
+
+        var target = temp.Combine("target");
+        Directory.CreateDirectory(target);
+        var error = await ExtractRefusedAsync(blob, manifest, target);
+        error.Kind.ShouldBe(ErrorKind.DataLoss, error.ToString());
+        // The file's own digest, not the blob's at the end (nor zstd's frame checksum after it), catches the flip.
+        error.Message.ShouldContain("file \"checkpoint/pages-1.img\" has sha256 ");
+        error.Message.ShouldContain(manifest.Files.Single(f => f.Path == "checkpoint/pages-1.img").Sha256!);
+        Directory.EnumerateFileSystemEntries(target).ShouldBeEmpty("a failed extraction into an existing empty target empties it again");
+    }
+
+    [Fact(Timeout = Timeout)]
+    public async Task A_known_digest_goes_into_the_manifest_unchecked_and_the_restore_refuses_a_wrong_one()
+    {
+        using var temp = new TempDirectory();
+        var source = ArchiveTestData.CreateStagedCheckpoint(temp.Combine("source"), pagesBytes: 100_000);
+        var real = ArchiveTestData.Snapshot(source);
+        // Well-formed but not the file's: the digest of other bytes of the same size.
+        var wrong = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(new byte[100_000]));
+        var known = new Dictionary<string, FileDigest> { ["checkpoint/pages-1.img"] = new(100_000, wrong) };
+
+        var (manifest, blob) = await WriteAsync(source, temp.Combine("archive"), new CodecSettings("zstd", 1), known);
+
+        var pages = manifest.Files.Single(f => f.Path == "checkpoint/pages-1.img");
+        pages.Sha256.ShouldBe(wrong);
+        pages.Size.ShouldBe(100_000);
+        // The files without a known digest are hashed as before.
+        manifest.Files.Single(f => f.Path == "checkpoint/mm-42.img").Sha256.ShouldBe(real["checkpoint/mm-42.img"]["file:".Length..]);
+
+        var target = temp.Combine("target");
+        var error = await ExtractRefusedAsync(blob, manifest, target);
+        error.Kind.ShouldBe(ErrorKind.DataLoss, error.ToString());
+        error.Message.ShouldContain("\"checkpoint/pages-1.img\"");
+        error.Message.ShouldContain(wrong);
+        Directory.Exists(target).ShouldBeFalse();
+    }
+
+    [Fact(Timeout = Timeout)]
+    public async Task A_right_known_digest_gives_the_same_archive_as_hashing_and_restores()
+    {
+        using var temp = new TempDirectory();
+        var source = ArchiveTestData.CreateStagedCheckpoint(temp.Combine("source"), pagesBytes: 100_000);
+        var pagesPath = Path.Combine(source, "checkpoint", "pages-1.img");
+        var known = new Dictionary<string, FileDigest>
+        {
+            ["checkpoint/pages-1.img"] = new(100_000, Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(pagesPath)))),
+            // A digest for a file that is not there is not used.
+            ["checkpoint/pages-2.img"] = new(5, new string('0', 64)),
+        };
+
+        var (hashed, _) = await WriteAsync(source, temp.Combine("hashed"), new CodecSettings("zstd", 1));
+        var (withKnown, blob) = await WriteAsync(source, temp.Combine("known"), new CodecSettings("zstd", 1), known);
+
+        withKnown.Files.ShouldBe(hashed.Files);
+        withKnown.ArchiveSha256.ShouldBe(hashed.ArchiveSha256);
+        var target = temp.Combine("target");
+        await using (var stream = File.OpenRead(blob))
+        {
+            await CheckpointArchiveReader.ExtractAsync(stream, withKnown, target, CancellationToken.None);
+        }
+
+        ArchiveTestData.Snapshot(target).ShouldBe(ArchiveTestData.Snapshot(source));
+    }
+
+    [Theory(Timeout = Timeout)]
+    [InlineData(99_999)]
+    [InlineData(100_001)]
+    public async Task A_file_whose_size_is_not_the_size_hashed_is_aborted(long hashedSize)
+    {
+        using var temp = new TempDirectory();
+        var source = ArchiveTestData.CreateStagedCheckpoint(temp.Combine("source"), pagesBytes: 100_000);
+        var known = new Dictionary<string, FileDigest> { ["checkpoint/pages-1.img"] = new(hashedSize, new string('a', 64)) };
+
+        var error = await Should.ThrowAsync<PodMigrateException>(() => WriteAsync(source, temp.Combine("archive"), new CodecSettings("zstd", 1), known));
+        error.Kind.ShouldBe(ErrorKind.Aborted);
+        error.Message.ShouldContain(Path.Combine(source, "checkpoint", "pages-1.img"));
+        error.Message.ShouldContain($"is 100000 bytes, but {hashedSize} were hashed");
     }
 
     [Fact(Timeout = Timeout)]
@@ -169,12 +250,20 @@ public sealed class ArchiveRoundTripTests
         error.Message.ShouldContain(fifo);
     }
 
-    internal static async Task<(CheckpointManifest Manifest, string Blob)> WriteAsync(string source, string blob, CodecSettings codec)
+    private static async Task<PodMigrateException> ExtractRefusedAsync(string blob, CheckpointManifest manifest, string target)
+        => await Should.ThrowAsync<PodMigrateException>(async () =>
+        {
+            await using var stream = File.OpenRead(blob);
+            await CheckpointArchiveReader.ExtractAsync(stream, manifest, target, CancellationToken.None);
+        });
+
+    internal static async Task<(CheckpointManifest Manifest, string Blob)> WriteAsync(
+        string source, string blob, CodecSettings codec, IReadOnlyDictionary<string, FileDigest>? knownDigests = null)
     {
         ArchiveWriteResult result;
         await using (var stream = File.Create(blob))
         {
-            result = await CheckpointArchiveWriter.WriteAsync(source, stream, codec, progress: null, CancellationToken.None);
+            result = await CheckpointArchiveWriter.WriteAsync(source, stream, codec, progress: null, CancellationToken.None, knownDigests);
         }
 
         var manifest = new CheckpointManifest

@@ -56,6 +56,64 @@ public sealed class PipelinedHashingStreamTests
     }
 
     [Fact(Timeout = 30_000)]
+    public async Task Read_ahead_closes_its_source_unless_told_to_leave_it_open()
+    {
+        var data = ArchiveTestData.RandomBytes(5000, 5);
+        var kept = new MemoryStream(data);
+        await using (var stream = new ReadAheadHashingStream(kept, chunkSize: 1000, depth: 2, leaveOpen: true))
+        {
+            (await stream.ReadAsync(new byte[10], CancellationToken.None)).ShouldBe(10);
+        }
+
+        kept.CanRead.ShouldBeTrue();
+        kept.Position = 0;
+        kept.ToArray().ShouldBe(data);
+        (await kept.ReadAsync(new byte[10], CancellationToken.None)).ShouldBe(10);
+
+        var closed = new MemoryStream(data);
+        await using (new ReadAheadHashingStream(closed, chunkSize: 1000, depth: 2))
+        {
+        }
+
+        closed.CanRead.ShouldBeFalse("by default the source is disposed with the stream");
+    }
+
+    [Fact(Timeout = 30_000)]
+    public async Task Read_ahead_of_a_source_without_length_reads_it_all_and_hashes_it()
+    {
+        var data = ArchiveTestData.RandomBytes(10_007, 6);
+        // Reads shorter than a chunk: the producer must fill each chunk from several, and stop only at a read of 0.
+        await using var stream = new ReadAheadHashingStream(new NonSeekableStream(data, maxRead: 333), chunkSize: 1000, depth: 2);
+        stream.CanSeek.ShouldBeFalse();
+        Should.Throw<NotSupportedException>(() => stream.Length);
+        Should.Throw<NotSupportedException>(() => stream.Seek(1, SeekOrigin.End));
+
+        var read = new MemoryStream();
+        await stream.CopyToAsync(read, CancellationToken.None);
+
+        read.ToArray().ShouldBe(data);
+        stream.Position.ShouldBe(data.Length);
+        stream.BytesRead.ShouldBe(data.Length);
+        stream.Sha256.ShouldBe(Convert.ToHexStringLower(SHA256.HashData(data)));
+        Should.Throw<NotSupportedException>(() => stream.Length);
+    }
+
+    [Fact(Timeout = 30_000)]
+    public async Task Read_ahead_without_hashing_hands_over_the_same_bytes_and_has_no_digest()
+    {
+        var data = ArchiveTestData.RandomBytes(10_007, 7);
+        await using var stream = new ReadAheadHashingStream(new MemoryStream(data), chunkSize: 1000, depth: 2, hash: false);
+        stream.Length.ShouldBe(data.Length);
+
+        var read = new MemoryStream();
+        await stream.CopyToAsync(read, CancellationToken.None);
+
+        read.ToArray().ShouldBe(data);
+        stream.BytesRead.ShouldBe(data.Length);
+        Should.Throw<InvalidOperationException>(() => stream.Sha256).Message.ShouldContain("without hashing");
+    }
+
+    [Fact(Timeout = 30_000)]
     public async Task Write_behind_writes_every_byte_in_order_and_hashes_them()
     {
         var data = ArchiveTestData.RandomBytes(25_013, 3);
