@@ -115,6 +115,8 @@ internal sealed class CheckpointImages(
             ContainerConfigDump? config = null;
             var options = new CheckpointTarCopyOptions
             {
+                // The blob's digest covers every byte, and the ingest becomes content only once it has matched.
+                Verification = ArchiveVerification.ArchiveDigest,
                 Captured = new HashSet<string>(StringComparer.Ordinal) { CheckpointLayout.ConfigDumpFile },
                 Rewrite = async (name, bytes, ct) =>
                 {

@@ -5,6 +5,7 @@ using Microsoft.Extensions.Options;
 using PodMigrate.Agent.Operations;
 using PodMigrate.Agent.Telemetry;
 using PodMigrate.Agent.V1;
+using PodMigrate.Core.Archive;
 using PodMigrate.Core.Errors;
 using PodMigrate.Core.Store;
 
@@ -95,7 +96,7 @@ internal sealed class RestoreOperation(
         // Read, decompression, unpacking and verification run in one streaming pass; the phase covers all of them.
         report(new Progress { Phase = Phase.Fetch, Message = $"fetching, verifying and unpacking checkpoint {id}" });
         var fetchStarted = time.GetTimestamp();
-        var stored = await store.ExtractAsync(id, Path.Combine(staging, "archive"), cancellationToken);
+        var stored = await store.ExtractAsync(id, Path.Combine(staging, "archive"), cancellationToken, ArchiveVerification.ArchiveDigest);
         var fetched = time.GetElapsedTime(fetchStarted);
         var context = new RestoreContext(stored, staging, report, time);
         context.Record(Phase.Fetch, fetched);

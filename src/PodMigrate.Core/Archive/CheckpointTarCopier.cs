@@ -28,7 +28,7 @@ public static class CheckpointTarCopier
         var sink = new TarSink(writer, options);
         await using (writer)
         {
-            await CheckpointArchiveReader.VerifyingPassAsync(blob, manifest.Codec, manifest, manifest.CheckpointId, sink, cancellationToken);
+            await CheckpointArchiveReader.VerifyingPassAsync(blob, manifest.Codec, manifest, manifest.CheckpointId, sink, options.Verification, cancellationToken);
         }
         return new CheckpointTarCopyResult(sink.Captured, sink.Skipped);
     }
@@ -118,6 +118,9 @@ public sealed record CheckpointTarCopyOptions
 
     /// <summary>The same archive (and rewrites) always gives the same bytes: no owner names, times at the epoch.</summary>
     public bool Reproducible { get; init; }
+
+    /// <summary>What the pass re-hashes besides the blob (which covers every byte).</summary>
+    public ArchiveVerification Verification { get; init; } = ArchiveVerification.EveryFile;
 
     /// <summary>Leave symlinks out (they are listed in <see cref="CheckpointTarCopyResult.Skipped"/>): for consumers that take nothing else.</summary>
     public bool FilesAndDirectoriesOnly { get; init; }

@@ -39,6 +39,9 @@ public sealed class HashingStream : Stream
     /// </summary>
     public static HashingStream CountingWrites(Stream inner, bool leaveOpen = false) => new(inner, writing: true, leaveOpen, countOnly: true);
 
+    /// <summary>A reader that only counts (see <see cref="CountingWrites"/>).</summary>
+    public static HashingStream CountingReads(Stream inner, bool leaveOpen = false) => new(inner, writing: false, leaveOpen, countOnly: true);
+
     /// <summary>Lowercase hex sha256 of everything so far (the stream can keep going; still valid after disposal).</summary>
     public string CurrentSha256()
     {

@@ -184,32 +184,16 @@ public sealed class FileSystemCheckpointStore : ICheckpointStore
     public async Task<StoredCheckpoint> VerifyAsync(CheckpointId id, CancellationToken cancellationToken)
     {
         var checkpoint = Read(id);
-        var stream = OpenArchive(checkpoint);
-        var hashed = HashingStream.ForReading(stream);
-        await using (hashed)
-        {
-            var buffer = new byte[ArchiveBufferSize];
-            while (await hashed.ReadAsync(buffer, cancellationToken) > 0)
-            {
-            }
-
-            var manifest = checkpoint.Manifest;
-            if (hashed.BytesHashed != manifest.CompressedSize || !string.Equals(hashed.CurrentSha256(), manifest.ArchiveSha256, StringComparison.OrdinalIgnoreCase))
-            {
-                throw new PodMigrateException(ErrorKind.DataLoss,
-                    $"checkpoint {id}: {checkpoint.ArchivePath} has {hashed.BytesHashed} bytes with sha256 {hashed.CurrentSha256()}, " +
-                    $"the manifest says {manifest.CompressedSize} bytes with sha256 {manifest.ArchiveSha256}");
-            }
-        }
-
+        await using var stream = OpenArchive(checkpoint);
+        await CheckpointArchiveReader.VerifyAsync(stream, checkpoint.Manifest, cancellationToken);
         return checkpoint;
     }
 
-    public async Task<StoredCheckpoint> ExtractAsync(CheckpointId id, string targetDirectory, CancellationToken cancellationToken)
+    public async Task<StoredCheckpoint> ExtractAsync(CheckpointId id, string targetDirectory, CancellationToken cancellationToken, ArchiveVerification verification = ArchiveVerification.EveryFile)
     {
         var checkpoint = Read(id);
         await using var stream = OpenArchive(checkpoint);
-        await CheckpointArchiveReader.ExtractAsync(stream, checkpoint.Manifest, targetDirectory, cancellationToken);
+        await CheckpointArchiveReader.ExtractAsync(stream, checkpoint.Manifest, targetDirectory, cancellationToken, verification);
         return checkpoint;
     }
 

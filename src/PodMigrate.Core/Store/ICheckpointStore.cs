@@ -18,11 +18,17 @@ public interface ICheckpointStore
     /// <summary>One checkpoint's manifest and location (NotFound; DataLoss if the manifest is unreadable).</summary>
     Task<StoredCheckpoint> GetAsync(CheckpointId id, CancellationToken cancellationToken);
 
-    /// <summary>Reads the whole archive and checks its size and sha256 against the manifest (DataLoss on mismatch).</summary>
+    /// <summary>
+    /// The full check: the archive's size and sha256, and every entry (name, type, size, sha256) against the manifest,
+    /// decompressing it without writing anything (DataLoss on any mismatch).
+    /// </summary>
     Task<StoredCheckpoint> VerifyAsync(CheckpointId id, CancellationToken cancellationToken);
 
-    /// <summary>Opens a checkpoint for restore: verifies while streaming it into <paramref name="targetDirectory"/> (absent or empty).</summary>
-    Task<StoredCheckpoint> ExtractAsync(CheckpointId id, string targetDirectory, CancellationToken cancellationToken);
+    /// <summary>
+    /// Opens a checkpoint for restore: verifies while streaming it into <paramref name="targetDirectory"/> (absent or
+    /// empty), re-hashing as much as <paramref name="verification"/> says; nothing stays unless everything matched.
+    /// </summary>
+    Task<StoredCheckpoint> ExtractAsync(CheckpointId id, string targetDirectory, CancellationToken cancellationToken, Archive.ArchiveVerification verification = Archive.ArchiveVerification.EveryFile);
 
     /// <summary>
     /// Opens a checkpoint as a checkpoint image: streams it, decompressed once and verified in the same pass, into

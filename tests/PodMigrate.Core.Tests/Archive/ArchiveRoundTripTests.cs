@@ -250,11 +250,84 @@ public sealed class ArchiveRoundTripTests
         error.Message.ShouldContain(fifo);
     }
 
-    private static async Task<PodMigrateException> ExtractRefusedAsync(string blob, CheckpointManifest manifest, string target)
+    [Fact(Timeout = Timeout)]
+    public async Task The_archive_digest_mode_trusts_the_blob_digest_for_large_files_only()
+    {
+        using var temp = new TempDirectory();
+        var source = ArchiveTestData.CreateStagedCheckpoint(temp.Combine("source"), pagesBytes: 17 << 20);
+        var (manifest, blob) = await WriteAsync(source, temp.Combine("archive"), new CodecSettings("zstd", 1));
+        var wrong = new string('0', 64);
+        Func<string, CheckpointManifest> tamper = path => manifest with
+        {
+            Files = [.. manifest.Files.Select(f => f.Path == path ? f with { Sha256 = wrong } : f)],
+        };
+
+        // A large file's own digest is not re-hashed: the blob's, which matched, covers its bytes.
+        var target = temp.Combine("large");
+        await using (var stream = File.OpenRead(blob))
+        {
+            await CheckpointArchiveReader.ExtractAsync(stream, tamper("checkpoint/pages-1.img"), target, CancellationToken.None, ArchiveVerification.ArchiveDigest);
+        }
+        ArchiveTestData.Snapshot(target).ShouldBe(ArchiveTestData.Snapshot(source));
+
+        // A small one's is, and every file's in the full mode.
+        foreach (var (path, verification) in new[] { ("config.dump", ArchiveVerification.ArchiveDigest), ("checkpoint/pages-1.img", ArchiveVerification.EveryFile) })
+        {
+            var error = await ExtractRefusedAsync(blob, tamper(path), temp.Combine("refused"), verification);
+            error.Kind.ShouldBe(ErrorKind.DataLoss);
+            error.Message.ShouldContain($"\"{path}\" has sha256 ");
+        }
+    }
+
+    [Fact(Timeout = Timeout)]
+    public async Task The_archive_digest_mode_still_refuses_a_flipped_byte_in_a_large_file_and_leaves_nothing()
+    {
+        using var temp = new TempDirectory();
+        var source = ArchiveTestData.CreateStagedCheckpoint(temp.Combine("source"), pagesBytes: 17 << 20);
+        var (manifest, blob) = await WriteAsync(source, temp.Combine("archive"), new CodecSettings("none", 0));
+        var pages = await File.ReadAllBytesAsync(Path.Combine(source, "checkpoint", "pages-1.img"));
+        var at = (await File.ReadAllBytesAsync(blob)).AsSpan().IndexOf(pages.AsSpan(8 << 20, 64));
+        at.ShouldBeGreaterThan(0);
+        ArchiveTestData.FlipByte(blob, at + 32);
+
+        var target = temp.Combine("target");
+        var error = await ExtractRefusedAsync(blob, manifest, target, ArchiveVerification.ArchiveDigest);
+        error.Kind.ShouldBe(ErrorKind.DataLoss);
+        error.Message.ShouldContain($"archive sha256 is ");
+        error.Message.ShouldContain(manifest.ArchiveSha256!);
+        Directory.Exists(target).ShouldBeFalse("nothing of a refused archive stays");
+    }
+
+    [Fact(Timeout = Timeout)]
+    public async Task Verify_checks_every_file_without_writing_anything()
+    {
+        using var temp = new TempDirectory();
+        var source = ArchiveTestData.CreateStagedCheckpoint(temp.Combine("source"), pagesBytes: 17 << 20);
+        var (manifest, blob) = await WriteAsync(source, temp.Combine("archive"), new CodecSettings("zstd", 1));
+        await using (var stream = File.OpenRead(blob))
+        {
+            await CheckpointArchiveReader.VerifyAsync(stream, manifest, CancellationToken.None);
+        }
+
+        var tampered = manifest with
+        {
+            Files = [.. manifest.Files.Select(f => f.Path == "checkpoint/pages-1.img" ? f with { Sha256 = new string('0', 64) } : f)],
+        };
+        var error = await Should.ThrowAsync<PodMigrateException>(async () =>
+        {
+            await using var stream = File.OpenRead(blob);
+            await CheckpointArchiveReader.VerifyAsync(stream, tampered, CancellationToken.None);
+        });
+        error.Kind.ShouldBe(ErrorKind.DataLoss);
+        error.Message.ShouldContain("\"checkpoint/pages-1.img\" has sha256 ");
+    }
+
+    private static async Task<PodMigrateException> ExtractRefusedAsync(
+        string blob, CheckpointManifest manifest, string target, ArchiveVerification verification = ArchiveVerification.EveryFile)
         => await Should.ThrowAsync<PodMigrateException>(async () =>
         {
             await using var stream = File.OpenRead(blob);
-            await CheckpointArchiveReader.ExtractAsync(stream, manifest, target, CancellationToken.None);
+            await CheckpointArchiveReader.ExtractAsync(stream, manifest, target, CancellationToken.None, verification);
         });
 
     internal static async Task<(CheckpointManifest Manifest, string Blob)> WriteAsync(
