@@ -99,14 +99,6 @@ internal sealed class CheckpointImages(
 
     public void Dispose() => _imports.Dispose();
 
-    /// <summary>
-    /// A zstd layer when the memory compresses (the archive is at most half its raw size): containerd's content API
-    /// takes ~200 MiB/s here, so fewer bytes through it win over compressing them again; incompressible memory goes as a
-    /// plain tar, which costs nothing to make.
-    /// </summary>
-    public static LayerCompression LayerCompressionFor(CheckpointManifest manifest)
-        => manifest.CompressedSize > 0 && manifest.RawSize >= 2 * manifest.CompressedSize ? LayerCompression.Zstd : LayerCompression.None;
-
     /// <summary>The containerd filter for the images of one checkpoint.</summary>
     public static string LabelFilter(CheckpointId id) => $"labels.\"{CheckpointImage.CheckpointIdKey}\"==\"{id.Value}\"";
 
@@ -140,7 +132,7 @@ internal sealed class CheckpointImages(
                 var ingest = content.OpenWriter($"podmigrate-{id}-layer-{suffix}", Timeout.InfiniteTimeSpan, cancellationToken);
                 await using (ingest)
                 {
-                    var (_, written) = await store.WriteImageLayerAsync(id, ingest, options, cancellationToken, LayerCompressionFor(context.Stored.Manifest));
+                    var (_, written) = await store.WriteImageLayerAsync(id, ingest, options, cancellationToken);
                     await ingest.CommitAsync(written.Descriptor.Digest, labels: null, cancellationToken);
                     return written;
                 }
@@ -154,10 +146,10 @@ internal sealed class CheckpointImages(
             return await context.PhaseAsync(Phase.Import, $"importing checkpoint image {reference}", async () =>
             {
                 var annotations = CheckpointImage.AnnotationsFor(context.Stored.Manifest, containerConfig);
-                var documents = CheckpointImage.Describe(layer.Descriptor, layer.DiffId, annotations);
+                var documents = CheckpointImage.Describe(layer.Descriptor, annotations);
                 var unpacker = new ContainerdUnpacker(leased);
                 await WriteDocumentsAsync(content, documents, unpacker.Snapshotter, suffix, cancellationToken);
-                await unpacker.UnpackAsync([new ImageLayer(documents.Layer.MediaType, documents.Layer.Digest, documents.Layer.Size, layer.DiffId)], cancellationToken);
+                await unpacker.UnpackAsync([ImageLayer.Uncompressed(documents.Layer.MediaType, documents.Layer.Digest, documents.Layer.Size)], cancellationToken);
                 await CreateImageRecordAsync(id, reference, documents.Manifest.Descriptor, cancellationToken);
                 var imageId = await WaitUntilCriListsAsync(reference, cancellationToken);
                 AgentLog.CheckpointImageImported(logger, id.Value, reference, layer.Descriptor.Size);
@@ -188,8 +180,7 @@ internal sealed class CheckpointImages(
         var resolved = await _images.ResolveAsync(reference, cancellationToken);
         var layers = resolved.Layers ?? [];
         var unpacker = new ContainerdUnpacker(containerd);
-        var diffIds = resolved.Config.RootFs?.DiffIds ?? [];
-        if (layers.Count != 1 || !CheckpointImage.IsLayerMediaType(layers[0].MediaType) || diffIds.Count != 1)
+        if (layers.Count != 1 || layers[0].MediaType != OciMediaTypes.LayerTar)
         {
             throw PodMigrateException.FailedPrecondition($"image {reference} is not a checkpoint image (it has {layers.Count} layers); remove it");
         }
@@ -200,7 +191,7 @@ internal sealed class CheckpointImages(
             await using (lease)
             {
                 var layer = layers[0];
-                await new ContainerdUnpacker(leases.Under(lease)).UnpackAsync([new ImageLayer(layer.MediaType, layer.Digest, layer.Size, diffIds[0])], cancellationToken);
+                await new ContainerdUnpacker(leases.Under(lease)).UnpackAsync([ImageLayer.Uncompressed(layer.MediaType, layer.Digest, layer.Size)], cancellationToken);
                 await new ContainerdContent(containerd).SetLabelsAsync((resolved.ConfigDescriptor ?? throw new PodMigrateException(ErrorKind.DataLoss, $"image {reference} has no config")).Digest, SnapshotLabel(unpacker.Snapshotter, resolved.ChainId), cancellationToken);
             }
         }

@@ -3,7 +3,6 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using PodMigrate.Core.Archive;
-using PodMigrate.Core.Codecs;
 using PodMigrate.Core.Errors;
 using PodMigrate.Core.IO;
 
@@ -51,7 +50,6 @@ public static class CheckpointImage
     private const int MaxNameLength = 255;
     private const int PipelineChunkSize = 1 << 20;
     private const int PipelineDepth = 4;
-    private const int LayerZstdLevel = 1;
 
     /// <summary>
     /// <c>localhost/podmigrate/checkpoint/&lt;pod namespace&gt;-&lt;pod name&gt;:&lt;checkpoint id&gt;</c> (the container name for a
@@ -72,35 +70,16 @@ public static class CheckpointImage
     /// hashed and written on a task of its own while the pass goes on.
     /// </summary>
     public static async Task<CheckpointLayer> WriteLayerAsync(
-        Stream blob, CheckpointManifest manifest, Stream destination, CheckpointTarCopyOptions options, CancellationToken cancellationToken,
-        LayerCompression compression = LayerCompression.None)
+        Stream blob, CheckpointManifest manifest, Stream destination, CheckpointTarCopyOptions options, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(options);
-        var copyOptions = options with { Reproducible = true, FilesAndDirectoriesOnly = true };
         var layer = new WriteBehindHashingStream(destination, PipelineChunkSize, PipelineDepth, leaveOpen: true);
         await using (layer)
         {
-            if (compression == LayerCompression.None)
-            {
-                var copied = await CheckpointTarCopier.CopyAsync(blob, manifest, layer, copyOptions, cancellationToken);
-                await layer.CompleteAsync(cancellationToken);
-                var descriptor = new OciDescriptor(OciMediaTypes.LayerTar, "sha256:" + layer.Sha256, layer.BytesWritten);
-                return new CheckpointLayer(descriptor, descriptor.Digest, copied.Captured, copied.Skipped);
-            }
-
-            // The tar is hashed (its diff id) on its way into zstd, whose workers compress while the pass goes on.
-            var compressor = CheckpointCodecs.Get(CheckpointCodecs.ZstdName).CreateCompressor(layer, LayerZstdLevel, leaveOpen: true);
-            var tar = new BackgroundHashingWriter(compressor, PipelineDepth);
-            CheckpointTarCopyResult result;
-            string diffId;
-            await using (compressor)
-            await using (tar)
-            {
-                result = await CheckpointTarCopier.CopyAsync(blob, manifest, tar, copyOptions, cancellationToken);
-                diffId = "sha256:" + await tar.CompleteAsync();
-            }
+            var copied = await CheckpointTarCopier.CopyAsync(blob, manifest, layer, options with { Reproducible = true, FilesAndDirectoriesOnly = true }, cancellationToken);
             await layer.CompleteAsync(cancellationToken);
-            return new CheckpointLayer(new OciDescriptor(OciMediaTypes.LayerTarZstd, "sha256:" + layer.Sha256, layer.BytesWritten), diffId, result.Captured, result.Skipped);
+            var descriptor = new OciDescriptor(OciMediaTypes.LayerTar, "sha256:" + layer.Sha256, layer.BytesWritten);
+            return new CheckpointLayer(descriptor, copied.Captured, copied.Skipped);
         }
     }
 
@@ -132,34 +111,23 @@ public static class CheckpointImage
 
     /// <summary>The config and the manifest of the image with <paramref name="layer"/> as its only layer.</summary>
     public static CheckpointImageDocuments Describe(OciDescriptor layer, IReadOnlyDictionary<string, string> annotations)
-        => Describe(layer, layer?.Digest!, annotations);
-
-    /// <summary>The config and the manifest of the image with <paramref name="layer"/> (tar or zstd tar, of diff id <paramref name="diffId"/>) as its only layer.</summary>
-    public static CheckpointImageDocuments Describe(OciDescriptor layer, string diffId, IReadOnlyDictionary<string, string> annotations)
     {
         ArgumentNullException.ThrowIfNull(layer);
-        ArgumentException.ThrowIfNullOrEmpty(diffId);
         ArgumentNullException.ThrowIfNull(annotations);
-        if (!IsLayerMediaType(layer.MediaType))
+        if (layer.MediaType != OciMediaTypes.LayerTar)
         {
-            throw PodMigrateException.InvalidArgument($"a checkpoint image layer is {OciMediaTypes.LayerTar} or {OciMediaTypes.LayerTarZstd}, not {layer.MediaType}");
+            throw PodMigrateException.InvalidArgument($"a checkpoint image layer is {OciMediaTypes.LayerTar}, not {layer.MediaType}");
         }
-        if (layer.MediaType == OciMediaTypes.LayerTar && diffId != layer.Digest)
-        {
-            throw PodMigrateException.InvalidArgument($"an uncompressed layer's diff id is its digest {layer.Digest}, not {diffId}");
-        }
-        var config = new OciImageConfig(GoArchitecture(), "linux", new OciContainerConfig(), new OciRootFs("layers", [diffId]));
+        // Uncompressed: the layer's digest is its diff id.
+        var config = new OciImageConfig(GoArchitecture(), "linux", new OciContainerConfig(), new OciRootFs("layers", [layer.Digest]));
         var configDocument = Document(OciMediaTypes.ImageConfig, JsonSerializer.SerializeToUtf8Bytes(config, OciJson.Context.OciImageConfig));
         var manifest = new OciManifest(2, OciMediaTypes.ImageManifest, configDocument.Descriptor, [layer])
         {
             Annotations = new SortedDictionary<string, string>(annotations.ToDictionary(), StringComparer.Ordinal),
         };
         var manifestDocument = Document(OciMediaTypes.ImageManifest, JsonSerializer.SerializeToUtf8Bytes(manifest, OciJson.Context.OciManifest));
-        return new CheckpointImageDocuments(configDocument, manifestDocument, layer, diffId);
+        return new CheckpointImageDocuments(configDocument, manifestDocument, layer);
     }
-
-    /// <summary>Whether a layer of this media type can be a checkpoint image's.</summary>
-    public static bool IsLayerMediaType(string? mediaType) => mediaType is OciMediaTypes.LayerTar or OciMediaTypes.LayerTarZstd;
 
     /// <summary>The architecture as OCI (Go) names it: CRIU images only restore on the architecture that dumped them.</summary>
     public static string GoArchitecture() => RuntimeInformation.OSArchitecture switch
@@ -217,29 +185,15 @@ public static class CheckpointImage
     }
 }
 
-/// <summary>
-/// A checkpoint image's layer as written: its descriptor, its diff id (the uncompressed tar's digest, the descriptor's
-/// own for a plain tar), the captured metadata as written, the entries left out.
-/// </summary>
-public sealed record CheckpointLayer(OciDescriptor Descriptor, string DiffId, IReadOnlyDictionary<string, byte[]> Captured, IReadOnlyList<string> Skipped);
-
-/// <summary>How a checkpoint image's layer is stored in the content store.</summary>
-public enum LayerCompression
-{
-    /// <summary>A plain tar: nothing to compress or decompress, the most bytes to write.</summary>
-    None,
-
-    /// <summary>zstd level 1: for compressible memory, a fraction of the bytes through containerd's content API.</summary>
-    Zstd,
-}
+/// <summary>A checkpoint image's layer as written: its descriptor, the captured metadata as written, the entries left out.</summary>
+public sealed record CheckpointLayer(OciDescriptor Descriptor, IReadOnlyDictionary<string, byte[]> Captured, IReadOnlyList<string> Skipped);
 
 /// <summary>A small JSON blob of an image and its descriptor.</summary>
 public sealed record ImageDocument(OciDescriptor Descriptor, byte[] Content);
 
 /// <summary>What makes a checkpoint image besides its layer: the config and the manifest (the image's target).</summary>
-/// <param name="DiffId">The layer's uncompressed digest.</param>
-public sealed record CheckpointImageDocuments(ImageDocument Config, ImageDocument Manifest, OciDescriptor Layer, string DiffId)
+public sealed record CheckpointImageDocuments(ImageDocument Config, ImageDocument Manifest, OciDescriptor Layer)
 {
     /// <summary>The snapshot the image unpacks to (one layer: its diff id).</summary>
-    public string ChainId => DiffId;
+    public string ChainId => Layer.Digest;
 }

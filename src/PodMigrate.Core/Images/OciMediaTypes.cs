@@ -8,7 +8,6 @@ public static class OciMediaTypes
     public const string ImageConfig = "application/vnd.oci.image.config.v1+json";
     public const string LayerTarGzip = "application/vnd.oci.image.layer.v1.tar+gzip";
     public const string LayerTar = "application/vnd.oci.image.layer.v1.tar";
-    public const string LayerTarZstd = "application/vnd.oci.image.layer.v1.tar+zstd";
 
     /// <summary>Docker's schema 2 types, which a registry may still serve for images others pushed.</summary>
     public const string DockerManifest = "application/vnd.docker.distribution.manifest.v2+json";

@@ -198,11 +198,11 @@ public sealed class FileSystemCheckpointStore : ICheckpointStore
     }
 
     public async Task<(StoredCheckpoint Checkpoint, CheckpointLayer Layer)> WriteImageLayerAsync(
-        CheckpointId id, Stream destination, CheckpointTarCopyOptions options, CancellationToken cancellationToken, LayerCompression compression = LayerCompression.None)
+        CheckpointId id, Stream destination, CheckpointTarCopyOptions options, CancellationToken cancellationToken)
     {
         var checkpoint = Read(id);
         await using var stream = OpenArchive(checkpoint);
-        var layer = await CheckpointImage.WriteLayerAsync(stream, checkpoint.Manifest, destination, options, cancellationToken, compression);
+        var layer = await CheckpointImage.WriteLayerAsync(stream, checkpoint.Manifest, destination, options, cancellationToken);
         return (checkpoint, layer);
     }
 

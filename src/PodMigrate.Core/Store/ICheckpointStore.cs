@@ -36,8 +36,7 @@ public interface ICheckpointStore
     /// When it throws (DataLoss for an archive that fails verification), what the destination received must be discarded.
     /// </summary>
     Task<(StoredCheckpoint Checkpoint, Images.CheckpointLayer Layer)> WriteImageLayerAsync(
-        CheckpointId id, Stream destination, CheckpointTarCopyOptions options, CancellationToken cancellationToken,
-        Images.LayerCompression compression = Images.LayerCompression.None);
+        CheckpointId id, Stream destination, CheckpointTarCopyOptions options, CancellationToken cancellationToken);
 
     /// <summary>Deletes a checkpoint; a pinned one only with <paramref name="force"/> (else FailedPrecondition).</summary>
     Task DeleteAsync(CheckpointId id, bool force, CancellationToken cancellationToken);

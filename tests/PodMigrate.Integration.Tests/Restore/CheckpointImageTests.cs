@@ -54,8 +54,7 @@ public sealed class CheckpointImageTests(RestoreFixture fixture, ITestOutputHelp
         // What a kubelet asks first.
         var status = (await CriB.Images.ImageStatusAsync(expected, cts.Token)).ShouldNotBeNull("CRI ImageStatus finds the checkpoint image");
         status.RepoTags.ShouldContain(expected);
-        // What containerd's restore looks at: the image record, its manifest's annotations, its one layer (zstd: a
-        // counter's memory compresses far below half).
+        // What containerd's restore looks at: the image record, its manifest's annotations, its one uncompressed layer.
         var images = new ContainerdImages(fixture.AgentB.Containerd);
         var record = await images.GetAsync(expected, cts.Token);
         record.Labels.ShouldContainKeyAndValue(CheckpointImage.CheckpointIdKey, checkpointId);
@@ -64,11 +63,7 @@ public sealed class CheckpointImageTests(RestoreFixture fixture, ITestOutputHelp
         annotations.ShouldContainKeyAndValue(CheckpointImage.ContainerNameAnnotation, "counter");
         annotations.ShouldContainKeyAndValue(CheckpointImage.CriOContainerNameAnnotation, "counter");
         annotations.ShouldContainKeyAndValue(CheckpointImage.PodNameAnnotation, fixture.Source.Metadata.Name!);
-        var layer = resolved.Layers.ShouldNotBeNull().ShouldHaveSingleItem();
-        layer.MediaType.ShouldBe(OciMediaTypes.LayerTarZstd);
-        var diffId = resolved.Config.RootFs.ShouldNotBeNull().DiffIds.ShouldHaveSingleItem();
-        diffId.ShouldNotBe(layer.Digest, "the diff id is the uncompressed tar's digest");
-        resolved.ChainId.ShouldBe(diffId);
+        resolved.Layers.ShouldNotBeNull().ShouldHaveSingleItem().MediaType.ShouldBe(OciMediaTypes.LayerTar);
         status.Id.ShouldBe(resolved.ConfigDescriptor.ShouldNotBeNull().Digest, "CRI's image id is the config digest");
 
         // A pod as the controller's clone: its image is the reference; the runner asks ImageStatus, finds it present
