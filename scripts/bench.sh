@@ -6,7 +6,7 @@
 #      with the raw floor (CRIU dump to tmpfs + zstd -T0 -1; zstd -d + CRIU restore) on the same memhog pod, with
 #      ratios and a memory digest check of every restored copy,
 # and writes bench-results/<date>.txt and .json (and .png when gnuplot is installed; it is not required).
-# Usage: scripts/bench.sh [bench migration args, e.g. --sizes 64,256,1024 --repeat 3 --codecs zstd,none]
+# Usage: scripts/bench.sh [bench migration args, e.g. --sizes 64,256,1024 --repeat 3 --pattern text --codecs zstd,none]
 # Env: PODMIGRATE_CLI (default: build src/PodMigrate.Cli in Release), BENCH_CODEC_MIB (default 256).
 # Leaves the cluster up (scripts/cluster.sh down stops it).
 set -euo pipefail
