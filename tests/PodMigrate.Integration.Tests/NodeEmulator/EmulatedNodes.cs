@@ -161,12 +161,32 @@ internal sealed class EmulatedNodes : IAsyncDisposable
             var runner = _cluster.Runner(node.Name);
             foreach (var sandbox in await EmulatedSandboxesAsync(node.Name, cleanup.Token))
             {
-                await runner.RemoveSandboxAsync(sandbox.Id, sandbox.Metadata, TimeSpan.Zero, cleanup.Token);
+                await RemoveWithRetryAsync(runner, sandbox, cleanup.Token);
             }
         }
         Api.Dispose();
         await Server.DisposeAsync();
         _logs.Dispose();
+    }
+
+    /// <summary>
+    /// As a kubelet's pod worker retries: containerd refuses StopPodSandbox with "ttrpc: closed" when the sandbox's shim
+    /// is exiting at that moment (a pod the emulator was deleting as it stopped); the next try finds it stopped.
+    /// </summary>
+    private static async Task RemoveWithRetryAsync(KubeletPodRunner runner, PodSandbox sandbox, CancellationToken cancellationToken)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await runner.RemoveSandboxAsync(sandbox.Id, sandbox.Metadata, TimeSpan.Zero, cancellationToken);
+                return;
+            }
+            catch (PodMigrateException) when (attempt < 3)
+            {
+                await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken);
+            }
+        }
     }
 
     /// <summary>The object, or null when the API server has none by that name.</summary>

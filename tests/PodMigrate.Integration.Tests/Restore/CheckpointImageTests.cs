@@ -210,8 +210,9 @@ public sealed class CheckpointImageTests(RestoreFixture fixture, ITestOutputHelp
 
         error.Message.ShouldContain("pull", Case.Insensitive);
         (await RunnerB.GetAsync(TestPods.Namespace, podName, cts.Token)).ShouldBeNull("the sandbox of the failed restore is removed");
-        CheckpointMounts().ShouldBe(mountsBefore, "containerd's read-only checkpointNNN mount is removed");
-        CheckpointViews(await snapshots.ListAsync(cts.Token)).ShouldBe(viewsBefore, "and so is the view snapshot behind it");
+        // Only what this restore made is asserted on: a mount or view left from before may go meanwhile (containerd's own cleanup).
+        CheckpointMounts().Except(mountsBefore).ShouldBeEmpty("containerd's read-only checkpointNNN mount is removed");
+        CheckpointViews(await snapshots.ListAsync(cts.Token)).Except(viewsBefore).ShouldBeEmpty("and so is the view snapshot behind it");
     }
 
     private static RestoreRequest ImageOnly(string checkpointId) => new() { CheckpointId = checkpointId, Method = RestoreMethod.RestoreCriImage, ImageOnly = true };
