@@ -261,24 +261,21 @@ public static class CheckpointArchiveReader
 
             var hashed = expected is not null && (verification == ArchiveVerification.EveryFile || entry.Length < SmallFile);
             // A hashed file is hashed on the other core while this one decompresses and writes it.
-            var data = hashed
-                ? new BackgroundHashingReader(entry.DataStream ?? Stream.Null, HashDepth)
-                : (Stream)HashingStream.CountingReads(entry.DataStream ?? Stream.Null, leaveOpen: true);
+            var data = new BackgroundHashingReader(entry.DataStream ?? Stream.Null, HashDepth, hashed);
             await using (data)
             {
                 string? sha256 = null;
                 // The sink may call verify itself before it acts on the bytes (e.g. rewrites them); checking twice is harmless.
                 async ValueTask VerifyAsync()
                 {
-                    var read = data is BackgroundHashingReader reader ? reader.BytesRead : ((HashingStream)data).BytesHashed;
-                    if (read != entry.Length)
+                    if (data.BytesRead != entry.Length)
                     {
-                        throw Corrupt(name, $"ended after {read} of {entry.Length} bytes (truncated)");
+                        throw Corrupt(name, $"ended after {data.BytesRead} of {entry.Length} bytes (truncated)");
                     }
 
-                    if (data is BackgroundHashingReader hashing)
+                    if (data.Hashes)
                     {
-                        sha256 ??= await hashing.CompleteAsync();
+                        sha256 ??= await data.CompleteAsync();
                         if (!string.Equals(sha256, expected!.Sha256, StringComparison.OrdinalIgnoreCase))
                         {
                             throw Corrupt(name, $"has sha256 {sha256}, the manifest says {expected.Sha256}");

@@ -1,20 +1,24 @@
 namespace PodMigrate.Core.IO;
 
 /// <summary>
-/// Reads through to an inner stream, forward only, while <see cref="BackgroundSha256"/> hashes what was read on another
-/// core. Like <see cref="HashingStream"/> as a reader it reports the inner stream's Length and Position (TarWriter
-/// sizes an entry from them). The inner stream is left open.
+/// Reads through to an inner stream, forward only, counting, while <see cref="BackgroundSha256"/> hashes what was read on
+/// another core (or nothing is hashed, with <c>hash: false</c>). Like <see cref="HashingStream"/> as a reader it reports
+/// the inner stream's Length and Position (TarWriter sizes an entry from them). The inner stream is left open.
 /// </summary>
-internal sealed class BackgroundHashingReader(Stream inner, int depth) : Stream
+internal sealed class BackgroundHashingReader(Stream inner, int depth, bool hash = true) : Stream
 {
-    private readonly BackgroundSha256 _hash = new(depth);
+    private readonly BackgroundSha256? _hash = hash ? new(depth) : null;
     private bool _disposed;
 
     /// <summary>Bytes read through so far.</summary>
-    public long BytesRead => _hash.BytesAppended;
+    public long BytesRead { get; private set; }
+
+    /// <summary>Whether <see cref="CompleteAsync"/> gives a digest.</summary>
+    public bool Hashes => _hash is not null;
 
     /// <summary>The sha256 of everything read; the stream reads no more after this.</summary>
-    public Task<string> CompleteAsync() => _hash.CompleteAsync();
+    public Task<string> CompleteAsync()
+        => _hash?.CompleteAsync() ?? throw new InvalidOperationException("this stream counts without hashing");
 
     public override bool CanRead => !_disposed;
 
@@ -27,26 +31,10 @@ internal sealed class BackgroundHashingReader(Stream inner, int depth) : Stream
     public override long Position
     {
         get => inner.Position;
-        set
-        {
-            if (value != Position)
-            {
-                throw new NotSupportedException("a hashing stream only moves forward");
-            }
-        }
+        set => ForwardOnly.MoveTo(Position, value);
     }
 
-    public override long Seek(long offset, SeekOrigin origin)
-    {
-        var target = origin switch
-        {
-            SeekOrigin.Begin => offset,
-            SeekOrigin.Current => Position + offset,
-            _ => Length + offset,
-        };
-        Position = target;
-        return target;
-    }
+    public override long Seek(long offset, SeekOrigin origin) => ForwardOnly.Seek(Position, () => Length, offset, origin);
 
     public override int Read(byte[] buffer, int offset, int count)
         => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
@@ -58,7 +46,11 @@ internal sealed class BackgroundHashingReader(Stream inner, int depth) : Stream
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         var read = await inner.ReadAsync(buffer, cancellationToken);
-        await _hash.AppendAsync(buffer[..read], cancellationToken);
+        if (_hash is not null)
+        {
+            await _hash.AppendAsync(buffer[..read], cancellationToken);
+        }
+        BytesRead += read;
         return read;
     }
 
@@ -75,7 +67,7 @@ internal sealed class BackgroundHashingReader(Stream inner, int depth) : Stream
         if (disposing && !_disposed)
         {
             _disposed = true;
-            _hash.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            _hash?.DisposeAsync().AsTask().GetAwaiter().GetResult();
         }
         base.Dispose(disposing);
     }
@@ -85,7 +77,10 @@ internal sealed class BackgroundHashingReader(Stream inner, int depth) : Stream
         if (!_disposed)
         {
             _disposed = true;
-            await _hash.DisposeAsync();
+            if (_hash is not null)
+            {
+                await _hash.DisposeAsync();
+            }
         }
         await base.DisposeAsync();
     }

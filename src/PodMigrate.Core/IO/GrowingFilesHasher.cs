@@ -58,30 +58,24 @@ public sealed class GrowingFilesHasher : IAsyncDisposable
         _writerDone.TrySetResult();
         await _stop.CancelAsync();
         // The watcher first: until it has stopped it may still add followers.
-        foreach (var task in new[] { _watcher }.Concat(await WatcherStoppedAsync()))
+        await AbandonAsync(_watcher);
+        foreach (var follower in _followers.Values)
         {
-            try
-            {
-                await task;
-            }
-            catch (Exception e) when (e is OperationCanceledException or IOException or UnauthorizedAccessException)
-            {
-                // Abandoned: nobody asks for the digests any more.
-            }
+            await AbandonAsync(follower);
         }
         _stop.Dispose();
     }
 
-    private async Task<IEnumerable<Task>> WatcherStoppedAsync()
+    /// <summary>Waits for a task nobody wants the result of any more; its cancellation or I/O failure is no news.</summary>
+    private static async Task AbandonAsync(Task task)
     {
         try
         {
-            await _watcher;
+            await task;
         }
         catch (Exception e) when (e is OperationCanceledException or IOException or UnauthorizedAccessException)
         {
         }
-        return _followers.Values.ToList();
     }
 
     private async Task WatchAsync()

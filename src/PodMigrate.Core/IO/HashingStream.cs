@@ -39,9 +39,6 @@ public sealed class HashingStream : Stream
     /// </summary>
     public static HashingStream CountingWrites(Stream inner, bool leaveOpen = false) => new(inner, writing: true, leaveOpen, countOnly: true);
 
-    /// <summary>A reader that only counts (see <see cref="CountingWrites"/>).</summary>
-    public static HashingStream CountingReads(Stream inner, bool leaveOpen = false) => new(inner, writing: false, leaveOpen, countOnly: true);
-
     /// <summary>Lowercase hex sha256 of everything so far (the stream can keep going; still valid after disposal).</summary>
     public string CurrentSha256()
     {
@@ -70,26 +67,10 @@ public sealed class HashingStream : Stream
     public override long Position
     {
         get => _writing ? BytesHashed : _inner.Position;
-        set
-        {
-            if (value != Position)
-            {
-                throw new NotSupportedException("a hashing stream only moves forward");
-            }
-        }
+        set => ForwardOnly.MoveTo(Position, value);
     }
 
-    public override long Seek(long offset, SeekOrigin origin)
-    {
-        var target = origin switch
-        {
-            SeekOrigin.Begin => offset,
-            SeekOrigin.Current => Position + offset,
-            _ => Length + offset,
-        };
-        Position = target;
-        return target;
-    }
+    public override long Seek(long offset, SeekOrigin origin) => ForwardOnly.Seek(Position, () => Length, offset, origin);
 
     public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 

@@ -58,26 +58,11 @@ internal sealed class ReadAheadHashingStream : Stream
     public override long Position
     {
         get => BytesRead;
-        set
-        {
-            if (value != BytesRead)
-            {
-                throw new NotSupportedException("a read-ahead stream only moves forward");
-            }
-        }
+        set => ForwardOnly.MoveTo(BytesRead, value);
     }
 
-    public override long Seek(long offset, SeekOrigin origin)
-    {
-        var target = origin switch
-        {
-            SeekOrigin.Begin => offset,
-            SeekOrigin.Current => BytesRead + offset,
-            _ => Length + offset, // a source without a length cannot seek from its end
-        };
-        Position = target;
-        return target;
-    }
+    // A source without a length cannot seek from its end: Length throws.
+    public override long Seek(long offset, SeekOrigin origin) => ForwardOnly.Seek(BytesRead, () => Length, offset, origin);
 
     public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
