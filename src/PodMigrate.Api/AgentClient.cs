@@ -1,41 +1,49 @@
 using System.Runtime.CompilerServices;
+using Grpc.Core;
+using Grpc.Net.Client;
 using PodMigrate.Core.Errors;
 using PodMigrate.Core.Grpc;
 
 namespace PodMigrate.Agent.V1;
 
 /// <summary>
-/// A typed client of one node agent. Remote statuses come back as <see cref="PodMigrateException"/>s of the matching
-/// kind, so callers handle the agent's errors like their own.
+/// A typed client of one node agent over the generated <see cref="AgentService.AgentServiceClient"/>. Remote statuses
+/// come back as <see cref="PodMigrateException"/>s of the matching kind (translated in one place, <see cref="Translate"/>),
+/// so callers handle the agent's errors like their own; a call cancelled by the caller's token is an
+/// <see cref="OperationCanceledException"/>.
 /// </summary>
 public sealed class AgentClient : IDisposable
 {
     private readonly GrpcChannel _channel;
+    private readonly AgentService.AgentServiceClient _client;
 
-    private AgentClient(GrpcChannel channel) => _channel = channel;
+    private AgentClient(GrpcChannel channel, string target)
+    {
+        _channel = channel;
+        _client = new AgentService.AgentServiceClient(channel);
+        Target = target;
+    }
 
-    public string Target => _channel.Target;
+    /// <summary>Where the calls go, e.g. "unix:/run/podmigrate/agent.sock", "https://10.0.0.7:7440 (TLS name node-a)".</summary>
+    public string Target { get; }
 
     /// <summary>
     /// Connects to an agent: "unix:/run/podmigrate/agent.sock" (or a plain absolute path), "http://host:port" (cleartext),
-    /// or "https://host:port" with <see cref="SslCredentials"/> in <paramref name="options"/> (mutual TLS).
+    /// or "https://host:port" with <see cref="GrpcConnectOptions.Tls"/> in <paramref name="options"/> (mutual TLS).
     /// </summary>
-    public static AgentClient Connect(string address, GrpcChannelOptions? options = null)
+    public static AgentClient Connect(string address, GrpcConnectOptions? options = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(address);
         try
         {
-            if (address.StartsWith("unix:", StringComparison.Ordinal))
+            if (address.StartsWith("unix:", StringComparison.Ordinal) || address.StartsWith('/'))
             {
-                return new AgentClient(GrpcChannel.ForUnixSocket("/" + address["unix:".Length..].TrimStart('/'), options));
-            }
-            if (address.StartsWith('/'))
-            {
-                return new AgentClient(GrpcChannel.ForUnixSocket(address, options));
+                var path = address.StartsWith('/') ? address : "/" + address["unix:".Length..].TrimStart('/');
+                return new AgentClient(GrpcChannels.ForUnixSocket(path, options), $"unix:{path}");
             }
             if (Uri.TryCreate(address, UriKind.Absolute, out var uri) && (uri.Scheme == Uri.UriSchemeHttp || uri.Scheme == Uri.UriSchemeHttps))
             {
-                return new AgentClient(GrpcChannel.ForAddress(uri, options));
+                return new AgentClient(GrpcChannels.ForAddress(uri, options), GrpcChannels.Describe(uri, options));
             }
         }
         catch (ArgumentException e)
@@ -47,34 +55,34 @@ public sealed class AgentClient : IDisposable
     }
 
     public Task<NodeInfo> GetNodeInfoAsync(CancellationToken cancellationToken)
-        => UnaryAsync(AgentMethods.GetNodeInfo, new GetNodeInfoRequest(), "getting node info", cancellationToken);
+        => UnaryAsync(o => _client.GetNodeInfoAsync(new GetNodeInfoRequest(), o), "getting node info", cancellationToken);
 
     public Task<HealthResponse> HealthAsync(CancellationToken cancellationToken)
-        => UnaryAsync(AgentMethods.Health, new HealthRequest(), "checking health", cancellationToken);
+        => UnaryAsync(o => _client.HealthAsync(new HealthRequest(), o), "checking health", cancellationToken);
 
     public Task<ListContainersResponse> ListContainersAsync(ListContainersRequest request, CancellationToken cancellationToken)
-        => UnaryAsync(AgentMethods.ListContainers, request, "listing containers", cancellationToken);
+        => UnaryAsync(o => _client.ListContainersAsync(request, o), "listing containers", cancellationToken);
 
     public IAsyncEnumerable<CheckpointEvent> CheckpointAsync(CheckpointRequest request, CancellationToken cancellationToken)
-        => StreamAsync(AgentMethods.Checkpoint, request, "checkpointing", cancellationToken);
+        => StreamAsync(o => _client.Checkpoint(request, o), "checkpointing", cancellationToken);
 
     public IAsyncEnumerable<RestoreEvent> RestoreAsync(RestoreRequest request, CancellationToken cancellationToken)
-        => StreamAsync(AgentMethods.Restore, request, $"restoring checkpoint {request.CheckpointId}", cancellationToken);
+        => StreamAsync(o => _client.Restore(request, o), $"restoring checkpoint {request.CheckpointId}", cancellationToken);
 
     public Task<ResumeResponse> ResumeAsync(ContainerSelector container, CancellationToken cancellationToken)
-        => UnaryAsync(AgentMethods.Resume, new ResumeRequest { Container = container }, "resuming", cancellationToken);
+        => UnaryAsync(o => _client.ResumeAsync(new ResumeRequest { Container = container }, o), "resuming", cancellationToken);
 
     public Task<DiscardResponse> DiscardAsync(ContainerSelector container, CancellationToken cancellationToken)
-        => UnaryAsync(AgentMethods.Discard, new DiscardRequest { Container = container }, "discarding", cancellationToken);
+        => UnaryAsync(o => _client.DiscardAsync(new DiscardRequest { Container = container }, o), "discarding", cancellationToken);
 
     public Task<ListCheckpointsResponse> ListCheckpointsAsync(ListCheckpointsRequest request, CancellationToken cancellationToken)
-        => UnaryAsync(AgentMethods.ListCheckpoints, request, "listing checkpoints", cancellationToken);
+        => UnaryAsync(o => _client.ListCheckpointsAsync(request, o), "listing checkpoints", cancellationToken);
 
     public Task<CheckpointInfo> InspectCheckpointAsync(string checkpointId, bool verify, CancellationToken cancellationToken)
-        => UnaryAsync(AgentMethods.InspectCheckpoint, new InspectCheckpointRequest { CheckpointId = checkpointId, Verify = verify }, $"inspecting checkpoint {checkpointId}", cancellationToken);
+        => UnaryAsync(o => _client.InspectCheckpointAsync(new InspectCheckpointRequest { CheckpointId = checkpointId, Verify = verify }, o), $"inspecting checkpoint {checkpointId}", cancellationToken);
 
     public Task<DeleteCheckpointResponse> DeleteCheckpointAsync(string checkpointId, bool force, CancellationToken cancellationToken)
-        => UnaryAsync(AgentMethods.DeleteCheckpoint, new DeleteCheckpointRequest { CheckpointId = checkpointId, Force = force }, $"deleting checkpoint {checkpointId}", cancellationToken);
+        => UnaryAsync(o => _client.DeleteCheckpointAsync(new DeleteCheckpointRequest { CheckpointId = checkpointId, Force = force }, o), $"deleting checkpoint {checkpointId}", cancellationToken);
 
     /// <summary>Runs a checkpoint to its end; progress goes to <paramref name="progress"/>.</summary>
     public async Task<CheckpointResult> CheckpointToEndAsync(CheckpointRequest request, Action<Progress>? progress, CancellationToken cancellationToken)
@@ -106,57 +114,44 @@ public sealed class AgentClient : IDisposable
 
     public void Dispose() => _channel.Dispose();
 
-    private async Task<TResponse> UnaryAsync<TRequest, TResponse>(Method<TRequest, TResponse> method, TRequest request, string doing, CancellationToken cancellationToken)
-        where TRequest : Google.Protobuf.IMessage<TRequest>, new()
-        where TResponse : Google.Protobuf.IMessage<TResponse>, new()
+    private async Task<TResponse> UnaryAsync<TResponse>(Func<CallOptions, AsyncUnaryCall<TResponse>> start, string doing, CancellationToken cancellationToken)
     {
         try
         {
-            return await _channel.UnaryAsync(method, request, new CallOptions(CancellationToken: cancellationToken));
-        }
-        catch (RpcException e) when (cancellationToken.IsCancellationRequested)
-        {
-            throw new OperationCanceledException($"{doing} on the agent at {Target}: cancelled", e, cancellationToken);
+            using var call = start(new CallOptions(cancellationToken: cancellationToken));
+            return await call.ResponseAsync;
         }
         catch (RpcException e)
         {
-            throw ErrorMapping.ToException(e, $"{doing} on the agent at {Target}");
+            throw Translate(e, doing, cancellationToken);
         }
     }
 
-    private async IAsyncEnumerable<TResponse> StreamAsync<TRequest, TResponse>(
-        Method<TRequest, TResponse> method, TRequest request, string doing, [EnumeratorCancellation] CancellationToken cancellationToken)
-        where TRequest : Google.Protobuf.IMessage<TRequest>, new()
-        where TResponse : Google.Protobuf.IMessage<TResponse>, new()
+    private async IAsyncEnumerable<TResponse> StreamAsync<TResponse>(
+        Func<CallOptions, AsyncServerStreamingCall<TResponse>> start, string doing, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        var stream = _channel.ServerStreamingAsync(method, request, new CallOptions(CancellationToken: cancellationToken)).GetAsyncEnumerator(cancellationToken);
-        try
+        // Disposing the call before its end (the caller stopped enumerating) cancels it.
+        using var call = start(new CallOptions(cancellationToken: cancellationToken));
+        while (true)
         {
-            while (true)
+            try
             {
-                TResponse current;
-                try
+                if (!await call.ResponseStream.MoveNext(cancellationToken))
                 {
-                    if (!await stream.MoveNextAsync())
-                    {
-                        yield break;
-                    }
-                    current = stream.Current;
+                    yield break;
                 }
-                catch (RpcException e) when (cancellationToken.IsCancellationRequested)
-                {
-                    throw new OperationCanceledException($"{doing} on the agent at {Target}: cancelled", e, cancellationToken);
-                }
-                catch (RpcException e)
-                {
-                    throw ErrorMapping.ToException(e, $"{doing} on the agent at {Target}");
-                }
-                yield return current;
             }
-        }
-        finally
-        {
-            await stream.DisposeAsync();
+            catch (RpcException e)
+            {
+                throw Translate(e, doing, cancellationToken);
+            }
+            yield return call.ResponseStream.Current;
         }
     }
+
+    /// <summary>The client edge: the caller's cancellation stays a cancellation, any other status becomes its kind.</summary>
+    private Exception Translate(RpcException e, string doing, CancellationToken cancellationToken)
+        => cancellationToken.IsCancellationRequested
+            ? new OperationCanceledException($"{doing} on the agent at {Target}: cancelled", e, cancellationToken)
+            : ErrorMapping.ToException(e, $"{doing} on the agent at {Target}");
 }

@@ -1,4 +1,4 @@
-using PodMigrate.Core.Grpc;
+using Grpc.Core;
 
 namespace PodMigrate.Core.Errors;
 

@@ -1,5 +1,7 @@
 using System.Runtime.CompilerServices;
-using Google.Protobuf;
+using Grpc.Core;
+using Grpc.Core.Interceptors;
+using Grpc.Net.Client;
 using PodMigrate.Core.Errors;
 using PodMigrate.Core.Grpc;
 using VersionApi = Containerd.Services.Version.V1;
@@ -16,34 +18,29 @@ public sealed class ContainerdConnectionOptions
 }
 
 /// <summary>
-/// One containerd endpoint seen through one namespace (and optionally one lease): the channel, the
-/// <c>containerd-namespace</c> / <c>containerd-lease</c> headers, client-side deadlines, and the translation of
-/// inbound <see cref="RpcException"/>s into <see cref="PodMigrateException"/>s. The service clients
-/// (<see cref="ContainerdImages"/>, <see cref="ContainerdTasks"/>, ...) are thin typed views over it.
+/// One containerd endpoint seen through one namespace (and optionally one lease): a grpc-dotnet channel to the unix
+/// socket, the <c>containerd-namespace</c> / <c>containerd-lease</c> headers (an interceptor on <see cref="Invoker"/>),
+/// client-side deadlines, and the translation of inbound <see cref="RpcException"/>s into <see cref="PodMigrateException"/>s.
+/// The service clients (<see cref="ContainerdImages"/>, <see cref="ContainerdTasks"/>, ...) are thin typed views over
+/// the generated clients made on <see cref="Invoker"/>.
 /// </summary>
 public sealed class ContainerdConnection : IDisposable
 {
-    private static readonly Method<Empty, VersionApi.VersionResponse> VersionMethod =
-        Method.FromDescriptor<Empty, VersionApi.VersionResponse>(VersionApi.VersionReflection.Descriptor.Services[0], "Version");
-
     private readonly GrpcChannel _channel;
     private readonly bool _ownsChannel;
     private readonly ContainerdConnectionOptions _options;
 
-    public ContainerdConnection(GrpcChannel channel, string @namespace, ContainerdConnectionOptions? options = null)
-        : this(channel, ownsChannel: false, @namespace, leaseId: null, options ?? new())
-    {
-    }
-
-    private ContainerdConnection(GrpcChannel channel, bool ownsChannel, string @namespace, string? leaseId, ContainerdConnectionOptions options)
+    private ContainerdConnection(GrpcChannel channel, string target, bool ownsChannel, string @namespace, string? leaseId, ContainerdConnectionOptions options)
     {
         ArgumentNullException.ThrowIfNull(channel);
         ArgumentException.ThrowIfNullOrEmpty(@namespace);
         _channel = channel;
         _ownsChannel = ownsChannel;
         _options = options;
+        Target = target;
         Namespace = @namespace;
         LeaseId = leaseId;
+        Invoker = channel.Intercept(new ContainerdHeadersInterceptor(@namespace, leaseId));
     }
 
     public string Namespace { get; }
@@ -51,76 +48,81 @@ public sealed class ContainerdConnection : IDisposable
     /// <summary>The lease every call of this view is made under (resources it creates are held by it), or null.</summary>
     public string? LeaseId { get; }
 
-    public string Target => _channel.Target;
+    public string Target { get; }
+
+    /// <summary>The channel with this view's headers: what the generated clients are made on.</summary>
+    internal CallInvoker Invoker { get; }
 
     internal TimeProvider TimeProvider => _options.TimeProvider;
 
     /// <summary>Connects to containerd's gRPC socket; the connection owns its channel.</summary>
     public static ContainerdConnection Open(string socketPath, string @namespace, ContainerdConnectionOptions? options = null)
-        => new(GrpcChannel.ForUnixSocket(socketPath), ownsChannel: true, @namespace, leaseId: null, options ?? new());
+        => new(GrpcChannels.ForUnixSocket(socketPath), $"unix:{socketPath}", ownsChannel: true, @namespace, leaseId: null, options ?? new());
 
     /// <summary>A view of the same channel in another namespace (the channel stays owned by this connection).</summary>
-    public ContainerdConnection WithNamespace(string @namespace) => new(_channel, ownsChannel: false, @namespace, LeaseId, _options);
+    public ContainerdConnection WithNamespace(string @namespace) => new(_channel, Target, ownsChannel: false, @namespace, LeaseId, _options);
 
     /// <summary>A view of the same channel whose calls carry <c>containerd-lease: leaseId</c>.</summary>
     public ContainerdConnection WithLease(string leaseId)
     {
         ArgumentException.ThrowIfNullOrEmpty(leaseId);
-        return new(_channel, ownsChannel: false, Namespace, leaseId, _options);
+        return new(_channel, Target, ownsChannel: false, Namespace, leaseId, _options);
     }
 
     public async Task<ContainerdVersion> VersionAsync(CancellationToken cancellationToken)
     {
-        var response = await UnaryAsync(VersionMethod, new Empty(), new ContainerdCall("getting the containerd version"), cancellationToken);
+        var client = new VersionApi.Version.VersionClient(Invoker);
+        var response = await UnaryAsync(o => client.VersionAsync(new Empty(), o), new ContainerdCall("getting the containerd version"), cancellationToken);
         return new ContainerdVersion(response.Version, response.Revision);
     }
 
-    internal async Task<TResponse> UnaryAsync<TRequest, TResponse>(
-        Method<TRequest, TResponse> method, TRequest request, ContainerdCall call, CancellationToken cancellationToken)
-        where TRequest : IMessage<TRequest>, new()
-        where TResponse : IMessage<TResponse>, new()
+    internal async Task<TResponse> UnaryAsync<TResponse>(Func<CallOptions, AsyncUnaryCall<TResponse>> start, ContainerdCall call, CancellationToken cancellationToken)
     {
+        var (options, deadline) = CallOptionsFor(call, cancellationToken);
         try
         {
-            return await _channel.UnaryAsync(method, request, CallOptionsFor(call, cancellationToken));
+            using var pending = start(options);
+            return await pending.ResponseAsync;
         }
         catch (RpcException e)
         {
-            throw await TranslateAsync(e, call, cancellationToken);
+            throw await TranslateAsync(e, call, deadline, TimeProvider, cancellationToken);
         }
     }
 
-    internal async IAsyncEnumerable<TResponse> ServerStreamingAsync<TRequest, TResponse>(
-        Method<TRequest, TResponse> method, TRequest request, ContainerdCall call, [EnumeratorCancellation] CancellationToken cancellationToken)
-        where TRequest : IMessage<TRequest>, new()
-        where TResponse : IMessage<TResponse>, new()
+    internal async IAsyncEnumerable<TResponse> ServerStreamingAsync<TResponse>(
+        Func<CallOptions, AsyncServerStreamingCall<TResponse>> start, ContainerdCall call, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        await using var messages = _channel.ServerStreamingAsync(method, request, CallOptionsFor(call, cancellationToken)).GetAsyncEnumerator(cancellationToken);
+        var (options, deadline) = CallOptionsFor(call, cancellationToken);
+        using var pending = start(options);
         while (true)
         {
             bool more;
             try
             {
-                more = await messages.MoveNextAsync();
+                more = await pending.ResponseStream.MoveNext(cancellationToken);
             }
             catch (RpcException e)
             {
-                throw await TranslateAsync(e, call, cancellationToken);
+                throw await TranslateAsync(e, call, deadline, TimeProvider, cancellationToken);
             }
             if (!more)
             {
                 yield break;
             }
-            yield return messages.Current;
+            yield return pending.ResponseStream.Current;
         }
     }
 
     /// <summary>A call streaming both ways (e.g. Content.Write); its failures come out as <see cref="PodMigrateException"/>s.</summary>
     internal ContainerdDuplexCall<TRequest, TResponse> DuplexStreaming<TRequest, TResponse>(
-        Method<TRequest, TResponse> method, ContainerdCall call, CancellationToken cancellationToken)
-        where TRequest : IMessage<TRequest>, new()
-        where TResponse : IMessage<TResponse>, new()
-        => new(_channel.DuplexStreaming(method, CallOptionsFor(call, cancellationToken)), call, cancellationToken);
+        Func<CallOptions, AsyncDuplexStreamingCall<TRequest, TResponse>> start, ContainerdCall call, CancellationToken cancellationToken)
+        where TRequest : class
+        where TResponse : class
+    {
+        var (options, deadline) = CallOptionsFor(call, cancellationToken);
+        return new(start(options), e => TranslateAsync(e, call, deadline, TimeProvider, cancellationToken), cancellationToken);
+    }
 
     /// <summary>Closes the channel if this is the connection that opened it; views made from it must not be used afterwards.</summary>
     public void Dispose()
@@ -131,23 +133,23 @@ public sealed class ContainerdConnection : IDisposable
         }
     }
 
-    private CallOptions CallOptionsFor(ContainerdCall call, CancellationToken cancellationToken)
+    private (CallOptions Options, DateTime? Deadline) CallOptionsFor(ContainerdCall call, CancellationToken cancellationToken)
     {
-        var headers = new Metadata().Add("containerd-namespace", Namespace);
-        if (LeaseId is not null)
-        {
-            headers.Add("containerd-lease", LeaseId);
-        }
         var timeout = call.Timeout ?? _options.DefaultTimeout;
         DateTime? deadline = timeout == Timeout.InfiniteTimeSpan ? null : _options.TimeProvider.GetUtcNow().UtcDateTime + timeout;
-        return new CallOptions(headers, deadline, cancellationToken);
+        return (new CallOptions(deadline: deadline, cancellationToken: cancellationToken), deadline);
     }
 
-    internal static async Task<Exception> TranslateAsync(RpcException e, ContainerdCall call, CancellationToken cancellationToken)
+    private static async Task<Exception> TranslateAsync(RpcException e, ContainerdCall call, DateTime? deadline, TimeProvider time, CancellationToken cancellationToken)
     {
         if (e.StatusCode == StatusCode.Cancelled && cancellationToken.IsCancellationRequested)
         {
             return new OperationCanceledException($"{call.Doing}: cancelled", e, cancellationToken);
+        }
+        // The deadline wins over whatever containerd said when it passed: it answers Unknown "context deadline exceeded".
+        if (e.StatusCode != StatusCode.DeadlineExceeded && deadline is { } d && time.GetUtcNow().UtcDateTime >= d)
+        {
+            return new PodMigrateException(ErrorKind.DeadlineExceeded, $"{call.Doing}: deadline exceeded ({e.Status.Detail})", e);
         }
         // containerd answers Unknown for state conflicts ("cannot delete a running process") and for real failures
         // alike; the call site knows which state to look at to tell them apart.
@@ -171,35 +173,86 @@ public sealed class ContainerdConnection : IDisposable
     }
 }
 
+/// <summary>Every call of a view names its namespace (containerd refuses calls without one) and its lease, if any.</summary>
+internal sealed class ContainerdHeadersInterceptor(string @namespace, string? leaseId) : Interceptor
+{
+    public override AsyncUnaryCall<TResponse> AsyncUnaryCall<TRequest, TResponse>(
+        TRequest request, ClientInterceptorContext<TRequest, TResponse> context, AsyncUnaryCallContinuation<TRequest, TResponse> continuation)
+        => continuation(request, WithHeaders(context));
+
+    public override AsyncServerStreamingCall<TResponse> AsyncServerStreamingCall<TRequest, TResponse>(
+        TRequest request, ClientInterceptorContext<TRequest, TResponse> context, AsyncServerStreamingCallContinuation<TRequest, TResponse> continuation)
+        => continuation(request, WithHeaders(context));
+
+    public override AsyncDuplexStreamingCall<TRequest, TResponse> AsyncDuplexStreamingCall<TRequest, TResponse>(
+        ClientInterceptorContext<TRequest, TResponse> context, AsyncDuplexStreamingCallContinuation<TRequest, TResponse> continuation)
+        => continuation(WithHeaders(context));
+
+    public override AsyncClientStreamingCall<TRequest, TResponse> AsyncClientStreamingCall<TRequest, TResponse>(
+        ClientInterceptorContext<TRequest, TResponse> context, AsyncClientStreamingCallContinuation<TRequest, TResponse> continuation)
+        => continuation(WithHeaders(context));
+
+    private ClientInterceptorContext<TRequest, TResponse> WithHeaders<TRequest, TResponse>(ClientInterceptorContext<TRequest, TResponse> context)
+        where TRequest : class
+        where TResponse : class
+    {
+        var headers = new Metadata { { "containerd-namespace", @namespace } };
+        if (leaseId is not null)
+        {
+            headers.Add("containerd-lease", leaseId);
+        }
+        foreach (var entry in context.Options.Headers ?? [])
+        {
+            headers.Add(entry);
+        }
+        return new ClientInterceptorContext<TRequest, TResponse>(context.Method, context.Host, context.Options.WithHeaders(headers));
+    }
+}
+
 /// <summary>A duplex call whose inbound <see cref="RpcException"/>s are translated like every other containerd call's.</summary>
 internal sealed class ContainerdDuplexCall<TRequest, TResponse>(
-    GrpcDuplexStreamingCall<TRequest, TResponse> call, ContainerdCall what, CancellationToken cancellationToken) : IDisposable
-    where TRequest : IMessage<TRequest>, new()
-    where TResponse : IMessage<TResponse>, new()
+    AsyncDuplexStreamingCall<TRequest, TResponse> call, Func<RpcException, Task<Exception>> translate, CancellationToken cancellationToken) : IDisposable
+    where TRequest : class
+    where TResponse : class
 {
     public async Task WriteAsync(TRequest message)
     {
         try
         {
-            await call.WriteAsync(message);
+            await call.RequestStream.WriteAsync(message, cancellationToken);
         }
         catch (RpcException e)
         {
-            throw await ContainerdConnection.TranslateAsync(e, what, cancellationToken);
+            throw await translate(e);
+        }
+        catch (InvalidOperationException) when (call.GetStatus() is { StatusCode: not StatusCode.OK } status)
+        {
+            // The server ended the call (grpc-dotnet refuses writes after that): its status says why.
+            throw await translate(new RpcException(status));
         }
     }
 
-    public void CompleteRequests() => call.CompleteRequests();
+    public async Task CompleteRequestsAsync()
+    {
+        try
+        {
+            await call.RequestStream.CompleteAsync();
+        }
+        catch (RpcException e)
+        {
+            throw await translate(e);
+        }
+    }
 
     public async ValueTask<TResponse?> ReadNextAsync()
     {
         try
         {
-            return await call.ReadNextAsync();
+            return await call.ResponseStream.MoveNext(cancellationToken) ? call.ResponseStream.Current : null;
         }
         catch (RpcException e)
         {
-            throw await ContainerdConnection.TranslateAsync(e, what, cancellationToken);
+            throw await translate(e);
         }
     }
 

@@ -1,5 +1,4 @@
 using Google.Protobuf;
-using PodMigrate.Core.Grpc;
 using Api = Containerd.Services.Containers.V1;
 using Any = Google.Protobuf.WellKnownTypes.Any;
 using Empty = Google.Protobuf.WellKnownTypes.Empty;
@@ -19,16 +18,13 @@ public sealed record ContainerdContainerSpec(
 /// <summary>Container records (metadata only: no process runs until a task is created).</summary>
 public sealed class ContainerdContainers(ContainerdConnection connection)
 {
+    private readonly Api.Containers.ContainersClient _containers = new(connection.Invoker);
+
     public const string RuncV2 = "io.containerd.runc.v2";
 
     /// <summary>The type URL containerd expects for an OCI runtime spec carried as JSON in an Any.</summary>
     public const string OciSpecTypeUrl = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
 
-    private static readonly Google.Protobuf.Reflection.ServiceDescriptor Service = Api.ContainersReflection.Descriptor.Services[0];
-    private static readonly Method<Api.CreateContainerRequest, Api.CreateContainerResponse> CreateMethod = Method.FromDescriptor<Api.CreateContainerRequest, Api.CreateContainerResponse>(Service, "Create");
-    private static readonly Method<Api.GetContainerRequest, Api.GetContainerResponse> GetMethod = Method.FromDescriptor<Api.GetContainerRequest, Api.GetContainerResponse>(Service, "Get");
-    private static readonly Method<Api.ListContainersRequest, Api.ListContainersResponse> ListMethod = Method.FromDescriptor<Api.ListContainersRequest, Api.ListContainersResponse>(Service, "List");
-    private static readonly Method<Api.DeleteContainerRequest, Empty> DeleteMethod = Method.FromDescriptor<Api.DeleteContainerRequest, Empty>(Service, "Delete");
 
     public async Task<Api.Container> CreateAsync(ContainerdContainerSpec spec, CancellationToken cancellationToken)
     {
@@ -49,13 +45,13 @@ public sealed class ContainerdContainers(ContainerdConnection connection)
                 container.Labels[key] = value;
             }
         }
-        var response = await connection.UnaryAsync(CreateMethod, new Api.CreateContainerRequest { Container = container }, new ContainerdCall($"creating container {spec.Id}"), cancellationToken);
+        var response = await connection.UnaryAsync(o => _containers.CreateAsync(new Api.CreateContainerRequest { Container = container }, o), new ContainerdCall($"creating container {spec.Id}"), cancellationToken);
         return response.Container;
     }
 
     public async Task<Api.Container> GetAsync(string id, CancellationToken cancellationToken)
     {
-        var response = await connection.UnaryAsync(GetMethod, new Api.GetContainerRequest { Id = id }, new ContainerdCall($"getting container {id}"), cancellationToken);
+        var response = await connection.UnaryAsync(o => _containers.GetAsync(new Api.GetContainerRequest { Id = id }, o), new ContainerdCall($"getting container {id}"), cancellationToken);
         return response.Container;
     }
 
@@ -64,7 +60,7 @@ public sealed class ContainerdContainers(ContainerdConnection connection)
     {
         var request = new Api.ListContainersRequest();
         request.Filters.Add(filters);
-        var response = await connection.UnaryAsync(ListMethod, request, new ContainerdCall("listing containers"), cancellationToken);
+        var response = await connection.UnaryAsync(o => _containers.ListAsync(request, o), new ContainerdCall("listing containers"), cancellationToken);
         return response.Containers;
     }
 
@@ -73,7 +69,7 @@ public sealed class ContainerdContainers(ContainerdConnection connection)
     /// snapshot from under it), so delete the task first (<see cref="ContainerdTasks.DeleteAsync"/>).
     /// </summary>
     public async Task DeleteAsync(string id, CancellationToken cancellationToken)
-        => await connection.UnaryAsync(DeleteMethod, new Api.DeleteContainerRequest { Id = id }, new ContainerdCall($"deleting container {id}"), cancellationToken);
+        => await connection.UnaryAsync(o => _containers.DeleteAsync(new Api.DeleteContainerRequest { Id = id }, o), new ContainerdCall($"deleting container {id}"), cancellationToken);
 
     /// <summary>The OCI spec stored with a container, decoded from its JSON Any.</summary>
     public static OciSpec SpecOf(Api.Container container)

@@ -1,6 +1,5 @@
 using Google.Protobuf;
 using PodMigrate.Core.Errors;
-using PodMigrate.Core.Grpc;
 using Api = Containerd.Services.Content.V1;
 using Empty = Google.Protobuf.WellKnownTypes.Empty;
 using FieldMask = Google.Protobuf.WellKnownTypes.FieldMask;
@@ -14,17 +13,14 @@ namespace PodMigrate.Node.Containerd;
 /// </summary>
 public sealed class ContainerdContent(ContainerdConnection connection)
 {
+    private readonly Api.Content.ContentClient _content = new(connection.Invoker);
+
     /// <summary>Label on a manifest naming a blob it keeps alive (suffix: "config", "l.0", …).</summary>
     public const string GcContentReferencePrefix = "containerd.io/gc.ref.content.";
 
     /// <summary>Label on an image config naming the snapshot its layers unpack to (suffix: the snapshotter).</summary>
     public const string GcSnapshotReferencePrefix = "containerd.io/gc.ref.snapshot.";
 
-    private static readonly Google.Protobuf.Reflection.ServiceDescriptor Service = Api.ContentReflection.Descriptor.Services[0];
-    internal static readonly Method<Api.WriteContentRequest, Api.WriteContentResponse> WriteMethod = Method.FromDescriptor<Api.WriteContentRequest, Api.WriteContentResponse>(Service, "Write");
-    private static readonly Method<Api.AbortRequest, Empty> AbortMethod = Method.FromDescriptor<Api.AbortRequest, Empty>(Service, "Abort");
-    private static readonly Method<Api.UpdateRequest, Api.UpdateResponse> UpdateMethod = Method.FromDescriptor<Api.UpdateRequest, Api.UpdateResponse>(Service, "Update");
-    private static readonly Method<Api.ListStatusesRequest, Api.ListStatusesResponse> ListStatusesMethod = Method.FromDescriptor<Api.ListStatusesRequest, Api.ListStatusesResponse>(Service, "ListStatuses");
 
     /// <summary>
     /// Starts writing a blob into the ingest <paramref name="ingestRef"/> (unique per writer: containerd locks it).
@@ -34,7 +30,7 @@ public sealed class ContainerdContent(ContainerdConnection connection)
     public ContainerdIngestStream OpenWriter(string ingestRef, TimeSpan timeout, CancellationToken cancellationToken)
     {
         ArgumentException.ThrowIfNullOrEmpty(ingestRef);
-        var call = connection.DuplexStreaming(WriteMethod, new ContainerdCall($"writing content {ingestRef}", timeout), cancellationToken);
+        var call = connection.DuplexStreaming(o => _content.Write(o), new ContainerdCall($"writing content {ingestRef}", timeout), cancellationToken);
         return new ContainerdIngestStream(this, call, ingestRef, cancellationToken);
     }
 
@@ -70,7 +66,7 @@ public sealed class ContainerdContent(ContainerdConnection connection)
             request.Info.Labels[key] = value;
             request.UpdateMask.Paths.Add("labels." + key);
         }
-        await connection.UnaryAsync(UpdateMethod, request, new ContainerdCall($"labelling content {digest}"), cancellationToken);
+        await connection.UnaryAsync(o => _content.UpdateAsync(request, o), new ContainerdCall($"labelling content {digest}"), cancellationToken);
     }
 
     /// <summary>Drops an ingest and what it holds; one that does not exist is no error.</summary>
@@ -78,7 +74,7 @@ public sealed class ContainerdContent(ContainerdConnection connection)
     {
         try
         {
-            await connection.UnaryAsync(AbortMethod, new Api.AbortRequest { Ref = ingestRef }, new ContainerdCall($"aborting content ingest {ingestRef}"), cancellationToken);
+            await connection.UnaryAsync(o => _content.AbortAsync(new Api.AbortRequest { Ref = ingestRef }, o), new ContainerdCall($"aborting content ingest {ingestRef}"), cancellationToken);
         }
         catch (PodMigrateException e) when (e.Kind == ErrorKind.NotFound)
         {
@@ -88,7 +84,7 @@ public sealed class ContainerdContent(ContainerdConnection connection)
     /// <summary>The ingests in progress (writes not committed or aborted yet).</summary>
     public async Task<IReadOnlyList<Api.Status>> ListIngestsAsync(CancellationToken cancellationToken)
     {
-        var response = await connection.UnaryAsync(ListStatusesMethod, new Api.ListStatusesRequest(), new ContainerdCall("listing content ingests"), cancellationToken);
+        var response = await connection.UnaryAsync(o => _content.ListStatusesAsync(new Api.ListStatusesRequest(), o), new ContainerdCall("listing content ingests"), cancellationToken);
         return response.Statuses;
     }
 }
@@ -177,7 +173,7 @@ public sealed class ContainerdIngestStream : Stream
         try
         {
             await SendAsync(request);
-            _call.CompleteRequests();
+            await _call.CompleteRequestsAsync();
             var last = await _responses.WaitAsync(cancellationToken);
             _committed = true;
             if (last is null || last.Action != Api.WriteAction.Commit || last.Digest != digest || last.Offset != _offset)

@@ -1,7 +1,6 @@
 using System.Runtime.CompilerServices;
 using Google.Protobuf;
 using PodMigrate.Core.Errors;
-using PodMigrate.Core.Grpc;
 using ContentApi = Containerd.Services.Content.V1;
 using ImagesApi = Containerd.Services.Images.V1;
 using TransferApi = Containerd.Services.Transfer.V1;
@@ -23,22 +22,17 @@ public sealed record ImagePullOptions(
 /// <summary>Images, the content they reference, and pulling from a registry through containerd's Transfer service.</summary>
 public sealed class ContainerdImages(ContainerdConnection connection)
 {
+    private readonly ContentApi.Content.ContentClient _content = new(connection.Invoker);
+    private readonly ImagesApi.Images.ImagesClient _images = new(connection.Invoker);
+    private readonly TransferApi.Transfer.TransferClient _transfer = new(connection.Invoker);
+
     /// <summary>Manifests and configs are small; anything larger read into memory is refused.</summary>
     private const int MaxJsonBlobSize = 4 * 1024 * 1024;
 
-    private static readonly Google.Protobuf.Reflection.ServiceDescriptor ImagesService = ImagesApi.ImagesReflection.Descriptor.Services[0];
-    private static readonly Google.Protobuf.Reflection.ServiceDescriptor ContentService = ContentApi.ContentReflection.Descriptor.Services[0];
-    private static readonly Method<ImagesApi.GetImageRequest, ImagesApi.GetImageResponse> GetMethod = Method.FromDescriptor<ImagesApi.GetImageRequest, ImagesApi.GetImageResponse>(ImagesService, "Get");
-    private static readonly Method<ImagesApi.ListImagesRequest, ImagesApi.ListImagesResponse> ListMethod = Method.FromDescriptor<ImagesApi.ListImagesRequest, ImagesApi.ListImagesResponse>(ImagesService, "List");
-    private static readonly Method<ImagesApi.CreateImageRequest, ImagesApi.CreateImageResponse> CreateMethod = Method.FromDescriptor<ImagesApi.CreateImageRequest, ImagesApi.CreateImageResponse>(ImagesService, "Create");
-    private static readonly Method<ImagesApi.DeleteImageRequest, Empty> DeleteMethod = Method.FromDescriptor<ImagesApi.DeleteImageRequest, Empty>(ImagesService, "Delete");
-    private static readonly Method<ContentApi.ReadContentRequest, ContentApi.ReadContentResponse> ReadMethod = Method.FromDescriptor<ContentApi.ReadContentRequest, ContentApi.ReadContentResponse>(ContentService, "Read");
-    private static readonly Method<ContentApi.InfoRequest, ContentApi.InfoResponse> InfoMethod = Method.FromDescriptor<ContentApi.InfoRequest, ContentApi.InfoResponse>(ContentService, "Info");
-    private static readonly Method<TransferApi.TransferRequest, Empty> TransferMethod = Method.FromDescriptor<TransferApi.TransferRequest, Empty>(TransferApi.TransferReflection.Descriptor.Services[0], "Transfer");
 
     public async Task<ImagesApi.Image> GetAsync(string name, CancellationToken cancellationToken)
     {
-        var response = await connection.UnaryAsync(GetMethod, new ImagesApi.GetImageRequest { Name = name }, new ContainerdCall($"getting image {name}"), cancellationToken);
+        var response = await connection.UnaryAsync(o => _images.GetAsync(new ImagesApi.GetImageRequest { Name = name }, o), new ContainerdCall($"getting image {name}"), cancellationToken);
         return response.Image;
     }
 
@@ -47,7 +41,7 @@ public sealed class ContainerdImages(ContainerdConnection connection)
     {
         var request = new ImagesApi.ListImagesRequest();
         request.Filters.Add(filters);
-        var response = await connection.UnaryAsync(ListMethod, request, new ContainerdCall("listing images"), cancellationToken);
+        var response = await connection.UnaryAsync(o => _images.ListAsync(request, o), new ContainerdCall("listing images"), cancellationToken);
         return response.Images;
     }
 
@@ -55,12 +49,12 @@ public sealed class ContainerdImages(ContainerdConnection connection)
     public async Task<ImagesApi.Image> CreateAsync(ImagesApi.Image image, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(image);
-        var response = await connection.UnaryAsync(CreateMethod, new ImagesApi.CreateImageRequest { Image = image }, new ContainerdCall($"creating image {image.Name}"), cancellationToken);
+        var response = await connection.UnaryAsync(o => _images.CreateAsync(new ImagesApi.CreateImageRequest { Image = image }, o), new ContainerdCall($"creating image {image.Name}"), cancellationToken);
         return response.Image;
     }
 
     public async Task DeleteAsync(string name, CancellationToken cancellationToken)
-        => await connection.UnaryAsync(DeleteMethod, new ImagesApi.DeleteImageRequest { Name = name, Sync = true }, new ContainerdCall($"deleting image {name}"), cancellationToken);
+        => await connection.UnaryAsync(o => _images.DeleteAsync(new ImagesApi.DeleteImageRequest { Name = name, Sync = true }, o), new ContainerdCall($"deleting image {name}"), cancellationToken);
 
     /// <summary>
     /// Pulls <paramref name="reference"/> (e.g. <c>localhost:5000/podmigrate/counter:1</c>) into this namespace's image
@@ -81,13 +75,13 @@ public sealed class ContainerdImages(ContainerdConnection connection)
         destination.Unpacks.Add(new TransferTypes.UnpackConfiguration { Platform = platform, Snapshotter = options.Snapshotter });
         var request = new TransferApi.TransferRequest { Source = BareAny(source), Destination = BareAny(destination) };
         var call = new ContainerdCall($"pulling image {reference}", options.Timeout ?? TimeSpan.FromMinutes(5));
-        await connection.UnaryAsync(TransferMethod, request, call, cancellationToken);
+        await connection.UnaryAsync(o => _transfer.TransferAsync(request, o), call, cancellationToken);
         return await GetAsync(reference, cancellationToken);
     }
 
     public async Task<ContentApi.Info> InfoAsync(string digest, CancellationToken cancellationToken)
     {
-        var response = await connection.UnaryAsync(InfoMethod, new ContentApi.InfoRequest { Digest = digest }, new ContainerdCall($"getting content {digest}"), cancellationToken);
+        var response = await connection.UnaryAsync(o => _content.InfoAsync(new ContentApi.InfoRequest { Digest = digest }, o), new ContainerdCall($"getting content {digest}"), cancellationToken);
         return response.Info;
     }
 
@@ -140,7 +134,7 @@ public sealed class ContainerdImages(ContainerdConnection connection)
     private async IAsyncEnumerable<ByteString> ReadChunksAsync(string digest, TimeSpan? timeout, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         var request = new ContentApi.ReadContentRequest { Digest = digest };
-        await foreach (var response in connection.ServerStreamingAsync(ReadMethod, request, new ContainerdCall($"reading content {digest}", timeout), cancellationToken))
+        await foreach (var response in connection.ServerStreamingAsync(o => _content.Read(request, o), new ContainerdCall($"reading content {digest}", timeout), cancellationToken))
         {
             yield return response.Data;
         }

@@ -1,4 +1,3 @@
-using PodMigrate.Core.Grpc;
 using Api = Containerd.Services.Leases.V1;
 using Empty = Google.Protobuf.WellKnownTypes.Empty;
 
@@ -7,9 +6,7 @@ namespace PodMigrate.Node.Containerd;
 /// <summary>Leases: hold content and snapshots against containerd's garbage collector while they are unreferenced.</summary>
 public sealed class ContainerdLeases(ContainerdConnection connection)
 {
-    private static readonly Google.Protobuf.Reflection.ServiceDescriptor Service = Api.LeasesReflection.Descriptor.Services[0];
-    private static readonly Method<Api.CreateRequest, Api.CreateResponse> CreateMethod = Method.FromDescriptor<Api.CreateRequest, Api.CreateResponse>(Service, "Create");
-    private static readonly Method<Api.DeleteRequest, Empty> DeleteMethod = Method.FromDescriptor<Api.DeleteRequest, Empty>(Service, "Delete");
+    private readonly Api.Leases.LeasesClient _leases = new(connection.Invoker);
 
     /// <summary>
     /// Creates a lease that expires by itself after <paramref name="expiresAfter"/> (containerd's
@@ -21,12 +18,12 @@ public sealed class ContainerdLeases(ContainerdConnection connection)
         var request = new Api.CreateRequest { Id = id };
         var expiry = connection.TimeProvider.GetUtcNow() + expiresAfter;
         request.Labels.Add("containerd.io/gc.expire", expiry.ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture));
-        await connection.UnaryAsync(CreateMethod, request, new ContainerdCall($"creating lease {id}"), cancellationToken);
+        await connection.UnaryAsync(o => _leases.CreateAsync(request, o), new ContainerdCall($"creating lease {id}"), cancellationToken);
         return new ContainerdLease(this, id);
     }
 
     public async Task DeleteAsync(string id, CancellationToken cancellationToken)
-        => await connection.UnaryAsync(DeleteMethod, new Api.DeleteRequest { Id = id }, new ContainerdCall($"deleting lease {id}"), cancellationToken);
+        => await connection.UnaryAsync(o => _leases.DeleteAsync(new Api.DeleteRequest { Id = id }, o), new ContainerdCall($"deleting lease {id}"), cancellationToken);
 
     /// <summary>The connection whose calls are made under <paramref name="lease"/>.</summary>
     public ContainerdConnection Under(ContainerdLease lease) => connection.WithLease(lease.Id);

@@ -1,4 +1,3 @@
-using PodMigrate.Core.Grpc;
 using Api = Containerd.Services.Snapshots.V1;
 using Mount = Containerd.Types.Mount;
 using Empty = Google.Protobuf.WellKnownTypes.Empty;
@@ -8,15 +7,10 @@ namespace PodMigrate.Node.Containerd;
 /// <summary>One snapshotter's snapshots. Prepare under a lease (see <see cref="ContainerdLeases.Under"/>) until a container holds the key.</summary>
 public sealed class ContainerdSnapshots(ContainerdConnection connection, string snapshotter = ContainerdSnapshots.Overlayfs)
 {
+    private readonly Api.Snapshots.SnapshotsClient _snapshotsClient = new(connection.Invoker);
+
     public const string Overlayfs = "overlayfs";
 
-    private static readonly Google.Protobuf.Reflection.ServiceDescriptor Service = Api.SnapshotsReflection.Descriptor.Services[0];
-    private static readonly Method<Api.PrepareSnapshotRequest, Api.PrepareSnapshotResponse> PrepareMethod = Method.FromDescriptor<Api.PrepareSnapshotRequest, Api.PrepareSnapshotResponse>(Service, "Prepare");
-    private static readonly Method<Api.MountsRequest, Api.MountsResponse> MountsMethod = Method.FromDescriptor<Api.MountsRequest, Api.MountsResponse>(Service, "Mounts");
-    private static readonly Method<Api.RemoveSnapshotRequest, Empty> RemoveMethod = Method.FromDescriptor<Api.RemoveSnapshotRequest, Empty>(Service, "Remove");
-    private static readonly Method<Api.ListSnapshotsRequest, Api.ListSnapshotsResponse> ListMethod = Method.FromDescriptor<Api.ListSnapshotsRequest, Api.ListSnapshotsResponse>(Service, "List");
-    private static readonly Method<Api.CommitSnapshotRequest, Empty> CommitMethod = Method.FromDescriptor<Api.CommitSnapshotRequest, Empty>(Service, "Commit");
-    private static readonly Method<Api.StatSnapshotRequest, Api.StatSnapshotResponse> StatMethod = Method.FromDescriptor<Api.StatSnapshotRequest, Api.StatSnapshotResponse>(Service, "Stat");
 
     public string Snapshotter => snapshotter;
 
@@ -24,21 +18,21 @@ public sealed class ContainerdSnapshots(ContainerdConnection connection, string 
     public async Task<IReadOnlyList<Mount>> PrepareAsync(string key, string parent, CancellationToken cancellationToken)
     {
         var request = new Api.PrepareSnapshotRequest { Snapshotter = snapshotter, Key = key, Parent = parent };
-        var response = await connection.UnaryAsync(PrepareMethod, request, new ContainerdCall($"preparing snapshot {key} on {parent}"), cancellationToken);
+        var response = await connection.UnaryAsync(o => _snapshotsClient.PrepareAsync(request, o), new ContainerdCall($"preparing snapshot {key} on {parent}"), cancellationToken);
         return response.Mounts;
     }
 
     public async Task<IReadOnlyList<Mount>> MountsAsync(string key, CancellationToken cancellationToken)
     {
         var request = new Api.MountsRequest { Snapshotter = snapshotter, Key = key };
-        var response = await connection.UnaryAsync(MountsMethod, request, new ContainerdCall($"getting the mounts of snapshot {key}"), cancellationToken);
+        var response = await connection.UnaryAsync(o => _snapshotsClient.MountsAsync(request, o), new ContainerdCall($"getting the mounts of snapshot {key}"), cancellationToken);
         return response.Mounts;
     }
 
     public async Task<Api.Info> StatAsync(string key, CancellationToken cancellationToken)
     {
         var request = new Api.StatSnapshotRequest { Snapshotter = snapshotter, Key = key };
-        var response = await connection.UnaryAsync(StatMethod, request, new ContainerdCall($"getting snapshot {key}"), cancellationToken);
+        var response = await connection.UnaryAsync(o => _snapshotsClient.StatAsync(request, o), new ContainerdCall($"getting snapshot {key}"), cancellationToken);
         return response.Info;
     }
 
@@ -48,7 +42,7 @@ public sealed class ContainerdSnapshots(ContainerdConnection connection, string 
         var request = new Api.ListSnapshotsRequest { Snapshotter = snapshotter };
         request.Filters.Add(filters);
         var snapshots = new List<Api.Info>();
-        await foreach (var response in connection.ServerStreamingAsync(ListMethod, request, new ContainerdCall($"listing {snapshotter} snapshots"), cancellationToken))
+        await foreach (var response in connection.ServerStreamingAsync(o => _snapshotsClient.List(request, o), new ContainerdCall($"listing {snapshotter} snapshots"), cancellationToken))
         {
             snapshots.AddRange(response.Info);
         }
@@ -59,13 +53,13 @@ public sealed class ContainerdSnapshots(ContainerdConnection connection, string 
     public async Task CommitAsync(string name, string key, CancellationToken cancellationToken)
     {
         var request = new Api.CommitSnapshotRequest { Snapshotter = snapshotter, Name = name, Key = key };
-        await connection.UnaryAsync(CommitMethod, request, new ContainerdCall($"committing snapshot {key} as {name}"), cancellationToken);
+        await connection.UnaryAsync(o => _snapshotsClient.CommitAsync(request, o), new ContainerdCall($"committing snapshot {key} as {name}"), cancellationToken);
     }
 
     public async Task RemoveAsync(string key, CancellationToken cancellationToken)
     {
         var request = new Api.RemoveSnapshotRequest { Snapshotter = snapshotter, Key = key };
-        await connection.UnaryAsync(RemoveMethod, request, new ContainerdCall($"removing snapshot {key}"), cancellationToken);
+        await connection.UnaryAsync(o => _snapshotsClient.RemoveAsync(request, o), new ContainerdCall($"removing snapshot {key}"), cancellationToken);
     }
 
     /// <summary>

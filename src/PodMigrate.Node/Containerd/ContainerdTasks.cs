@@ -1,6 +1,5 @@
 using Google.Protobuf;
 using PodMigrate.Core.Errors;
-using PodMigrate.Core.Grpc;
 using Api = Containerd.Services.Tasks.V1;
 using Mount = Containerd.Types.Mount;
 using Process = Containerd.V1.Types.Process;
@@ -45,23 +44,13 @@ public sealed record TaskExit(uint ExitStatus, DateTimeOffset? ExitedAt);
 /// <summary>Tasks: the running processes of containers (create, start, signal, wait, delete, checkpoint, restore).</summary>
 public sealed class ContainerdTasks(ContainerdConnection connection)
 {
-    private static readonly Google.Protobuf.Reflection.ServiceDescriptor Service = Api.TasksReflection.Descriptor.Services[0];
-    private static readonly Method<Api.CreateTaskRequest, Api.CreateTaskResponse> CreateMethod = Method.FromDescriptor<Api.CreateTaskRequest, Api.CreateTaskResponse>(Service, "Create");
-    private static readonly Method<Api.StartRequest, Api.StartResponse> StartMethod = Method.FromDescriptor<Api.StartRequest, Api.StartResponse>(Service, "Start");
-    private static readonly Method<Api.GetRequest, Api.GetResponse> GetMethod = Method.FromDescriptor<Api.GetRequest, Api.GetResponse>(Service, "Get");
-    private static readonly Method<Api.ListTasksRequest, Api.ListTasksResponse> ListMethod = Method.FromDescriptor<Api.ListTasksRequest, Api.ListTasksResponse>(Service, "List");
-    private static readonly Method<Api.PauseTaskRequest, Empty> PauseMethod = Method.FromDescriptor<Api.PauseTaskRequest, Empty>(Service, "Pause");
-    private static readonly Method<Api.ResumeTaskRequest, Empty> ResumeMethod = Method.FromDescriptor<Api.ResumeTaskRequest, Empty>(Service, "Resume");
-    private static readonly Method<Api.KillRequest, Empty> KillMethod = Method.FromDescriptor<Api.KillRequest, Empty>(Service, "Kill");
-    private static readonly Method<Api.WaitRequest, Api.WaitResponse> WaitMethod = Method.FromDescriptor<Api.WaitRequest, Api.WaitResponse>(Service, "Wait");
-    private static readonly Method<Api.DeleteTaskRequest, Api.DeleteResponse> DeleteMethod = Method.FromDescriptor<Api.DeleteTaskRequest, Api.DeleteResponse>(Service, "Delete");
-    private static readonly Method<Api.CheckpointTaskRequest, Api.CheckpointTaskResponse> CheckpointMethod = Method.FromDescriptor<Api.CheckpointTaskRequest, Api.CheckpointTaskResponse>(Service, "Checkpoint");
+    private readonly Api.Tasks.TasksClient _tasks = new(connection.Invoker);
 
     /// <summary>Creates the task (runc create: the process exists but has not run yet); returns its host pid.</summary>
     public async Task<uint> CreateAsync(string containerId, IEnumerable<Mount> rootfs, TaskIo io, CancellationToken cancellationToken)
     {
         var request = CreateRequest(containerId, rootfs, io);
-        var response = await connection.UnaryAsync(CreateMethod, request, new ContainerdCall($"creating task {containerId}"), cancellationToken);
+        var response = await connection.UnaryAsync(o => _tasks.CreateAsync(request, o), new ContainerdCall($"creating task {containerId}"), cancellationToken);
         return response.Pid;
     }
 
@@ -79,7 +68,7 @@ public sealed class ContainerdTasks(ContainerdConnection connection)
         options.CriuWorkPath = restore.CriuWorkPath;
         request.Options = BareAny(options);
         // Create only records the checkpoint (pid 0); the CRIU restore itself happens in Start.
-        await connection.UnaryAsync(CreateMethod, request, new ContainerdCall($"creating task {containerId} for a restore from {restore.CriuImagePath}"), cancellationToken);
+        await connection.UnaryAsync(o => _tasks.CreateAsync(request, o), new ContainerdCall($"creating task {containerId} for a restore from {restore.CriuImagePath}"), cancellationToken);
         return await StartCoreAsync(containerId, $"restoring task {containerId} from {restore.CriuImagePath}", restore.Timeout ?? TimeSpan.FromMinutes(5), cancellationToken);
     }
 
@@ -88,33 +77,33 @@ public sealed class ContainerdTasks(ContainerdConnection connection)
 
     public async Task<Process> GetAsync(string containerId, CancellationToken cancellationToken)
     {
-        var response = await connection.UnaryAsync(GetMethod, new Api.GetRequest { ContainerId = containerId }, new ContainerdCall($"getting task {containerId}"), cancellationToken);
+        var response = await connection.UnaryAsync(o => _tasks.GetAsync(new Api.GetRequest { ContainerId = containerId }, o), new ContainerdCall($"getting task {containerId}"), cancellationToken);
         return response.Process;
     }
 
     public async Task<IReadOnlyList<Process>> ListAsync(CancellationToken cancellationToken)
     {
-        var response = await connection.UnaryAsync(ListMethod, new Api.ListTasksRequest(), new ContainerdCall("listing tasks"), cancellationToken);
+        var response = await connection.UnaryAsync(o => _tasks.ListAsync(new Api.ListTasksRequest(), o), new ContainerdCall("listing tasks"), cancellationToken);
         return response.Tasks;
     }
 
     public async Task PauseAsync(string containerId, CancellationToken cancellationToken)
-        => await connection.UnaryAsync(PauseMethod, new Api.PauseTaskRequest { ContainerId = containerId },
+        => await connection.UnaryAsync(o => _tasks.PauseAsync(new Api.PauseTaskRequest { ContainerId = containerId }, o),
             new ContainerdCall($"pausing task {containerId}", ClassifyUnknown: NotInState(containerId, TaskStatus.Running)), cancellationToken);
 
     public async Task ResumeAsync(string containerId, CancellationToken cancellationToken)
-        => await connection.UnaryAsync(ResumeMethod, new Api.ResumeTaskRequest { ContainerId = containerId },
+        => await connection.UnaryAsync(o => _tasks.ResumeAsync(new Api.ResumeTaskRequest { ContainerId = containerId }, o),
             new ContainerdCall($"resuming task {containerId}", ClassifyUnknown: NotInState(containerId, TaskStatus.Paused)), cancellationToken);
 
     /// <summary>Sends <paramref name="signal"/> to the task's init process, or to every process in it with <paramref name="all"/>.</summary>
     public async Task KillAsync(string containerId, int signal, bool all, CancellationToken cancellationToken)
-        => await connection.UnaryAsync(KillMethod, new Api.KillRequest { ContainerId = containerId, Signal = (uint)signal, All = all },
+        => await connection.UnaryAsync(o => _tasks.KillAsync(new Api.KillRequest { ContainerId = containerId, Signal = (uint)signal, All = all }, o),
             new ContainerdCall($"signalling task {containerId} with {signal}"), cancellationToken);
 
     /// <summary>Waits for the task to exit; <paramref name="timeout"/> null = until the token fires.</summary>
     public async Task<TaskExit> WaitAsync(string containerId, TimeSpan? timeout, CancellationToken cancellationToken)
     {
-        var response = await connection.UnaryAsync(WaitMethod, new Api.WaitRequest { ContainerId = containerId },
+        var response = await connection.UnaryAsync(o => _tasks.WaitAsync(new Api.WaitRequest { ContainerId = containerId }, o),
             new ContainerdCall($"waiting for task {containerId}", timeout ?? Timeout.InfiniteTimeSpan), cancellationToken);
         return new TaskExit(response.ExitStatus, response.ExitedAt?.ToDateTimeOffset());
     }
@@ -122,7 +111,7 @@ public sealed class ContainerdTasks(ContainerdConnection connection)
     /// <summary>Deletes a stopped task (FailedPrecondition while it runs).</summary>
     public async Task<TaskExit> DeleteAsync(string containerId, CancellationToken cancellationToken)
     {
-        var response = await connection.UnaryAsync(DeleteMethod, new Api.DeleteTaskRequest { ContainerId = containerId },
+        var response = await connection.UnaryAsync(o => _tasks.DeleteAsync(new Api.DeleteTaskRequest { ContainerId = containerId }, o),
             new ContainerdCall($"deleting task {containerId}", ClassifyUnknown: NotInState(containerId, TaskStatus.Stopped, TaskStatus.Created)), cancellationToken);
         return new TaskExit(response.ExitStatus, response.ExitedAt?.ToDateTimeOffset());
     }
@@ -155,7 +144,7 @@ public sealed class ContainerdTasks(ContainerdConnection connection)
         var request = new Api.CheckpointTaskRequest { ContainerId = containerId, Options = BareAny(options) };
         var call = new ContainerdCall($"checkpointing task {containerId} into {checkpoint.ImagePath}", checkpoint.Timeout ?? TimeSpan.FromMinutes(5),
             NotInState(containerId, TaskStatus.Running, TaskStatus.Paused));
-        await connection.UnaryAsync(CheckpointMethod, request, call, cancellationToken);
+        await connection.UnaryAsync(o => _tasks.CheckpointAsync(request, o), call, cancellationToken);
     }
 
     /// <summary>
@@ -195,7 +184,7 @@ public sealed class ContainerdTasks(ContainerdConnection connection)
 
     private async Task<uint> StartCoreAsync(string containerId, string doing, TimeSpan? timeout, CancellationToken cancellationToken)
     {
-        var response = await connection.UnaryAsync(StartMethod, new Api.StartRequest { ContainerId = containerId },
+        var response = await connection.UnaryAsync(o => _tasks.StartAsync(new Api.StartRequest { ContainerId = containerId }, o),
             new ContainerdCall(doing, timeout, NotInState(containerId, TaskStatus.Created)), cancellationToken);
         return response.Pid;
     }

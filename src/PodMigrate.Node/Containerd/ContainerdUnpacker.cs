@@ -1,6 +1,5 @@
 using System.Security.Cryptography;
 using PodMigrate.Core.Errors;
-using PodMigrate.Core.Grpc;
 using DiffApi = Containerd.Services.Diff.V1;
 using Descriptor = Containerd.Types.Descriptor;
 
@@ -21,8 +20,7 @@ public sealed record ImageLayer(string MediaType, string Digest, long Size, stri
 /// </summary>
 public sealed class ContainerdUnpacker(ContainerdConnection connection, string snapshotter = ContainerdSnapshots.Overlayfs)
 {
-    private static readonly Method<DiffApi.ApplyRequest, DiffApi.ApplyResponse> ApplyMethod =
-        Method.FromDescriptor<DiffApi.ApplyRequest, DiffApi.ApplyResponse>(DiffApi.DiffReflection.Descriptor.Services[0], "Apply");
+    private readonly DiffApi.Diff.DiffClient _diff = new(connection.Invoker);
 
     private static readonly TimeSpan ApplyTimeout = TimeSpan.FromMinutes(10);
     private readonly ContainerdSnapshots _snapshots = new(connection, snapshotter);
@@ -75,7 +73,7 @@ public sealed class ContainerdUnpacker(ContainerdConnection connection, string s
         {
             var request = new DiffApi.ApplyRequest { Diff = new Descriptor { MediaType = layer.MediaType, Digest = layer.Digest, Size = layer.Size } };
             request.Mounts.Add(mounts);
-            var applied = await connection.UnaryAsync(ApplyMethod, request, new ContainerdCall($"applying layer {layer.Digest} onto snapshot {key}", ApplyTimeout), cancellationToken);
+            var applied = await connection.UnaryAsync(o => _diff.ApplyAsync(request, o), new ContainerdCall($"applying layer {layer.Digest} onto snapshot {key}", ApplyTimeout), cancellationToken);
             if (applied.Applied.Digest != layer.DiffId)
             {
                 throw new PodMigrateException(ErrorKind.DataLoss, $"layer {layer.Digest} unpacked to content {applied.Applied.Digest}, but its diff id is {layer.DiffId}");

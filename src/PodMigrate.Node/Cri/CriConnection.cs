@@ -1,4 +1,5 @@
-using Google.Protobuf;
+using Grpc.Core;
+using Grpc.Net.Client;
 using PodMigrate.Core.Errors;
 using PodMigrate.Core.Grpc;
 
@@ -33,22 +34,24 @@ public sealed class CriConnection : IDisposable
     public static CriConnection ForUnixSocket(string socketPath, TimeProvider? time = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(socketPath);
-        return new CriConnection(GrpcChannel.ForUnixSocket(socketPath), $"unix:{socketPath}", time ?? TimeProvider.System);
+        return new CriConnection(GrpcChannels.ForUnixSocket(socketPath), $"unix:{socketPath}", time ?? TimeProvider.System);
     }
 
-    internal async Task<TResponse> CallAsync<TRequest, TResponse>(
-        Method<TRequest, TResponse> method, TRequest request, TimeSpan timeout, string subject, CancellationToken cancellationToken)
-        where TRequest : IMessage<TRequest>, new()
-        where TResponse : IMessage<TResponse>, new()
+    /// <summary>What the generated CRI clients are made on.</summary>
+    internal CallInvoker Invoker => _channel.CreateCallInvoker();
+
+    internal async Task<TResponse> CallAsync<TResponse>(
+        string rpc, Func<CallOptions, AsyncUnaryCall<TResponse>> start, TimeSpan timeout, string subject, CancellationToken cancellationToken)
     {
         var deadline = _time.GetUtcNow().UtcDateTime + timeout;
         try
         {
-            return await _channel.UnaryAsync(method, request, new CallOptions(Deadline: deadline, CancellationToken: cancellationToken));
+            using var call = start(new CallOptions(deadline: deadline, cancellationToken: cancellationToken));
+            return await call.ResponseAsync;
         }
         catch (RpcException e)
         {
-            throw ErrorMapping.ToException(e, $"CRI {method.Name} {subject} on {Target}");
+            throw ErrorMapping.ToException(e, $"CRI {rpc} {subject} on {Target}");
         }
     }
 

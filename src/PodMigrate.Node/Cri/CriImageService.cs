@@ -9,15 +9,20 @@ public sealed class CriImageService
     private static readonly TimeSpan PullTimeout = TimeSpan.FromMinutes(5);
 
     private readonly CriConnection _connection;
+    private readonly ImageService.ImageServiceClient _images;
 
-    internal CriImageService(CriConnection connection) => _connection = connection;
+    internal CriImageService(CriConnection connection)
+    {
+        _connection = connection;
+        _images = new ImageService.ImageServiceClient(connection.Invoker);
+    }
 
     /// <summary>Pulls <paramref name="image"/>; returns the image reference the runtime resolved it to (its id).</summary>
     public async Task<string> PullImageAsync(string image, PodSandboxConfig? sandboxConfig, CancellationToken cancellationToken)
     {
         ArgumentException.ThrowIfNullOrEmpty(image);
         var request = new PullImageRequest { Image = new ImageSpec { Image = image }, SandboxConfig = sandboxConfig };
-        var response = await _connection.CallAsync(CriMethods.PullImage, request, PullTimeout, $"image {image}", cancellationToken);
+        var response = await _connection.CallAsync("PullImage", o => _images.PullImageAsync(request, o), PullTimeout, $"image {image}", cancellationToken);
         return response.ImageRef;
     }
 
@@ -27,7 +32,7 @@ public sealed class CriImageService
         ArgumentException.ThrowIfNullOrEmpty(image);
         try
         {
-            var response = await _connection.CallAsync(CriMethods.ImageStatus, new ImageStatusRequest { Image = new ImageSpec { Image = image } }, CriRuntimeService.DefaultTimeout, $"image {image}", cancellationToken);
+            var response = await _connection.CallAsync("ImageStatus", o => _images.ImageStatusAsync(new ImageStatusRequest { Image = new ImageSpec { Image = image } }, o), CriRuntimeService.DefaultTimeout, $"image {image}", cancellationToken);
             return response.Image;
         }
         catch (PodMigrateException e) when (e.Kind == ErrorKind.NotFound)
@@ -43,12 +48,12 @@ public sealed class CriImageService
     public async Task RemoveImageAsync(string image, CancellationToken cancellationToken)
     {
         ArgumentException.ThrowIfNullOrEmpty(image);
-        await _connection.CallAsync(CriMethods.RemoveImage, new RemoveImageRequest { Image = new ImageSpec { Image = image } }, CriRuntimeService.DefaultTimeout, $"image {image}", cancellationToken);
+        await _connection.CallAsync("RemoveImage", o => _images.RemoveImageAsync(new RemoveImageRequest { Image = new ImageSpec { Image = image } }, o), CriRuntimeService.DefaultTimeout, $"image {image}", cancellationToken);
     }
 
     public async Task<IReadOnlyList<Image>> ListImagesAsync(CancellationToken cancellationToken)
     {
-        var response = await _connection.CallAsync(CriMethods.ListImages, new ListImagesRequest(), CriRuntimeService.DefaultTimeout, "", cancellationToken);
+        var response = await _connection.CallAsync("ListImages", o => _images.ListImagesAsync(new ListImagesRequest(), o), CriRuntimeService.DefaultTimeout, "", cancellationToken);
         return response.Images;
     }
 }

@@ -8,27 +8,11 @@ using PodMigrate.Core.Tls;
 namespace PodMigrate.Core.Grpc;
 
 /// <summary>
-/// How a TCP endpoint secures its connections (the role of Grpc.Core.ServerCredentials): <see cref="Insecure"/> (h2c) or
-/// <see cref="SslServerCredentials"/> (mutual TLS).
-/// </summary>
-public abstract class ServerCredentials
-{
-    private protected ServerCredentials()
-    {
-    }
-
-    /// <summary>HTTP/2 cleartext with prior knowledge: anyone who reaches the port may call.</summary>
-    public static ServerCredentials Insecure { get; } = new InsecureServerCredentials();
-
-    private sealed class InsecureServerCredentials : ServerCredentials;
-}
-
-/// <summary>
 /// Mutual TLS (HTTP/2 over TLS, ALPN h2): the server presents its certificate, and every client must present one that
 /// chains to the server's trusted CAs (only those; not the system's store) and is issued for client authentication.
 /// A connection without such a certificate fails in the handshake and never reaches a handler.
 /// </summary>
-public sealed class SslServerCredentials : ServerCredentials
+public sealed class ServerTlsCredentials
 {
     private readonly Func<TlsCertificates> _certificates;
 
@@ -36,13 +20,13 @@ public sealed class SslServerCredentials : ServerCredentials
     /// <paramref name="certificates"/> is asked at each new connection, so a source that reloads its files on change
     /// rotates the certificate and the client CAs without a restart; established connections keep theirs.
     /// </summary>
-    public SslServerCredentials(Func<TlsCertificates> certificates)
+    public ServerTlsCredentials(Func<TlsCertificates> certificates)
     {
         ArgumentNullException.ThrowIfNull(certificates);
         _certificates = certificates;
     }
 
-    public SslServerCredentials(TlsCertificates certificates)
+    public ServerTlsCredentials(TlsCertificates certificates)
         : this(() => certificates)
     {
         ArgumentNullException.ThrowIfNull(certificates);

@@ -6,29 +6,14 @@ using PodMigrate.Core.Tls;
 namespace PodMigrate.Core.Grpc;
 
 /// <summary>
-/// How a channel secures its connection (the role of Grpc.Core.ChannelCredentials): <see cref="Insecure"/> for h2c
-/// (http://, unix sockets) or <see cref="SslCredentials"/> for TLS (https://).
+/// TLS to an agent (what grpc calls SslCredentials, applied to the channel's SocketsHttpHandler): the server's
+/// certificate must chain to one of <see cref="TrustedCas"/> (the system's trust store is not used) and name the host
+/// the channel connects to, or <see cref="TargetNameOverride"/>; with a <see cref="ClientCertificate"/> the channel
+/// authenticates itself (mutual TLS).
 /// </summary>
-public abstract class ChannelCredentials
+public sealed class ClientTlsCredentials
 {
-    private protected ChannelCredentials()
-    {
-    }
-
-    /// <summary>No transport security: HTTP/2 cleartext. Only for unix sockets and loopback or explicitly local setups.</summary>
-    public static ChannelCredentials Insecure { get; } = new InsecureChannelCredentials();
-
-    private sealed class InsecureChannelCredentials : ChannelCredentials;
-}
-
-/// <summary>
-/// TLS to the server (the role of Grpc.Core.SslCredentials): the server's certificate must chain to one of
-/// <see cref="TrustedCas"/> (the system's trust store is not used) and name the host the channel connects to, or
-/// <see cref="TargetNameOverride"/>; with a <see cref="ClientCertificate"/> the channel authenticates itself (mutual TLS).
-/// </summary>
-public sealed class SslCredentials : ChannelCredentials
-{
-    public SslCredentials(X509Certificate2Collection trustedCas, X509Certificate2? clientCertificate = null, X509Certificate2Collection? clientIntermediates = null)
+    public ClientTlsCredentials(X509Certificate2Collection trustedCas, X509Certificate2? clientCertificate = null, X509Certificate2Collection? clientIntermediates = null)
     {
         ArgumentNullException.ThrowIfNull(trustedCas);
         if (trustedCas.Count == 0)
@@ -60,10 +45,10 @@ public sealed class SslCredentials : ChannelCredentials
     public string? TargetNameOverride { get; init; }
 
     /// <summary>Mutual TLS with one party's material: its certificate as the client's, its CA bundle for the server.</summary>
-    public static SslCredentials Mutual(TlsCertificates certificates, string? targetNameOverride = null)
+    public static ClientTlsCredentials Mutual(TlsCertificates certificates, string? targetNameOverride = null)
     {
         ArgumentNullException.ThrowIfNull(certificates);
-        return new SslCredentials(certificates.TrustedCas, certificates.Certificate, certificates.Intermediates) { TargetNameOverride = targetNameOverride };
+        return new ClientTlsCredentials(certificates.TrustedCas, certificates.Certificate, certificates.Intermediates) { TargetNameOverride = targetNameOverride };
     }
 
     internal SslClientAuthenticationOptions ToClientOptions() => new()
