@@ -20,6 +20,9 @@ namespace PodMigrate.Agent;
 /// <summary>Builds the agent's web host: Kestrel with the gRPC API (unix socket + TCP, HTTP/2) and /metrics (HTTP/1.1).</summary>
 public static class AgentHost
 {
+    /// <summary>Largest request message the agent reads (its requests are small; checkpoints never travel in messages).</summary>
+    private const int MaxRequestSize = 16 * 1024 * 1024;
+
     public static WebApplication Build(string[] args, Action<AgentOptions>? configure = null)
     {
         var builder = WebApplication.CreateSlimBuilder(args);
@@ -40,7 +43,15 @@ public static class AgentHost
             .ValidateOnStart();
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddAgentServices();
-        builder.Services.AddRouting();
+        builder.Services.AddGrpc(grpc =>
+        {
+            grpc.MaxReceiveMessageSize = MaxRequestSize;
+            grpc.Interceptors.Add<ErrorStatusInterceptor>();
+        });
+        // grpc.health.v1 (kubelet grpc: probes, grpc-health-probe) answers from the same checks as the agent's Health RPC;
+        // reflection lets grpcurl-style tools list and call the API without the .proto.
+        builder.Services.AddGrpcHealthChecks().AddCheck<AgentHealthCheck>("node");
+        builder.Services.AddGrpcReflection();
         if (options.TlsConfigured)
         {
             var (certificate, key, clientCa) = options.TlsFiles;
@@ -61,10 +72,10 @@ public static class AgentHost
             if (options.GrpcPort > 0)
             {
                 // Validation allows cleartext only on loopback or with InsecureTcp; with TLS settings the port is mTLS-only.
-                var credentials = options.TlsConfigured
-                    ? new SslServerCredentials(() => kestrel.ApplicationServices.GetRequiredService<TlsCertificateFiles>().Current)
-                    : ServerCredentials.Insecure;
-                kestrel.ListenGrpcTcp(new IPEndPoint(address, options.GrpcPort), credentials);
+                var tls = options.TlsConfigured
+                    ? new ServerTlsCredentials(() => kestrel.ApplicationServices.GetRequiredService<TlsCertificateFiles>().Current)
+                    : null;
+                kestrel.ListenGrpcTcp(new IPEndPoint(address, options.GrpcPort), tls);
             }
             if (options.MetricsPort > 0)
             {
@@ -81,7 +92,9 @@ public static class AgentHost
             _ = app.Services.GetRequiredService<TlsCertificateFiles>();
         }
         app.Lifetime.ApplicationStarted.Register(() => OnStarted(app, options));
-        app.MapGrpcService(app.Services.GetRequiredService<AgentGrpcService>().Definition(), new GrpcServerOptions { ExceptionMapper = ErrorMapping.ToStatus });
+        app.MapGrpcService<AgentGrpcService>();
+        app.MapGrpcHealthChecksService();
+        app.MapGrpcReflectionService();
         if (options.MetricsPort > 0)
         {
             var exporter = app.Services.GetRequiredService<PrometheusExporter>();

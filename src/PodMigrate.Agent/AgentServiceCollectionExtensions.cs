@@ -51,6 +51,9 @@ internal static class AgentServiceCollectionExtensions
         services.AddSingleton<CriImageRestore>();
         services.AddSingleton<DirectRestore>();
         services.AddSingleton<RestoreOperation>();
+        services.AddSingleton<AgentHealth>();
+        services.AddSingleton<AgentHealthCheck>();
+        services.AddSingleton<ErrorStatusInterceptor>();
         services.AddSingleton<AgentGrpcService>();
         services.AddHostedService<AgentRecovery>();
         services.AddHostedService<CriuWarmup>();

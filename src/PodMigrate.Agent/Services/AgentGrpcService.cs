@@ -5,15 +5,16 @@ using PodMigrate.Agent.Operations;
 using PodMigrate.Agent.Restoring;
 using PodMigrate.Agent.V1;
 using PodMigrate.Core.Errors;
-using PodMigrate.Core.Grpc;
+using Grpc.Core;
 using PodMigrate.Core.Store;
 using PodMigrate.Node.Containerd;
 
 namespace PodMigrate.Agent.Services;
 
 /// <summary>
-/// podmigrate.agent.v1.AgentService: a thin edge. Each handler turns the request into a call on an operation and its
-/// outcome into a response; typed errors become status codes in one place (ErrorMapping, the server's ExceptionMapper).
+/// podmigrate.agent.v1.AgentService on the generated base: a thin edge. Each handler turns the request into a call on
+/// an operation and its outcome into a response; typed errors become status codes in one place
+/// (<see cref="ErrorStatusInterceptor"/>): nothing here builds a status.
 /// </summary>
 internal sealed class AgentGrpcService(
     NodeInfoProvider nodeInfo,
@@ -25,63 +26,65 @@ internal sealed class AgentGrpcService(
     SourceJournal journal,
     OperationGate gate,
     ICheckpointStore store,
-    CheckpointDeletion deletion)
+    CheckpointDeletion deletion,
+    AgentHealth health) : AgentService.AgentServiceBase
 {
-    public GrpcServiceDefinition Definition() => new GrpcServiceDefinition(AgentMethods.ServiceName)
-        .AddUnary(AgentMethods.GetNodeInfo, (_, context) => nodeInfo.GetAsync(context.CancellationToken))
-        .AddUnary(AgentMethods.Health, HealthAsync)
-        .AddUnary(AgentMethods.ListContainers, ListContainersAsync)
-        .AddServerStreaming(AgentMethods.Checkpoint, (request, stream, context) => ProgressStreaming.RunAsync(
-            stream,
+    public override Task<V1.NodeInfo> GetNodeInfo(GetNodeInfoRequest request, ServerCallContext context)
+        => nodeInfo.GetAsync(context.CancellationToken);
+
+    public override async Task<HealthResponse> Health(HealthRequest request, ServerCallContext context)
+    {
+        var problems = await health.ProblemsAsync(context.CancellationToken);
+        var response = new HealthResponse
+        {
+            Status = problems.Count == 0 ? HealthResponse.Types.ServingStatus.Serving : HealthResponse.Types.ServingStatus.NotServing,
+        };
+        response.Problems.Add(problems);
+        return response;
+    }
+
+    public override Task Checkpoint(CheckpointRequest request, IServerStreamWriter<CheckpointEvent> responseStream, ServerCallContext context)
+        => ProgressStreaming.RunAsync(
+            responseStream,
             report => checkpoint.RunAsync(request, report, context.CancellationToken),
             progress => new CheckpointEvent { Progress = progress },
             result => new CheckpointEvent { Result = result },
-            context.CancellationToken))
-        .AddServerStreaming(AgentMethods.Restore, (request, stream, context) => ProgressStreaming.RunAsync(
-            stream,
+            context.CancellationToken);
+
+    public override Task Restore(RestoreRequest request, IServerStreamWriter<RestoreEvent> responseStream, ServerCallContext context)
+        => ProgressStreaming.RunAsync(
+            responseStream,
             report => restore.RunAsync(request, report, context.CancellationToken),
             progress => new RestoreEvent { Progress = progress },
             result => new RestoreEvent { Result = result },
-            context.CancellationToken))
-        .AddUnary(AgentMethods.Resume, async (request, context) => new ResumeResponse { SourceState = await sources.ResumeHeldAsync(request.Container, context.CancellationToken) })
-        .AddUnary(AgentMethods.Discard, async (request, context) => new DiscardResponse { SourceState = await sources.DiscardHeldAsync(request.Container, context.CancellationToken) })
-        .AddUnary(AgentMethods.ListCheckpoints, ListCheckpointsAsync)
-        .AddUnary(AgentMethods.InspectCheckpoint, async (request, context) =>
-        {
-            var id = CheckpointId.Parse(request.CheckpointId);
-            var stored = request.Verify
-                ? await store.VerifyAsync(id, context.CancellationToken)
-                : await store.GetAsync(id, context.CancellationToken);
-            return CheckpointInfoMapper.ToInfo(stored);
-        })
-        .AddUnary(AgentMethods.DeleteCheckpoint, async (request, context) =>
-        {
-            await deletion.DeleteAsync(CheckpointId.Parse(request.CheckpointId), request.Force, context.CancellationToken);
-            return new DeleteCheckpointResponse();
-        });
+            context.CancellationToken);
 
-    private async Task<HealthResponse> HealthAsync(HealthRequest request, ServerCallContext context)
+    public override async Task<ResumeResponse> Resume(ResumeRequest request, ServerCallContext context)
+        => new ResumeResponse { SourceState = await sources.ResumeHeldAsync(request.Container, context.CancellationToken) };
+
+    public override async Task<DiscardResponse> Discard(DiscardRequest request, ServerCallContext context)
+        => new DiscardResponse { SourceState = await sources.DiscardHeldAsync(request.Container, context.CancellationToken) };
+
+    public override async Task<CheckpointInfo> InspectCheckpoint(InspectCheckpointRequest request, ServerCallContext context)
     {
-        var response = new HealthResponse();
-        try
-        {
-            await containerd.VersionAsync(context.CancellationToken);
-        }
-        catch (PodMigrateException e)
-        {
-            response.Problems.Add($"containerd ({containerd.Target}): {e.Message}");
-        }
-        try
-        {
-            await store.ListAsync(null, context.CancellationToken);
-        }
-        catch (Exception e) when (e is PodMigrateException or IOException or UnauthorizedAccessException)
-        {
-            response.Problems.Add($"share: {e.Message}");
-        }
-        response.Status = response.Problems.Count == 0 ? HealthResponse.Types.ServingStatus.Serving : HealthResponse.Types.ServingStatus.NotServing;
-        return response;
+        var id = CheckpointId.Parse(request.CheckpointId);
+        var stored = request.Verify
+            ? await store.VerifyAsync(id, context.CancellationToken)
+            : await store.GetAsync(id, context.CancellationToken);
+        return CheckpointInfoMapper.ToInfo(stored);
     }
+
+    public override async Task<DeleteCheckpointResponse> DeleteCheckpoint(DeleteCheckpointRequest request, ServerCallContext context)
+    {
+        await deletion.DeleteAsync(CheckpointId.Parse(request.CheckpointId), request.Force, context.CancellationToken);
+        return new DeleteCheckpointResponse();
+    }
+
+    public override Task<ListContainersResponse> ListContainers(ListContainersRequest request, ServerCallContext context)
+        => ListContainersAsync(request, context);
+
+    public override Task<ListCheckpointsResponse> ListCheckpoints(ListCheckpointsRequest request, ServerCallContext context)
+        => ListCheckpointsAsync(request, context);
 
     private async Task<ListContainersResponse> ListContainersAsync(ListContainersRequest request, ServerCallContext context)
     {

@@ -1,6 +1,6 @@
 using System.Threading.Channels;
 using PodMigrate.Agent.V1;
-using PodMigrate.Core.Grpc;
+using Grpc.Core;
 
 namespace PodMigrate.Agent.Services;
 

@@ -66,7 +66,7 @@ internal sealed record AgentTls(string? Directory, bool Explicit, string? Server
         }
         // The CLI lives for one command: the certificates go with the process.
         var certificates = TlsCertificates.LoadDirectory(Directory);
-        return AgentClient.Connect(address, new GrpcChannelOptions { Credentials = SslCredentials.Mutual(certificates, ServerName ?? defaultServerName) });
+        return AgentClient.Connect(address, new GrpcConnectOptions { Tls = ClientTlsCredentials.Mutual(certificates, ServerName ?? defaultServerName) });
     }
 
     /// <summary>A local cluster node's agent over TCP + mutual TLS: 127.0.0.1 and its port from cluster.json, its certificate naming the node.</summary>

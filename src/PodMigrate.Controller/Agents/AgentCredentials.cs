@@ -109,13 +109,13 @@ internal sealed class AgentCredentials : IDisposable
     /// Channel options for one agent: mutual TLS whose server certificate must name <paramref name="serverName"/>, or none
     /// (cleartext; and always for unix sockets, which are local and guarded by their permissions).
     /// </summary>
-    public GrpcChannelOptions ChannelOptions(string address, string serverName, TimeSpan connectTimeout)
+    public GrpcConnectOptions ChannelOptions(string address, string serverName, TimeSpan connectTimeout)
     {
         var unixSocket = address.StartsWith("unix:", StringComparison.Ordinal) || address.StartsWith('/');
-        return new GrpcChannelOptions
+        return new GrpcConnectOptions
         {
             ConnectTimeout = connectTimeout,
-            Credentials = _certificates is null || unixSocket ? null : SslCredentials.Mutual(_certificates, serverName),
+            Tls = _certificates is null || unixSocket ? null : ClientTlsCredentials.Mutual(_certificates, serverName),
         };
     }
 

@@ -37,12 +37,12 @@ public static class ErrorMapping
         _ => ErrorKind.Internal,
     };
 
-    /// <summary>The server edge: a typed error becomes its status; anything else is not ours to describe.</summary>
-    public static Status? ToStatus(Exception exception) => exception switch
+    /// <summary>The server edge: a typed error becomes its status (the message, then its details such as a CRIU log excerpt).</summary>
+    public static Status ToStatus(PodMigrateException exception)
     {
-        PodMigrateException e => new Status(ToStatusCode(e.Kind), e.Details is null ? e.Message : $"{e.Message}\n{e.Details}"),
-        _ => null,
-    };
+        ArgumentNullException.ThrowIfNull(exception);
+        return new Status(ToStatusCode(exception.Kind), exception.Details is null ? exception.Message : $"{exception.Message}\n{exception.Details}");
+    }
 
     /// <summary>The client edge: a remote status becomes a typed error naming what was being done.</summary>
     public static PodMigrateException ToException(RpcException exception, string doing)

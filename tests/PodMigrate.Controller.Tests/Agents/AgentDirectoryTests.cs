@@ -52,8 +52,8 @@ public sealed class AgentDirectoryTests : IAsyncLifetime, IDisposable
     public async Task Agents_of_two_nodes_are_found_by_their_pods_and_answer_over_mutual_tls()
     {
         await CreateTlsSecretAsync(Issued());
-        await using var agentA = await FakeAgentServer.StartAsync("node-a", new SslServerCredentials(_pki.Server("node-a")));
-        await using var agentB = await FakeAgentServer.StartAsync("node-b", new SslServerCredentials(_pki.Server("node-b")));
+        await using var agentA = await FakeAgentServer.StartAsync("node-a", new ServerTlsCredentials(_pki.Server("node-a")));
+        await using var agentB = await FakeAgentServer.StartAsync("node-b", new ServerTlsCredentials(_pki.Server("node-b")));
         await PublishAgentPodAsync("node-a", agentA.Port);
         await PublishAgentPodAsync("node-b", agentB.Port);
         using var directory = Directory();
@@ -117,7 +117,7 @@ public sealed class AgentDirectoryTests : IAsyncLifetime, IDisposable
     {
         await CreateTlsSecretAsync(Issued());
         var second = IPAddress.Parse("127.0.0.2");
-        await using var agent = await FakeAgentServer.StartAsync("node-a", new SslServerCredentials(_pki.Server("node-a")), IPAddress.Loopback, second);
+        await using var agent = await FakeAgentServer.StartAsync("node-a", new ServerTlsCredentials(_pki.Server("node-a")), IPAddress.Loopback, second);
         var pod = await PublishAgentPodAsync("node-a", agent.Port);
         using var directory = Directory();
         var first = await directory.GetAsync("node-a", Token);
@@ -146,7 +146,7 @@ public sealed class AgentDirectoryTests : IAsyncLifetime, IDisposable
     public async Task An_agent_answering_for_another_node_is_refused()
     {
         await CreateTlsSecretAsync(Issued());
-        await using var agentA = await FakeAgentServer.StartAsync("node-a", new SslServerCredentials(_pki.Server("node-a")));
+        await using var agentA = await FakeAgentServer.StartAsync("node-a", new ServerTlsCredentials(_pki.Server("node-a")));
         // node-b's pod points at node-a's agent (a stale IP, or an impostor): its certificate does not name node-b.
         await PublishAgentPodAsync("node-b", agentA.Port);
         using var directory = Directory();
@@ -163,7 +163,7 @@ public sealed class AgentDirectoryTests : IAsyncLifetime, IDisposable
     [Fact(Timeout = TestTimeout)]
     public async Task Credentials_come_from_the_secret_and_a_missing_or_incomplete_secret_says_which()
     {
-        await using var agent = await FakeAgentServer.StartAsync("node-a", new SslServerCredentials(_pki.Server("node-a")));
+        await using var agent = await FakeAgentServer.StartAsync("node-a", new ServerTlsCredentials(_pki.Server("node-a")));
         await PublishAgentPodAsync("node-a", agent.Port);
         using var directory = Directory();
 
@@ -192,7 +192,7 @@ public sealed class AgentDirectoryTests : IAsyncLifetime, IDisposable
             [TlsFileNames.Key] = stranger.Ca.IssueClient("x", TimeSpan.FromDays(1)).KeyPem,
             [TlsFileNames.CaBundle] = _pki.CaPem,
         });
-        await using var agent = await FakeAgentServer.StartAsync("node-a", new SslServerCredentials(_pki.Server("node-a")));
+        await using var agent = await FakeAgentServer.StartAsync("node-a", new ServerTlsCredentials(_pki.Server("node-a")));
         await PublishAgentPodAsync("node-a", agent.Port);
         using var directory = Directory();
 
@@ -220,7 +220,7 @@ public sealed class AgentDirectoryTests : IAsyncLifetime, IDisposable
     public async Task A_rotated_secret_is_picked_up_after_the_refresh_interval()
     {
         await CreateTlsSecretAsync(Issued("controller-1"));
-        await using var agent = await FakeAgentServer.StartAsync("node-a", new SslServerCredentials(_pki.Server("node-a")));
+        await using var agent = await FakeAgentServer.StartAsync("node-a", new ServerTlsCredentials(_pki.Server("node-a")));
         await PublishAgentPodAsync("node-a", agent.Port);
         var clock = new ManualClock(DateTimeOffset.UtcNow);
         using var directory = Directory(clock: clock);
@@ -243,7 +243,7 @@ public sealed class AgentDirectoryTests : IAsyncLifetime, IDisposable
     [Fact(Timeout = TestTimeout)]
     public async Task Insecure_mode_talks_cleartext_to_a_local_clusters_agents_without_a_secret()
     {
-        await using var agent = await FakeAgentServer.StartAsync("node-a", ServerCredentials.Insecure);
+        await using var agent = await FakeAgentServer.StartAsync("node-a", tls: null);
         await PublishAgentPodAsync("node-a", agent.Port);
         using var directory = Directory(o => o.Insecure = true);
 
@@ -260,7 +260,7 @@ public sealed class AgentDirectoryTests : IAsyncLifetime, IDisposable
         try
         {
             await _pki.Ca.IssueClient("podmigrate-controller", TimeSpan.FromDays(1)).WriteDirectoryAsync(tlsDirectory, _pki.CaPem, Token);
-            await using var agent = await FakeAgentServer.StartAsync("node-a", new SslServerCredentials(_pki.Server("node-a")));
+            await using var agent = await FakeAgentServer.StartAsync("node-a", new ServerTlsCredentials(_pki.Server("node-a")));
             var options = Options.Create(new AgentConnectionOptions
             {
                 TlsDirectory = tlsDirectory,

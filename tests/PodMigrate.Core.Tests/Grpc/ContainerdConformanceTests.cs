@@ -7,9 +7,9 @@ using Containerd.Services.Content.V1;
 using Containerd.Services.Version.V1;
 using Google.Protobuf;
 using Google.Protobuf.WellKnownTypes;
-using PodMigrate.Core.Grpc;
+using Grpc.Core;
+using Grpc.Net.Client;
 using PodMigrate.TestKit.Containerd;
-using Method = PodMigrate.Core.Grpc.Method;
 
 namespace PodMigrate.Core.Tests.Grpc;
 
@@ -37,7 +37,7 @@ public sealed class ContainerdFixture : IAsyncLifetime
     }
 }
 
-/// <summary>Our client against a real gRPC server: containerd 2.1.9 (grpc-go) on its unix socket.</summary>
+/// <summary>grpc-dotnet on our unix-socket channel against a real gRPC server: containerd 2.1.9 (grpc-go).</summary>
 [Trait("Category", "Integration")]
 [Trait("Requires", "Root")]
 [Trait("Requires", "Containerd")]
@@ -46,31 +46,26 @@ public sealed class ContainerdConformanceTests(ContainerdFixture fixture) : ICla
     private const int TestTimeout = 60_000;
     private const string SpecTypeUrl = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
 
-    private static readonly Method<Empty, VersionResponse> Version =
-        Method.FromDescriptor<Empty, VersionResponse>(VersionReflection.Descriptor.Services[0], "Version");
-    private static readonly Method<ListContainersRequest, ListContainersResponse> ListContainers =
-        Method.FromDescriptor<ListContainersRequest, ListContainersResponse>(ContainersReflection.Descriptor.Services[0], "List");
-    private static readonly Method<GetContainerRequest, GetContainerResponse> GetContainer =
-        Method.FromDescriptor<GetContainerRequest, GetContainerResponse>(ContainersReflection.Descriptor.Services[0], "Get");
-    private static readonly Method<CreateContainerRequest, CreateContainerResponse> CreateContainer =
-        Method.FromDescriptor<CreateContainerRequest, CreateContainerResponse>(ContainersReflection.Descriptor.Services[0], "Create");
-    private static readonly Method<DeleteContainerRequest, Empty> DeleteContainer =
-        Method.FromDescriptor<DeleteContainerRequest, Empty>(ContainersReflection.Descriptor.Services[0], "Delete");
-    private static readonly Method<ReadContentRequest, ReadContentResponse> ReadContent =
-        Method.FromDescriptor<ReadContentRequest, ReadContentResponse>(ContentReflection.Descriptor.Services[0], "Read");
-
     // events.proto is not compiled here: an empty SubscribeRequest (no filters) and Envelopes read as Empty with
     // unknown fields are the same bytes on the wire, and this is the one containerd call that blocks until cancelled.
-    private static readonly Method<Empty, Empty> SubscribeEvents = new(MethodType.ServerStreaming, "containerd.services.events.v1.Events", "Subscribe");
+    private static readonly Method<Empty, Empty> SubscribeEvents = new(
+        MethodType.ServerStreaming, "containerd.services.events.v1.Events", "Subscribe",
+        Marshallers.Create(m => m.ToByteArray(), Empty.Parser.ParseFrom), Marshallers.Create(m => m.ToByteArray(), Empty.Parser.ParseFrom));
 
     private static readonly string MissingDigest = "sha256:" + new string('0', 64);
 
     private GrpcChannel Channel => fixture.Channel;
 
+    private global::Containerd.Services.Version.V1.Version.VersionClient VersionClient => new(Channel);
+
+    private global::Containerd.Services.Containers.V1.Containers.ContainersClient ContainersClient => new(Channel);
+
+    private global::Containerd.Services.Content.V1.Content.ContentClient ContentClient => new(Channel);
+
     [Fact(Timeout = TestTimeout)]
     public async Task Version_is_2_1()
     {
-        var version = await Channel.UnaryAsync(Version, new Empty());
+        var version = await VersionClient.VersionAsync(new Empty());
 
         version.Version.ShouldStartWith("2.1");
     }
@@ -88,12 +83,12 @@ public sealed class ContainerdConformanceTests(ContainerdFixture fixture) : ICla
             Labels = { ["podmigrate.test"] = "ünïcødé" },
         };
 
-        await Channel.UnaryAsync(CreateContainer, new CreateContainerRequest { Container = container }, In(ns));
-        var listed = await Channel.UnaryAsync(ListContainers, new ListContainersRequest(), In(ns));
-        var elsewhere = await Channel.UnaryAsync(ListContainers, new ListContainersRequest(), In(other));
-        var got = await Channel.UnaryAsync(GetContainer, new GetContainerRequest { Id = container.Id }, In(ns));
-        await Channel.UnaryAsync(DeleteContainer, new DeleteContainerRequest { Id = container.Id }, In(ns));
-        var afterDelete = await Channel.UnaryAsync(ListContainers, new ListContainersRequest(), In(ns));
+        await ContainersClient.CreateAsync(new CreateContainerRequest { Container = container }, In(ns));
+        var listed = await ContainersClient.ListAsync(new ListContainersRequest(), In(ns));
+        var elsewhere = await ContainersClient.ListAsync(new ListContainersRequest(), In(other));
+        var got = await ContainersClient.GetAsync(new GetContainerRequest { Id = container.Id }, In(ns));
+        await ContainersClient.DeleteAsync(new DeleteContainerRequest { Id = container.Id }, In(ns));
+        var afterDelete = await ContainersClient.ListAsync(new ListContainersRequest(), In(ns));
 
         listed.Containers.Select(c => c.Id).ShouldBe([container.Id]);
         elsewhere.Containers.ShouldBeEmpty();
@@ -107,7 +102,7 @@ public sealed class ContainerdConformanceTests(ContainerdFixture fixture) : ICla
     {
         var ns = Namespace();
 
-        var e = await Should.ThrowAsync<RpcException>(() => Channel.UnaryAsync(GetContainer, new GetContainerRequest { Id = "nope" }, In(ns)));
+        var e = await Should.ThrowAsync<RpcException>(async () => await ContainersClient.GetAsync(new GetContainerRequest { Id = "nope" }, In(ns)));
 
         e.StatusCode.ShouldBe(StatusCode.NotFound);
         e.Status.Detail.ShouldBe($"container \"nope\" in namespace \"{ns}\": not found");
@@ -116,7 +111,7 @@ public sealed class ContainerdConformanceTests(ContainerdFixture fixture) : ICla
     [Fact(Timeout = TestTimeout)]
     public async Task Call_without_namespace_header_is_FailedPrecondition()
     {
-        var e = await Should.ThrowAsync<RpcException>(() => Channel.UnaryAsync(ListContainers, new ListContainersRequest()));
+        var e = await Should.ThrowAsync<RpcException>(async () => await ContainersClient.ListAsync(new ListContainersRequest()));
 
         e.StatusCode.ShouldBe(StatusCode.FailedPrecondition);
         e.Status.Detail.ShouldContain("namespace is required");
@@ -130,7 +125,8 @@ public sealed class ContainerdConformanceTests(ContainerdFixture fixture) : ICla
 
         var e = await Should.ThrowAsync<RpcException>(async () =>
         {
-            await foreach (var _ in Channel.ServerStreamingAsync(ReadContent, new ReadContentRequest { Digest = MissingDigest }, In(ns)))
+            using var call = ContentClient.Read(new ReadContentRequest { Digest = MissingDigest }, In(ns));
+            await foreach (var _ in call.ResponseStream.ReadAllAsync())
             {
                 received++;
             }
@@ -154,11 +150,11 @@ public sealed class ContainerdConformanceTests(ContainerdFixture fixture) : ICla
                 return new NetworkStream(socket, ownsSocket: true);
             },
         });
-        using var request = new HttpRequestMessage(HttpMethod.Post, "http://localhost" + ReadContent.FullName)
+        using var request = new HttpRequestMessage(HttpMethod.Post, "http://localhost/containerd.services.content.v1.Content/Read")
         {
             Version = HttpVersion.Version20,
             VersionPolicy = HttpVersionPolicy.RequestVersionExact,
-            Content = new ByteArrayContent(GrpcFraming.ToFrame(new ReadContentRequest { Digest = MissingDigest })),
+            Content = new ByteArrayContent(Frame(new ReadContentRequest { Digest = MissingDigest })),
         };
         request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/grpc");
         request.Headers.TryAddWithoutValidation("te", "trailers");
@@ -178,7 +174,8 @@ public sealed class ContainerdConformanceTests(ContainerdFixture fixture) : ICla
 
         var e = await Should.ThrowAsync<RpcException>(async () =>
         {
-            await foreach (var _ in Channel.ServerStreamingAsync(SubscribeEvents, new Empty(), new CallOptions(Deadline: DateTime.UtcNow.AddMilliseconds(500))))
+            using var call = Channel.CreateCallInvoker().AsyncServerStreamingCall(SubscribeEvents, null, new CallOptions(deadline: DateTime.UtcNow.AddMilliseconds(500)), new Empty());
+            await foreach (var _ in call.ResponseStream.ReadAllAsync())
             {
             }
         });
@@ -190,7 +187,7 @@ public sealed class ContainerdConformanceTests(ContainerdFixture fixture) : ICla
     [Fact(Timeout = TestTimeout)]
     public async Task A_long_deadline_is_accepted_and_the_call_succeeds()
     {
-        var version = await Channel.UnaryAsync(Version, new Empty(), new CallOptions(Deadline: DateTime.UtcNow.AddHours(1)));
+        var version = await VersionClient.VersionAsync(new Empty(), deadline: DateTime.UtcNow.AddHours(1));
 
         version.Version.ShouldNotBeEmpty();
     }
@@ -200,13 +197,14 @@ public sealed class ContainerdConformanceTests(ContainerdFixture fixture) : ICla
     {
         var ns = Namespace();
         using var cts = new CancellationTokenSource();
-        await using var events = Channel.ServerStreamingAsync(SubscribeEvents, new Empty(), new CallOptions(CancellationToken: cts.Token)).GetAsyncEnumerator();
-        var next = events.MoveNextAsync().AsTask();
+        using var call = Channel.CreateCallInvoker().AsyncServerStreamingCall(SubscribeEvents, null, new CallOptions(cancellationToken: cts.Token), new Empty());
+        var events = call.ResponseStream;
+        var next = events.MoveNext();
 
         // The subscription is registered some time after the call starts: make events until one comes through.
         for (var i = 0; i < 50 && !next.IsCompleted; i++)
         {
-            await Channel.UnaryAsync(CreateContainer, new CreateContainerRequest
+            await ContainersClient.CreateAsync(new CreateContainerRequest
             {
                 Container = new Container
                 {
@@ -222,7 +220,7 @@ public sealed class ContainerdConformanceTests(ContainerdFixture fixture) : ICla
         await cts.CancelAsync();
         var e = await Should.ThrowAsync<RpcException>(async () =>
         {
-            while (await events.MoveNextAsync())
+            while (await events.MoveNext())
             {
             }
         });
@@ -232,5 +230,15 @@ public sealed class ContainerdConformanceTests(ContainerdFixture fixture) : ICla
 
     private static string Namespace() => $"pm-test-{Guid.NewGuid():N}"[..20];
 
-    private static CallOptions In(string ns) => new(new Metadata().Add("containerd-namespace", ns));
+    private static Metadata In(string ns) => new() { { "containerd-namespace", ns } };
+
+    /// <summary>One gRPC length-prefixed message: flag 0 (uncompressed), 4-byte big-endian length, the bytes.</summary>
+    private static byte[] Frame(IMessage message)
+    {
+        var body = message.ToByteArray();
+        var frame = new byte[5 + body.Length];
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(frame.AsSpan(1), body.Length);
+        body.CopyTo(frame, 5);
+        return frame;
+    }
 }

@@ -43,10 +43,25 @@ public sealed class AgentGrpcioTests(LocalCluster cluster)
             var stream = results.RootElement.GetProperty("checkpoint_missing");
             stream.GetProperty("code").GetString().ShouldBe("NOT_FOUND");
             stream.GetProperty("details").GetString()!.ShouldContain("no-such-pod");
+            results.ShouldServeHealthAndReflection();
         }
         finally
         {
             Directory.Delete(layout.Directory, recursive: true);
         }
+    }
+}
+
+internal static class GrpcioResults
+{
+    /// <summary>grpc.health.v1 says SERVING for the server ("") and NOT_FOUND for an unknown service; reflection lists the API.</summary>
+    public static void ShouldServeHealthAndReflection(this JsonDocument results)
+    {
+        results.RootElement.GetProperty("grpc_health").GetInt32().ShouldBe(1);
+        results.RootElement.GetProperty("grpc_health_unknown_service").GetProperty("code").GetString().ShouldBe("NOT_FOUND");
+        var reflection = results.RootElement.GetProperty("reflection");
+        reflection.GetProperty("services").EnumerateArray().Select(s => s.GetString()).ShouldBe(
+            ["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection", "podmigrate.agent.v1.AgentService"],
+            ignoreOrder: true);
     }
 }

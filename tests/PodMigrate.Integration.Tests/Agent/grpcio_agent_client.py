@@ -4,6 +4,8 @@ or over TCP with mutual TLS.
 Usage: /usr/bin/python3 grpcio_agent_client.py SOCKET_PATH
        /usr/bin/python3 grpcio_agent_client.py --tls TLS_DIR SERVER_NAME HOST:PORT
          (TLS_DIR holds tls.crt, tls.key, ca.crt; the agent's certificate must name SERVER_NAME)
+Besides the agent's own API it calls the standard grpc.health.v1 Health/Check and lists the services through server
+reflection (grpc_health / grpc_reflection are not packaged by Debian: those small messages are hand-encoded too).
 Prints one JSON object with what each call saw; the C# test asserts it. No protoc: requests are hand-encoded and
 replies are read with a minimal protobuf field reader.
 """
@@ -103,7 +105,31 @@ def main():
         request = bytes([1 << 3 | 2, len(selector)]) + selector
         checkpoint = channel.unary_stream(SERVICE + "Checkpoint", **identity)
         results["checkpoint_missing"] = error_of(lambda: list(checkpoint(request, timeout=30)))
+        # grpc.health.v1.Health/Check{service = 1}: HealthCheckResponse{status = 1}, 1 = SERVING. "" is the server as a
+        # whole (what a kubelet grpc: probe asks); a service nobody registered is NOT_FOUND.
+        check = channel.unary_unary("/grpc.health.v1.Health/Check", **identity)
+        results["grpc_health"] = fields(check(b"", timeout=30)).get(1, [0])[0]
+        results["grpc_health_unknown_service"] = error_of(lambda: check(string(1, "no.such.Service"), timeout=30))
+        results["reflection"] = list_services(channel, identity)
     print(json.dumps(results))
+
+
+def list_services(channel, identity):
+    """ServerReflectionInfo{list_services = 7}: the names in list_services_response (6) -> service (1) -> name (1)."""
+    for version in ("v1", "v1alpha"):
+        info = channel.stream_stream("/grpc.reflection.%s.ServerReflection/ServerReflectionInfo" % version, **identity)
+        try:
+            replies = list(info(iter([string(7, "*")]), timeout=30))
+        except grpc.RpcError as e:
+            if e.code() == grpc.StatusCode.UNIMPLEMENTED:
+                continue
+            raise
+        names = []
+        for reply in replies:
+            for listed in fields(reply).get(6, []):
+                names += [fields(service)[1][0].decode() for service in fields(listed).get(1, [])]
+        return {"version": version, "services": sorted(names)}
+    return {"version": "", "services": []}
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@ using System.Runtime.InteropServices;
 using System.Text;
 using Containerd.Services.Version.V1;
 using Empty = Google.Protobuf.WellKnownTypes.Empty;
+using Grpc.Core;
+using Grpc.Net.Client;
 using PodMigrate.Core.Grpc;
 
 namespace PodMigrate.TestKit.Containerd;
@@ -53,7 +55,7 @@ public sealed class StandaloneContainerd : IAsyncDisposable
         }
     }
 
-    public GrpcChannel CreateChannel() => GrpcChannel.ForUnixSocket(SocketPath);
+    public GrpcChannel CreateChannel() => GrpcChannels.ForUnixSocket(SocketPath);
 
     public static async Task<StandaloneContainerd> StartAsync(CancellationToken cancellationToken)
     {
@@ -158,8 +160,8 @@ public sealed class StandaloneContainerd : IAsyncDisposable
 
     private async Task WaitUntilReadyAsync(CancellationToken cancellationToken)
     {
-        var version = Method.FromDescriptor<Empty, VersionResponse>(VersionReflection.Descriptor.Services[0], "Version");
         using var channel = CreateChannel();
+        var version = new global::Containerd.Services.Version.V1.Version.VersionClient(channel);
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(ReadyTimeout);
         var lastError = "the socket never appeared";
@@ -173,7 +175,7 @@ public sealed class StandaloneContainerd : IAsyncDisposable
             {
                 try
                 {
-                    await channel.UnaryAsync(version, new Empty(), new CallOptions(Deadline: DateTime.UtcNow.AddSeconds(2), CancellationToken: timeout.Token));
+                    await version.VersionAsync(new Empty(), deadline: DateTime.UtcNow.AddSeconds(2), cancellationToken: timeout.Token);
                     return;
                 }
                 catch (RpcException e) when (e.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded)
