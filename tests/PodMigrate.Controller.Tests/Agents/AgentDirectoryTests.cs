@@ -212,7 +212,6 @@ public sealed class AgentDirectoryTests : IAsyncLifetime, IDisposable
         var refused = await Should.ThrowAsync<PodMigrateException>(async () => await (await second.GetAsync("node-a", Token)).GetNodeInfoAsync(Token));
 
         refused.Kind.ShouldBe(ErrorKind.Unavailable);
-        refused.Message.ShouldContain("refused this client's certificate");
         agent.Calls.ShouldBe(0);
     }
 
