@@ -59,13 +59,24 @@ public sealed class PodMigrateController : IDisposable
 
         var events = new MigrationEvents(new EventRecorder(api, new EventRecorderOptions { Component = MigrationEvents.Component, Host = options.Identity }, time,
             loggers.CreateLogger<EventRecorder>()));
-        var migrationReconciler = new PodMigrationReconciler(api, agents, events, options, time, loggers.CreateLogger<PodMigrationReconciler>());
-        var migrationRunner = new ReconcileRunner("podmigrations", new MigrationAdapter(migrationReconciler),
+        // Reconcilers read what they reconcile from the informers' caches; SeenVersions keeps a migration's cached copy from
+        // being older than what the reconciler itself last read or wrote of it.
+        var seen = new SeenVersions();
+        var migrationReconciler = new PodMigrationReconciler(seen.Track(api, PodMigration.Resource, m => m.Metadata), agents, events, options, time,
+            loggers.CreateLogger<PodMigrationReconciler>());
+        var migrationRunner = new ReconcileRunner("podmigrations", new MigrationAdapter(migrationReconciler, migrations, seen),
             new WorkQueue<ObjectKey>(null, time), options.Workers, loggers.CreateLogger<ReconcileRunner>());
-        var cloneOfRunner = new ReconcileRunner("clone-of-pods", new CloneOfAdapter(new CloneOfReconciler(api)),
+        var cloneOfRunner = new ReconcileRunner("clone-of-pods", new CloneOfAdapter(new CloneOfReconciler(api), pods),
             new WorkQueue<ObjectKey>(null, time), 1, loggers.CreateLogger<ReconcileRunner>());
 
-        migrations.AddHandler(InformerHandler<PodMigration>.OnAnyChange(m => migrationRunner.Queue.Add(migrations.KeyOf(m))));
+        migrations.AddHandler(new InformerHandler<PodMigration>(
+            m => migrationRunner.Queue.Add(migrations.KeyOf(m)),
+            (_, m) => migrationRunner.Queue.Add(migrations.KeyOf(m)),
+            m =>
+            {
+                seen.Forget(migrations.KeyOf(m));
+                migrationRunner.Queue.Add(migrations.KeyOf(m));
+            }));
         pods.AddHandler(InformerHandler<Pod>.OnAnyChange(pod =>
         {
             if (pod.Metadata.Annotations?.GetValueOrDefault(MigrationAnnotations.Migration) is { Length: > 0 } migration)
@@ -100,19 +111,27 @@ public sealed class PodMigrateController : IDisposable
 
     public void Dispose() => (_agents as IDisposable)?.Dispose();
 
-    private sealed class MigrationAdapter(PodMigrationReconciler reconciler) : IReconciler
-    {
-        public async Task<ReconcileResult> ReconcileAsync(ObjectKey key, CancellationToken cancellationToken)
-            => await reconciler.ReconcileAsync(key.Namespace ?? "default", key.Name, cancellationToken) is { } after
-                ? ReconcileResult.After(after)
-                : ReconcileResult.Done;
-    }
-
-    private sealed class CloneOfAdapter(CloneOfReconciler reconciler) : IReconciler
+    private sealed class MigrationAdapter(PodMigrationReconciler reconciler, Informer<PodMigration> cache, SeenVersions seen) : IReconciler
     {
         public async Task<ReconcileResult> ReconcileAsync(ObjectKey key, CancellationToken cancellationToken)
         {
-            await reconciler.ReconcileAsync(key.Namespace ?? "default", key.Name, cancellationToken);
+            // Not cached: deleted (the GET says NotFound) or not listed yet. Cached but older than what we saw: read the server.
+            var after = cache.GetCopy(key) is { } cached && seen.IsCurrent(key, cached.Metadata.ResourceVersion)
+                ? await reconciler.ReconcileAsync(cached, cancellationToken)
+                : await reconciler.ReconcileAsync(key.Namespace ?? "default", key.Name, cancellationToken);
+            return after is { } delay ? ReconcileResult.After(delay) : ReconcileResult.Done;
+        }
+    }
+
+    private sealed class CloneOfAdapter(CloneOfReconciler reconciler, Informer<Pod> cache) : IReconciler
+    {
+        public async Task<ReconcileResult> ReconcileAsync(ObjectKey key, CancellationToken cancellationToken)
+        {
+            // Gone from the cache: the pod was deleted, there is nothing to clone into.
+            if (cache.Get(key) is { } pod)
+            {
+                await reconciler.ReconcileAsync(pod, cancellationToken);
+            }
             return ReconcileResult.Done;
         }
     }

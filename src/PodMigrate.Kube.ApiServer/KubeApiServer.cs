@@ -48,13 +48,44 @@ public sealed partial class KubeApiServer : IAsyncDisposable
     /// <summary>Where the server listens, e.g. http://127.0.0.1:41234/.</summary>
     public Uri BaseAddress { get; private set; }
 
-    /// <summary>What a client needs to reach this server: address, the bearer token and the CA (when serving TLS).</summary>
-    public KubeClientConfig ClientConfig => new()
+    /// <summary>
+    /// What a client needs to reach this server, as the KubernetesClient package reads it from <see cref="KubeconfigYaml"/>
+    /// (address, the bearer token, and the CA when serving TLS): each call returns a fresh configuration to adjust.
+    /// </summary>
+    public k8s.KubernetesClientConfiguration ClientConfig
     {
-        Server = BaseAddress,
-        BearerToken = _options.BearerToken,
-        CertificateAuthorityPem = _certificatePem,
-    };
+        get
+        {
+            using var yaml = new MemoryStream(Encoding.UTF8.GetBytes(KubeconfigYaml()));
+            return k8s.KubernetesClientConfiguration.BuildConfigFromConfigFile(yaml);
+        }
+    }
+
+    /// <summary>A kubeconfig for this server (what `podmigrate apiserver --kubeconfig-out` writes for kubectl and the other verbs).</summary>
+    public string KubeconfigYaml(string name = "podmigrate")
+    {
+        var builder = new StringBuilder();
+        builder.Append("apiVersion: v1\nkind: Config\n");
+        builder.Append("clusters:\n- name: ").Append(name).Append("\n  cluster:\n    server: ").Append(BaseAddress.ToString().TrimEnd('/')).Append('\n');
+        if (_certificatePem is not null)
+        {
+            builder.Append("    certificate-authority-data: ").Append(Convert.ToBase64String(Encoding.UTF8.GetBytes(_certificatePem))).Append('\n');
+        }
+        // Without a token the context names no user: the KubernetesClient package refuses a user entry without credentials.
+        if (_options.BearerToken is { } token)
+        {
+            builder.Append("users:\n- name: ").Append(name).Append("\n  user:\n    token: ")
+                .Append(JsonSerializer.Serialize(token, KubeClientJsonContext.Default.String)).Append('\n');
+        }
+        builder.Append("contexts:\n- name: ").Append(name).Append("\n  context:\n    cluster: ").Append(name);
+        if (_options.BearerToken is not null)
+        {
+            builder.Append("\n    user: ").Append(name);
+        }
+        builder.Append("\n    namespace: default\n");
+        builder.Append("current-context: ").Append(name).Append('\n');
+        return builder.ToString();
+    }
 
     public static async Task<KubeApiServer> StartAsync(ApiServerOptions options, Action<ILoggingBuilder>? configureLogging, CancellationToken cancellationToken)
     {
@@ -93,7 +124,7 @@ public sealed partial class KubeApiServer : IAsyncDisposable
         var directory = Path.GetDirectoryName(Path.GetFullPath(path))!;
         Directory.CreateDirectory(directory);
         var temporary = Path.Combine(directory, $".{Path.GetFileName(path)}.{Environment.ProcessId}.tmp");
-        await File.WriteAllTextAsync(temporary, ClientConfig.ToKubeconfigYaml(), cancellationToken);
+        await File.WriteAllTextAsync(temporary, KubeconfigYaml(), cancellationToken);
         File.SetUnixFileMode(temporary, UnixFileMode.UserRead | UnixFileMode.UserWrite);
         File.Move(temporary, path, overwrite: true);
     }

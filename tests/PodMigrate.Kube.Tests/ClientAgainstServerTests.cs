@@ -6,7 +6,7 @@ using PodMigrate.Kube.Models;
 
 namespace PodMigrate.Kube.Tests;
 
-/// <summary>The typed client against the in-process API server over real HTTP.</summary>
+/// <summary>The typed client (KubernetesClient underneath) against the in-process API server over real HTTP.</summary>
 [Trait("Category", "Integration")]
 public sealed class ClientAgainstServerTests
 {
@@ -321,11 +321,15 @@ public sealed class ClientAgainstServerTests
         api.Server.BaseAddress.Scheme.ShouldBe("https");
         (await api.Client.ListAsync(KubeResources.Namespaces, null, null, api.Token)).Items.Count.ShouldBeGreaterThan(0);
 
-        using var anonymous = new KubernetesApiClient(api.Server.ClientConfig with { BearerToken = null });
+        var noToken = api.Server.ClientConfig;
+        noToken.AccessToken = null;
+        using var anonymous = new KubernetesApiClient(noToken);
         var denied = await Should.ThrowAsync<PodMigrateException>(() => anonymous.ListAsync(KubeResources.Pods, null, null, api.Token));
         denied.IsUnauthorized().ShouldBeTrue();
 
-        using var untrusting = new KubernetesApiClient(api.Server.ClientConfig with { CertificateAuthorityPem = null });
+        var noCa = api.Server.ClientConfig;
+        noCa.SslCaCerts = null;
+        using var untrusting = new KubernetesApiClient(noCa);
         (await Should.ThrowAsync<PodMigrateException>(() => untrusting.ListAsync(KubeResources.Pods, null, null, api.Token))).Kind.ShouldBe(ErrorKind.Unavailable);
     }
 }

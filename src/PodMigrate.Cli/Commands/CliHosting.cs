@@ -1,17 +1,32 @@
 using System.Runtime.InteropServices;
+using k8s;
+using k8s.Exceptions;
 using Microsoft.Extensions.Logging;
-using PodMigrate.Kube.Client;
+using PodMigrate.Core.Errors;
 
 namespace PodMigrate.Cli.Commands;
 
 /// <summary>What the long-running verbs (node emulate, controller) share: the API server's config, console logs, SIGTERM.</summary>
 internal static class CliHosting
 {
-    /// <summary>An explicit kubeconfig, else the usual order ($KUBECONFIG, the service account in a pod, ~/.kube/config).</summary>
-    public static async Task<KubeClientConfig> LoadKubeConfigAsync(string? kubeconfig, CancellationToken cancellationToken)
-        => kubeconfig is { Length: > 0 } path
-            ? await KubeClientConfig.FromKubeconfigFileAsync(path, context: null, cancellationToken)
-            : await KubeClientConfig.LoadDefaultAsync(getEnvironment: null, cancellationToken);
+    /// <summary>
+    /// An explicit kubeconfig, else the KubernetesClient package's usual order ($KUBECONFIG, ~/.kube/config, the service account
+    /// in a pod). Exec and auth-provider plugins run as kubectl runs them; in a pod the token file is re-read as it rotates.
+    /// </summary>
+    public static async Task<KubernetesClientConfiguration> LoadKubeConfigAsync(string? kubeconfig, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        try
+        {
+            return kubeconfig is { Length: > 0 } path
+                ? await KubernetesClientConfiguration.BuildConfigFromConfigFileAsync(new FileInfo(path))
+                : KubernetesClientConfiguration.BuildDefaultConfig();
+        }
+        catch (KubeConfigException e)
+        {
+            throw new PodMigrateException(ErrorKind.InvalidArgument, $"kubeconfig {kubeconfig ?? "(default)"}: {e.Message}", e);
+        }
+    }
 
     /// <summary>One line per event, UTC timestamps: what log collectors and `tail -f` both read well.</summary>
     public static ILoggerFactory ConsoleLoggerFactory() => LoggerFactory.Create(logging => logging.AddSimpleConsole(console =>

@@ -36,6 +36,18 @@ internal sealed class CloneOfReconciler(IKubernetesApi api)
         {
             return;
         }
+        await ReconcileAsync(pod, cancellationToken);
+    }
+
+    /// <summary>
+    /// Makes the PodMigration a clone-of pod asks for, from the pod as read (the informer's cache serves: a stale copy at
+    /// worst makes a migration that already exists, which is AlreadyExists and ignored). The pod is not changed.
+    /// </summary>
+    public async Task ReconcileAsync(Pod pod, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(pod);
+        var ns = string.IsNullOrEmpty(pod.Metadata.Namespace) ? "default" : pod.Metadata.Namespace;
+        var name = pod.Metadata.Name!;
         if (!IsCloneOfRequest(pod))
         {
             return;

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Text.Json;
 using Google.Protobuf.WellKnownTypes;
 using Microsoft.Extensions.Logging;
 using PodMigrate.Agent.V1;
@@ -34,7 +35,7 @@ internal sealed class PodMigrationReconciler(
 {
     private readonly MigrationPrecheck _precheck = new(api, agents);
 
-    /// <summary>Reconciles the named migration; returns when it should be looked at again (null: only on change).</summary>
+    /// <summary>Reconciles the named migration, read from the server; returns when it should be looked at again (null: only on change).</summary>
     public async Task<TimeSpan?> ReconcileAsync(string ns, string name, CancellationToken cancellationToken)
     {
         PodMigration migration;
@@ -46,6 +47,18 @@ internal sealed class PodMigrationReconciler(
         {
             return null;
         }
+        return await ReconcileAsync(migration, cancellationToken);
+    }
+
+    /// <summary>
+    /// Reconciles a migration as read (from the informer's cache: a copy this call may change, no older than anything this
+    /// controller has read or written of it, see <see cref="Runtime.SeenVersions"/>).
+    /// </summary>
+    public async Task<TimeSpan?> ReconcileAsync(PodMigration migration, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(migration);
+        var ns = migration.Namespace;
+        var name = migration.Name;
         migration.Status ??= new PodMigrationStatus();
         if (migration.Metadata.DeletionTimestamp is not null)
         {
@@ -309,11 +322,15 @@ internal sealed class PodMigrationReconciler(
             return;
         }
         var nodeName = status.TargetNode!;
+        // The user's pod, not ours: a merge patch of what we change, guarded by the version read, rather than a replace.
+        var before = JsonSerializer.SerializeToNode(pod, KubeClientJsonContext.Default.Pod)!.AsObject();
         ClonePods.Fill(pod, nodeName, status.ContainerName!, status.CheckpointImage!);
         pod.Spec.NodeName = null; // bound through the binding subresource below, as a scheduler does
         (pod.Metadata.Annotations ??= [])[MigrationAnnotations.CheckpointId] = status.CheckpointId!;
         pod.Metadata.Annotations[MigrationAnnotations.Migration] = migration.Name;
-        await api.ReplaceAsync(KubeResources.Pods, migration.Namespace, status.ClonePod!, pod, cancellationToken);
+        var after = JsonSerializer.SerializeToNode(pod, KubeClientJsonContext.Default.Pod)!.AsObject();
+        await api.PatchAsync(KubeResources.Pods, migration.Namespace, status.ClonePod!, PatchType.MergePatch,
+            MergePatch.Guarded(before, after, pod.Metadata.ResourceVersion), status: false, cancellationToken);
         try
         {
             await api.BindAsync(migration.Namespace, status.ClonePod!, nodeName, cancellationToken);

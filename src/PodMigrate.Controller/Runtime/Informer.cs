@@ -1,4 +1,5 @@
 using System.Diagnostics.CodeAnalysis;
+using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using PodMigrate.Core.Errors;
 using PodMigrate.Kube.Client;
@@ -113,6 +114,10 @@ internal sealed class Informer<T> : IInformer
     }
 
     public T? Get(ObjectKey key) => TryGet(key, out var value) ? value : null;
+
+    /// <summary>A deep copy of the cached object, which the caller may change (the cached one is shared); null when not cached.</summary>
+    public T? GetCopy(ObjectKey key)
+        => TryGet(key, out var value) ? JsonSerializer.Deserialize(JsonSerializer.SerializeToUtf8Bytes(value, _kind.TypeInfo), _kind.TypeInfo) : null;
 
     /// <summary>The cached objects (of one namespace, or all), ordered by key.</summary>
     public IReadOnlyList<T> List(string? ns = null)

@@ -292,6 +292,12 @@ internal sealed class LeaderElector
         }
     }
 
+    /// <summary>
+    /// Hands the lease over as client-go does: holder empty, duration 1 s. It reads the lease first rather than writing over
+    /// the copy it last saw: a renewal cancelled by the stop may have been applied by the server after all (the answer
+    /// lost with the cancellation), and that copy's resourceVersion would then be stale: a 409, and the lease held until
+    /// it expires. A conflict here (a write between our read and our write) is read again, a few times.
+    /// </summary>
     private async Task ReleaseAsync()
     {
         if (!_isLeader)
@@ -299,37 +305,53 @@ internal sealed class LeaderElector
             return;
         }
         _isLeader = false;
-        if (!_options.ReleaseOnCancel || _observed is not { } current)
+        if (!_options.ReleaseOnCancel)
         {
             return;
         }
         // Its own short deadline: the caller's token is already cancelled, and a stuck API server must not hold up the exit.
         using var timeout = new CancellationTokenSource(_options.RenewDeadline, _time);
-        var now = _time.GetUtcNow();
-        var released = new Lease
+        const int attempts = 3;
+        for (var attempt = 1; ; attempt++)
         {
-            ApiVersion = current.ApiVersion,
-            Kind = current.Kind,
-            Metadata = current.Metadata,
-            ExtensionData = current.ExtensionData,
-            Spec = new LeaseSpec
+            try
             {
-                HolderIdentity = null,
-                LeaseDurationSeconds = 1,
-                AcquireTime = now,
-                RenewTime = now,
-                LeaseTransitions = current.Spec.LeaseTransitions,
-                ExtensionData = current.Spec.ExtensionData,
-            },
-        };
-        try
-        {
-            Observe(await _api.ReplaceAsync(KubeResources.Leases, _options.Namespace, _options.LeaseName, released, timeout.Token));
-            RuntimeLog.LeaseReleased(_logger, _lease, Identity);
-        }
-        catch (Exception e) when (e is PodMigrateException or OperationCanceledException)
-        {
-            RuntimeLog.ReleaseFailed(_logger, e, _lease, Identity);
+                var current = await _api.GetAsync(KubeResources.Leases, _options.Namespace, _options.LeaseName, timeout.Token);
+                Observe(current);
+                if (current.Spec.HolderIdentity != Identity)
+                {
+                    // Someone else holds it already (our renewals had lapsed): nothing of ours to release.
+                    return;
+                }
+                var now = _time.GetUtcNow();
+                var released = new Lease
+                {
+                    ApiVersion = current.ApiVersion,
+                    Kind = current.Kind,
+                    Metadata = current.Metadata,
+                    ExtensionData = current.ExtensionData,
+                    Spec = new LeaseSpec
+                    {
+                        HolderIdentity = "",
+                        LeaseDurationSeconds = 1,
+                        AcquireTime = now,
+                        RenewTime = now,
+                        LeaseTransitions = current.Spec.LeaseTransitions,
+                        ExtensionData = current.Spec.ExtensionData,
+                    },
+                };
+                Observe(await _api.ReplaceAsync(KubeResources.Leases, _options.Namespace, _options.LeaseName, released, timeout.Token));
+                RuntimeLog.LeaseReleased(_logger, _lease, Identity);
+                return;
+            }
+            catch (PodMigrateException e) when (e.IsConflict() && attempt < attempts)
+            {
+            }
+            catch (Exception e) when (e is PodMigrateException or OperationCanceledException)
+            {
+                RuntimeLog.ReleaseFailed(_logger, e, _lease, Identity);
+                return;
+            }
         }
     }
 

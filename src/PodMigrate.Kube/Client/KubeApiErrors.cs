@@ -1,4 +1,6 @@
 using System.Net;
+using System.Text.Json;
+using k8s.Autorest;
 using PodMigrate.Core.Errors;
 using PodMigrate.Kube.Models;
 
@@ -61,6 +63,55 @@ public static class KubeApiErrors
         504 => ErrorKind.DeadlineExceeded,
         _ => ErrorKind.Internal,
     };
+
+    /// <summary>
+    /// A failure of the KubernetesClient package as a <see cref="PodMigrateException"/>: a non-2xx answer (HttpOperationException, its
+    /// body a Status), a watch ERROR event (KubernetesException), an unreachable server, a request timeout. Null for what is not
+    /// the server's or the transport's (the caller's own cancellation, a bug): those propagate as they are.
+    /// </summary>
+    public static PodMigrateException? Translate(Exception exception, string doing, CancellationToken cancellationToken)
+    {
+        switch (exception)
+        {
+            case PodMigrateException:
+                return null;
+            case HttpOperationException { Response: { } response }:
+                return ToException(response.StatusCode, ParseStatus(response.Content, response.StatusCode), doing);
+            case k8s.KubernetesException { Status: { } s }:
+                var status = new KubeStatus { Kind = "Status", Status = s.Status, Code = s.Code, Reason = s.Reason, Message = s.Message };
+                var code = s.Code is { } c and >= 100 and < 600 ? (HttpStatusCode)c : HttpStatusCode.InternalServerError;
+                return ToException(code, status, doing);
+            case OperationCanceledException when !cancellationToken.IsCancellationRequested:
+                // The package's per-request timeout (HttpClientTimeout): the caller did not cancel.
+                return new PodMigrateException(ErrorKind.DeadlineExceeded, $"{doing}: no answer in time: {exception.Message}", exception);
+            case HttpRequestException or IOException:
+                return PodMigrateException.Unavailable($"{doing}: the API server is unreachable or the stream broke: {exception.Message}", exception);
+            case JsonException:
+                return new PodMigrateException(ErrorKind.Internal, $"{doing}: malformed answer: {exception.Message}", exception);
+            default:
+                return null;
+        }
+    }
+
+    private static KubeStatus ParseStatus(string? text, HttpStatusCode code)
+    {
+        if (!string.IsNullOrEmpty(text))
+        {
+            try
+            {
+                if (JsonSerializer.Deserialize(text, KubeClientJsonContext.Default.KubeStatus) is { Kind: "Status" } status)
+                {
+                    return status;
+                }
+            }
+            catch (JsonException)
+            {
+                // Not a Status (a proxy's HTML page, plain text): keep the text as the message.
+            }
+        }
+        text ??= "";
+        return new KubeStatus { Code = (int)code, Message = text.Length <= 512 ? text : text[..512] + "…" };
+    }
 
     public static PodMigrateException ToException(HttpStatusCode code, KubeStatus status, string doing)
     {

@@ -42,14 +42,3 @@ public enum WatchEventType
 
 /// <summary>One event of a watch stream; for a BOOKMARK only the object's resourceVersion is meaningful.</summary>
 public sealed record WatchEvent<T>(WatchEventType Type, T Resource);
-
-internal static class PatchTypes
-{
-    public static string ContentType(PatchType type) => type switch
-    {
-        PatchType.MergePatch => "application/merge-patch+json",
-        PatchType.StrategicMergePatch => "application/strategic-merge-patch+json",
-        PatchType.JsonPatch => "application/json-patch+json",
-        _ => throw new ArgumentOutOfRangeException(nameof(type), type, null),
-    };
-}

@@ -111,6 +111,33 @@ public sealed class LeaderElectorTests
     }
 
     [Fact]
+    public async Task A_renewal_applied_by_the_server_but_cancelled_by_the_stop_does_not_keep_the_lease_held()
+    {
+        await using var api = await ApiServerFixture.StartAsync();
+        using var wire = new ControlledApi(api.Client);
+        var terms = new Terms();
+        var a = Elector(wire, "a", TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(5));
+        var runA = Background.Start(ct => a.RunAsync(terms.Lead("a"), ct), api.Token);
+        await TestPods.EventuallyAsync(() => terms.Started.Count == 1, api.Token);
+
+        // The next renewal reaches the server, which applies it (a new resourceVersion); the stop then cancels the call
+        // before its answer is read: the copy the elector holds is one version behind the server's.
+        wire.LoseNextReplaceAnswer();
+        await wire.ReplaceAnswerLost.WaitAsync(api.Token);
+        var renewed = await api.Client.GetAsync(KubeResources.Leases, "default", "podmigrate-controller", api.Token);
+        renewed.Spec.HolderIdentity.ShouldBe("a");
+        await runA.DisposeAsync();
+        runA.Task.IsCompletedSuccessfully.ShouldBeTrue();
+
+        // The release read the lease again and cleared the holder, as client-go writes it: empty, duration 1 s.
+        var lease = await api.Client.GetAsync(KubeResources.Leases, "default", "podmigrate-controller", api.Token);
+        lease.Spec.HolderIdentity.ShouldBe("");
+        lease.Spec.LeaseDurationSeconds.ShouldBe(1);
+        long.Parse(lease.Metadata.ResourceVersion!, System.Globalization.CultureInfo.InvariantCulture)
+            .ShouldBeGreaterThan(long.Parse(renewed.Metadata.ResourceVersion!, System.Globalization.CultureInfo.InvariantCulture));
+    }
+
+    [Fact]
     public async Task A_leader_whose_lease_is_taken_cancels_its_work_at_once_and_campaigns_again()
     {
         await using var api = await ApiServerFixture.StartAsync();

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using Microsoft.Extensions.Logging;
@@ -59,6 +60,8 @@ internal sealed class ControlledApi(IKubernetesApi inner) : IKubernetesApi, IDis
     private int _listFailures;
     private int _gone;
     private volatile bool _partitioned;
+    private int _loseNextReplaceAnswer;
+    private readonly TaskCompletionSource _replaceAnswerLost = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public int ListCalls => Volatile.Read(ref _listCalls);
 
@@ -75,6 +78,12 @@ internal sealed class ControlledApi(IKubernetesApi inner) : IKubernetesApi, IDis
         get => _partitioned;
         set => _partitioned = value;
     }
+
+    /// <summary>The next replace is applied by the server but its answer is lost: the call hangs until it is cancelled.</summary>
+    public void LoseNextReplaceAnswer() => Interlocked.Exchange(ref _loseNextReplaceAnswer, 1);
+
+    /// <summary>Completes when a replace was applied and its answer lost.</summary>
+    public Task ReplaceAnswerLost => _replaceAnswerLost.Task;
 
     /// <summary>Ends the watches in progress (as a server timeout would) and holds every new one until <see cref="ReleaseWatches"/>.</summary>
     public void CutAndHoldWatches()
@@ -155,7 +164,15 @@ internal sealed class ControlledApi(IKubernetesApi inner) : IKubernetesApi, IDis
         where T : class
     {
         await PartitionAsync(cancellationToken);
-        return await inner.ReplaceAsync(kind, ns, name, value, cancellationToken);
+        if (Interlocked.Exchange(ref _loseNextReplaceAnswer, 0) == 0)
+        {
+            return await inner.ReplaceAsync(kind, ns, name, value, cancellationToken);
+        }
+        // The server applies the write; its answer never arrives, and the caller sees only its own cancellation.
+        await inner.ReplaceAsync(kind, ns, name, value, CancellationToken.None);
+        _replaceAnswerLost.TrySetResult();
+        await Task.Delay(Timeout.Infinite, cancellationToken);
+        throw new UnreachableException();
     }
 
     public async Task<T> ReplaceStatusAsync<T>(ResourceKind<T> kind, string? ns, string name, T value, CancellationToken cancellationToken)
