@@ -80,6 +80,8 @@ public static class AgentHost
         {
             _ = app.Services.GetRequiredService<TlsCertificateFiles>();
         }
+        // The checkpoint signing material too: a certificate other agents would refuse fails the start.
+        _ = app.Services.GetRequiredService<CheckpointSignatures>();
         app.Lifetime.ApplicationStarted.Register(() => OnStarted(app, options));
         app.MapGrpcService(app.Services.GetRequiredService<AgentGrpcService>().Definition(), new GrpcServerOptions { ExceptionMapper = ErrorMapping.ToStatus });
         if (options.MetricsPort > 0)
