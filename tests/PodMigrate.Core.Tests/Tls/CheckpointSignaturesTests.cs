@@ -168,7 +168,8 @@ public sealed class CheckpointSignaturesTests
         Should.Throw<PodMigrateException>(() => SigningKit.Mixed(newAgent, newAgent, _time).Verify("ck-1", Manifest, () => madeAt, signature))
             .Kind.ShouldBe(ErrorKind.PermissionDenied);
         var oldAndNew = new X509Certificate2Collection();
-        oldAndNew.ImportFromPem(newCa.CertificatePem + SigningKit.Ca.CertificatePem);
+        oldAndNew.ImportFromPem(newCa.CertificatePem + "\n" + SigningKit.Ca.CertificatePem);
+        oldAndNew.Count.ShouldBe(2);
         new CheckpointSignatures(() => newAgent, () => oldAndNew, allowUnsigned: false, _time).Verify("ck-1", Manifest, () => madeAt, signature).ShouldNotBeNull();
         return Task.CompletedTask;
     }
