@@ -394,7 +394,9 @@ CONTROLLER_CLIENT=podmigrate-controller
 kube() { kubectl --kubeconfig "$KUBECONFIG_PATH" "$@"; }
 
 # One CA for the instance (kept across `up`s); a server certificate per agent (its node name, localhost, 127.0.0.1)
-# and the controller's client certificate.
+# and the controller's client certificate. Issued again at every `up`: an agent's certificate also signs the
+# checkpoints it makes (code-signing usage), and agents restore only checkpoints signed under ca.crt, so certificates
+# left by an older CLI (without that usage) are replaced rather than reused.
 issue_certificates() {
   cli_has_verb certs generate || return 0
   local args=() name

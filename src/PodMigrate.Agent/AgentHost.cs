@@ -91,6 +91,8 @@ public static class AgentHost
         {
             _ = app.Services.GetRequiredService<TlsCertificateFiles>();
         }
+        // The checkpoint signing material too: a certificate other agents would refuse fails the start.
+        _ = app.Services.GetRequiredService<CheckpointSignatures>();
         app.Lifetime.ApplicationStarted.Register(() => OnStarted(app, options));
         app.MapGrpcService<AgentGrpcService>();
         app.MapGrpcHealthChecksService();

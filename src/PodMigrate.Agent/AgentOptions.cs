@@ -85,6 +85,43 @@ public sealed class AgentOptions
             : !string.IsNullOrEmpty(TlsDirectory) ? Path.Combine(TlsDirectory, nameInDirectory)
             : "";
 
+    /// <summary>
+    /// The certificate (PEM; intermediates may follow) whose key signs the manifest of every checkpoint this agent
+    /// publishes. It must carry the code-signing extended key usage, as `podmigrate certs generate` agent certificates do.
+    /// Default: the TLS certificate (&lt;TlsDirectory&gt;/tls.crt or TlsCertificateFile).
+    /// </summary>
+    public string CheckpointSigningCertificateFile { get; set; } = "";
+
+    /// <summary>Its private key (PEM). Default: the TLS key.</summary>
+    public string CheckpointSigningKeyFile { get; set; } = "";
+
+    /// <summary>
+    /// The CAs (PEM bundle) that a checkpoint's signer must chain to for this agent to read it (restore, verify,
+    /// import). Default: the TLS CA bundle. During a CA rotation it holds the old CA as well as the new one, until no
+    /// checkpoint signed under the old CA is needed any more.
+    /// </summary>
+    public string CheckpointTrustFile { get; set; } = "";
+
+    /// <summary>
+    /// Development only: accept checkpoints that carry no signature (a wrong signature is still refused), and publish
+    /// unsigned ones when no signing certificate is configured. Anyone who can write to the share can then plant a
+    /// checkpoint this node restores. Logged as a warning at start and at every unsigned checkpoint read.
+    /// </summary>
+    public bool AllowUnsignedCheckpoints { get; set; }
+
+    /// <summary>The checkpoint-signing files in effect (each falls back to its TLS counterpart); an entry is empty when none applies.</summary>
+    public (string Certificate, string Key, string Trust) CheckpointSigningFiles
+    {
+        get
+        {
+            var (certificate, key, ca) = TlsFiles;
+            return (
+                string.IsNullOrEmpty(CheckpointSigningCertificateFile) ? certificate : CheckpointSigningCertificateFile,
+                string.IsNullOrEmpty(CheckpointSigningKeyFile) ? key : CheckpointSigningKeyFile,
+                string.IsNullOrEmpty(CheckpointTrustFile) ? ca : CheckpointTrustFile);
+        }
+    }
+
     /// <summary>Default bound of a checkpoint or restore when the request sets none.</summary>
     public TimeSpan OperationTimeout { get; set; } = TimeSpan.FromMinutes(10);
 
@@ -134,7 +171,31 @@ internal sealed class AgentOptionsValidator : IValidateOptions<AgentOptions>
             failures.Add("Agent:OperationTimeout must be positive");
         }
         ValidateTcpSecurity(options, failures);
+        ValidateCheckpointSigning(options, failures);
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+
+    /// <summary>Secure by default: an agent signs what it publishes and restores only what a trusted agent signed.</summary>
+    private static void ValidateCheckpointSigning(AgentOptions options, List<string> failures)
+    {
+        var (certificate, key, trust) = options.CheckpointSigningFiles;
+        var given = new[] { (certificate, "CheckpointSigningCertificateFile"), (key, "CheckpointSigningKeyFile"), (trust, "CheckpointTrustFile") };
+        if (options.AllowUnsignedCheckpoints && given.All(g => string.IsNullOrEmpty(g.Item1)))
+        {
+            return;
+        }
+        foreach (var (file, name) in given)
+        {
+            if (string.IsNullOrEmpty(file))
+            {
+                failures.Add($"Agent:{name} is needed to sign and verify checkpoints: give Agent:TlsDirectory (--tls-dir: the agent's certificate signs, " +
+                    "its CA bundle is trusted) or the Agent:CheckpointSigning*/CheckpointTrustFile settings; --allow-unsigned-checkpoints only for local development");
+            }
+            else if (!File.Exists(file))
+            {
+                failures.Add($"Agent:{name}: {file} does not exist");
+            }
+        }
     }
 
     private static void ValidateTcpSecurity(AgentOptions options, List<string> failures)

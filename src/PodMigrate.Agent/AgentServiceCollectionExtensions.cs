@@ -10,6 +10,7 @@ using PodMigrate.Agent.Services;
 using PodMigrate.Agent.Telemetry;
 using PodMigrate.Core.Metrics;
 using PodMigrate.Core.Store;
+using PodMigrate.Core.Tls;
 using PodMigrate.Node.Containerd;
 using PodMigrate.Node.Cri;
 using PodMigrate.Node.Criu;
@@ -32,8 +33,18 @@ internal static class AgentServiceCollectionExtensions
         // containerd serves CRI on the same socket.
         services.AddSingleton(sp => CriConnection.ForUnixSocket(sp.GetRequiredService<IOptions<AgentOptions>>().Value.ContainerdSocket, sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton(sp => new CriuClient(new CriuClientOptions(), sp.GetRequiredService<ILogger<CriuClient>>()));
+        services.AddKeyedSingleton(CheckpointSigningKey, (sp, _) =>
+        {
+            var (certificate, key, trust) = sp.GetRequiredService<IOptions<AgentOptions>>().Value.CheckpointSigningFiles;
+            return new TlsCertificateFiles(certificate, key, trust, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<TlsCertificateFiles>>());
+        });
+        services.AddSingleton(CreateCheckpointSignatures);
         services.AddSingleton<ICheckpointStore>(sp => new FileSystemCheckpointStore(
-            new FileSystemCheckpointStoreOptions { Root = sp.GetRequiredService<IOptions<AgentOptions>>().Value.ShareRoot },
+            new FileSystemCheckpointStoreOptions
+            {
+                Root = sp.GetRequiredService<IOptions<AgentOptions>>().Value.ShareRoot,
+                Signatures = sp.GetRequiredService<CheckpointSignatures>(),
+            },
             sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ILogger<FileSystemCheckpointStore>>()));
         services.AddSingleton(sp => new SourceJournal(sp.GetRequiredService<IOptions<AgentOptions>>().Value.StateDirectory));
@@ -58,5 +69,33 @@ internal static class AgentServiceCollectionExtensions
         services.AddHostedService<AgentRecovery>();
         services.AddHostedService<CriuWarmup>();
         return services;
+    }
+
+    private const string CheckpointSigningKey = "checkpoint-signing";
+
+    /// <summary>
+    /// The agent's checkpoint signatures: its certificate (by default its TLS certificate) signs, and its trusted CAs
+    /// (by default its TLS CA bundle) decide what it reads; the files are re-read when they change. A certificate that
+    /// readers would refuse fails here, at start-up.
+    /// </summary>
+    private static CheckpointSignatures CreateCheckpointSignatures(IServiceProvider services)
+    {
+        var options = services.GetRequiredService<IOptions<AgentOptions>>().Value;
+        var time = services.GetRequiredService<TimeProvider>();
+        var logger = services.GetRequiredService<ILoggerFactory>().CreateLogger<CheckpointSignatures>();
+        if (options.AllowUnsignedCheckpoints)
+        {
+            AgentLog.UnsignedCheckpointsAllowed(logger);
+        }
+        var (certificate, _, trust) = options.CheckpointSigningFiles;
+        if (options.AllowUnsignedCheckpoints && string.IsNullOrEmpty(certificate))
+        {
+            return CheckpointSignatures.UnsignedForDevelopment(time);
+        }
+        var files = services.GetRequiredKeyedService<TlsCertificateFiles>(CheckpointSigningKey);
+        var signatures = CheckpointSignatures.FromFiles(files, options.AllowUnsignedCheckpoints, time);
+        var signer = signatures.CheckOwnCertificate();
+        AgentLog.SigningCheckpoints(logger, signer.Subject, files.Current.Certificate.NotAfter, trust);
+        return signatures;
     }
 }

@@ -15,6 +15,12 @@ internal static partial class AgentLog
     [LoggerMessage(1002, LogLevel.Warning, "gRPC on TCP {ListenAddress}:{GrpcPort} in CLEARTEXT: no TLS configured (local use only)")]
     public static partial void ServingCleartext(ILogger logger, string listenAddress, int grpcPort);
 
+    [LoggerMessage(1004, LogLevel.Information, "Checkpoints are signed as {Subject} (valid until {NotAfter:u}); restored only when signed by an agent certificate that chains to {TrustFile}")]
+    public static partial void SigningCheckpoints(ILogger logger, string subject, DateTime notAfter, string trustFile);
+
+    [LoggerMessage(1005, LogLevel.Warning, "UNSIGNED checkpoints are accepted (Agent:AllowUnsignedCheckpoints, development only): anyone who can write to the share can plant a checkpoint this node will restore")]
+    public static partial void UnsignedCheckpointsAllowed(ILogger logger);
+
     [LoggerMessage(1003, LogLevel.Warning, "Could not ask CRIU for its version and features at start-up; the first checkpoint will ask again")]
     public static partial void CriuWarmupFailed(ILogger logger, Exception exception);
 

@@ -21,6 +21,10 @@ internal static class AgentCommand
         var tlsCert = new Option<string>("--tls-cert") { Description = "The agent's certificate (PEM); overrides <tls-dir>/tls.crt" };
         var tlsKey = new Option<string>("--tls-key") { Description = "Its private key (PEM); overrides <tls-dir>/tls.key" };
         var tlsClientCa = new Option<string>("--tls-client-ca") { Description = "CAs that clients' certificates must chain to (PEM); overrides <tls-dir>/ca.crt" };
+        var signingCert = new Option<string>("--checkpoint-signing-cert") { Description = "The certificate whose key signs the checkpoints this agent publishes (PEM, code-signing usage); default: the TLS certificate" };
+        var signingKey = new Option<string>("--checkpoint-signing-key") { Description = "Its private key (PEM); default: the TLS key" };
+        var trust = new Option<string>("--checkpoint-trust") { Description = "CAs (PEM bundle) a checkpoint's signer must chain to for this agent to restore it; default: the TLS CA bundle (during a CA rotation: old and new CA)" };
+        var allowUnsigned = new Option<bool>("--allow-unsigned-checkpoints") { Description = "DEVELOPMENT ONLY: accept checkpoints without a signature (anyone who can write to the share can then plant one)" };
         var insecureTcp = new Option<bool>("--insecure-tcp") { Description = "Allow cleartext gRPC on a non-loopback --listen address without TLS (local use only)" };
         var share = new Option<string>("--share") { Description = "The shared checkpoint storage (default /var/lib/podmigrate/share)" };
         var state = new Option<string>("--state-dir") { Description = "Node-local state: the journal of held sources, staging unless --staging-dir (default /var/lib/podmigrate/agent)" };
@@ -28,7 +32,7 @@ internal static class AgentCommand
 
         var command = new Command("agent", "Run the PodMigrate node agent (gRPC API over containerd and CRIU)")
         {
-            node, containerd, socket, port, metricsPort, listen, tlsDir, tlsCert, tlsKey, tlsClientCa, insecureTcp, share, state, staging,
+            node, containerd, socket, port, metricsPort, listen, tlsDir, tlsCert, tlsKey, tlsClientCa, signingCert, signingKey, trust, allowUnsigned, insecureTcp, share, state, staging,
         };
         command.SetAction((parse, cancellationToken) => CliCommon.RunAsync(async () =>
         {
@@ -44,6 +48,10 @@ internal static class AgentCommand
                 options.TlsCertificateFile = parse.GetValue(tlsCert) ?? options.TlsCertificateFile;
                 options.TlsKeyFile = parse.GetValue(tlsKey) ?? options.TlsKeyFile;
                 options.TlsClientCaFile = parse.GetValue(tlsClientCa) ?? options.TlsClientCaFile;
+                options.CheckpointSigningCertificateFile = parse.GetValue(signingCert) ?? options.CheckpointSigningCertificateFile;
+                options.CheckpointSigningKeyFile = parse.GetValue(signingKey) ?? options.CheckpointSigningKeyFile;
+                options.CheckpointTrustFile = parse.GetValue(trust) ?? options.CheckpointTrustFile;
+                options.AllowUnsignedCheckpoints = parse.GetValue(allowUnsigned) || options.AllowUnsignedCheckpoints;
                 options.InsecureTcp = parse.GetValue(insecureTcp) || options.InsecureTcp;
                 options.ShareRoot = parse.GetValue(share) ?? options.ShareRoot;
                 options.StateDirectory = parse.GetValue(state) ?? options.StateDirectory;

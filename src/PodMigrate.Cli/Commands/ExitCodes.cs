@@ -15,6 +15,7 @@ internal static class ExitCodes
     public const int ResourceExhausted = 7;
     public const int DeadlineExceeded = 8;
     public const int AlreadyExists = 9;
+    public const int PermissionDenied = 10;
     public const int Cancelled = 130;
 
     public static int For(ErrorKind kind) => kind switch
@@ -27,6 +28,7 @@ internal static class ExitCodes
         ErrorKind.ResourceExhausted => ResourceExhausted,
         ErrorKind.DeadlineExceeded => DeadlineExceeded,
         ErrorKind.AlreadyExists => AlreadyExists,
+        ErrorKind.PermissionDenied => PermissionDenied,
         ErrorKind.Cancelled => Cancelled,
         _ => Failure,
     };

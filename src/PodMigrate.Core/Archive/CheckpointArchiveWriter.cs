@@ -15,7 +15,7 @@ public readonly record struct ArchiveProgress(int Entries, long RawBytes);
 /// Writes a staged checkpoint directory as a tar straight through a codec into a stream, in one pass: each file is read
 /// once (hashed as it is read ahead of the tar), the compressed blob is hashed as it is written; nothing is held whole
 /// in memory (a few pooled 1 MiB chunks per stage).
-/// Entries are in ordinal order, relative, without "./"; directories, regular files and symlinks only.
+/// Entries are in ordinal order, relative, without "./"; directories and regular files only.
 /// </summary>
 public static class CheckpointArchiveWriter
 {
@@ -99,21 +99,9 @@ public static class CheckpointArchiveWriter
                     files.Add(await WriteFileAsync(tar, path, name, mode, modified, knownDigests is not null && knownDigests.TryGetValue(name, out var known) ? known : null, cancellationToken));
                     Report(progress, files, raw);
                     break;
-                case FileKind.Symlink:
-                    var target = new FileInfo(path).LinkTarget ?? "";
-                    if (!ArchivePaths.IsContainedLinkTarget(name, target))
-                    {
-                        throw PodMigrateException.InvalidArgument($"{path}: symlink target \"{target}\" points outside the checkpoint");
-                    }
-
-                    var link = NewEntry(TarEntryType.SymbolicLink, name, mode, modified);
-                    link.LinkName = target;
-                    await tar.WriteEntryAsync(link, cancellationToken);
-                    files.Add(new ManifestEntry { Path = name, Type = ManifestEntryType.Symlink, Mode = mode, LinkTarget = target });
-                    Report(progress, files, raw);
-                    break;
                 default:
-                    throw PodMigrateException.InvalidArgument($"{path} is a {kind}: a checkpoint holds only directories, regular files and symlinks");
+                    // Readers refuse links and devices (a link is how a runtime was made to read host files): none is written.
+                    throw PodMigrateException.InvalidArgument($"{path} is a {kind}: a checkpoint holds only directories and regular files");
             }
         }
     }

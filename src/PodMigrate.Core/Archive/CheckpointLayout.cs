@@ -42,6 +42,18 @@ public static class CheckpointLayout
     /// <summary>PodMigrate's manifest: stored beside the archive blob, never inside it (it holds the blob's digest).</summary>
     public const string ManifestFile = "podmigrate.manifest.json";
 
+    /// <summary>
+    /// The agent's signature over the exact bytes of <see cref="ManifestFile"/>, with the signer's certificate chain
+    /// (<see cref="Tls.CheckpointSignatures"/>); beside the manifest, written before the checkpoint is published.
+    /// </summary>
+    public const string SignatureFile = "podmigrate.manifest.sig";
+
+    /// <summary>
+    /// Present (empty) while a checkpoint is pinned: kept apart from the manifest so that pinning and unpinning never
+    /// rewrite a signed file.
+    /// </summary>
+    public const string PinnedMarkerFile = "podmigrate.pinned";
+
     /// <summary>The files CRI runtimes and checkpointctl require at the top of an archive.</summary>
     public static IReadOnlyList<string> RequiredEntries { get; } = [CheckpointDirectory, ConfigDumpFile, SpecDumpFile];
 }

@@ -37,7 +37,6 @@ public static class CheckpointTarCopier
     {
         private const UnixFileMode EntryFileMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
         private const UnixFileMode DirectoryMode = EntryFileMode | UnixFileMode.UserExecute;
-        private const UnixFileMode SymlinkMode = (UnixFileMode)0b111_111_111;
 
         public Dictionary<string, byte[]> Captured { get; } = new(StringComparer.Ordinal);
 
@@ -47,18 +46,6 @@ public static class CheckpointTarCopier
 
         public async ValueTask DirectoryAsync(string name, CancellationToken cancellationToken)
             => await writer.WriteEntryAsync(NewEntry(TarEntryType.Directory, name, DirectoryMode), cancellationToken);
-
-        public async ValueTask SymlinkAsync(string name, string linkTarget, CancellationToken cancellationToken)
-        {
-            if (options.FilesAndDirectoriesOnly)
-            {
-                Skipped.Add(name);
-                return;
-            }
-            var entry = NewEntry(TarEntryType.SymbolicLink, name, SymlinkMode);
-            entry.LinkName = linkTarget;
-            await writer.WriteEntryAsync(entry, cancellationToken);
-        }
 
         public async ValueTask FileAsync(string name, long length, Stream data, Func<ValueTask> verify, CancellationToken cancellationToken)
         {
@@ -122,7 +109,10 @@ public sealed record CheckpointTarCopyOptions
     /// <summary>What the pass re-hashes besides the blob (which covers every byte).</summary>
     public ArchiveVerification Verification { get; init; } = ArchiveVerification.EveryFile;
 
-    /// <summary>Leave symlinks out (they are listed in <see cref="CheckpointTarCopyResult.Skipped"/>): for consumers that take nothing else.</summary>
+    /// <summary>
+    /// Leave out every entry but directories and regular files (listed in <see cref="CheckpointTarCopyResult.Skipped"/>).
+    /// The verifying pass refuses links and devices outright, so nothing is left out today; kept for its callers.
+    /// </summary>
     public bool FilesAndDirectoriesOnly { get; init; }
 }
 

@@ -11,8 +11,6 @@ internal interface IArchiveEntrySink
 
     ValueTask DirectoryAsync(string name, CancellationToken cancellationToken);
 
-    ValueTask SymlinkAsync(string name, string linkTarget, CancellationToken cancellationToken);
-
     /// <summary>
     /// Consumes a file's <paramref name="data"/> (read it to the end). <paramref name="verify"/> throws DataLoss unless
     /// the bytes read so far are the whole entry with the manifest's sha256: call it before acting on the content.

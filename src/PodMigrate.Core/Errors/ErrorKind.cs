@@ -15,4 +15,7 @@ public enum ErrorKind
     Cancelled,
     Aborted,
     Unimplemented,
+
+    /// <summary>The caller or the data is not trusted for this (e.g. a checkpoint without a valid agent signature).</summary>
+    PermissionDenied,
 }

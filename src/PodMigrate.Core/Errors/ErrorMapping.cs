@@ -18,6 +18,7 @@ public static class ErrorMapping
         ErrorKind.Cancelled => StatusCode.Cancelled,
         ErrorKind.Aborted => StatusCode.Aborted,
         ErrorKind.Unimplemented => StatusCode.Unimplemented,
+        ErrorKind.PermissionDenied => StatusCode.PermissionDenied,
         _ => StatusCode.Internal,
     };
 
@@ -34,6 +35,7 @@ public static class ErrorMapping
         StatusCode.Cancelled => ErrorKind.Cancelled,
         StatusCode.Aborted => ErrorKind.Aborted,
         StatusCode.Unimplemented => ErrorKind.Unimplemented,
+        StatusCode.PermissionDenied => ErrorKind.PermissionDenied,
         _ => ErrorKind.Internal,
     };
 

@@ -38,5 +38,7 @@ public sealed class PodMigrateException : Exception
 
     public static PodMigrateException FailedPrecondition(string message) => new(ErrorKind.FailedPrecondition, message);
 
+    public static PodMigrateException PermissionDenied(string message, Exception? inner = null) => new(ErrorKind.PermissionDenied, message, inner);
+
     public static PodMigrateException Unavailable(string message, Exception? inner = null) => new(ErrorKind.Unavailable, message, inner);
 }

@@ -5,14 +5,19 @@ using PodMigrate.Core.Codecs;
 using PodMigrate.Core.Errors;
 using PodMigrate.Core.Images;
 using PodMigrate.Core.IO;
+using PodMigrate.Core.Tls;
 
 namespace PodMigrate.Core.Store;
 
 /// <summary>
 /// The checkpoint store over a directory (a host directory here, NFS/SMB in production):
-/// <c>&lt;root&gt;/checkpoints/&lt;id&gt;/{archive.tar.zst, podmigrate.manifest.json}</c>. A publish is staged in
-/// <c>checkpoints/.staging/&lt;id&gt;.partial/</c>, files fsynced, manifest last, then renamed into place without
-/// replacing anything; a delete first renames the checkpoint back into staging. So a listed checkpoint is always complete.
+/// <c>&lt;root&gt;/checkpoints/&lt;id&gt;/{archive.tar.zst, podmigrate.manifest.json, podmigrate.manifest.sig}</c>. A publish
+/// is staged in <c>checkpoints/.staging/&lt;id&gt;.partial/</c>, files fsynced, manifest last, then renamed into place
+/// without replacing anything; a delete first renames the checkpoint back into staging. So a listed checkpoint is always
+/// complete. The manifest is signed as it is published and never rewritten (a pin is a marker file beside it); every
+/// read but a listing verifies the signature over the manifest's exact bytes before it parses them for use, and the
+/// manifest's digests then cover the archive and every file in it. Whoever can only write to the share cannot plant or
+/// alter a checkpoint that a reader hands out.
 /// </summary>
 public sealed class FileSystemCheckpointStore : ICheckpointStore
 {
@@ -21,8 +26,11 @@ public sealed class FileSystemCheckpointStore : ICheckpointStore
     private const string PartialSuffix = ".partial";
     private const string ArchiveBaseName = "archive";
     private const int ArchiveBufferSize = 1 << 20;
+    // A manifest lists a few hundred files; a larger one is not read whole into memory (it fails its checks instead).
+    private const int MaxManifestBytes = 64 << 20;
 
     private readonly FileSystemCheckpointStoreOptions _options;
+    private readonly CheckpointSignatures _signatures;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly string _checkpoints;
@@ -39,6 +47,7 @@ public sealed class FileSystemCheckpointStore : ICheckpointStore
 
         _options = options;
         _time = time;
+        _signatures = options.Signatures ?? new CheckpointSignatures(signingMaterial: null, trustedCas: () => [], allowUnsigned: false, time);
         _logger = logger ?? NullLogger<FileSystemCheckpointStore>.Instance;
         _checkpoints = Path.Combine(Path.GetFullPath(options.Root), CheckpointsDirectoryName);
         _staging = Path.Combine(_checkpoints, StagingDirectoryName);
@@ -57,6 +66,12 @@ public sealed class FileSystemCheckpointStore : ICheckpointStore
         ArgumentNullException.ThrowIfNull(request);
         var id = request.Id.Value ?? throw PodMigrateException.InvalidArgument("a checkpoint id is required");
         var codec = CheckpointCodecs.Resolve(request.Codec.Name, request.Codec.Level);
+        if (!_signatures.CanSign && !_signatures.AllowUnsigned)
+        {
+            throw PodMigrateException.FailedPrecondition(
+                $"checkpoint {id}: this store has no certificate and key to sign checkpoints with, and no reader would accept an unsigned one");
+        }
+
         if (!Directory.Exists(request.SourceDirectory))
         {
             throw PodMigrateException.NotFound($"checkpoint {id}: source directory {request.SourceDirectory} does not exist");
@@ -104,16 +119,23 @@ public sealed class FileSystemCheckpointStore : ICheckpointStore
                 ArchiveSha256 = written.ArchiveSha256,
                 Files = written.Files,
                 Labels = request.Labels is null ? [] : new Dictionary<string, string>(request.Labels),
-                Pinned = request.Pinned,
             };
 
-            // The manifest is written last: a directory with a manifest is complete.
-            await using (var file = DurableFileSystem.CreatePrivateFile(Path.Combine(staging, CheckpointLayout.ManifestFile)))
+            // These bytes are what is signed and what every reader verifies, byte for byte; nothing rewrites them.
+            var manifestBytes = ArchiveJson.SerializeManifest(manifest);
+            if (_signatures.Sign(manifestBytes) is { } signature)
             {
-                await file.WriteAsync(ArchiveJson.SerializeManifest(manifest), cancellationToken);
-                await file.FlushAsync(cancellationToken);
-                file.Flush(flushToDisk: true);
+                await WriteNewFileAsync(Path.Combine(staging, CheckpointLayout.SignatureFile), signature, cancellationToken);
             }
+
+            if (request.Pinned)
+            {
+                await WriteNewFileAsync(Path.Combine(staging, CheckpointLayout.PinnedMarkerFile), ReadOnlyMemory<byte>.Empty, cancellationToken);
+                manifest = manifest with { Pinned = true };
+            }
+
+            // The manifest is written last: a directory with a manifest is complete.
+            await WriteNewFileAsync(Path.Combine(staging, CheckpointLayout.ManifestFile), manifestBytes, cancellationToken);
 
             DurableFileSystem.FsyncDirectory(staging);
             cancellationToken.ThrowIfCancellationRequested();
@@ -156,7 +178,7 @@ public sealed class FileSystemCheckpointStore : ICheckpointStore
             StoredCheckpoint checkpoint;
             try
             {
-                checkpoint = Read(id);
+                checkpoint = TryRead(id, verify: false) ?? throw NotFound(id);
             }
             catch (PodMigrateException e) when (e.Kind is ErrorKind.NotFound or ErrorKind.DataLoss or ErrorKind.FailedPrecondition)
             {
@@ -215,7 +237,7 @@ public sealed class FileSystemCheckpointStore : ICheckpointStore
             throw NotFound(id);
         }
 
-        if (!force && TryRead(id) is { Manifest.Pinned: true })
+        if (!force && TryRead(id, verify: false) is { Manifest.Pinned: true })
         {
             throw PodMigrateException.FailedPrecondition($"checkpoint {id} is pinned: unpin it or force the delete");
         }
@@ -227,16 +249,33 @@ public sealed class FileSystemCheckpointStore : ICheckpointStore
 
     public async Task<StoredCheckpoint> SetPinnedAsync(CheckpointId id, bool pinned, CancellationToken cancellationToken)
     {
-        var checkpoint = Read(id);
+        // The pin is a marker beside the manifest: the signed manifest is never rewritten.
+        var checkpoint = TryRead(id, verify: false) ?? throw NotFound(id);
         if (checkpoint.Manifest.Pinned == pinned)
         {
             return checkpoint;
         }
 
-        var manifest = checkpoint.Manifest with { Pinned = pinned };
-        await DurableFileSystem.WriteFileAtomicallyAsync(
-            Path.Combine(checkpoint.Directory, CheckpointLayout.ManifestFile), ArchiveJson.SerializeManifest(manifest), cancellationToken);
-        return checkpoint with { Manifest = manifest };
+        var marker = Path.Combine(checkpoint.Directory, CheckpointLayout.PinnedMarkerFile);
+        if (pinned)
+        {
+            await DurableFileSystem.WriteFileAtomicallyAsync(marker, ReadOnlyMemory<byte>.Empty, cancellationToken);
+        }
+        else
+        {
+            File.Delete(marker);
+            var manifestPath = Path.Combine(checkpoint.Directory, CheckpointLayout.ManifestFile);
+            var stored = ArchiveJson.DeserializeManifest(File.ReadAllBytes(manifestPath), manifestPath);
+            if (stored.Pinned && !File.Exists(Path.Combine(checkpoint.Directory, CheckpointLayout.SignatureFile)))
+            {
+                // A manifest from before the pin marker (never signed) carries its pin itself.
+                await DurableFileSystem.WriteFileAtomicallyAsync(manifestPath, ArchiveJson.SerializeManifest(stored with { Pinned = false }), cancellationToken);
+            }
+
+            DurableFileSystem.FsyncDirectory(checkpoint.Directory);
+        }
+
+        return TryRead(id, verify: false) ?? throw NotFound(id);
     }
 
     public async Task<IReadOnlyList<CheckpointId>> ApplyRetentionAsync(RetentionPolicy policy, CancellationToken cancellationToken)
@@ -322,31 +361,74 @@ public sealed class FileSystemCheckpointStore : ICheckpointStore
         return Task.FromResult(removed);
     }
 
+    /// <summary>A checkpoint whose manifest's signature was verified (or that is unsigned where unsigned ones are allowed).</summary>
     private StoredCheckpoint Read(CheckpointId id)
-        => TryRead(id) ?? throw NotFound(id);
+        => TryRead(id, verify: true) ?? throw NotFound(id);
 
-    private StoredCheckpoint? TryRead(CheckpointId id)
+    private StoredCheckpoint? TryRead(CheckpointId id, bool verify)
     {
         var directory = DirectoryOf(id);
         var manifestPath = Path.Combine(directory, CheckpointLayout.ManifestFile);
-        byte[] json;
+        var json = ReadIfExists(manifestPath, MaxManifestBytes);
+        if (json is null)
+        {
+            return null;
+        }
+
+        CheckpointManifest? manifest = null;
+        CheckpointSigner? signer = null;
+        if (verify)
+        {
+            // The signature is checked over the bytes as stored before they are believed; the manifest is parsed from
+            // the same bytes once they match (to learn when it was signed).
+            signer = _signatures.Verify(id.Value, json, () => (manifest = ArchiveJson.DeserializeManifest(json, manifestPath)).CreatedAt,
+                ReadIfExists(Path.Combine(directory, CheckpointLayout.SignatureFile), CheckpointSignatures.MaxSignatureFileBytes + 1));
+            if (signer is null)
+            {
+                StoreLog.UnsignedAccepted(_logger, id.Value);
+            }
+        }
+
+        manifest ??= ArchiveJson.DeserializeManifest(json, manifestPath);
+        if (manifest.CheckpointId != id.Value)
+        {
+            throw signer is not null
+                ? PodMigrateException.PermissionDenied($"checkpoint {id} refused: its signed manifest is checkpoint \"{manifest.CheckpointId}\"'s, moved or copied under another name")
+                : new PodMigrateException(ErrorKind.DataLoss, $"checkpoint {id}: {manifestPath} names checkpoint \"{manifest.CheckpointId}\"");
+        }
+
+        if (!manifest.Pinned && File.Exists(Path.Combine(directory, CheckpointLayout.PinnedMarkerFile)))
+        {
+            manifest = manifest with { Pinned = true };
+        }
+
+        var codec = CheckpointCodecs.Get(manifest.Codec.Name);
+        return new StoredCheckpoint(manifest, directory, Path.Combine(directory, ArchiveBaseName + codec.ArchiveExtension)) { Signer = signer };
+    }
+
+    /// <summary>A file's content, or null when it (or its directory) does not exist; at most <paramref name="limit"/> bytes are read.</summary>
+    private static byte[]? ReadIfExists(string path, int limit = int.MaxValue)
+    {
         try
         {
-            json = File.ReadAllBytes(manifestPath);
+            using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 0);
+            var length = (int)Math.Min(file.Length, limit);
+            var content = new byte[length];
+            file.ReadExactly(content);
+            return content;
         }
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
         {
             return null;
         }
+    }
 
-        var manifest = ArchiveJson.DeserializeManifest(json, manifestPath);
-        if (manifest.CheckpointId != id.Value)
-        {
-            throw new PodMigrateException(ErrorKind.DataLoss, $"checkpoint {id}: {manifestPath} names checkpoint \"{manifest.CheckpointId}\"");
-        }
-
-        var codec = CheckpointCodecs.Get(manifest.Codec.Name);
-        return new StoredCheckpoint(manifest, directory, Path.Combine(directory, ArchiveBaseName + codec.ArchiveExtension));
+    private static async Task WriteNewFileAsync(string path, ReadOnlyMemory<byte> content, CancellationToken cancellationToken)
+    {
+        await using var file = DurableFileSystem.CreatePrivateFile(path);
+        await file.WriteAsync(content, cancellationToken);
+        await file.FlushAsync(cancellationToken);
+        file.Flush(flushToDisk: true);
     }
 
     /// <summary>Opens the archive after the cheap check (its size) so a truncated blob fails before anything is extracted.</summary>

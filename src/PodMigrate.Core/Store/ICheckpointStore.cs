@@ -12,10 +12,17 @@ public interface ICheckpointStore
     /// <exception cref="Errors.PodMigrateException">AlreadyExists, ResourceExhausted (share full), InvalidArgument.</exception>
     Task<StoredCheckpoint> PublishAsync(CheckpointPublishRequest request, IProgress<ArchiveProgress>? progress, CancellationToken cancellationToken);
 
-    /// <summary>Published checkpoints, newest first, optionally only those of one pod.</summary>
+    /// <summary>
+    /// Published checkpoints, newest first, optionally only those of one pod. Signatures are not checked here (a listing
+    /// shows what is on the share); every other read checks them.
+    /// </summary>
     Task<IReadOnlyList<StoredCheckpoint>> ListAsync(PodReference? pod, CancellationToken cancellationToken);
 
-    /// <summary>One checkpoint's manifest and location (NotFound; DataLoss if the manifest is unreadable).</summary>
+    /// <summary>
+    /// One checkpoint's manifest and location, its signature verified (NotFound; PermissionDenied when it is unsigned,
+    /// altered or not signed by a trusted agent; DataLoss if the manifest is unreadable). Every read below checks the
+    /// signature the same way, before it reads the archive or writes anything.
+    /// </summary>
     Task<StoredCheckpoint> GetAsync(CheckpointId id, CancellationToken cancellationToken);
 
     /// <summary>
@@ -90,6 +97,12 @@ public sealed record CheckpointPublishRequest
 public sealed record StoredCheckpoint(CheckpointManifest Manifest, string Directory, string ArchivePath)
 {
     public CheckpointId Id => CheckpointId.Parse(Manifest.CheckpointId);
+
+    /// <summary>
+    /// The agent whose signature over the manifest was verified; null when it was not checked (listings) or the
+    /// checkpoint is unsigned and unsigned ones are allowed.
+    /// </summary>
+    public Tls.CheckpointSigner? Signer { get; init; }
 }
 
 /// <summary>

@@ -21,4 +21,7 @@ internal static partial class StoreLog
 
     [LoggerMessage(EventId = 3006, Level = LogLevel.Error, Message = "Could not remove staging directory {Path}")]
     public static partial void StagingRemovalFailed(ILogger logger, string path, Exception exception);
+
+    [LoggerMessage(EventId = 3007, Level = LogLevel.Warning, Message = "Accepted checkpoint {CheckpointId} without a signature: unsigned checkpoints are allowed (a development setting; anyone who can write to the share can plant one)")]
+    public static partial void UnsignedAccepted(ILogger logger, string checkpointId);
 }

@@ -92,7 +92,10 @@ public sealed class CertificateAuthority : IDisposable
         }
     }
 
-    /// <summary>An agent's certificate: server authentication for the given DNS names and IP addresses.</summary>
+    /// <summary>
+    /// An agent's certificate: server authentication for the given DNS names and IP addresses, and code signing, the
+    /// usage a checkpoint's signer must have (<see cref="CheckpointSignatures"/>): agents sign the checkpoints they make.
+    /// </summary>
     public IssuedCertificate IssueServer(string commonName, IEnumerable<string> dnsNames, IEnumerable<IPAddress> ipAddresses, TimeSpan validity)
     {
         ArgumentNullException.ThrowIfNull(dnsNames);
@@ -113,7 +116,7 @@ public sealed class CertificateAuthority : IDisposable
         {
             throw PodMigrateException.InvalidArgument($"a server certificate for {commonName} needs at least one DNS name or IP address");
         }
-        return Issue(commonName, TlsCertificates.ServerAuthentication, names.Build(), validity);
+        return Issue(commonName, [TlsCertificates.ServerAuthentication, CheckpointSignatures.SignerUsage], names.Build(), validity);
     }
 
     /// <summary>A client's certificate (the controller's, the CLI's): client authentication, its name as the only SAN.</summary>
@@ -121,17 +124,17 @@ public sealed class CertificateAuthority : IDisposable
     {
         var names = new SubjectAlternativeNameBuilder();
         names.AddDnsName(commonName);
-        return Issue(commonName, TlsCertificates.ClientAuthentication, names.Build(), validity);
+        return Issue(commonName, [TlsCertificates.ClientAuthentication], names.Build(), validity);
     }
 
-    private IssuedCertificate Issue(string commonName, Oid usage, X509Extension subjectAlternativeNames, TimeSpan validity)
+    private IssuedCertificate Issue(string commonName, Oid[] usages, X509Extension subjectAlternativeNames, TimeSpan validity)
     {
         ArgumentException.ThrowIfNullOrEmpty(commonName);
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         var request = new CertificateRequest(Subject(commonName), key, HashAlgorithmName.SHA256);
         request.CertificateExtensions.Add(new X509BasicConstraintsExtension(certificateAuthority: false, hasPathLengthConstraint: false, pathLengthConstraint: 0, critical: true));
         request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature, critical: true));
-        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([usage], critical: false));
+        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([.. usages], critical: false));
         request.CertificateExtensions.Add(subjectAlternativeNames);
         request.CertificateExtensions.Add(new X509SubjectKeyIdentifierExtension(request.PublicKey, critical: false));
         request.CertificateExtensions.Add(X509AuthorityKeyIdentifierExtension.CreateFromCertificate(Certificate, includeKeyIdentifier: true, includeIssuerAndSerial: false));

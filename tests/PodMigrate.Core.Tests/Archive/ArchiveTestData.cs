@@ -55,7 +55,7 @@ internal static class ArchiveTestData
 
     /// <summary>
     /// A staged checkpoint: checkpoint/ with CRIU-like images (a multi-MiB pages image), config.dump, spec.dump,
-    /// status.dump, dump.log, an empty file, a nested directory and an internal symlink.
+    /// status.dump, dump.log, an empty file and a nested directory (no links: archives refuse them).
     /// </summary>
     public static string CreateStagedCheckpoint(string root, int pagesBytes = 3 << 20)
     {
@@ -68,7 +68,6 @@ internal static class ArchiveTestData
         File.WriteAllBytes(Path.Combine(images, "empty.img"), []);
         Directory.CreateDirectory(Path.Combine(images, "nested", "deeper"));
         File.WriteAllText(Path.Combine(images, "nested", "deeper", "note.txt"), "hello");
-        File.CreateSymbolicLink(Path.Combine(images, "nested", "link-to-note"), "deeper/note.txt");
         File.WriteAllBytes(Path.Combine(root, CheckpointLayout.ConfigDumpFile), ArchiveJson.SerializeConfigDump(new ContainerConfigDump
         {
             Id = "0123456789abcdef",

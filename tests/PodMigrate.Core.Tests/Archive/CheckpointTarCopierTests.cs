@@ -147,7 +147,7 @@ public sealed class CheckpointTarCopierTests
     }
 
     [Fact(Timeout = Timeout)]
-    public async Task A_reproducible_copy_gives_the_same_bytes_every_time_and_can_leave_symlinks_out()
+    public async Task A_reproducible_copy_gives_the_same_bytes_every_time()
     {
         using var temp = new TempDirectory();
         var source = ArchiveTestData.CreateStagedCheckpoint(temp.Combine("source"), pagesBytes: 100_000);
@@ -166,7 +166,7 @@ public sealed class CheckpointTarCopierTests
         }
 
         File.ReadAllBytes(temp.Combine("second.tar")).ShouldBe(File.ReadAllBytes(temp.Combine("first.tar")), "no time of the copy and no process id in the bytes");
-        first.Skipped.ShouldBe(["checkpoint/nested/link-to-note"]);
+        first.Skipped.ShouldBeEmpty();
         await using var reader = new TarReader(File.OpenRead(temp.Combine("first.tar")));
         while (await reader.GetNextEntryAsync() is { } entry)
         {

@@ -157,7 +157,7 @@ public sealed class FileSystemCheckpointStoreTests
     }
 
     [Fact(Timeout = Timeout)]
-    public async Task A_damaged_manifest_is_data_loss_on_get_and_skipped_by_list()
+    public async Task A_damaged_manifest_is_refused_on_get_as_altered_and_skipped_by_list()
     {
         using var temp = new TempDirectory();
         var store = NewStore(temp.Combine("share"), new ManualTimeProvider(Start));
@@ -165,7 +165,10 @@ public sealed class FileSystemCheckpointStoreTests
         var bad = await store.PublishAsync(Request("ck-bad", Source(temp, 1000)), null, CancellationToken.None);
         await File.WriteAllTextAsync(Path.Combine(bad.Directory, CheckpointLayout.ManifestFile), "{\"checkpointId\": ");
 
-        (await Should.ThrowAsync<PodMigrateException>(() => store.GetAsync(bad.Id, CancellationToken.None))).Kind.ShouldBe(ErrorKind.DataLoss);
+        // Damage or tampering, the bytes are no longer the ones the agent signed.
+        var error = await Should.ThrowAsync<PodMigrateException>(() => store.GetAsync(bad.Id, CancellationToken.None));
+        error.Kind.ShouldBe(ErrorKind.PermissionDenied, error.Message);
+        error.Message.ShouldContain("altered");
         (await store.ListAsync(null, CancellationToken.None)).Select(c => c.Id).ShouldBe([good.Id]);
     }
 

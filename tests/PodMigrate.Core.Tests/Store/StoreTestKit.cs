@@ -1,5 +1,7 @@
 using PodMigrate.Core.Archive;
 using PodMigrate.Core.Store;
+using PodMigrate.Core.Tls;
+using PodMigrate.Core.Tests.Tls;
 using PodMigrate.Core.Tests.Archive;
 
 namespace PodMigrate.Core.Tests.Store;
@@ -40,8 +42,9 @@ internal static class StoreTestKit
 {
     public static readonly DateTimeOffset Start = new(2026, 11, 22, 10, 0, 0, TimeSpan.Zero);
 
-    public static FileSystemCheckpointStore NewStore(string root, TimeProvider time, long reserve = 0)
-        => new(new FileSystemCheckpointStoreOptions { Root = root, ReserveBytes = reserve }, time);
+    /// <summary>A store that signs with an agent certificate of the tests' signing CA and trusts that CA, as an agent's does.</summary>
+    public static FileSystemCheckpointStore NewStore(string root, TimeProvider time, long reserve = 0, CheckpointSignatures? signatures = null)
+        => new(new FileSystemCheckpointStoreOptions { Root = root, ReserveBytes = reserve, Signatures = signatures ?? SigningKit.Agent("node-a", time) }, time);
 
     public static CheckpointPublishRequest Request(string id, string source, string pod = "counter", bool pinned = false)
         => new()

@@ -40,7 +40,7 @@ public sealed class TlsCertificatesTests : IDisposable
         names.EnumerateDnsNames().ShouldBe(["node-a", "localhost"]);
         names.EnumerateIPAddresses().ShouldBe([IPAddress.Loopback, IPAddress.Parse("10.0.0.7")]);
         loaded.Certificate.Extensions.OfType<X509EnhancedKeyUsageExtension>().Single().EnhancedKeyUsages.Cast<System.Security.Cryptography.Oid>()
-            .Select(o => o.Value).ShouldBe(["1.3.6.1.5.5.7.3.1"]);
+            .Select(o => o.Value).ShouldBe(["1.3.6.1.5.5.7.3.1", "1.3.6.1.5.5.7.3.3"], "server authentication, and code signing: agents sign their checkpoints");
         loaded.Certificate.GetECDsaPublicKey().ShouldNotBeNull().KeySize.ShouldBe(256);
         DurableFileSystem.GetMode(Path.Combine(party, TlsFileNames.Key)).ShouldBe(UnixFileMode.UserRead | UnixFileMode.UserWrite);
         DurableFileSystem.GetMode(Path.Combine(party, TlsFileNames.Certificate)).ShouldBe(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);

@@ -7,7 +7,9 @@ using PodMigrate.Agent.Operations;
 using PodMigrate.Agent.Restoring;
 using PodMigrate.Core.Store;
 using PodMigrate.Node.Containerd;
+using PodMigrate.Core.Tls;
 using PodMigrate.TestKit.Cluster;
+using PodMigrate.TestKit.Tls;
 
 namespace PodMigrate.Integration.Tests.Restore;
 
@@ -21,6 +23,8 @@ internal sealed class NodeAgent : IAsyncDisposable
 
     public NodeAgent(ClusterNode node, string share, string stateDirectory)
     {
+        // Signed and trusted like every test agent: by the test run's signing CA.
+        var signing = TestSigning.Shared.AgentDirectory(node.Name);
         var options = new AgentOptions
         {
             NodeName = node.Name,
@@ -30,6 +34,9 @@ internal sealed class NodeAgent : IAsyncDisposable
             UnixSocket = "",
             GrpcPort = 0,
             KeepPerPod = 0,
+            CheckpointSigningCertificateFile = Path.Combine(signing, TlsFileNames.Certificate),
+            CheckpointSigningKeyFile = Path.Combine(signing, TlsFileNames.Key),
+            CheckpointTrustFile = Path.Combine(signing, TlsFileNames.CaBundle),
         };
         var services = new ServiceCollection();
         services.AddLogging(logging => logging.SetMinimumLevel(LogLevel.Warning));

@@ -4,6 +4,8 @@ using Microsoft.Extensions.Logging;
 using PodMigrate.Agent;
 using PodMigrate.Agent.V1;
 using PodMigrate.Core.Errors;
+using PodMigrate.Core.Tls;
+using PodMigrate.TestKit.Tls;
 
 namespace PodMigrate.TestKit.Agent;
 
@@ -22,6 +24,16 @@ public sealed record TestAgentLayout(string Node, string ContainerdSocket, strin
     /// <summary>A TLS directory (tls.crt, tls.key, ca.crt): the TCP port then serves mutual TLS only.</summary>
     public string? TlsDirectory { get; init; }
 
+    /// <summary>
+    /// The agent's checkpoint-signing directory (tls.crt and tls.key sign, ca.crt is trusted); by default the node's
+    /// directory of the test run's signing CA (<see cref="TestSigning"/>), so agents of one test trust each other.
+    /// Null: the agent's TLS material, or none.
+    /// </summary>
+    public string? SigningDirectory { get; init; }
+
+    /// <summary>Development mode: the agent accepts unsigned checkpoints.</summary>
+    public bool AllowUnsignedCheckpoints { get; init; }
+
     public string Socket => Path.Combine(Directory, "agent.sock");
 
     public string ShareRoot => Share ?? Path.Combine(Directory, "share");
@@ -39,7 +51,7 @@ public sealed record TestAgentLayout(string Node, string ContainerdSocket, strin
     {
         var directory = Path.Combine(Path.GetTempPath(), $"pm-agent-{node}-{Guid.NewGuid():N}"[..32]);
         System.IO.Directory.CreateDirectory(directory);
-        return new TestAgentLayout(node, containerdSocket, directory, share);
+        return new TestAgentLayout(node, containerdSocket, directory, share) { SigningDirectory = TestSigning.Shared.AgentDirectory(node) };
     }
 
     public void Apply(AgentOptions options)
@@ -54,6 +66,13 @@ public sealed record TestAgentLayout(string Node, string ContainerdSocket, strin
         options.ShareRoot = ShareRoot;
         options.StateDirectory = StateDirectory;
         options.KeepPerPod = 0;
+        if (SigningDirectory is not null)
+        {
+            options.CheckpointSigningCertificateFile = Path.Combine(SigningDirectory, TlsFileNames.Certificate);
+            options.CheckpointSigningKeyFile = Path.Combine(SigningDirectory, TlsFileNames.Key);
+            options.CheckpointTrustFile = Path.Combine(SigningDirectory, TlsFileNames.CaBundle);
+        }
+        options.AllowUnsignedCheckpoints = AllowUnsignedCheckpoints;
     }
 }
 
@@ -129,6 +148,19 @@ public sealed class AgentProcess : IAsyncDisposable
         {
             start.ArgumentList.Add("--tls-dir");
             start.ArgumentList.Add(layout.TlsDirectory);
+        }
+        if (layout.SigningDirectory is not null)
+        {
+            start.ArgumentList.Add("--checkpoint-signing-cert");
+            start.ArgumentList.Add(Path.Combine(layout.SigningDirectory, TlsFileNames.Certificate));
+            start.ArgumentList.Add("--checkpoint-signing-key");
+            start.ArgumentList.Add(Path.Combine(layout.SigningDirectory, TlsFileNames.Key));
+            start.ArgumentList.Add("--checkpoint-trust");
+            start.ArgumentList.Add(Path.Combine(layout.SigningDirectory, TlsFileNames.CaBundle));
+        }
+        if (layout.AllowUnsignedCheckpoints)
+        {
+            start.ArgumentList.Add("--allow-unsigned-checkpoints");
         }
         start.Environment["Logging__LogLevel__Default"] = "Warning";
         var process = Process.Start(start) ?? throw new InvalidOperationException("could not start the agent process");
