@@ -67,6 +67,9 @@ public sealed class AgentClient : IDisposable
     public Task<DiscardResponse> DiscardAsync(ContainerSelector container, CancellationToken cancellationToken)
         => UnaryAsync(AgentMethods.Discard, new DiscardRequest { Container = container }, "discarding", cancellationToken);
 
+    public Task<HoldInfo> GetHoldAsync(ContainerSelector container, CancellationToken cancellationToken)
+        => UnaryAsync(AgentMethods.GetHold, new GetHoldRequest { Container = container }, "asking what holds the container", cancellationToken);
+
     public Task<ListCheckpointsResponse> ListCheckpointsAsync(ListCheckpointsRequest request, CancellationToken cancellationToken)
         => UnaryAsync(AgentMethods.ListCheckpoints, request, "listing checkpoints", cancellationToken);
 

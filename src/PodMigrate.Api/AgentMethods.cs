@@ -16,6 +16,7 @@ public static class AgentMethods
     public static readonly Method<RestoreRequest, RestoreEvent> Restore = Method.FromDescriptor<RestoreRequest, RestoreEvent>(Service, "Restore");
     public static readonly Method<ResumeRequest, ResumeResponse> Resume = Method.FromDescriptor<ResumeRequest, ResumeResponse>(Service, "Resume");
     public static readonly Method<DiscardRequest, DiscardResponse> Discard = Method.FromDescriptor<DiscardRequest, DiscardResponse>(Service, "Discard");
+    public static readonly Method<GetHoldRequest, HoldInfo> GetHold = Method.FromDescriptor<GetHoldRequest, HoldInfo>(Service, "GetHold");
     public static readonly Method<ListCheckpointsRequest, ListCheckpointsResponse> ListCheckpoints = Method.FromDescriptor<ListCheckpointsRequest, ListCheckpointsResponse>(Service, "ListCheckpoints");
     public static readonly Method<InspectCheckpointRequest, CheckpointInfo> InspectCheckpoint = Method.FromDescriptor<InspectCheckpointRequest, CheckpointInfo>(Service, "InspectCheckpoint");
     public static readonly Method<DeleteCheckpointRequest, DeleteCheckpointResponse> DeleteCheckpoint = Method.FromDescriptor<DeleteCheckpointRequest, DeleteCheckpointResponse>(Service, "DeleteCheckpoint");

@@ -45,6 +45,7 @@ internal sealed class AgentGrpcService(
             context.CancellationToken))
         .AddUnary(AgentMethods.Resume, async (request, context) => new ResumeResponse { SourceState = await sources.ResumeHeldAsync(request.Container, context.CancellationToken) })
         .AddUnary(AgentMethods.Discard, async (request, context) => new DiscardResponse { SourceState = await sources.DiscardHeldAsync(request.Container, context.CancellationToken) })
+        .AddUnary(AgentMethods.GetHold, (request, context) => sources.GetHoldAsync(request.Container, context.CancellationToken))
         .AddUnary(AgentMethods.ListCheckpoints, ListCheckpointsAsync)
         .AddUnary(AgentMethods.InspectCheckpoint, async (request, context) =>
         {
