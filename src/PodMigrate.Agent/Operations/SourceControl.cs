@@ -176,8 +176,11 @@ internal sealed class SourceControl(
         info.CheckpointId = held.CheckpointId;
         info.State = held.Reason switch
         {
+            // An operation still running on it (the end of a checkpoint, a Resume, a Discard): ask again when it is done.
+            _ when gate.HolderOf(source.Id) is not null => HoldState.HoldCheckpointing,
             HoldReason.LeftStopped => HoldState.HoldCommitted,
-            HoldReason.Publishing when await PublishedAsync(held.CheckpointId, cancellationToken) == true => HoldState.HoldCommitted,
+            // Published, or the share cannot say: held either way, and Resume or Discard may release it.
+            HoldReason.Publishing when await PublishedAsync(held.CheckpointId, cancellationToken) != false => HoldState.HoldCommitted,
             _ => HoldState.HoldCheckpointing,
         };
         return info;

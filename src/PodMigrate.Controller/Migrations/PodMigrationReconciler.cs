@@ -490,6 +490,13 @@ internal sealed class PodMigrationReconciler(
         if (status.FrozenAt is not null)
         {
             var agent = await agents.GetAsync(status.SourceNode!, cancellationToken);
+            // A checkpoint still running there (e.g. between its commit and its end) would take its hold after a Resume
+            // refused as busy: wait for it, then resume what it holds.
+            var (verdict, _) = await SourceHoldCheck.CheckAsync(agent, SourceSelector(migration, status), status.CheckpointId!, cancellationToken);
+            if (verdict == HoldVerdict.Wait)
+            {
+                return options.PollInterval;
+            }
             await ReleaseSourceAsync(agent, migration, status, resume: true, cancellationToken);
         }
         if (!settings.RetainCheckpoint && status.CheckpointId is not null && status.FrozenAt is not null)

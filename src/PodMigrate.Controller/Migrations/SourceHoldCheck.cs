@@ -9,7 +9,7 @@ internal enum HoldVerdict
     /// <summary>The source is frozen by this very checkpoint: it has done nothing since, restoring it loses nothing.</summary>
     Restore,
 
-    /// <summary>The agent is still between the dump and the commit of this checkpoint: ask again shortly.</summary>
+    /// <summary>The agent is still working on this checkpoint (or on a Resume or Discard of its source): ask again shortly.</summary>
     Wait,
 
     /// <summary>
@@ -49,7 +49,7 @@ internal static class SourceHoldCheck
         return hold.State switch
         {
             HoldState.HoldCommitted when hold.ContainerState == ContainerState.ContainerPaused => HoldVerdict.Restore,
-            HoldState.HoldCheckpointing when hold.ContainerState == ContainerState.ContainerPaused => HoldVerdict.Wait,
+            HoldState.HoldCheckpointing => HoldVerdict.Wait,
             _ => HoldVerdict.NotHeld,
         };
     }

@@ -13,16 +13,17 @@ public sealed class SourceHoldCheckTests
     public void Restores_only_a_source_frozen_by_this_committed_checkpoint()
         => SourceHoldCheck.Decide(Hold(Ours, HoldState.HoldCommitted, ContainerState.ContainerPaused), Ours).ShouldBe(HoldVerdict.Restore);
 
-    [Fact]
-    public void Waits_while_the_agent_is_between_the_dump_and_the_commit()
-        => SourceHoldCheck.Decide(Hold(Ours, HoldState.HoldCheckpointing, ContainerState.ContainerPaused), Ours).ShouldBe(HoldVerdict.Wait);
+    [Theory]
+    [InlineData(ContainerState.ContainerPaused)]   // between the dump and the end of the checkpoint
+    [InlineData(ContainerState.ContainerRunning)]  // not frozen yet: a Resume now would be refused as busy, and the hold come after it
+    public void Waits_while_the_agent_is_still_on_this_checkpoint(ContainerState container)
+        => SourceHoldCheck.Decide(Hold(Ours, HoldState.HoldCheckpointing, container), Ours).ShouldBe(HoldVerdict.Wait);
 
     [Theory]
     [InlineData("", HoldState.HoldNone, ContainerState.ContainerRunning)]              // resumed: it ran on after the checkpoint
     [InlineData(Ours, HoldState.HoldCommitted, ContainerState.ContainerRunning)]       // journaled but thawed behind the agent's back
     [InlineData("other-checkpoint", HoldState.HoldCommitted, ContainerState.ContainerPaused)] // a later checkpoint holds it
     [InlineData("", HoldState.HoldNone, ContainerState.ContainerStopped)]              // restarted or gone
-    [InlineData(Ours, HoldState.HoldCheckpointing, ContainerState.ContainerRunning)]
     public void Anything_else_is_not_held_and_rolls_back(string checkpointId, HoldState state, ContainerState container)
         => SourceHoldCheck.Decide(Hold(checkpointId, state, container), Ours).ShouldBe(HoldVerdict.NotHeld);
 
