@@ -32,8 +32,18 @@ kubectl delete pod -l app=counter --ignore-not-found --wait=true >/dev/null
 k apply -f deploy/examples/counter-pod.yaml
 k wait --for=condition=Ready pod/counter --timeout=90s
 count() { curl -fsS --max-time 5 "http://$(kubectl get pod "$1" -o jsonpath='{.status.podIP}'):8080/" | tr -d '\n'; }
-sleep 3
-before=$(count counter)
+# Until pod $1's counter answers with a value above $2, for at most $3 seconds; prints the value. (Ready is not enough
+# on a busy machine: the first read may come before the server answers.)
+count_above() {
+  local deadline=$((SECONDS + $3)) value
+  while :; do
+    value=$(count "$1" 2>/dev/null || true)
+    if [[ $value =~ ^[0-9]+$ ]] && [ "$value" -gt "$2" ]; then echo "$value"; return 0; fi
+    [ "$SECONDS" -lt "$deadline" ] || die "the counter of pod $1 did not pass $2 within $3 s (last answer: '${value}')"
+    sleep 0.2
+  done
+}
+before=$(count_above counter 20 60)
 echo "counter on node-a: $before (it counts in memory every 100 ms)"
 
 say "asking Kubernetes to move it: kubectl apply -f deploy/examples/move-counter.yaml"
@@ -46,11 +56,13 @@ sleep 0.5; kill "$watcher" 2>/dev/null || true; wait "$watcher" 2>/dev/null || t
 
 say "after the migration"
 clone=$(kubectl get podmigration move-counter -o jsonpath='{.status.clonePod}')
+# The source is deleted gracefully at the commit: it may still be Terminating when the migration says Succeeded.
+kubectl wait --for=delete pod/counter --timeout=90s >/dev/null || die "the source pod is still there after 90 s"
+kubectl wait --for=condition=Ready "pod/$clone" --timeout=60s >/dev/null || die "the clone $clone is not Ready"
 k get pods -o wide
-after=$(count "$clone")
+after=$(count_above "$clone" 0 30)
 echo "counter on node-b (pod $clone): $after (went on from its checkpointed value; it did not restart from 0)"
 [ "$after" -ge "$before" ] || die "the counter on node-b ($after) did not go on from node-a's ($before)"
-kubectl get pod counter >/dev/null 2>&1 && die "the source pod is still there"
 echo
 echo "phase timings (status.timings) and downtime:"
 kubectl get podmigration move-counter -o json \

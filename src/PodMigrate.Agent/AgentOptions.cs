@@ -127,6 +127,15 @@ public sealed class AgentOptions
 
     /// <summary>Retention applied after each publish: checkpoints kept per pod (0: unlimited).</summary>
     public int KeepPerPod { get; set; } = 5;
+
+    /// <summary>
+    /// Testing only (fault injection, see <see cref="Checkpointing.CommitPointProbe"/>): the agent process kills itself
+    /// (SIGKILL) when a checkpoint reaches this point, e.g. PODMIGRATE_AGENT__FAULTEXITAT=AfterPublish. Unset otherwise.
+    /// </summary>
+    public Checkpointing.CommitPoint? FaultExitAt { get; set; }
+
+    /// <summary>Testing only: awaited when a checkpoint reaches a commit point (in-process agents; not read from configuration).</summary>
+    public Func<Checkpointing.CommitPoint, string, CancellationToken, Task>? CommitPointHook { get; set; }
 }
 
 internal sealed class AgentOptionsValidator : IValidateOptions<AgentOptions>

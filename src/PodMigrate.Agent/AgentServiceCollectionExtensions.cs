@@ -56,6 +56,7 @@ internal static class AgentServiceCollectionExtensions
         services.AddSingleton<CheckpointCapture>();
         services.AddSingleton<CriStatusReader>();
         services.AddSingleton<SourceControl>();
+        services.AddSingleton<CommitPointProbe>();
         services.AddSingleton<CheckpointOperation>();
         services.AddSingleton<CheckpointImages>();
         services.AddSingleton<CheckpointDeletion>();

@@ -75,6 +75,9 @@ public sealed class AgentClient : IDisposable
     public Task<DiscardResponse> DiscardAsync(ContainerSelector container, CancellationToken cancellationToken)
         => UnaryAsync(o => _client.DiscardAsync(new DiscardRequest { Container = container }, o), "discarding", cancellationToken);
 
+    public Task<HoldInfo> GetHoldAsync(ContainerSelector container, CancellationToken cancellationToken)
+        => UnaryAsync(o => _client.GetHoldAsync(new GetHoldRequest { Container = container }, o), "asking what holds the container", cancellationToken);
+
     public Task<ListCheckpointsResponse> ListCheckpointsAsync(ListCheckpointsRequest request, CancellationToken cancellationToken)
         => UnaryAsync(o => _client.ListCheckpointsAsync(request, o), "listing checkpoints", cancellationToken);
 

@@ -18,6 +18,12 @@ namespace PodMigrate.Agent.Checkpointing;
 /// One checkpoint, start to end: resolve the container, freeze it, dump it, stage the archive's files, publish the
 /// archive on the share, then do with the source what the request asked. Every step that changes the source has its
 /// compensation beside it: until the checkpoint is published, any failure or cancellation resumes the source.
+/// <para>
+/// The manifest's publication is the commit point of a checkpoint that leaves its source stopped (or stops it): the
+/// hold is journaled as Publishing before it, and after it the source is never resumed by this operation or by the
+/// agent's start-up recovery, only by an explicit Resume (rollback) or Discard (commit). The steps after the commit run
+/// outside the failure path on their own bounds, not under the caller's cancellation.
+/// </para>
 /// </summary>
 internal sealed class CheckpointOperation(
     IOptions<AgentOptions> options,
@@ -29,11 +35,15 @@ internal sealed class CheckpointOperation(
     OperationGate gate,
     SourceJournal journal,
     CriuCapabilities criu,
+    CommitPointProbe probe,
     AgentMetrics metrics,
     TimeProvider time,
     ILogger<CheckpointOperation> logger)
 {
     private const string OperationName = "checkpoint";
+
+    /// <summary>The bound of each step after the commit (journal, discard, retention): its own, never the caller's.</summary>
+    private static readonly TimeSpan PostCommitTimeout = TimeSpan.FromMinutes(3);
     private readonly AgentOptions _options = options.Value;
 
     public async Task<CheckpointResult> RunAsync(CheckpointRequest request, Action<Progress> report, CancellationToken cancellationToken)
@@ -41,6 +51,10 @@ internal sealed class CheckpointOperation(
         var started = time.GetTimestamp();
         var codec = CodecOf(request);
         var disposition = request.Disposition == SourceDisposition.Unspecified ? SourceDisposition.SourceLeaveRunning : request.Disposition;
+        if (disposition is not (SourceDisposition.SourceLeaveRunning or SourceDisposition.SourceLeaveStopped or SourceDisposition.SourceStop))
+        {
+            throw PodMigrateException.InvalidArgument($"unknown source disposition {disposition}");
+        }
         var id = string.IsNullOrEmpty(request.CheckpointId) ? CheckpointId.New(time) : CheckpointId.Parse(request.CheckpointId);
         var timeout = request.Timeout is { } t ? t.ToTimeSpan() : _options.OperationTimeout;
         if (timeout <= TimeSpan.Zero)
@@ -65,61 +79,83 @@ internal sealed class CheckpointOperation(
 
             var staging = Path.Combine(_options.StagingPath, id.Value);
             Directory.CreateDirectory(Path.GetDirectoryName(staging)!);
+            StoredCheckpoint stored;
+            long frozenSince;
+            TimeSpan? frozen = null;
             try
             {
                 var captured = await CaptureAsync(source, id, request, staging, report, timings, deadline.Token);
-                var frozenSince = time.GetTimestamp() - (long)((captured.Freeze + captured.Dump + captured.Metadata).TotalSeconds * time.TimestampFrequency);
-                TimeSpan? frozen = null;
+                frozenSince = time.GetTimestamp() - (long)((captured.Freeze + captured.Dump + captured.Metadata).TotalSeconds * time.TimestampFrequency);
                 if (disposition == SourceDisposition.SourceLeaveRunning)
                 {
                     // A copy: the workload runs again now, before the (longer) archive write.
                     await sources.ResumeAsync(source, id.Value, CancellationToken.None);
                     frozen = time.GetElapsedTime(frozenSince);
                 }
+                else
+                {
+                    // Journaled before the commit point: an agent that dies from here on asks the share whether it committed.
+                    await journal.RecordAsync(new HeldSource(source.Id, source.ContainerdNamespace, HoldReason.Publishing, id.Value, time.GetUtcNow()), deadline.Token);
+                }
+                await probe.ReachedAsync(CommitPoint.BeforePublish, id.Value, deadline.Token);
 
                 report(new Progress { Phase = Phase.Write, Message = $"writing the archive to the share ({codec.Name})" });
                 var publishStarted = time.GetTimestamp();
-                var stored = await store.PublishAsync(PublishRequest(id, source, request, codec, captured, criuVersion), new ArchiveProgressReporter(report), deadline.Token);
+                stored = await store.PublishAsync(PublishRequest(id, source, request, codec, captured, criuVersion), new ArchiveProgressReporter(report), deadline.Token);
                 timings.Add(Timing(Phase.Write, time.GetElapsedTime(publishStarted)));
-                metrics.Bytes("raw", stored.Manifest.RawSize);
-                metrics.Bytes("archive", stored.Manifest.CompressedSize);
-
-                var sourceState = await ApplyDispositionAsync(source, id, disposition, deadline.Token);
-                frozen ??= time.GetElapsedTime(frozenSince);
-                await ApplyRetentionAsync(deadline.Token);
-
-                var wall = time.GetElapsedTime(started);
-                foreach (var timing in timings)
-                {
-                    metrics.Phase(OperationName, timing.Phase, timing.Duration.ToTimeSpan());
-                }
-                metrics.Frozen(frozen.Value);
-                metrics.Succeeded(OperationName);
-                AgentLog.CheckpointPublished(logger, id.Value, source.DisplayName, stored.Manifest.RawSize, stored.Manifest.CompressedSize, frozen.Value.TotalMilliseconds, wall.TotalMilliseconds);
-                var result = new CheckpointResult
-                {
-                    Checkpoint = CheckpointInfoMapper.ToInfo(stored),
-                    Wall = Duration.FromTimeSpan(wall),
-                    Frozen = Duration.FromTimeSpan(frozen.Value),
-                    SourceState = sourceState,
-                };
-                result.Timings.Add(timings);
-                return result;
             }
-            catch
+            catch (Exception failure)
             {
-                await sources.ReleaseAfterFailureAsync(source, id.Value);
+                // The publication is the commit point, whatever the exception says: a manifest renamed into place before
+                // the failure (a directory fsync that failed after the rename), or a share that cannot say, keeps the
+                // source held. Only a checkpoint that is certainly not published lets the source run again.
+                if (disposition != SourceDisposition.SourceLeaveRunning && await sources.PublishedAsync(id.Value, CancellationToken.None) != false)
+                {
+                    AgentLog.CommittedDespiteFailure(logger, failure, id.Value, source.DisplayName);
+                }
+                else
+                {
+                    await sources.ReleaseAfterFailureAsync(source, id.Value);
+                }
                 throw;
             }
             finally
             {
                 DeleteStaging(staging);
             }
+
+            // Committed. From here on nothing resumes the source but an explicit Resume, and nothing here listens to the
+            // caller: a cut stream or a lost leader must not undo a commit. Each step is bounded on its own.
+            metrics.Bytes("raw", stored.Manifest.RawSize);
+            metrics.Bytes("archive", stored.Manifest.CompressedSize);
+            using var afterCommit = new CancellationTokenSource(PostCommitTimeout);
+            await probe.ReachedAsync(CommitPoint.AfterPublish, id.Value, afterCommit.Token);
+            var sourceState = await ApplyDispositionAsync(source, id, disposition, afterCommit.Token);
+            frozen ??= time.GetElapsedTime(frozenSince);
+            await ApplyRetentionAsync(afterCommit.Token);
+
+            var wall = time.GetElapsedTime(started);
+            foreach (var timing in timings)
+            {
+                metrics.Phase(OperationName, timing.Phase, timing.Duration.ToTimeSpan());
+            }
+            metrics.Frozen(frozen.Value);
+            metrics.Succeeded(OperationName);
+            AgentLog.CheckpointPublished(logger, id.Value, source.DisplayName, stored.Manifest.RawSize, stored.Manifest.CompressedSize, frozen.Value.TotalMilliseconds, wall.TotalMilliseconds);
+            var result = new CheckpointResult
+            {
+                Checkpoint = CheckpointInfoMapper.ToInfo(stored),
+                Wall = Duration.FromTimeSpan(wall),
+                Frozen = Duration.FromTimeSpan(frozen.Value),
+                SourceState = sourceState,
+            };
+            result.Timings.Add(timings);
+            return result;
         }
         catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
         {
             metrics.Failed(OperationName, ErrorKind.DeadlineExceeded);
-            throw new PodMigrateException(ErrorKind.DeadlineExceeded, $"checkpoint {id} of {source?.DisplayName ?? "the container"} did not finish within {timeout}; the source was resumed");
+            throw new PodMigrateException(ErrorKind.DeadlineExceeded, $"checkpoint {id} of {source?.DisplayName ?? "the container"} did not finish within {timeout}; the source was resumed unless the checkpoint was published");
         }
         catch (PodMigrateException e)
         {
@@ -170,30 +206,44 @@ internal sealed class CheckpointOperation(
         return captured;
     }
 
+    /// <summary>After the commit: a failure here leaves the source held (journaled), which the result says.</summary>
     private async Task<SourceState> ApplyDispositionAsync(SourceContainer source, CheckpointId id, SourceDisposition disposition, CancellationToken cancellationToken)
     {
-        switch (disposition)
+        if (disposition == SourceDisposition.SourceLeaveRunning)
         {
-            case SourceDisposition.SourceLeaveRunning:
-                return SourceState.SourceRunning;
-            case SourceDisposition.SourceLeaveStopped:
-                await journal.RecordAsync(new HeldSource(source.Id, source.ContainerdNamespace, HoldReason.LeftStopped, id.Value, time.GetUtcNow()), cancellationToken);
-                AgentLog.SourceLeftStopped(logger, source.DisplayName, id.Value);
-                return SourceState.SourceStopped;
-            case SourceDisposition.SourceStop:
-                await journal.RecordAsync(new HeldSource(source.Id, source.ContainerdNamespace, HoldReason.LeftStopped, id.Value, time.GetUtcNow()), cancellationToken);
+            return SourceState.SourceRunning;
+        }
+        try
+        {
+            await journal.RecordAsync(new HeldSource(source.Id, source.ContainerdNamespace, HoldReason.LeftStopped, id.Value, time.GetUtcNow()), cancellationToken);
+            if (disposition == SourceDisposition.SourceStop)
+            {
                 await sources.DiscardAsync(source, id.Value, cancellationToken);
                 return SourceState.SourceGone;
-            default:
-                throw PodMigrateException.InvalidArgument($"unknown source disposition {disposition}");
+            }
+            AgentLog.SourceLeftStopped(logger, source.DisplayName, id.Value);
         }
+        catch (Exception e) when (e is PodMigrateException or OperationCanceledException or IOException)
+        {
+            AgentLog.PostPublishStepFailed(logger, e, id.Value, source.DisplayName);
+        }
+        return SourceState.SourceStopped;
     }
 
+    /// <summary>Housekeeping after the commit: a failure is logged, never the checkpoint's.</summary>
     private async Task ApplyRetentionAsync(CancellationToken cancellationToken)
     {
-        if (_options.KeepPerPod > 0)
+        if (_options.KeepPerPod <= 0)
+        {
+            return;
+        }
+        try
         {
             await store.ApplyRetentionAsync(new RetentionPolicy(KeepLastPerPod: _options.KeepPerPod), cancellationToken);
+        }
+        catch (Exception e) when (e is PodMigrateException or OperationCanceledException or IOException or UnauthorizedAccessException)
+        {
+            AgentLog.RetentionFailed(logger, e);
         }
     }
 

@@ -10,12 +10,14 @@ namespace PodMigrate.Agent.Operations;
 
 /// <summary>
 /// At start-up, before the API serves: releases what an agent that died mid-operation left behind. Sources frozen
-/// by an unfinished checkpoint are resumed; sources left stopped on purpose stay stopped (their controller decides);
-/// node-local staging directories and stale staging on the share are removed.
+/// by an unfinished checkpoint are resumed; sources left stopped on purpose stay stopped (their controller decides), and
+/// so do sources whose checkpoint was being published when the agent died and is on the share (the publication is the
+/// commit) or may be (the share cannot say); node-local staging directories and stale staging on the share are removed.
 /// </summary>
 internal sealed class AgentRecovery(
     IOptions<AgentOptions> options,
     SourceJournal journal,
+    SourceControl sources,
     ContainerdConnection containerd,
     ICheckpointStore store,
     ILogger<AgentRecovery> logger) : IHostedService
@@ -28,6 +30,15 @@ internal sealed class AgentRecovery(
             if (held.Reason == HoldReason.LeftStopped)
             {
                 AgentLog.KeepingLeftStopped(logger, held.ContainerId, held.CheckpointId);
+                continue;
+            }
+            if (held.Reason == HoldReason.Publishing && await sources.PublishedAsync(held.CheckpointId, cancellationToken) is var published && published != false)
+            {
+                AgentLog.KeepingCommitted(logger, held.ContainerId, held.CheckpointId);
+                if (published == true)
+                {
+                    await journal.RecordAsync(held with { Reason = HoldReason.LeftStopped }, cancellationToken);
+                }
                 continue;
             }
             AgentLog.RecoveringFrozen(logger, held.ContainerId, held.CheckpointId);

@@ -3,6 +3,7 @@ using PodMigrate.Agent.Containers;
 using PodMigrate.Agent.Telemetry;
 using PodMigrate.Agent.V1;
 using PodMigrate.Core.Errors;
+using PodMigrate.Core.Store;
 using PodMigrate.Node.Containerd;
 
 namespace PodMigrate.Agent.Operations;
@@ -11,7 +12,8 @@ namespace PodMigrate.Agent.Operations;
 /// Lets frozen sources run again or ends them, and keeps the journal of held sources in step: a source leaves the
 /// journal only once it runs again (or is gone).
 /// </summary>
-internal sealed class SourceControl(ContainerdConnection containerd, ContainerResolver resolver, SourceJournal journal, OperationGate gate, ILogger<SourceControl> logger)
+internal sealed class SourceControl(
+    ContainerdConnection containerd, ContainerResolver resolver, SourceJournal journal, OperationGate gate, ICheckpointStore store, ILogger<SourceControl> logger)
 {
     /// <summary>
     /// Compensations run on their own bound, not the caller's token, which may be what was cancelled. Generous: the runc
@@ -122,11 +124,75 @@ internal sealed class SourceControl(ContainerdConnection containerd, ContainerRe
         return SourceState.SourceGone;
     }
 
+    /// <summary>
+    /// Whether <paramref name="checkpointId"/> is on the share: true or false, or null when the share cannot say (then
+    /// the caller must assume it may be published and keep the source held).
+    /// </summary>
+    public async Task<bool?> PublishedAsync(string checkpointId, CancellationToken cancellationToken)
+    {
+        using var bounded = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        bounded.CancelAfter(CompensationTimeout);
+        try
+        {
+            await store.GetAsync(CheckpointId.Parse(checkpointId), bounded.Token);
+            return true;
+        }
+        catch (PodMigrateException e) when (e.Kind == ErrorKind.NotFound)
+        {
+            return false;
+        }
+        catch (PodMigrateException e) when (e.Kind == ErrorKind.DataLoss)
+        {
+            // A manifest is there (the commit happened) even if the archive does not read back.
+            return true;
+        }
+        catch (Exception e) when (e is PodMigrateException or IOException or UnauthorizedAccessException or OperationCanceledException)
+        {
+            AgentLog.PublicationUnknown(logger, e, checkpointId);
+            return null;
+        }
+    }
+
+    /// <summary>GetHold RPC: what holds the container, as the journal and containerd say.</summary>
+    public async Task<HoldInfo> GetHoldAsync(ContainerSelector selector, CancellationToken cancellationToken)
+    {
+        var source = await resolver.ResolveAsync(selector, cancellationToken);
+        var task = await _tasks.GetAsync(source.Id, cancellationToken);
+        var info = new HoldInfo
+        {
+            ContainerState = task.Status switch
+            {
+                global::Containerd.V1.Types.Status.Running => ContainerState.ContainerRunning,
+                global::Containerd.V1.Types.Status.Paused or global::Containerd.V1.Types.Status.Pausing => ContainerState.ContainerPaused,
+                global::Containerd.V1.Types.Status.Created => ContainerState.ContainerCreated,
+                _ => ContainerState.ContainerStopped,
+            },
+            State = HoldState.HoldNone,
+        };
+        if (await journal.FindAsync(source.Id, cancellationToken) is not { } held)
+        {
+            return info;
+        }
+        info.CheckpointId = held.CheckpointId;
+        info.State = held.Reason switch
+        {
+            // An operation still running on it (the end of a checkpoint, a Resume, a Discard): ask again when it is done.
+            _ when gate.HolderOf(source.Id) is not null => HoldState.HoldCheckpointing,
+            HoldReason.LeftStopped => HoldState.HoldCommitted,
+            // Published, or the share cannot say: held either way, and Resume or Discard may release it.
+            HoldReason.Publishing when await PublishedAsync(held.CheckpointId, cancellationToken) != false => HoldState.HoldCommitted,
+            _ => HoldState.HoldCheckpointing,
+        };
+        return info;
+    }
+
     private async Task<(SourceContainer Source, HeldSource Held)> HeldAsync(ContainerSelector selector, CancellationToken cancellationToken)
     {
         var source = await resolver.ResolveAsync(selector, cancellationToken);
         var held = await journal.FindAsync(source.Id, cancellationToken);
-        if (held is null || held.Reason != HoldReason.LeftStopped)
+        // Publishing outside an operation (the gate below refuses a running one): an agent restarted when the share could
+        // not say whether the checkpoint was published; the source is held, and Resume or Discard decides.
+        if (held is null || held.Reason == HoldReason.Checkpointing)
         {
             throw PodMigrateException.FailedPrecondition($"container {source.DisplayName} is not held stopped by a checkpoint of this agent");
         }

@@ -10,6 +10,13 @@ internal enum HoldReason
     /// <summary>A checkpoint is in progress: an agent that finds this at start-up died mid-operation and resumes it.</summary>
     Checkpointing,
 
+    /// <summary>
+    /// The archive is being published (recorded before the manifest's rename, for SOURCE_LEAVE_STOPPED and SOURCE_STOP):
+    /// the publication is the commit point. An agent that finds this at start-up asks the share: a published checkpoint
+    /// keeps its source held (as <see cref="LeftStopped"/>), an unpublished one resumes it, an unreadable share leaves it held.
+    /// </summary>
+    Publishing,
+
     /// <summary>Frozen on purpose (SOURCE_LEAVE_STOPPED) until Resume or Discard: kept across agent restarts.</summary>
     LeftStopped,
 }

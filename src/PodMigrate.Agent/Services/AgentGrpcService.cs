@@ -65,6 +65,9 @@ internal sealed class AgentGrpcService(
     public override async Task<DiscardResponse> Discard(DiscardRequest request, ServerCallContext context)
         => new DiscardResponse { SourceState = await sources.DiscardHeldAsync(request.Container, context.CancellationToken) };
 
+    public override Task<HoldInfo> GetHold(GetHoldRequest request, ServerCallContext context)
+        => sources.GetHoldAsync(request.Container, context.CancellationToken);
+
     public override async Task<CheckpointInfo> InspectCheckpoint(InspectCheckpointRequest request, ServerCallContext context)
     {
         var id = CheckpointId.Parse(request.CheckpointId);

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using PodMigrate.Agent.Checkpointing;
 using PodMigrate.Core.Errors;
 
 namespace PodMigrate.Agent.Telemetry;
@@ -44,6 +45,21 @@ internal static partial class AgentLog
 
     [LoggerMessage(1106, LogLevel.Error, "Could not resume container {Container} after checkpoint {CheckpointId} failed; it stays recorded for recovery")]
     public static partial void ResumeFailed(ILogger logger, Exception exception, string container, string checkpointId);
+
+    [LoggerMessage(1107, LogLevel.Warning, "Checkpoint {CheckpointId}: the share cannot say whether it was published; its source stays held until Resume or Discard")]
+    public static partial void PublicationUnknown(ILogger logger, Exception exception, string checkpointId);
+
+    [LoggerMessage(1108, LogLevel.Warning, "Checkpoint {CheckpointId} of {Container} is published (committed) but a later step failed; the source stays held until Resume or Discard")]
+    public static partial void PostPublishStepFailed(ILogger logger, Exception exception, string checkpointId, string container);
+
+    [LoggerMessage(1109, LogLevel.Warning, "Checkpoint {CheckpointId} of {Container} failed after its publication: it is committed and its source stays held until Resume or Discard")]
+    public static partial void CommittedDespiteFailure(ILogger logger, Exception exception, string checkpointId, string container);
+
+    [LoggerMessage(1111, LogLevel.Warning, "Retention after a checkpoint failed; the checkpoint stands")]
+    public static partial void RetentionFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(1110, LogLevel.Warning, "Fault injection: the agent exits at commit point {Point} of checkpoint {CheckpointId}")]
+    public static partial void FaultExit(ILogger logger, CommitPoint point, string checkpointId);
 
     [LoggerMessage(1200, LogLevel.Information, "Restore of checkpoint {CheckpointId} into {Target} started ({Method})")]
     public static partial void RestoreStarted(ILogger logger, string checkpointId, string target, string method);
@@ -95,4 +111,7 @@ internal static partial class AgentLog
 
     [LoggerMessage(1303, LogLevel.Error, "Recovery of container {ContainerId} failed")]
     public static partial void RecoveryFailed(ILogger logger, Exception exception, string containerId);
+
+    [LoggerMessage(1304, LogLevel.Warning, "Recovery: container {ContainerId} stays stopped: checkpoint {CheckpointId} was published (committed) before the previous agent died")]
+    public static partial void KeepingCommitted(ILogger logger, string containerId, string checkpointId);
 }

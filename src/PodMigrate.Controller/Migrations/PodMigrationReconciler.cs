@@ -22,7 +22,8 @@ namespace PodMigrate.Controller.Migrations;
 /// never takes a second checkpoint. (2) The source is checkpointed left stopped: frozen by its agent until Resume or
 /// Discard, so there are never two live copies, and a rollback is a Resume away. (3) The source is resumed only after
 /// the clone is confirmed gone, and released (Migrate) only after the clone has stayed Running and Ready through the
-/// whole verification window; once Committed is written the migration only goes forward.
+/// whole verification window; once Committed is written the migration only goes forward. (4) A checkpoint is restored
+/// only while its source is still held by it (<see cref="SourceHoldCheck"/>): never an older state than the source reached.
 /// </para>
 /// </summary>
 internal sealed class PodMigrationReconciler(
@@ -222,6 +223,21 @@ internal sealed class PodMigrationReconciler(
     private async Task<Step> RestoreAsync(PodMigration migration, MigrationSettings settings, CancellationToken cancellationToken)
     {
         var status = migration.Status!;
+        if (!status.CloneCreatedAt.HasValue)
+        {
+            // A checkpoint on the share proves the source was once in that state; only its hold proves it still is.
+            var sourceAgent = await agents.GetAsync(status.SourceNode!, cancellationToken);
+            var (verdict, hold) = await SourceHoldCheck.CheckAsync(sourceAgent, SourceSelector(migration, status), status.CheckpointId!, cancellationToken);
+            if (verdict == HoldVerdict.Wait)
+            {
+                return Step.Wait(options.PollInterval);
+            }
+            if (verdict == HoldVerdict.NotHeld)
+            {
+                return Step.Continue(await BeginRollbackAsync(migration, "SourceNotHeld",
+                    $"pod {settings.PodName} on node {status.SourceNode} is {hold}, not held by checkpoint {status.CheckpointId}: restoring it could bring back an older state than the source reached", cancellationToken));
+            }
+        }
         if (status.CheckpointImage is null)
         {
             var started = Stopwatch.GetTimestamp();
@@ -491,6 +507,13 @@ internal sealed class PodMigrationReconciler(
         if (status.FrozenAt is not null)
         {
             var agent = await agents.GetAsync(status.SourceNode!, cancellationToken);
+            // A checkpoint still running there (e.g. between its commit and its end) would take its hold after a Resume
+            // refused as busy: wait for it, then resume what it holds.
+            var (verdict, _) = await SourceHoldCheck.CheckAsync(agent, SourceSelector(migration, status), status.CheckpointId!, cancellationToken);
+            if (verdict == HoldVerdict.Wait)
+            {
+                return options.PollInterval;
+            }
             await ReleaseSourceAsync(agent, migration, status, resume: true, cancellationToken);
         }
         if (!settings.RetainCheckpoint && status.CheckpointId is not null && status.FrozenAt is not null)

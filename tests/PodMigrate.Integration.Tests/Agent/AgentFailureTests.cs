@@ -1,4 +1,5 @@
 using System.Globalization;
+using PodMigrate.Agent.Checkpointing;
 using PodMigrate.Agent.V1;
 using PodMigrate.Core.Errors;
 using PodMigrate.Core.Processes;
@@ -130,14 +131,166 @@ public sealed class AgentFailureTests(LocalCluster cluster) : IAsyncLifetime
         });
 
         // The agent notices the cancellation, finishes what CRIU is doing, and resumes the source.
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (await StateAsync(agent.Client, pod, cts.Token) != ContainerState.ContainerRunning && DateTime.UtcNow < deadline)
-        {
-            await Task.Delay(200, cts.Token);
-        }
-        (await StateAsync(agent.Client, pod, cts.Token)).ShouldBe(ContainerState.ContainerRunning);
+        await WaitUntilAsync(async () => await StateAsync(agent.Client, pod, cts.Token) == ContainerState.ContainerRunning, cts.Token);
         (await agent.Client.ListCheckpointsAsync(new ListCheckpointsRequest(), cts.Token)).Checkpoints.ShouldBeEmpty();
         (await MemhogStatusAsync(pod, cts.Token)).ShouldStartWith("ok");
+    }
+
+    // ---------------------------------------------------------------------------------------------------------------
+    // The commit point: the publication of the manifest. Before it a fault resumes the source and publishes nothing;
+    // after it the source stays held (frozen, journaled) whatever happens, until Resume. Faults are injected at the
+    // instants around it through CommitPointProbe: an agent process that SIGKILLs itself there, or a hook in an
+    // in-process agent at which the test cuts the caller's stream.
+
+    [Fact(Timeout = 180_000)]
+    public async Task Agent_killed_just_before_the_commit_the_next_agent_resumes_the_source_and_nothing_is_published()
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(170));
+        var layout = Layout(share: null) with { Environment = FaultExitAt(CommitPoint.BeforePublish) };
+        var pod = await RunAsync(TestPods.Memhog(cluster.Image("memhog"), "kbefore", mib: 16), cts.Token);
+        await WaitForMemhogAsync(pod, cts.Token);
+
+        await using (var first = await AgentProcess.StartAsync(layout, cts.Token))
+        {
+            await Should.ThrowAsync<PodMigrateException>(() => first.Client.CheckpointToEndAsync(
+                new CheckpointRequest { Container = Select(pod, "memhog"), Disposition = SourceDisposition.SourceLeaveStopped }, null, cts.Token));
+            await first.ExitedAsync(cts.Token);
+        }
+        (await ContainerdStateAsync(pod, cts.Token)).ShouldBe("PAUSED", "the agent died with its source frozen");
+
+        await using var second = await AgentProcess.StartAsync(layout with { Environment = null }, cts.Token);
+
+        (await StateAsync(second.Client, pod, cts.Token)).ShouldBe(ContainerState.ContainerRunning, "not committed: the next agent resumes the source");
+        (await second.Client.GetHoldAsync(Select(pod, "memhog"), cts.Token)).State.ShouldBe(HoldState.HoldNone);
+        (await second.Client.ListCheckpointsAsync(new ListCheckpointsRequest(), cts.Token)).Checkpoints.ShouldBeEmpty();
+        NonHiddenEntries(Path.Combine(layout.ShareRoot, "checkpoints")).ShouldBeEmpty();
+        (await MemhogStatusAsync(pod, cts.Token)).ShouldStartWith("ok");
+    }
+
+    [Fact(Timeout = 180_000)]
+    public async Task Agent_killed_just_after_the_commit_the_next_agent_keeps_the_source_held_until_Resume()
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(170));
+        var layout = Layout(share: null) with { Environment = FaultExitAt(CommitPoint.AfterPublish) };
+        var pod = await RunAsync(TestPods.Memhog(cluster.Image("memhog"), "kafter", mib: 16), cts.Token);
+        await WaitForMemhogAsync(pod, cts.Token);
+        const string id = "kafter-commit";
+
+        await using (var first = await AgentProcess.StartAsync(layout, cts.Token))
+        {
+            await Should.ThrowAsync<PodMigrateException>(() => first.Client.CheckpointToEndAsync(
+                new CheckpointRequest { Container = Select(pod, "memhog"), Disposition = SourceDisposition.SourceLeaveStopped, CheckpointId = id }, null, cts.Token));
+            await first.ExitedAsync(cts.Token);
+        }
+
+        await using var second = await AgentProcess.StartAsync(layout with { Environment = null }, cts.Token);
+
+        await ShouldBeHeldByAsync(second.Client, pod, id, cts.Token);
+        (await second.Client.InspectCheckpointAsync(id, verify: true, cts.Token)).CheckpointId.ShouldBe(id);
+        // A new checkpoint is refused while the hold stands: the held state is the one the checkpoint has.
+        (await Should.ThrowAsync<PodMigrateException>(() => second.Client.CheckpointToEndAsync(
+            new CheckpointRequest { Container = Select(pod, "memhog"), Disposition = SourceDisposition.SourceLeaveStopped }, null, cts.Token))).Kind.ShouldBe(ErrorKind.FailedPrecondition);
+
+        (await second.Client.ResumeAsync(Select(pod, "memhog"), cts.Token)).SourceState.ShouldBe(SourceState.SourceRunning);
+        (await StateAsync(second.Client, pod, cts.Token)).ShouldBe(ContainerState.ContainerRunning);
+        (await MemhogStatusAsync(pod, cts.Token)).ShouldStartWith("ok");
+    }
+
+    [Fact(Timeout = 120_000)]
+    public async Task Stream_cut_just_after_the_commit_leaves_the_source_held_until_Resume()
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(110));
+        var reached = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var layout = Layout(share: null) with
+        {
+            Customize = o => o.CommitPointHook = async (point, _, token) =>
+            {
+                if (point == CommitPoint.AfterPublish)
+                {
+                    reached.TrySetResult();
+                    await release.Task.WaitAsync(token);
+                }
+            },
+        };
+        await using var agent = await InProcessAgent.StartAsync(layout, cts.Token);
+        var pod = await RunAsync(TestPods.Memhog(cluster.Image("memhog"), "cut", mib: 16), cts.Token);
+        await WaitForMemhogAsync(pod, cts.Token);
+        const string id = "cut-after-commit";
+
+        using var call = CancellationTokenSource.CreateLinkedTokenSource(cts.Token);
+        var checkpoint = agent.Client.CheckpointToEndAsync(
+            new CheckpointRequest { Container = Select(pod, "memhog"), Disposition = SourceDisposition.SourceLeaveStopped, CheckpointId = id }, null, call.Token);
+        await reached.Task.WaitAsync(cts.Token);
+        // The caller goes away (a controller restarts, or loses its leadership) right after the commit.
+        await call.CancelAsync();
+        await Should.ThrowAsync<OperationCanceledException>(() => checkpoint);
+        release.SetResult();
+
+        await WaitUntilAsync(async () => (await agent.Client.ListContainersAsync(new ListContainersRequest { PodNamespace = pod.Metadata.Namespace!, PodName = pod.Metadata.Name! }, cts.Token))
+            .Containers.All(c => !c.BusyWith.StartsWith("checkpoint", StringComparison.Ordinal)), cts.Token);
+        await ShouldBeHeldByAsync(agent.Client, pod, id, cts.Token);
+        (await agent.Client.ResumeAsync(Select(pod, "memhog"), cts.Token)).SourceState.ShouldBe(SourceState.SourceRunning);
+        (await StateAsync(agent.Client, pod, cts.Token)).ShouldBe(ContainerState.ContainerRunning);
+        (await MemhogStatusAsync(pod, cts.Token)).ShouldStartWith("ok");
+    }
+
+    [Fact(Timeout = 120_000)]
+    public async Task Stream_cut_just_before_the_commit_resumes_the_source_and_publishes_nothing()
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(110));
+        var reached = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var layout = Layout(share: null) with
+        {
+            Customize = o => o.CommitPointHook = async (point, _, token) =>
+            {
+                if (point == CommitPoint.BeforePublish)
+                {
+                    reached.TrySetResult();
+                    // Until the caller's cancellation reaches the operation: the publication then starts cancelled.
+                    await Task.Delay(Timeout.Infinite, token);
+                }
+            },
+        };
+        await using var agent = await InProcessAgent.StartAsync(layout, cts.Token);
+        var pod = await RunAsync(TestPods.Memhog(cluster.Image("memhog"), "cutb", mib: 16), cts.Token);
+        await WaitForMemhogAsync(pod, cts.Token);
+
+        using var call = CancellationTokenSource.CreateLinkedTokenSource(cts.Token);
+        var checkpoint = agent.Client.CheckpointToEndAsync(
+            new CheckpointRequest { Container = Select(pod, "memhog"), Disposition = SourceDisposition.SourceLeaveStopped, CheckpointId = "cut-before-commit" }, null, call.Token);
+        await reached.Task.WaitAsync(cts.Token);
+        await call.CancelAsync();
+        await Should.ThrowAsync<OperationCanceledException>(() => checkpoint);
+
+        await WaitUntilAsync(async () => await StateAsync(agent.Client, pod, cts.Token) == ContainerState.ContainerRunning, cts.Token);
+        (await agent.Client.GetHoldAsync(Select(pod, "memhog"), cts.Token)).State.ShouldBe(HoldState.HoldNone);
+        (await agent.Client.ListCheckpointsAsync(new ListCheckpointsRequest(), cts.Token)).Checkpoints.ShouldBeEmpty();
+        (await MemhogStatusAsync(pod, cts.Token)).ShouldStartWith("ok");
+    }
+
+    private static Dictionary<string, string> FaultExitAt(CommitPoint point) => new() { ["PODMIGRATE_AGENT__FAULTEXITAT"] = point.ToString() };
+
+    /// <summary>Frozen in containerd, journaled by the agent as committed by <paramref name="checkpointId"/>, and staying so.</summary>
+    private async Task ShouldBeHeldByAsync(AgentClient agent, Pod pod, string checkpointId, CancellationToken cancellationToken)
+    {
+        var hold = await agent.GetHoldAsync(Select(pod, "memhog"), cancellationToken);
+        hold.CheckpointId.ShouldBe(checkpointId);
+        hold.State.ShouldBe(HoldState.HoldCommitted);
+        hold.ContainerState.ShouldBe(ContainerState.ContainerPaused);
+        (await ContainerdStateAsync(pod, cancellationToken)).ShouldBe("PAUSED", "after the commit only Resume lets the source run");
+        (await agent.ListCheckpointsAsync(new ListCheckpointsRequest(), cancellationToken)).Checkpoints.Select(c => c.CheckpointId).ShouldBe([checkpointId]);
+    }
+
+    /// <summary>Polls <paramref name="condition"/> until it holds; the test's own token is the deadline.</summary>
+    private static async Task WaitUntilAsync(Func<Task<bool>> condition, CancellationToken cancellationToken)
+    {
+        var delay = TimeSpan.FromMilliseconds(50);
+        while (!await condition())
+        {
+            await Task.Delay(delay, cancellationToken);
+            delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromMilliseconds(500).Ticks));
+        }
     }
 
     private TestAgentLayout Layout(string? share)

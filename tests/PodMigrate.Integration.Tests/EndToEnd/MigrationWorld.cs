@@ -122,7 +122,8 @@ internal sealed class MigrationWorld : IAsyncDisposable
         _controllers.Clear();
     }
 
-    public async Task StartAgentAsync(string node, CancellationToken cancellationToken)
+    /// <summary>Starts (or restarts) a node's agent process; <paramref name="environment"/> e.g. injects a fault (CommitPointProbe).</summary>
+    public async Task StartAgentAsync(string node, CancellationToken cancellationToken, IReadOnlyDictionary<string, string>? environment = null)
     {
         if (!_layouts.TryGetValue(node, out var layout))
         {
@@ -133,7 +134,7 @@ internal sealed class MigrationWorld : IAsyncDisposable
             };
             _layouts[node] = layout;
         }
-        _agents[node] = await AgentProcess.StartAsync(layout, cancellationToken);
+        _agents[node] = await AgentProcess.StartAsync(layout with { Environment = environment }, cancellationToken);
     }
 
     /// <summary>SIGKILL, as when the node's agent pod dies; its mirror pod turns not Ready when the port stops answering.</summary>

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using PodMigrate.Agent.Checkpointing;
 using PodMigrate.Controller.Migrations;
 using PodMigrate.Integration.Tests.Cluster;
 using PodMigrate.Kube.Client;
@@ -168,6 +169,66 @@ public sealed class PodMigrationEndToEndTests(LocalCluster cluster, ITestOutputH
         var clone = await world.WaitForPodReadyAsync(source.Metadata.Namespace!, status.ClonePod!, cts.Token);
         (await world.ReadCounterAsync(clone, cts.Token)).ShouldBeGreaterThanOrEqualTo(before);
         (await world.Api.GetAsync(KubeResources.Leases, AgentNamespace, "podmigrate-controller", cts.Token)).Spec.HolderIdentity.ShouldBe("controller-2");
+    }
+
+    /// <summary>
+    /// The commit point under the worst timing: the source's agent dies right after publishing the checkpoint (before it
+    /// journals the disposition), and the controller with it. The checkpoint is on the share, so the next controller
+    /// restores it, but only because the restarted agent still holds the source frozen by it: the source never ran
+    /// after its checkpoint, and the clone starts from at least the last value the source ever showed.
+    /// </summary>
+    [Fact(Timeout = 180_000)]
+    public async Task Agent_and_controller_killed_at_the_commit_the_clone_starts_from_at_least_the_last_value_the_source_showed()
+    {
+        using var cts = new CancellationTokenSource(TestBudget);
+        await using var world = await MigrationWorld.StartAsync(cluster, output, cts.Token, crashableController: true);
+        await world.KillAgentAsync(NodeA);
+        await world.StartAgentAsync(NodeA, cts.Token, new Dictionary<string, string> { ["PODMIGRATE_AGENT__FAULTEXITAT"] = nameof(CommitPoint.AfterPublish) });
+        var source = await world.RunCounterAsync("e2e-commit", NodeA, cts.Token);
+        await world.WaitForCounterAboveAsync(source, 10, cts.Token);
+        using var watching = CancellationTokenSource.CreateLinkedTokenSource(cts.Token);
+        var sourceShown = WatchCounterAsync(world, source, watching.Token);
+
+        await world.CreateMigrationAsync("commit", source, NodeB, MigrationMode.Migrate, cts.Token, retainCheckpoint: true);
+        await world.Agent(NodeA).ExitedAsync(cts.Token); // killed itself right after the manifest's rename
+        await world.StopControllersAsync();              // the controller crashes too: its checkpoint call is gone
+        await world.KillAgentAsync(NodeA);
+        await world.StartAgentAsync(NodeA, cts.Token);   // the node's agent comes back (no fault)
+        world.StartController("controller-2");
+
+        var done = await world.WaitForMigrationAsync(source.Metadata.Namespace!, "commit", m => m.Status?.ClonePod is not null && m.Status.CloneCreatedAt is not null || MigrationPhase.IsTerminal(m.Status?.Phase), "the clone created", cts.Token);
+        done.Status!.RollbackReason.ShouldBeNull(done.Status.Message);
+        var clone = await world.WaitForPodReadyAsync(source.Metadata.Namespace!, done.Status.ClonePod!, cts.Token);
+        var cloneFirst = await world.WaitForCounterAboveAsync(clone, -1, cts.Token);
+        var final = await world.WaitForTerminalAsync(source.Metadata.Namespace!, "commit", cts.Token);
+        await watching.CancelAsync();
+        var shown = await sourceShown;
+
+        final.Status!.Phase.ShouldBe(MigrationPhase.Succeeded, final.Status.Message);
+        world.CheckpointsOnShare().ShouldBe([final.Status.CheckpointId!], "one checkpoint: the committed one was restored, not taken again");
+        shown.Count.ShouldBeGreaterThan(0);
+        output.WriteLine($"source showed {shown.Count} values, last {shown.Max()}; the clone's first read {cloneFirst}");
+        cloneFirst.ShouldBeGreaterThanOrEqualTo(shown.Max(), "the clone must start from at least the last value the source ever showed: the source never ran after its checkpoint");
+    }
+
+    /// <summary>Every value the pod's counter shows until cancelled (reads of a frozen or deleted pod time out or fail).</summary>
+    private static async Task<List<long>> WatchCounterAsync(MigrationWorld world, Pod pod, CancellationToken cancellationToken)
+    {
+        var values = new List<long>();
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            using var read = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            read.CancelAfter(TimeSpan.FromSeconds(1));
+            try
+            {
+                values.Add(await world.ReadCounterAsync(pod, read.Token));
+                await Task.Delay(50, cancellationToken);
+            }
+            catch (Exception e) when (e is HttpRequestException or OperationCanceledException)
+            {
+            }
+        }
+        return values;
     }
 
     [Fact(Timeout = 180_000)]

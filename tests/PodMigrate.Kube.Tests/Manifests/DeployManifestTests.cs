@@ -1,4 +1,5 @@
 using System.Text.Json;
+using PodMigrate.Controller;
 using PodMigrate.Core.Errors;
 using PodMigrate.Kube.ApiServer;
 using PodMigrate.Kube.Serialization;
@@ -244,26 +245,28 @@ public sealed class DeployManifestTests
     [Fact]
     public void The_controller_may_do_what_it_does_and_nothing_else()
     {
-        string[] Rules(IEnumerable<PolicyRule> rules) => [.. rules.Select(r =>
-            $"{string.Join(',', r.ApiGroups ?? [])}|{string.Join(',', r.Resources ?? [])}|{string.Join(',', r.ResourceNames ?? [])}|{string.Join(',', r.Verbs)}")];
+        // What the controller calls, declared once in its code; what deploy/ grants, rule by rule, expanded the same way.
+        static string Grant(string scope, string group, string resource, string? name, string verb) => $"{scope} {group}/{resource}{(name is null ? "" : "/" + name)}: {verb}";
+        var required = ControllerPermissions.Required
+            .Select(p => Grant(p.Scope == PermissionScope.Cluster ? "ClusterRole" : "Role", p.ApiGroup, p.Resource, p.ResourceName, p.Verb))
+            .ToHashSet(StringComparer.Ordinal);
+        IEnumerable<string> Expand(string scope, IEnumerable<PolicyRule> rules) =>
+            from rule in rules
+            from g in rule.ApiGroups ?? []
+            from r in rule.Resources ?? []
+            from n in rule.ResourceNames is { Count: > 0 } names ? names.Select(x => (string?)x) : [null]
+            from v in rule.Verbs
+            select Grant(scope, g, r, n, v);
+        var granted = Expand("ClusterRole", Single<ClusterRole>("podmigrate-controller").Rules!)
+            .Concat(Expand("Role", Single<Role>("podmigrate-controller").Rules!))
+            .ToList();
 
-        Rules(Single<ClusterRole>("podmigrate-controller").Rules!).ShouldBe(
-        [
-            "podmigrate.io|podmigrations||get,list,watch,update,patch",
-            "podmigrate.io|podmigrations/status||get,update,patch",
-            "podmigrate.io|podmigrations/finalizers||update",
-            "|pods||get,list,watch,create,delete,patch",
-            "|pods/status||get",
-            "|nodes||get,list,watch",
-            "|events||create,patch",
-        ]);
-        // In its own namespace only: the leader-election Lease (by name, but for create) and the agents' mTLS Secret by name.
-        Rules(Single<Role>("podmigrate-controller").Rules!).ShouldBe(
-        [
-            "coordination.k8s.io|leases||create",
-            "coordination.k8s.io|leases|podmigrate-controller|get,update",
-            $"|secrets|{AgentContract.ControllerTlsSecret}|get",
-        ]);
+        granted.ShouldBeUnique("a grant appears twice in deploy/20-rbac.yaml");
+        required.Except(granted).ShouldBeEmpty("the controller makes these calls, deploy/20-rbac.yaml does not grant them (missing verbs)");
+        granted.Except(required).ShouldBeEmpty("deploy/20-rbac.yaml grants these, the controller never makes the call (extra privilege)");
+        // The Role is the controller's own namespace's.
+        Single<Role>("podmigrate-controller").Metadata.Namespace.ShouldBe(AgentContract.Namespace);
+
         var everyRule = Installed.SelectMany(d => d.Value switch
         {
             ClusterRole c => c.Rules ?? [],

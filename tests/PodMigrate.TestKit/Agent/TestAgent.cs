@@ -33,6 +33,11 @@ public sealed record TestAgentLayout(string Node, string ContainerdSocket, strin
 
     /// <summary>Development mode: the agent accepts unsigned checkpoints.</summary>
     public bool AllowUnsignedCheckpoints { get; init; }
+    /// <summary>More options for an in-process agent (e.g. a <see cref="AgentOptions.CommitPointHook"/>), applied last.</summary>
+    public Action<AgentOptions>? Customize { get; init; }
+
+    /// <summary>More environment for an agent process (e.g. PODMIGRATE_AGENT__FAULTEXITAT, see CommitPointProbe).</summary>
+    public IReadOnlyDictionary<string, string>? Environment { get; init; }
 
     public string Socket => Path.Combine(Directory, "agent.sock");
 
@@ -73,6 +78,7 @@ public sealed record TestAgentLayout(string Node, string ContainerdSocket, strin
             options.CheckpointTrustFile = Path.Combine(SigningDirectory, TlsFileNames.CaBundle);
         }
         options.AllowUnsignedCheckpoints = AllowUnsignedCheckpoints;
+        Customize?.Invoke(options);
     }
 }
 
@@ -163,6 +169,10 @@ public sealed class AgentProcess : IAsyncDisposable
             start.ArgumentList.Add("--allow-unsigned-checkpoints");
         }
         start.Environment["Logging__LogLevel__Default"] = "Warning";
+        foreach (var (name, value) in layout.Environment ?? new Dictionary<string, string>())
+        {
+            start.Environment[name] = value;
+        }
         var process = Process.Start(start) ?? throw new InvalidOperationException("could not start the agent process");
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
@@ -185,6 +195,9 @@ public sealed class AgentProcess : IAsyncDisposable
             }
         }
     }
+
+    /// <summary>Until the process has exited on its own (e.g. killed by its own fault injection).</summary>
+    public Task ExitedAsync(CancellationToken cancellationToken) => _process.WaitForExitAsync(cancellationToken);
 
     /// <summary>SIGKILL: the agent gets no chance to clean up, as when a node's agent pod is OOM-killed.</summary>
     public async Task KillAsync()
