@@ -16,7 +16,7 @@ internal sealed partial class Selector
 
     public bool Matches(JsonObject obj) => _terms.TrueForAll(term => term(obj));
 
-    /// <summary>key=v, key==v, key!=v, key in (a,b), key notin (a,b), key, !key.</summary>
+    /// <summary>key=v, key==v, key!=v, key in (a,b), key notin (a,b), key, !key. As in Kubernetes, an empty element of a set is the empty value: "key in (,a)" matches key="".</summary>
     public static Selector ParseLabels(string? text)
     {
         var terms = new List<Func<JsonObject, bool>>();
@@ -27,7 +27,7 @@ internal sealed partial class Selector
             if ((m = SetTerm().Match(term)).Success)
             {
                 var key = m.Groups[1].Value;
-                var values = m.Groups[3].Value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).ToHashSet(StringComparer.Ordinal);
+                var values = m.Groups[3].Value.Split(',', StringSplitOptions.TrimEntries).ToHashSet(StringComparer.Ordinal);
                 var negate = m.Groups[2].Value == "notin";
                 terms.Add(o => Label(o, key) is { } v ? values.Contains(v) != negate : negate);
             }

@@ -29,6 +29,11 @@ public static class ArchiveJson
     public static CheckpointManifest DeserializeManifest(ReadOnlySpan<byte> json, string source)
     {
         var manifest = Deserialize(json, CheckpointJsonContext.Default.CheckpointManifest, source);
+        if (Malformed(manifest) is { } why)
+        {
+            throw new PodMigrateException(ErrorKind.DataLoss, $"{source} is not a valid {nameof(CheckpointManifest)}: {why}");
+        }
+
         if (manifest.FormatVersion != CheckpointManifest.CurrentFormatVersion)
         {
             throw new PodMigrateException(ErrorKind.FailedPrecondition,
@@ -36,6 +41,34 @@ public static class ArchiveJson
         }
 
         return manifest;
+    }
+
+    /// <summary>
+    /// What System.Text.Json lets through that the readers rely on: JSON null (or a missing constructor argument) where
+    /// the types say non-null, and duplicate paths. Found by the archive fuzzer ("codec": {} crashed the reader).
+    /// </summary>
+    private static string? Malformed(CheckpointManifest manifest)
+    {
+        if (manifest.CheckpointId is null || manifest.ArchiveSha256 is null || manifest.Codec?.Name is null || manifest.Files is null || manifest.Labels is null)
+        {
+            return "checkpointId, archiveSha256, codec.name, files and labels must not be null";
+        }
+
+        var paths = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var entry in manifest.Files)
+        {
+            if (entry?.Path is null)
+            {
+                return "a file entry or its path is null";
+            }
+
+            if (!paths.Add(entry.Path))
+            {
+                return $"file \"{entry.Path}\" is listed twice";
+            }
+        }
+
+        return null;
     }
 
     public static byte[] SerializeConfigDump(ContainerConfigDump config)

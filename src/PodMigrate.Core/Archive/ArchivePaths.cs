@@ -33,7 +33,11 @@ public static class ArchivePaths
         return trimmed;
     }
 
-    /// <summary>Whether a symlink named <paramref name="entryName"/> with <paramref name="target"/> stays inside the root (relative and never climbing above it).</summary>
+    /// <summary>
+    /// Whether a symlink named <paramref name="entryName"/> with <paramref name="target"/> stays inside the root: relative,
+    /// never climbing above it, and climbing only before it descends. A ".." after a name is refused because the kernel
+    /// resolves that name first: with "s/a" -> "..", "s/l" -> "a/.." is the root's parent, though it counts as "s".
+    /// </summary>
     public static bool IsContainedLinkTarget(string entryName, string target)
     {
         ArgumentNullException.ThrowIfNull(entryName);
@@ -45,6 +49,7 @@ public static class ArchivePaths
 
         // Depth of the directory holding the link, then walk the target's segments from there.
         var depth = entryName.Split('/', StringSplitOptions.RemoveEmptyEntries).Length - 1;
+        var descended = false;
         foreach (var segment in target.Split('/'))
         {
             if (segment.Length == 0 || segment == ".")
@@ -52,8 +57,11 @@ public static class ArchivePaths
                 continue;
             }
 
-            depth += segment == ".." ? -1 : 1;
-            if (depth < 0)
+            if (segment != "..")
+            {
+                descended = true;
+            }
+            else if (descended || --depth < 0)
             {
                 return false;
             }

@@ -189,7 +189,10 @@ public static class CheckpointArchiveReader
                 {
                 }
             }
-            catch (Exception e) when (e is InvalidDataException or EndOfStreamException or FormatException)
+            // System.Formats.Tar also throws OverflowException and InvalidOperationException on some malformed headers
+            // (found by the archive fuzzer: a huge size field, a pax header longer than its entry).
+            catch (Exception e) when (e is InvalidDataException or EndOfStreamException or FormatException or OverflowException
+                                      or InvalidOperationException { Source: "System.Formats.Tar" })
             {
                 throw new PodMigrateException(ErrorKind.DataLoss,
                     $"checkpoint {subject}: archive is corrupt or truncated at {_current}: {e.Message}", e);

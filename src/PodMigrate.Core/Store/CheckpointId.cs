@@ -46,6 +46,6 @@ public readonly partial record struct CheckpointId
 
     public override string ToString() => Value ?? "";
 
-    [GeneratedRegex("^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex(@"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\z", RegexOptions.CultureInvariant)]
     private static partial Regex Pattern();
 }

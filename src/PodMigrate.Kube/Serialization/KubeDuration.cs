@@ -70,7 +70,8 @@ public static class KubeDuration
         {
             return false;
         }
-        value = TimeSpan.FromMilliseconds(totalMs);
+        // Rounded to ticks: "16.016s" sums to 16015.999999999998 ms in binary floating point, one tick short of 16016 ms.
+        value = TimeSpan.FromTicks((long)Math.Round(totalMs * TimeSpan.TicksPerMillisecond));
         return true;
     }
 

@@ -54,7 +54,7 @@ public sealed class ArchivePathSafetyTests
     [Theory(Timeout = Timeout)]
     [InlineData("checkpoint/a", "b", true)]
     [InlineData("checkpoint/a", "../config.dump", true)]
-    [InlineData("a", "b/../c", true)]
+    [InlineData("a", "b/../c", false)] // ".." after a name: "b" may itself be a link (FuzzRegressionTests)
     [InlineData("checkpoint/a", "../../x", false)]
     [InlineData("a", "/etc/passwd", false)]
     [InlineData("a", "..", false)]
