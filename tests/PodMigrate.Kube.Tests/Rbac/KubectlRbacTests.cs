@@ -29,7 +29,7 @@ public sealed class KubectlRbacTests : IDisposable
         await api.Server.WriteKubeconfigAsync(Path.Combine(_directory, "admin"), api.Token);
         await File.WriteAllTextAsync(Path.Combine(_directory, "alice"), api.Server.ClientConfigFor(RbacFixture.AliceToken).ToKubeconfigYaml(), api.Token);
 
-        var whoami = await RunAsync("admin", "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}", "-v=8");
+        var whoami = await RunAsync("admin", "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}");
         whoami.Output.ShouldBe("admin", whoami.Error);
         (await RunAsync("admin", "auth", "can-i", "*", "*", "--all-namespaces")).Output.Trim().ShouldBe("yes");
         var manifest = Path.Combine(_directory, "team.yaml");
