@@ -86,11 +86,14 @@ internal sealed class EmulatedNodes : IAsyncDisposable
         foreach (var json in KubeYaml.ToJsonDocuments(await File.ReadAllTextAsync(path, cancellationToken), path))
         {
             var obj = KubeJson.Deserialize(json, KubeClientJsonContext.Default.CustomResource, path);
+            const string Rbac = "rbac.authorization.k8s.io";
             var kind = obj.Kind switch
             {
                 "ServiceAccount" => KubeResources.Custom("", "v1", "serviceaccounts", "ServiceAccount"),
-                "Role" or "RoleBinding" or "ClusterRole" or "ClusterRoleBinding" => KubeResources.Custom(
-                    "rbac.authorization.k8s.io", "v1", obj.Kind.ToLowerInvariant() + "s", obj.Kind, namespaced: !obj.Kind.StartsWith("Cluster", StringComparison.Ordinal)),
+                "Role" => KubeResources.Custom(Rbac, "v1", "roles", "Role"),
+                "RoleBinding" => KubeResources.Custom(Rbac, "v1", "rolebindings", "RoleBinding"),
+                "ClusterRole" => KubeResources.Custom(Rbac, "v1", "clusterroles", "ClusterRole", namespaced: false),
+                "ClusterRoleBinding" => KubeResources.Custom(Rbac, "v1", "clusterrolebindings", "ClusterRoleBinding", namespaced: false),
                 _ => throw new InvalidOperationException($"{path}: {obj.Kind} is not an RBAC kind"),
             };
             await admin.CreateAsync(kind, kind.Namespaced ? obj.Metadata.Namespace : null, obj, cancellationToken);
