@@ -13,10 +13,15 @@
 #   $STATE/nodes/<node>/containerd (containerd root; $STATE = PODMIGRATE_STATE_DIR, default /var/lib/podmigrate),
 #   $STATE/registry (registry storage), PODMIGRATE_SHARE (default $STATE/share: shared checkpoint storage),
 #   $LOG/<node>-containerd.log, $LOG/registry.log ($LOG = PODMIGRATE_LOG_DIR, default /var/log/podmigrate).
-# The control plane (when the CLI has the verbs): the in-process Kubernetes API server on 127.0.0.1:6443 with
-#   $RUN/kubeconfig, $RUN/apiserver.pid; a node emulator per node playing the kubelet ($RUN/<node>/emulator.pid,
-#   publishing the node's agent as a mirror pod of the agent DaemonSet); the controller ($RUN/controller.pid);
-#   mutual TLS between them from $STATE/certs (`podmigrate certs generate`: CA, agents/<node>, clients/<name>).
+# The control plane (when the CLI has the verbs): the in-process Kubernetes API server on https://127.0.0.1:6443 with
+#   $RUN/kubeconfig (the admin, in system:masters: kubectl, tests, scripts), $RUN/apiserver.pid; a node emulator per
+#   node playing the kubelet ($RUN/<node>/emulator.pid, publishing the node's agent as a mirror pod of the agent
+#   DaemonSet); the controller ($RUN/controller.pid); mutual TLS between them from $STATE/certs (`podmigrate certs
+#   generate`: CA, agents/<node>, clients/<name>).
+#   The API server authenticates every component as its own identity (static tokens, $RUN/apiserver/tokens.csv, mode
+#   0600) and authorizes with RBAC: the controller is system:serviceaccount:podmigrate-system:podmigrate-controller
+#   under exactly deploy/20-rbac.yaml ($RUN/kubeconfigs/controller), each node emulator is system:node:<node> in
+#   system:nodes under scripts/lib/node-emulator-rbac.yaml ($RUN/kubeconfigs/<node>). The agents never call the API.
 #
 # A second, independent instance (used by the lifecycle test) needs its own run/state dirs, node names, bridge
 # names and subnets, and can borrow the first instance's registry:
@@ -388,10 +393,44 @@ stop_agent() {
 
 CERTS=$STATE/certs
 KUBECONFIG_PATH=$RUN/kubeconfig
+KUBECONFIGS=$RUN/kubeconfigs
+API_TOKENS=$RUN/apiserver/tokens.csv
 CONTROLLER_NAMESPACE=podmigrate-system
 CONTROLLER_CLIENT=podmigrate-controller
+CONTROLLER_USER=system:serviceaccount:$CONTROLLER_NAMESPACE:podmigrate-controller
 
 kube() { kubectl --kubeconfig "$KUBECONFIG_PATH" "$@"; }
+
+new_token() { head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n'; }
+
+# The identities of this instance, as a kube-apiserver --token-auth-file (token,user,uid,"groups"): the admin in
+# system:masters, the controller's service account, one kubelet identity per node. Made once per `up` of the instance.
+write_api_tokens() {
+  local name
+  [ -s "$API_TOKENS" ] && return 0
+  mkdir -p "$(dirname "$API_TOKENS")"
+  (
+    umask 077
+    {
+      echo "$(new_token),admin,admin,system:masters"
+      echo "$(new_token),$CONTROLLER_USER,$(cat /proc/sys/kernel/random/uuid),\"system:serviceaccounts,system:serviceaccounts:$CONTROLLER_NAMESPACE\""
+      for name in $(node_names); do echo "$(new_token),system:node:$name,$name,system:nodes"; done
+    } > "$API_TOKENS.tmp"
+  )
+  mv "$API_TOKENS.tmp" "$API_TOKENS"
+}
+
+# $KUBECONFIGS/<file>: the admin's kubeconfig (server, CA) with the token of <user> from the token file, mode 0600.
+write_identity_kubeconfig() {
+  local file=$1 user=$2 token entry
+  token=$(awk -F, -v user="$user" '$2 == user { print $1; exit }' "$API_TOKENS")
+  [ -n "$token" ] || die "no token for $user in $API_TOKENS"
+  mkdir -p "$KUBECONFIGS"
+  (umask 077; cp "$KUBECONFIG_PATH" "$KUBECONFIGS/.$file.tmp")
+  entry=$(kubectl --kubeconfig "$KUBECONFIGS/.$file.tmp" config view -o jsonpath='{.contexts[0].context.user}')
+  kubectl --kubeconfig "$KUBECONFIGS/.$file.tmp" config set-credentials "$entry" --token="$token" >/dev/null
+  mv "$KUBECONFIGS/.$file.tmp" "$KUBECONFIGS/$file"
+}
 
 # One CA for the instance (kept across `up`s); a server certificate per agent (its node name, localhost, 127.0.0.1)
 # and the controller's client certificate. Issued again at every `up`: an agent's certificate also signs the
@@ -405,14 +444,17 @@ issue_certificates() {
 }
 
 start_apiserver() {
-  local pid
+  local pid name
   if pid=$(recorded_pid "$RUN/apiserver.pid" "apiserver"); then
     log "API server already running (pid $pid)"
     return 0
   fi
   cli_has_verb apiserver || { log "no \`${CLI[*]} apiserver\` verb: no control plane"; return 0; }
   rm -f "$KUBECONFIG_PATH"
-  setsid "${CLI[@]}" apiserver --port "$APISERVER_PORT" --kubeconfig-out "$KUBECONFIG_PATH" \
+  rm -rf "$KUBECONFIGS"
+  write_api_tokens
+  setsid "${CLI[@]}" apiserver --port "$APISERVER_PORT" --kubeconfig-out "$KUBECONFIG_PATH" --tls \
+    --token-auth-file "$API_TOKENS" --authorization-mode RBAC \
     >> "$LOGDIR/apiserver.log" 2>&1 < /dev/null 9>&- &
   pid=$!
   echo "$pid" > "$RUN/apiserver.pid"
@@ -422,10 +464,14 @@ start_apiserver() {
     [ $SECONDS -lt $deadline ] || die "the API server is not ready after 60 s; log: $LOGDIR/apiserver.log"
     sleep 0.2
   done
-  log "API server started (pid $pid, https://127.0.0.1:$APISERVER_PORT or http; kubeconfig $KUBECONFIG_PATH)"
-  # What a cluster admin installs: the namespace and the PodMigration CRD from deploy/, and the controller's client
-  # certificate for the agents as the Secret the controller reads.
-  kube apply -f "$REPO/deploy/00-namespace.yaml" -f "$REPO/deploy/10-podmigration-crd.yaml" >/dev/null
+  log "API server started (pid $pid, https://127.0.0.1:$APISERVER_PORT, RBAC; admin kubeconfig $KUBECONFIG_PATH)"
+  # What a cluster admin installs: the namespace, the PodMigration CRD and the RBAC from deploy/ (the controller runs
+  # under exactly that), the controller's client certificate for the agents as the Secret the controller reads; and what
+  # a real cluster has on its own: the kubelets' permissions (here the node emulators').
+  kube apply -f "$REPO/deploy/00-namespace.yaml" -f "$REPO/deploy/10-podmigration-crd.yaml" -f "$REPO/deploy/20-rbac.yaml" \
+    -f "$REPO/scripts/lib/node-emulator-rbac.yaml" >/dev/null
+  write_identity_kubeconfig controller "$CONTROLLER_USER"
+  for name in $(node_names); do write_identity_kubeconfig "$name" "system:node:$name"; done
   if [ -f "$CERTS/clients/$CONTROLLER_CLIENT/tls.crt" ]; then
     kube -n "$CONTROLLER_NAMESPACE" create secret generic podmigrate-controller-tls --type=kubernetes.io/tls \
       --from-file="$CERTS/clients/$CONTROLLER_CLIENT" --dry-run=client -o yaml | kube apply -f - >/dev/null
@@ -441,7 +487,7 @@ start_emulator() {
     return 0
   fi
   cli_has_verb node emulate || return 0
-  setsid "${CLI[@]}" node emulate --node "$name" --kubeconfig "$KUBECONFIG_PATH" --cri-socket "$(node_sock "$name")" \
+  setsid "${CLI[@]}" node emulate --node "$name" --kubeconfig "$KUBECONFIGS/$name" --cri-socket "$(node_sock "$name")" \
     --agent-port $((AGENT_PORT_BASE + index)) --address 127.0.0.1 >> "$LOGDIR/$name-emulator.log" 2>&1 < /dev/null 9>&- &
   pid=$!
   echo "$pid" > "$dir/emulator.pid"
@@ -457,7 +503,7 @@ start_controller() {
   fi
   cli_has_verb controller || return 0
   [ -f "$CERTS/clients/$CONTROLLER_CLIENT/tls.crt" ] || tls=(--agent-insecure)
-  setsid "${CLI[@]}" controller --kubeconfig "$KUBECONFIG_PATH" --namespace "$CONTROLLER_NAMESPACE" \
+  setsid "${CLI[@]}" controller --kubeconfig "$KUBECONFIGS/controller" --namespace "$CONTROLLER_NAMESPACE" \
     --identity "local-controller" "${tls[@]}" >> "$LOGDIR/controller.log" 2>&1 < /dev/null 9>&- &
   pid=$!
   echo "$pid" > "$RUN/controller.pid"
@@ -493,7 +539,8 @@ stop_control_plane() {
     if pid=$(recorded_pid "$(node_dir "$name")/emulator.pid" "emulate"); then log "$name: stopping node emulator (pid $pid)"; stop_pid "$pid" 10; fi
   done
   if pid=$(recorded_pid "$RUN/apiserver.pid" "apiserver"); then log "stopping API server (pid $pid)"; stop_pid "$pid" 10; fi
-  rm -f "$RUN/controller.pid" "$RUN/apiserver.pid" "$KUBECONFIG_PATH"
+  rm -f "$RUN/controller.pid" "$RUN/apiserver.pid" "$KUBECONFIG_PATH" "$API_TOKENS"
+  rm -rf "$KUBECONFIGS"
 }
 
 # ---- registry ----

@@ -1,4 +1,5 @@
 using System.Net;
+using PodMigrate.Kube.ApiServer.Authentication;
 
 namespace PodMigrate.Kube.ApiServer;
 
@@ -7,11 +8,29 @@ public sealed class ApiServerOptions
     /// <summary>TCP port; 0 picks a free one (see <see cref="KubeApiServer.BaseAddress"/>).</summary>
     public int Port { get; set; }
 
-    /// <summary>Loopback by default: this server has no authorization beyond one bearer token.</summary>
+    /// <summary>Loopback by default.</summary>
     public IPAddress BindAddress { get; set; } = IPAddress.Loopback;
 
-    /// <summary>When set, every request must carry "Authorization: Bearer &lt;token&gt;" (401 otherwise).</summary>
+    /// <summary>When set, every request must carry "Authorization: Bearer &lt;token&gt;" (401 otherwise): the token of a user "admin" in system:masters.</summary>
     public string? BearerToken { get; set; }
+
+    /// <summary>
+    /// Bearer tokens and the users they stand for (kube-apiserver's --token-auth-file, see <see cref="StaticToken.ParseFile"/>).
+    /// With none of these, no <see cref="BearerToken"/> and no <see cref="ClientCertificateAuthorityPem"/>, authentication is off.
+    /// </summary>
+    public IReadOnlyList<StaticToken> Tokens { get; set; } = [];
+
+    /// <summary>
+    /// PEM bundle of the CAs whose client certificates authenticate a user (--client-ca-file): CN is the user name, each O a
+    /// group. Needs <see cref="UseTls"/>.
+    /// </summary>
+    public string? ClientCertificateAuthorityPem { get; set; }
+
+    /// <summary>
+    /// Authorize every request with the stored Roles, ClusterRoles and bindings (--authorization-mode=RBAC), after installing
+    /// kube-apiserver's default roles; off (unit fixtures), every authenticated request is allowed.
+    /// </summary>
+    public bool AuthorizeWithRbac { get; set; }
 
     /// <summary>Serve HTTPS with a self-signed certificate generated at start (its PEM goes into the kubeconfig as the CA).</summary>
     public bool UseTls { get; set; }

@@ -9,12 +9,15 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using PodMigrate.Core.Errors;
+using PodMigrate.Kube.ApiServer.Authentication;
+using PodMigrate.Kube.ApiServer.Authorization;
 using PodMigrate.Kube.Client;
 
 namespace PodMigrate.Kube.ApiServer;
@@ -24,8 +27,10 @@ namespace PodMigrate.Kube.ApiServer;
 /// watch (chunked JSON lines) and server-side Table printing, over an in-memory <see cref="ObjectStore"/>.
 /// OpenAPI v3 (paths, and the schemas of custom resources) and an OpenAPI v2 without models, so that kubectl validates
 /// without --validate=false (see <see cref="OpenApi"/>); field validation of custom resources (<see cref="FieldValidation"/>).
-/// Not served: authorization beyond one bearer token, admission, protobuf objects, server-side apply, garbage collection,
-/// and the controllers of a cluster (nothing runs a Deployment's or DaemonSet's pods, binds a claim, enforces RBAC).
+/// Authentication by static bearer tokens and client certificates, RBAC authorization over the stored roles and bindings,
+/// and the self-reviews kubectl asks (see Authentication/ and Authorization/).
+/// Not served: admission, protobuf objects, server-side apply, garbage collection,
+/// and the controllers of a cluster (nothing runs a Deployment's or DaemonSet's pods, binds a claim).
 /// </summary>
 public sealed partial class KubeApiServer : IAsyncDisposable
 {
@@ -34,6 +39,7 @@ public sealed partial class KubeApiServer : IAsyncDisposable
     private readonly ApiServerOptions _options;
     private readonly string? _certificatePem;
     private readonly ILogger _logger;
+    private readonly RequestSecurity _security;
 
     private KubeApiServer(WebApplication app, ObjectStore store, ApiServerOptions options, string? certificatePem)
     {
@@ -42,6 +48,7 @@ public sealed partial class KubeApiServer : IAsyncDisposable
         _options = options;
         _certificatePem = certificatePem;
         _logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger<KubeApiServer>();
+        _security = SecurityFor(options, store, _logger);
         BaseAddress = new Uri("http://127.0.0.1/");
     }
 
@@ -49,20 +56,27 @@ public sealed partial class KubeApiServer : IAsyncDisposable
     public Uri BaseAddress { get; private set; }
 
     /// <summary>
-    /// What a client needs to reach this server, as the KubernetesClient package reads it from <see cref="KubeconfigYaml"/>
-    /// (address, the bearer token, and the CA when serving TLS): each call returns a fresh configuration to adjust.
+    /// What an administrator needs to reach this server, as the KubernetesClient package reads it from <see cref="KubeconfigYaml"/>:
+    /// address, the CA (when serving TLS) and a token in system:masters (<see cref="ApiServerOptions.BearerToken"/>, else the
+    /// first such of <see cref="ApiServerOptions.Tokens"/>). Each call returns a fresh configuration to adjust.
     /// </summary>
-    public k8s.KubernetesClientConfiguration ClientConfig
+    public k8s.KubernetesClientConfiguration ClientConfig => ClientConfigFor(AdminToken);
+
+    /// <summary>What a client authenticating with <paramref name="bearerToken"/> needs to reach this server.</summary>
+    public k8s.KubernetesClientConfiguration ClientConfigFor(string? bearerToken)
     {
-        get
-        {
-            using var yaml = new MemoryStream(Encoding.UTF8.GetBytes(KubeconfigYaml()));
-            return k8s.KubernetesClientConfiguration.BuildConfigFromConfigFile(yaml);
-        }
+        using var yaml = new MemoryStream(Encoding.UTF8.GetBytes(KubeconfigYaml("podmigrate", bearerToken)));
+        return k8s.KubernetesClientConfiguration.BuildConfigFromConfigFile(yaml);
     }
 
+    private string? AdminToken => _options.BearerToken
+        ?? _options.Tokens.FirstOrDefault(t => t.User.Groups.Contains(UserInfo.MastersGroup, StringComparer.Ordinal))?.Token;
+
     /// <summary>A kubeconfig for this server (what `podmigrate apiserver --kubeconfig-out` writes for kubectl and the other verbs).</summary>
-    public string KubeconfigYaml(string name = "podmigrate")
+    public string KubeconfigYaml(string name = "podmigrate") => KubeconfigYaml(name, AdminToken);
+
+    /// <summary>A kubeconfig for this server that authenticates with <paramref name="bearerToken"/>.</summary>
+    public string KubeconfigYaml(string name, string? bearerToken)
     {
         var builder = new StringBuilder();
         builder.Append("apiVersion: v1\nkind: Config\n");
@@ -72,13 +86,13 @@ public sealed partial class KubeApiServer : IAsyncDisposable
             builder.Append("    certificate-authority-data: ").Append(Convert.ToBase64String(Encoding.UTF8.GetBytes(_certificatePem))).Append('\n');
         }
         // Without a token the context names no user: the KubernetesClient package refuses a user entry without credentials.
-        if (_options.BearerToken is { } token)
+        if (bearerToken is not null)
         {
             builder.Append("users:\n- name: ").Append(name).Append("\n  user:\n    token: ")
-                .Append(JsonSerializer.Serialize(token, KubeClientJsonContext.Default.String)).Append('\n');
+                .Append(JsonSerializer.Serialize(bearerToken, KubeClientJsonContext.Default.String)).Append('\n');
         }
         builder.Append("contexts:\n- name: ").Append(name).Append("\n  context:\n    cluster: ").Append(name);
-        if (_options.BearerToken is not null)
+        if (bearerToken is not null)
         {
             builder.Append("\n    user: ").Append(name);
         }
@@ -102,7 +116,13 @@ public sealed partial class KubeApiServer : IAsyncDisposable
                 listen.Protocols = HttpProtocols.Http1;
                 if (certificate is not null)
                 {
-                    listen.UseHttps(certificate);
+                    listen.UseHttps(new HttpsConnectionAdapterOptions
+                    {
+                        ServerCertificate = certificate,
+                        // Asked for, verified by the authenticator against the client CA (401, not a failed handshake), as kube-apiserver does.
+                        ClientCertificateMode = options.ClientCertificateAuthorityPem is null ? ClientCertificateMode.NoCertificate : ClientCertificateMode.AllowCertificate,
+                        ClientCertificateValidation = (_, _, _) => true,
+                    });
                 }
             });
         });
@@ -145,9 +165,14 @@ public sealed partial class KubeApiServer : IAsyncDisposable
         var request = context.Request;
         try
         {
-            if (_options.BearerToken is { } token && request.Headers.Authorization.ToString() != $"Bearer {token}")
+            if (await _security.CheckAsync(context) is { } refusal)
             {
-                await WriteStatusAsync(context, 401, "Unauthorized", "Unauthorized");
+                await WriteJsonAsync(context, refusal.Code, refusal.Status);
+                return;
+            }
+            if (await _security.TryReviewAsync(context) is { } review)
+            {
+                await WriteJsonAsync(context, 201, review);
                 return;
             }
             await RouteAsync(context);
@@ -441,6 +466,27 @@ public sealed partial class KubeApiServer : IAsyncDisposable
         ErrorKind.Unimplemented => (415, "UnsupportedMediaType"),
         _ => (500, "InternalError"),
     };
+
+    private static RequestSecurity SecurityFor(ApiServerOptions options, ObjectStore store, ILogger logger)
+    {
+        if (options.ClientCertificateAuthorityPem is not null && !options.UseTls)
+        {
+            throw PodMigrateException.InvalidArgument("client certificate authentication needs TLS (UseTls)");
+        }
+        var clientAuthorities = new X509Certificate2Collection();
+        if (options.ClientCertificateAuthorityPem is { } pem)
+        {
+            clientAuthorities.ImportFromPem(pem);
+        }
+        var tokens = options.BearerToken is { } token ? [.. options.Tokens, new StaticToken(token, UserInfo.Admin())] : options.Tokens;
+        RbacAuthorizer? authorizer = null;
+        if (options.AuthorizeWithRbac)
+        {
+            BootstrapPolicy.Install(store);
+            authorizer = new RbacAuthorizer(store);
+        }
+        return new RequestSecurity(new RequestAuthenticator(tokens, clientAuthorities, options.TimeProvider), authorizer, logger);
+    }
 
     private static X509Certificate2 SelfSignedCertificate()
     {

@@ -65,6 +65,8 @@ internal sealed class MigrationWorld : IAsyncDisposable
         {
             await world.InstallCrdAsync(cancellationToken);
             await world.Api.CreateAsync(KubeResources.Namespaces, null, new KubeNamespace { Metadata = new ObjectMeta { Name = AgentNamespace } }, cancellationToken);
+            // The controller runs as its service account under exactly deploy/'s RBAC: a verb missing there fails here.
+            await nodes.ApplyAsync(Path.Combine("deploy", "20-rbac.yaml"), cancellationToken);
             world.IssueCertificates();
             foreach (var node in new[] { NodeA, NodeB })
             {
@@ -85,7 +87,7 @@ internal sealed class MigrationWorld : IAsyncDisposable
     /// <summary>Starts a controller replica; with <paramref name="releaseLeaseOnStop"/> false, stopping it is a crash.</summary>
     public void StartController(string identity, bool releaseLeaseOnStop = true)
     {
-        var controller = PodMigrateController.Create(Api, new AgentConnectionOptions { Namespace = AgentNamespace, TlsDirectory = ControllerTls }, new ControllerOptions
+        var controller = PodMigrateController.Create(Nodes.ClientAs(EmulatedNodes.ControllerUser), new AgentConnectionOptions { Namespace = AgentNamespace, TlsDirectory = ControllerTls }, new ControllerOptions
         {
             Identity = identity,
             LeaseNamespace = AgentNamespace,

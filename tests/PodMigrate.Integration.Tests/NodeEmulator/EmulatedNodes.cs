@@ -2,8 +2,10 @@ using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using PodMigrate.Core.Errors;
 using PodMigrate.Kube.ApiServer;
+using PodMigrate.Kube.ApiServer.Authentication;
 using PodMigrate.Kube.Client;
 using PodMigrate.Kube.Models;
+using PodMigrate.Kube.Serialization;
 using PodMigrate.Node.Cri;
 using PodMigrate.NodeEmulator;
 using PodMigrate.TestKit.Cluster;
@@ -18,6 +20,10 @@ namespace PodMigrate.Integration.Tests.NodeEmulator;
 /// One test's world: a fresh in-process API server, and node emulators running in this process against the shared
 /// cluster's real containerd nodes. Every sandbox the emulators make carries this API server's cluster id, so the
 /// test's leftovers are found (and removed at the end) without touching anyone else's pods on the same nodes.
+/// As in the local cluster, the server authenticates each component as its own identity and authorizes with RBAC:
+/// <see cref="Api"/> is the admin (system:masters), each emulator is system:node:&lt;node&gt; under
+/// scripts/lib/node-emulator-rbac.yaml, and <see cref="ClientAs"/> gives any other identity (the controller's service
+/// account, under deploy/20-rbac.yaml once applied).
 /// </summary>
 internal sealed class EmulatedNodes : IAsyncDisposable
 {
@@ -26,15 +32,21 @@ internal sealed class EmulatedNodes : IAsyncDisposable
     private readonly LocalCluster _cluster;
     private readonly ILoggerFactory _logs;
     private readonly Dictionary<string, (CancellationTokenSource Stop, Task Run)> _emulators = [];
+    private readonly List<KubernetesApiClient> _clients = [];
+    private readonly IReadOnlyList<StaticToken> _tokens;
 
-    private EmulatedNodes(LocalCluster cluster, ILoggerFactory logs, KubeApiServer server, KubernetesApiClient api, string clusterId)
+    private EmulatedNodes(LocalCluster cluster, ILoggerFactory logs, KubeApiServer server, KubernetesApiClient api, string clusterId, IReadOnlyList<StaticToken> tokens)
     {
         _cluster = cluster;
         _logs = logs;
         Server = server;
         Api = api;
         ClusterId = clusterId;
+        _tokens = tokens;
     }
+
+    /// <summary>The identity the controller runs as (deploy/20-rbac.yaml binds its roles).</summary>
+    public static readonly UserInfo ControllerUser = UserInfo.ServiceAccount("podmigrate-system", "podmigrate-controller");
 
     public KubeApiServer Server { get; }
 
@@ -46,11 +58,58 @@ internal sealed class EmulatedNodes : IAsyncDisposable
     public static async Task<EmulatedNodes> StartAsync(LocalCluster cluster, ITestOutputHelper output, CancellationToken cancellationToken)
     {
         var logs = TestOutputLoggerProvider.Factory(output);
-        var server = await KubeApiServer.StartAsync(new ApiServerOptions(), configureLogging: null, cancellationToken);
+        UserInfo[] users = [UserInfo.Admin(), ControllerUser, .. cluster.Info.Nodes.Select(n => UserInfo.Node(n.Name))];
+        var tokens = users.Select(u => new StaticToken(Guid.NewGuid().ToString("N"), u)).ToList();
+        var server = await KubeApiServer.StartAsync(new ApiServerOptions { Tokens = tokens, AuthorizeWithRbac = true }, configureLogging: null, cancellationToken);
         var api = new KubernetesApiClient(server.ClientConfig);
         await api.CreateAsync(KubeResources.Namespaces, null, new KubeNamespace { Metadata = new ObjectMeta { Name = TestPods.Namespace } }, cancellationToken);
+        await ApplyAsync(api, Path.Combine("scripts", "lib", "node-emulator-rbac.yaml"), cancellationToken);
         var clusterId = (await api.GetAsync(KubeResources.Namespaces, null, EmulatorLabels.ClusterIdNamespace, cancellationToken)).Metadata.Uid!;
-        return new EmulatedNodes(cluster, logs, server, api, clusterId);
+        return new EmulatedNodes(cluster, logs, server, api, clusterId, tokens);
+    }
+
+    /// <summary>A client of the API server authenticated as <paramref name="user"/> (one of this world's identities).</summary>
+    public KubernetesApiClient ClientAs(UserInfo user)
+    {
+        var token = _tokens.First(t => t.User.Name == user.Name).Token;
+        var client = new KubernetesApiClient(Server.ClientConfigFor(token));
+        _clients.Add(client);
+        return client;
+    }
+
+    /// <summary>Creates the RBAC objects of a YAML file of the repository (as the admin), as `kubectl create -f` would.</summary>
+    public Task ApplyAsync(string repositoryPath, CancellationToken cancellationToken) => ApplyAsync(Api, repositoryPath, cancellationToken);
+
+    private static async Task ApplyAsync(KubernetesApiClient admin, string repositoryPath, CancellationToken cancellationToken)
+    {
+        var path = Path.Combine(RepositoryRoot(), repositoryPath);
+        foreach (var json in KubeYaml.ToJsonDocuments(await File.ReadAllTextAsync(path, cancellationToken), path))
+        {
+            var obj = KubeJson.Deserialize(json, KubeClientJsonContext.Default.CustomResource, path);
+            const string Rbac = "rbac.authorization.k8s.io";
+            var kind = obj.Kind switch
+            {
+                "ServiceAccount" => KubeResources.Custom("", "v1", "serviceaccounts", "ServiceAccount"),
+                "Role" => KubeResources.Custom(Rbac, "v1", "roles", "Role"),
+                "RoleBinding" => KubeResources.Custom(Rbac, "v1", "rolebindings", "RoleBinding"),
+                "ClusterRole" => KubeResources.Custom(Rbac, "v1", "clusterroles", "ClusterRole", namespaced: false),
+                "ClusterRoleBinding" => KubeResources.Custom(Rbac, "v1", "clusterrolebindings", "ClusterRoleBinding", namespaced: false),
+                _ => throw new InvalidOperationException($"{path}: {obj.Kind} is not an RBAC kind"),
+            };
+            await admin.CreateAsync(kind, kind.Namespaced ? obj.Metadata.Namespace : null, obj, cancellationToken);
+        }
+    }
+
+    private static string RepositoryRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "PodMigrate.sln")))
+            {
+                return dir.FullName;
+            }
+        }
+        throw new DirectoryNotFoundException($"no PodMigrate.sln above {AppContext.BaseDirectory}: the emulated nodes apply the repository's RBAC");
     }
 
     /// <summary>
@@ -70,7 +129,7 @@ internal sealed class EmulatedNodes : IAsyncDisposable
             RestartBackoffMax = TimeSpan.FromSeconds(4),
         };
         configure?.Invoke(options);
-        var emulator = new PodMigrate.NodeEmulator.NodeEmulator(Api, _cluster.Cri(node), options, _logs);
+        var emulator = new PodMigrate.NodeEmulator.NodeEmulator(ClientAs(UserInfo.Node(node)), _cluster.Cri(node), options, _logs);
         var stop = new CancellationTokenSource();
         _emulators.Add(node, (stop, Task.Run(() => emulator.RunAsync(stop.Token), CancellationToken.None)));
         await WaitForAsync(
@@ -163,6 +222,10 @@ internal sealed class EmulatedNodes : IAsyncDisposable
             {
                 await RemoveWithRetryAsync(runner, sandbox, cleanup.Token);
             }
+        }
+        foreach (var client in _clients)
+        {
+            client.Dispose();
         }
         Api.Dispose();
         await Server.DisposeAsync();
