@@ -51,9 +51,11 @@ internal static class AgentServiceCollectionExtensions
         services.AddSingleton<CriImageRestore>();
         services.AddSingleton<DirectRestore>();
         services.AddSingleton<RestoreOperation>();
+        services.AddSingleton<Preparing.PreparedCheckpoints>();
         services.AddSingleton<AgentGrpcService>();
         services.AddHostedService<AgentRecovery>();
         services.AddHostedService<CriuWarmup>();
+        services.AddHostedService<Preparing.PreparedStagingJanitor>();
         return services;
     }
 }

@@ -76,6 +76,15 @@ public sealed class AgentClient : IDisposable
     public Task<DeleteCheckpointResponse> DeleteCheckpointAsync(string checkpointId, bool force, CancellationToken cancellationToken)
         => UnaryAsync(AgentMethods.DeleteCheckpoint, new DeleteCheckpointRequest { CheckpointId = checkpointId, Force = force }, $"deleting checkpoint {checkpointId}", cancellationToken);
 
+    public Task<PreparedCheckpointInfo> PrepareRestoreAsync(PrepareRestoreRequest request, CancellationToken cancellationToken)
+        => UnaryAsync(AgentMethods.PrepareRestore, request, $"preparing checkpoint {request.CheckpointId}", cancellationToken);
+
+    public Task<ReleasePreparedResponse> ReleasePreparedAsync(string checkpointId, CancellationToken cancellationToken)
+        => UnaryAsync(AgentMethods.ReleasePrepared, new ReleasePreparedRequest { CheckpointId = checkpointId }, $"releasing prepared checkpoint {checkpointId}", cancellationToken);
+
+    public Task<RestoredInfo> GetRestoredAsync(string checkpointId, CancellationToken cancellationToken)
+        => UnaryAsync(AgentMethods.GetRestored, new GetRestoredRequest { CheckpointId = checkpointId }, $"reading the restore record of checkpoint {checkpointId}", cancellationToken);
+
     /// <summary>Runs a checkpoint to its end; progress goes to <paramref name="progress"/>.</summary>
     public async Task<CheckpointResult> CheckpointToEndAsync(CheckpointRequest request, Action<Progress>? progress, CancellationToken cancellationToken)
     {

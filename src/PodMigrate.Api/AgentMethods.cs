@@ -19,4 +19,7 @@ public static class AgentMethods
     public static readonly Method<ListCheckpointsRequest, ListCheckpointsResponse> ListCheckpoints = Method.FromDescriptor<ListCheckpointsRequest, ListCheckpointsResponse>(Service, "ListCheckpoints");
     public static readonly Method<InspectCheckpointRequest, CheckpointInfo> InspectCheckpoint = Method.FromDescriptor<InspectCheckpointRequest, CheckpointInfo>(Service, "InspectCheckpoint");
     public static readonly Method<DeleteCheckpointRequest, DeleteCheckpointResponse> DeleteCheckpoint = Method.FromDescriptor<DeleteCheckpointRequest, DeleteCheckpointResponse>(Service, "DeleteCheckpoint");
+    public static readonly Method<PrepareRestoreRequest, PreparedCheckpointInfo> PrepareRestore = Method.FromDescriptor<PrepareRestoreRequest, PreparedCheckpointInfo>(Service, "PrepareRestore");
+    public static readonly Method<ReleasePreparedRequest, ReleasePreparedResponse> ReleasePrepared = Method.FromDescriptor<ReleasePreparedRequest, ReleasePreparedResponse>(Service, "ReleasePrepared");
+    public static readonly Method<GetRestoredRequest, RestoredInfo> GetRestored = Method.FromDescriptor<GetRestoredRequest, RestoredInfo>(Service, "GetRestored");
 }

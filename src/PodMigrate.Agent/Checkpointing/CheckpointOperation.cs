@@ -69,6 +69,8 @@ internal sealed class CheckpointOperation(
             {
                 var captured = await CaptureAsync(source, id, request, staging, report, timings, deadline.Token);
                 var frozenSince = time.GetTimestamp() - (long)((captured.Freeze + captured.Dump + captured.Metadata).TotalSeconds * time.TimestampFrequency);
+                // The wall-clock instant the freeze began: with the restore's own instant, the workload's honest downtime.
+                var frozenAt = time.GetUtcNow() - time.GetElapsedTime(frozenSince);
                 TimeSpan? frozen = null;
                 if (disposition == SourceDisposition.SourceLeaveRunning)
                 {
@@ -102,6 +104,7 @@ internal sealed class CheckpointOperation(
                     Wall = Duration.FromTimeSpan(wall),
                     Frozen = Duration.FromTimeSpan(frozen.Value),
                     SourceState = sourceState,
+                    FrozenAt = Timestamp.FromDateTimeOffset(frozenAt),
                 };
                 result.Timings.Add(timings);
                 return result;

@@ -11,13 +11,14 @@ namespace PodMigrate.Agent.Operations;
 /// <summary>
 /// At start-up, before the API serves: releases what an agent that died mid-operation left behind. Sources frozen
 /// by an unfinished checkpoint are resumed; sources left stopped on purpose stay stopped (their controller decides);
-/// node-local staging directories and stale staging on the share are removed.
+/// node-local staging directories, unsealed or expired prepared checkpoints and stale staging on the share are removed.
 /// </summary>
 internal sealed class AgentRecovery(
     IOptions<AgentOptions> options,
     SourceJournal journal,
     ContainerdConnection containerd,
     ICheckpointStore store,
+    Preparing.PreparedCheckpoints prepared,
     ILogger<AgentRecovery> logger) : IHostedService
 {
     public async Task StartAsync(CancellationToken cancellationToken)
@@ -59,6 +60,8 @@ internal sealed class AgentRecovery(
                 AgentLog.RemovedStaging(logger, directory);
             }
         }
+        // Prepared checkpoints: unsealed ones were being prepared by the agent that died; expired ones were never consumed.
+        prepared.Sweep(startup: true);
         // Other nodes' agents may be writing to the share's staging right now: only what is older than any operation may run.
         await store.CleanupStagingAsync(options.Value.OperationTimeout * 2, cancellationToken);
     }

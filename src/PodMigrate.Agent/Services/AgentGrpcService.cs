@@ -25,7 +25,8 @@ internal sealed class AgentGrpcService(
     SourceJournal journal,
     OperationGate gate,
     ICheckpointStore store,
-    CheckpointDeletion deletion)
+    CheckpointDeletion deletion,
+    Preparing.PreparedCheckpoints prepared)
 {
     public GrpcServiceDefinition Definition() => new GrpcServiceDefinition(AgentMethods.ServiceName)
         .AddUnary(AgentMethods.GetNodeInfo, (_, context) => nodeInfo.GetAsync(context.CancellationToken))
@@ -58,7 +59,10 @@ internal sealed class AgentGrpcService(
         {
             await deletion.DeleteAsync(CheckpointId.Parse(request.CheckpointId), request.Force, context.CancellationToken);
             return new DeleteCheckpointResponse();
-        });
+        })
+        .AddUnary(AgentMethods.PrepareRestore, (request, context) => prepared.PrepareAsync(request, context.CancellationToken))
+        .AddUnary(AgentMethods.ReleasePrepared, async (request, context) => new ReleasePreparedResponse { Removed = await prepared.ReleaseAsync(request.CheckpointId, context.CancellationToken) })
+        .AddUnary(AgentMethods.GetRestored, (request, context) => prepared.GetRestoredAsync(request.CheckpointId, context.CancellationToken));
 
     private async Task<HealthResponse> HealthAsync(HealthRequest request, ServerCallContext context)
     {
