@@ -1,3 +1,4 @@
+using System.Text.Json;
 using System.Text.Json.Nodes;
 using PodMigrate.Kube.Client;
 using PodMigrate.Kube.Models;
@@ -24,6 +25,12 @@ internal static class ClonePods
         "kubernetes.io/config.source",
         "kubernetes.io/config.hash",
     };
+
+    private const string RuntimeClassNameField = "runtimeClassName";
+
+    /// <summary>The pod's spec.runtimeClassName, or null.</summary>
+    public static string? RuntimeClassOf(Pod pod)
+        => pod.Spec.ExtensionData?.TryGetValue(RuntimeClassNameField, out var name) == true && name.ValueKind == JsonValueKind.String ? name.GetString() : null;
 
     public static string NameFor(PodMigration migration, string sourcePod)
     {
@@ -74,7 +81,8 @@ internal static class ClonePods
         {
             target.Image = baseImage;
         }
-        pod.Spec.RuntimeClassName = CloneRestore.RuntimeClassName;
+        // Untyped in the models (as every field PodMigrate does not reason about): kept in the spec's extension data.
+        (pod.Spec.ExtensionData ??= [])[RuntimeClassNameField] = JsonSerializer.SerializeToElement(CloneRestore.RuntimeClassName, KubeClientJsonContext.Default.String);
         var annotations = pod.Metadata.Annotations ??= [];
         annotations[RestoreAnnotations.Checkpoint] = restore.CheckpointId;
         annotations[RestoreAnnotations.Container] = container;

@@ -49,8 +49,6 @@ public sealed class PodSpec
 
     public string? ServiceAccountName { get; set; }
 
-    public string? RuntimeClassName { get; set; }
-
     public Dictionary<string, string>? NodeSelector { get; set; }
 
     public List<PodSchedulingGate>? SchedulingGates { get; set; }

@@ -51,7 +51,7 @@ public sealed class RuntimeClassRestoreTests
         migration.Status.Downtime.ShouldBe("1.234s");
 
         var clone = world.LastClone.ShouldNotBeNull();
-        clone.Spec.RuntimeClassName.ShouldBe("podmigrate");
+        ClonePods.RuntimeClassOf(clone).ShouldBe("podmigrate");
         clone.Spec.NodeName.ShouldBe("node-b");
         clone.Spec.Containers[0].Image.ShouldBe("localhost:5000/podmigrate/counter:1");
         clone.Metadata.Annotations![RestoreAnnotations.Checkpoint].ShouldBe(migration.Status.CheckpointId);
@@ -99,7 +99,7 @@ public sealed class RuntimeClassRestoreTests
         world.Target.Calls.ShouldContain("Restore");
         world.Target.Calls.ShouldNotContain("PrepareRestore");
         var clone = world.LastClone.ShouldNotBeNull();
-        clone.Spec.RuntimeClassName.ShouldBeNull();
+        ClonePods.RuntimeClassOf(clone).ShouldBeNull();
         clone.Spec.Containers[0].Image.ShouldBe(World.CheckpointImage);
         clone.Metadata.Annotations!.ShouldNotContainKey(RestoreAnnotations.Checkpoint);
         // Freeze instant from the agent, end at the clone's readiness (no runtime record on this path).

@@ -30,6 +30,7 @@ internal sealed class NodeAgent : IAsyncDisposable
             UnixSocket = "",
             GrpcPort = 0,
             KeepPerPod = 0,
+            PreparedDirectory = Path.Combine(stateDirectory, "prepared"),
         };
         var services = new ServiceCollection();
         services.AddLogging(logging => logging.SetMinimumLevel(LogLevel.Warning));
@@ -58,6 +59,11 @@ internal sealed class NodeAgent : IAsyncDisposable
     public ICheckpointStore Store => _services.GetRequiredService<ICheckpointStore>();
 
     public ContainerdConnection Containerd => _services.GetRequiredService<ContainerdConnection>();
+
+    public Agent.Preparing.PreparedCheckpoints Prepared => _services.GetRequiredService<Agent.Preparing.PreparedCheckpoints>();
+
+    /// <summary>What the agent runs at start-up before it serves.</summary>
+    public AgentRecovery Recovery => _services.GetServices<Microsoft.Extensions.Hosting.IHostedService>().OfType<AgentRecovery>().Single();
 
     public ValueTask DisposeAsync() => _services.DisposeAsync();
 }
