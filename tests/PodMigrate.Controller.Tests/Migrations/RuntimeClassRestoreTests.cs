@@ -66,7 +66,7 @@ public sealed class RuntimeClassRestoreTests
 
         migration.Status!.Phase.ShouldBe(MigrationPhase.Failed);
         migration.Status.Message!.ShouldContain("node node-b has no 'podmigrate' runtime handler");
-        migration.Status.Message.ShouldContain("spec.restoreMethod: CheckpointImage");
+        migration.Status.Message!.ShouldContain("spec.restoreMethod: CheckpointImage");
         world.Source.Calls.ShouldNotContain("Checkpoint");
         world.Target.Calls.ShouldNotContain("PrepareRestore");
     }
@@ -157,9 +157,9 @@ public sealed class RuntimeClassRestoreTests
                 KubeJson.Deserialize(System.Text.Encoding.UTF8.GetString(crd), KubeClientJsonContext.Default.CustomResource, "crd"), api.Token);
             foreach (var node in new[] { "node-a", "node-b" })
             {
-                await api.Client.CreateAsync(KubeResources.Nodes, null, Json<Node>($$"""
-                    {"metadata":{"name":"{{node}}"},"status":{"conditions":[{"type":"Ready","status":"True"}],"allocatable":{"memory":"8Gi"}}}
-                    """, KubeClientJsonContext.Default.Node), api.Token);
+                await api.Client.CreateAsync(KubeResources.Nodes, null, Json<Kube.Models.Node>("""
+                    {"metadata":{"name":"NODE"},"status":{"conditions":[{"type":"Ready","status":"True"}],"allocatable":{"memory":"8Gi"}}}
+                    """.Replace("NODE", node, StringComparison.Ordinal), KubeClientJsonContext.Default.Node), api.Token);
             }
             var pod = await api.Client.CreateAsync(KubeResources.Pods, "default", Json<Pod>("""
                 {"metadata":{"name":"counter","namespace":"default","labels":{"app":"counter"}},
@@ -225,10 +225,10 @@ public sealed class RuntimeClassRestoreTests
             if (clone.Status?.Phase != "Running")
             {
                 var now = DateTimeOffset.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture);
-                await _api.Client.PatchAsync(KubeResources.Pods, "default", name, PatchType.MergePatch, $$"""
-                    {"status":{"phase":"Running","conditions":[{"type":"Ready","status":"True","lastTransitionTime":"{{now}}"}],
-                     "containerStatuses":[{"name":"counter","ready":true,"restartCount":0,"image":"x","imageID":"x","containerID":"containerd://c","state":{"running":{"startedAt":"{{now}}"}}}]}}
-                    """, status: true, token);
+                await _api.Client.PatchAsync(KubeResources.Pods, "default", name, PatchType.MergePatch, """
+                    {"status":{"phase":"Running","conditions":[{"type":"Ready","status":"True","lastTransitionTime":"NOW"}],
+                     "containerStatuses":[{"name":"counter","ready":true,"restartCount":0,"image":"x","imageID":"x","containerID":"containerd://c","state":{"running":{"startedAt":"NOW"}}}]}}
+                    """.Replace("NOW", now, StringComparison.Ordinal), status: true, token);
             }
         }
 
@@ -290,7 +290,7 @@ public sealed class RuntimeClassRestoreTests
 
         public string? PreparedFor { get; private set; }
 
-        public static async Task<FakeMigrationAgent> StartAsync(string node, IKubernetesApi api, bool restoreRuntime, bool prepareFails)
+        public static async Task<FakeMigrationAgent> StartAsync(string node, KubernetesApiClient api, bool restoreRuntime, bool prepareFails)
         {
             var port = TestAgentLayout.FreePort();
             var builder = WebApplication.CreateSlimBuilder();
@@ -342,7 +342,7 @@ public sealed class RuntimeClassRestoreTests
                 .AddServerStreaming(AgentMethods.Restore, async (request, stream, _) =>
                 {
                     agent._calls.Enqueue("Restore");
-                    await stream.WriteAsync(new RestoreEvent { Result = new RestoreResult { CheckpointId = request.CheckpointId, CheckpointImage = CheckpointImage } });
+                    await stream.WriteAsync(new RestoreEvent { Result = new RestoreResult { CheckpointId = request.CheckpointId, CheckpointImage = World.CheckpointImage } });
                 })
                 .AddUnary(AgentMethods.PrepareRestore, async (request, context) =>
                 {

@@ -4,6 +4,7 @@ using Microsoft.Extensions.Options;
 using PodMigrate.Agent;
 using PodMigrate.Agent.Checkpointing;
 using PodMigrate.Agent.Operations;
+using PodMigrate.Agent.Preparing;
 using PodMigrate.Agent.Restoring;
 using PodMigrate.Core.Store;
 using PodMigrate.Node.Containerd;
@@ -60,7 +61,7 @@ internal sealed class NodeAgent : IAsyncDisposable
 
     public ContainerdConnection Containerd => _services.GetRequiredService<ContainerdConnection>();
 
-    public Agent.Preparing.PreparedCheckpoints Prepared => _services.GetRequiredService<Agent.Preparing.PreparedCheckpoints>();
+    public PreparedCheckpoints Prepared => _services.GetRequiredService<PreparedCheckpoints>();
 
     /// <summary>What the agent runs at start-up before it serves.</summary>
     public AgentRecovery Recovery => _services.GetServices<Microsoft.Extensions.Hosting.IHostedService>().OfType<AgentRecovery>().Single();

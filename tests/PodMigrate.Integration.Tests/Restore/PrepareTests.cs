@@ -43,7 +43,7 @@ public sealed class PrepareTests(RestoreFixture fixture)
         File.Exists(Path.Combine(directory, PreparedLayout.ImagesDirectory, "inventory.img")).ShouldBeTrue();
         Directory.EnumerateFiles(Path.Combine(directory, PreparedLayout.ImagesDirectory), "pages-*.img").ShouldNotBeEmpty();
         // Only what the runtime consumes: nothing from spec.dump or config.dump is there to be applied.
-        Directory.EnumerateFileSystemEntries(directory).Select(Path.GetFileName).Order(StringComparer.Ordinal)
+        Directory.EnumerateFileSystemEntries(directory).Select(Path.GetFileName).OfType<string>().Order(StringComparer.Ordinal)
             .ShouldBe(new[] { PreparedLayout.ImagesDirectory, PreparedLayout.SealFile, PreparedLayout.RootFsDiffTar }.Order(StringComparer.Ordinal));
         (await CountInDiffAsync(Path.Combine(directory, PreparedLayout.RootFsDiffTar), cts.Token)).ShouldBe(await fixture.ArchivedCountOfAsync(checkpointId, cts.Token));
 
@@ -54,7 +54,7 @@ public sealed class PrepareTests(RestoreFixture fixture)
         seal.ContainerName.ShouldBe("counter");
         seal.ArchiveSha256.ShouldBe(stored.Manifest.ArchiveSha256);
         seal.MountDestinations.ShouldContain("/proc");
-        info.MountDestinations.ShouldBe(seal.MountDestinations);
+        info.MountDestinations.ToList().ShouldBe(seal.MountDestinations.ToList());
         (File.GetUnixFileMode(Path.Combine(directory, PreparedLayout.SealFile)) & (UnixFileMode.GroupRead | UnixFileMode.OtherRead)).ShouldBe(UnixFileMode.None);
 
         // Again for the same pod: the sealed staging as it is; for another pod: refused.
