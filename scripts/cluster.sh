@@ -117,6 +117,11 @@ load_settings() {
 node_name() { echo "$NAME_PREFIX$1"; }
 node_names() { local i; for ((i = 0; i < NODES; i++)); do node_name "${LETTERS[$i]}"; done; }
 node_dir() { echo "$RUN/$1"; }
+# Where the node's agent prepares checkpoints for the podmigrate runtime handler; the node's runtime must read the same
+# (PODMIGRATE_PREPARED_DIR in its containerd's environment).
+node_prepared() { echo "$RUN/$1/prepared"; }
+# Whether the node's containerd has the podmigrate runtime handler (containerd 1.7 does not list handlers in CRI Status).
+node_has_restore_runtime() { grep -q 'runtimes\.podmigrate\]' "$(node_dir "$1")/containerd.toml" 2>/dev/null; }
 node_sock() { echo "$RUN/$1/containerd.sock"; }
 node_root() { echo "$STATE/nodes/$1/containerd"; }
 
@@ -353,12 +358,13 @@ start_agent() {
     return 0
   fi
   mkdir -p "$STATE/nodes/$name/agent"
-  local tls=()
+  local tls=() restore=()
   if [ -f "$CERTS/agents/$name/tls.crt" ]; then tls=(--tls-dir "$CERTS/agents/$name"); fi
+  if node_has_restore_runtime "$name"; then restore=(--restore-runtime); fi
   setsid "${CLI[@]}" agent --node "$name" --containerd-socket "$(node_sock "$name")" --socket "$dir/agent.sock" \
     --port $((AGENT_PORT_BASE + index)) --metrics-port $((AGENT_PORT_BASE + 1000 + index)) --listen 127.0.0.1 \
     --share "$SHARE" --state-dir "$STATE/nodes/$name/agent" --staging-dir "/dev/shm/podmigrate-$name" \
-    "${tls[@]}" >> "$LOGDIR/$name-agent.log" 2>&1 < /dev/null 9>&- &
+    --prepared-dir "$(node_prepared "$name")" "${restore[@]}" "${tls[@]}" >> "$LOGDIR/$name-agent.log" 2>&1 < /dev/null 9>&- &
   pid=$!
   echo "$pid" > "$dir/agent.pid"
   log "$name: agent started (pid $pid, $dir/agent.sock, port $((AGENT_PORT_BASE + index)))"
@@ -659,8 +665,10 @@ write_cluster_json() {
       --arg gateway "$SUBNET_BASE.$((i + 1)).1" --arg bridge "$BRIDGE_PREFIX${LETTERS[$i]}" \
       --arg agentSocket "$(node_dir "$name")/agent.sock" --argjson agentPort $((AGENT_PORT_BASE + i)) \
       --arg root "$(node_root "$name")" --arg log "$LOGDIR/$name-containerd.log" \
+      --arg prepared "$(node_prepared "$name")" --argjson restoreRuntime "$(node_has_restore_runtime "$name" && echo true || echo false)" \
       '{name: $name, containerdSocket: $sock, containerdRoot: $root, containerdLog: $log, subnet: $subnet,
-        gateway: $gateway, bridge: $bridge, agentSocket: $agentSocket, agentPort: $agentPort}')")
+        gateway: $gateway, bridge: $bridge, agentSocket: $agentSocket, agentPort: $agentPort,
+        preparedDir: $prepared, restoreRuntime: $restoreRuntime}')")
   done
   printf '%s\n' "${entries[@]}" | jq -s --arg run "$RUN" --arg registry "$REGISTRY_HOST" --arg share "$SHARE" \
     --arg sandbox "$SANDBOX_IMAGE" --arg kubeconfig "$RUN/kubeconfig" \

@@ -136,6 +136,24 @@ public sealed class AgentOptions
 
     /// <summary>Testing only: awaited when a checkpoint reaches a commit point (in-process agents; not read from configuration).</summary>
     public Func<Checkpointing.CommitPoint, string, CancellationToken, Task>? CommitPointHook { get; set; }
+
+    /// <summary>
+    /// Where checkpoints are prepared for the <c>podmigrate</c> runtime handler (empty: PODMIGRATE_PREPARED_DIR, else
+    /// /run/podmigrate/prepared). The node's runtime must be given the same directory.
+    /// </summary>
+    public string PreparedDirectory { get; set; } = "";
+
+    /// <summary>Prepared staging (and restore records) older than this is removed: its controller never came back for it.</summary>
+    public TimeSpan PreparedMaxAge { get; set; } = TimeSpan.FromMinutes(30);
+
+    /// <summary>The runtime handler that restores prepared checkpoints at create (the RuntimeClass's handler).</summary>
+    public string RestoreRuntimeHandler { get; set; } = "podmigrate";
+
+    /// <summary>
+    /// Whether this node has <see cref="RestoreRuntimeHandler"/>, for runtimes whose CRI Status does not list their
+    /// handlers (containerd 1.7). Ignored when the runtime lists them.
+    /// </summary>
+    public bool RestoreRuntimeInstalled { get; set; }
 }
 
 internal sealed class AgentOptionsValidator : IValidateOptions<AgentOptions>
@@ -178,6 +196,14 @@ internal sealed class AgentOptionsValidator : IValidateOptions<AgentOptions>
         if (options.OperationTimeout <= TimeSpan.Zero)
         {
             failures.Add("Agent:OperationTimeout must be positive");
+        }
+        if (!string.IsNullOrEmpty(options.PreparedDirectory) && !Path.IsPathRooted(options.PreparedDirectory))
+        {
+            failures.Add($"Agent:PreparedDirectory must be an absolute path, not '{options.PreparedDirectory}'");
+        }
+        if (options.PreparedMaxAge <= TimeSpan.Zero)
+        {
+            failures.Add("Agent:PreparedMaxAge must be positive");
         }
         ValidateTcpSecurity(options, failures);
         ValidateCheckpointSigning(options, failures);

@@ -66,9 +66,11 @@ internal static class AgentServiceCollectionExtensions
         services.AddSingleton<AgentHealth>();
         services.AddSingleton<AgentHealthCheck>();
         services.AddSingleton<ErrorStatusInterceptor>();
+        services.AddSingleton<Preparing.PreparedCheckpoints>();
         services.AddSingleton<AgentGrpcService>();
         services.AddHostedService<AgentRecovery>();
         services.AddHostedService<CriuWarmup>();
+        services.AddHostedService<Preparing.PreparedStagingJanitor>();
         return services;
     }
 

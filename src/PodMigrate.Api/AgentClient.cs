@@ -87,6 +87,15 @@ public sealed class AgentClient : IDisposable
     public Task<DeleteCheckpointResponse> DeleteCheckpointAsync(string checkpointId, bool force, CancellationToken cancellationToken)
         => UnaryAsync(o => _client.DeleteCheckpointAsync(new DeleteCheckpointRequest { CheckpointId = checkpointId, Force = force }, o), $"deleting checkpoint {checkpointId}", cancellationToken);
 
+    public Task<PreparedCheckpointInfo> PrepareRestoreAsync(PrepareRestoreRequest request, CancellationToken cancellationToken)
+        => UnaryAsync(o => _client.PrepareRestoreAsync(request, o), $"preparing checkpoint {request.CheckpointId}", cancellationToken);
+
+    public Task<ReleasePreparedResponse> ReleasePreparedAsync(string checkpointId, CancellationToken cancellationToken)
+        => UnaryAsync(o => _client.ReleasePreparedAsync(new ReleasePreparedRequest { CheckpointId = checkpointId }, o), $"releasing prepared checkpoint {checkpointId}", cancellationToken);
+
+    public Task<RestoredInfo> GetRestoredAsync(string checkpointId, CancellationToken cancellationToken)
+        => UnaryAsync(o => _client.GetRestoredAsync(new GetRestoredRequest { CheckpointId = checkpointId }, o), $"reading the restore record of checkpoint {checkpointId}", cancellationToken);
+
     /// <summary>Runs a checkpoint to its end; progress goes to <paramref name="progress"/>.</summary>
     public async Task<CheckpointResult> CheckpointToEndAsync(CheckpointRequest request, Action<Progress>? progress, CancellationToken cancellationToken)
     {

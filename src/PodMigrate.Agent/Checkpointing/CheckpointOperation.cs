@@ -81,11 +81,14 @@ internal sealed class CheckpointOperation(
             Directory.CreateDirectory(Path.GetDirectoryName(staging)!);
             StoredCheckpoint stored;
             long frozenSince;
+            DateTimeOffset frozenAt;
             TimeSpan? frozen = null;
             try
             {
                 var captured = await CaptureAsync(source, id, request, staging, report, timings, deadline.Token);
                 frozenSince = time.GetTimestamp() - (long)((captured.Freeze + captured.Dump + captured.Metadata).TotalSeconds * time.TimestampFrequency);
+                // The wall-clock instant the freeze began: with the restore's own instant, the workload's honest downtime.
+                frozenAt = time.GetUtcNow() - time.GetElapsedTime(frozenSince);
                 if (disposition == SourceDisposition.SourceLeaveRunning)
                 {
                     // A copy: the workload runs again now, before the (longer) archive write.
@@ -148,6 +151,7 @@ internal sealed class CheckpointOperation(
                 Wall = Duration.FromTimeSpan(wall),
                 Frozen = Duration.FromTimeSpan(frozen.Value),
                 SourceState = sourceState,
+                FrozenAt = Timestamp.FromDateTimeOffset(frozenAt),
             };
             result.Timings.Add(timings);
             return result;

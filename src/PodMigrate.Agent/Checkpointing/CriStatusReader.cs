@@ -18,7 +18,7 @@ internal sealed class CriStatusReader(CriConnection cri)
         {
             return null;
         }
-        Runtime.V1.ContainerStatus status;
+        global::Runtime.V1.ContainerStatus status;
         try
         {
             status = await cri.Runtime.ContainerStatusAsync(source.Id, cancellationToken);

@@ -6,12 +6,15 @@ using PodMigrate.Core.Codecs;
 using PodMigrate.Core.Errors;
 using PodMigrate.Core.IO;
 using PodMigrate.Core.Processes;
+using Microsoft.Extensions.Logging;
+using PodMigrate.Agent.Telemetry;
 using PodMigrate.Node.Containerd;
+using PodMigrate.Node.Cri;
 
 namespace PodMigrate.Agent.NodeInfo;
 
 /// <summary>What this node can do, asked of the systems themselves each time (versions, CRIU features, the share).</summary>
-internal sealed class NodeInfoProvider(IOptions<AgentOptions> options, ContainerdConnection containerd, CriuCapabilities criu)
+internal sealed class NodeInfoProvider(IOptions<AgentOptions> options, ContainerdConnection containerd, CriConnection cri, CriuCapabilities criu, ILogger<NodeInfoProvider> logger)
 {
     private readonly AgentOptions _options = options.Value;
 
@@ -38,7 +41,25 @@ internal sealed class NodeInfoProvider(IOptions<AgentOptions> options, Container
             PidfdStore = features.PidfdStore,
         };
         info.Codecs.Add(CheckpointCodecs.All.Select(c => c.Name));
+        var handlers = await RuntimeHandlersAsync(cancellationToken);
+        info.RuntimeHandlers.Add(handlers);
+        info.RestoreRuntime = handlers.Count > 0 ? handlers.Contains(_options.RestoreRuntimeHandler) : _options.RestoreRuntimeInstalled;
         return info;
+    }
+
+    /// <summary>The runtime handlers CRI Status lists (containerd 2.x; empty from runtimes that list none, such as containerd 1.7).</summary>
+    private async Task<List<string>> RuntimeHandlersAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            var status = await cri.Runtime.StatusAsync(verbose: false, cancellationToken);
+            return status.RuntimeHandlers.Select(h => h.Name).Where(n => n.Length > 0).ToList();
+        }
+        catch (PodMigrateException e) when (e.Kind is not ErrorKind.Cancelled)
+        {
+            AgentLog.RuntimeHandlersUnknown(logger, e.Message);
+            return [];
+        }
     }
 
     /// <summary>runc has no API: its version line is the interface.</summary>

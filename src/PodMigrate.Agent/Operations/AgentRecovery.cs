@@ -12,7 +12,8 @@ namespace PodMigrate.Agent.Operations;
 /// At start-up, before the API serves: releases what an agent that died mid-operation left behind. Sources frozen
 /// by an unfinished checkpoint are resumed; sources left stopped on purpose stay stopped (their controller decides), and
 /// so do sources whose checkpoint was being published when the agent died and is on the share (the publication is the
-/// commit) or may be (the share cannot say); node-local staging directories and stale staging on the share are removed.
+/// commit) or may be (the share cannot say); node-local staging directories, unsealed or expired prepared checkpoints
+/// and stale staging on the share are removed.
 /// </summary>
 internal sealed class AgentRecovery(
     IOptions<AgentOptions> options,
@@ -20,6 +21,7 @@ internal sealed class AgentRecovery(
     SourceControl sources,
     ContainerdConnection containerd,
     ICheckpointStore store,
+    Preparing.PreparedCheckpoints prepared,
     ILogger<AgentRecovery> logger) : IHostedService
 {
     public async Task StartAsync(CancellationToken cancellationToken)
@@ -70,6 +72,8 @@ internal sealed class AgentRecovery(
                 AgentLog.RemovedStaging(logger, directory);
             }
         }
+        // Prepared checkpoints: unsealed ones were being prepared by the agent that died; expired ones were never consumed.
+        prepared.Sweep(startup: true);
         // Other nodes' agents may be writing to the share's staging right now: only what is older than any operation may run.
         await store.CleanupStagingAsync(options.Value.OperationTimeout * 2, cancellationToken);
     }

@@ -27,7 +27,8 @@ internal sealed class AgentGrpcService(
     OperationGate gate,
     ICheckpointStore store,
     CheckpointDeletion deletion,
-    AgentHealth health) : AgentService.AgentServiceBase
+    AgentHealth health,
+    Preparing.PreparedCheckpoints prepared) : AgentService.AgentServiceBase
 {
     public override Task<V1.NodeInfo> GetNodeInfo(GetNodeInfoRequest request, ServerCallContext context)
         => nodeInfo.GetAsync(context.CancellationToken);
@@ -67,6 +68,15 @@ internal sealed class AgentGrpcService(
 
     public override Task<HoldInfo> GetHold(GetHoldRequest request, ServerCallContext context)
         => sources.GetHoldAsync(request.Container, context.CancellationToken);
+
+    public override Task<PreparedCheckpointInfo> PrepareRestore(PrepareRestoreRequest request, ServerCallContext context)
+        => prepared.PrepareAsync(request, context.CancellationToken);
+
+    public override async Task<ReleasePreparedResponse> ReleasePrepared(ReleasePreparedRequest request, ServerCallContext context)
+        => new ReleasePreparedResponse { Removed = await prepared.ReleaseAsync(request.CheckpointId, context.CancellationToken) };
+
+    public override Task<RestoredInfo> GetRestored(GetRestoredRequest request, ServerCallContext context)
+        => prepared.GetRestoredAsync(request.CheckpointId, context.CancellationToken);
 
     public override async Task<CheckpointInfo> InspectCheckpoint(InspectCheckpointRequest request, ServerCallContext context)
     {

@@ -114,4 +114,21 @@ internal static partial class AgentLog
 
     [LoggerMessage(1304, LogLevel.Warning, "Recovery: container {ContainerId} stays stopped: checkpoint {CheckpointId} was published (committed) before the previous agent died")]
     public static partial void KeepingCommitted(ILogger logger, string containerId, string checkpointId);
+    [LoggerMessage(1500, LogLevel.Information, "Checkpoint {CheckpointId} prepared for {Pod} container {Container} in {Path} ({Milliseconds} ms)")]
+    public static partial void CheckpointPrepared(ILogger logger, string checkpointId, string pod, string container, string path, double milliseconds);
+
+    [LoggerMessage(1501, LogLevel.Warning, "Prepare of checkpoint {CheckpointId} failed ({Kind}): {Message}; nothing left staged")]
+    public static partial void PrepareFailed(ILogger logger, string checkpointId, ErrorKind kind, string message);
+
+    [LoggerMessage(1502, LogLevel.Information, "Prepared checkpoint {CheckpointId} released")]
+    public static partial void PreparedReleased(ILogger logger, string checkpointId);
+
+    [LoggerMessage(1503, LogLevel.Information, "Removed prepared staging {Path} ({Why})")]
+    public static partial void RemovedPreparedStaging(ILogger logger, string path, string why);
+
+    [LoggerMessage(1504, LogLevel.Warning, "Could not remove prepared staging {Path}")]
+    public static partial void PreparedSweepFailed(ILogger logger, Exception exception, string path);
+
+    [LoggerMessage(1505, LogLevel.Warning, "CRI Status could not be read for the runtime handlers: {Message}")]
+    public static partial void RuntimeHandlersUnknown(ILogger logger, string message);
 }

@@ -29,10 +29,12 @@ internal static class AgentCommand
         var share = new Option<string>("--share") { Description = "The shared checkpoint storage (default /var/lib/podmigrate/share)" };
         var state = new Option<string>("--state-dir") { Description = "Node-local state: the journal of held sources, staging unless --staging-dir (default /var/lib/podmigrate/agent)" };
         var staging = new Option<string>("--staging-dir") { Description = "Where CRIU images are dumped and archives unpacked; a tmpfs makes both run at memory speed (default <state-dir>/staging)" };
+        var preparedDir = new Option<string>("--prepared-dir") { Description = "Where checkpoints are prepared for the podmigrate runtime handler; the node's runtime must use the same (default $PODMIGRATE_PREPARED_DIR or /run/podmigrate/prepared)" };
+        var restoreRuntime = new Option<bool>("--restore-runtime") { Description = "This node has the podmigrate runtime handler (for runtimes whose CRI Status does not list handlers, e.g. containerd 1.7)" };
 
         var command = new Command("agent", "Run the PodMigrate node agent (gRPC API over containerd and CRIU)")
         {
-            node, containerd, socket, port, metricsPort, listen, tlsDir, tlsCert, tlsKey, tlsClientCa, signingCert, signingKey, trust, allowUnsigned, insecureTcp, share, state, staging,
+            node, containerd, socket, port, metricsPort, listen, tlsDir, tlsCert, tlsKey, tlsClientCa, signingCert, signingKey, trust, allowUnsigned, insecureTcp, share, state, staging, preparedDir, restoreRuntime,
         };
         command.SetAction((parse, cancellationToken) => CliCommon.RunAsync(async () =>
         {
@@ -56,6 +58,8 @@ internal static class AgentCommand
                 options.ShareRoot = parse.GetValue(share) ?? options.ShareRoot;
                 options.StateDirectory = parse.GetValue(state) ?? options.StateDirectory;
                 options.StagingDirectory = parse.GetValue(staging) ?? options.StagingDirectory;
+                options.PreparedDirectory = parse.GetValue(preparedDir) ?? options.PreparedDirectory;
+                options.RestoreRuntimeInstalled = parse.GetValue(restoreRuntime) || options.RestoreRuntimeInstalled;
             }
 
             // Options are validated as the host is built (services resolve them) or started: either way a usage error.

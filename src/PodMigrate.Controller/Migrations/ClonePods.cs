@@ -1,7 +1,9 @@
+using System.Text.Json;
 using System.Text.Json.Nodes;
 using PodMigrate.Kube.Client;
 using PodMigrate.Kube.Models;
 using PodMigrate.Kube.Serialization;
+using PodMigrate.Runtime.Contract;
 
 namespace PodMigrate.Controller.Migrations;
 
@@ -24,6 +26,12 @@ internal static class ClonePods
         "kubernetes.io/config.hash",
     };
 
+    private const string RuntimeClassNameField = "runtimeClassName";
+
+    /// <summary>The pod's spec.runtimeClassName, or null.</summary>
+    public static string? RuntimeClassOf(Pod pod)
+        => pod.Spec.ExtensionData?.TryGetValue(RuntimeClassNameField, out var name) == true && name.ValueKind == JsonValueKind.String ? name.GetString() : null;
+
     public static string NameFor(PodMigration migration, string sourcePod)
     {
         var uid = (migration.Metadata.Uid ?? migration.Name).Replace("-", "", StringComparison.Ordinal).ToLowerInvariant();
@@ -32,8 +40,10 @@ internal static class ClonePods
         return $"{prefix}-{suffix}";
     }
 
-    public static Pod Build(Pod source, PodMigration migration, string name, string targetNode, string container, string checkpointImage, string checkpointId)
+    public static Pod Build(Pod source, PodMigration migration, string name, string targetNode, string container, CloneRestore restore)
     {
+        ArgumentNullException.ThrowIfNull(restore);
+        var checkpointId = restore.CheckpointId;
         // A JSON round trip is a deep copy that keeps every field the models do not name (resources, probes, volumes…).
         var clone = KubeJson.Deserialize(KubeJson.Serialize(source, KubeClientJsonContext.Default.Pod), KubeClientJsonContext.Default.Pod, "source pod");
         clone.Status = null;
@@ -44,20 +54,38 @@ internal static class ClonePods
             Labels = source.Metadata.Labels is null ? null : new Dictionary<string, string>(source.Metadata.Labels),
             Annotations = CloneAnnotations(source, migration, checkpointId),
         };
-        Fill(clone, targetNode, container, checkpointImage);
+        Fill(clone, targetNode, container, restore);
         return clone;
     }
 
-    /// <summary>Points the container at the checkpoint image and binds the pod to the target (new clones and clone-of pods).</summary>
-    public static void Fill(Pod pod, string targetNode, string container, string checkpointImage)
+    /// <summary>
+    /// Binds the pod to the target and makes its container restore (new clones and clone-of pods): under the
+    /// <c>podmigrate</c> RuntimeClass with the restore annotations (the container keeps the source's image; the runtime
+    /// restores the prepared checkpoint at create), or with the checkpoint image as its image.
+    /// </summary>
+    public static void Fill(Pod pod, string targetNode, string container, CloneRestore restore)
     {
+        ArgumentNullException.ThrowIfNull(restore);
         pod.Spec.NodeName = targetNode;
         pod.Spec.SchedulingGates = null;
         var target = pod.Spec.Containers.Find(c => c.Name == container)
             ?? throw new MigrationRefusedException("Unsupported", $"pod {pod.Key} has no container {container} to fill");
-        target.Image = checkpointImage;
-        // The image exists only on the target node: a pull could not find it anywhere else.
-        target.ImagePullPolicy = "IfNotPresent";
+        if (restore.CheckpointImage is { } checkpointImage)
+        {
+            target.Image = checkpointImage;
+            // The image exists only on the target node: a pull could not find it anywhere else.
+            target.ImagePullPolicy = "IfNotPresent";
+            return;
+        }
+        if (restore.BaseImage is { Length: > 0 } baseImage)
+        {
+            target.Image = baseImage;
+        }
+        // Untyped in the models (as every field PodMigrate does not reason about): kept in the spec's extension data.
+        (pod.Spec.ExtensionData ??= [])[RuntimeClassNameField] = JsonSerializer.SerializeToElement(CloneRestore.RuntimeClassName, KubeClientJsonContext.Default.String);
+        var annotations = pod.Metadata.Annotations ??= [];
+        annotations[RestoreAnnotations.Checkpoint] = restore.CheckpointId;
+        annotations[RestoreAnnotations.Container] = container;
     }
 
     private static Dictionary<string, string> CloneAnnotations(Pod source, PodMigration migration, string checkpointId)
@@ -95,6 +123,17 @@ internal static class ClonePods
         }
         return new JsonObject { ["metadata"] = new JsonObject { ["ownerReferences"] = owners } }.ToJsonString();
     }
+}
+
+/// <summary>
+/// How the clone's container is restored: <see cref="CheckpointImage"/> set = run that checkpoint image (CRI restores
+/// it); else through the <see cref="RuntimeClassName"/> RuntimeClass from the checkpoint the target agent prepared,
+/// with <see cref="BaseImage"/> (the source container's image) as the container's image.
+/// </summary>
+internal sealed record CloneRestore(string CheckpointId, string? CheckpointImage = null, string? BaseImage = null)
+{
+    /// <summary>The RuntimeClass (deploy/) whose handler restores prepared checkpoints at create.</summary>
+    public const string RuntimeClassName = "podmigrate";
 }
 
 /// <summary>How a clone pod is doing, as far as the verification is concerned.</summary>

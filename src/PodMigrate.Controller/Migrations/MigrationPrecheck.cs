@@ -43,11 +43,12 @@ internal sealed class MigrationPrecheck(IKubernetesApi api, IAgentDirectory agen
             await CheckNodeSchedulableAsync(requested, cancellationToken);
             targetAgent = await HealthyAgentAsync(requested, "target", cancellationToken);
             CheckCompatible(sourceAgent, targetAgent);
+            CheckRestoreRuntime(targetAgent, requested, settings);
             targetNode = requested;
         }
         else
         {
-            (targetNode, targetAgent) = await ChooseTargetAsync(sourceNode, sourceAgent, cancellationToken);
+            (targetNode, targetAgent) = await ChooseTargetAsync(sourceNode, sourceAgent, settings, cancellationToken);
         }
         CheckShare(sourceAgent, sourceNode);
         CheckShare(targetAgent, targetNode);
@@ -214,6 +215,17 @@ internal sealed class MigrationPrecheck(IKubernetesApi api, IAgentDirectory agen
         }
     }
 
+    /// <summary>A RuntimeClass restore needs the target's runtime to have the podmigrate handler.</summary>
+    private static void CheckRestoreRuntime(NodeInfo target, string node, MigrationSettings settings)
+    {
+        if (!settings.ThroughCheckpointImage && !target.RestoreRuntime)
+        {
+            var reported = target.RuntimeHandlers.Count > 0 ? $"its runtime reports handlers [{string.Join(", ", target.RuntimeHandlers)}]" : "its agent reports none installed";
+            throw new MigrationRefusedException("NoRestoreRuntime",
+                $"node {node} has no '{CloneRestore.RuntimeClassName}' runtime handler ({reported}): install it there, or set spec.restoreMethod: CheckpointImage if its runtime restores checkpoint images");
+        }
+    }
+
     private static void CheckShare(NodeInfo info, string node)
     {
         if (info.Share is null || !info.Share.Writable)
@@ -226,7 +238,7 @@ internal sealed class MigrationPrecheck(IKubernetesApi api, IAgentDirectory agen
     /// No target given: the Ready, schedulable node (other than the source) whose agent is healthy and compatible and
     /// that has the most allocatable memory. Nodes that fail a check are named in the refusal when none is left.
     /// </summary>
-    private async Task<(string Node, NodeInfo Agent)> ChooseTargetAsync(string sourceNode, NodeInfo sourceAgent, CancellationToken cancellationToken)
+    private async Task<(string Node, NodeInfo Agent)> ChooseTargetAsync(string sourceNode, NodeInfo sourceAgent, MigrationSettings settings, CancellationToken cancellationToken)
     {
         var nodes = await api.ListAsync(KubeResources.Nodes, null, null, cancellationToken);
         var rejected = new List<string>();
@@ -243,6 +255,7 @@ internal sealed class MigrationPrecheck(IKubernetesApi api, IAgentDirectory agen
                 CheckNodeSchedulable(node); // from the list: no second read per node
                 var agent = await HealthyAgentAsync(name, "target", cancellationToken);
                 CheckCompatible(sourceAgent, agent);
+                CheckRestoreRuntime(agent, name, settings);
                 CheckShare(agent, name);
                 var memory = ParseQuantity(node.Status?.Allocatable?.GetValueOrDefault("memory"));
                 if (best is null || memory > best.Value.Memory)

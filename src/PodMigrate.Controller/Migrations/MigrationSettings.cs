@@ -14,7 +14,8 @@ internal sealed record MigrationSettings(
     TimeSpan VerifyWindow,
     TimeSpan Deadline,
     bool RetainCheckpoint,
-    string? ClonePodName)
+    string? ClonePodName,
+    bool ThroughCheckpointImage = false)
 {
     public static readonly TimeSpan DefaultVerifyWindow = TimeSpan.FromSeconds(10);
     public static readonly TimeSpan DefaultDeadline = TimeSpan.FromMinutes(10);
@@ -44,8 +45,14 @@ internal sealed record MigrationSettings(
         {
             throw PodMigrateException.InvalidArgument($"spec.deadline ({KubeDuration.Format(deadline)}) must be longer than spec.verifyWindow ({KubeDuration.Format(window)})");
         }
+        var throughImage = spec.RestoreMethod switch
+        {
+            null or "" or MigrationRestoreMethod.RuntimeClass => false,
+            MigrationRestoreMethod.CheckpointImage => true,
+            _ => throw PodMigrateException.InvalidArgument($"spec.restoreMethod '{spec.RestoreMethod}' is not RuntimeClass or CheckpointImage"),
+        };
         return new MigrationSettings(spec.PodName, NullIfEmpty(spec.ContainerName), NullIfEmpty(spec.TargetNode), isClone, codec, window, deadline,
-            spec.RetainCheckpoint ?? false, NullIfEmpty(spec.ClonePodName));
+            spec.RetainCheckpoint ?? false, NullIfEmpty(spec.ClonePodName), throughImage);
     }
 
     private static string? NullIfEmpty(string? value) => string.IsNullOrEmpty(value) ? null : value;

@@ -73,6 +73,9 @@ public sealed class PodMigrationSpec
     /// </summary>
     public string? ClonePodName { get; set; }
 
+    /// <summary>RuntimeClass (default): prepared on the target, restored by the podmigrate runtime; or CheckpointImage.</summary>
+    public string? RestoreMethod { get; set; }
+
     [JsonExtensionData]
     public Dictionary<string, JsonElement>? ExtensionData { get; set; }
 }
@@ -105,6 +108,18 @@ public sealed class PodMigrationStatus
     /// <summary>When the source was frozen (just before the checkpoint was asked for).</summary>
     public DateTimeOffset? FrozenAt { get; set; }
 
+    /// <summary>When the source stopped executing (its freeze began), as its agent reported it with the checkpoint.</summary>
+    public DateTimeOffset? SourceStoppedAt { get; set; }
+
+    /// <summary>RuntimeClass restores: the node asked to prepare the checkpoint (written before asking: released on rollback).</summary>
+    public string? PreparedOn { get; set; }
+
+    /// <summary>RuntimeClass restores: when the target agent had the checkpoint prepared.</summary>
+    public DateTimeOffset? PreparedAt { get; set; }
+
+    /// <summary>RuntimeClass restores: when the restored process executed again, as the target's runtime recorded it.</summary>
+    public DateTimeOffset? RestoredAt { get; set; }
+
     /// <summary>When the clone pod was created (or a clone-of pod filled): the restore timeout counts from here.</summary>
     public DateTimeOffset? CloneCreatedAt { get; set; }
 
@@ -122,7 +137,10 @@ public sealed class PodMigrationStatus
     /// <summary>Set when a rollback starts; a restarted controller finishes it.</summary>
     public string? RollbackReason { get; set; }
 
-    /// <summary>How long the workload did not run: from freeze to the clone Running and Ready (Migrate).</summary>
+    /// <summary>
+    /// How long the workload did not run (Migrate): from the instant the source stopped executing to the instant the
+    /// restored process executed again (RuntimeClass restores; else to the clone Running and Ready).
+    /// </summary>
     public string? Downtime { get; set; }
 
     /// <summary>Per-phase durations (Go durations): precheck, checkpoint, restore, verify, total, and the agent's phases.</summary>
@@ -164,6 +182,12 @@ public static class MigrationPhase
     public const string RolledBack = "RolledBack";
 
     public static bool IsTerminal(string? phase) => phase is Succeeded or Failed or RolledBack;
+}
+
+public static class MigrationRestoreMethod
+{
+    public const string RuntimeClass = "RuntimeClass";
+    public const string CheckpointImage = "CheckpointImage";
 }
 
 public static class MigrationMode

@@ -35,6 +35,7 @@ internal sealed class PodMigrationReconciler(
     ILogger<PodMigrationReconciler> logger)
 {
     private readonly MigrationPrecheck _precheck = new(api, agents);
+    private readonly RuntimeClassRestore _runtimeClass = new(agents, logger);
 
     /// <summary>Reconciles the named migration, read from the server; returns when it should be looked at again (null: only on change).</summary>
     public async Task<TimeSpan?> ReconcileAsync(string ns, string name, CancellationToken cancellationToken)
@@ -113,7 +114,7 @@ internal sealed class PodMigrationReconciler(
                 null or "" or MigrationPhase.Pending => await StartAsync(migration, cancellationToken),
                 MigrationPhase.Prechecking => await PrecheckAsync(migration, settings, cancellationToken),
                 MigrationPhase.Checkpointing => await CheckpointAsync(migration, settings, cancellationToken),
-                MigrationPhase.Restoring or MigrationPhase.Verifying when status.CheckpointImage is null || !status.CloneCreatedAt.HasValue
+                MigrationPhase.Restoring or MigrationPhase.Verifying when !status.CloneCreatedAt.HasValue
                     => await RestoreAsync(migration, settings, cancellationToken),
                 MigrationPhase.Restoring or MigrationPhase.Verifying => await VerifyAsync(migration, settings, cancellationToken),
                 _ => throw new PodMigrateException(ErrorKind.Internal, $"{migration}: unknown phase {status.Phase}"),
@@ -193,6 +194,7 @@ internal sealed class PodMigrationReconciler(
                 }, null, cancellationToken);
                 SetTiming(status, "checkpoint", result.Wall.ToTimeSpan());
                 SetTiming(status, "frozen", result.Frozen.ToTimeSpan());
+                status.SourceStoppedAt = result.FrozenAt?.ToDateTimeOffset();
                 foreach (var phase in result.Timings)
                 {
                     SetTiming(status, "checkpoint." + PhaseName(phase.Phase), phase.Duration.ToTimeSpan());
@@ -238,7 +240,33 @@ internal sealed class PodMigrationReconciler(
                     $"pod {settings.PodName} on node {status.SourceNode} is {hold}, not held by checkpoint {status.CheckpointId}: restoring it could bring back an older state than the source reached", cancellationToken));
             }
         }
-        if (status.CheckpointImage is null)
+        if (!settings.ThroughCheckpointImage && status.PreparedAt is null)
+        {
+            if (status.PreparedOn is null)
+            {
+                // Written first: from here on a rollback releases what the target may have staged.
+                status.PreparedOn = status.TargetNode;
+                migration = await WriteStatusAsync(migration, cancellationToken);
+                status = migration.Status!;
+            }
+            try
+            {
+                var prepared = await _runtimeClass.PrepareAsync(migration, status, RemainingUntilDeadline(status, settings), cancellationToken);
+                foreach (var phase in prepared.Timings)
+                {
+                    SetTiming(status, "prepare." + PhaseName(phase.Phase), phase.Duration.ToTimeSpan());
+                }
+                SetTiming(status, "prepare", prepared.Wall.ToTimeSpan());
+                status.PreparedAt = time.GetUtcNow();
+            }
+            catch (PodMigrateException e) when (e.Kind != ErrorKind.Cancelled)
+            {
+                return Step.Continue(await BeginRollbackAsync(migration, "RestoreFailed", $"node {status.TargetNode} could not prepare checkpoint {status.CheckpointId}: {e.Message}", cancellationToken));
+            }
+            migration = await WriteStatusAsync(migration, cancellationToken);
+            status = migration.Status!;
+        }
+        else if (settings.ThroughCheckpointImage && status.CheckpointImage is null)
         {
             var started = Stopwatch.GetTimestamp();
             try
@@ -269,11 +297,11 @@ internal sealed class PodMigrationReconciler(
         {
             if (settings.ClonePodName is not null)
             {
-                await FillClonePodAsync(migration, status, cancellationToken);
+                await FillClonePodAsync(migration, status, settings, cancellationToken);
             }
             else
             {
-                await CreateClonePodAsync(migration, status, cancellationToken);
+                await CreateClonePodAsync(migration, status, settings, cancellationToken);
             }
         }
         catch (MigrationRefusedException e)
@@ -288,18 +316,28 @@ internal sealed class PodMigrationReconciler(
         return Step.Continue(migration);
     }
 
-    private async Task CreateClonePodAsync(PodMigration migration, PodMigrationStatus status, CancellationToken cancellationToken)
+    private async Task<Pod> GetSourcePodAsync(PodMigration migration, CancellationToken cancellationToken)
     {
-        Pod source;
         try
         {
-            source = await api.GetAsync(KubeResources.Pods, migration.Namespace, migration.Spec.PodName, cancellationToken);
+            return await api.GetAsync(KubeResources.Pods, migration.Namespace, migration.Spec.PodName, cancellationToken);
         }
         catch (PodMigrateException e) when (e.Kind == ErrorKind.NotFound)
         {
             throw new MigrationRefusedException("SourceNotFound", $"source pod {migration.Namespace}/{migration.Spec.PodName} disappeared during the migration");
         }
-        var clone = ClonePods.Build(source, migration, status.ClonePod!, status.TargetNode!, status.ContainerName!, status.CheckpointImage!, status.CheckpointId!);
+    }
+
+    /// <summary>How the clone restores: the checkpoint image, or the RuntimeClass with the source container's image.</summary>
+    private static CloneRestore CloneRestoreOf(PodMigrationStatus status, MigrationSettings settings, Pod? source)
+        => settings.ThroughCheckpointImage
+            ? new CloneRestore(status.CheckpointId!, CheckpointImage: status.CheckpointImage!)
+            : new CloneRestore(status.CheckpointId!, BaseImage: source?.Spec.Containers.Find(c => c.Name == status.ContainerName)?.Image);
+
+    private async Task CreateClonePodAsync(PodMigration migration, PodMigrationStatus status, MigrationSettings settings, CancellationToken cancellationToken)
+    {
+        var source = await GetSourcePodAsync(migration, cancellationToken);
+        var clone = ClonePods.Build(source, migration, status.ClonePod!, status.TargetNode!, status.ContainerName!, CloneRestoreOf(status, settings, source));
         try
         {
             await api.CreateAsync(KubeResources.Pods, migration.Namespace, clone, cancellationToken);
@@ -318,7 +356,7 @@ internal sealed class PodMigrationReconciler(
     /// clone-of: the user's pod (gated, so no kubelet ran it) gets the checkpoint image, loses the gate, and is bound
     /// to the target node. A scheduler that binds it first (nodeSelector points at the target) is fine.
     /// </summary>
-    private async Task FillClonePodAsync(PodMigration migration, PodMigrationStatus status, CancellationToken cancellationToken)
+    private async Task FillClonePodAsync(PodMigration migration, PodMigrationStatus status, MigrationSettings settings, CancellationToken cancellationToken)
     {
         Pod pod;
         try
@@ -340,7 +378,9 @@ internal sealed class PodMigrationReconciler(
         var nodeName = status.TargetNode!;
         // The user's pod, not ours: a merge patch of what we change, guarded by the version read, rather than a replace.
         var before = JsonSerializer.SerializeToNode(pod, KubeClientJsonContext.Default.Pod)!.AsObject();
-        ClonePods.Fill(pod, nodeName, status.ContainerName!, status.CheckpointImage!);
+        // The clone-of pod's container becomes the source's (its image), restored from the checkpoint.
+        var source = settings.ThroughCheckpointImage ? null : await GetSourcePodAsync(migration, cancellationToken);
+        ClonePods.Fill(pod, nodeName, status.ContainerName!, CloneRestoreOf(status, settings, source));
         pod.Spec.NodeName = null; // bound through the binding subresource below, as a scheduler does
         (pod.Metadata.Annotations ??= [])[MigrationAnnotations.CheckpointId] = status.CheckpointId!;
         pod.Metadata.Annotations[MigrationAnnotations.Migration] = migration.Name;
@@ -383,9 +423,13 @@ internal sealed class PodMigrationReconciler(
                 var readyAt = health.ReadySince is { } since && since <= now ? since : now;
                 status.CloneReadyAt = readyAt;
                 SetTiming(status, "restore", readyAt - status.CloneCreatedAt!.Value + ParseTiming(status, "import"));
-                if (status.FrozenAt is { } frozenAt && !settings.IsClone)
+                if (!settings.ThroughCheckpointImage)
                 {
-                    status.Downtime = KubeDuration.Format(readyAt - frozenAt);
+                    status.RestoredAt ??= await _runtimeClass.RestoredAtAsync(status, cancellationToken);
+                }
+                if (!settings.IsClone && RuntimeClassRestore.Downtime(status, status.RestoredAt, readyAt) is { } downtime)
+                {
+                    status.Downtime = KubeDuration.Format(downtime);
                 }
                 status.Phase = MigrationPhase.Verifying;
                 status.Message = $"clone pod {status.ClonePod} is Running and Ready on {status.TargetNode}; verifying for {KubeDuration.Format(settings.VerifyWindow)}";
@@ -449,6 +493,8 @@ internal sealed class PodMigrationReconciler(
                 }
             }
         }
+        // The runtime consumed it; whatever is left of the staging goes (best effort: the agent also expires it).
+        await _runtimeClass.ReleaseAsync(status, cancellationToken);
         if (!settings.RetainCheckpoint)
         {
             await DeleteCheckpointAsync(status, cancellationToken);
@@ -504,6 +550,8 @@ internal sealed class PodMigrationReconciler(
         {
             return options.PollInterval;
         }
+        // The clone is gone: nothing can consume the prepared staging any more.
+        await _runtimeClass.ReleaseAsync(status, cancellationToken);
         if (status.FrozenAt is not null)
         {
             var agent = await agents.GetAsync(status.SourceNode!, cancellationToken);

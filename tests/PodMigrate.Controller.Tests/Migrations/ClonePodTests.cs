@@ -24,7 +24,7 @@ public sealed class ClonePodTests
     {
         var source = KubeJson.Deserialize(SourceJson, KubeClientJsonContext.Default.Pod, "source");
         var migration = MigrationSpecTests.Migration("move-counter", "abcde123-0000");
-        var clone = ClonePods.Build(source, migration, ClonePods.NameFor(migration, "counter"), "node-b", "counter", "localhost/podmigrate/checkpoint/default-counter:ck1", "ck1");
+        var clone = ClonePods.Build(source, migration, ClonePods.NameFor(migration, "counter"), "node-b", "counter", new CloneRestore("ck1", CheckpointImage: "localhost/podmigrate/checkpoint/default-counter:ck1"));
 
         clone.Metadata.Name.ShouldBe("counter-abcde");
         clone.Metadata.Uid.ShouldBeNull();

@@ -133,6 +133,9 @@ internal sealed class MigrationWorld : IAsyncDisposable
             {
                 GrpcPort = TestAgentLayout.FreePort(),
                 TlsDirectory = Path.Combine(_root, "tls", node),
+                // The node's runtime restores from the node's prepared directory: the agent must prepare there.
+                PreparedDirectory = _cluster.Info.Node(node).PreparedDir,
+                RestoreRuntime = _cluster.Info.Node(node).RestoreRuntime,
             };
             _layouts[node] = layout;
         }
@@ -170,7 +173,7 @@ internal sealed class MigrationWorld : IAsyncDisposable
         => WaitForAsync(ct => Nodes.TryGetAsync(KubeResources.Pods, ns, name, ct), p => p is null, $"pod {ns}/{name} gone", cancellationToken);
 
     public Task<PodMigration> CreateMigrationAsync(string name, Pod source, string? targetNode, string mode, CancellationToken cancellationToken,
-        string verifyWindow = "2s", bool retainCheckpoint = false)
+        string verifyWindow = "2s", bool retainCheckpoint = false, string? restoreMethod = null)
         => Api.CreateAsync(PodMigration.Resource, source.Metadata.Namespace, new PodMigration
         {
             Metadata = new ObjectMeta { Name = name, Namespace = source.Metadata.Namespace },
@@ -181,6 +184,7 @@ internal sealed class MigrationWorld : IAsyncDisposable
                 Mode = mode,
                 VerifyWindow = verifyWindow,
                 RetainCheckpoint = retainCheckpoint,
+                RestoreMethod = restoreMethod,
             },
         }, cancellationToken);
 

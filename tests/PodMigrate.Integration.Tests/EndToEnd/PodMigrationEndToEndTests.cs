@@ -40,7 +40,7 @@ public sealed class PodMigrationEndToEndTests(LocalCluster cluster, ITestOutputH
         status.TargetNode.ShouldBe(NodeB);
         status.Committed.ShouldBe(true);
         status.Downtime.ShouldNotBeNullOrEmpty();
-        foreach (var timing in new[] { "precheck", "checkpoint", "frozen", "import", "restore", "verify", "total" })
+        foreach (var timing in new[] { "precheck", "checkpoint", "frozen", "prepare", "restore", "verify", "total" })
         {
             status.Timings.ShouldNotBeNull().ShouldContainKey(timing);
         }
@@ -49,7 +49,9 @@ public sealed class PodMigrationEndToEndTests(LocalCluster cluster, ITestOutputH
         var clone = await world.WaitForPodReadyAsync(source.Metadata.Namespace!, status.ClonePod!, cts.Token);
         clone.Spec.NodeName.ShouldBe(NodeB);
         clone.Metadata.Annotations![MigrationAnnotations.CloneOf].ShouldBe(source.Metadata.Name);
-        clone.Spec.Containers[0].Image.ShouldBe(status.CheckpointImage);
+        // The default restore: the source's image under the podmigrate RuntimeClass (RuntimeClassEndToEndTests has the rest).
+        clone.Spec.Containers[0].Image.ShouldBe(source.Spec.Containers[0].Image);
+        ClonePods.RuntimeClassOf(clone).ShouldBe(CloneRestore.RuntimeClassName);
         var after = await world.ReadCounterAsync(clone, cts.Token);
         after.ShouldBeGreaterThanOrEqualTo(before, "the clone must go on from the checkpointed value, not start again from 0");
 

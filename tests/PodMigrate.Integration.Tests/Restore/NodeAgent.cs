@@ -4,6 +4,7 @@ using Microsoft.Extensions.Options;
 using PodMigrate.Agent;
 using PodMigrate.Agent.Checkpointing;
 using PodMigrate.Agent.Operations;
+using PodMigrate.Agent.Preparing;
 using PodMigrate.Agent.Restoring;
 using PodMigrate.Core.Store;
 using PodMigrate.Node.Containerd;
@@ -37,6 +38,7 @@ internal sealed class NodeAgent : IAsyncDisposable
             CheckpointSigningCertificateFile = Path.Combine(signing, TlsFileNames.Certificate),
             CheckpointSigningKeyFile = Path.Combine(signing, TlsFileNames.Key),
             CheckpointTrustFile = Path.Combine(signing, TlsFileNames.CaBundle),
+            PreparedDirectory = Path.Combine(stateDirectory, "prepared"),
         };
         var services = new ServiceCollection();
         services.AddLogging(logging => logging.SetMinimumLevel(LogLevel.Warning));
@@ -65,6 +67,11 @@ internal sealed class NodeAgent : IAsyncDisposable
     public ICheckpointStore Store => _services.GetRequiredService<ICheckpointStore>();
 
     public ContainerdConnection Containerd => _services.GetRequiredService<ContainerdConnection>();
+
+    public PreparedCheckpoints Prepared => _services.GetRequiredService<PreparedCheckpoints>();
+
+    /// <summary>What the agent runs at start-up before it serves.</summary>
+    public AgentRecovery Recovery => _services.GetServices<Microsoft.Extensions.Hosting.IHostedService>().OfType<AgentRecovery>().Single();
 
     public ValueTask DisposeAsync() => _services.DisposeAsync();
 }

@@ -45,6 +45,14 @@ public sealed record TestAgentLayout(string Node, string ContainerdSocket, strin
 
     public string StateDirectory => Path.Combine(Directory, "state");
 
+    /// <summary>Where checkpoints are prepared for the podmigrate runtime handler (a cluster node's own, so its runtime finds them).</summary>
+    public string? PreparedDirectory { get; init; }
+
+    public string PreparedPath => PreparedDirectory ?? Path.Combine(Directory, "prepared");
+
+    /// <summary>The node has the podmigrate runtime handler though its runtime does not list handlers (containerd 1.7).</summary>
+    public bool RestoreRuntime { get; init; }
+
     public static int FreePort()
     {
         using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
@@ -78,6 +86,8 @@ public sealed record TestAgentLayout(string Node, string ContainerdSocket, strin
             options.CheckpointTrustFile = Path.Combine(SigningDirectory, TlsFileNames.CaBundle);
         }
         options.AllowUnsignedCheckpoints = AllowUnsignedCheckpoints;
+        options.PreparedDirectory = PreparedPath;
+        options.RestoreRuntimeInstalled = RestoreRuntime;
         Customize?.Invoke(options);
     }
 }
@@ -150,6 +160,12 @@ public sealed class AgentProcess : IAsyncDisposable
             RedirectStandardOutput = true,
             RedirectStandardError = true,
         };
+        start.ArgumentList.Add("--prepared-dir");
+        start.ArgumentList.Add(layout.PreparedPath);
+        if (layout.RestoreRuntime)
+        {
+            start.ArgumentList.Add("--restore-runtime");
+        }
         if (layout.TlsDirectory is not null)
         {
             start.ArgumentList.Add("--tls-dir");

@@ -23,7 +23,9 @@ public sealed record ClusterNode(
     string Gateway,
     string Bridge,
     string AgentSocket,
-    int AgentPort);
+    int AgentPort,
+    string? PreparedDir = null,
+    bool RestoreRuntime = false);
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase)]
 [JsonSerializable(typeof(ClusterInfo))]

@@ -21,13 +21,20 @@
  *                    live memory, so two reads (or a read before checkpoint and after restore) agree
  *                    exactly when the memory survived
  *   GET /healthz  -> ok
- * Single-threaded, exits 0 on SIGTERM/SIGINT.
+ *   GET /heartbeat -> "beats=N max_gap_ns=G gap_start_ns=S gap_end_ns=E now_ns=T": a second thread wakes every
+ *                    10 ms and records the longest wall-clock (CLOCK_REALTIME) gap between two consecutive wake-ups
+ *                    and when it began and ended, so a test can hold a migration's reported downtime against
+ *                    the pause the workload itself saw (the clock is wall time: it goes on across nodes)
+ *   GET /heartbeat/reset -> clears the longest gap (e.g. right before a checkpoint), answers as /heartbeat
+ * Two threads (the verifier and HTTP, the heartbeat); exits 0 on SIGTERM/SIGINT.
  *
  * Build: gcc -static -O2 -I../common -o memhog memhog.c
  */
 #define _GNU_SOURCE /* accept4 in http.h */
 #include <inttypes.h>
 #include <poll.h>
+#include <pthread.h>
+#include <time.h>
 #include <signal.h>
 #include <stdint.h>
 #include <sys/mman.h>
@@ -51,6 +58,49 @@ static uint64_t fnv1a64(const unsigned char *data, size_t size)
         hash *= 0x100000001b3ULL;
     }
     return hash;
+}
+
+/* The heartbeat: the longest wall-clock gap between two 10 ms wake-ups, and when it was. */
+static pthread_mutex_t heartbeat_lock = PTHREAD_MUTEX_INITIALIZER;
+static int64_t heartbeat_last_ns, heartbeat_max_gap_ns, heartbeat_gap_start_ns, heartbeat_gap_end_ns;
+static unsigned long long heartbeat_beats;
+
+static int64_t realtime_ns(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    return (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec;
+}
+
+static void *heartbeat(void *unused)
+{
+    (void)unused;
+    const struct timespec period = {.tv_sec = 0, .tv_nsec = 10 * 1000 * 1000};
+    while (!stopping) {
+        nanosleep(&period, NULL);
+        int64_t now = realtime_ns();
+        pthread_mutex_lock(&heartbeat_lock);
+        if (heartbeat_last_ns != 0 && now - heartbeat_last_ns > heartbeat_max_gap_ns) {
+            heartbeat_max_gap_ns = now - heartbeat_last_ns;
+            heartbeat_gap_start_ns = heartbeat_last_ns;
+            heartbeat_gap_end_ns = now;
+        }
+        heartbeat_last_ns = now;
+        heartbeat_beats++;
+        pthread_mutex_unlock(&heartbeat_lock);
+    }
+    return NULL;
+}
+
+static void heartbeat_report(char *out, size_t size, int reset)
+{
+    pthread_mutex_lock(&heartbeat_lock);
+    snprintf(out, size, "beats=%llu max_gap_ns=%" PRId64 " gap_start_ns=%" PRId64 " gap_end_ns=%" PRId64 " now_ns=%" PRId64 "\n",
+             heartbeat_beats, heartbeat_max_gap_ns, heartbeat_gap_start_ns, heartbeat_gap_end_ns, realtime_ns());
+    if (reset) {
+        heartbeat_max_gap_ns = heartbeat_gap_start_ns = heartbeat_gap_end_ns = 0;
+    }
+    pthread_mutex_unlock(&heartbeat_lock);
 }
 
 enum { BLOCK = 64 };
@@ -110,6 +160,12 @@ int main(void)
         expected_block(seed, j, bytes + j * BLOCK);
     }
 
+    pthread_t heartbeat_thread;
+    if (pthread_create(&heartbeat_thread, NULL, heartbeat, NULL) != 0) {
+        perror("pthread_create");
+        return 1;
+    }
+
     char status[128];
     snprintf(status, sizeof status, "ok passes=0 mib=%lld seed=%" PRIu64 "\n", mib, seed);
     write_file_atomic(status_file, status);
@@ -160,6 +216,10 @@ int main(void)
             char digest[32];
             snprintf(digest, sizeof digest, "%016" PRIx64 "\n", fnv1a64((const unsigned char *)words, size));
             http_respond(client, 200, digest);
+        } else if (strcmp(path, "/heartbeat") == 0 || strcmp(path, "/heartbeat/reset") == 0) {
+            char report[192];
+            heartbeat_report(report, sizeof report, strcmp(path, "/heartbeat/reset") == 0);
+            http_respond(client, 200, report);
         } else if (strcmp(path, "/healthz") == 0) {
             http_respond(client, 200, "ok\n");
         } else {
@@ -167,6 +227,7 @@ int main(void)
         }
         close(client);
     }
+    pthread_join(heartbeat_thread, NULL);
     munmap(words, size);
     close(listen_fd);
     return 0;

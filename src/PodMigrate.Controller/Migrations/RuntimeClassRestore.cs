@@ -1,0 +1,96 @@
+using Google.Protobuf.WellKnownTypes;
+using Microsoft.Extensions.Logging;
+using PodMigrate.Agent.V1;
+using PodMigrate.Controller.Agents;
+using PodMigrate.Core.Errors;
+
+namespace PodMigrate.Controller.Migrations;
+
+/// <summary>
+/// The target side of a RuntimeClass restore, as the migration sees it: the target agent prepares the verified checkpoint
+/// for the clone pod and container before the clone exists; once the clone runs, the runtime's record says when the
+/// restored process executed again (the honest end of the downtime); the staging is released after success and on
+/// rollback. <see cref="MigrationPrecheck"/> has already made sure the target has the handler.
+/// </summary>
+internal sealed partial class RuntimeClassRestore(IAgentDirectory agents, ILogger logger)
+{
+    /// <summary>
+    /// Prepares the checkpoint on the target for the clone (idempotent on the agent). <see cref="PodMigrationStatus.PreparedOn"/>
+    /// must already be written, so that a rollback releases whatever this leaves.
+    /// </summary>
+    public async Task<PreparedCheckpointInfo> PrepareAsync(PodMigration migration, PodMigrationStatus status, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var agent = await agents.GetAsync(status.TargetNode!, cancellationToken);
+        var prepared = await agent.PrepareRestoreAsync(new PrepareRestoreRequest
+        {
+            CheckpointId = status.CheckpointId,
+            PodNamespace = migration.Namespace,
+            PodName = status.ClonePod,
+            Container = status.ContainerName,
+            Timeout = Duration.FromTimeSpan(timeout),
+        }, cancellationToken);
+        CheckpointPrepared(logger, status.CheckpointId!, status.TargetNode!, prepared.Path, prepared.Wall.ToTimeSpan().TotalMilliseconds);
+        return prepared;
+    }
+
+    /// <summary>When the target's runtime recorded the restored process running again; null when it has no record (yet).</summary>
+    public async Task<DateTimeOffset?> RestoredAtAsync(PodMigrationStatus status, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var agent = await agents.GetAsync(status.TargetNode!, cancellationToken);
+            var restored = await agent.GetRestoredAsync(status.CheckpointId!, cancellationToken);
+            return restored.RestoredAt?.ToDateTimeOffset();
+        }
+        catch (PodMigrateException e) when (e.Kind is ErrorKind.NotFound or ErrorKind.Unavailable or ErrorKind.DeadlineExceeded or ErrorKind.DataLoss)
+        {
+            NoRestoreRecord(logger, status.CheckpointId!, status.TargetNode!, e.Message);
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// Removes the prepared staging on the node it was prepared on. Best effort: a target that cannot be reached is not
+    /// a reason to keep a source frozen; its agent removes expired staging by itself.
+    /// </summary>
+    public async Task ReleaseAsync(PodMigrationStatus status, CancellationToken cancellationToken)
+    {
+        if (status.PreparedOn is not { } node || status.CheckpointId is not { } id)
+        {
+            return;
+        }
+        try
+        {
+            var agent = await agents.GetAsync(node, cancellationToken);
+            var released = await agent.ReleasePreparedAsync(id, cancellationToken);
+            PreparedReleased(logger, id, node, released.Removed);
+        }
+        catch (PodMigrateException e) when (e.Kind is not ErrorKind.Cancelled)
+        {
+            ReleaseFailed(logger, id, node, e.Message);
+        }
+    }
+
+    /// <summary>
+    /// The workload's downtime: from the instant the source stopped executing (its agent's freeze instant, else when the
+    /// controller asked for the checkpoint) to the instant the restored process executed again (the runtime's record,
+    /// else the clone's readiness, which is later: never under-reported).
+    /// </summary>
+    public static TimeSpan? Downtime(PodMigrationStatus status, DateTimeOffset? restoredAt, DateTimeOffset readyAt)
+    {
+        var stoppedAt = status.SourceStoppedAt ?? status.FrozenAt;
+        return stoppedAt is { } from ? (restoredAt ?? readyAt) - from : null;
+    }
+
+    [LoggerMessage(4500, LogLevel.Information, "Checkpoint {CheckpointId} prepared on node {Node} in {Path} ({Milliseconds} ms)")]
+    private static partial void CheckpointPrepared(ILogger logger, string checkpointId, string node, string path, double milliseconds);
+
+    [LoggerMessage(4501, LogLevel.Information, "Prepared checkpoint {CheckpointId} released on node {Node} (removed: {Removed})")]
+    private static partial void PreparedReleased(ILogger logger, string checkpointId, string node, bool removed);
+
+    [LoggerMessage(4502, LogLevel.Warning, "Prepared checkpoint {CheckpointId} could not be released on node {Node} (its agent removes it when it expires): {Message}")]
+    private static partial void ReleaseFailed(ILogger logger, string checkpointId, string node, string message);
+
+    [LoggerMessage(4503, LogLevel.Warning, "No restore record of checkpoint {CheckpointId} on node {Node}; downtime measured to the clone's readiness: {Message}")]
+    private static partial void NoRestoreRecord(ILogger logger, string checkpointId, string node, string message);
+}

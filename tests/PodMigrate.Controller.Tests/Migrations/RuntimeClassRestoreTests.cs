@@ -1,0 +1,402 @@
+using System.Collections.Concurrent;
+using System.Net;
+using Google.Protobuf.WellKnownTypes;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using PodMigrate.Agent.V1;
+using PodMigrate.Controller.Agents;
+using PodMigrate.Controller.Migrations;
+using PodMigrate.Controller.Runtime;
+using PodMigrate.Controller.Tests.Runtime;
+using PodMigrate.Core.Errors;
+using PodMigrate.Core.Grpc;
+using PodMigrate.Kube.Client;
+using PodMigrate.Kube.Models;
+using PodMigrate.Kube.Serialization;
+using PodMigrate.Runtime.Contract;
+using PodMigrate.TestKit.Agent;
+
+namespace PodMigrate.Controller.Tests.Migrations;
+
+/// <summary>
+/// The reconciler's RuntimeClass path (issue 9, items 2, 5 and 7) against the in-process API server and fake agents on
+/// the real gRPC layer: the target prepares before the clone exists, the clone runs the source's image under the
+/// podmigrate RuntimeClass with the restore annotations, downtime runs from the source's freeze to the runtime's
+/// restore record, the staging is released after success and on rollback, and a target without the handler is refused.
+/// </summary>
+public sealed class RuntimeClassRestoreTests
+{
+    private static readonly DateTimeOffset FrozenAt = DateTimeOffset.UtcNow.AddMinutes(-1);
+    private static readonly DateTimeOffset RestoredAt = FrozenAt.AddMilliseconds(1234);
+
+    [Fact]
+    public async Task Migrate_prepares_on_the_target_first_then_runs_the_clone_under_the_runtime_class_and_reports_freeze_to_restore()
+    {
+        await using var world = await World.StartAsync(targetHasHandler: true);
+        var migration = await world.RunAsync(new PodMigrationSpec { PodName = "counter", TargetNode = "node-b", VerifyWindow = "100ms" });
+
+        migration.Status!.Phase.ShouldBe(MigrationPhase.Succeeded, migration.Status.Message);
+        world.Target.Calls.ShouldContain("PrepareRestore");
+        world.Target.CloneExistedAtPrepare.ShouldBe(false);
+        world.Target.Calls.ShouldNotContain("Restore");
+        world.Target.PreparedFor.ShouldBe($"default/{migration.Status.ClonePod}/counter");
+        world.Target.Calls.ShouldContain("ReleasePrepared");
+        world.Source.Calls.ShouldContain("Discard");
+        migration.Status.PreparedOn.ShouldBe("node-b");
+        migration.Status.CheckpointImage.ShouldBeNull();
+        migration.Status.SourceStoppedAt.ShouldBe(FrozenAt);
+        migration.Status.RestoredAt.ShouldBe(RestoredAt);
+        migration.Status.Downtime.ShouldBe("1.234s");
+
+        var clone = world.LastClone.ShouldNotBeNull();
+        ClonePods.RuntimeClassOf(clone).ShouldBe("podmigrate");
+        clone.Spec.NodeName.ShouldBe("node-b");
+        clone.Spec.Containers[0].Image.ShouldBe("localhost:5000/podmigrate/counter:1");
+        clone.Metadata.Annotations![RestoreAnnotations.Checkpoint].ShouldBe(migration.Status.CheckpointId);
+        clone.Metadata.Annotations[RestoreAnnotations.Container].ShouldBe("counter");
+    }
+
+    [Fact]
+    public async Task Precheck_refuses_a_target_without_the_handler_naming_it_and_touches_nothing()
+    {
+        await using var world = await World.StartAsync(targetHasHandler: false);
+        var migration = await world.RunAsync(new PodMigrationSpec { PodName = "counter", TargetNode = "node-b" });
+
+        migration.Status!.Phase.ShouldBe(MigrationPhase.Failed);
+        migration.Status.Message!.ShouldContain("node node-b has no 'podmigrate' runtime handler");
+        migration.Status.Message!.ShouldContain("spec.restoreMethod: CheckpointImage");
+        world.Source.Calls.ShouldNotContain("Checkpoint");
+        world.Target.Calls.ShouldNotContain("PrepareRestore");
+    }
+
+    [Fact]
+    public async Task A_target_that_cannot_prepare_rolls_back_releases_its_staging_and_resumes_the_source_without_a_clone()
+    {
+        await using var world = await World.StartAsync(targetHasHandler: true, prepareFails: true);
+        var migration = await world.RunAsync(new PodMigrationSpec { PodName = "counter", TargetNode = "node-b" });
+
+        migration.Status!.Phase.ShouldBe(MigrationPhase.RolledBack);
+        migration.Status.RollbackReason.ShouldBe("RestoreFailed");
+        migration.Status.Message!.ShouldContain("could not prepare checkpoint");
+        world.LastClone.ShouldBeNull();
+        world.Target.Calls.ShouldContain("ReleasePrepared");
+        world.Source.Calls.ShouldContain("Resume");
+        world.Source.Calls.ShouldNotContain("Discard");
+    }
+
+    [Fact]
+    public async Task CheckpointImage_stays_available_as_an_opt_in_and_needs_no_handler()
+    {
+        await using var world = await World.StartAsync(targetHasHandler: false);
+        var migration = await world.RunAsync(new PodMigrationSpec
+        {
+            PodName = "counter", TargetNode = "node-b", VerifyWindow = "100ms", RestoreMethod = MigrationRestoreMethod.CheckpointImage,
+        });
+
+        migration.Status!.Phase.ShouldBe(MigrationPhase.Succeeded, migration.Status.Message);
+        world.Target.Calls.ShouldContain("Restore");
+        world.Target.Calls.ShouldNotContain("PrepareRestore");
+        var clone = world.LastClone.ShouldNotBeNull();
+        ClonePods.RuntimeClassOf(clone).ShouldBeNull();
+        clone.Spec.Containers[0].Image.ShouldBe(World.CheckpointImage);
+        clone.Metadata.Annotations!.ShouldNotContainKey(RestoreAnnotations.Checkpoint);
+        // Freeze instant from the agent, end at the clone's readiness (no runtime record on this path).
+        migration.Status.SourceStoppedAt.ShouldBe(FrozenAt);
+        migration.Status.Downtime.ShouldNotBeNull();
+    }
+
+    [Fact]
+    public void Settings_default_to_RuntimeClass_and_refuse_an_unknown_restore_method()
+    {
+        MigrationSettings.From(new PodMigrationSpec { PodName = "p" }).ThroughCheckpointImage.ShouldBeFalse();
+        MigrationSettings.From(new PodMigrationSpec { PodName = "p", RestoreMethod = "CheckpointImage" }).ThroughCheckpointImage.ShouldBeTrue();
+        Should.Throw<PodMigrateException>(() => MigrationSettings.From(new PodMigrationSpec { PodName = "p", RestoreMethod = "Direct" }))
+            .Message.ShouldContain("spec.restoreMethod");
+    }
+
+    [Fact]
+    public void Downtime_runs_from_the_agents_freeze_instant_to_the_runtimes_record_else_to_readiness()
+    {
+        var ready = RestoredAt.AddSeconds(5);
+        RuntimeClassRestore.Downtime(new PodMigrationStatus { SourceStoppedAt = FrozenAt, FrozenAt = FrozenAt.AddSeconds(-1) }, RestoredAt, ready)
+            .ShouldBe(TimeSpan.FromMilliseconds(1234));
+        RuntimeClassRestore.Downtime(new PodMigrationStatus { FrozenAt = FrozenAt }, null, ready).ShouldBe(ready - FrozenAt);
+        RuntimeClassRestore.Downtime(new PodMigrationStatus(), RestoredAt, ready).ShouldBeNull();
+    }
+
+    /// <summary>The API server with two Ready nodes and a Running source pod, two fake agents, and the reconciler; the test plays the kubelet.</summary>
+    private sealed class World : IAsyncDisposable
+    {
+        public const string CheckpointImage = "localhost/podmigrate/checkpoint/default-counter:ck";
+
+        private readonly ApiServerFixture _api;
+        private readonly Directory _agents;
+
+        private World(ApiServerFixture api, FakeMigrationAgent source, FakeMigrationAgent target)
+        {
+            _api = api;
+            Source = source;
+            Target = target;
+            _agents = new Directory(new Dictionary<string, string> { ["node-a"] = source.Address, ["node-b"] = target.Address });
+        }
+
+        public FakeMigrationAgent Source { get; }
+
+        public FakeMigrationAgent Target { get; }
+
+        public Pod? LastClone { get; private set; }
+
+        public static async Task<World> StartAsync(bool targetHasHandler, bool prepareFails = false)
+        {
+            var api = await ApiServerFixture.StartAsync();
+            // The repository's own CRD (its schema and defaults are part of what is tested).
+            var crd = KubeYaml.ToJsonDocuments(await File.ReadAllTextAsync(CrdPath(), api.Token), "deploy/10-podmigration-crd.yaml").Single();
+            await api.Client.CreateAsync(KubeResources.CustomResourceDefinitions, null,
+                KubeJson.Deserialize(System.Text.Encoding.UTF8.GetString(crd), KubeClientJsonContext.Default.CustomResource, "crd"), api.Token);
+            foreach (var node in new[] { "node-a", "node-b" })
+            {
+                await api.Client.CreateAsync(KubeResources.Nodes, null, Json<Kube.Models.Node>("""
+                    {"metadata":{"name":"NODE"},"status":{"conditions":[{"type":"Ready","status":"True"}],"allocatable":{"memory":"8Gi"}}}
+                    """.Replace("NODE", node, StringComparison.Ordinal), KubeClientJsonContext.Default.Node), api.Token);
+            }
+            var pod = await api.Client.CreateAsync(KubeResources.Pods, "default", Json<Pod>("""
+                {"metadata":{"name":"counter","namespace":"default","labels":{"app":"counter"}},
+                 "spec":{"nodeName":"node-a","containers":[{"name":"counter","image":"localhost:5000/podmigrate/counter:1"}]}}
+                """, KubeClientJsonContext.Default.Pod), api.Token);
+            await api.Client.PatchAsync(KubeResources.Pods, "default", "counter", PatchType.MergePatch,
+                """{"status":{"phase":"Running","conditions":[{"type":"Ready","status":"True"}]}}""", status: true, api.Token);
+            var source = await FakeMigrationAgent.StartAsync("node-a", api.Client, restoreRuntime: true, prepareFails: false);
+            var target = await FakeMigrationAgent.StartAsync("node-b", api.Client, targetHasHandler, prepareFails);
+            _ = pod;
+            return new World(api, source, target);
+        }
+
+        /// <summary>Creates the migration and reconciles it to a terminal phase, running the clone as a kubelet would.</summary>
+        public async Task<PodMigration> RunAsync(PodMigrationSpec spec)
+        {
+            var token = _api.Token;
+            var client = _api.Client;
+            await client.CreateAsync(PodMigration.Resource, "default", new PodMigration { Metadata = new ObjectMeta { Name = "move", Namespace = "default" }, Spec = spec }, token);
+            var options = new ControllerOptions { PollInterval = TimeSpan.FromMilliseconds(50), CloneDeleteGraceSeconds = 0 };
+            var recorder = new EventRecorder(client, new EventRecorderOptions { Component = MigrationEvents.Component }, TimeProvider.System, NullLogger<EventRecorder>.Instance);
+            var reconciler = new PodMigrationReconciler(client, _agents, new MigrationEvents(recorder), options, TimeProvider.System, NullLogger<PodMigrationReconciler>.Instance);
+            while (true)
+            {
+                var requeue = await reconciler.ReconcileAsync("default", "move", token);
+                var migration = await client.GetAsync(PodMigration.Resource, "default", "move", token);
+                if (MigrationPhase.IsTerminal(migration.Status?.Phase))
+                {
+                    return migration;
+                }
+                await PlayKubeletAsync(migration, token);
+                if (requeue is { } delay)
+                {
+                    await Task.Delay(delay, token);
+                }
+            }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            _agents.Dispose();
+            await Source.DisposeAsync();
+            await Target.DisposeAsync();
+            await _api.DisposeAsync();
+        }
+
+        private async Task PlayKubeletAsync(PodMigration migration, CancellationToken token)
+        {
+            if (migration.Status?.ClonePod is not { } name)
+            {
+                return;
+            }
+            Pod clone;
+            try
+            {
+                clone = await _api.Client.GetAsync(KubeResources.Pods, "default", name, token);
+            }
+            catch (PodMigrateException e) when (e.Kind == ErrorKind.NotFound)
+            {
+                return;
+            }
+            LastClone = clone;
+            if (clone.Status?.Phase != "Running")
+            {
+                var now = DateTimeOffset.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture);
+                await _api.Client.PatchAsync(KubeResources.Pods, "default", name, PatchType.MergePatch, """
+                    {"status":{"phase":"Running","conditions":[{"type":"Ready","status":"True","lastTransitionTime":"NOW"}],
+                     "containerStatuses":[{"name":"counter","ready":true,"restartCount":0,"image":"x","imageID":"x","containerID":"containerd://c","state":{"running":{"startedAt":"NOW"}}}]}}
+                    """.Replace("NOW", now, StringComparison.Ordinal), status: true, token);
+            }
+        }
+
+        private static string CrdPath()
+        {
+            for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
+            {
+                if (File.Exists(Path.Combine(directory.FullName, "PodMigrate.sln")))
+                {
+                    return Path.Combine(directory.FullName, "deploy", "10-podmigration-crd.yaml");
+                }
+            }
+            throw new FileNotFoundException($"no PodMigrate.sln above {AppContext.BaseDirectory}: this test reads deploy/10-podmigration-crd.yaml");
+        }
+
+        private static T Json<T>(string json, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type) => KubeJson.Deserialize(json, type, typeof(T).Name);
+    }
+
+    /// <summary>Agents by node name over cleartext gRPC on loopback.</summary>
+    private sealed class Directory(Dictionary<string, string> addresses) : IAgentDirectory, IDisposable
+    {
+        private readonly ConcurrentDictionary<string, AgentClient> _clients = new(StringComparer.Ordinal);
+
+        public ValueTask<AgentClient> GetAsync(string nodeName, CancellationToken cancellationToken)
+            => addresses.TryGetValue(nodeName, out var address)
+                ? ValueTask.FromResult(_clients.GetOrAdd(nodeName, _ => AgentClient.Connect(address)))
+                : ValueTask.FromException<AgentClient>(PodMigrateException.Unavailable($"node {nodeName} has no agent"));
+
+        public ValueTask<IReadOnlyList<AgentEndpoint>> ListAsync(CancellationToken cancellationToken)
+            => ValueTask.FromResult<IReadOnlyList<AgentEndpoint>>(addresses.Select(a => new AgentEndpoint(a.Key, a.Value)).ToList());
+
+        public void Dispose()
+        {
+            foreach (var client in _clients.Values)
+            {
+                client.Dispose();
+            }
+        }
+    }
+
+    /// <summary>An agent on the real gRPC layer that records what it was asked and answers as a healthy node would.</summary>
+    private sealed class FakeMigrationAgent : IAsyncDisposable
+    {
+        private readonly WebApplication _app;
+        private readonly ConcurrentQueue<string> _calls = new();
+        private readonly HashSet<string> _published = [];
+
+        private FakeMigrationAgent(WebApplication app, string address)
+        {
+            _app = app;
+            Address = address;
+        }
+
+        public string Address { get; }
+
+        public IReadOnlyCollection<string> Calls => [.. _calls];
+
+        public bool? CloneExistedAtPrepare { get; private set; }
+
+        public string? PreparedFor { get; private set; }
+
+        public static async Task<FakeMigrationAgent> StartAsync(string node, KubernetesApiClient api, bool restoreRuntime, bool prepareFails)
+        {
+            var port = TestAgentLayout.FreePort();
+            var builder = WebApplication.CreateSlimBuilder();
+            builder.Logging.ClearProviders();
+            builder.WebHost.ConfigureKestrel(kestrel => kestrel.ListenGrpcTcp(new IPEndPoint(IPAddress.Loopback, port), ServerCredentials.Insecure));
+            var app = builder.Build();
+            var agent = new FakeMigrationAgent(app, $"http://127.0.0.1:{port}");
+            app.MapGrpcService(new GrpcServiceDefinition(AgentMethods.ServiceName)
+                .AddUnary(AgentMethods.GetNodeInfo, (_, _) =>
+                {
+                    var info = new NodeInfo
+                    {
+                        NodeName = node, Architecture = "x64", CriuVersion = 40201, CriuVersionText = "4.2.1",
+                        Share = new ShareInfo { Path = "/share", Writable = true }, RestoreRuntime = restoreRuntime,
+                    };
+                    info.RuntimeHandlers.Add(restoreRuntime ? ["runc", "podmigrate"] : ["runc"]);
+                    return Task.FromResult(info);
+                })
+                .AddUnary(AgentMethods.Health, (_, _) => Task.FromResult(new HealthResponse { Status = HealthResponse.Types.ServingStatus.Serving }))
+                .AddUnary(AgentMethods.InspectCheckpoint, (request, _) =>
+                {
+                    agent._calls.Enqueue("InspectCheckpoint");
+                    lock (agent._published)
+                    {
+                        return agent._published.Contains(request.CheckpointId)
+                            ? Task.FromResult(new CheckpointInfo { CheckpointId = request.CheckpointId })
+                            : Task.FromException<CheckpointInfo>(new PodMigrateException(ErrorKind.NotFound, $"checkpoint {request.CheckpointId} not found"));
+                    }
+                })
+                .AddServerStreaming(AgentMethods.Checkpoint, async (request, stream, _) =>
+                {
+                    agent._calls.Enqueue("Checkpoint");
+                    lock (agent._published)
+                    {
+                        agent._published.Add(request.CheckpointId);
+                    }
+                    await stream.WriteAsync(new CheckpointEvent
+                    {
+                        Result = new CheckpointResult
+                        {
+                            Checkpoint = new CheckpointInfo { CheckpointId = request.CheckpointId },
+                            Wall = Duration.FromTimeSpan(TimeSpan.FromSeconds(1)),
+                            Frozen = Duration.FromTimeSpan(TimeSpan.FromSeconds(1)),
+                            SourceState = SourceState.SourceStopped,
+                            FrozenAt = Timestamp.FromDateTimeOffset(FrozenAt),
+                        },
+                    });
+                })
+                .AddServerStreaming(AgentMethods.Restore, async (request, stream, _) =>
+                {
+                    agent._calls.Enqueue("Restore");
+                    await stream.WriteAsync(new RestoreEvent { Result = new RestoreResult { CheckpointId = request.CheckpointId, CheckpointImage = World.CheckpointImage } });
+                })
+                .AddUnary(AgentMethods.PrepareRestore, async (request, context) =>
+                {
+                    agent._calls.Enqueue("PrepareRestore");
+                    try
+                    {
+                        await api.GetAsync(KubeResources.Pods, request.PodNamespace, request.PodName, context.CancellationToken);
+                        agent.CloneExistedAtPrepare = true;
+                    }
+                    catch (PodMigrateException e) when (e.Kind == ErrorKind.NotFound)
+                    {
+                        agent.CloneExistedAtPrepare = false;
+                    }
+                    if (prepareFails)
+                    {
+                        throw new PodMigrateException(ErrorKind.DataLoss, $"checkpoint {request.CheckpointId}: file \"checkpoint/pages-1.img\" has sha256 0000, the manifest says 1111");
+                    }
+                    agent.PreparedFor = $"{request.PodNamespace}/{request.PodName}/{request.Container}";
+                    return new PreparedCheckpointInfo { CheckpointId = request.CheckpointId, Path = "/run/prepared/" + request.CheckpointId, Wall = Duration.FromTimeSpan(TimeSpan.FromMilliseconds(300)) };
+                })
+                .AddUnary(AgentMethods.GetRestored, (request, _) =>
+                {
+                    agent._calls.Enqueue("GetRestored");
+                    return Task.FromResult(new RestoredInfo { CheckpointId = request.CheckpointId, ContainerId = "c", RestoredAt = Timestamp.FromDateTimeOffset(RestoredAt) });
+                })
+                .AddUnary(AgentMethods.ReleasePrepared, (_, _) =>
+                {
+                    agent._calls.Enqueue("ReleasePrepared");
+                    return Task.FromResult(new ReleasePreparedResponse { Removed = true });
+                })
+                .AddUnary(AgentMethods.Resume, (_, _) =>
+                {
+                    agent._calls.Enqueue("Resume");
+                    return Task.FromResult(new ResumeResponse { SourceState = SourceState.SourceRunning });
+                })
+                .AddUnary(AgentMethods.Discard, (_, _) =>
+                {
+                    agent._calls.Enqueue("Discard");
+                    return Task.FromResult(new DiscardResponse { SourceState = SourceState.SourceGone });
+                })
+                .AddUnary(AgentMethods.DeleteCheckpoint, (_, _) =>
+                {
+                    agent._calls.Enqueue("DeleteCheckpoint");
+                    return Task.FromResult(new DeleteCheckpointResponse());
+                }),
+                new GrpcServerOptions { ExceptionMapper = ErrorMapping.ToStatus });
+            await app.StartAsync();
+            return agent;
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await _app.StopAsync();
+            await _app.DisposeAsync();
+        }
+    }
+}
