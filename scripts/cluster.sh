@@ -42,6 +42,7 @@ CTRD_BIN=${PODMIGRATE_CONTAINERD_DIR:-/opt/podmigrate/containerd/usr/bin}
 CTRD17_BIN=${PODMIGRATE_CONTAINERD17_DIR:-/opt/podmigrate/containerd-1.7/usr/bin}
 # The runtime handler `podmigrate`'s binary (scripts/setup.sh publishes it there; test.sh publishes this tree's).
 RUNTIME_BIN=${PODMIGRATE_RUNTIME:-/opt/podmigrate/runtime/podmigrate-runc}
+DAEMON_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 REGISTRY_ADDR=127.0.0.1:5000
 REGISTRY_HOST=localhost:5000
 SANDBOX_IMAGE=$REGISTRY_HOST/podmigrate/pause:1

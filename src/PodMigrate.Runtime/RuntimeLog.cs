@@ -4,8 +4,9 @@ using System.Text.Json;
 namespace PodMigrate.Runtime;
 
 /// <summary>
-/// Where the runtime says what it did: stderr, and runc's own log file in runc's format. The shim reports the last
-/// "error" entry of that file as the reason of a failed create (what the kubelet shows), so a refusal is written last.
+/// Where the runtime says what it did: runc's own log file (--log) in runc's format, else stderr. The shim reports the
+/// last "error" entry of that file as the reason of a failed create (what the kubelet shows), so a refusal is written
+/// last. Not both: under a shim, stderr of `create` is the container's own stderr (its log), which is not ours to write.
 /// </summary>
 internal sealed class RuntimeLog(string? logFile, string? logFormat)
 {
@@ -16,18 +17,9 @@ internal sealed class RuntimeLog(string? logFile, string? logFormat)
     private void Write(string level, string message)
     {
         var now = DateTimeOffset.UtcNow;
-        try
-        {
-            var line = Encoding.UTF8.GetBytes($"podmigrate-runc: {message}\n");
-            using var stderr = Console.OpenStandardError();
-            stderr.Write(line);
-        }
-        catch (IOException)
-        {
-            // stderr closed: the log file below still has it
-        }
         if (string.IsNullOrEmpty(logFile))
         {
+            WriteStandardError(message);
             return;
         }
         try
@@ -52,10 +44,24 @@ internal sealed class RuntimeLog(string? logFile, string? logFormat)
         }
         catch (IOException)
         {
-            // the log is best effort; stderr has the message
+            WriteStandardError(message);
         }
         catch (UnauthorizedAccessException)
         {
+            WriteStandardError(message);
+        }
+    }
+
+    private static void WriteStandardError(string message)
+    {
+        try
+        {
+            using var stderr = Console.OpenStandardError();
+            stderr.Write(Encoding.UTF8.GetBytes($"podmigrate-runc: {message}\n"));
+        }
+        catch (IOException)
+        {
+            // nowhere left to say it
         }
     }
 }

@@ -175,7 +175,7 @@ public sealed class AgentFailureTests(LocalCluster cluster) : IAsyncLifetime
     /// <summary>The task's state as containerd reports it, asked without any agent.</summary>
     private async Task<string> ContainerdStateAsync(Pod pod, CancellationToken cancellationToken)
     {
-        var containers = await cluster.Cri(Node).Runtime.ListContainersAsync(new Runtime.V1.ContainerFilter
+        var containers = await cluster.Cri(Node).Runtime.ListContainersAsync(new global::Runtime.V1.ContainerFilter
         {
             LabelSelector = { ["io.kubernetes.pod.name"] = pod.Metadata.Name!, ["io.kubernetes.pod.namespace"] = pod.Metadata.Namespace! },
         }, cancellationToken);

@@ -23,7 +23,9 @@ public sealed record ClusterNode(
     string Gateway,
     string Bridge,
     string AgentSocket,
-    int AgentPort);
+    int AgentPort,
+    string? ContainerdVersion = null,
+    string? PreparedDir = null);
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase)]
 [JsonSerializable(typeof(ClusterInfo))]
