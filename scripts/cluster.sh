@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# A local multi-node "cluster" on this one host: one containerd 2.1 instance per node with CRI, each with its
-# own CNI bridge and pod subnet, a plain-http registry on loopback serving the workload images, and a shared
+# A local multi-node "cluster" on this one host: one containerd instance per node with CRI (node-b on containerd 1.7,
+# which has no restore through CRI, the others on 2.1, unless --containerd says otherwise), each with its own CNI bridge
+# and pod subnet, the runtime handler `podmigrate` (podmigrate-runc, $PODMIGRATE_RUNTIME), a plain-http registry on loopback serving the workload images, and a shared
 # checkpoint folder. Pods on different nodes reach each other by pod IP through the host's routing.
 #
-#   scripts/cluster.sh up     [--nodes N] [instance options]   start (idempotent; cleans a crashed instance first)
+#   scripts/cluster.sh up     [--nodes N] [--containerd V,V..] [instance options]
+#                                                              start (idempotent; cleans a crashed instance first);
+#                                                              --containerd: per node in order a,b,..: 2.1 or 1.7
+#                                                              (default 2.1,1.7,2.1,2.1)
 #   scripts/cluster.sh down   [--purge]                        stop exactly what `up` started and undo its host changes
 #   scripts/cluster.sh status                                  health of every part; exits non-zero when unhealthy
 #
 # Layout (a contract other tools rely on; $RUN = PODMIGRATE_RUN_DIR, default /run/podmigrate):
 #   $RUN/<node>/containerd.sock (+ .ttrpc, debug.sock), containerd.toml, containerd.pid, containerd-state/,
+#   $RUN/<node>/prepared/ (checkpoints the agent prepared for podmigrate-runc: PODMIGRATE_PREPARED_DIR of both),
 #   $RUN/<node>/agent.sock, agent.pid (agent TCP port 7440+i), $RUN/registry.pid, $RUN/cluster.json (for tools),
 #   $STATE/nodes/<node>/containerd (containerd root; $STATE = PODMIGRATE_STATE_DIR, default /var/lib/podmigrate),
 #   $STATE/registry (registry storage), PODMIGRATE_SHARE (default $STATE/share: shared checkpoint storage),
@@ -39,7 +44,10 @@ STATE=${PODMIGRATE_STATE_DIR:-/var/lib/podmigrate}
 LOGDIR=${PODMIGRATE_LOG_DIR:-/var/log/podmigrate}
 SHARE=${PODMIGRATE_SHARE:-$STATE/share}
 CTRD_BIN=${PODMIGRATE_CONTAINERD_DIR:-/opt/podmigrate/containerd/usr/bin}
-DAEMON_PATH=$CTRD_BIN:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+CTRD17_BIN=${PODMIGRATE_CONTAINERD17_DIR:-/opt/podmigrate/containerd-1.7/usr/bin}
+# The runtime handler `podmigrate`'s binary (scripts/setup.sh publishes it there; test.sh publishes this tree's).
+RUNTIME_BIN=${PODMIGRATE_RUNTIME:-/opt/podmigrate/runtime/podmigrate-runc}
+DAEMON_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 REGISTRY_ADDR=127.0.0.1:5000
 REGISTRY_HOST=localhost:5000
 SANDBOX_IMAGE=$REGISTRY_HOST/podmigrate/pause:1
@@ -54,6 +62,7 @@ SUBNET_BASE=10.88
 AGENT_PORT_BASE=7440
 APISERVER_PORT=6443
 EXTERNAL_REGISTRY=0
+CONTAINERD_VERSIONS=2.1,1.7,2.1,2.1
 PURGE=0
 
 log() { printf '\033[1m[cluster]\033[0m %s\n' "$*" >&2; }
@@ -75,6 +84,7 @@ parse_args() {
       --agent-port-base) AGENT_PORT_BASE=${2:?}; shift ;;
       --apiserver-port) APISERVER_PORT=${2:?}; shift ;;
       --external-registry) EXTERNAL_REGISTRY=1 ;;
+      --containerd) CONTAINERD_VERSIONS=${2:?--containerd needs a list like 2.1,1.7}; shift ;;
       --purge) PURGE=1 ;;
       -h|--help) usage ;;
       *) die "unknown option: $1 (see --help)" ;;
@@ -83,6 +93,7 @@ parse_args() {
   done
   [[ $NODES =~ ^[1-9]$ ]] && [ "$NODES" -le $MAX_NODES ] || die "--nodes must be 1..$MAX_NODES, not '$NODES'"
   [[ $SUBNET_BASE =~ ^[0-9]+\.[0-9]+$ ]] || die "--subnet-base must look like 10.88, not '$SUBNET_BASE'"
+  [[ $CONTAINERD_VERSIONS =~ ^(2\.1|1\.7)(,(2\.1|1\.7))*$ ]] || die "--containerd must list 2.1 or 1.7 per node, not '$CONTAINERD_VERSIONS'"
   [ ${#BRIDGE_PREFIX} -le 14 ] || die "--bridge-prefix '$BRIDGE_PREFIX' is too long for a 15-character interface name"
 }
 
@@ -98,6 +109,8 @@ SUBNET_BASE=$SUBNET_BASE
 AGENT_PORT_BASE=$AGENT_PORT_BASE
 APISERVER_PORT=$APISERVER_PORT
 EXTERNAL_REGISTRY=$EXTERNAL_REGISTRY
+CONTAINERD_VERSIONS=$CONTAINERD_VERSIONS
+RUNTIME_BIN=$RUNTIME_BIN
 STATE=$STATE
 LOGDIR=$LOGDIR
 SHARE=$SHARE
@@ -124,6 +137,10 @@ node_prepared() { echo "$RUN/$1/prepared"; }
 node_has_restore_runtime() { grep -q 'runtimes\.podmigrate\]' "$(node_dir "$1")/containerd.toml" 2>/dev/null; }
 node_sock() { echo "$RUN/$1/containerd.sock"; }
 node_root() { echo "$STATE/nodes/$1/containerd"; }
+# The containerd version of node index $1 (2.1 when the list is shorter), and its binaries.
+node_version() { local v; IFS=, read -r -a v <<< "$CONTAINERD_VERSIONS"; echo "${v[$1]:-2.1}"; }
+node_bin() { if [ "$(node_version "$1")" = 1.7 ]; then echo "$CTRD17_BIN"; else echo "$CTRD_BIN"; fi; }
+node_index() { local i; for ((i = 0; i < MAX_NODES; i++)); do [ "$(node_name "${LETTERS[$i]}")" = "$1" ] && { echo "$i"; return; }; done; echo 0; }
 
 pid_alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
 
@@ -189,6 +206,9 @@ TOML
   ]
 }
 JSON
+  mkdir -p "$(node_prepared "$name")"; chmod 0700 "$(node_prepared "$name")"
+  [ -x "$RUNTIME_BIN" ] || warn "$name: no $RUNTIME_BIN (scripts/setup.sh publishes it): pods of RuntimeClass podmigrate will not start"
+  if [ "$(node_version "$index")" = 1.7 ]; then write_node_config_17 "$name" "$dir" "$root"; return; fi
   # See /work/shared/research/cri-notes.md for why each non-default setting is needed on these machines.
   cat > "$dir/containerd.toml" <<TOML
 version = 3
@@ -234,6 +254,15 @@ temp = "$dir/tmp"
           # runc's state per node, not the shared /run/containerd/runc default
           Root = "$dir/runc"
           SystemdCgroup = false
+      # The clone pods' runtime (RuntimeClass podmigrate): runc, except a create that restores a prepared checkpoint.
+      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.podmigrate]
+        runtime_type = "io.containerd.runc.v2"
+        pod_annotations = ["podmigrate.io/*"]
+        container_annotations = ["io.kubernetes.container.restartCount"]
+        [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.podmigrate.options]
+          BinaryName = "$RUNTIME_BIN"
+          Root = "$dir/runc"
+          SystemdCgroup = false
     [plugins."io.containerd.cri.v1.runtime".cni]
       bin_dirs = ["/usr/lib/cni"]
       conf_dir = "$dir/cni"
@@ -248,22 +277,83 @@ temp = "$dir/tmp"
 TOML
 }
 
+# containerd 1.7 (config version 2: CRI is one plugin, "io.containerd.grpc.v1.cri"); the same settings as for 2.1.
+write_node_config_17() {
+  local name=$1 dir=$2 root=$3 cri='plugins."io.containerd.grpc.v1.cri"'
+  cat > "$dir/containerd.toml" <<TOML
+version = 2
+root = "$root"
+state = "$dir/containerd-state"
+temp = "$dir/tmp"
+
+[grpc]
+  address = "$dir/containerd.sock"
+
+[ttrpc]
+  address = "$dir/containerd.sock.ttrpc"
+
+[debug]
+  address = "$dir/debug.sock"
+  level = "info"
+
+[plugins]
+  [$cri]
+    disable_tcp_service = true
+    stream_server_address = "127.0.0.1"
+    stream_server_port = "0"
+    sandbox_image = "$SANDBOX_IMAGE"
+    netns_mounts_under_state_dir = true
+    restrict_oom_score_adj = true
+    enable_cdi = false
+    [$cri.containerd]
+      snapshotter = "overlayfs"
+      default_runtime_name = "runc"
+      [$cri.containerd.runtimes.runc]
+        runtime_type = "io.containerd.runc.v2"
+        [$cri.containerd.runtimes.runc.options]
+          BinaryName = "/usr/sbin/runc"
+          Root = "$dir/runc"
+          SystemdCgroup = false
+      [$cri.containerd.runtimes.podmigrate]
+        runtime_type = "io.containerd.runc.v2"
+        pod_annotations = ["podmigrate.io/*"]
+        container_annotations = ["io.kubernetes.container.restartCount"]
+        [$cri.containerd.runtimes.podmigrate.options]
+          BinaryName = "$RUNTIME_BIN"
+          Root = "$dir/runc"
+          SystemdCgroup = false
+    [$cri.cni]
+      bin_dir = "/usr/lib/cni"
+      conf_dir = "$dir/cni"
+      max_conf_num = 1
+    [$cri.registry]
+      config_path = "$dir/certs.d"
+
+  [plugins."io.containerd.nri.v1.nri"]
+    disable = true
+
+  [plugins."io.containerd.internal.v1.opt"]
+    path = "$STATE/nodes/$name/opt"
+TOML
+}
+
 start_containerd() {
-  local name=$1 dir sock pid i
-  dir=$(node_dir "$name"); sock=$(node_sock "$name")
+  local name=$1 dir sock pid i bin
+  dir=$(node_dir "$name"); sock=$(node_sock "$name"); bin=$(node_bin "$(node_index "$name")")
   if pid=$(recorded_pid "$dir/containerd.pid" "$dir/containerd.toml"); then
     log "$name: containerd already running (pid $pid)"
     return 0
   fi
   mkdir -p "$LOGDIR"
   # Not under `ip netns exec` (it remounts /sys and runc then finds no cgroup mount); no systemd here.
-  PATH=$DAEMON_PATH setsid "$CTRD_BIN/containerd" --config "$dir/containerd.toml" \
+  # PODMIGRATE_PREPARED_DIR reaches podmigrate-runc through the shim's environment.
+  PATH=$bin:$DAEMON_PATH PODMIGRATE_PREPARED_DIR=$(node_prepared "$name") setsid "$bin/containerd" --config "$dir/containerd.toml" \
     >> "$LOGDIR/$name-containerd.log" 2>&1 < /dev/null 9>&- &
   pid=$!
   echo "$pid" > "$dir/containerd.pid"
   for ((i = 0; i < 200; i++)); do
-    if [ -S "$sock" ] && "$CTRD_BIN/ctr" --address "$sock" version >/dev/null 2>&1; then
-      log "$name: containerd up (pid $pid, $sock)"
+    if [ -S "$sock" ] && "$bin/ctr" --address "$sock" version >/dev/null 2>&1; then
+      log "$name: containerd $(node_version "$(node_index "$name")") up (pid $pid, $sock)"
       return 0
     fi
     pid_alive "$pid" || { tail -20 "$LOGDIR/$name-containerd.log" >&2; die "$name: containerd exited (log: $LOGDIR/$name-containerd.log)"; }
@@ -361,7 +451,7 @@ start_agent() {
   local tls=() restore=()
   if [ -f "$CERTS/agents/$name/tls.crt" ]; then tls=(--tls-dir "$CERTS/agents/$name"); fi
   if node_has_restore_runtime "$name"; then restore=(--restore-runtime); fi
-  setsid "${CLI[@]}" agent --node "$name" --containerd-socket "$(node_sock "$name")" --socket "$dir/agent.sock" \
+  PODMIGRATE_PREPARED_DIR=$(node_prepared "$name") setsid "${CLI[@]}" agent --node "$name" --containerd-socket "$(node_sock "$name")" --socket "$dir/agent.sock" \
     --port $((AGENT_PORT_BASE + index)) --metrics-port $((AGENT_PORT_BASE + 1000 + index)) --listen 127.0.0.1 \
     --share "$SHARE" --state-dir "$STATE/nodes/$name/agent" --staging-dir "/dev/shm/podmigrate-$name" \
     --prepared-dir "$(node_prepared "$name")" "${restore[@]}" "${tls[@]}" >> "$LOGDIR/$name-agent.log" 2>&1 < /dev/null 9>&- &
@@ -665,14 +755,16 @@ write_cluster_json() {
       --arg gateway "$SUBNET_BASE.$((i + 1)).1" --arg bridge "$BRIDGE_PREFIX${LETTERS[$i]}" \
       --arg agentSocket "$(node_dir "$name")/agent.sock" --argjson agentPort $((AGENT_PORT_BASE + i)) \
       --arg root "$(node_root "$name")" --arg log "$LOGDIR/$name-containerd.log" \
-      --arg prepared "$(node_prepared "$name")" --argjson restoreRuntime "$(node_has_restore_runtime "$name" && echo true || echo false)" \
-      '{name: $name, containerdSocket: $sock, containerdRoot: $root, containerdLog: $log, subnet: $subnet,
-        gateway: $gateway, bridge: $bridge, agentSocket: $agentSocket, agentPort: $agentPort,
-        preparedDir: $prepared, restoreRuntime: $restoreRuntime}')")
+      --arg version "$(node_version "$i")" --arg prepared "$(node_prepared "$name")" \
+      --argjson restoreRuntime "$(node_has_restore_runtime "$name" && echo true || echo false)" \
+      '{name: $name, containerdSocket: $sock, containerdRoot: $root, containerdLog: $log, containerdVersion: $version,
+        preparedDir: $prepared, restoreRuntime: $restoreRuntime, subnet: $subnet,
+        gateway: $gateway, bridge: $bridge, agentSocket: $agentSocket, agentPort: $agentPort}')")
   done
   printf '%s\n' "${entries[@]}" | jq -s --arg run "$RUN" --arg registry "$REGISTRY_HOST" --arg share "$SHARE" \
-    --arg sandbox "$SANDBOX_IMAGE" --arg kubeconfig "$RUN/kubeconfig" \
-    '{runDir: $run, registry: $registry, sandboxImage: $sandbox, share: $share, kubeconfig: $kubeconfig, nodes: .}' \
+    --arg sandbox "$SANDBOX_IMAGE" --arg kubeconfig "$RUN/kubeconfig" --arg runtime "$RUNTIME_BIN" \
+    '{runDir: $run, registry: $registry, sandboxImage: $sandbox, share: $share, kubeconfig: $kubeconfig,
+      runtimeBinary: $runtime, runtimeHandler: "podmigrate", nodes: .}' \
     > "$RUN/cluster.json.tmp"
   mv "$RUN/cluster.json.tmp" "$RUN/cluster.json"
 }
@@ -700,11 +792,12 @@ has_leftovers() {
 cmd_up() {
   [ "$(id -u)" = 0 ] || die "must run as root"
   [ -x "$CTRD_BIN/containerd" ] || die "no containerd in $CTRD_BIN: run scripts/setup.sh"
+  [[ $CONTAINERD_VERSIONS != *1.7* ]] || [ -x "$CTRD17_BIN/containerd" ] || die "no containerd 1.7 in $CTRD17_BIN: run scripts/setup.sh"
   local requested_nodes=$NODES i name
   if [ -f "$RUN/cluster.env" ]; then
-    local wanted=("$NODES" "$NAME_PREFIX" "$BRIDGE_PREFIX" "$SUBNET_BASE" "$AGENT_PORT_BASE" "$EXTERNAL_REGISTRY" "$APISERVER_PORT")
+    local wanted=("$NODES" "$NAME_PREFIX" "$BRIDGE_PREFIX" "$SUBNET_BASE" "$AGENT_PORT_BASE" "$EXTERNAL_REGISTRY" "$APISERVER_PORT" "$CONTAINERD_VERSIONS" "$RUNTIME_BIN")
     load_settings
-    if [ "$NODES" = "$requested_nodes" ] && cluster_healthy; then
+    if [ "$NODES" = "$requested_nodes" ] && [ "$CONTAINERD_VERSIONS" = "${wanted[7]}" ] && cluster_healthy; then
       log "already up ($NODES nodes): making sure images, agents and the control plane are there"
       push_workload_images
       issue_certificates
@@ -718,6 +811,7 @@ cmd_up() {
     cmd_down
     NODES=${wanted[0]} NAME_PREFIX=${wanted[1]} BRIDGE_PREFIX=${wanted[2]} SUBNET_BASE=${wanted[3]}
     AGENT_PORT_BASE=${wanted[4]} EXTERNAL_REGISTRY=${wanted[5]} APISERVER_PORT=${wanted[6]}
+    CONTAINERD_VERSIONS=${wanted[7]} RUNTIME_BIN=${wanted[8]}
   elif has_leftovers; then
     log "leftovers in $RUN without a record: cleaning up with this invocation's settings"
     cmd_down leftovers

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the PodMigrate node stack from Debian's packages without upgrading the host's base system:
 #   CRIU 4.2 + checkpointctl + libcriu-dev  in a private Debian root (run through patchelf'd copies),
-#   containerd 2.1 (sid binaries, unpacked, not installed), runc, iptables, CNI plugins, busybox-static,
-#   docker-registry, the containerd / CRI / CRIU API definitions, then builds PodMigrate and installs the CLI.
+#   containerd 2.1 (sid binaries, unpacked, not installed), containerd 1.7 (trixie's, likewise: a node without CRI
+#   restore), runc, iptables, CNI plugins, busybox-static, docker-registry, the containerd / CRI / CRIU API
+#   definitions, clang + zlib1g-dev (NativeAOT), then builds PodMigrate, installs the CLI and publishes podmigrate-runc.
 # Root, idempotent: a second run only re-checks and rebuilds.
 set -euo pipefail
 
@@ -12,6 +13,8 @@ PREFIX=${PODMIGRATE_PREFIX:-/opt/podmigrate}
 CRIU_SUITE=${PODMIGRATE_CRIU_SUITE:-sid}
 CRIU_ROOT=$PREFIX/criu-root-$CRIU_SUITE
 CTRD_DIR=$PREFIX/containerd
+CTRD17_DIR=$PREFIX/containerd-1.7
+RUNTIME_DIR=$PREFIX/runtime
 API_DIR=$PREFIX/apis
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -53,7 +56,7 @@ PIN
 install_host_packages() {
   local pkgs=(debootstrap patchelf runc iptables containernetworking-plugins busybox-static
               docker-registry python3-grpcio python3-protobuf zstd pigz curl iproute2 gcc libc6-dev
-              libzstd1 jq)
+              libzstd1 jq clang zlib1g-dev)
   local missing=()
   for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
   if [ ${#missing[@]} -gt 0 ]; then
@@ -116,6 +119,20 @@ install_containerd() {
   "$CTRD_DIR/usr/bin/containerd" --version >/dev/null || die "containerd from sid does not run on this host"
 }
 
+# containerd 1.7 from trixie, unpacked into its own dir the same way: it never had restore through CRI, so a node on
+# it stands in for a current runtime with that path off (scripts/cluster.sh runs node-b on it by default).
+install_containerd_17() {
+  if [ ! -x "$CTRD17_DIR/usr/bin/containerd" ]; then
+    log "fetching containerd 1.7 from trixie into $CTRD17_DIR"
+    local tmp; tmp=$(mktemp -d); chmod 755 "$tmp"
+    (cd "$tmp" && apt-get download -q containerd/trixie >/dev/null)
+    rm -rf "$CTRD17_DIR"; mkdir -p "$CTRD17_DIR"
+    dpkg-deb -x "$tmp"/containerd_*.deb "$CTRD17_DIR"
+    rm -rf "$tmp"
+  fi
+  "$CTRD17_DIR/usr/bin/containerd" --version | grep -q ' v\{0,1\}1\.7\.' || die "containerd 1.7 from trixie does not run on this host"
+}
+
 # API definitions: the containerd API and CRI API .proto files from sid, unpacked into one tree
 # (their Go import paths resolve from $API_DIR/usr/share/gocode/src); CRIU's rpc.proto from the trixie root.
 install_api_definitions() {
@@ -161,6 +178,16 @@ build_and_install_cli() {
 exec "$PREFIX/cli/podmigrate" "\$@"
 W
   chmod 755 /usr/local/bin/podmigrate.tmp; mv /usr/local/bin/podmigrate.tmp /usr/local/bin/podmigrate
+  publish_runtime
+}
+
+# podmigrate-runc, the runtime handler `podmigrate` of every node (NativeAOT: it runs once per runc call).
+publish_runtime() {
+  log "publishing podmigrate-runc (NativeAOT) into $RUNTIME_DIR"
+  dotnet publish "$REPO/src/PodMigrate.Runtime/PodMigrate.Runtime.csproj" -c Release -nologo -v q -r linux-x64 \
+    -p:PublishAot=true -o "$RUNTIME_DIR.tmp" >/dev/null
+  rm -rf "$RUNTIME_DIR"; mv "$RUNTIME_DIR.tmp" "$RUNTIME_DIR"
+  "$RUNTIME_DIR/podmigrate-runc" --version >/dev/null || die "$RUNTIME_DIR/podmigrate-runc does not run"
 }
 
 # The version of a package installed in the private CRIU root (its dpkg database, read without chroot).
@@ -171,6 +198,7 @@ report() {
   printf '  %-16s %s\n' criu "$(chroot_pkg_version criu) ($CRIU_SUITE)"
   printf '  %-16s %s\n' checkpointctl "$(chroot_pkg_version checkpointctl)"
   printf '  %-16s %s\n' containerd "$("$CTRD_DIR/usr/bin/containerd" --version)"
+  printf '  %-16s %s\n' containerd-1.7 "$("$CTRD17_DIR/usr/bin/containerd" --version)"
   printf '  %-16s %s\n' runc "$(runc --version | head -1)"
   printf '  %-16s %s\n' iptables "$(iptables --version)"
   printf '  %-16s %s\n' cni-plugins "$(dpkg-query -W -f='${Version}' containernetworking-plugins)"
@@ -188,6 +216,7 @@ install_host_packages
 install_kubectl
 install_criu_root
 install_containerd
+install_containerd_17
 install_api_definitions
 install_criu_runc_config
 build_and_install_cli

@@ -19,6 +19,12 @@ fi
 log "building (Release)"
 dotnet build PodMigrate.sln -c Release -nologo -v q -clp:ErrorsOnly
 
+# The nodes' runtime handler `podmigrate` runs podmigrate-runc published (NativeAOT) from this tree.
+log "publishing podmigrate-runc"
+dotnet publish src/PodMigrate.Runtime/PodMigrate.Runtime.csproj -c Release -nologo -v q -r linux-x64 -p:PublishAot=true \
+  -o "$REPO/artifacts/runtime" >/dev/null
+export PODMIGRATE_RUNTIME="$REPO/artifacts/runtime/podmigrate-runc"
+
 # The cluster scripts and tests use the CLI built from this tree, not an older installed one.
 export PODMIGRATE_CLI="$REPO/src/PodMigrate.Cli/bin/Release/net10.0/podmigrate"
 export PODMIGRATE_REPO="$REPO"

@@ -35,6 +35,20 @@ public static class KubeletPodConfig
 
     public static long TerminationGracePeriodSeconds(Pod pod) => pod.Spec.TerminationGracePeriodSeconds ?? DefaultTerminationGracePeriodSeconds;
 
+    /// <summary>
+    /// The CRI runtime handler of the pod's <c>runtimeClassName</c> (null: the node's default runtime). The kubelet
+    /// looks the RuntimeClass up for its <c>handler</c>; here the name is the handler, which holds for every RuntimeClass
+    /// PodMigrate ships (deploy/60-runtimeclass.yaml: podmigrate → podmigrate). Read from the spec's extension data
+    /// until the Pod model has the field.
+    /// </summary>
+    public static string? RuntimeHandler(Pod pod)
+    {
+        ArgumentNullException.ThrowIfNull(pod);
+        return pod.Spec.ExtensionData?.TryGetValue("runtimeClassName", out var name) == true
+               && name.ValueKind == System.Text.Json.JsonValueKind.String && name.GetString() is { Length: > 0 } handler
+            ? handler : null;
+    }
+
     /// <summary>The container's imagePullPolicy, or the API server's default: Always for :latest or no tag, IfNotPresent otherwise.</summary>
     public static string PullPolicy(KubeContainer container)
     {

@@ -64,7 +64,7 @@ public sealed partial class KubeletPodRunner
             imageRefs.Add(await EnsureImageAsync(container, sandboxConfig, cancellationToken));
         }
 
-        var sandboxId = await RunSandboxAsync(sandboxConfig, cancellationToken);
+        var sandboxId = await RunSandboxAsync(sandboxConfig, KubeletPodConfig.RuntimeHandler(pod), cancellationToken);
         var started = false;
         try
         {
@@ -91,14 +91,15 @@ public sealed partial class KubeletPodRunner
     }
 
     /// <summary>Creates the pod's log directory (kubelet's job; the runtime only writes into it) and runs the sandbox; returns its id.</summary>
-    public async Task<string> RunSandboxAsync(PodSandboxConfig sandboxConfig, CancellationToken cancellationToken)
+    /// <summary>Runs the pod's sandbox; <paramref name="runtimeHandler"/> from <see cref="KubeletPodConfig.RuntimeHandler"/> (null: the default).</summary>
+    public async Task<string> RunSandboxAsync(PodSandboxConfig sandboxConfig, string? runtimeHandler, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(sandboxConfig);
         Directory.CreateDirectory(sandboxConfig.LogDirectory);
         string sandboxId;
         try
         {
-            sandboxId = await _cri.Runtime.RunPodSandboxAsync(sandboxConfig, runtimeHandler: null, cancellationToken);
+            sandboxId = await _cri.Runtime.RunPodSandboxAsync(sandboxConfig, runtimeHandler, cancellationToken);
         }
         catch
         {

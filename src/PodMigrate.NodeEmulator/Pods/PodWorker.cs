@@ -229,7 +229,7 @@ internal sealed class PodWorker : IAsyncDisposable
             var config = SandboxConfig(pod, attempt);
             try
             {
-                _sandboxId = await _context.Runner.RunSandboxAsync(config, cancellationToken);
+                _sandboxId = await _context.Runner.RunSandboxAsync(config, KubeletPodConfig.RuntimeHandler(pod), cancellationToken);
             }
             catch (PodMigrateException e) when (e.Kind != ErrorKind.Cancelled)
             {

@@ -97,7 +97,7 @@ public sealed class DeployManifestTests
         Installed.Select(d => d.Kind).Distinct().Order(StringComparer.Ordinal).ShouldBe(
         [
             "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "DaemonSet", "Deployment", "Namespace",
-            "PersistentVolume", "PersistentVolumeClaim", "Role", "RoleBinding", "ServiceAccount",
+            "PersistentVolume", "PersistentVolumeClaim", "Role", "RoleBinding", "RuntimeClass", "ServiceAccount",
         ]);
     }
 
@@ -106,7 +106,7 @@ public sealed class DeployManifestTests
     {
         Installed[0].Kind.ShouldBe("Namespace", "kubectl applies files in name order: namespaced objects need their namespace first");
         Installed[0].Name.ShouldBe(AgentContract.Namespace);
-        var clusterScoped = new HashSet<string>(StringComparer.Ordinal) { "Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding", "PersistentVolume" };
+        var clusterScoped = new HashSet<string>(StringComparer.Ordinal) { "Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding", "PersistentVolume", "RuntimeClass" };
         foreach (var document in Installed)
         {
             if (clusterScoped.Contains(document.Kind))
@@ -119,6 +119,14 @@ public sealed class DeployManifestTests
             }
         }
         Installed[0].As<NamespaceResource>().Metadata.Labels!["pod-security.kubernetes.io/enforce"].ShouldBe("privileged", "the agent needs a privileged pod");
+    }
+
+    [Fact]
+    public void The_clone_pods_RuntimeClass_names_the_nodes_podmigrate_handler()
+    {
+        var runtimeClass = Installed.Single(d => d.Kind == "RuntimeClass").As<RuntimeClass>();
+        runtimeClass.Metadata.Name.ShouldBe("podmigrate");
+        runtimeClass.Handler.ShouldBe("podmigrate", "scripts/cluster.sh and README's node installation name the containerd / CRI-O handler podmigrate");
     }
 
     [Fact]

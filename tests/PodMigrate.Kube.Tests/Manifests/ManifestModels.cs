@@ -97,6 +97,17 @@ public sealed class Subject
     public string? ApiGroup { get; init; }
 }
 
+/// <summary>node.k8s.io/v1 RuntimeClass (cluster-scoped; no spec: handler, overhead and scheduling are top-level).</summary>
+public sealed class RuntimeClass
+{
+    public required string ApiVersion { get; init; }
+    public required string Kind { get; init; }
+    public required ObjectMeta Metadata { get; init; }
+    public required string Handler { get; init; }
+    public JsonElement? Overhead { get; init; }
+    public JsonElement? Scheduling { get; init; }
+}
+
 public sealed class PersistentVolume
 {
     public required string ApiVersion { get; init; }

@@ -15,6 +15,7 @@ namespace PodMigrate.Kube.Tests.Manifests;
 [JsonSerializable(typeof(ClusterRoleBinding))]
 [JsonSerializable(typeof(RoleBinding))]
 [JsonSerializable(typeof(PersistentVolume))]
+[JsonSerializable(typeof(RuntimeClass))]
 [JsonSerializable(typeof(PersistentVolumeClaim))]
 [JsonSerializable(typeof(Deployment))]
 [JsonSerializable(typeof(DaemonSet))]
@@ -53,6 +54,7 @@ internal static class StrictManifests
         [("rbac.authorization.k8s.io/v1", "RoleBinding")] = ManifestJsonContext.Default.RoleBinding,
         [("apps/v1", "Deployment")] = ManifestJsonContext.Default.Deployment,
         [("apps/v1", "DaemonSet")] = ManifestJsonContext.Default.DaemonSet,
+        [("node.k8s.io/v1", "RuntimeClass")] = ManifestJsonContext.Default.RuntimeClass,
         [("apiextensions.k8s.io/v1", "CustomResourceDefinition")] = ManifestJsonContext.Default.CustomResourceDefinition,
         [("kustomize.config.k8s.io/v1beta1", "Kustomization")] = ManifestJsonContext.Default.Kustomization,
     };

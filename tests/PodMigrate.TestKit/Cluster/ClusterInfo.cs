@@ -24,6 +24,7 @@ public sealed record ClusterNode(
     string Bridge,
     string AgentSocket,
     int AgentPort,
+    string? ContainerdVersion = null,
     string? PreparedDir = null,
     bool RestoreRuntime = false);
 

@@ -1,0 +1,265 @@
+using System.Diagnostics;
+using System.Text;
+using System.Text.Json;
+using PodMigrate.Runtime.Contract;
+
+namespace PodMigrate.Runtime;
+
+/// <summary>
+/// Turns the create of a clone's container into `runc restore --detach` of the checkpoint this node's agent prepared,
+/// and the `start` that follows into nothing. The new bundle's config.json is the spec: nothing from the checkpoint's
+/// spec.dump or config.dump is read.
+/// </summary>
+internal sealed class Restorer(Runc runc, RuncCommandLine line, RuntimeLog log, string preparedRoot)
+{
+    /// <summary>In the bundle while a restored container waits for its `start` (which then does nothing).</summary>
+    public const string RestoredMarker = "podmigrate-restored";
+
+    /// <summary>CRIU's work directory (restore.log) in the bundle.</summary>
+    public const string WorkDirectory = "podmigrate-criu-work";
+
+    /// <summary>In the prepared directory while a create consumes it (created exclusively: one consumer).</summary>
+    public const string ClaimFile = "consumed-by";
+
+    private static ReadOnlySpan<byte> AnnotationBytes => "podmigrate.io/restore-checkpoint"u8;
+
+    /// <summary>Handles the create when it is a restore; false: hand it to runc unchanged.</summary>
+    public bool TryCreate(CreateArgs create)
+    {
+        byte[] config;
+        try
+        {
+            config = File.ReadAllBytes(Path.Combine(create.Bundle, OciSpec.ConfigFile));
+        }
+        catch (IOException)
+        {
+            return false; // runc reports it
+        }
+        if (config.AsSpan().IndexOf(AnnotationBytes) < 0)
+        {
+            return false; // the common case: no JSON parsed
+        }
+        var spec = OciSpec.Parse(config);
+        var action = CreateAction.Decide(spec);
+        if (action is CreateAction.PassThrough pass)
+        {
+            log.Info($"create {create.Id}: runc create ({pass.Reason})");
+            return false;
+        }
+        var restore = (CreateAction.Restore)action;
+        return Restore(create, spec, restore);
+    }
+
+    private bool Restore(CreateArgs create, OciSpec spec, CreateAction.Restore restore)
+    {
+        var started = Stopwatch.StartNew();
+        var id = restore.CheckpointId;
+        var dir = PreparedLayout.DirectoryOf(preparedRoot, id);
+        var sealPath = Path.Combine(dir, PreparedLayout.SealFile);
+        if (!File.Exists(sealPath))
+        {
+            if (File.Exists(PreparedLayout.RestoredRecordOf(preparedRoot, id)))
+            {
+                log.Info($"create {create.Id}: checkpoint {id} was already restored once: runc create from the image");
+                return false;
+            }
+            throw new RuntimeException($"podmigrate: checkpoint {id} is not prepared on this node (no {sealPath}); nothing was started");
+        }
+        if (create.PreserveFds)
+        {
+            throw new RuntimeException($"podmigrate: create {create.Id}: --preserve-fds cannot be restored");
+        }
+        PreparedCheckpoint seal;
+        using (var s = File.OpenRead(sealPath))
+        {
+            seal = JsonSerializer.Deserialize(s, RuntimeContractJson.Default.PreparedCheckpoint)
+                ?? throw new RuntimeException($"podmigrate: {sealPath} is empty");
+        }
+        if (seal.FormatVersion != PreparedCheckpoint.CurrentFormatVersion || seal.CheckpointId != id)
+        {
+            throw new RuntimeException($"podmigrate: {sealPath} is not the seal of checkpoint {id} (format {seal.FormatVersion}, id {seal.CheckpointId})");
+        }
+        if (restore.Container.Mismatch(seal) is { } mismatch)
+        {
+            throw new RuntimeException($"podmigrate: refusing to restore: {mismatch}");
+        }
+        var missing = ContainerIdentity.MissingMounts(seal, spec);
+        if (missing.Count > 0)
+        {
+            throw new RuntimeException($"podmigrate: refusing to restore checkpoint {id}: the checkpointed process had a mount at {string.Join(", ", missing)}, which the new container's spec lacks");
+        }
+        var images = Path.Combine(dir, PreparedLayout.ImagesDirectory);
+        if (!Directory.Exists(images))
+        {
+            throw new RuntimeException($"podmigrate: checkpoint {id} is sealed but has no {images}");
+        }
+
+        var claim = Path.Combine(dir, ClaimFile);
+        try
+        {
+            using var c = new FileStream(claim, FileMode.CreateNew, FileAccess.Write);
+            c.Write(Encoding.UTF8.GetBytes(create.Id));
+        }
+        catch (IOException e) when (File.Exists(claim))
+        {
+            throw new RuntimeException($"podmigrate: checkpoint {id} is already being restored (by container {SafeRead(claim)})", e);
+        }
+        var succeeded = false;
+        try
+        {
+            var rootfs = spec.RootFsOf(create.Bundle);
+            var diff = Path.Combine(dir, PreparedLayout.RootFsDiffTar);
+            var entries = 0;
+            if (File.Exists(diff))
+            {
+                using var tar = File.OpenRead(diff);
+                entries = RootFsDiff.ApplyTar(rootfs, tar);
+            }
+            var deletedFile = Path.Combine(dir, PreparedLayout.DeletedFilesFile);
+            var deleted = 0;
+            if (File.Exists(deletedFile))
+            {
+                using var d = File.OpenRead(deletedFile);
+                deleted = RootFsDiff.ApplyDeletions(rootfs, d);
+            }
+            log.Info($"create {create.Id}: restoring checkpoint {id} into {restore.Container} (rootfs diff: {entries} entries, {deleted} deleted)");
+
+            var work = Path.Combine(create.Bundle, WorkDirectory);
+            Directory.CreateDirectory(work);
+            var args = new List<string>(line.GlobalArgs) { "restore", "--detach", "--bundle", create.Bundle, "--image-path", images, "--work-path", work };
+            if (create.PidFile is not null) args.AddRange(["--pid-file", create.PidFile]);
+            if (create.ConsoleSocket is not null) args.AddRange(["--console-socket", create.ConsoleSocket]);
+            if (create.NoPivot) args.Add("--no-pivot");
+            args.Add(create.Id);
+            var exit = runc.Run(args);
+            var restoredAt = DateTimeOffset.UtcNow;
+            if (exit != 0)
+            {
+                // runc normally removes a container whose restore failed; make sure nothing is left running.
+                runc.Run([.. line.GlobalArgs, "delete", "--force", create.Id]);
+                throw new RuntimeException($"podmigrate: runc restore of checkpoint {id} into {create.Id} failed (exit {exit}); CRIU: {CriuLogTail(work)}");
+            }
+            File.WriteAllText(Path.Combine(create.Bundle, RestoredMarker), id);
+            var record = new RestoredRecord
+            {
+                CheckpointId = id,
+                ContainerId = create.Id,
+                RestoredAtUnixNanos = (restoredAt - DateTimeOffset.UnixEpoch).Ticks * 100,
+                RestoreSeconds = started.Elapsed.TotalSeconds,
+            };
+            WriteAtomically(PreparedLayout.RestoredRecordOf(preparedRoot, id),
+                JsonSerializer.SerializeToUtf8Bytes(record, RuntimeContractJson.Default.RestoredRecord));
+            succeeded = true;
+            log.Info($"create {create.Id}: restored checkpoint {id} in {started.Elapsed.TotalSeconds:F3} s");
+        }
+        finally
+        {
+            if (succeeded)
+            {
+                TryRemove(dir); // one-shot: the staging is consumed
+            }
+            else
+            {
+                File.Delete(claim); // the agent cleans the staging up
+            }
+        }
+        return true;
+    }
+
+    /// <summary>The `start` after a restore: the process already runs, so nothing is started. False: hand it to runc.</summary>
+    public bool TryStart(string containerId)
+    {
+        var bundle = BundleOf(containerId);
+        if (bundle is null)
+        {
+            return false;
+        }
+        var marker = Path.Combine(bundle, RestoredMarker);
+        if (!File.Exists(marker))
+        {
+            return false;
+        }
+        File.Delete(marker);
+        log.Info($"start {containerId}: restored by create, already running");
+        return true;
+    }
+
+    /// <summary>The bundle runc recorded for a container (libcontainer's state.json keeps it as the label "bundle=…").</summary>
+    private string? BundleOf(string containerId)
+    {
+        if (!CreateAction.IsValidCheckpointId(containerId))
+        {
+            return null;
+        }
+        var state = Path.Combine(line.Root ?? "/run/runc", containerId, "state.json");
+        try
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllBytes(state));
+            if (doc.RootElement.TryGetProperty("config", out var config) && config.TryGetProperty("labels", out var labels)
+                && labels.ValueKind == JsonValueKind.Array)
+            {
+                foreach (var label in labels.EnumerateArray())
+                {
+                    if (label.GetString() is { } l && l.StartsWith("bundle=", StringComparison.Ordinal))
+                    {
+                        return l["bundle=".Length..];
+                    }
+                }
+            }
+        }
+        catch (IOException)
+        {
+        }
+        catch (JsonException)
+        {
+        }
+        return null;
+    }
+
+    private static string CriuLogTail(string work)
+    {
+        var restoreLog = Path.Combine(work, "restore.log");
+        if (!File.Exists(restoreLog))
+        {
+            return $"no {restoreLog}";
+        }
+        var lines = File.ReadAllLines(restoreLog);
+        var errors = lines.Where(l => l.Contains("Error", StringComparison.Ordinal)).TakeLast(3).ToArray();
+        return string.Join(" | ", errors.Length > 0 ? errors : lines.TakeLast(3)) + $" (log: {restoreLog})";
+    }
+
+    private static string SafeRead(string path)
+    {
+        try
+        {
+            return File.ReadAllText(path);
+        }
+        catch (IOException)
+        {
+            return "?";
+        }
+    }
+
+    private void TryRemove(string dir)
+    {
+        try
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+        catch (IOException e)
+        {
+            log.Info($"could not remove the consumed staging {dir}: {e.Message}");
+        }
+    }
+
+    private static void WriteAtomically(string path, byte[] content)
+    {
+        var temp = path + ".tmp";
+        using (var f = new FileStream(temp, FileMode.Create, FileAccess.Write))
+        {
+            f.Write(content);
+            f.Flush(flushToDisk: true);
+        }
+        File.Move(temp, path, overwrite: true);
+    }
+}
