@@ -1,6 +1,8 @@
 using System.Collections.Concurrent;
 using System.Net;
 using Google.Protobuf.WellKnownTypes;
+using Grpc.Core;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.Logging;
@@ -274,7 +276,7 @@ public sealed class RuntimeClassRestoreTests
     {
         private readonly WebApplication _app;
         private readonly ConcurrentQueue<string> _calls = new();
-        private readonly HashSet<string> _published = [];
+        private readonly List<string> _published = [];
 
         private FakeMigrationAgent(WebApplication app, string address)
         {
@@ -295,102 +297,134 @@ public sealed class RuntimeClassRestoreTests
             var port = TestAgentLayout.FreePort();
             var builder = WebApplication.CreateSlimBuilder();
             builder.Logging.ClearProviders();
-            builder.WebHost.ConfigureKestrel(kestrel => kestrel.ListenGrpcTcp(new IPEndPoint(IPAddress.Loopback, port), ServerCredentials.Insecure));
+            builder.WebHost.ConfigureKestrel(kestrel => kestrel.ListenGrpcTcp(new IPEndPoint(IPAddress.Loopback, port), null));
+            builder.Services.AddGrpc();
+            FakeMigrationAgent? agent = null;
+            builder.Services.AddSingleton(_ => new Service(agent!, node, api, restoreRuntime, prepareFails));
             var app = builder.Build();
-            var agent = new FakeMigrationAgent(app, $"http://127.0.0.1:{port}");
-            app.MapGrpcService(new GrpcServiceDefinition(AgentMethods.ServiceName)
-                .AddUnary(AgentMethods.GetNodeInfo, (_, _) =>
-                {
-                    var info = new NodeInfo
-                    {
-                        NodeName = node, Architecture = "x64", CriuVersion = 40201, CriuVersionText = "4.2.1",
-                        Share = new ShareInfo { Path = "/share", Writable = true }, RestoreRuntime = restoreRuntime,
-                    };
-                    info.RuntimeHandlers.Add(restoreRuntime ? ["runc", "podmigrate"] : ["runc"]);
-                    return Task.FromResult(info);
-                })
-                .AddUnary(AgentMethods.Health, (_, _) => Task.FromResult(new HealthResponse { Status = HealthResponse.Types.ServingStatus.Serving }))
-                .AddUnary(AgentMethods.InspectCheckpoint, (request, _) =>
-                {
-                    agent._calls.Enqueue("InspectCheckpoint");
-                    lock (agent._published)
-                    {
-                        return agent._published.Contains(request.CheckpointId)
-                            ? Task.FromResult(new CheckpointInfo { CheckpointId = request.CheckpointId })
-                            : Task.FromException<CheckpointInfo>(new PodMigrateException(ErrorKind.NotFound, $"checkpoint {request.CheckpointId} not found"));
-                    }
-                })
-                .AddServerStreaming(AgentMethods.Checkpoint, async (request, stream, _) =>
-                {
-                    agent._calls.Enqueue("Checkpoint");
-                    lock (agent._published)
-                    {
-                        agent._published.Add(request.CheckpointId);
-                    }
-                    await stream.WriteAsync(new CheckpointEvent
-                    {
-                        Result = new CheckpointResult
-                        {
-                            Checkpoint = new CheckpointInfo { CheckpointId = request.CheckpointId },
-                            Wall = Duration.FromTimeSpan(TimeSpan.FromSeconds(1)),
-                            Frozen = Duration.FromTimeSpan(TimeSpan.FromSeconds(1)),
-                            SourceState = SourceState.SourceStopped,
-                            FrozenAt = Timestamp.FromDateTimeOffset(FrozenAt),
-                        },
-                    });
-                })
-                .AddServerStreaming(AgentMethods.Restore, async (request, stream, _) =>
-                {
-                    agent._calls.Enqueue("Restore");
-                    await stream.WriteAsync(new RestoreEvent { Result = new RestoreResult { CheckpointId = request.CheckpointId, CheckpointImage = World.CheckpointImage } });
-                })
-                .AddUnary(AgentMethods.PrepareRestore, async (request, context) =>
-                {
-                    agent._calls.Enqueue("PrepareRestore");
-                    try
-                    {
-                        await api.GetAsync(KubeResources.Pods, request.PodNamespace, request.PodName, context.CancellationToken);
-                        agent.CloneExistedAtPrepare = true;
-                    }
-                    catch (PodMigrateException e) when (e.Kind == ErrorKind.NotFound)
-                    {
-                        agent.CloneExistedAtPrepare = false;
-                    }
-                    if (prepareFails)
-                    {
-                        throw new PodMigrateException(ErrorKind.DataLoss, $"checkpoint {request.CheckpointId}: file \"checkpoint/pages-1.img\" has sha256 0000, the manifest says 1111");
-                    }
-                    agent.PreparedFor = $"{request.PodNamespace}/{request.PodName}/{request.Container}";
-                    return new PreparedCheckpointInfo { CheckpointId = request.CheckpointId, Path = "/run/prepared/" + request.CheckpointId, Wall = Duration.FromTimeSpan(TimeSpan.FromMilliseconds(300)) };
-                })
-                .AddUnary(AgentMethods.GetRestored, (request, _) =>
-                {
-                    agent._calls.Enqueue("GetRestored");
-                    return Task.FromResult(new RestoredInfo { CheckpointId = request.CheckpointId, ContainerId = "c", RestoredAt = Timestamp.FromDateTimeOffset(RestoredAt) });
-                })
-                .AddUnary(AgentMethods.ReleasePrepared, (_, _) =>
-                {
-                    agent._calls.Enqueue("ReleasePrepared");
-                    return Task.FromResult(new ReleasePreparedResponse { Removed = true });
-                })
-                .AddUnary(AgentMethods.Resume, (_, _) =>
-                {
-                    agent._calls.Enqueue("Resume");
-                    return Task.FromResult(new ResumeResponse { SourceState = SourceState.SourceRunning });
-                })
-                .AddUnary(AgentMethods.Discard, (_, _) =>
-                {
-                    agent._calls.Enqueue("Discard");
-                    return Task.FromResult(new DiscardResponse { SourceState = SourceState.SourceGone });
-                })
-                .AddUnary(AgentMethods.DeleteCheckpoint, (_, _) =>
-                {
-                    agent._calls.Enqueue("DeleteCheckpoint");
-                    return Task.FromResult(new DeleteCheckpointResponse());
-                }),
-                new GrpcServerOptions { ExceptionMapper = ErrorMapping.ToStatus });
+            agent = new FakeMigrationAgent(app, $"http://127.0.0.1:{port}");
+            app.MapGrpcService<Service>();
             await app.StartAsync();
             return agent;
+        }
+
+        /// <summary>The agent API as this fake answers it; errors travel as the real agent's interceptor sends them.</summary>
+        private sealed class Service(FakeMigrationAgent agent, string node, KubernetesApiClient api, bool restoreRuntime, bool prepareFails) : AgentService.AgentServiceBase
+        {
+            private static RpcException Failure(PodMigrateException e) => new(ErrorMapping.ToStatus(e));
+
+            public override Task<NodeInfo> GetNodeInfo(GetNodeInfoRequest request, ServerCallContext context)
+            {
+                var info = new NodeInfo
+                {
+                    NodeName = node, Architecture = "x64", CriuVersion = 40201, CriuVersionText = "4.2.1",
+                    Share = new ShareInfo { Path = "/share", Writable = true }, RestoreRuntime = restoreRuntime,
+                };
+                info.RuntimeHandlers.Add(restoreRuntime ? ["runc", "podmigrate"] : ["runc"]);
+                return Task.FromResult(info);
+            }
+
+            public override Task<HealthResponse> Health(HealthRequest request, ServerCallContext context)
+                => Task.FromResult(new HealthResponse { Status = HealthResponse.Types.ServingStatus.Serving });
+
+            public override Task<CheckpointInfo> InspectCheckpoint(InspectCheckpointRequest request, ServerCallContext context)
+            {
+                agent._calls.Enqueue("InspectCheckpoint");
+                lock (agent._published)
+                {
+                    return agent._published.Contains(request.CheckpointId)
+                        ? Task.FromResult(new CheckpointInfo { CheckpointId = request.CheckpointId })
+                        : throw Failure(new PodMigrateException(ErrorKind.NotFound, $"checkpoint {request.CheckpointId} not found"));
+                }
+            }
+
+            public override async Task Checkpoint(CheckpointRequest request, IServerStreamWriter<CheckpointEvent> responseStream, ServerCallContext context)
+            {
+                agent._calls.Enqueue("Checkpoint");
+                lock (agent._published)
+                {
+                    agent._published.Add(request.CheckpointId);
+                }
+                await responseStream.WriteAsync(new CheckpointEvent
+                {
+                    Result = new CheckpointResult
+                    {
+                        Checkpoint = new CheckpointInfo { CheckpointId = request.CheckpointId },
+                        Wall = Duration.FromTimeSpan(TimeSpan.FromSeconds(1)),
+                        Frozen = Duration.FromTimeSpan(TimeSpan.FromSeconds(1)),
+                        SourceState = SourceState.SourceStopped,
+                        FrozenAt = Timestamp.FromDateTimeOffset(FrozenAt),
+                    },
+                });
+            }
+
+            public override Task<HoldInfo> GetHold(GetHoldRequest request, ServerCallContext context)
+            {
+                agent._calls.Enqueue("GetHold");
+                lock (agent._published)
+                {
+                    var last = agent._published.LastOrDefault();
+                    return Task.FromResult(last is null
+                        ? new HoldInfo { State = HoldState.HoldNone, ContainerState = PodMigrate.Agent.V1.ContainerState.ContainerRunning }
+                        : new HoldInfo { CheckpointId = last, State = HoldState.HoldCommitted, ContainerState = PodMigrate.Agent.V1.ContainerState.ContainerPaused });
+                }
+            }
+
+            public override async Task Restore(RestoreRequest request, IServerStreamWriter<RestoreEvent> responseStream, ServerCallContext context)
+            {
+                agent._calls.Enqueue("Restore");
+                await responseStream.WriteAsync(new RestoreEvent { Result = new RestoreResult { CheckpointId = request.CheckpointId, CheckpointImage = World.CheckpointImage } });
+            }
+
+            public override async Task<PreparedCheckpointInfo> PrepareRestore(PrepareRestoreRequest request, ServerCallContext context)
+            {
+                agent._calls.Enqueue("PrepareRestore");
+                try
+                {
+                    await api.GetAsync(KubeResources.Pods, request.PodNamespace, request.PodName, context.CancellationToken);
+                    agent.CloneExistedAtPrepare = true;
+                }
+                catch (PodMigrateException e) when (e.Kind == ErrorKind.NotFound)
+                {
+                    agent.CloneExistedAtPrepare = false;
+                }
+                if (prepareFails)
+                {
+                    throw Failure(new PodMigrateException(ErrorKind.DataLoss, $"checkpoint {request.CheckpointId}: file \"checkpoint/pages-1.img\" has sha256 0000, the manifest says 1111"));
+                }
+                agent.PreparedFor = $"{request.PodNamespace}/{request.PodName}/{request.Container}";
+                return new PreparedCheckpointInfo { CheckpointId = request.CheckpointId, Path = "/run/prepared/" + request.CheckpointId, Wall = Duration.FromTimeSpan(TimeSpan.FromMilliseconds(300)) };
+            }
+
+            public override Task<RestoredInfo> GetRestored(GetRestoredRequest request, ServerCallContext context)
+            {
+                agent._calls.Enqueue("GetRestored");
+                return Task.FromResult(new RestoredInfo { CheckpointId = request.CheckpointId, ContainerId = "c", RestoredAt = Timestamp.FromDateTimeOffset(RestoredAt) });
+            }
+
+            public override Task<ReleasePreparedResponse> ReleasePrepared(ReleasePreparedRequest request, ServerCallContext context)
+            {
+                agent._calls.Enqueue("ReleasePrepared");
+                return Task.FromResult(new ReleasePreparedResponse { Removed = true });
+            }
+
+            public override Task<ResumeResponse> Resume(ResumeRequest request, ServerCallContext context)
+            {
+                agent._calls.Enqueue("Resume");
+                return Task.FromResult(new ResumeResponse { SourceState = SourceState.SourceRunning });
+            }
+
+            public override Task<DiscardResponse> Discard(DiscardRequest request, ServerCallContext context)
+            {
+                agent._calls.Enqueue("Discard");
+                return Task.FromResult(new DiscardResponse { SourceState = SourceState.SourceGone });
+            }
+
+            public override Task<DeleteCheckpointResponse> DeleteCheckpoint(DeleteCheckpointRequest request, ServerCallContext context)
+            {
+                agent._calls.Enqueue("DeleteCheckpoint");
+                return Task.FromResult(new DeleteCheckpointResponse());
+            }
         }
 
         public async ValueTask DisposeAsync()

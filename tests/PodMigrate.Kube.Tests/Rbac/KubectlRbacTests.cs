@@ -27,7 +27,7 @@ public sealed class KubectlRbacTests : IDisposable
         }
         await using var api = await RbacFixture.StartAsync(tls: true);
         await api.Server.WriteKubeconfigAsync(Path.Combine(_directory, "admin"), api.Token);
-        await File.WriteAllTextAsync(Path.Combine(_directory, "alice"), api.Server.ClientConfigFor(RbacFixture.AliceToken).ToKubeconfigYaml(), api.Token);
+        await File.WriteAllTextAsync(Path.Combine(_directory, "alice"), api.Server.KubeconfigYaml("podmigrate", RbacFixture.AliceToken), api.Token);
 
         var whoami = await RunAsync("admin", "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}");
         whoami.Output.ShouldBe("admin", whoami.Error);

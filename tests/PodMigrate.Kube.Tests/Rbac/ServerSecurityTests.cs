@@ -55,13 +55,13 @@ public sealed class ServerSecurityTests
         using var stranger = RbacFixture.CreateCa("someone else's CA");
         await using var api = await RbacFixture.StartAsync(tls: true, clientCaPem: ca.ExportCertificatePem());
         var (certificate, key) = RbacFixture.IssueClientCertificate(ca, "bob", "team-a", "team-b");
-        using var bob = new KubernetesApiClient(api.Server.ClientConfigFor(null) with { ClientCertificatePem = certificate, ClientKeyPem = key });
+        using var bob = new KubernetesApiClient(WithClientCertificate(api.Server.ClientConfigFor(null), certificate, key));
         (await RbacFixture.WhoAmIAsync(bob, api.Token)).ShouldBe(("bob", "team-a,team-b,system:authenticated"));
         // RBAC applies to them as to anyone: bob has no role yet.
         (await RbacFixture.RefusedAsync(() => bob.ListAsync(KubeResources.Pods, "default", null, api.Token))).Code.ShouldBe(HttpStatusCode.Forbidden);
 
         var (forged, forgedKey) = RbacFixture.IssueClientCertificate(stranger, "admin", "system:masters");
-        using var mallory = new KubernetesApiClient(api.Server.ClientConfigFor(null) with { ClientCertificatePem = forged, ClientKeyPem = forgedKey });
+        using var mallory = new KubernetesApiClient(WithClientCertificate(api.Server.ClientConfigFor(null), forged, forgedKey));
         (await RbacFixture.RefusedAsync(() => mallory.ListAsync(KubeResources.Pods, "default", null, api.Token))).Code.ShouldBe(HttpStatusCode.Unauthorized);
         // A token still works on the same TLS server.
         (await api.Client.ListAsync(KubeResources.Pods, "default", null, api.Token)).Items.ShouldBeEmpty();
@@ -177,5 +177,12 @@ public sealed class ServerSecurityTests
         // …and with no credentials configured at all (the unit fixtures), nothing is asked.
         await using var unsecured = await ApiServerFixture.StartAsync();
         (await RbacFixture.WhoAmIAsync(unsecured.Client, unsecured.Token)).Name.ShouldBe("system:unsecured");
+    }
+
+    private static k8s.KubernetesClientConfiguration WithClientCertificate(k8s.KubernetesClientConfiguration config, string certificatePem, string keyPem)
+    {
+        config.ClientCertificateData = Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes(certificatePem));
+        config.ClientCertificateKeyData = Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes(keyPem));
+        return config;
     }
 }
