@@ -39,6 +39,7 @@ internal static class BuiltInTypes
 
     public const string AppsGroup = "apps";
     public const string RbacGroup = "rbac.authorization.k8s.io";
+    public const string NodeGroup = "node.k8s.io";
 
     public static readonly ResourceType Namespaces = new("", "v1", "namespaces", "namespace", "Namespace", false, true, ["ns"], []);
     public static readonly ResourceType Nodes = new("", "v1", "nodes", "node", "Node", false, true, ["no"], []);
@@ -56,6 +57,7 @@ internal static class BuiltInTypes
     public static readonly ResourceType ClusterRoleBindings = new(RbacGroup, "v1", "clusterrolebindings", "clusterrolebinding", "ClusterRoleBinding", false, false, [], []);
     public static readonly ResourceType Roles = new(RbacGroup, "v1", "roles", "role", "Role", true, false, [], []);
     public static readonly ResourceType RoleBindings = new(RbacGroup, "v1", "rolebindings", "rolebinding", "RoleBinding", true, false, [], []);
+    public static readonly ResourceType RuntimeClasses = new(NodeGroup, "v1", "runtimeclasses", "runtimeclass", "RuntimeClass", false, false, [], []);
     public static readonly ResourceType CustomResourceDefinitions = new(ApiExtensionsGroup, "v1", "customresourcedefinitions", "customresourcedefinition", "CustomResourceDefinition", false, true, ["crd", "crds"], []);
 
     /// <summary>
@@ -66,7 +68,8 @@ internal static class BuiltInTypes
     public static IReadOnlyList<ResourceType> All { get; } =
     [
         Namespaces, Nodes, Pods, Events, ConfigMaps, Secrets, ServiceAccounts, PersistentVolumes, PersistentVolumeClaims,
-        Leases, Deployments, DaemonSets, ClusterRoles, ClusterRoleBindings, Roles, RoleBindings, CustomResourceDefinitions,
+        Leases, Deployments, DaemonSets, ClusterRoles, ClusterRoleBindings, Roles, RoleBindings, RuntimeClasses,
+        CustomResourceDefinitions,
     ];
 
     /// <summary>The served versions of a CustomResourceDefinition, as resource types; empty when the spec is unusable.</summary>

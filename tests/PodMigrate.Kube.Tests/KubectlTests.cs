@@ -164,6 +164,7 @@ public sealed class KubectlTests : IDisposable
             "persistentvolumeclaim/podmigrate-share",
             "deployment.apps/podmigrate-controller",
             "daemonset.apps/podmigrate-agent",
+            "runtimeclass.node.k8s.io/podmigrate",
         ];
 
         // Default validation (no --validate=false); the examples and the SMB alternative in sub-directories stay out.
@@ -198,9 +199,10 @@ public sealed class KubectlTests : IDisposable
 
         var applied = Lines(await kubectl("apply", "-k", DeployDirectory.Path));
 
-        applied.Count.ShouldBe(12);
+        applied.Count.ShouldBe(13);
         applied.ShouldAllBe(l => l.EndsWith(" created", StringComparison.Ordinal));
         applied.ShouldContain("daemonset.apps/podmigrate-agent created");
+        applied.ShouldContain("runtimeclass.node.k8s.io/podmigrate created");
         (await kubectl("get", "ds", "-n", "podmigrate-system", "-o", "jsonpath={.items[0].spec.template.spec.hostPID}")).ShouldBe("true");
     }
 

@@ -68,7 +68,8 @@ public sealed class AgentTlsTests(LocalCluster cluster) : IAsyncLifetime, IDispo
         var names = nodeB.Certificate.Extensions.OfType<X509SubjectAlternativeNameExtension>().Single();
         names.EnumerateDnsNames().ShouldBe(["node-b", "localhost"]);
         names.EnumerateIPAddresses().ShouldBe([IPAddress.Loopback, IPAddress.Parse("10.0.0.7")]);
-        Usages(nodeB.Certificate).ShouldBe(["1.3.6.1.5.5.7.3.1"]);
+        // Server authentication for its gRPC port, code signing for the checkpoints it publishes (see Signed checkpoints).
+        Usages(nodeB.Certificate).ShouldBe(["1.3.6.1.5.5.7.3.1", "1.3.6.1.5.5.7.3.3"]);
         controller.Certificate.GetNameInfo(X509NameType.SimpleName, forIssuer: false).ShouldBe("podmigrate-controller");
         Usages(controller.Certificate).ShouldBe(["1.3.6.1.5.5.7.3.2"]);
         controller.Certificate.GetECDsaPublicKey().ShouldNotBeNull().KeySize.ShouldBe(256);
