@@ -221,7 +221,7 @@ public sealed class AgentDirectoryTests : IAsyncLifetime, IDisposable
         await CreateTlsSecretAsync(Issued("controller-1"));
         await using var agent = await FakeAgentServer.StartAsync("node-a", new ServerTlsCredentials(_pki.Server("node-a")));
         await PublishAgentPodAsync("node-a", agent.Port);
-        var clock = new ManualClock(DateTimeOffset.UtcNow);
+        var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
         using var directory = Directory(clock: clock);
         var before = await directory.GetAsync("node-a", Token);
 
@@ -359,14 +359,5 @@ public sealed class AgentDirectoryTests : IAsyncLifetime, IDisposable
             Conditions = [new PodCondition { Type = PodCondition.ReadyType, Status = ready ? "True" : "False" }],
         };
         return await _api.ReplaceStatusAsync(KubeResources.Pods, Namespace, pod.Metadata.Name!, pod, Token);
-    }
-
-    private sealed class ManualClock(DateTimeOffset now) : TimeProvider
-    {
-        private DateTimeOffset _now = now;
-
-        public override DateTimeOffset GetUtcNow() => _now;
-
-        public void Advance(TimeSpan by) => _now += by;
     }
 }

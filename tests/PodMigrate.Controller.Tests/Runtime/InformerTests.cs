@@ -169,14 +169,15 @@ public sealed class InformerTests
         await using var api = await ApiServerFixture.StartAsync();
         var wire = new ControlledApi(api.Client);
         wire.FailLists(3);
-        var time = new FakeTimeProvider();
+        var time = new TimerCountingTimeProvider();
         var informer = NewInformer(wire, new InformerOptions<Pod> { InitialBackoff = TimeSpan.FromSeconds(1), MaxBackoff = TimeSpan.FromSeconds(3), BackoffJitter = 0 }, time);
         await using var running = Background.Start(informer.RunAsync, api.Token);
 
         // Each failure waits on the clock: 1 s, 2 s, then the cap of 3 s; no retry happens before its time.
         foreach (var (delay, calls) in new[] { (1, 1), (2, 2), (3, 3) })
         {
-            await time.WaitForPendingTimersAsync(1, api.Token);
+            // The informer's only timer is its backoff delay: the test moves the clock once that delay waits on it.
+            await TestPods.EventuallyAsync(() => time.TimersCreated == calls, api.Token);
             wire.ListCalls.ShouldBe(calls);
             time.Advance(TimeSpan.FromSeconds(delay) - TimeSpan.FromMilliseconds(1));
             await Task.Delay(50, api.Token);
@@ -195,5 +196,23 @@ public sealed class InformerTests
         var error = Should.Throw<PodMigrateException>(() => new Informer<Binding>(new ControlledApi(null!), new ResourceKind<Binding>(
             "", "v1", "bindings", "Binding", true, KubeClientJsonContext.Default.Binding, null!), null, TimeProvider.System, NullLogger<Informer<Binding>>.Instance));
         error.Kind.ShouldBe(ErrorKind.InvalidArgument);
+    }
+
+    /// <summary>
+    /// The package's fake clock, counting the timers made on it: a timer made after the test moved the clock would be
+    /// due later than the test expects, so the test waits for the timer first.
+    /// </summary>
+    private sealed class TimerCountingTimeProvider : FakeTimeProvider
+    {
+        private int _timersCreated;
+
+        public int TimersCreated => Volatile.Read(ref _timersCreated);
+
+        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
+        {
+            var timer = base.CreateTimer(callback, state, dueTime, period);
+            Interlocked.Increment(ref _timersCreated);
+            return timer;
+        }
     }
 }

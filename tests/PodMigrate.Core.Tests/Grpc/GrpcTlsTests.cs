@@ -164,7 +164,7 @@ public sealed class GrpcTlsTests : IAsyncLifetime, IDisposable
     [Fact(Timeout = TestTimeout)]
     public async Task The_client_refuses_an_expired_server_certificate()
     {
-        var past = new ManualTimeProvider(DateTimeOffset.UtcNow.AddDays(-3));
+        var past = new FakeTimeProvider(DateTimeOffset.UtcNow.AddDays(-3));
         using var oldCa = CertificateAuthority.Create("old CA", TimeSpan.FromDays(10), past);
         var expired = oldCa.IssueServer("node-a", [], [System.Net.IPAddress.Loopback], TimeSpan.FromDays(1));
         using var serverCertificates = TlsCertificates.FromPem(expired.CertificatePem, expired.KeyPem, oldCa.CertificatePem, "expired");
@@ -186,7 +186,7 @@ public sealed class GrpcTlsTests : IAsyncLifetime, IDisposable
         try
         {
             await _pki.Ca.IssueServer("node-a", ["node-a"], [], TimeSpan.FromDays(1)).WriteDirectoryAsync(directory, _pki.CaPem, CancellationToken.None);
-            var clock = new ManualTimeProvider(DateTimeOffset.UtcNow);
+            var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
             using var files = TlsCertificateFiles.ForDirectory(directory, clock, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
             await using var server = await TlsTestServer.StartAsync(new ServerTlsCredentials(() => files.Current));
             using var client = _pki.Client();

@@ -27,7 +27,7 @@ public sealed class CheckpointTrustTests
     public async Task A_published_checkpoint_is_signed_and_every_read_names_its_signer()
     {
         using var temp = new TempDirectory();
-        var store = NewStore(temp.Combine("share"), new ManualTimeProvider(Start));
+        var store = NewStore(temp.Combine("share"), new FakeTimeProvider(Start));
 
         var published = await store.PublishAsync(Request("ck-1", Source(temp, 1000)), null, CancellationToken.None);
 
@@ -37,7 +37,7 @@ public sealed class CheckpointTrustTests
         (await store.ExtractAsync(published.Id, temp.Combine("target"), CancellationToken.None)).Signer.ShouldNotBeNull();
         (await store.WriteImageLayerAsync(published.Id, new MemoryStream(), new CheckpointTarCopyOptions(), CancellationToken.None)).Checkpoint.Signer.ShouldNotBeNull();
         // Another agent of the same CA reads it: that is the restoring node.
-        var target = NewStore(temp.Combine("share"), new ManualTimeProvider(Start), signatures: SigningKit.Agent("node-b", new ManualTimeProvider(Start)));
+        var target = NewStore(temp.Combine("share"), new FakeTimeProvider(Start), signatures: SigningKit.Agent("node-b", new FakeTimeProvider(Start)));
         (await target.VerifyAsync(published.Id, CancellationToken.None)).Signer!.Subject.ShouldContain("CN=node-a");
     }
 
@@ -50,7 +50,7 @@ public sealed class CheckpointTrustTests
     public async Task A_forged_or_altered_checkpoint_is_refused_by_every_read_before_anything_is_written(string forgery, string reason)
     {
         using var temp = new TempDirectory();
-        var time = new ManualTimeProvider(Start);
+        var time = new FakeTimeProvider(Start);
         var store = NewStore(temp.Combine("share"), time);
         var genuine = await store.PublishAsync(Request("ck-genuine", Source(temp, 1000)), null, CancellationToken.None);
         var other = await store.PublishAsync(Request("ck-other", Source(temp, 1000), pod: "memhog"), null, CancellationToken.None);
@@ -83,7 +83,7 @@ public sealed class CheckpointTrustTests
     public async Task An_altered_archive_under_its_original_manifest_is_data_loss()
     {
         using var temp = new TempDirectory();
-        var store = NewStore(temp.Combine("share"), new ManualTimeProvider(Start));
+        var store = NewStore(temp.Combine("share"), new FakeTimeProvider(Start));
         var published = await store.PublishAsync(Request("ck-1", Source(temp, 100_000)), null, CancellationToken.None);
         ArchiveTestData.FlipByte(published.ArchivePath, 5000);
 
@@ -97,7 +97,7 @@ public sealed class CheckpointTrustTests
     public async Task Pinning_and_unpinning_leave_the_signed_manifest_untouched()
     {
         using var temp = new TempDirectory();
-        var store = NewStore(temp.Combine("share"), new ManualTimeProvider(Start));
+        var store = NewStore(temp.Combine("share"), new FakeTimeProvider(Start));
         var published = await store.PublishAsync(Request("ck-1", Source(temp, 1000), pinned: true), null, CancellationToken.None);
         var manifestPath = Path.Combine(published.Directory, CheckpointLayout.ManifestFile);
         var signed = await File.ReadAllBytesAsync(manifestPath);
@@ -117,8 +117,8 @@ public sealed class CheckpointTrustTests
     {
         using var temp = new TempDirectory();
         var share = temp.Combine("share");
-        var published = await NewStore(share, new ManualTimeProvider(Start)).PublishAsync(Request("ck-1", Source(temp, 1000)), null, CancellationToken.None);
-        var bare = new FileSystemCheckpointStore(new FileSystemCheckpointStoreOptions { Root = share, ReserveBytes = 0 }, new ManualTimeProvider(Start));
+        var published = await NewStore(share, new FakeTimeProvider(Start)).PublishAsync(Request("ck-1", Source(temp, 1000)), null, CancellationToken.None);
+        var bare = new FileSystemCheckpointStore(new FileSystemCheckpointStoreOptions { Root = share, ReserveBytes = 0 }, new FakeTimeProvider(Start));
 
         (await Should.ThrowAsync<PodMigrateException>(() => bare.PublishAsync(Request("ck-2", Source(temp, 1000)), null, CancellationToken.None)))
             .Kind.ShouldBe(ErrorKind.FailedPrecondition);
@@ -131,7 +131,7 @@ public sealed class CheckpointTrustTests
     public async Task The_development_mode_publishes_and_reads_unsigned_checkpoints_but_still_refuses_bad_signatures()
     {
         using var temp = new TempDirectory();
-        var time = new ManualTimeProvider(Start);
+        var time = new FakeTimeProvider(Start);
         var share = temp.Combine("share");
         var development = NewStore(share, time, signatures: CheckpointSignatures.UnsignedForDevelopment(time));
 
@@ -163,7 +163,7 @@ public sealed class CheckpointTrustTests
     public async Task A_signed_checkpoint_with_a_hostile_entry_and_valid_digests_is_refused_naming_the_entry(string kind, string entry)
     {
         using var temp = new TempDirectory();
-        var time = new ManualTimeProvider(Start);
+        var time = new FakeTimeProvider(Start);
         var share = temp.Combine("share");
         var store = NewStore(share, time);
         var id = CheckpointId.Parse("ck-hostile");

@@ -17,7 +17,7 @@ public sealed class FileSystemCheckpointStoreTests
     public async Task A_published_checkpoint_is_listed_verified_and_extracted_with_private_modes()
     {
         using var temp = new TempDirectory();
-        var time = new ManualTimeProvider(Start);
+        var time = new FakeTimeProvider(Start);
         var store = NewStore(temp.Combine("share"), time);
         var source = Source(temp);
 
@@ -50,7 +50,7 @@ public sealed class FileSystemCheckpointStoreTests
     public async Task An_existing_id_is_never_overwritten()
     {
         using var temp = new TempDirectory();
-        var store = NewStore(temp.Combine("share"), new ManualTimeProvider(Start));
+        var store = NewStore(temp.Combine("share"), new FakeTimeProvider(Start));
         var first = await store.PublishAsync(Request("ck-same", Source(temp)), null, CancellationToken.None);
 
         var error = await Should.ThrowAsync<PodMigrateException>(() => store.PublishAsync(Request("ck-same", Source(temp, 1000)), null, CancellationToken.None));
@@ -62,7 +62,7 @@ public sealed class FileSystemCheckpointStoreTests
     public async Task Nothing_is_visible_until_the_publish_is_complete()
     {
         using var temp = new TempDirectory();
-        var store = NewStore(temp.Combine("share"), new ManualTimeProvider(Start));
+        var store = NewStore(temp.Combine("share"), new FakeTimeProvider(Start));
         var id = CheckpointId.Parse("ck-barrier");
         using var barrier = new BlockingProgress();
 
@@ -85,7 +85,7 @@ public sealed class FileSystemCheckpointStoreTests
     public async Task Concurrent_publishes_of_one_id_have_exactly_one_winner_and_different_ids_all_succeed()
     {
         using var temp = new TempDirectory();
-        var store = NewStore(temp.Combine("share"), new ManualTimeProvider(Start));
+        var store = NewStore(temp.Combine("share"), new FakeTimeProvider(Start));
         var sources = Enumerable.Range(0, 6).Select(_ => Source(temp, 512 << 10)).ToArray();
         using var start = new ManualResetEventSlim();
 
@@ -131,7 +131,7 @@ public sealed class FileSystemCheckpointStoreTests
     public async Task A_flipped_byte_or_truncation_in_a_published_archive_is_data_loss_and_nothing_is_extracted()
     {
         using var temp = new TempDirectory();
-        var store = NewStore(temp.Combine("share"), new ManualTimeProvider(Start));
+        var store = NewStore(temp.Combine("share"), new FakeTimeProvider(Start));
         var id = CheckpointId.Parse("ck-damaged");
         var published = await store.PublishAsync(Request(id.Value, Source(temp, 1 << 20)), null, CancellationToken.None);
         var pristine = await File.ReadAllBytesAsync(published.ArchivePath);
@@ -160,7 +160,7 @@ public sealed class FileSystemCheckpointStoreTests
     public async Task A_damaged_manifest_is_refused_on_get_as_altered_and_skipped_by_list()
     {
         using var temp = new TempDirectory();
-        var store = NewStore(temp.Combine("share"), new ManualTimeProvider(Start));
+        var store = NewStore(temp.Combine("share"), new FakeTimeProvider(Start));
         var good = await store.PublishAsync(Request("ck-good", Source(temp, 1000)), null, CancellationToken.None);
         var bad = await store.PublishAsync(Request("ck-bad", Source(temp, 1000)), null, CancellationToken.None);
         await File.WriteAllTextAsync(Path.Combine(bad.Directory, CheckpointLayout.ManifestFile), "{\"checkpointId\": ");
@@ -176,7 +176,7 @@ public sealed class FileSystemCheckpointStoreTests
     public async Task List_is_newest_first_and_filters_by_pod()
     {
         using var temp = new TempDirectory();
-        var time = new ManualTimeProvider(Start);
+        var time = new FakeTimeProvider(Start);
         var store = NewStore(temp.Combine("share"), time);
         foreach (var (id, pod) in new[] { ("ck-a", "counter"), ("ck-b", "memhog"), ("ck-c", "counter") })
         {
@@ -193,7 +193,7 @@ public sealed class FileSystemCheckpointStoreTests
     public async Task Delete_refuses_a_pinned_checkpoint_unless_forced()
     {
         using var temp = new TempDirectory();
-        var store = NewStore(temp.Combine("share"), new ManualTimeProvider(Start));
+        var store = NewStore(temp.Combine("share"), new FakeTimeProvider(Start));
         var id = (await store.PublishAsync(Request("ck-pin", Source(temp, 1000)), null, CancellationToken.None)).Id;
 
         (await store.SetPinnedAsync(id, pinned: true, CancellationToken.None)).Manifest.Pinned.ShouldBeTrue();
@@ -215,7 +215,7 @@ public sealed class FileSystemCheckpointStoreTests
     public async Task Retention_keeps_the_last_n_per_pod_and_every_pinned_one()
     {
         using var temp = new TempDirectory();
-        var time = new ManualTimeProvider(Start);
+        var time = new FakeTimeProvider(Start);
         var store = NewStore(temp.Combine("share"), time);
         foreach (var (id, pod, pinned) in new[]
         {
@@ -237,7 +237,7 @@ public sealed class FileSystemCheckpointStoreTests
     public async Task Retention_by_age_and_by_total_bytes_spares_pinned_checkpoints()
     {
         using var temp = new TempDirectory();
-        var time = new ManualTimeProvider(Start);
+        var time = new FakeTimeProvider(Start);
         var store = NewStore(temp.Combine("share"), time);
         foreach (var (id, pinned) in new[] { ("ck-old-pinned", true), ("ck-old", false), ("ck-mid", false), ("ck-new", false) })
         {
@@ -296,7 +296,7 @@ public sealed class FileSystemCheckpointStoreTests
     [Fact(Timeout = Timeout)]
     public Task New_ids_are_valid_and_sort_by_time()
     {
-        var time = new ManualTimeProvider(Start);
+        var time = new FakeTimeProvider(Start);
         var first = CheckpointId.New(time);
         time.Advance(TimeSpan.FromSeconds(1));
         var second = CheckpointId.New(time);

@@ -21,7 +21,7 @@ public sealed class StoreOutOfSpaceTests
         await ProcessRunner.RunCheckedAsync(new ProcessSpec("/usr/bin/mount", ["-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", share]), CancellationToken.None);
         try
         {
-            var store = NewStore(share, new ManualTimeProvider(Start));
+            var store = NewStore(share, new FakeTimeProvider(Start));
 
             // Checked before writing: the data alone does not fit.
             var tooBig = ArchiveTestData.CreateStagedCheckpoint(temp.Combine("big"), pagesBytes: 3 << 20);

@@ -6,16 +6,6 @@ using PodMigrate.Core.Tests.Archive;
 
 namespace PodMigrate.Core.Tests.Store;
 
-/// <summary>A clock the test moves by hand.</summary>
-internal sealed class ManualTimeProvider(DateTimeOffset start) : TimeProvider
-{
-    private DateTimeOffset _now = start;
-
-    public override DateTimeOffset GetUtcNow() => _now;
-
-    public void Advance(TimeSpan by) => _now += by;
-}
-
 /// <summary>Progress that blocks the writer at its first report until the test releases it: a barrier mid-publish.</summary>
 internal sealed class BlockingProgress : IProgress<ArchiveProgress>, IDisposable
 {

@@ -17,7 +17,7 @@ public sealed class CheckpointSignaturesTests
     private static readonly DateTimeOffset Now = new(2026, 12, 6, 12, 0, 0, TimeSpan.Zero);
     private static readonly byte[] Manifest = Encoding.UTF8.GetBytes("{\"checkpointId\": \"ck-1\", \"archiveSha256\": \"00ff\"}");
 
-    private readonly FixedTimeProvider _time = new(Now);
+    private readonly FakeTimeProvider _time = new(Now);
 
     [Fact(Timeout = Timeout)]
     public Task A_manifest_signed_by_an_agent_of_the_trusted_ca_verifies_and_names_its_signer()

@@ -2,12 +2,6 @@ using PodMigrate.Core.Tls;
 
 namespace PodMigrate.Core.Tests.Tls;
 
-/// <summary>A clock that stands still: certificates issued on it are valid from then on.</summary>
-internal sealed class FixedTimeProvider(DateTimeOffset now) : TimeProvider
-{
-    public override DateTimeOffset GetUtcNow() => now;
-}
-
 /// <summary>
 /// Signing material for unit tests. The CAs are made "in 2020" and valid for 30 years, so checkpoints made at any test
 /// clock (the store tests run theirs in 2026-11) are inside their signers' validity.
@@ -24,7 +18,7 @@ internal static class SigningKit
     public static CertificateAuthority Ca => LazyCa.Value;
 
     public static CertificateAuthority NewCa(string name, DateTimeOffset? at = null, TimeSpan? validity = null)
-        => CertificateAuthority.Create(name, validity ?? Validity, new FixedTimeProvider(at ?? Epoch));
+        => CertificateAuthority.Create(name, validity ?? Validity, new FakeTimeProvider(at ?? Epoch));
 
     /// <summary>An agent's material (server + code-signing certificate) under <paramref name="ca"/>, trusting that CA.</summary>
     public static TlsCertificates AgentMaterial(string node, CertificateAuthority? ca = null, TimeSpan? validity = null)

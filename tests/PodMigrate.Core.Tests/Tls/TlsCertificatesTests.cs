@@ -103,7 +103,7 @@ public sealed class TlsCertificatesTests : IDisposable
     {
         var party = Path.Combine(_directory, "rotating");
         await _ca.IssueServer("first", ["first"], [], TimeSpan.FromDays(1)).WriteDirectoryAsync(party, _ca.CertificatePem, CancellationToken.None);
-        var clock = new ManualTimeProvider(DateTimeOffset.UtcNow);
+        var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
         using var files = TlsCertificateFiles.ForDirectory(party, clock, NullLogger.Instance);
         var first = files.Current;
 
