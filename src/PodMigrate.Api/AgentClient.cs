@@ -166,24 +166,14 @@ public sealed class AgentClient : IDisposable
     }
 
     /// <summary>
-    /// The client edge: the caller's cancellation stays a cancellation; a call that never reached the agent (connect,
-    /// TLS handshake: grpc-dotnet carries the cause as the status' DebugException) is Unavailable with the transport's
-    /// reason; any other status becomes its kind.
+    /// The client edge: the caller's cancellation stays a cancellation; everything else is <see cref="ErrorMapping.ToException"/>'s,
+    /// as for every client of ours (a call that never reached the agent is Unavailable with the transport's reason).
     /// </summary>
     private Exception Translate(RpcException e, string doing, CancellationToken cancellationToken)
     {
         if (cancellationToken.IsCancellationRequested)
         {
             return new OperationCanceledException($"{doing} on the agent at {Target}: cancelled", e, cancellationToken);
-        }
-        if (e.Status.DebugException is { } transport && e.StatusCode is StatusCode.Unavailable or StatusCode.Internal)
-        {
-            var reasons = new List<string>();
-            for (Exception? cause = transport; cause is not null; cause = cause.InnerException)
-            {
-                reasons.Add(cause.Message);
-            }
-            return new PodMigrateException(ErrorKind.Unavailable, $"{doing} on the agent at {Target}: {string.Join(": ", reasons.Distinct())}", e);
         }
         return ErrorMapping.ToException(e, $"{doing} on the agent at {Target}");
     }

@@ -1,3 +1,5 @@
+using System.Net.Sockets;
+using System.Security.Authentication;
 using Grpc.Core;
 
 namespace PodMigrate.Core.Errors;
@@ -46,7 +48,47 @@ public static class ErrorMapping
         return new Status(ToStatusCode(exception.Kind), exception.Details is null ? exception.Message : $"{exception.Message}\n{exception.Details}");
     }
 
-    /// <summary>The client edge: a remote status becomes a typed error naming what was being done.</summary>
+    /// <summary>
+    /// The client edge, for every client of ours (agent, containerd, CRI): a remote status becomes a typed error naming
+    /// what was being done; a call that never reached the server is Unavailable with the transport's reasons
+    /// (<see cref="TransportFailure"/>).
+    /// </summary>
     public static PodMigrateException ToException(RpcException exception, string doing)
-        => new(ToErrorKind(exception.StatusCode), $"{doing}: {exception.Status.Detail}", exception);
+    {
+        ArgumentNullException.ThrowIfNull(exception);
+        return TransportFailure(exception) is { } reasons
+            ? new(ErrorKind.Unavailable, $"{doing}: {reasons}", exception)
+            : new(ToErrorKind(exception.StatusCode), $"{doing}: {exception.Status.Detail}", exception);
+    }
+
+    /// <summary>
+    /// The reasons, outermost first, when a call failed in the transport (connect refused, no such host, a TLS handshake
+    /// refused by either side, TLS spoken to a cleartext port); null when the status came from the other side or from
+    /// message handling. grpc-dotnet puts the cause in the status' DebugException but calls only socket and IO errors
+    /// Unavailable: a server certificate the client itself refuses (untrusted, expired, for another name) arrives as
+    /// Internal, an AuthenticationException under an HttpRequestException.
+    /// </summary>
+    public static string? TransportFailure(RpcException exception)
+    {
+        ArgumentNullException.ThrowIfNull(exception);
+        if (exception.Status.DebugException is not { } debug || exception.StatusCode is not (StatusCode.Unavailable or StatusCode.Internal))
+        {
+            return null;
+        }
+        var reasons = new List<string>();
+        var transport = false;
+        for (Exception? cause = debug; cause is not null; cause = cause.InnerException)
+        {
+            reasons.Add(cause.Message);
+            transport |= IsTransport(cause);
+        }
+        return transport ? string.Join(": ", reasons.Distinct()) : null;
+    }
+
+    private static bool IsTransport(Exception cause) => cause switch
+    {
+        HttpRequestException { HttpRequestError: HttpRequestError.ConnectionError or HttpRequestError.SecureConnectionError or HttpRequestError.NameResolutionError or HttpRequestError.ProxyTunnelError } => true,
+        AuthenticationException or SocketException or IOException => true,
+        _ => false,
+    };
 }
