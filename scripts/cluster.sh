@@ -178,7 +178,8 @@ write_node_config() {
   dir=$(node_dir "$name"); root=$(node_root "$name")
   subnet="$SUBNET_BASE.$((index + 1)).0/24"; bridge="$BRIDGE_PREFIX${LETTERS[$index]}"
   mkdir -p "$dir/cni" "$dir/certs.d/$REGISTRY_HOST" "$dir/tmp" "$dir/containerd-state" "$root"
-  # Only CRI PullImage reads this: plain http for the loopback registry (restore's internal pull needs no config).
+  # CRI PullImage (config_path) and the agent's base-image pulls (--registry-hosts-dir) read this: plain http for the
+  # loopback registry (restore's internal pull needs no config).
   cat > "$dir/certs.d/$REGISTRY_HOST/hosts.toml" <<TOML
 server = "http://$REGISTRY_HOST"
 
@@ -454,7 +455,7 @@ start_agent() {
   PODMIGRATE_PREPARED_DIR=$(node_prepared "$name") setsid "${CLI[@]}" agent --node "$name" --containerd-socket "$(node_sock "$name")" --socket "$dir/agent.sock" \
     --port $((AGENT_PORT_BASE + index)) --metrics-port $((AGENT_PORT_BASE + 1000 + index)) --listen 127.0.0.1 \
     --share "$SHARE" --state-dir "$STATE/nodes/$name/agent" --staging-dir "/dev/shm/podmigrate-$name" \
-    --prepared-dir "$(node_prepared "$name")" "${restore[@]}" "${tls[@]}" >> "$LOGDIR/$name-agent.log" 2>&1 < /dev/null 9>&- &
+    --prepared-dir "$(node_prepared "$name")" --registry-hosts-dir "$dir/certs.d" "${restore[@]}" "${tls[@]}" >> "$LOGDIR/$name-agent.log" 2>&1 < /dev/null 9>&- &
   pid=$!
   echo "$pid" > "$dir/agent.pid"
   log "$name: agent started (pid $pid, $dir/agent.sock, port $((AGENT_PORT_BASE + index)))"

@@ -154,6 +154,13 @@ public sealed class AgentOptions
     /// handlers (containerd 1.7). Ignored when the runtime lists them.
     /// </summary>
     public bool RestoreRuntimeInstalled { get; set; }
+
+    /// <summary>
+    /// The node's registry hosts directory (one <c>&lt;host&gt;/hosts.toml</c> per registry, what CRI's
+    /// <c>config_path</c> names), given to containerd's Transfer service when the agent pulls a base image, so a
+    /// plain-http or mirrored registry is reached the way CRI reaches it. Empty: containerd's defaults.
+    /// </summary>
+    public string RegistryHostsDirectory { get; set; } = "";
 }
 
 internal sealed class AgentOptionsValidator : IValidateOptions<AgentOptions>

@@ -25,6 +25,7 @@ namespace PodMigrate.Agent.Restoring;
 internal sealed class DirectRestore(
     IOptions<AgentOptions> options,
     ContainerdConnection containerd,
+    CriConnection cri,
     ILogger<DirectRestore> logger)
 {
     public const string RestoredFromLabel = "podmigrate.io/restored-from";
@@ -137,9 +138,34 @@ internal sealed class DirectRestore(
             ?? throw PodMigrateException.FailedPrecondition(
                 $"checkpoint {context.Id}: its base image ({string.Join(", ", candidates)}) is not on this node and none of its names can be pulled");
         var registry = ImageReference.Parse(pullable).Registry;
-        await _images.PullAsync(pullable, new ImagePullOptions(PlainHttp: RegistryClient.EndpointFor(registry).Scheme == "http"), cancellationToken);
+        await PullBaseImageAsync(pullable, registry, cancellationToken);
         AgentLog.BaseImagePulled(logger, context.Id.Value, pullable);
         return await _images.ResolveAsync(pullable, cancellationToken);
+    }
+
+    /// <summary>
+    /// Through containerd's Transfer service with the node's registry hosts directory; containerd 1.x's Transfer
+    /// service ignores the resolver's hosts directory and scheme (https only), so there the node's CRI image service
+    /// pulls, which reads the same hosts directory (CRI's <c>config_path</c>) and stores into the same namespace.
+    /// </summary>
+    private async Task PullBaseImageAsync(string reference, string registry, CancellationToken cancellationToken)
+    {
+        var version = await containerd.VersionAsync(cancellationToken);
+        if (MajorVersion(version.Version) == 1)
+        {
+            await cri.Images.PullImageAsync(reference, sandboxConfig: null, cancellationToken);
+            return;
+        }
+        var pull = new ImagePullOptions(PlainHttp: RegistryClient.EndpointFor(registry).Scheme == "http", HostsDirectory: options.Value.RegistryHostsDirectory);
+        await _images.PullAsync(reference, pull, cancellationToken);
+    }
+
+    /// <summary>The major version of a containerd version string such as <c>v2.1.9</c> or <c>1.7.24~ds1</c>; 0 when unreadable.</summary>
+    internal static int MajorVersion(string version)
+    {
+        var text = version.TrimStart('v');
+        var dot = text.IndexOf('.', StringComparison.Ordinal);
+        return int.TryParse(dot < 0 ? text : text[..dot], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var major) ? major : 0;
     }
 
     private async Task<OciSpec> AdaptSpecAsync(RestoreContext context, string containerId, byte[] specJson, CancellationToken cancellationToken)

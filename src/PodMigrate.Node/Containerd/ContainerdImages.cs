@@ -12,8 +12,13 @@ namespace PodMigrate.Node.Containerd;
 
 /// <summary>How to pull: the registry's scheme, and which platform to unpack for which snapshotter.</summary>
 /// <param name="PlainHttp">Talk plain http to the registry (a registry on localhost without TLS).</param>
+/// <param name="HostsDirectory">
+/// The registry hosts directory (<c>&lt;host&gt;/hosts.toml</c>, as CRI's <c>config_path</c>) for the resolver;
+/// containerd 2.x honours it and <see cref="PlainHttp"/>; 1.7's Transfer service ignores both and always uses https.
+/// </param>
 public sealed record ImagePullOptions(
     bool PlainHttp = false,
+    string HostsDirectory = "",
     string Snapshotter = ContainerdSnapshots.Overlayfs,
     string Os = "linux",
     string Architecture = "amd64",
@@ -67,7 +72,7 @@ public sealed class ContainerdImages(ContainerdConnection connection)
         var source = new TransferTypes.OCIRegistry
         {
             Reference = reference,
-            Resolver = new TransferTypes.RegistryResolver { DefaultScheme = options.PlainHttp ? "http" : "" },
+            Resolver = new TransferTypes.RegistryResolver { DefaultScheme = options.PlainHttp ? "http" : "", HostDir = options.HostsDirectory },
         };
         var platform = new global::Containerd.Types.Platform { Os = options.Os, Architecture = options.Architecture };
         var destination = new TransferTypes.ImageStore { Name = reference };

@@ -9,8 +9,9 @@ using Xunit.Abstractions;
 namespace PodMigrate.Integration.Tests.Agent;
 
 /// <summary>
-/// A migration the way `podmigrate migrate` does it, through two real agents sharing one share: checkpoint on node-a
-/// leaving the source stopped, restore on node-b through CRI, then end the source.
+/// A migration the way `podmigrate migrate` does it, through two real agents sharing one share: checkpoint on one node
+/// leaving the source stopped, restore through CRI on another node whose runtime can (node-b unless its containerd
+/// is 1.7, which cannot: then node-b is the source), then end the source.
 /// </summary>
 [Collection(SharedLocalCluster.Name)]
 [Trait("Category", "Integration")]
@@ -19,8 +20,10 @@ namespace PodMigrate.Integration.Tests.Agent;
 [Trait("Requires", "Containerd")]
 public sealed class AgentMigrationTests(LocalCluster cluster, ITestOutputHelper output) : IAsyncLifetime
 {
-    private const string From = "node-a";
-    private const string To = "node-b";
+    /// <summary>A node that restores through CRI, node-b when it can (containerd 1.7 cannot).</summary>
+    private string To => cluster.Info.NodeWithCriRestore(preferNot: "node-a").Name;
+
+    private string From => cluster.Info.OtherNode(To).Name;
     private readonly List<(string Node, Pod Pod)> _pods = [];
     private string _share = "";
     private InProcessAgent? _source;

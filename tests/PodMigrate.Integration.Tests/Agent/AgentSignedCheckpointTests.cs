@@ -12,10 +12,10 @@ using PodMigrate.TestKit.Cluster;
 namespace PodMigrate.Integration.Tests.Agent;
 
 /// <summary>
-/// Two real agents sharing one share: node-a's agent makes a genuine, signed checkpoint of a running counter. Then
-/// someone who can write to the share but holds no agent key plants a forged checkpoint (a real archive, a consistent
-/// manifest, no signature, or a signature by a CA of their own) and alters the genuine one's manifest. node-b's agent
-/// refuses each with PermissionDenied by both restore methods: nothing staged, no container, no pod, no checkpoint
+/// Two real agents sharing one share: the source node's agent makes a genuine, signed checkpoint of a running counter.
+/// Then someone who can write to the share but holds no agent key plants a forged checkpoint (a real archive, a
+/// consistent manifest, no signature, or a signature by a CA of their own) and alters the genuine one's manifest. The
+/// target node's agent (one that restores through CRI, node-b unless it is on containerd 1.7) refuses each with PermissionDenied by both restore methods: nothing staged, no container, no pod, no checkpoint
 /// image. The genuine one, intact, then restores.
 /// </summary>
 [Collection(SharedLocalCluster.Name)]
@@ -25,8 +25,10 @@ namespace PodMigrate.Integration.Tests.Agent;
 [Trait("Requires", "Containerd")]
 public sealed class AgentSignedCheckpointTests(LocalCluster cluster) : IAsyncLifetime
 {
-    private const string From = "node-a";
-    private const string To = "node-b";
+    /// <summary>A node that restores through CRI, node-b when it can (containerd 1.7 cannot).</summary>
+    private string To => cluster.Info.NodeWithCriRestore(preferNot: "node-a").Name;
+
+    private string From => cluster.Info.OtherNode(To).Name;
     private readonly List<(string Node, Pod Pod)> _pods = [];
     private string _share = "";
     private InProcessAgent? _source;
@@ -117,7 +119,7 @@ public sealed class AgentSignedCheckpointTests(LocalCluster cluster) : IAsyncLif
         (await cluster.Runner(To).GetAsync(clone.Metadata.Namespace!, clone.Metadata.Name!, cts.Token)).ShouldNotBeNull().Containers.ShouldHaveSingleItem().State.ShouldBe("Running");
     }
 
-    /// <summary>Both methods refuse it with PermissionDenied saying why; node-b's agent staged nothing and runs nothing of it.</summary>
+    /// <summary>Both methods refuse it with PermissionDenied saying why; the target's agent staged nothing and runs nothing of it.</summary>
     private async Task ExpectRefusedAsync(string checkpoint, string reason, Pod pod, CancellationToken cancellationToken)
     {
         var containerId = "refused-" + Guid.NewGuid().ToString("N")[..12];

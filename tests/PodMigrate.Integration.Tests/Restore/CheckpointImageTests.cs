@@ -13,8 +13,9 @@ using KubeContainer = PodMigrate.Kube.Models.Container;
 namespace PodMigrate.Integration.Tests.Restore;
 
 /// <summary>
-/// RESTORE_CRI_IMAGE with image_only, the way the controller uses it: the counter checkpointed on node-a becomes a
-/// checkpoint image in node-b's containerd, and a pod whose image is that reference is run through CRI exactly as a
+/// RESTORE_CRI_IMAGE with image_only, the way the controller uses it: the counter checkpointed on one node becomes a
+/// checkpoint image in the containerd of another that restores through CRI (<see cref="RestoreFixture.CriTarget"/>;
+/// containerd 1.7 cannot), and a pod whose image is that reference is run through CRI exactly as a
 /// kubelet runs it (ImageStatus finds it, CreateContainer with the image id, StartContainer): the counter goes on.
 /// Plus: a corrupt archive imports nothing, a second import reuses the image, deleting the checkpoint removes it.
 /// </summary>
@@ -29,22 +30,22 @@ public sealed class CheckpointImageTests(RestoreFixture fixture, ITestOutputHelp
 
     private LocalCluster Cluster => fixture.Cluster;
 
-    private KubeletPodRunner RunnerB => Cluster.Runner(RestoreFixture.NodeB);
+    private KubeletPodRunner TargetRunner => Cluster.Runner(fixture.CriTarget);
 
-    private CriConnection CriB => Cluster.Cri(RestoreFixture.NodeB);
+    private CriConnection TargetCri => Cluster.Cri(fixture.CriTarget);
 
     [Fact(Timeout = 180_000)]
     public async Task An_imported_checkpoint_image_is_run_by_CRI_like_a_kubelet_pod_and_the_counter_goes_on()
     {
         using var cts = new CancellationTokenSource(TestBudget);
-        var checkpointId = await fixture.CheckpointSourceAsync(cts.Token);
+        var checkpointId = await fixture.CheckpointCriSourceAsync(cts.Token);
         var archivedCount = await fixture.ArchivedCountOfAsync(checkpointId, cts.Token);
         var podName = UniqueName("kubelet");
         await using var _ = PodCleanup(podName);
 
-        var result = await fixture.AgentB.Restore.RunAsync(ImageOnly(checkpointId), _ => { }, cts.Token);
+        var result = await fixture.CriTargetAgent.Restore.RunAsync(ImageOnly(checkpointId), _ => { }, cts.Token);
 
-        var expected = $"localhost/podmigrate/checkpoint/{TestPods.Namespace}-{fixture.Source.Metadata.Name}:{checkpointId}";
+        var expected = $"localhost/podmigrate/checkpoint/{TestPods.Namespace}-{fixture.CriSourcePod.Metadata.Name}:{checkpointId}";
         result.CheckpointImage.ShouldBe(expected);
         result.ContainerId.ShouldBeEmpty("image_only creates no container");
         result.Timings.Select(t => t.Phase).ShouldBe([Phase.Fetch, Phase.Import]);
@@ -52,17 +53,17 @@ public sealed class CheckpointImageTests(RestoreFixture fixture, ITestOutputHelp
         ImageReference.Parse(expected).ToString().ShouldBe(expected, "already normalised: CRI and a kubelet use it unchanged");
 
         // What a kubelet asks first.
-        var status = (await CriB.Images.ImageStatusAsync(expected, cts.Token)).ShouldNotBeNull("CRI ImageStatus finds the checkpoint image");
+        var status = (await TargetCri.Images.ImageStatusAsync(expected, cts.Token)).ShouldNotBeNull("CRI ImageStatus finds the checkpoint image");
         status.RepoTags.ShouldContain(expected);
         // What containerd's restore looks at: the image record, its manifest's annotations, its one uncompressed layer.
-        var images = new ContainerdImages(fixture.AgentB.Containerd);
+        var images = new ContainerdImages(fixture.CriTargetAgent.Containerd);
         var record = await images.GetAsync(expected, cts.Token);
         record.Labels.ShouldContainKeyAndValue(CheckpointImage.CheckpointIdKey, checkpointId);
         var resolved = await images.ResolveAsync(expected, cts.Token);
         var annotations = resolved.Annotations.ShouldNotBeNull().ToDictionary();
         annotations.ShouldContainKeyAndValue(CheckpointImage.ContainerNameAnnotation, "counter");
         annotations.ShouldContainKeyAndValue(CheckpointImage.CriOContainerNameAnnotation, "counter");
-        annotations.ShouldContainKeyAndValue(CheckpointImage.PodNameAnnotation, fixture.Source.Metadata.Name!);
+        annotations.ShouldContainKeyAndValue(CheckpointImage.PodNameAnnotation, fixture.CriSourcePod.Metadata.Name!);
         resolved.Layers.ShouldNotBeNull().ShouldHaveSingleItem().MediaType.ShouldBe(OciMediaTypes.LayerTar);
         status.Id.ShouldBe(resolved.ConfigDescriptor.ShouldNotBeNull().Digest, "CRI's image id is the config digest");
 
@@ -70,12 +71,12 @@ public sealed class CheckpointImageTests(RestoreFixture fixture, ITestOutputHelp
         // (IfNotPresent: no pull, which could not work: no registry serves localhost/...), and creates the container
         // with the image id, the reference as the user-specified image.
         var pod = ClonePod(podName, expected);
-        var running = await RunnerB.RunAsync(pod, cts.Token);
+        var running = await TargetRunner.RunAsync(pod, cts.Token);
 
         var container = running.Containers.ShouldHaveSingleItem();
         container.State.ShouldBe("Running");
-        await RestoreAssertions.ShouldContinuePodCounterAsync(RunnerB, podName, running.Ip.ShouldNotBeNull(), archivedCount, cts.Token);
-        var containerStatus = await CriB.Runtime.ContainerStatusAsync(container.Id, cts.Token);
+        await RestoreAssertions.ShouldContinuePodCounterAsync(TargetRunner, podName, running.Ip.ShouldNotBeNull(), archivedCount, cts.Token);
+        var containerStatus = await TargetCri.Runtime.ContainerStatusAsync(container.Id, cts.Token);
         containerStatus.Annotations.ShouldContainKeyAndValue("restored", "true");
         containerStatus.Annotations.ShouldContainKeyAndValue("checkpointImage", expected);
     }
@@ -84,17 +85,17 @@ public sealed class CheckpointImageTests(RestoreFixture fixture, ITestOutputHelp
     public async Task Importing_a_checkpoint_twice_gives_one_image_and_the_second_reads_nothing()
     {
         using var cts = new CancellationTokenSource(TestBudget);
-        var checkpointId = await fixture.CheckpointSourceAsync(cts.Token);
+        var checkpointId = await fixture.CheckpointCriSourceAsync(cts.Token);
 
-        var first = await fixture.AgentB.Restore.RunAsync(ImageOnly(checkpointId), _ => { }, cts.Token);
-        var second = await fixture.AgentB.Restore.RunAsync(ImageOnly(checkpointId), _ => { }, cts.Token);
+        var first = await fixture.CriTargetAgent.Restore.RunAsync(ImageOnly(checkpointId), _ => { }, cts.Token);
+        var second = await fixture.CriTargetAgent.Restore.RunAsync(ImageOnly(checkpointId), _ => { }, cts.Token);
 
         second.CheckpointImage.ShouldBe(first.CheckpointImage);
         first.Timings.Select(t => t.Phase).ShouldContain(Phase.Fetch);
         second.Timings.ShouldBeEmpty("the node has the image: the archive is not read again");
-        var images = await new ContainerdImages(fixture.AgentB.Containerd).ListAsync(cts.Token, CheckpointImages.LabelFilter(RestoreFixture.CheckpointIdOf(checkpointId)));
+        var images = await new ContainerdImages(fixture.CriTargetAgent.Containerd).ListAsync(cts.Token, CheckpointImages.LabelFilter(RestoreFixture.CheckpointIdOf(checkpointId)));
         images.ShouldHaveSingleItem().Name.ShouldBe(first.CheckpointImage);
-        (await CriB.Images.ListImagesAsync(cts.Token)).Count(i => i.RepoTags.Contains(first.CheckpointImage)).ShouldBe(1);
+        (await TargetCri.Images.ListImagesAsync(cts.Token)).Count(i => i.RepoTags.Contains(first.CheckpointImage)).ShouldBe(1);
         output.WriteLine($"first import {first.Wall.ToTimeSpan().TotalMilliseconds:0} ms, second {second.Wall.ToTimeSpan().TotalMilliseconds:0} ms");
     }
 
@@ -102,13 +103,13 @@ public sealed class CheckpointImageTests(RestoreFixture fixture, ITestOutputHelp
     public async Task An_image_that_lost_its_snapshot_is_unpacked_again_from_its_content_without_reading_the_archive()
     {
         using var cts = new CancellationTokenSource(TestBudget);
-        var checkpointId = await fixture.CheckpointSourceAsync(cts.Token);
-        var imported = await fixture.AgentB.Restore.RunAsync(ImageOnly(checkpointId), _ => { }, cts.Token);
-        var resolved = await new ContainerdImages(fixture.AgentB.Containerd).ResolveAsync(imported.CheckpointImage, cts.Token);
-        var snapshots = new ContainerdSnapshots(fixture.AgentB.Containerd);
+        var checkpointId = await fixture.CheckpointCriSourceAsync(cts.Token);
+        var imported = await fixture.CriTargetAgent.Restore.RunAsync(ImageOnly(checkpointId), _ => { }, cts.Token);
+        var resolved = await new ContainerdImages(fixture.CriTargetAgent.Containerd).ResolveAsync(imported.CheckpointImage, cts.Token);
+        var snapshots = new ContainerdSnapshots(fixture.CriTargetAgent.Containerd);
         await snapshots.RemoveAsync(resolved.ChainId, cts.Token);
 
-        var again = await fixture.AgentB.Restore.RunAsync(ImageOnly(checkpointId), _ => { }, cts.Token);
+        var again = await fixture.CriTargetAgent.Restore.RunAsync(ImageOnly(checkpointId), _ => { }, cts.Token);
 
         again.CheckpointImage.ShouldBe(imported.CheckpointImage);
         again.Timings.ShouldBeEmpty("the archive is not read again");
@@ -119,13 +120,13 @@ public sealed class CheckpointImageTests(RestoreFixture fixture, ITestOutputHelp
     public async Task A_pod_restored_by_the_agent_from_an_image_made_before_reuses_it_and_leaves_it_in_place()
     {
         using var cts = new CancellationTokenSource(TestBudget);
-        var checkpointId = await fixture.CheckpointSourceAsync(cts.Token);
+        var checkpointId = await fixture.CheckpointCriSourceAsync(cts.Token);
         var archivedCount = await fixture.ArchivedCountOfAsync(checkpointId, cts.Token);
         var podName = UniqueName("reuse");
         await using var _ = PodCleanup(podName);
-        var imported = await fixture.AgentB.Restore.RunAsync(ImageOnly(checkpointId), _ => { }, cts.Token);
+        var imported = await fixture.CriTargetAgent.Restore.RunAsync(ImageOnly(checkpointId), _ => { }, cts.Token);
 
-        var restored = await fixture.AgentB.Restore.RunAsync(new RestoreRequest
+        var restored = await fixture.CriTargetAgent.Restore.RunAsync(new RestoreRequest
         {
             CheckpointId = checkpointId,
             Method = RestoreMethod.RestoreCriImage,
@@ -134,26 +135,26 @@ public sealed class CheckpointImageTests(RestoreFixture fixture, ITestOutputHelp
 
         restored.CheckpointImage.ShouldBe(imported.CheckpointImage);
         restored.Timings.Select(t => t.Phase).ShouldBe([Phase.Restore], "nothing fetched or imported, nothing removed");
-        await RestoreAssertions.ShouldContinuePodCounterAsync(RunnerB, podName, restored.PodIp, archivedCount, cts.Token);
-        (await CriB.Images.ImageStatusAsync(imported.CheckpointImage, cts.Token)).ShouldNotBeNull("the image made for a kubelet stays");
+        await RestoreAssertions.ShouldContinuePodCounterAsync(TargetRunner, podName, restored.PodIp, archivedCount, cts.Token);
+        (await TargetCri.Images.ImageStatusAsync(imported.CheckpointImage, cts.Token)).ShouldNotBeNull("the image made for a kubelet stays");
     }
 
     [Fact(Timeout = 180_000)]
     public async Task A_flipped_byte_in_the_archive_is_DataLoss_and_leaves_no_image_no_content_ingest()
     {
         using var cts = new CancellationTokenSource(TestBudget);
-        var checkpointId = await fixture.CheckpointSourceAsync(cts.Token);
-        var stored = await fixture.AgentB.Store.GetAsync(RestoreFixture.CheckpointIdOf(checkpointId), cts.Token);
+        var checkpointId = await fixture.CheckpointCriSourceAsync(cts.Token);
+        var stored = await fixture.CriTargetAgent.Store.GetAsync(RestoreFixture.CheckpointIdOf(checkpointId), cts.Token);
         RestoreAssertions.FlipByte(stored.ArchivePath, stored.Manifest.CompressedSize / 2);
         var reference = CheckpointImage.ReferenceFor(stored.Manifest).ToString();
 
-        var error = await Should.ThrowAsync<PodMigrateException>(() => fixture.AgentB.Restore.RunAsync(ImageOnly(checkpointId), _ => { }, cts.Token));
+        var error = await Should.ThrowAsync<PodMigrateException>(() => fixture.CriTargetAgent.Restore.RunAsync(ImageOnly(checkpointId), _ => { }, cts.Token));
 
         error.Kind.ShouldBe(ErrorKind.DataLoss, error.Message);
         error.Message.ShouldContain(checkpointId);
-        (await new ContainerdImages(fixture.AgentB.Containerd).ListAsync(cts.Token, CheckpointImages.LabelFilter(RestoreFixture.CheckpointIdOf(checkpointId)))).ShouldBeEmpty();
-        (await CriB.Images.ImageStatusAsync(reference, cts.Token)).ShouldBeNull("CRI knows no such image");
-        (await new ContainerdContent(fixture.AgentB.Containerd).ListIngestsAsync(cts.Token))
+        (await new ContainerdImages(fixture.CriTargetAgent.Containerd).ListAsync(cts.Token, CheckpointImages.LabelFilter(RestoreFixture.CheckpointIdOf(checkpointId)))).ShouldBeEmpty();
+        (await TargetCri.Images.ImageStatusAsync(reference, cts.Token)).ShouldBeNull("CRI knows no such image");
+        (await new ContainerdContent(fixture.CriTargetAgent.Containerd).ListIngestsAsync(cts.Token))
             .Where(i => i.Ref.Contains(checkpointId, StringComparison.Ordinal)).ShouldBeEmpty("the partial layer was aborted, not left as an ingest");
     }
 
@@ -161,17 +162,17 @@ public sealed class CheckpointImageTests(RestoreFixture fixture, ITestOutputHelp
     public async Task Deleting_the_checkpoint_removes_the_nodes_image_of_it_and_frees_its_layer_and_snapshot()
     {
         using var cts = new CancellationTokenSource(TestBudget);
-        var checkpointId = await fixture.CheckpointSourceAsync(cts.Token);
+        var checkpointId = await fixture.CheckpointCriSourceAsync(cts.Token);
         var id = RestoreFixture.CheckpointIdOf(checkpointId);
-        var imported = await fixture.AgentB.Restore.RunAsync(ImageOnly(checkpointId), _ => { }, cts.Token);
-        (await CriB.Images.ImageStatusAsync(imported.CheckpointImage, cts.Token)).ShouldNotBeNull();
-        var images = new ContainerdImages(fixture.AgentB.Containerd);
+        var imported = await fixture.CriTargetAgent.Restore.RunAsync(ImageOnly(checkpointId), _ => { }, cts.Token);
+        (await TargetCri.Images.ImageStatusAsync(imported.CheckpointImage, cts.Token)).ShouldNotBeNull();
+        var images = new ContainerdImages(fixture.CriTargetAgent.Containerd);
         var resolved = await images.ResolveAsync(imported.CheckpointImage, cts.Token);
         var layer = resolved.Layers.ShouldNotBeNull().Single();
-        var snapshots = new ContainerdSnapshots(fixture.AgentB.Containerd);
+        var snapshots = new ContainerdSnapshots(fixture.CriTargetAgent.Containerd);
         await snapshots.StatAsync(resolved.ChainId, cts.Token);
 
-        await fixture.AgentB.Deletion.DeleteAsync(id, force: false, cts.Token);
+        await fixture.CriTargetAgent.Deletion.DeleteAsync(id, force: false, cts.Token);
 
         (await images.ListAsync(cts.Token, CheckpointImages.LabelFilter(id))).ShouldBeEmpty();
         (await images.ListAsync(cts.Token)).Where(i => i.Target.Digest == resolved.Manifest.Digest).Select(i => i.Name)
@@ -179,8 +180,8 @@ public sealed class CheckpointImageTests(RestoreFixture fixture, ITestOutputHelp
         await WaitUntilCriForgetsAsync(imported.CheckpointImage, cts.Token);
         (await Should.ThrowAsync<PodMigrateException>(() => images.InfoAsync(layer.Digest, cts.Token))).Kind.ShouldBe(ErrorKind.NotFound, "the layer is freed");
         (await Should.ThrowAsync<PodMigrateException>(() => snapshots.StatAsync(resolved.ChainId, cts.Token))).Kind.ShouldBe(ErrorKind.NotFound, "and so is its snapshot");
-        (await Should.ThrowAsync<PodMigrateException>(() => fixture.AgentB.Store.GetAsync(id, cts.Token))).Kind.ShouldBe(ErrorKind.NotFound);
-        (await Should.ThrowAsync<PodMigrateException>(() => fixture.AgentB.Deletion.DeleteAsync(id, force: false, cts.Token))).Kind.ShouldBe(ErrorKind.NotFound);
+        (await Should.ThrowAsync<PodMigrateException>(() => fixture.CriTargetAgent.Store.GetAsync(id, cts.Token))).Kind.ShouldBe(ErrorKind.NotFound);
+        (await Should.ThrowAsync<PodMigrateException>(() => fixture.CriTargetAgent.Deletion.DeleteAsync(id, force: false, cts.Token))).Kind.ShouldBe(ErrorKind.NotFound);
     }
 
     [Fact(Timeout = 180_000)]
@@ -194,14 +195,14 @@ public sealed class CheckpointImageTests(RestoreFixture fixture, ITestOutputHelp
             var config = ArchiveJson.DeserializeConfigDump(await File.ReadAllBytesAsync(path, token), path);
             var missing = $"{Cluster.Registry}/podmigrate/counter@sha256:{new string('0', 64)}";
             await File.WriteAllBytesAsync(path, ArchiveJson.SerializeConfigDump(config with { RootfsImageRef = missing }), token);
-        }, cts.Token);
+        }, cts.Token, from: fixture.CriCheckpointId);
         var podName = UniqueName("mountleak");
         await using var _ = PodCleanup(podName);
-        var snapshots = new ContainerdSnapshots(fixture.AgentB.Containerd);
+        var snapshots = new ContainerdSnapshots(fixture.CriTargetAgent.Containerd);
         var viewsBefore = CheckpointViews(await snapshots.ListAsync(cts.Token));
         var mountsBefore = CheckpointMounts();
 
-        var error = await Should.ThrowAsync<PodMigrateException>(() => fixture.AgentB.Restore.RunAsync(new RestoreRequest
+        var error = await Should.ThrowAsync<PodMigrateException>(() => fixture.CriTargetAgent.Restore.RunAsync(new RestoreRequest
         {
             CheckpointId = checkpointId,
             Method = RestoreMethod.RestoreCriImage,
@@ -209,7 +210,7 @@ public sealed class CheckpointImageTests(RestoreFixture fixture, ITestOutputHelp
         }, _ => { }, cts.Token));
 
         error.Message.ShouldContain("pull", Case.Insensitive);
-        (await RunnerB.GetAsync(TestPods.Namespace, podName, cts.Token)).ShouldBeNull("the sandbox of the failed restore is removed");
+        (await TargetRunner.GetAsync(TestPods.Namespace, podName, cts.Token)).ShouldBeNull("the sandbox of the failed restore is removed");
         // Only what this restore made is asserted on: a mount or view left from before may go meanwhile (containerd's own cleanup).
         CheckpointMounts().Except(mountsBefore).ShouldBeEmpty("containerd's read-only checkpointNNN mount is removed");
         CheckpointViews(await snapshots.ListAsync(cts.Token)).Except(viewsBefore).ShouldBeEmpty("and so is the view snapshot behind it");
@@ -238,7 +239,7 @@ public sealed class CheckpointImageTests(RestoreFixture fixture, ITestOutputHelp
     private async Task WaitUntilCriForgetsAsync(string reference, CancellationToken cancellationToken)
     {
         var delay = TimeSpan.FromMilliseconds(20);
-        while (await CriB.Images.ImageStatusAsync(reference, cancellationToken) is not null)
+        while (await TargetCri.Images.ImageStatusAsync(reference, cancellationToken) is not null)
         {
             await Task.Delay(delay, cancellationToken);
             delay = TimeSpan.FromMilliseconds(Math.Min(delay.TotalMilliseconds * 2, 250));
@@ -247,6 +248,6 @@ public sealed class CheckpointImageTests(RestoreFixture fixture, ITestOutputHelp
 
     private static string UniqueName(string prefix) => $"ckimg-{prefix}-{Guid.NewGuid().ToString("N")[..8]}";
 
-    private AsyncCleanup PodCleanup(string podName) => new(async token => await RunnerB.RemoveAsync(TestPods.Namespace, podName, TimeSpan.FromSeconds(2), token));
+    private AsyncCleanup PodCleanup(string podName) => new(async token => await TargetRunner.RemoveAsync(TestPods.Namespace, podName, TimeSpan.FromSeconds(2), token));
 
 }

@@ -10,7 +10,10 @@ namespace PodMigrate.Integration.Tests.Restore;
 
 /// <summary>
 /// What the restore tests share: agents for node-a and node-b over a share and state directories of their own, and
-/// a counter pod on node-a checkpointed once by the agent (left running). Everything is removed at the end.
+/// a counter pod on node-a checkpointed once by the agent (left running). Restores through CRI go to
+/// <see cref="CriTarget"/>, a node whose runtime has them (node-b on containerd 1.7 has not), from checkpoints made on
+/// <see cref="CriSource"/>, another node: node-a's counter when the target is not node-a, else a second counter pod.
+/// Everything is removed at the end.
 /// </summary>
 public sealed class RestoreFixture : IAsyncLifetime
 {
@@ -29,6 +32,23 @@ public sealed class RestoreFixture : IAsyncLifetime
     public LocalCluster Cluster => cluster;
 
     public Pod Source { get; private set; } = null!;
+
+    /// <summary>The node CRI restores go to: one with restore through CRI, not node-a when another has it.</summary>
+    public string CriTarget { get; private set; } = "";
+
+    /// <summary>Where the pod that <see cref="CheckpointCriSourceAsync"/> checkpoints runs: a node other than <see cref="CriTarget"/>.</summary>
+    public string CriSource { get; private set; } = "";
+
+    /// <summary>The counter pod on <see cref="CriSource"/>: <see cref="Source"/> when that is node-a.</summary>
+    public Pod CriSourcePod { get; private set; } = null!;
+
+    internal NodeAgent CriTargetAgent => AgentOf(CriTarget);
+
+    /// <summary>A checkpoint of <see cref="CriSourcePod"/> every CRI restore test can restore on <see cref="CriTarget"/>.</summary>
+    public string CriCheckpointId { get; private set; } = "";
+
+    /// <summary>The counter's value as <see cref="CriCheckpointId"/> holds it.</summary>
+    public long CriArchivedCount { get; private set; }
 
     /// <summary>The checkpoint of <see cref="Source"/> every test restores from.</summary>
     public string CheckpointId { get; private set; } = "";
@@ -50,48 +70,78 @@ public sealed class RestoreFixture : IAsyncLifetime
         await RestoreAssertions.WaitForCountAsync(cluster.Runner(NodeA), Source.Metadata.Name!, 15, cts.Token);
         CheckpointId = await CheckpointSourceAsync(cts.Token);
         ArchivedCount = await ArchivedCountOfAsync(CheckpointId, cts.Token);
+
+        CriTarget = cluster.Info.NodeWithCriRestore(preferNot: NodeA).Name;
+        CriSource = CriTarget == NodeA ? cluster.Info.OtherNode(NodeA).Name : NodeA;
+        if (CriSource == NodeA)
+        {
+            CriSourcePod = Source;
+            CriCheckpointId = CheckpointId;
+            CriArchivedCount = ArchivedCount;
+            return;
+        }
+        CriSourcePod = TestPods.Counter(cluster.Image("counter"), "restore-crisrc");
+        await cluster.Runner(CriSource).RunAsync(CriSourcePod, cts.Token);
+        await RestoreAssertions.WaitForCountAsync(cluster.Runner(CriSource), CriSourcePod.Metadata.Name!, 15, cts.Token);
+        CriCheckpointId = await CheckpointCriSourceAsync(cts.Token);
+        CriArchivedCount = await ArchivedCountOfAsync(CriCheckpointId, cts.Token);
     }
 
+    internal NodeAgent AgentOf(string node) => node switch
+    {
+        NodeA => AgentA,
+        NodeB => AgentB,
+        _ => throw new InvalidOperationException($"the restore tests have agents for {NodeA} and {NodeB}, not {node}"),
+    };
+
+    /// <summary>A new checkpoint of <see cref="CriSourcePod"/> on <see cref="CriSource"/>, left running.</summary>
+    public Task<string> CheckpointCriSourceAsync(CancellationToken cancellationToken)
+        => CheckpointAsync(AgentOf(CriSource), CriSourcePod, cancellationToken);
+
     /// <summary>A new checkpoint of the source pod, left running (what the flipped-byte test corrupts).</summary>
-    public async Task<string> CheckpointSourceAsync(CancellationToken cancellationToken)
+    public Task<string> CheckpointSourceAsync(CancellationToken cancellationToken) => CheckpointAsync(AgentA, Source, cancellationToken);
+
+    private static async Task<string> CheckpointAsync(NodeAgent agent, Pod pod, CancellationToken cancellationToken)
     {
         var request = new CheckpointRequest
         {
-            Container = new ContainerSelector { Pod = new ContainerSelector.Types.PodContainer { Namespace = TestPods.Namespace, Pod = Source.Metadata.Name!, Container = "counter" } },
+            Container = new ContainerSelector { Pod = new ContainerSelector.Types.PodContainer { Namespace = TestPods.Namespace, Pod = pod.Metadata.Name!, Container = "counter" } },
             Disposition = SourceDisposition.SourceLeaveRunning,
         };
-        var result = await AgentA.Checkpoint.RunAsync(request, _ => { }, cancellationToken);
+        var result = await agent.Checkpoint.RunAsync(request, _ => { }, cancellationToken);
         result.SourceState.ShouldBe(SourceState.SourceRunning);
         return result.Checkpoint.CheckpointId;
     }
 
     /// <summary>
     /// A new, correctly published checkpoint (every digest matches) whose CRIU image <paramref name="imageFile"/> is
-    /// garbage: what gets past verification and fails in CRIU itself.
+    /// garbage (made from the fixture's checkpoint or <paramref name="from"/>): what gets past verification and fails in CRIU itself.
     /// </summary>
-    public Task<string> PublishWithDamagedCriuImageAsync(string imageFile, CancellationToken cancellationToken)
+    public Task<string> PublishWithDamagedCriuImageAsync(string imageFile, CancellationToken cancellationToken, string? from = null)
         => PublishModifiedAsync(
             (directory, token) => File.WriteAllBytesAsync(Path.Combine(directory, CheckpointLayout.CheckpointDirectory, imageFile), new byte[64], token),
-            cancellationToken);
+            cancellationToken,
+            from);
 
     /// <summary>
-    /// A new, correctly published checkpoint (every digest matches) made from the fixture's checkpoint changed by
-    /// <paramref name="modify"/> (given the unpacked archive directory): what gets past verification and fails later.
+    /// A new, correctly published checkpoint (every digest matches) made from the fixture's checkpoint (or
+    /// <paramref name="from"/>) changed by <paramref name="modify"/> (given the unpacked archive directory): what gets past verification and fails later.
     /// </summary>
-    public async Task<string> PublishModifiedAsync(Func<string, CancellationToken, Task> modify, CancellationToken cancellationToken)
+    public async Task<string> PublishModifiedAsync(Func<string, CancellationToken, Task> modify, CancellationToken cancellationToken, string? from = null)
     {
+        from ??= CheckpointId;
         var directory = Path.Combine(_root, "modified-" + Guid.NewGuid().ToString("N")[..8]);
-        await AgentA.Store.ExtractAsync(CheckpointIdOf(CheckpointId), directory, cancellationToken);
+        await AgentA.Store.ExtractAsync(CheckpointIdOf(from), directory, cancellationToken);
         try
         {
             await modify(directory, cancellationToken);
             var id = Core.Store.CheckpointId.New(TimeProvider.System);
-            var source = await AgentA.Store.GetAsync(CheckpointIdOf(CheckpointId), cancellationToken);
+            var source = await AgentA.Store.GetAsync(CheckpointIdOf(from), cancellationToken);
             await AgentA.Store.PublishAsync(new CheckpointPublishRequest
             {
                 Id = id,
                 SourceDirectory = directory,
-                SourceNode = NodeA,
+                SourceNode = source.Manifest.SourceNode,
                 Pod = source.Manifest.Pod,
                 Container = source.Manifest.Container,
                 ImageReference = source.Manifest.ImageReference,
@@ -140,6 +190,10 @@ public sealed class RestoreFixture : IAsyncLifetime
             {
                 await cluster.Runner(NodeA).RemoveAsync(TestPods.Namespace, Source.Metadata.Name!, TimeSpan.FromSeconds(2), cts.Token);
             }
+            if (CriSourcePod is not null && !ReferenceEquals(CriSourcePod, Source))
+            {
+                await cluster.Runner(CriSource).RemoveAsync(TestPods.Namespace, CriSourcePod.Metadata.Name!, TimeSpan.FromSeconds(2), cts.Token);
+            }
         }
         finally
         {
@@ -148,6 +202,7 @@ public sealed class RestoreFixture : IAsyncLifetime
                 // The checkpoint images the tests left on the nodes go with the test's checkpoints.
                 foreach (var checkpoint in await AgentA.Store.ListAsync(null, cts.Token))
                 {
+                    await AgentA.Images.RemoveAsync(checkpoint.Id, cts.Token);
                     await AgentB.Images.RemoveAsync(checkpoint.Id, cts.Token);
                 }
             }

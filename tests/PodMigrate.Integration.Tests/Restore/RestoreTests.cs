@@ -11,9 +11,10 @@ using Runtime.V1;
 namespace PodMigrate.Integration.Tests.Restore;
 
 /// <summary>
-/// A counter pod on node-a, checkpointed by the agent (left running), restored on node-b through CRI and directly
-/// through containerd's Tasks API: the counter goes on from the checkpointed value. Plus clones, a corrupted archive
-/// (DataLoss, nothing created) and bad requests.
+/// A counter pod on node-a, checkpointed by the agent (left running), restored on node-b directly through
+/// containerd's Tasks API, and a counter checkpointed on another node restored through CRI on the node that can
+/// (<see cref="RestoreFixture.CriTarget"/>; containerd 1.7 cannot): the counter goes on from the checkpointed value.
+/// Plus clones, a corrupted archive (DataLoss, nothing created) and bad requests.
 /// </summary>
 [Collection(RestoreTestGroup.Name)]
 [Trait("Category", "Integration")]
@@ -28,34 +29,39 @@ public sealed class RestoreTests(RestoreFixture fixture)
 
     private KubeletPodRunner RunnerB => Cluster.Runner(RestoreFixture.NodeB);
 
+    private KubeletPodRunner CriRunner => Cluster.Runner(fixture.CriTarget);
+
+    private NodeAgent CriAgent => fixture.CriTargetAgent;
+
     [Fact(Timeout = 180_000)]
-    public async Task Cri_image_restore_on_node_b_continues_the_counter_from_the_checkpoint()
+    public async Task Cri_image_restore_on_another_node_continues_the_counter_from_the_checkpoint()
     {
         using var cts = new CancellationTokenSource(TestBudget);
+        fixture.CriTarget.ShouldNotBe(fixture.CriSource, "the checkpoint moves across nodes");
         var podName = UniqueName("cri");
         await using var _ = PodCleanup(podName);
         var progress = new List<Progress>();
 
-        var result = await fixture.AgentB.Restore.RunAsync(PodRequest(podName), progress.Add, cts.Token);
+        var result = await CriAgent.Restore.RunAsync(PodRequest(podName), progress.Add, cts.Token);
 
         result.Method.ShouldBe(RestoreMethod.RestoreCriImage);
-        result.CheckpointId.ShouldBe(fixture.CheckpointId);
+        result.CheckpointId.ShouldBe(fixture.CriCheckpointId);
         result.SandboxId.ShouldNotBeNullOrEmpty();
         result.Pid.ShouldBeGreaterThan(0u);
-        IPNetwork.Parse(Cluster.Info.Node(RestoreFixture.NodeB).Subnet).Contains(IPAddress.Parse(result.PodIp)).ShouldBeTrue($"pod IP {result.PodIp} is not in node-b's subnet");
+        IPNetwork.Parse(Cluster.Info.Node(fixture.CriTarget).Subnet).Contains(IPAddress.Parse(result.PodIp)).ShouldBeTrue($"pod IP {result.PodIp} is not in {fixture.CriTarget}'s subnet");
         // The checkpoint image is made, the pod runs from it, and the image, made for this restore only, goes.
         result.Timings.Select(t => t.Phase).ShouldBe([Phase.Fetch, Phase.Import, Phase.Restore, Phase.Cleanup]);
         result.CheckpointImage.ShouldStartWith("localhost/podmigrate/checkpoint/");
-        (await Cluster.Cri(RestoreFixture.NodeB).Images.ImageStatusAsync(result.CheckpointImage, cts.Token)).ShouldBeNull("the restore leaves no image behind");
+        (await Cluster.Cri(fixture.CriTarget).Images.ImageStatusAsync(result.CheckpointImage, cts.Token)).ShouldBeNull("the restore leaves no image behind");
         progress.Select(p => p.Phase).ShouldContain(Phase.Restore);
 
-        var pod = (await RunnerB.GetAsync(TestPods.Namespace, podName, cts.Token)).ShouldNotBeNull();
+        var pod = (await CriRunner.GetAsync(TestPods.Namespace, podName, cts.Token)).ShouldNotBeNull();
         pod.Containers.ShouldHaveSingleItem().Id.ShouldBe(result.ContainerId);
         pod.Containers[0].State.ShouldBe("Running");
         await ShouldContinuePodCounterAsync(podName, result.PodIp, cts.Token);
-        var status = await Cluster.Cri(RestoreFixture.NodeB).Runtime.ContainerStatusAsync(result.ContainerId, cts.Token);
+        var status = await Cluster.Cri(fixture.CriTarget).Runtime.ContainerStatusAsync(result.ContainerId, cts.Token);
         status.Annotations.ShouldContainKeyAndValue("restored", "true");
-        Directory.EnumerateFileSystemEntries(Path.Combine(fixture.AgentB.StateDirectory, "staging")).ShouldBeEmpty("staging is removed after the restore");
+        Directory.EnumerateFileSystemEntries(Path.Combine(CriAgent.StateDirectory, "staging")).ShouldBeEmpty("staging is removed after the restore");
     }
 
     [Fact(Timeout = 180_000)]
@@ -94,8 +100,8 @@ public sealed class RestoreTests(RestoreFixture fixture)
         await using var cleanFirst = PodCleanup(first);
         await using var cleanSecond = PodCleanup(second);
 
-        var a = await fixture.AgentB.Restore.RunAsync(PodRequest(first), _ => { }, cts.Token);
-        var b = await fixture.AgentB.Restore.RunAsync(PodRequest(second), _ => { }, cts.Token);
+        var a = await CriAgent.Restore.RunAsync(PodRequest(first), _ => { }, cts.Token);
+        var b = await CriAgent.Restore.RunAsync(PodRequest(second), _ => { }, cts.Token);
 
         b.ContainerId.ShouldNotBe(a.ContainerId);
         b.SandboxId.ShouldNotBe(a.SandboxId);
@@ -114,7 +120,7 @@ public sealed class RestoreTests(RestoreFixture fixture)
         RestoreAssertions.FlipByte(stored.ArchivePath, stored.Manifest.CompressedSize / 2);
         var podName = UniqueName("corrupt");
         var containerId = UniqueName("corrupt");
-        await using var cleanPod = PodCleanup(podName);
+        await using var cleanPod = PodCleanup(podName, RunnerB);
         await using var cleanContainer = DirectCleanup(containerId);
 
         var viaCri = await Should.ThrowAsync<PodMigrateException>(
@@ -139,6 +145,7 @@ public sealed class RestoreTests(RestoreFixture fixture)
     {
         using var cts = new CancellationTokenSource(TestBudget);
         var checkpointId = await fixture.PublishWithDamagedCriuImageAsync("pstree.img", cts.Token);
+        var criCheckpointId = await fixture.PublishWithDamagedCriuImageAsync("pstree.img", cts.Token, from: fixture.CriCheckpointId);
         var podName = UniqueName("criufail");
         var containerId = UniqueName("criufail");
         await using var cleanPod = PodCleanup(podName);
@@ -148,7 +155,7 @@ public sealed class RestoreTests(RestoreFixture fixture)
         var direct = await Should.ThrowAsync<PodMigrateException>(
             () => fixture.AgentB.Restore.RunAsync(new RestoreRequest { CheckpointId = checkpointId, ContainerId = containerId }, _ => { }, cts.Token));
         var viaCri = await Should.ThrowAsync<PodMigrateException>(
-            () => fixture.AgentB.Restore.RunAsync(PodRequest(podName, checkpointId), _ => { }, cts.Token));
+            () => CriAgent.Restore.RunAsync(PodRequest(podName, criCheckpointId), _ => { }, cts.Token));
 
         direct.Kind.ShouldBe(ErrorKind.Internal, direct.Message);
         direct.Message.ShouldContain(checkpointId);
@@ -158,10 +165,11 @@ public sealed class RestoreTests(RestoreFixture fixture)
         Directory.Exists(Path.Combine(fixture.AgentB.StateDirectory, "restored", containerId)).ShouldBeFalse();
 
         viaCri.Kind.ShouldBe(ErrorKind.Internal, viaCri.Message);
-        (await RunnerB.GetAsync(TestPods.Namespace, podName, cts.Token)).ShouldBeNull("the sandbox of the failed restore is removed");
+        (await CriRunner.GetAsync(TestPods.Namespace, podName, cts.Token)).ShouldBeNull("the sandbox of the failed restore is removed");
         File.ReadAllText("/proc/self/mountinfo").Split('\n').Count(l => l.Contains("/checkpoint", StringComparison.Ordinal))
             .ShouldBe(mountsBefore.Split('\n').Count(l => l.Contains("/checkpoint", StringComparison.Ordinal)), "no checkpoint mount is left behind");
         Directory.EnumerateFileSystemEntries(Path.Combine(fixture.AgentB.StateDirectory, "staging")).ShouldBeEmpty();
+        Directory.EnumerateFileSystemEntries(Path.Combine(CriAgent.StateDirectory, "staging")).ShouldBeEmpty();
     }
 
     [Fact(Timeout = 60_000)]
@@ -180,13 +188,13 @@ public sealed class RestoreTests(RestoreFixture fixture)
 
     private RestoreRequest PodRequest(string podName, string? checkpointId = null) => new()
     {
-        CheckpointId = checkpointId ?? fixture.CheckpointId,
+        CheckpointId = checkpointId ?? fixture.CriCheckpointId,
         Method = RestoreMethod.RestoreCriImage,
         Pod = new PodTarget { Namespace = TestPods.Namespace, Name = podName, Labels = { ["test"] = "restore" } },
     };
 
     private Task ShouldContinuePodCounterAsync(string podName, string podIp, CancellationToken cancellationToken)
-        => RestoreAssertions.ShouldContinuePodCounterAsync(RunnerB, podName, podIp, fixture.ArchivedCount, cancellationToken);
+        => RestoreAssertions.ShouldContinuePodCounterAsync(CriRunner, podName, podIp, fixture.CriArchivedCount, cancellationToken);
 
     /// <summary>A bare container's /tmp/count as the host sees it: in the upper directory of its snapshot.</summary>
     private async Task<string> CountFileOfAsync(string containerId, CancellationToken cancellationToken)
@@ -201,7 +209,11 @@ public sealed class RestoreTests(RestoreFixture fixture)
 
     private static string UniqueName(string prefix) => $"restore-{prefix}-{Guid.NewGuid().ToString("N")[..8]}";
 
-    private AsyncCleanup PodCleanup(string podName) => new(async token => await RunnerB.RemoveAsync(TestPods.Namespace, podName, TimeSpan.FromSeconds(2), token));
+    private AsyncCleanup PodCleanup(string podName, KubeletPodRunner? runner = null)
+    {
+        runner ??= CriRunner;
+        return new(async token => await runner.RemoveAsync(TestPods.Namespace, podName, TimeSpan.FromSeconds(2), token));
+    }
 
     private AsyncCleanup DirectCleanup(string containerId) => new(async token => await fixture.AgentB.Direct.RemoveAsync(containerId, token));
 }

@@ -9,6 +9,18 @@ public sealed record ClusterInfo(string RunDir, string Registry, string SandboxI
     public ClusterNode Node(string name) => Nodes.FirstOrDefault(n => n.Name == name)
         ?? throw new InvalidOperationException($"the local cluster in {RunDir} has no node {name} (nodes: {string.Join(", ", Nodes.Select(n => n.Name))})");
 
+    /// <summary>
+    /// A node whose runtime restores through CRI, another than <paramref name="preferNot"/> when there is one (so a
+    /// checkpoint made there can be restored across nodes); fails when no node can.
+    /// </summary>
+    public ClusterNode NodeWithCriRestore(string? preferNot = null)
+        => Nodes.Where(n => n.HasCriRestore).OrderBy(n => n.Name == preferNot).FirstOrDefault()
+            ?? throw new InvalidOperationException($"no node of the local cluster in {RunDir} restores through CRI (containerd: {string.Join(", ", Nodes.Select(n => $"{n.Name} {n.ContainerdVersion}"))})");
+
+    /// <summary>A node other than <paramref name="name"/> (the first in order); fails on a one-node cluster.</summary>
+    public ClusterNode OtherNode(string name) => Nodes.FirstOrDefault(n => n.Name != name)
+        ?? throw new InvalidOperationException($"the local cluster in {RunDir} has no node besides {name}");
+
     public static ClusterInfo Read(string path)
         => JsonSerializer.Deserialize(File.ReadAllText(path), ClusterInfoJsonContext.Default.ClusterInfo)
             ?? throw new InvalidOperationException($"{path} is empty");
@@ -26,7 +38,11 @@ public sealed record ClusterNode(
     int AgentPort,
     string? ContainerdVersion = null,
     string? PreparedDir = null,
-    bool RestoreRuntime = false);
+    bool RestoreRuntime = false)
+{
+    /// <summary>containerd 1.7 has no restore through CRI; 2.x has it (a cluster.json without versions is all 2.x).</summary>
+    public bool HasCriRestore => ContainerdVersion is not { } version || !version.StartsWith("1.", StringComparison.Ordinal);
+}
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase)]
 [JsonSerializable(typeof(ClusterInfo))]
