@@ -197,8 +197,8 @@ public sealed class ServerKindsTests
         var claim = await TableRowAsync(http, "/api/v1/namespaces/default/persistentvolumeclaims", api.Token);
 
         // The age column is whole seconds since creation: 0s or 1s, depending on when the second turned.
-        binding[2].ShouldMatch("^[01]s$");
-        claim[7].ShouldMatch("^[01]s$");
+        binding[2]!.ShouldMatch("^[01]s$");
+        claim[7]!.ShouldMatch("^[01]s$");
         binding.Where((_, i) => i != 2).ShouldBe(["b", "Role/r", "alice", "", "default/sa"]);
         claim.Where((_, i) => i != 7).ShouldBe(["share", "Pending", "share", "", "", "", "<unset>", "Filesystem"]);
     }
