@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using PodMigrate.Core.Errors;
+using PodMigrate.Core.Retry;
 using PodMigrate.Kube.Client;
 using PodMigrate.Node.Cri;
 using PodMigrate.NodeEmulator.Mirror;
@@ -124,7 +125,7 @@ public sealed class NodeEmulator
                 EmulatorLog.Waiting(logger, doing, delay, e.Message);
             }
             await Task.Delay(delay, _time, cancellationToken);
-            delay = Backoff.Double(delay, RetryMax);
+            delay = ExponentialBackoff.Doubled(delay, RetryMax);
         }
     }
 }

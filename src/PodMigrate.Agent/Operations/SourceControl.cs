@@ -3,6 +3,7 @@ using PodMigrate.Agent.Containers;
 using PodMigrate.Agent.Telemetry;
 using PodMigrate.Agent.V1;
 using PodMigrate.Core.Errors;
+using PodMigrate.Core.Retry;
 using PodMigrate.Core.Store;
 using PodMigrate.Node.Containerd;
 
@@ -102,7 +103,7 @@ internal sealed class SourceControl(
                 }
             }
             await Task.Delay(delay, cancellationToken);
-            delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromMilliseconds(500).Ticks));
+            delay = ExponentialBackoff.Doubled(delay, TimeSpan.FromMilliseconds(500));
         }
     }
 

@@ -5,6 +5,7 @@ using PodMigrate.Agent.V1;
 using PodMigrate.Core.Archive;
 using PodMigrate.Core.Errors;
 using PodMigrate.Core.Images;
+using PodMigrate.Core.Retry;
 using PodMigrate.Core.Store;
 using PodMigrate.Node.Containerd;
 using PodMigrate.Node.Cri;
@@ -293,7 +294,7 @@ internal sealed class CheckpointImages(
             {
                 throw PodMigrateException.Unavailable($"containerd's CRI did not list image {reference} within {CriVisibilityTimeout.TotalSeconds:0} s of its import");
             }
-            delay = TimeSpan.FromMilliseconds(Math.Min(delay.TotalMilliseconds * 2, 250));
+            delay = ExponentialBackoff.Doubled(delay, TimeSpan.FromMilliseconds(250));
         }
     }
 

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Net.Http;
 using System.Net.Sockets;
 using PodMigrate.Core.Errors;
+using PodMigrate.Core.Retry;
 using PodMigrate.Node.Restore;
 
 namespace PodMigrate.Cli.Bench;
@@ -77,7 +78,7 @@ internal sealed class MemhogProbe(HttpClient http, TimeProvider time)
                     // Not listening yet.
                 }
                 await Task.Delay(delay, time, deadline.Token);
-                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromMilliseconds(500).Ticks));
+                delay = ExponentialBackoff.Doubled(delay, TimeSpan.FromMilliseconds(500));
             }
         }
         catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)

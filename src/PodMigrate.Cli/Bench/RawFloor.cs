@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using PodMigrate.Core.Errors;
 using PodMigrate.Core.Processes;
+using PodMigrate.Core.Retry;
 using PodMigrate.Node.Containerd;
 using Runc = Containerd.Runc.V1;
 using TaskStatus = Containerd.V1.Types.Status;
@@ -116,7 +117,7 @@ internal sealed class RawFloor(ContainerdConnection containerd, string workDirec
                     return;
                 }
                 await Task.Delay(delay, deadline.Token);
-                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromMilliseconds(500).Ticks));
+                delay = ExponentialBackoff.Doubled(delay, TimeSpan.FromMilliseconds(500));
             }
         }
         catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)

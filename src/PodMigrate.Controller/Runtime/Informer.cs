@@ -2,6 +2,7 @@ using System.Diagnostics.CodeAnalysis;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using PodMigrate.Core.Errors;
+using PodMigrate.Core.Retry;
 using PodMigrate.Kube.Client;
 using PodMigrate.Kube.Models;
 

@@ -1,4 +1,5 @@
 using PodMigrate.Core.Errors;
+using PodMigrate.Core.Retry;
 
 namespace PodMigrate.Controller.Runtime;
 

@@ -2,6 +2,7 @@ using System.Formats.Tar;
 using PodMigrate.Core.Codecs;
 using PodMigrate.Core.Errors;
 using PodMigrate.Core.IO;
+using PodMigrate.Core.Interop;
 
 namespace PodMigrate.Core.Archive;
 

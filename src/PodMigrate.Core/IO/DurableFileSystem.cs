@@ -1,5 +1,5 @@
-using System.Runtime.InteropServices;
 using System.Runtime.Versioning;
+using PodMigrate.Core.Interop;
 
 namespace PodMigrate.Core.IO;
 
@@ -21,18 +21,18 @@ public static class DurableFileSystem
         var fd = LibC.Open(path, LibC.O_RDONLY | LibC.O_DIRECTORY | LibC.O_CLOEXEC);
         if (fd < 0)
         {
-            throw ErrnoException("open directory", path, Marshal.GetLastPInvokeError());
+            throw LibC.Error("open directory", path, LibC.LastErrno());
         }
 
         try
         {
             if (LibC.Fsync(fd) != 0)
             {
-                var errno = Marshal.GetLastPInvokeError();
+                var errno = LibC.LastErrno();
                 // Some file systems (and some NFS servers) do not support fsync on a directory: nothing more can be done there.
                 if (errno is not (LibC.EINVAL or LibC.ENOSYS))
                 {
-                    throw ErrnoException("fsync directory", path, errno);
+                    throw LibC.Error("fsync directory", path, errno);
                 }
             }
         }
@@ -47,7 +47,7 @@ public static class DurableFileSystem
     {
         if (LibC.StatFsPath(path, out var stat) != 0)
         {
-            throw ErrnoException("statfs", path, Marshal.GetLastPInvokeError());
+            throw LibC.Error("statfs", path, LibC.LastErrno());
         }
 
         var unit = stat.FragmentSize != 0 ? stat.FragmentSize : stat.BlockSize;
@@ -65,8 +65,8 @@ public static class DurableFileSystem
             return true;
         }
 
-        var errno = Marshal.GetLastPInvokeError();
-        return errno == LibC.EEXIST ? false : throw ErrnoException("mkdir", path, errno);
+        var errno = LibC.LastErrno();
+        return errno == LibC.EEXIST ? false : throw LibC.Error("mkdir", path, errno);
     }
 
     /// <summary>Renames <paramref name="source"/> to <paramref name="destination"/> unless the destination exists; false if it does.</summary>
@@ -77,7 +77,7 @@ public static class DurableFileSystem
             return true;
         }
 
-        var errno = Marshal.GetLastPInvokeError();
+        var errno = LibC.LastErrno();
         if (errno is LibC.EEXIST or LibC.ENOTEMPTY)
         {
             return false;
@@ -85,7 +85,7 @@ public static class DurableFileSystem
 
         if (errno is not (LibC.EINVAL or LibC.ENOSYS))
         {
-            throw ErrnoException("rename", $"{source} -> {destination}", errno);
+            throw LibC.Error("rename", $"{source} -> {destination}", errno);
         }
 
         // RENAME_NOREPLACE is not supported everywhere (NFS): a directory rename still refuses a non-empty target.
@@ -99,8 +99,8 @@ public static class DurableFileSystem
             return true;
         }
 
-        errno = Marshal.GetLastPInvokeError();
-        return errno is LibC.EEXIST or LibC.ENOTEMPTY ? false : throw ErrnoException("rename", $"{source} -> {destination}", errno);
+        errno = LibC.LastErrno();
+        return errno is LibC.EEXIST or LibC.ENOTEMPTY ? false : throw LibC.Error("rename", $"{source} -> {destination}", errno);
     }
 
     /// <summary>Whether an I/O failure means the file system (or the quota) is full.</summary>
@@ -202,7 +202,4 @@ public static class DurableFileSystem
     private static bool IsUnix => !OperatingSystem.IsWindows();
 
     private static PlatformNotSupportedException NotUnix() => new("PodMigrate's checkpoint files need a Unix file system");
-
-    internal static IOException ErrnoException(string operation, string path, int errno)
-        => new($"{operation} {path}: {Marshal.GetPInvokeErrorMessage(errno)}", errno);
 }

@@ -1,4 +1,4 @@
-using System.Runtime.InteropServices;
+using PodMigrate.Core.Interop;
 
 namespace PodMigrate.Core.IO;
 
@@ -17,8 +17,6 @@ public enum FileKind
 
 public static class FileKinds
 {
-    private const int ENOENT = 2;
-
     /// <summary>The kind of <paramref name="path"/> itself (lstat semantics).</summary>
     public static FileKind Of(string path)
         => OfOrNull(path) ?? throw new FileNotFoundException($"statx {path}: no such file or directory", path);
@@ -40,8 +38,8 @@ public static class FileKinds
     {
         if (LibC.StatxPath(LibC.AT_FDCWD, path, LibC.AT_SYMLINK_NOFOLLOW, LibC.STATX_TYPE | LibC.STATX_MODE, out var stat) != 0)
         {
-            var errno = Marshal.GetLastPInvokeError();
-            return errno == ENOENT ? null : throw DurableFileSystem.ErrnoException("statx", path, errno);
+            var errno = LibC.LastErrno();
+            return errno == LibC.ENOENT ? null : throw LibC.Error("statx", path, errno);
         }
         return stat;
     }

@@ -3,6 +3,7 @@ using System.Runtime.ExceptionServices;
 using System.Security.Cryptography;
 using System.Threading.Channels;
 using Microsoft.Win32.SafeHandles;
+using PodMigrate.Core.Interop;
 
 namespace PodMigrate.Core.IO;
 

@@ -13,6 +13,9 @@ public static class OciMediaTypes
     public const string DockerManifest = "application/vnd.docker.distribution.manifest.v2+json";
     public const string DockerManifestList = "application/vnd.docker.distribution.manifest.list.v2+json";
 
+    /// <summary>Whether the type is an index (OCI) or a manifest list (Docker), whose entries are per-platform manifests.</summary>
+    public static bool IsIndex(string mediaType) => mediaType is ImageIndex or DockerManifestList;
+
     /// <summary>The tag of a manifest in an OCI layout's index.json.</summary>
     public const string RefNameAnnotation = "org.opencontainers.image.ref.name";
 

@@ -6,7 +6,9 @@ namespace PodMigrate.Core.Images;
 
 // The JSON documents of the OCI image spec, reduced to the fields PodMigrate writes or reads.
 // Property order is declaration order, and dictionaries are sorted where they are made, so the
-// same image always serialises to the same bytes (and therefore the same digest).
+// same image always serialises to the same bytes (and therefore the same digest). The fields only read
+// (a descriptor's platform, the config's user, the manifest-or-index shape) come last and are null when written.
+// These are the solution's one set of OCI image models: containerd's image resolution reads them too.
 
 public sealed record OciDescriptor(
     [property: JsonPropertyName("mediaType")] string MediaType,
@@ -16,9 +18,18 @@ public sealed record OciDescriptor(
     [JsonPropertyName("annotations")]
     public IReadOnlyDictionary<string, string>? Annotations { get; init; }
 
+    /// <summary>Set on an index's entries: the platform the manifest is for.</summary>
+    [JsonPropertyName("platform")]
+    public OciPlatform? Platform { get; init; }
+
     [JsonIgnore]
     public OciDigest ParsedDigest => OciDigest.Parse(Digest);
 }
+
+public sealed record OciPlatform(
+    [property: JsonPropertyName("architecture")] string Architecture,
+    [property: JsonPropertyName("os")] string Os,
+    [property: JsonPropertyName("variant")] string? Variant = null);
 
 public sealed record OciManifest(
     [property: JsonPropertyName("schemaVersion")] int SchemaVersion,
@@ -39,12 +50,23 @@ public sealed record OciIndex(
     public IReadOnlyDictionary<string, string>? Annotations { get; init; }
 }
 
-/// <summary>The image config; the nested <c>config</c> keys are PascalCase in the spec, the outer ones are not.</summary>
+/// <summary>An image manifest or an image index / manifest list as read (the fields of both, told apart by which are set).</summary>
+public sealed record OciManifestOrIndex(
+    [property: JsonPropertyName("mediaType")] string? MediaType,
+    [property: JsonPropertyName("config")] OciDescriptor? Config,
+    [property: JsonPropertyName("layers")] IReadOnlyList<OciDescriptor>? Layers,
+    [property: JsonPropertyName("manifests")] IReadOnlyList<OciDescriptor>? Manifests,
+    [property: JsonPropertyName("annotations")] IReadOnlyDictionary<string, string>? Annotations);
+
+/// <summary>
+/// The image config; the nested <c>config</c> keys are PascalCase in the spec, the outer ones are not. Every field may be
+/// absent from an image read from elsewhere; the images PodMigrate writes set them all.
+/// </summary>
 public sealed record OciImageConfig(
-    [property: JsonPropertyName("architecture")] string Architecture,
-    [property: JsonPropertyName("os")] string Os,
-    [property: JsonPropertyName("config")] OciContainerConfig Config,
-    [property: JsonPropertyName("rootfs")] OciRootFs RootFs);
+    [property: JsonPropertyName("architecture")] string? Architecture = null,
+    [property: JsonPropertyName("os")] string? Os = null,
+    [property: JsonPropertyName("config")] OciContainerConfig? Config = null,
+    [property: JsonPropertyName("rootfs")] OciRootFs? RootFs = null);
 
 public sealed record OciContainerConfig
 {
@@ -62,6 +84,9 @@ public sealed record OciContainerConfig
 
     [JsonPropertyName("Labels")]
     public IReadOnlyDictionary<string, string>? Labels { get; init; }
+
+    [JsonPropertyName("User")]
+    public string? User { get; init; }
 }
 
 public sealed record OciRootFs(

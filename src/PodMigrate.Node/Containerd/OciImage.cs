@@ -6,44 +6,6 @@ using PodMigrate.Core.Errors;
 
 namespace PodMigrate.Node.Containerd;
 
-/// <summary>An OCI content descriptor (manifest, config, layer or index entry).</summary>
-public sealed record OciDescriptor(
-    [property: JsonPropertyName("mediaType")] string MediaType,
-    [property: JsonPropertyName("digest")] string Digest,
-    [property: JsonPropertyName("size")] long Size,
-    [property: JsonPropertyName("platform")] OciPlatform? Platform = null,
-    [property: JsonPropertyName("annotations")] IReadOnlyDictionary<string, string>? Annotations = null);
-
-public sealed record OciPlatform(
-    [property: JsonPropertyName("architecture")] string Architecture,
-    [property: JsonPropertyName("os")] string Os,
-    [property: JsonPropertyName("variant")] string? Variant = null);
-
-/// <summary>An image manifest or an image index / manifest list (the fields of both, told apart by which are set).</summary>
-public sealed record OciManifestOrIndex(
-    [property: JsonPropertyName("mediaType")] string? MediaType,
-    [property: JsonPropertyName("config")] OciDescriptor? Config,
-    [property: JsonPropertyName("layers")] IReadOnlyList<OciDescriptor>? Layers,
-    [property: JsonPropertyName("manifests")] IReadOnlyList<OciDescriptor>? Manifests,
-    [property: JsonPropertyName("annotations")] IReadOnlyDictionary<string, string>? Annotations);
-
-public sealed record OciImageConfig(
-    [property: JsonPropertyName("architecture")] string? Architecture = null,
-    [property: JsonPropertyName("os")] string? Os = null,
-    [property: JsonPropertyName("config")] OciImageRuntimeConfig? Config = null,
-    [property: JsonPropertyName("rootfs")] OciRootFs? RootFs = null);
-
-public sealed record OciImageRuntimeConfig(
-    [property: JsonPropertyName("Entrypoint")] IReadOnlyList<string>? Entrypoint = null,
-    [property: JsonPropertyName("Cmd")] IReadOnlyList<string>? Cmd = null,
-    [property: JsonPropertyName("Env")] IReadOnlyList<string>? Env = null,
-    [property: JsonPropertyName("WorkingDir")] string? WorkingDir = null,
-    [property: JsonPropertyName("User")] string? User = null);
-
-public sealed record OciRootFs(
-    [property: JsonPropertyName("type")] string Type,
-    [property: JsonPropertyName("diff_ids")] IReadOnlyList<string> DiffIds);
-
 /// <summary>
 /// What it takes to run a container from an image: its manifest (with its layers and annotations), its config, and the
 /// snapshot its layers unpack to.
@@ -57,16 +19,15 @@ public sealed record ResolvedImage(
     IReadOnlyDictionary<string, string>? Annotations = null,
     OciDescriptor? ConfigDescriptor = null);
 
+// The OCI models themselves are Core's (PodMigrate.Core.Images.OciModels); this context reads them as containerd stores them.
 [JsonSerializable(typeof(OciManifestOrIndex))]
 [JsonSerializable(typeof(OciImageConfig))]
 internal sealed partial class OciImageJsonContext : JsonSerializerContext;
 
+/// <summary>Kept for containerd's image resolution; the media types are <see cref="OciMediaTypes"/>'s.</summary>
 public static class OciImageMediaTypes
 {
-    public const string OciIndex = "application/vnd.oci.image.index.v1+json";
-    public const string DockerManifestList = "application/vnd.docker.distribution.manifest.list.v2+json";
-
-    public static bool IsIndex(string mediaType) => mediaType is OciIndex or DockerManifestList;
+    public static bool IsIndex(string mediaType) => OciMediaTypes.IsIndex(mediaType);
 }
 
 internal static class OciImageJson

@@ -81,7 +81,7 @@ public sealed class OciSpecBuilder
 
     public OciSpec Build(string @namespace)
     {
-        var config = _image.Config ?? new OciImageRuntimeConfig();
+        var config = _image.Config ?? new OciContainerConfig();
         var args = _args ?? [.. config.Entrypoint ?? [], .. config.Cmd ?? []];
         if (args.Count == 0)
         {

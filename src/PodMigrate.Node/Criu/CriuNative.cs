@@ -1,28 +1,19 @@
 using System.Net.Sockets;
-using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
+using PodMigrate.Core.Interop;
 
 namespace PodMigrate.Node.Criu;
 
-/// <summary>The few libc calls <c>criu swrk</c> needs that .NET does not expose: a SOCK_SEQPACKET socketpair, fd flags, directory fds.</summary>
-internal static partial class CriuNative
+/// <summary>What <c>criu swrk</c> needs that .NET does not expose, over <see cref="LibC"/>: a SOCK_SEQPACKET socketpair, fd flags, directory fds.</summary>
+internal static class CriuNative
 {
-    private const int AfUnix = 1;
-    private const int SockSeqpacket = 5;
-    private const int SockCloexec = 0x80000;
-    private const int FSetfd = 2;
-    private const int FdCloexec = 1;
-    private const int ORdonly = 0;
-    private const int ODirectory = 0x10000;
-    private const int OCloexec = 0x80000;
-
     /// <summary>A connected SOCK_SEQPACKET pair, both ends close-on-exec: ours as a socket, the child's as a plain fd.</summary>
     public static (SafeSocketHandle Parent, SafeFileHandle Child) SeqpacketPair()
     {
         Span<int> fds = stackalloc int[2];
-        if (SocketPair(AfUnix, SockSeqpacket | SockCloexec, 0, fds) != 0)
+        if (LibC.SocketPair(LibC.AF_UNIX, LibC.SOCK_SEQPACKET | LibC.SOCK_CLOEXEC, 0, fds) != 0)
         {
-            throw new IOException($"socketpair(AF_UNIX, SOCK_SEQPACKET) failed: errno {Marshal.GetLastPInvokeError()}");
+            throw LibC.Error("socketpair", "(AF_UNIX, SOCK_SEQPACKET)");
         }
         return (new SafeSocketHandle(fds[0], ownsHandle: true), new SafeFileHandle(fds[1], ownsHandle: true));
     }
@@ -30,32 +21,23 @@ internal static partial class CriuNative
     /// <summary>Sets or clears FD_CLOEXEC: cleared, the fd survives exec into a child under the same number.</summary>
     public static void SetCloseOnExec(SafeFileHandle fd, bool closeOnExec)
     {
-        if (Fcntl((int)fd.DangerousGetHandle(), FSetfd, closeOnExec ? FdCloexec : 0) != 0)
+        if (LibC.Fcntl((int)fd.DangerousGetHandle(), LibC.F_SETFD, closeOnExec ? LibC.FD_CLOEXEC : 0) != 0)
         {
-            throw new IOException($"fcntl(F_SETFD) failed: errno {Marshal.GetLastPInvokeError()}");
+            throw LibC.Error("fcntl(F_SETFD)", $"fd {fd.DangerousGetHandle()}");
         }
     }
 
     /// <summary>An O_DIRECTORY fd (CRIU opens it through /proc/&lt;caller&gt;/fd/N, so close-on-exec does not matter).</summary>
     public static SafeFileHandle OpenDirectory(string path)
     {
-        var fd = Open(path, ORdonly | ODirectory | OCloexec);
+        var fd = LibC.Open(path, LibC.O_RDONLY | LibC.O_DIRECTORY | LibC.O_CLOEXEC);
         if (fd < 0)
         {
-            var errno = Marshal.GetLastPInvokeError();
-            throw errno == 2
+            var errno = LibC.LastErrno();
+            throw errno == LibC.ENOENT
                 ? new DirectoryNotFoundException($"directory {path} does not exist")
-                : new IOException($"open({path}, O_DIRECTORY) failed: errno {errno}");
+                : LibC.Error("open(O_DIRECTORY)", path, errno);
         }
         return new SafeFileHandle(fd, ownsHandle: true);
     }
-
-    [LibraryImport("libc", EntryPoint = "socketpair", SetLastError = true)]
-    private static partial int SocketPair(int domain, int type, int protocol, Span<int> fds);
-
-    [LibraryImport("libc", EntryPoint = "fcntl", SetLastError = true)]
-    private static partial int Fcntl(int fd, int command, int argument);
-
-    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int Open(string path, int flags);
 }

@@ -1,3 +1,5 @@
+using PodMigrate.Core.Interop;
+
 namespace PodMigrate.Node.Restore;
 
 /// <summary>
@@ -20,7 +22,7 @@ public static class LeakedMounts
         var leaked = Snapshot().Where(m => !before.Contains(m)).ToList();
         foreach (var mountPoint in leaked)
         {
-            RestoreNative.Check(RestoreNative.Umount2(mountPoint, RestoreNative.DetachMount), "umount2", mountPoint);
+            LibC.Check(LibC.Umount2(mountPoint, LibC.MNT_DETACH), "umount2", mountPoint);
             if (Directory.Exists(mountPoint) && !Directory.EnumerateFileSystemEntries(mountPoint).Any())
             {
                 Directory.Delete(mountPoint);

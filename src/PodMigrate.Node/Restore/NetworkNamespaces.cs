@@ -1,5 +1,6 @@
 using System.Net.Sockets;
 using PodMigrate.Core.Errors;
+using PodMigrate.Core.Interop;
 using PodMigrate.Core.Processes;
 
 namespace PodMigrate.Node.Restore;
@@ -79,7 +80,7 @@ public static class NetworkNamespaces
     {
         using var own = File.OpenHandle("/proc/thread-self/ns/net");
         using var target = File.Exists(path) ? File.OpenHandle(path) : throw new FileNotFoundException($"network namespace {path} does not exist", path);
-        RestoreNative.Check(RestoreNative.Setns(target, RestoreNative.NewNetworkNamespace), "setns", path);
+        LibC.Check(LibC.Setns(target, LibC.CLONE_NEWNET), "setns", path);
         Socket? socket = null;
         try
         {
@@ -88,10 +89,10 @@ public static class NetworkNamespaces
         finally
         {
             // The thread is ours alone and ends after this, but it leaves the way it came.
-            if (RestoreNative.Setns(own, RestoreNative.NewNetworkNamespace) != 0)
+            if (LibC.Setns(own, LibC.CLONE_NEWNET) != 0)
             {
                 socket?.Dispose();
-                RestoreNative.Check(-1, "setns back from", path);
+                LibC.Check(-1, "setns back from", path);
             }
         }
         return socket;

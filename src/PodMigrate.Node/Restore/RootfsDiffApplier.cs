@@ -1,6 +1,7 @@
 using System.Formats.Tar;
 using System.IO.Compression;
 using PodMigrate.Core.Errors;
+using PodMigrate.Core.Interop;
 
 namespace PodMigrate.Node.Restore;
 
@@ -64,7 +65,7 @@ public static class RootfsDiffApplier
         {
             Directory.CreateDirectory(parent);
             ReadOnlySpan<byte> yes = "y"u8;
-            RestoreNative.Check(RestoreNative.LSetXattr(parent, "trusted.overlay.opaque", yes, (nuint)yes.Length, 0), "lsetxattr", parent);
+            LibC.Check(LibC.LSetXattr(parent, "trusted.overlay.opaque", yes, (nuint)yes.Length, 0), "lsetxattr", parent);
             return;
         }
         if (name.StartsWith(WhiteoutPrefix, StringComparison.Ordinal))
@@ -72,7 +73,7 @@ public static class RootfsDiffApplier
             var deleted = Path.Combine(parent, name[WhiteoutPrefix.Length..]);
             Directory.CreateDirectory(parent);
             RemoveExisting(deleted);
-            RestoreNative.Check(RestoreNative.Mknod(deleted, RestoreNative.CharacterDevice, 0), "mknod", deleted);
+            LibC.Check(LibC.Mknod(deleted, LibC.S_IFCHR, 0), "mknod", deleted);
             return;
         }
         Directory.CreateDirectory(parent);
@@ -92,12 +93,12 @@ public static class RootfsDiffApplier
             case TarEntryType.SymbolicLink:
                 RemoveExisting(path);
                 File.CreateSymbolicLink(path, entry.LinkName);
-                RestoreNative.Check(RestoreNative.LChown(path, entry.Uid, entry.Gid), "lchown", path);
+                LibC.Check(LibC.LChown(path, entry.Uid, entry.Gid), "lchown", path);
                 break;
             case TarEntryType.HardLink:
                 RemoveExisting(path);
                 var target = Resolve(root, entry.LinkName, diffTar);
-                RestoreNative.Check(RestoreNative.Link(target, path), "link", path);
+                LibC.Check(LibC.Link(target, path), "link", path);
                 break;
             default:
                 throw new PodMigrateException(ErrorKind.FailedPrecondition,
@@ -122,7 +123,7 @@ public static class RootfsDiffApplier
 
     private static void SetAttributes(TarEntry entry, string path)
     {
-        RestoreNative.Check(RestoreNative.LChown(path, entry.Uid, entry.Gid), "lchown", path);
+        LibC.Check(LibC.LChown(path, entry.Uid, entry.Gid), "lchown", path);
         File.SetUnixFileMode(path, entry.Mode);
         File.SetLastWriteTimeUtc(path, entry.ModificationTime.UtcDateTime);
     }

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using PodMigrate.Core.Errors;
+using PodMigrate.Core.Retry;
 using PodMigrate.Kube.Client;
 using PodMigrate.Kube.Models;
 using PodMigrate.Node.Cri;
@@ -62,7 +63,7 @@ internal sealed class NodeLifecycle
                 EmulatorLog.NodeRegistrationFailed(_logger, NodeName, delay, e);
             }
             await Task.Delay(delay, _time, cancellationToken);
-            delay = Backoff.Double(delay, RetryMax);
+            delay = ExponentialBackoff.Doubled(delay, RetryMax);
         }
     }
 

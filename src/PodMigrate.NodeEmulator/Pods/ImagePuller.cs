@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using PodMigrate.Core.Errors;
+using PodMigrate.Core.Retry;
 using PodMigrate.Node.Cri;
 using Runtime.V1;
 using KubeContainer = PodMigrate.Kube.Models.Container;
@@ -19,7 +20,7 @@ internal readonly record struct ImageResult(string? ImageRef, string? Reason, st
 /// imported by the agent is one like any other); Never fails with ErrImageNeverPull when it is missing; Always pulls.
 /// Failed pulls back off (ErrImagePull, then ImagePullBackOff while waiting).
 /// </summary>
-internal sealed class ImagePuller(CriConnection cri, Backoff backoff, TimeProvider time, ILogger logger)
+internal sealed class ImagePuller(CriConnection cri, KeyedBackoff backoff, TimeProvider time, ILogger logger)
 {
     public async Task<ImageResult> EnsureAsync(KubeContainer container, PodSandboxConfig sandboxConfig, string backoffKey, CancellationToken cancellationToken)
     {

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using PodMigrate.Core.Errors;
+using PodMigrate.Core.Retry;
 using PodMigrate.Kube.Client;
 using PodMigrate.Kube.Models;
 
@@ -60,7 +61,7 @@ internal sealed class PodSource(IKubernetesApi api, PodWorkers workers, NodeEmul
             {
                 EmulatorLog.WatchFailed(logger, delay, e);
                 await Task.Delay(delay, time, cancellationToken);
-                delay = Backoff.Double(delay, RetryMax);
+                delay = ExponentialBackoff.Doubled(delay, RetryMax);
             }
         }
     }

@@ -1,5 +1,6 @@
 using System.Threading.Channels;
 using PodMigrate.Core.Errors;
+using PodMigrate.Core.Retry;
 using PodMigrate.Kube.Client;
 using PodMigrate.Kube.Models;
 using PodMigrate.Node.Cri;
@@ -26,7 +27,7 @@ internal sealed class PodWorker : IAsyncDisposable
     private readonly PodWorkerContext _context;
     private readonly Channel<bool> _wake = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
     private readonly Lock _gate = new();
-    private readonly Backoff _backoff;
+    private readonly KeyedBackoff _backoff;
     private readonly ImagePuller _images;
     private readonly Dictionary<string, ReadinessWorker> _probes = new(StringComparer.Ordinal);
     private readonly Dictionary<string, (string Reason, string? Message)> _waiting = new(StringComparer.Ordinal);
@@ -49,7 +50,7 @@ internal sealed class PodWorker : IAsyncDisposable
         _context = context;
         _pod = pod;
         Uid = pod.Metadata.Uid!;
-        _backoff = new Backoff(context.Options.RestartBackoffInitial, context.Options.RestartBackoffMax, context.Time);
+        _backoff = new KeyedBackoff(context.Options.RestartBackoffInitial, context.Options.RestartBackoffMax, context.Time);
         _images = new ImagePuller(context.Cri, _backoff, context.Time, context.Logger);
     }
 

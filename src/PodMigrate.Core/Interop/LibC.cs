@@ -1,8 +1,13 @@
 using System.Runtime.InteropServices;
 
-namespace PodMigrate.Core.IO;
+namespace PodMigrate.Core.Interop;
 
-/// <summary>The few libc calls .NET does not expose: directory fsync, statfs, exclusive mkdir, rename without replace.</summary>
+/// <summary>
+/// The solution's one libc binding (the calls .NET does not expose), partial by topic: files and directories here,
+/// writeback, restore (mknod, xattrs, owners, links, mounts, namespaces) and sockets beside it. Errno is read and turned
+/// into an exception only by <see cref="Check"/> and <see cref="Error(string, string, int)"/>. PodMigrate.Runtime (NativeAOT,
+/// no Core reference) keeps its own.
+/// </summary>
 internal static partial class LibC
 {
     private const string Library = "libc";
@@ -14,6 +19,7 @@ internal static partial class LibC
     public const int ENOSPC = 28;
     public const int EDQUOT = 122;
     public const int EINTR = 4;
+    public const int ENOENT = 2;
 
     public const int O_RDONLY = 0;
     public const int O_DIRECTORY = 0x10000;
@@ -97,4 +103,23 @@ internal static partial class LibC
 
     [LibraryImport(Library, EntryPoint = "rename", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     public static partial int Rename(string oldPath, string newPath);
+
+    /// <summary>The errno the last libc call (declared with SetLastError) left.</summary>
+    public static int LastErrno() => Marshal.GetLastPInvokeError();
+
+    /// <summary>An IOException naming the call, the path and the errno's message; HResult carries the raw errno.</summary>
+    public static IOException Error(string call, string path, int errno)
+        => new($"{call} {path}: {Marshal.GetPInvokeErrorMessage(errno)}", errno);
+
+    /// <summary>The <see cref="Error(string, string, int)"/> for the errno the last libc call left.</summary>
+    public static IOException Error(string call, string path) => Error(call, path, LastErrno());
+
+    /// <summary>Throws an IOException naming the call and the path when a libc call returned non-zero.</summary>
+    public static void Check(int result, string call, string path)
+    {
+        if (result != 0)
+        {
+            throw Error(call, path);
+        }
+    }
 }

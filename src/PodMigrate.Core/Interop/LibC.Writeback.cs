@@ -1,7 +1,7 @@
 using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
 
-namespace PodMigrate.Core.IO;
+namespace PodMigrate.Core.Interop;
 
 internal static partial class LibC
 {
