@@ -85,10 +85,12 @@ public static class ErrorMapping
         return transport ? string.Join(": ", reasons.Distinct()) : null;
     }
 
+    // Any failure of the HTTP exchange itself (the request never got a gRPC answer) is the transport's: under load a client
+    // certificate the server refuses after a TLS 1.3 handshake has surfaced in more than one shape, not only as an IO error.
     private static bool IsTransport(Exception cause) => cause switch
     {
-        HttpRequestException { HttpRequestError: HttpRequestError.ConnectionError or HttpRequestError.SecureConnectionError or HttpRequestError.NameResolutionError or HttpRequestError.ProxyTunnelError } => true,
-        AuthenticationException or SocketException or IOException => true,
+        HttpRequestException => true,
+        AuthenticationException or SocketException or IOException or TimeoutException => true,
         _ => false,
     };
 }

@@ -80,7 +80,7 @@ public sealed class GrpcTlsTests : IAsyncLifetime, IDisposable
 
         var refused = await RefusedAsync(channel);
 
-        refused.Kind.ShouldBe(ErrorKind.Unavailable);
+        refused.Kind.ShouldBe(ErrorKind.Unavailable, refused.ToString());
     }
 
     [Fact(Timeout = TestTimeout)]
@@ -93,7 +93,7 @@ public sealed class GrpcTlsTests : IAsyncLifetime, IDisposable
 
         var refused = await RefusedAsync(channel);
 
-        refused.Kind.ShouldBe(ErrorKind.Unavailable);
+        refused.Kind.ShouldBe(ErrorKind.Unavailable, refused.ToString());
     }
 
     [Fact(Timeout = TestTimeout)]
