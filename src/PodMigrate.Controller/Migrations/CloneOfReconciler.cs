@@ -9,8 +9,8 @@ namespace PodMigrate.Controller.Migrations;
 /// <c>podmigrate.io/clone-of: &lt;source pod&gt;</c>, the scheduling gate <c>podmigrate.io/clone-of</c> (so no
 /// scheduler or kubelet runs it yet) and a target node (annotation <c>podmigrate.io/target-node</c>, or
 /// <c>spec.nodeSelector["kubernetes.io/hostname"]</c>). This reconciler turns it into a PodMigration in Clone mode
-/// whose clone is that very pod: the migration reconciler checkpoints the source, points the pod's container at the
-/// checkpoint image, lifts the gate and binds the pod to the target. The PodMigration is named
+/// whose clone is that very pod: the migration reconciler checkpoints the source, has the target prepare it, fills the
+/// pod as a clone pod (RuntimeClass and restore annotation; see <see cref="ClonePods.Fill"/>), lifts the gate and binds the pod to the target. The PodMigration is named
 /// <c>clone-&lt;pod&gt;</c> and owned by the pod, so deleting the pod cleans it up.
 /// </summary>
 internal sealed class CloneOfReconciler(IKubernetesApi api)

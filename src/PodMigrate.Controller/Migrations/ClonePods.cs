@@ -8,9 +8,10 @@ using PodMigrate.Runtime.Contract;
 namespace PodMigrate.Controller.Migrations;
 
 /// <summary>
-/// The clone pod: the source pod's spec bound to the target node, with the moved container's image replaced by the
-/// checkpoint image the target agent imported, so that the node's kubelet and runtime restore it (containerd 2.1+ and
-/// CRI-O restore a container whose image is a checkpoint image). Naming and ownership, as documented in README.md:
+/// The clone pod: the source pod's spec bound to the target node, under the <c>podmigrate</c> RuntimeClass with the
+/// restore annotation, so that the node's unmodified kubelet creates it and the handler's runtime restores the checkpoint
+/// the target agent prepared (or, opt-in, with the checkpoint image as the moved container's image, for runtimes that
+/// still restore through CRI CreateContainer). Naming and ownership, as documented in README.md:
 /// the clone is named <c>&lt;source&gt;-&lt;5 chars of the migration's uid&gt;</c> (two pods cannot share a name
 /// while both exist); it carries the source's labels and annotations plus podmigrate.io/clone-of,
 /// podmigrate.io/migration and podmigrate.io/checkpoint-id; it gets no owner references while it is verified (a
