@@ -2,7 +2,9 @@ using System.Diagnostics;
 using System.Formats.Tar;
 using System.Globalization;
 using PodMigrate.Core.Errors;
+using PodMigrate.Integration.Tests.Cluster;
 using PodMigrate.Runtime.Contract;
+using PodMigrate.TestKit.Cluster;
 
 namespace PodMigrate.Integration.Tests.RestoreRuntime;
 
