@@ -7,7 +7,8 @@
 #      ratios and a memory digest check of every restored copy,
 # and writes bench-results/<date>.txt and .json (and .png when gnuplot is installed; it is not required).
 # Usage: scripts/bench.sh [bench migration args, e.g. --sizes 64,256,1024 --repeat 3 --pattern text --codecs zstd,none]
-# Env: PODMIGRATE_CLI (default: build src/PodMigrate.Cli in Release), BENCH_CODEC_MIB (default 256).
+# Env: PODMIGRATE_CLI (default: build src/PodMigrate.Cli in Release), BENCH_CODEC_MIB (default 256), PODMIGRATE_RUNTIME and
+# BENCH_RUNTIME_CALLS (default 200) for `bench runtime` (podmigrate-runc's pass-through overhead, between the two).
 # Leaves the cluster up (scripts/cluster.sh down stops it).
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -55,6 +56,14 @@ log "bench codecs ($mib MiB)"
 "$PODMIGRATE_CLI" bench codecs --input "$work/images" >> "$txt"
 "$PODMIGRATE_CLI" bench codecs --input "$work/images" -o json > "$work/codecs.json"
 rm -rf "$work/images"
+
+# The restore runtime's per-call pass-through overhead (issue 9 item 1: goal under 5 ms): runc and podmigrate-runc side
+# by side on --version, list and state of a running container.
+runtime_bin=${PODMIGRATE_RUNTIME:-/opt/podmigrate/runtime/podmigrate-runc}
+echo >> "$txt"
+echo "## bench runtime ($runtime_bin)" >> "$txt"
+log "bench runtime"
+"$PODMIGRATE_CLI" bench runtime --runtime "$runtime_bin" --calls "${BENCH_RUNTIME_CALLS:-200}" >> "$txt"
 
 echo >> "$txt"
 echo "## bench migration $*" >> "$txt"

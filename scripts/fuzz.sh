@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Fuzzes what reads untrusted bytes with SharpFuzz + AFL++ (Debian's afl++): the checkpoint archive reader, checkpoint
-# ids and archive paths, and the runtime's command line once its parser is wired (tests/PodMigrate.Fuzz).
-# Installs what it needs (afl++, the sharpfuzz tool), builds the harness, instruments PodMigrate.Core.dll in a copy,
+# ids and archive paths, and the restore runtime's command line (tests/PodMigrate.Fuzz).
+# Installs what it needs (afl++, the sharpfuzz tool), builds the harness, instruments PodMigrate.Core.dll and podmigrate-runc.dll in a copy,
 # writes seed corpora with the project's own archive writer, runs afl-fuzz for N inputs per harness (one at a time),
 # and prints execs, exec/s, crashes and hangs. Not part of scripts/test.sh: the inputs that found bugs are replayed
-# in CI as ordinary tests (tests/PodMigrate.Core.Tests/Fuzz).
+# in CI as ordinary tests (tests/PodMigrate.Core.Tests/Fuzz; runtime-cmdline: tests/PodMigrate.Runtime.Tests/Fuzz).
 # Usage: scripts/fuzz.sh [--execs N] [--out DIR] [--timeout-ms MS] [harness...]   (default: 1000000 execs, all wired)
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -46,6 +46,7 @@ rm -rf "$plain" "$bin" "$out/seeds"
 dotnet publish tests/PodMigrate.Fuzz -c Release -nologo -v q -clp:ErrorsOnly -o "$plain" >/dev/null
 cp -a "$plain" "$bin"
 "$tools/sharpfuzz" "$bin/PodMigrate.Core.dll" >/dev/null
+"$tools/sharpfuzz" "$bin/podmigrate-runc.dll" >/dev/null   # runtime-cmdline: the runtime's argv parser
 "$plain/PodMigrate.Fuzz" seeds "$out/seeds"
 
 # A shared machine: no CPU binding, no core_pattern or governor changes; the target is not AFL-compiled.

@@ -95,15 +95,7 @@ internal sealed class Restorer(Runc runc, RuncCommandLine line, RuntimeLog log, 
         }
 
         var claim = Path.Combine(dir, ClaimFile);
-        try
-        {
-            using var c = new FileStream(claim, FileMode.CreateNew, FileAccess.Write);
-            c.Write(Encoding.UTF8.GetBytes(create.Id));
-        }
-        catch (IOException e) when (File.Exists(claim))
-        {
-            throw new RuntimeException($"podmigrate: checkpoint {id} is already being restored (by container {SafeRead(claim)})", e);
-        }
+        Claim(claim, id, create.Id);
         var succeeded = false;
         try
         {
@@ -126,12 +118,7 @@ internal sealed class Restorer(Runc runc, RuncCommandLine line, RuntimeLog log, 
 
             var work = Path.Combine(create.Bundle, WorkDirectory);
             Directory.CreateDirectory(work);
-            var args = new List<string>(line.GlobalArgs) { "restore", "--detach", "--bundle", create.Bundle, "--image-path", images, "--work-path", work };
-            if (create.PidFile is not null) args.AddRange(["--pid-file", create.PidFile]);
-            if (create.ConsoleSocket is not null) args.AddRange(["--console-socket", create.ConsoleSocket]);
-            if (create.NoPivot) args.Add("--no-pivot");
-            args.Add(create.Id);
-            var exit = runc.Run(args);
+            var exit = runc.Run(line.RestoreArgs(create, images, work));
             var restoredAt = DateTimeOffset.UtcNow;
             if (exit != 0)
             {
@@ -164,6 +151,37 @@ internal sealed class Restorer(Runc runc, RuncCommandLine line, RuntimeLog log, 
             }
         }
         return true;
+    }
+
+    /// <summary>
+    /// Takes the staging for this create: the claim file, created exclusively, holds "pid container-id". A claim whose
+    /// process is gone (a runtime killed mid-restore: no finally ran) is stale and taken over, so the kubelet's retry of
+    /// the create restores instead of being refused until the agent cleans up.
+    /// </summary>
+    private void Claim(string claim, string checkpointId, string containerId)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            try
+            {
+                using var c = new FileStream(claim, FileMode.CreateNew, FileAccess.Write);
+                c.Write(Encoding.UTF8.GetBytes($"{Environment.ProcessId} {containerId}"));
+                return;
+            }
+            catch (IOException e) when (File.Exists(claim))
+            {
+                var holder = SafeRead(claim);
+                var pid = holder.Split(' ', 2)[0];
+                if (attempt == 0 && int.TryParse(pid, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var p)
+                    && !Directory.Exists($"/proc/{p}"))
+                {
+                    log.Info($"checkpoint {checkpointId}: taking over the claim of a runtime that is gone ({holder})");
+                    File.Delete(claim);
+                    continue;
+                }
+                throw new RuntimeException($"podmigrate: checkpoint {checkpointId} is already being restored (claim: {holder})", e);
+            }
+        }
     }
 
     /// <summary>The `start` after a restore: the process already runs, so nothing is started. False: hand it to runc.</summary>

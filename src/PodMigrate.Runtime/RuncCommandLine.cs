@@ -24,29 +24,68 @@ internal sealed record RuncCommandLine
 
     public string? LogFormat { get; init; }
 
-    public static RuncCommandLine Parse(IReadOnlyList<string> args)
+    /// <summary>
+    /// Whether the runtime could have anything to do with this call (a `create` or a `start`); every other call goes to
+    /// runc before anything else happens. Reads the arguments only: no allocation, no file, no environment.
+    /// </summary>
+    public static bool MayBeHandled(ReadOnlySpan<string> args)
     {
-        var global = new List<string>();
-        string? root = null, log = null, logFormat = null;
+        var i = CommandIndex(args);
+        return i < args.Length && args[i] is "create" or "start";
+    }
+
+    /// <summary>Where the command is: the first argument after the global flags and their values (args.Length: none).</summary>
+    public static int CommandIndex(ReadOnlySpan<string> args)
+    {
         var i = 0;
-        for (; i < args.Count; i++)
+        for (; i < args.Length; i++)
         {
             var arg = args[i];
             if (arg.Length < 2 || arg[0] != '-')
             {
                 break;
             }
-            global.Add(arg);
-            var (name, inlineValue) = SplitFlag(arg);
+            if (TakesGlobalValue(arg))
+            {
+                i++; // the value, whatever it looks like (urfave/cli takes the next argument)
+            }
+        }
+        return Math.Min(i, args.Length);
+    }
+
+    /// <summary>"--root" or "-log" (a global flag whose value is the next argument); false for "--root=x" and bool flags.</summary>
+    private static bool TakesGlobalValue(string arg)
+    {
+        var name = arg.AsSpan().TrimStart('-');
+        if (name.Contains('='))
+        {
+            return false;
+        }
+        foreach (var flag in GlobalValueFlags)
+        {
+            if (name.SequenceEqual(flag))
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    public static RuncCommandLine Parse(IReadOnlyList<string> args)
+    {
+        var all = args as string[] ?? [.. args];
+        var commandAt = CommandIndex(all);
+        string? root = null, log = null, logFormat = null;
+        for (var i = 0; i < commandAt; i++)
+        {
+            var (name, value) = SplitFlag(all[i]);
             if (Array.IndexOf(GlobalValueFlags, name) < 0)
             {
                 continue;
             }
-            var value = inlineValue;
-            if (value is null && i + 1 < args.Count)
+            if (value is null && i + 1 < commandAt)
             {
-                value = args[++i];
-                global.Add(value);
+                value = all[++i];
             }
             switch (name)
             {
@@ -57,9 +96,9 @@ internal sealed record RuncCommandLine
         }
         return new RuncCommandLine
         {
-            GlobalArgs = global,
-            Command = i < args.Count ? args[i] : null,
-            CommandArgs = i < args.Count ? args.Skip(i + 1).ToArray() : [],
+            GlobalArgs = all[..commandAt],
+            Command = commandAt < all.Length ? all[commandAt] : null,
+            CommandArgs = commandAt < all.Length ? all[(commandAt + 1)..] : [],
             Root = root,
             Log = log,
             LogFormat = logFormat,
@@ -89,12 +128,15 @@ internal sealed record RuncCommandLine
             var arg = a[i];
             if (arg == "--")
             {
-                if (i + 1 < a.Count) id ??= a[i + 1];
+                // Everything after "--" is an argument: exactly the one id, as runc's `create` requires.
+                if (id is not null || i + 2 != a.Count) return null;
+                id = a[i + 1];
                 break;
             }
             if (arg.Length < 2 || arg[0] != '-')
             {
-                id ??= arg;
+                if (id is not null) return null; // a second argument: runc refuses the line, so it goes to runc
+                id = arg;
                 continue;
             }
             var (name, value) = SplitFlag(arg);
@@ -114,12 +156,40 @@ internal sealed record RuncCommandLine
                 default: return null; // a flag this runtime does not know: runc decides
             }
         }
-        return id is null ? null : new CreateArgs(id, bundle ?? Directory.GetCurrentDirectory(), consoleSocket, pidFile, noPivot, noNewKeyring, preserveFds);
+        // Only a container id runc itself would accept as one is ever handled here: anything else goes to runc unchanged,
+        // which refuses it. (An id like "-x" or "a/../b" would otherwise reach the restore's argv or a path.) An empty
+        // --bundle is the current directory, as for runc (found by the runtime-cmdline fuzzer: it reached the restore
+        // line and the spec's path as "").
+        return id is null || !IsContainerId(id) ? null
+            : new CreateArgs(id, string.IsNullOrEmpty(bundle) ? Directory.GetCurrentDirectory() : bundle, consoleSocket, pidFile, noPivot, noNewKeyring, preserveFds);
     }
 
     /// <summary>The container id of `runc start ID` (null for anything else).</summary>
     public string? ParseStartId()
-        => Command == "start" && CommandArgs.Count == 1 && !CommandArgs[0].StartsWith('-') ? CommandArgs[0] : null;
+        => Command == "start" && CommandArgs.Count == 1 && IsContainerId(CommandArgs[0]) ? CommandArgs[0] : null;
+
+    /// <summary>runc's rule for container ids (libcontainer's idRegex ^[\w+-\.]+$, and not "." or ".."): ASCII only here.</summary>
+    public static bool IsContainerId(string id)
+        => id.Length > 0 && id is not ("." or "..") && id[0] != '-'
+           && id.AsSpan().IndexOfAnyExcept(ContainerIdChars) < 0;
+
+    private static readonly System.Buffers.SearchValues<char> ContainerIdChars =
+        System.Buffers.SearchValues.Create("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.");
+
+    /// <summary>
+    /// The `runc restore` that replaces this create: the shim's global flags, then the create's own bundle, pid file,
+    /// console socket and --no-pivot, the prepared images, and the id last (it is never a flag: see <see cref="IsContainerId"/>).
+    /// </summary>
+    public IReadOnlyList<string> RestoreArgs(CreateArgs create, string images, string work)
+    {
+        ArgumentNullException.ThrowIfNull(create);
+        var args = new List<string>(GlobalArgs) { "restore", "--detach", "--bundle", create.Bundle, "--image-path", images, "--work-path", work };
+        if (create.PidFile is not null) args.AddRange(["--pid-file", create.PidFile]);
+        if (create.ConsoleSocket is not null) args.AddRange(["--console-socket", create.ConsoleSocket]);
+        if (create.NoPivot) args.Add("--no-pivot");
+        args.Add(create.Id);
+        return args;
+    }
 }
 
 internal sealed record CreateArgs(string Id, string Bundle, string? ConsoleSocket, string? PidFile, bool NoPivot, bool NoNewKeyring, bool PreserveFds);

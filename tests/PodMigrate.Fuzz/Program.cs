@@ -5,7 +5,7 @@ using PodMigrate.Fuzz.Harnesses;
 using SharpFuzz;
 
 // podmigrate-fuzz: run <harness> (under afl-fuzz, via scripts/fuzz.sh) | replay <harness> <file or dir>... | seeds <dir>
-// Harnesses: archive, paths, runtime-cmdline (a slot until the runtime's parser is wired: RuntimeCommandLineHarness).
+// Harnesses: archive, paths, runtime-cmdline (the runtime's argv parser: RuntimeCommandLineChecks).
 namespace PodMigrate.Fuzz;
 
 internal static class Program
@@ -14,6 +14,7 @@ internal static class Program
 
     private static int Main(string[] args)
     {
+        RuntimeCommandLineHarness.Parse = Runtime.RuntimeCommandLineChecks.Check;
         switch (args)
         {
             case ["run", var harness] when Harnesses.Contains(harness):
@@ -120,7 +121,14 @@ internal static class Program
         }
 
         var runtime = Directory.CreateDirectory(Path.Combine(directory, "runtime-cmdline")).FullName;
-        string[] runtimeSeeds = ["--root\0/run/containerd/runc/k8s.io\0--log\0/x/log.json\0--log-format\0json\0create\0--bundle\0/b\0--pid-file\0/b/pid\0id1", "--root=/r\0start\0id1", "delete\0--force\0id1"];
+        string[] runtimeSeeds =
+        [
+            "--root\0/run/containerd/runc/k8s.io\0--log\0/x/log.json\0--log-format\0json\0create\0--bundle\0/b\0--pid-file\0/b/pid\0id1",
+            "--root=/r\0start\0id1", "delete\0--force\0id1",
+            "--root\0/r\0--log\0/b/log.json\0--log-format=json\0--systemd-cgroup\0create\0-b\0/b\0--console-socket=/s.sock\0--no-pivot\0--no-new-keyring\0--preserve-fds\u00000\0--\0c",
+            "--debug\0--criu\0/usr/sbin/criu\0-rootless=auto\0exec\0--process\0/p.json\0--detach\0--pid-file\0/p\0c",
+            "--root\0/r\0state\0c", "kill\0--all\0c\u00009", "--version",
+        ];
         for (var i = 0; i < runtimeSeeds.Length; i++)
         {
             File.WriteAllText(Path.Combine(runtime, $"seed-{i}"), runtimeSeeds[i]);

@@ -3,13 +3,11 @@ using System.Text;
 namespace PodMigrate.Fuzz.Harnesses;
 
 /// <summary>
-/// The slot for the restore runtime's command line parser (src/PodMigrate.Runtime, podmigrate-runc: containerd's shim
-/// calls it with runc's arguments). The input is the argument vector, arguments separated by NUL bytes.
-/// Until <see cref="Parse"/> is wired the harness only splits its input, and scripts/fuzz.sh skips it.
-/// To wire it once PodMigrate.Runtime is merged: reference ../../src/PodMigrate.Runtime from PodMigrate.Fuzz.csproj
-/// (and add InternalsVisibleTo PodMigrate.Fuzz there if the parser is internal), then set in Program.cs, e.g.
-/// <c>RuntimeCommandLineHarness.Parse = args => { var line = RuncCommandLine.Parse(args); line.ParseCreate(); line.ParseStartId(); };</c>
-/// and add the parser's own exception type to <see cref="IsExpected"/>. A bug is any other exception.
+/// The restore runtime's command line (src/PodMigrate.Runtime, podmigrate-runc: containerd's shim calls it with runc's
+/// arguments). The input is the argument vector, arguments separated by NUL bytes. The target is set by the fuzz
+/// program (tests/PodMigrate.Fuzz/Runtime/RuntimeCommandLineChecks.cs: the parser, the fast path, the restore line) and
+/// by the runtime's regression tests; this file stays free of the runtime so Core.Tests can compile it. A bug is any
+/// exception the target throws (the checks throw <see cref="FuzzFindingException"/>).
 /// </summary>
 public static class RuntimeCommandLineHarness
 {

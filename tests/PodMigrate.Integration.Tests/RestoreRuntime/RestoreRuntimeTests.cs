@@ -23,7 +23,7 @@ namespace PodMigrate.Integration.Tests.RestoreRuntime;
 [Trait("Requires", "Root")]
 [Trait("Requires", "Containerd")]
 [Trait("Requires", "Criu")]
-public sealed class RestoreRuntimeTests(LocalCluster cluster)
+public sealed partial class RestoreRuntimeTests(LocalCluster cluster)
 {
     private const string Handler = "podmigrate";
     private const string NodeA = "node-a";
