@@ -425,7 +425,14 @@ internal sealed class PodMigrationReconciler(
                 SetTiming(status, "restore", readyAt - status.CloneCreatedAt!.Value + ParseTiming(status, "import"));
                 if (!settings.ThroughCheckpointImage)
                 {
-                    status.RestoredAt ??= await _runtimeClass.RestoredAtAsync(status, cancellationToken);
+                    if (status.RestoredAt is null && await _runtimeClass.RestoredAtAsync(status, cancellationToken) is { } restored)
+                    {
+                        status.RestoredAt = restored.At;
+                        if (restored.Restore is { } criu)
+                        {
+                            SetTiming(status, "restore.criu", criu);
+                        }
+                    }
                 }
                 if (!settings.IsClone && RuntimeClassRestore.Downtime(status, status.RestoredAt, readyAt) is { } downtime)
                 {

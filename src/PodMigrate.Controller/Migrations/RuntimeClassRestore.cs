@@ -33,14 +33,17 @@ internal sealed partial class RuntimeClassRestore(IAgentDirectory agents, ILogge
         return prepared;
     }
 
-    /// <summary>When the target's runtime recorded the restored process running again; null when it has no record (yet).</summary>
-    public async Task<DateTimeOffset?> RestoredAtAsync(PodMigrationStatus status, CancellationToken cancellationToken)
+    /// <summary>
+    /// When the target's runtime recorded the restored process running again, and how long its restore took; null when
+    /// it has no record (yet).
+    /// </summary>
+    public async Task<(DateTimeOffset At, TimeSpan? Restore)?> RestoredAtAsync(PodMigrationStatus status, CancellationToken cancellationToken)
     {
         try
         {
             var agent = await agents.GetAsync(status.TargetNode!, cancellationToken);
             var restored = await agent.GetRestoredAsync(status.CheckpointId!, cancellationToken);
-            return restored.RestoredAt?.ToDateTimeOffset();
+            return restored.RestoredAt is { } at ? (at.ToDateTimeOffset(), restored.Restore?.ToTimeSpan()) : null;
         }
         catch (PodMigrateException e) when (e.Kind is ErrorKind.NotFound or ErrorKind.Unavailable or ErrorKind.DeadlineExceeded or ErrorKind.DataLoss)
         {
