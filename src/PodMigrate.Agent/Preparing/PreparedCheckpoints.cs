@@ -84,7 +84,10 @@ internal sealed class PreparedCheckpoints(
         {
             var extract = Path.Combine(directory, ExtractDirectory);
             var fetchStarted = time.GetTimestamp();
-            var stored = await store.ExtractAsync(id, extract, deadline.Token, ArchiveVerification.ArchiveDigest);
+            // Following: extracted while the source still writes it, verified whole once published, before the seal.
+            var stored = request.Follow
+                ? await store.ExtractFollowingAsync(id, extract, deadline.Token)
+                : await store.ExtractAsync(id, extract, deadline.Token, ArchiveVerification.ArchiveDigest);
             timings.Add(Timing(Phase.Fetch, time.GetElapsedTime(fetchStarted)));
 
             var unpackStarted = time.GetTimestamp();
