@@ -188,8 +188,10 @@ internal sealed class PodMigrationReconciler(
                 status = migration.Status!;
             }
             using var stopPrepare = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            // The clone runs the source's image: the target pulls it while it prepares, off the restore's critical path.
+            var image = prepareAlongside ? await SourceImageAsync(migration, status, settings, cancellationToken) : null;
             var prepare = prepareAlongside
-                ? _runtimeClass.PrepareWhileCheckpointingAsync(migration, status, RemainingUntilDeadline(status, settings), stopPrepare.Token)
+                ? _runtimeClass.PrepareWhileCheckpointingAsync(migration, status, image, RemainingUntilDeadline(status, settings), stopPrepare.Token)
                 : Task.FromResult<PreparedCheckpointInfo?>(null);
             try
             {
@@ -241,6 +243,19 @@ internal sealed class PodMigrationReconciler(
         status.Phase = MigrationPhase.Restoring;
         status.Message = $"restoring checkpoint {status.CheckpointId} on node {status.TargetNode} as pod {status.ClonePod}";
         return Step.Continue(await WriteStatusAsync(migration, cancellationToken));
+    }
+
+    /// <summary>The image the clone will run (the source container's); null when the source pod is gone (the restore step says so).</summary>
+    private async Task<string?> SourceImageAsync(PodMigration migration, PodMigrationStatus status, MigrationSettings settings, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return CloneRestoreOf(status, settings, await GetSourcePodAsync(migration, cancellationToken)).BaseImage;
+        }
+        catch (MigrationRefusedException)
+        {
+            return null;
+        }
     }
 
     /// <summary>A prepare that followed the checkpoint: its phases, and the restore step need not prepare again.</summary>

@@ -22,7 +22,7 @@ internal sealed partial class RuntimeClassRestore(IAgentDirectory agents, ILogge
     /// Start while the source still writes the checkpoint: the target follows the archive on the share and seals the
     /// prepared checkpoint only once the published manifest has verified it whole.
     /// </param>
-    public async Task<PreparedCheckpointInfo> PrepareAsync(PodMigration migration, PodMigrationStatus status, TimeSpan timeout, CancellationToken cancellationToken, bool follow = false)
+    public async Task<PreparedCheckpointInfo> PrepareAsync(PodMigration migration, PodMigrationStatus status, TimeSpan timeout, CancellationToken cancellationToken, bool follow = false, string? image = null)
     {
         var agent = await agents.GetAsync(status.TargetNode!, cancellationToken);
         var prepared = await agent.PrepareRestoreAsync(new PrepareRestoreRequest
@@ -33,6 +33,7 @@ internal sealed partial class RuntimeClassRestore(IAgentDirectory agents, ILogge
             Container = status.ContainerName,
             Timeout = Duration.FromTimeSpan(timeout),
             Follow = follow,
+            Image = image ?? "",
         }, cancellationToken);
         CheckpointPrepared(logger, status.CheckpointId!, status.TargetNode!, prepared.Path, prepared.Wall.ToTimeSpan().TotalMilliseconds);
         return prepared;
@@ -84,11 +85,11 @@ internal sealed partial class RuntimeClassRestore(IAgentDirectory agents, ILogge
     /// decompression overlap the source's write. Null when it did not get there (the checkpoint failed, or the target could
     /// not follow): the restore step then prepares the published checkpoint as usual, so this only ever saves time.
     /// </summary>
-    public async Task<PreparedCheckpointInfo?> PrepareWhileCheckpointingAsync(PodMigration migration, PodMigrationStatus status, TimeSpan timeout, CancellationToken cancellationToken)
+    public async Task<PreparedCheckpointInfo?> PrepareWhileCheckpointingAsync(PodMigration migration, PodMigrationStatus status, string? image, TimeSpan timeout, CancellationToken cancellationToken)
     {
         try
         {
-            return await PrepareAsync(migration, status, timeout, cancellationToken, follow: true);
+            return await PrepareAsync(migration, status, timeout, cancellationToken, follow: true, image);
         }
         catch (PodMigrateException e)
         {

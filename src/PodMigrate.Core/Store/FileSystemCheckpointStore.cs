@@ -236,12 +236,8 @@ public sealed class FileSystemCheckpointStore : ICheckpointStore
             }
             foreach (var codec in CheckpointCodecs.All)
             {
-                FileStream archive;
-                try
-                {
-                    archive = new FileStream(Path.Combine(partial, ArchiveBaseName + codec.ArchiveExtension), FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, bufferSize: 0);
-                }
-                catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+                // The writer's FileStream holds .NET's exclusive advisory lock on it: opened around it.
+                if (DurableFileSystem.TryOpenReadWhileWritten(Path.Combine(partial, ArchiveBaseName + codec.ArchiveExtension)) is not { } archive)
                 {
                     continue;
                 }
