@@ -188,8 +188,10 @@ internal sealed class PodMigrationReconciler(
                 status = migration.Status!;
             }
             using var stopPrepare = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            // The clone runs the source's image: the target pulls it while it prepares, off the restore's critical path.
-            var image = prepareAlongside ? await SourceImageAsync(migration, status, settings, cancellationToken) : null;
+            // Not yet: the clone names the source's image by tag, and a tag that moved since the source pulled it would
+            // give the clone another binary than the one CRIU restores into ("Can't open vma"). Pre-pulling needs the
+            // clone pinned to the source's image digest first; the agent's PrepareRestore image field is.
+            string? image = null;
             var prepare = prepareAlongside
                 ? _runtimeClass.PrepareWhileCheckpointingAsync(migration, status, image, RemainingUntilDeadline(status, settings), stopPrepare.Token)
                 : Task.FromResult<PreparedCheckpointInfo?>(null);
@@ -243,19 +245,6 @@ internal sealed class PodMigrationReconciler(
         status.Phase = MigrationPhase.Restoring;
         status.Message = $"restoring checkpoint {status.CheckpointId} on node {status.TargetNode} as pod {status.ClonePod}";
         return Step.Continue(await WriteStatusAsync(migration, cancellationToken));
-    }
-
-    /// <summary>The image the clone will run (the source container's); null when the source pod is gone (the restore step says so).</summary>
-    private async Task<string?> SourceImageAsync(PodMigration migration, PodMigrationStatus status, MigrationSettings settings, CancellationToken cancellationToken)
-    {
-        try
-        {
-            return CloneRestoreOf(status, settings, await GetSourcePodAsync(migration, cancellationToken)).BaseImage;
-        }
-        catch (MigrationRefusedException)
-        {
-            return null;
-        }
     }
 
     /// <summary>A prepare that followed the checkpoint: its phases, and the restore step need not prepare again.</summary>

@@ -44,9 +44,9 @@ public sealed class RuntimeClassRestoreTests
         world.Target.CloneExistedAtPrepare.ShouldBe(false);
         world.Target.Calls.ShouldNotContain("Restore");
         world.Target.PreparedFor.ShouldBe($"default/{migration.Status.ClonePod}/counter");
-        // Beside the checkpoint, following the archive as it is written, pulling the clone's image meanwhile; once
-        // that got there, the restore step does not prepare again.
-        world.Target.Prepares.ToArray().ShouldBe(new[] { (true, "localhost:5000/podmigrate/counter:1") });
+        // Beside the checkpoint, following the archive as it is written; once that got there, the restore step does not
+        // prepare again. No image pull yet: the clone names the source's image by tag (see CheckpointAsync).
+        world.Target.Prepares.ToArray().ShouldBe(new[] { (true, "") });
         migration.Status.PreparedAt.ShouldNotBeNull();
         world.Target.Calls.ShouldContain("ReleasePrepared");
         world.Source.Calls.ShouldContain("Discard");
