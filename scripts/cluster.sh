@@ -208,6 +208,12 @@ TOML
 }
 JSON
   mkdir -p "$(node_prepared "$name")"; chmod 0700 "$(node_prepared "$name")"
+  # Prepared checkpoints are the CRIU images the node's runtime restores from: on tmpfs (as /run is on most hosts; here it
+  # may be the root disk), so that neither the target's decompression nor the restore shares the disk the share is
+  # written to. `down` unmounts it with everything under the node's directory.
+  if [ "$(stat -f -c %T "$(node_prepared "$name")")" != tmpfs ]; then
+    mount -t tmpfs -o mode=0700 "podmigrate-prepared-$name" "$(node_prepared "$name")"
+  fi
   [ -x "$RUNTIME_BIN" ] || warn "$name: no $RUNTIME_BIN (scripts/setup.sh publishes it): pods of RuntimeClass podmigrate will not start"
   if [ "$(node_version "$index")" = 1.7 ]; then write_node_config_17 "$name" "$dir" "$root"; return; fi
   # See /work/shared/research/cri-notes.md for why each non-default setting is needed on these machines.

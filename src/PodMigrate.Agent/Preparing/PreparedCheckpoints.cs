@@ -27,6 +27,7 @@ namespace PodMigrate.Agent.Preparing;
 internal sealed class PreparedCheckpoints(
     IOptions<AgentOptions> options,
     ICheckpointStore store,
+    Node.Cri.CriConnection cri,
     OperationGate gate,
     TimeProvider time,
     ILogger<PreparedCheckpoints> logger)
@@ -82,10 +83,15 @@ internal sealed class PreparedCheckpoints(
         DurableFileSystem.CreatePrivateDirectory(directory);
         try
         {
+            var pull = PullImageAsync(request.Image, deadline.Token);
             var extract = Path.Combine(directory, ExtractDirectory);
             var fetchStarted = time.GetTimestamp();
-            var stored = await store.ExtractAsync(id, extract, deadline.Token, ArchiveVerification.ArchiveDigest);
+            // Following: extracted while the source still writes it, verified whole once published, before the seal.
+            var stored = request.Follow
+                ? await store.ExtractFollowingAsync(id, extract, deadline.Token)
+                : await store.ExtractAsync(id, extract, deadline.Token, ArchiveVerification.ArchiveDigest);
             timings.Add(Timing(Phase.Fetch, time.GetElapsedTime(fetchStarted)));
+            await pull;
 
             var unpackStarted = time.GetTimestamp();
             var bytes = RefuseSpecialEntries(extract, id);
@@ -125,6 +131,24 @@ internal sealed class PreparedCheckpoints(
                 AgentLog.PrepareFailed(logger, id.Value, failure.Kind, failure.Message);
             }
             throw;
+        }
+    }
+
+    /// <summary>Pulls the clone's image through the node's CRI, as its kubelet would; a failure is logged and left to the kubelet.</summary>
+    private async Task PullImageAsync(string image, CancellationToken cancellationToken)
+    {
+        if (image.Length == 0)
+        {
+            return;
+        }
+        await Task.Yield();
+        try
+        {
+            await cri.Images.PullImageAsync(image, sandboxConfig: null, cancellationToken);
+        }
+        catch (PodMigrateException e) when (e.Kind is not ErrorKind.Cancelled)
+        {
+            AgentLog.PrepareImagePullFailed(logger, image, e.Message);
         }
     }
 

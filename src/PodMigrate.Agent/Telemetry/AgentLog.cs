@@ -117,6 +117,9 @@ internal static partial class AgentLog
     [LoggerMessage(1500, LogLevel.Information, "Checkpoint {CheckpointId} prepared for {Pod} container {Container} in {Path} ({Milliseconds} ms)")]
     public static partial void CheckpointPrepared(ILogger logger, string checkpointId, string pod, string container, string path, double milliseconds);
 
+    [LoggerMessage(1509, LogLevel.Warning, "Image {Image} could not be pulled while a checkpoint was prepared (the kubelet pulls it): {Message}")]
+    public static partial void PrepareImagePullFailed(ILogger logger, string image, string message);
+
     [LoggerMessage(1501, LogLevel.Warning, "Prepare of checkpoint {CheckpointId} failed ({Kind}): {Message}; nothing left staged")]
     public static partial void PrepareFailed(ILogger logger, string checkpointId, ErrorKind kind, string message);
 

@@ -90,6 +90,31 @@ internal sealed class MemhogProbe(HttpClient http, TimeProvider time)
     public async Task<string> DigestAsync(string ip, CancellationToken cancellationToken)
         => (await http.GetStringAsync(Url(ip, "digest"), cancellationToken)).Trim();
 
+    /// <summary>
+    /// memhog's GET /heartbeat (or /heartbeat/reset, which clears the longest gap after reading it): the longest
+    /// wall-clock gap its 10 ms heartbeat thread saw, and when it began and ended. The pause the workload itself saw.
+    /// </summary>
+    public async Task<Heartbeat> HeartbeatAsync(string ip, bool reset, CancellationToken cancellationToken)
+    {
+        var text = (await http.GetStringAsync(Url(ip, reset ? "heartbeat/reset" : "heartbeat"), cancellationToken)).Trim();
+        var fields = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (var field in text.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var at = field.IndexOf('=', StringComparison.Ordinal);
+            if (at > 0 && long.TryParse(field.AsSpan(at + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var value))
+            {
+                fields[field[..at]] = value;
+            }
+        }
+        if (!fields.TryGetValue("max_gap_ns", out var gap) || !fields.TryGetValue("beats", out var beats))
+        {
+            throw new PodMigrateException(ErrorKind.DataLoss, $"memhog at {ip} answered /heartbeat with '{text}' (an image without the heartbeat?)");
+        }
+        return new Heartbeat(beats, TimeSpan.FromTicks(gap / 100),
+            DateTimeOffset.UnixEpoch.AddTicks(fields.GetValueOrDefault("gap_start_ns") / 100),
+            DateTimeOffset.UnixEpoch.AddTicks(fields.GetValueOrDefault("gap_end_ns") / 100));
+    }
+
     private static Uri Url(string ip, string path) => new(string.Create(CultureInfo.InvariantCulture, $"http://{ip}:{Port}/{path}"));
 
     private static int Passes(string status)
@@ -105,3 +130,6 @@ internal sealed class MemhogProbe(HttpClient http, TimeProvider time)
         return 0;
     }
 }
+
+/// <summary>What memhog's heartbeat thread saw: beats so far and the longest gap between two of them, with its wall-clock bounds.</summary>
+internal sealed record Heartbeat(long Beats, TimeSpan MaxGap, DateTimeOffset GapStart, DateTimeOffset GapEnd);

@@ -108,7 +108,7 @@ internal static class MigrationBenchReport
         }
     }
 
-    public static void WriteJson(MigrationBenchOptions options, IReadOnlyList<MigrationBenchRow> rows, IReadOnlyList<MigrationSample> samples, Stream output)
+    public static void WriteJson(MigrationBenchOptions options, IReadOnlyList<MigrationBenchRow> rows, IReadOnlyList<MigrationSample> samples, IReadOnlyList<RuntimeClassSample> runtimeClass, Stream output)
     {
         using var json = new Utf8JsonWriter(output, new JsonWriterOptions { Indented = true });
         json.WriteStartObject();
@@ -160,6 +160,7 @@ internal static class MigrationBenchReport
         }
         json.WriteEndArray();
         json.WriteNumber("samples", samples.Count);
+        RuntimeClassReport.WriteJson(runtimeClass, json);
         json.WriteEndObject();
     }
 

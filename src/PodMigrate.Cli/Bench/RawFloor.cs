@@ -64,6 +64,26 @@ internal sealed class RawFloor(ContainerdConnection containerd, string workDirec
         return new FloorDump(dump, tarTime, compress, imageBytes, new FileInfo(Archive).Length);
     }
 
+    /// <summary>
+    /// The floor of a migration's pause, dump side: a CRIU dump (Tasks.Checkpoint, image_path on tmpfs, the task
+    /// left running), nothing else: no tar, no codec, no share. Returns the dump's time and the image bytes.
+    /// </summary>
+    public async Task<(TimeSpan Dump, long ImageBytes)> DumpOnlyAsync(string containerId, CancellationToken cancellationToken)
+    {
+        var work = Path.Combine(workDirectory, "dump-work");
+        Directory.CreateDirectory(Images);
+        Directory.CreateDirectory(work);
+        var watch = Stopwatch.StartNew();
+        await _tasks.CheckpointAsync(containerId, new TaskCheckpointOptions(Images, work, Exit: false, FileLocks: false, Timeout: CriuTimeout), cancellationToken);
+        var dump = watch.Elapsed;
+        Directory.Delete(work, recursive: true);
+        return (dump, DirectorySize(Images));
+    }
+
+    /// <summary>The floor's restore side: CRIU restore of <see cref="DumpOnlyAsync"/>'s images from tmpfs into the container, whose task must be gone.</summary>
+    public Task<(TimeSpan Restore, uint Pid)> RestoreOnlyAsync(string containerId, CancellationToken cancellationToken)
+        => RestoreFromAsync(containerId, Images, cancellationToken);
+
     /// <summary>Decompresses the floor's archive and restores it into <paramref name="containerId"/>, whose task must be gone.</summary>
     public async Task<FloorRestore> DecompressAndRestoreAsync(string containerId, CancellationToken cancellationToken)
     {
@@ -74,6 +94,12 @@ internal sealed class RawFloor(ContainerdConnection containerd, string workDirec
         var untar = await RunAsync("tar", ["-xf", tar, "-C", Restored], cancellationToken);
         File.Delete(tar);
 
+        var (restore, pid) = await RestoreFromAsync(containerId, Restored, cancellationToken);
+        return new FloorRestore(decompress, untar, restore, pid);
+    }
+
+    private async Task<(TimeSpan Restore, uint Pid)> RestoreFromAsync(string containerId, string images, CancellationToken cancellationToken)
+    {
         var container = await _containers.GetAsync(containerId, cancellationToken);
         var mounts = await new ContainerdSnapshots(containerd, container.Snapshotter).MountsAsync(container.SnapshotKey, cancellationToken);
         var runtimeOptions = container.Runtime?.Options is { } any && any.TypeUrl.EndsWith(Runc.Options.Descriptor.FullName, StringComparison.Ordinal)
@@ -83,8 +109,8 @@ internal sealed class RawFloor(ContainerdConnection containerd, string workDirec
         Directory.CreateDirectory(work);
         var io = TaskIo.ToFile(Path.Combine(workDirectory, "restored.log"));
         var watch = Stopwatch.StartNew();
-        var pid = await _tasks.RestoreAsync(containerId, mounts, io, new TaskRestoreOptions(Restored, work, runtimeOptions, CriuTimeout), cancellationToken);
-        return new FloorRestore(decompress, untar, watch.Elapsed, pid);
+        var pid = await _tasks.RestoreAsync(containerId, mounts, io, new TaskRestoreOptions(images, work, runtimeOptions, CriuTimeout), cancellationToken);
+        return (watch.Elapsed, pid);
     }
 
     /// <summary>

@@ -24,7 +24,8 @@ internal static class BenchMigrationCommand
     {
         var sizes = new Option<string>("--sizes") { Description = "Memory sizes in MiB, comma-separated", DefaultValueFactory = _ => "64,256,1024,2048" };
         var codecs = new Option<string>("--codecs") { Description = "Our archive codecs to measure, comma-separated (zstd, gzip, none)", DefaultValueFactory = _ => "zstd" };
-        var methods = new Option<string>("--methods") { Description = "Restore methods to measure on each checkpoint, comma-separated (cri-image, direct)", DefaultValueFactory = _ => "cri-image,direct" };
+        var methods = new Option<string>("--methods") { Description = "Methods to measure, comma-separated: cri-image, direct (agent restores of each checkpoint), runtimeclass (a PodMigration through the controller and the RuntimeClass, against the uncompressed CRIU floor)", DefaultValueFactory = _ => "cri-image,direct" };
+        var kubeconfig = new Option<string?>("--kubeconfig") { Description = "runtimeclass: the API server's kubeconfig (default: the local cluster's, $PODMIGRATE_RUN_DIR/kubeconfig)" };
         var from = new Option<string>("--from") { Description = "Source node", DefaultValueFactory = _ => "node-a" };
         var to = new Option<string>("--to") { Description = "Target node", DefaultValueFactory = _ => "node-b" };
         var image = new Option<string>("--image") { Description = "The memhog image", DefaultValueFactory = _ => "localhost:5000/podmigrate/memhog:1" };
@@ -47,7 +48,7 @@ internal static class BenchMigrationCommand
         var jsonOut = new Option<string?>("--json-out") { Description = "Also write the JSON report to this file (for scripts that want the table and the data of one run)" };
         var output = CliCommon.OutputOption();
         var command = new Command("migration", "Checkpoint and restore a memhog pod with the agents and with raw CRIU + zstd, side by side; print phase times and ratios");
-        foreach (var option in new Option[] { sizes, codecs, methods, from, to, image, disposition, repeat, targetState, workDir, pattern, prefault, jsonOut, output })
+        foreach (var option in new Option[] { sizes, codecs, methods, kubeconfig, from, to, image, disposition, repeat, targetState, workDir, pattern, prefault, jsonOut, output })
         {
             command.Options.Add(option);
         }
@@ -55,10 +56,11 @@ internal static class BenchMigrationCommand
         command.SetAction((parse, cancellationToken) => CliCommon.RunAsync(async () =>
         {
             var json = parse.IsJson(output);
+            var (agentMethods, runtimeClass) = SplitMethods(parse.GetValue(methods)!);
             var options = new MigrationBenchOptions(
                 ParseSizes(parse.GetValue(sizes)!),
                 ParseCodecs(parse.GetValue(codecs)!),
-                ParseMethods(parse.GetValue(methods)!),
+                agentMethods,
                 parse.GetValue(from)!,
                 parse.GetValue(to)!,
                 parse.GetValue(image)!,
@@ -91,29 +93,45 @@ internal static class BenchMigrationCommand
                 throw PodMigrateException.NotFound($"--work-dir {options.WorkRoot} does not exist");
             }
 
-            // The bench measures the local cluster through the agents' unix sockets.
-            using var source = CliCommon.ConnectAgent(options.From, null, AgentTls.None);
-            using var target = CliCommon.ConnectAgent(options.To, null, AgentTls.None);
             // Progress goes to stderr so that -o json keeps stdout clean.
-            var bench = new MigrationBench(options, source, target, line => Console.Error.WriteLine(line));
-            var samples = await bench.RunAsync(cancellationToken);
+            IReadOnlyList<MigrationSample> samples = [];
+            if (options.Methods.Count > 0)
+            {
+                // The agent methods measure the local cluster through the agents' unix sockets.
+                using var source = CliCommon.ConnectAgent(options.From, null, AgentTls.None);
+                using var target = CliCommon.ConnectAgent(options.To, null, AgentTls.None);
+                var bench = new MigrationBench(options, source, target, line => Console.Error.WriteLine(line));
+                samples = await bench.RunAsync(cancellationToken);
+            }
+            IReadOnlyList<RuntimeClassSample> runtimeClassSamples = [];
+            if (runtimeClass)
+            {
+                var config = await CliHosting.LoadKubeConfigAsync(parse.GetValue(kubeconfig) ?? Path.Combine(CliCommon.RunDirectory, "kubeconfig"), cancellationToken);
+                using var api = new Kube.Client.KubernetesApiClient(config);
+                runtimeClassSamples = await new RuntimeClassBench(options, api, line => Console.Error.WriteLine(line)).RunAsync(cancellationToken);
+            }
             var rows = MigrationBenchReport.Summarize(samples);
             if (parse.GetValue(jsonOut) is { Length: > 0 } jsonPath)
             {
                 await using var file = File.Create(jsonPath);
-                MigrationBenchReport.WriteJson(options, rows, samples, file);
+                MigrationBenchReport.WriteJson(options, rows, samples, runtimeClassSamples, file);
             }
             if (json)
             {
                 using var stdout = Console.OpenStandardOutput();
-                MigrationBenchReport.WriteJson(options, rows, samples, stdout);
+                MigrationBenchReport.WriteJson(options, rows, samples, runtimeClassSamples, stdout);
                 stdout.WriteByte((byte)'\n');
             }
             else
             {
-                MigrationBenchReport.WriteTables(rows, Console.Out);
+                if (rows.Count > 0)
+                {
+                    MigrationBenchReport.WriteTables(rows, Console.Out);
+                    Console.Out.WriteLine();
+                }
+                RuntimeClassReport.WriteTables(runtimeClassSamples, Console.Out);
             }
-            return rows.All(r => r.DigestPass && r.FloorDigestPass) ? ExitCodes.Ok : ExitCodes.DataLoss;
+            return rows.All(r => r.DigestPass && r.FloorDigestPass) && runtimeClassSamples.All(s => s.DigestMatches && s.Floor.DigestMatches) ? ExitCodes.Ok : ExitCodes.DataLoss;
         }, cancellationToken));
         return command;
     }
@@ -142,9 +160,12 @@ internal static class BenchMigrationCommand
         return codecs.Count > 0 ? codecs : throw PodMigrateException.InvalidArgument("--codecs names no codec");
     }
 
-    private static List<RestoreMethod> ParseMethods(string text)
+    /// <summary>The agent restore methods, and whether the runtimeclass method (through the controller) was asked for.</summary>
+    private static (List<RestoreMethod> Agent, bool RuntimeClass) SplitMethods(string text)
     {
-        var methods = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(RestoreTargetOptions.ParseMethod).Distinct().ToList();
-        return methods.Count > 0 ? methods : throw PodMigrateException.InvalidArgument("--methods names no restore method");
+        var names = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList();
+        var runtimeClass = names.RemoveAll(n => n == RuntimeClassBench.Method) > 0;
+        var methods = names.Select(RestoreTargetOptions.ParseMethod).Distinct().ToList();
+        return methods.Count > 0 || runtimeClass ? (methods, runtimeClass) : throw PodMigrateException.InvalidArgument("--methods names no method");
     }
 }

@@ -173,13 +173,28 @@ internal sealed class PodMigrationReconciler(
         var agent = await agents.GetAsync(status.SourceNode!, cancellationToken);
         if (!await CheckpointExistsAsync(agent, status.CheckpointId!, cancellationToken))
         {
-            if (status.FrozenAt is null)
+            // The target prepares beside the checkpoint, following the archive as it is written (RuntimeClass path).
+            var prepareAlongside = !settings.ThroughCheckpointImage && status.PreparedAt is null;
+            if (status.FrozenAt is null || (prepareAlongside && status.PreparedOn is null))
             {
-                // Written first: from here on a rollback must resume the source, whatever happens to this call.
-                status.FrozenAt = time.GetUtcNow();
+                // Written first: from here on a rollback must resume the source, whatever happens to this call, and
+                // release what the target may have staged.
+                status.FrozenAt ??= time.GetUtcNow();
+                if (prepareAlongside)
+                {
+                    status.PreparedOn ??= status.TargetNode;
+                }
                 migration = await WriteStatusAsync(migration, cancellationToken);
                 status = migration.Status!;
             }
+            using var stopPrepare = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            // Not yet: the clone names the source's image by tag, and a tag that moved since the source pulled it would
+            // give the clone another binary than the one CRIU restores into ("Can't open vma"). Pre-pulling needs the
+            // clone pinned to the source's image digest first; the agent's PrepareRestore image field is.
+            string? image = null;
+            var prepare = prepareAlongside
+                ? _runtimeClass.PrepareWhileCheckpointingAsync(migration, status, image, RemainingUntilDeadline(status, settings), stopPrepare.Token)
+                : Task.FromResult<PreparedCheckpointInfo?>(null);
             try
             {
                 var result = await agent.CheckpointToEndAsync(new CheckpointRequest
@@ -200,6 +215,7 @@ internal sealed class PodMigrationReconciler(
                     SetTiming(status, "checkpoint." + PhaseName(phase.Phase), phase.Duration.ToTimeSpan());
                 }
                 ControllerLog.Checkpointed(logger, status.CheckpointId!, status.SourceNode!, result.Wall.ToTimeSpan().TotalMilliseconds, result.Checkpoint.ArchiveBytes);
+                RecordPrepared(status, await prepare);
             }
             catch (PodMigrateException e) when (e.Kind == ErrorKind.AlreadyExists)
             {
@@ -215,11 +231,35 @@ internal sealed class PodMigrationReconciler(
                 // The agent resumes the source when a checkpoint fails; the rollback makes sure of it.
                 return Step.Continue(await BeginRollbackAsync(migration, "CheckpointFailed", $"checkpoint of pod {settings.PodName} on node {status.SourceNode} failed: {e.Message}", cancellationToken));
             }
+            finally
+            {
+                // A prepare still following a checkpoint that will not be published stops; its staging goes with it.
+                if (!prepare.IsCompleted)
+                {
+                    await stopPrepare.CancelAsync();
+                }
+                await prepare;
+            }
         }
         SetCondition(status, "Checkpointed", "True", "CheckpointPublished", $"checkpoint {status.CheckpointId} is on the share; the source is frozen");
         status.Phase = MigrationPhase.Restoring;
         status.Message = $"restoring checkpoint {status.CheckpointId} on node {status.TargetNode} as pod {status.ClonePod}";
         return Step.Continue(await WriteStatusAsync(migration, cancellationToken));
+    }
+
+    /// <summary>A prepare that followed the checkpoint: its phases, and the restore step need not prepare again.</summary>
+    private void RecordPrepared(PodMigrationStatus status, PreparedCheckpointInfo? prepared)
+    {
+        if (prepared is null)
+        {
+            return;
+        }
+        foreach (var phase in prepared.Timings)
+        {
+            SetTiming(status, "prepare." + PhaseName(phase.Phase), phase.Duration.ToTimeSpan());
+        }
+        SetTiming(status, "prepare", prepared.Wall.ToTimeSpan());
+        status.PreparedAt = time.GetUtcNow();
     }
 
     private async Task<Step> RestoreAsync(PodMigration migration, MigrationSettings settings, CancellationToken cancellationToken)
@@ -425,7 +465,14 @@ internal sealed class PodMigrationReconciler(
                 SetTiming(status, "restore", readyAt - status.CloneCreatedAt!.Value + ParseTiming(status, "import"));
                 if (!settings.ThroughCheckpointImage)
                 {
-                    status.RestoredAt ??= await _runtimeClass.RestoredAtAsync(status, cancellationToken);
+                    if (status.RestoredAt is null && await _runtimeClass.RestoredAtAsync(status, cancellationToken) is { } restored)
+                    {
+                        status.RestoredAt = restored.At;
+                        if (restored.Restore is { } criu)
+                        {
+                            SetTiming(status, "restore.criu", criu);
+                        }
+                    }
                 }
                 if (!settings.IsClone && RuntimeClassRestore.Downtime(status, status.RestoredAt, readyAt) is { } downtime)
                 {

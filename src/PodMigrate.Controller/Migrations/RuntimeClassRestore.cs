@@ -18,7 +18,11 @@ internal sealed partial class RuntimeClassRestore(IAgentDirectory agents, ILogge
     /// Prepares the checkpoint on the target for the clone (idempotent on the agent). <see cref="PodMigrationStatus.PreparedOn"/>
     /// must already be written, so that a rollback releases whatever this leaves.
     /// </summary>
-    public async Task<PreparedCheckpointInfo> PrepareAsync(PodMigration migration, PodMigrationStatus status, TimeSpan timeout, CancellationToken cancellationToken)
+    /// <param name="follow">
+    /// Start while the source still writes the checkpoint: the target follows the archive on the share and seals the
+    /// prepared checkpoint only once the published manifest has verified it whole.
+    /// </param>
+    public async Task<PreparedCheckpointInfo> PrepareAsync(PodMigration migration, PodMigrationStatus status, TimeSpan timeout, CancellationToken cancellationToken, bool follow = false, string? image = null)
     {
         var agent = await agents.GetAsync(status.TargetNode!, cancellationToken);
         var prepared = await agent.PrepareRestoreAsync(new PrepareRestoreRequest
@@ -28,19 +32,24 @@ internal sealed partial class RuntimeClassRestore(IAgentDirectory agents, ILogge
             PodName = status.ClonePod,
             Container = status.ContainerName,
             Timeout = Duration.FromTimeSpan(timeout),
+            Follow = follow,
+            Image = image ?? "",
         }, cancellationToken);
         CheckpointPrepared(logger, status.CheckpointId!, status.TargetNode!, prepared.Path, prepared.Wall.ToTimeSpan().TotalMilliseconds);
         return prepared;
     }
 
-    /// <summary>When the target's runtime recorded the restored process running again; null when it has no record (yet).</summary>
-    public async Task<DateTimeOffset?> RestoredAtAsync(PodMigrationStatus status, CancellationToken cancellationToken)
+    /// <summary>
+    /// When the target's runtime recorded the restored process running again, and how long its restore took; null when
+    /// it has no record (yet).
+    /// </summary>
+    public async Task<(DateTimeOffset At, TimeSpan? Restore)?> RestoredAtAsync(PodMigrationStatus status, CancellationToken cancellationToken)
     {
         try
         {
             var agent = await agents.GetAsync(status.TargetNode!, cancellationToken);
             var restored = await agent.GetRestoredAsync(status.CheckpointId!, cancellationToken);
-            return restored.RestoredAt?.ToDateTimeOffset();
+            return restored.RestoredAt is { } at ? (at.ToDateTimeOffset(), restored.Restore?.ToTimeSpan()) : null;
         }
         catch (PodMigrateException e) when (e.Kind is ErrorKind.NotFound or ErrorKind.Unavailable or ErrorKind.DeadlineExceeded or ErrorKind.DataLoss)
         {
@@ -72,6 +81,28 @@ internal sealed partial class RuntimeClassRestore(IAgentDirectory agents, ILogge
     }
 
     /// <summary>
+    /// <see cref="PrepareAsync"/> with follow, run beside the checkpoint so that the target's fetch, verification and
+    /// decompression overlap the source's write. Null when it did not get there (the checkpoint failed, or the target could
+    /// not follow): the restore step then prepares the published checkpoint as usual, so this only ever saves time.
+    /// </summary>
+    public async Task<PreparedCheckpointInfo?> PrepareWhileCheckpointingAsync(PodMigration migration, PodMigrationStatus status, string? image, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await PrepareAsync(migration, status, timeout, cancellationToken, follow: true, image);
+        }
+        catch (PodMigrateException e)
+        {
+            FollowFailed(logger, status.CheckpointId!, status.TargetNode!, e.Message);
+            return null;
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>
     /// The workload's downtime: from the instant the source stopped executing (its agent's freeze instant, else when the
     /// controller asked for the checkpoint) to the instant the restored process executed again (the runtime's record,
     /// else the clone's readiness, which is later: never under-reported).
@@ -93,4 +124,7 @@ internal sealed partial class RuntimeClassRestore(IAgentDirectory agents, ILogge
 
     [LoggerMessage(4503, LogLevel.Warning, "No restore record of checkpoint {CheckpointId} on node {Node}; downtime measured to the clone's readiness: {Message}")]
     private static partial void NoRestoreRecord(ILogger logger, string checkpointId, string node, string message);
+
+    [LoggerMessage(4504, LogLevel.Information, "Checkpoint {CheckpointId} could not be prepared on node {Node} while it was written; it is prepared once published: {Message}")]
+    private static partial void FollowFailed(ILogger logger, string checkpointId, string node, string message);
 }

@@ -48,6 +48,48 @@ public static class CheckpointArchiveReader
     public static Task ExtractUnverifiedAsync(Stream blob, CodecSettings codec, string subject, string targetDirectory, CancellationToken cancellationToken)
         => ExtractCoreAsync(blob, codec, manifest: null, subject, targetDirectory, ArchiveVerification.EveryFile, cancellationToken);
 
+    /// <summary>
+    /// Extracts an archive that is still being written, whose manifest is not published yet: names, links and entry
+    /// types are checked as the entries arrive, the blob is hashed as it is read; once it ends, <paramref name="manifest"/>
+    /// (the published, signature-checked manifest) must match the blob's size and sha256, which cover every byte of every
+    /// file. Until this returns, nothing in <paramref name="targetDirectory"/> may be used; any failure removes it.
+    /// </summary>
+    public static async Task<CheckpointManifest> ExtractThenVerifyAsync(
+        Stream blob, CodecSettings codec, string subject, string targetDirectory, Func<CancellationToken, Task<CheckpointManifest>> manifest, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(blob);
+        ArgumentNullException.ThrowIfNull(codec);
+        ArgumentNullException.ThrowIfNull(manifest);
+        var target = Path.GetFullPath(targetDirectory);
+        var created = PrepareTarget(target);
+        try
+        {
+            var pass = new VerifyingPass(subject, manifest: null, new DirectorySink(subject, target), ArchiveVerification.ArchiveDigest);
+            var hashed = new ReadAheadHashingStream(blob, BlobChunkSize, BlobReadAhead, leaveOpen: true);
+            await using (hashed)
+            {
+                await pass.RunAsync(hashed, CheckpointCodecs.Get(codec.Name), cancellationToken);
+                // The codec may stop before the blob's last bytes (a frame's end): the digest covers all of them.
+                var rest = new byte[BlobChunkSize];
+                while (await hashed.ReadAsync(rest, cancellationToken) > 0)
+                {
+                }
+                var published = await manifest(cancellationToken);
+                if (published.CheckpointId != subject)
+                {
+                    throw new PodMigrateException(ErrorKind.DataLoss, $"checkpoint {subject}: the published manifest is checkpoint {published.CheckpointId}'s");
+                }
+                VerifyBlob(published, hashed.BytesRead, hashed.Sha256);
+                return published;
+            }
+        }
+        catch
+        {
+            RemoveExtracted(target, created);
+            throw;
+        }
+    }
+
     /// <summary>The full check of a stored archive without writing anything: the pass of <see cref="ExtractAsync"/> into nowhere.</summary>
     public static Task VerifyAsync(Stream blob, CheckpointManifest manifest, CancellationToken cancellationToken)
     {

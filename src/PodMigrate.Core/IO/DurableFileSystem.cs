@@ -163,6 +163,22 @@ public static class DurableFileSystem
         });
     }
 
+    /// <summary>
+    /// Opens a file for reading without the advisory lock .NET takes on open (flock, shared), which conflicts with the
+    /// exclusive one a writing FileStream holds: for following a file while another stream still writes it. Null when
+    /// the file (or its directory) does not exist.
+    /// </summary>
+    public static FileStream? TryOpenReadWhileWritten(string path)
+    {
+        var fd = LibC.Open(path, LibC.O_RDONLY | LibC.O_CLOEXEC);
+        if (fd < 0)
+        {
+            var errno = LibC.LastErrno();
+            return errno == LibC.ENOENT ? null : throw LibC.Error("open", path, errno);
+        }
+        return new FileStream(new Microsoft.Win32.SafeHandles.SafeFileHandle(fd, ownsHandle: true), FileAccess.Read, bufferSize: 0);
+    }
+
     /// <summary>Opens a file for one sequential read.</summary>
     public static FileStream OpenSequentialRead(string path, int bufferSize = 1 << 16)
         => new(path, new FileStreamOptions

@@ -25,6 +25,9 @@ public sealed class FileSystemCheckpointStore : ICheckpointStore
     private const string StagingDirectoryName = ".staging";
     private const string PartialSuffix = ".partial";
     private const string ArchiveBaseName = "archive";
+
+    /// <summary>How often a reader following an archive being written looks for more bytes or the manifest.</summary>
+    private static readonly TimeSpan FollowPoll = TimeSpan.FromMilliseconds(10);
     private const int ArchiveBufferSize = 1 << 20;
     // A manifest lists a few hundred files; a larger one is not read whole into memory (it fails its checks instead).
     private const int MaxManifestBytes = 64 << 20;
@@ -217,6 +220,40 @@ public sealed class FileSystemCheckpointStore : ICheckpointStore
         await using var stream = OpenArchive(checkpoint);
         await CheckpointArchiveReader.ExtractAsync(stream, checkpoint.Manifest, targetDirectory, cancellationToken, verification);
         return checkpoint;
+    }
+
+    public async Task<StoredCheckpoint> ExtractFollowingAsync(CheckpointId id, string targetDirectory, CancellationToken cancellationToken)
+    {
+        var partial = Path.Combine(_staging, id.Value + PartialSuffix);
+        while (true)
+        {
+            if (TryRead(id, verify: true) is { } published)
+            {
+                // Published already: the ordinary verified extraction.
+                await using var stream = OpenArchive(published);
+                await CheckpointArchiveReader.ExtractAsync(stream, published.Manifest, targetDirectory, cancellationToken, ArchiveVerification.ArchiveDigest);
+                return published;
+            }
+            foreach (var codec in CheckpointCodecs.All)
+            {
+                // The writer's FileStream holds .NET's exclusive advisory lock on it: opened around it.
+                if (DurableFileSystem.TryOpenReadWhileWritten(Path.Combine(partial, ArchiveBaseName + codec.ArchiveExtension)) is not { } archive)
+                {
+                    continue;
+                }
+                {
+                    StoredCheckpoint? checkpoint = null;
+                    await using var growing = new GrowingFileStream(archive, () => (checkpoint = TryRead(id, verify: true))?.Manifest.CompressedSize,
+                        () => Directory.Exists(partial), id.Value, _time);
+                    await CheckpointArchiveReader.ExtractThenVerifyAsync(growing, CheckpointCodecs.Resolve(codec.Name, null), id.Value, targetDirectory,
+                        _ => Task.FromResult((checkpoint ?? Read(id)).Manifest), cancellationToken);
+                    StoreLog.ExtractedWhilePublished(_logger, id.Value);
+                    return checkpoint ?? Read(id);
+                }
+            }
+            // Neither published nor being written yet: the source is still dumping.
+            await Task.Delay(FollowPoll, _time, cancellationToken);
+        }
     }
 
     public async Task<(StoredCheckpoint Checkpoint, CheckpointLayer Layer)> WriteImageLayerAsync(

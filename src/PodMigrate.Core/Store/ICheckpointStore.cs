@@ -38,6 +38,14 @@ public interface ICheckpointStore
     Task<StoredCheckpoint> ExtractAsync(CheckpointId id, string targetDirectory, CancellationToken cancellationToken, Archive.ArchiveVerification verification = Archive.ArchiveVerification.EveryFile);
 
     /// <summary>
+    /// <see cref="ExtractAsync"/> of a checkpoint that may still be being published: follows its archive as it is
+    /// written (waiting for it to appear), extracting ahead, and verifies the whole against the manifest once that is
+    /// published and its signature checked; nothing stays unless everything matched. A publication that fails or does not
+    /// come within the caller's deadline fails this too.
+    /// </summary>
+    Task<StoredCheckpoint> ExtractFollowingAsync(CheckpointId id, string targetDirectory, CancellationToken cancellationToken);
+
+    /// <summary>
     /// Opens a checkpoint as a checkpoint image: streams it, decompressed once and verified in the same pass, into
     /// <paramref name="destination"/> as the image's layer (see <see cref="Images.CheckpointImage.WriteLayerAsync"/>).
     /// When it throws (DataLoss for an archive that fails verification), what the destination received must be discarded.

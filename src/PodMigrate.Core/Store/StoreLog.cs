@@ -24,4 +24,7 @@ internal static partial class StoreLog
 
     [LoggerMessage(EventId = 3007, Level = LogLevel.Warning, Message = "Accepted checkpoint {CheckpointId} without a signature: unsigned checkpoints are allowed (a development setting; anyone who can write to the share can plant one)")]
     public static partial void UnsignedAccepted(ILogger logger, string checkpointId);
+
+    [LoggerMessage(EventId = 3008, Level = LogLevel.Information, Message = "Checkpoint {CheckpointId} extracted while it was being published, then verified against its published manifest")]
+    public static partial void ExtractedWhilePublished(ILogger logger, string checkpointId);
 }

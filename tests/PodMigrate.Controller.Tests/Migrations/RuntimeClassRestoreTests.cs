@@ -44,6 +44,10 @@ public sealed class RuntimeClassRestoreTests
         world.Target.CloneExistedAtPrepare.ShouldBe(false);
         world.Target.Calls.ShouldNotContain("Restore");
         world.Target.PreparedFor.ShouldBe($"default/{migration.Status.ClonePod}/counter");
+        // Beside the checkpoint, following the archive as it is written; once that got there, the restore step does not
+        // prepare again. No image pull yet: the clone names the source's image by tag (see CheckpointAsync).
+        world.Target.Prepares.ToArray().ShouldBe(new[] { (true, "") });
+        migration.Status.PreparedAt.ShouldNotBeNull();
         world.Target.Calls.ShouldContain("ReleasePrepared");
         world.Source.Calls.ShouldContain("Discard");
         migration.Status.PreparedOn.ShouldBe("node-b");
@@ -83,6 +87,8 @@ public sealed class RuntimeClassRestoreTests
         migration.Status.RollbackReason.ShouldBe("RestoreFailed");
         migration.Status.Message!.ShouldContain("could not prepare checkpoint");
         world.LastClone.ShouldBeNull();
+        // The prepare beside the checkpoint failed, then the ordinary one after it: the failure is the target's, not a race.
+        world.Target.Prepares.Select(p => p.Follow).ToArray().ShouldBe(new[] { true, false });
         world.Target.Calls.ShouldContain("ReleasePrepared");
         world.Source.Calls.ShouldContain("Resume");
         world.Source.Calls.ShouldNotContain("Discard");
@@ -292,6 +298,9 @@ public sealed class RuntimeClassRestoreTests
 
         public string? PreparedFor { get; private set; }
 
+        /// <summary>Every PrepareRestore: whether it followed a checkpoint being written, and the image it was to pull.</summary>
+        public ConcurrentQueue<(bool Follow, string Image)> Prepares { get; } = new();
+
         public static async Task<FakeMigrationAgent> StartAsync(string node, KubernetesApiClient api, bool restoreRuntime, bool prepareFails)
         {
             var port = TestAgentLayout.FreePort();
@@ -379,6 +388,7 @@ public sealed class RuntimeClassRestoreTests
             public override async Task<PreparedCheckpointInfo> PrepareRestore(PrepareRestoreRequest request, ServerCallContext context)
             {
                 agent._calls.Enqueue("PrepareRestore");
+                agent.Prepares.Enqueue((request.Follow, request.Image));
                 try
                 {
                     await api.GetAsync(KubeResources.Pods, request.PodNamespace, request.PodName, context.CancellationToken);
