@@ -171,27 +171,57 @@ internal sealed class PodMigrationReconciler(
     {
         var status = migration.Status!;
         var agent = await agents.GetAsync(status.SourceNode!, cancellationToken);
-        if (!await CheckpointExistsAsync(agent, status.CheckpointId!, cancellationToken))
+        if (status.CheckpointOperation is not null || !await CheckpointExistsAsync(agent, status.CheckpointId!, cancellationToken))
         {
-            if (status.FrozenAt is null)
+            if (status.FrozenAt is null || status.CheckpointOperation is null)
             {
-                // Written first: from here on a rollback must resume the source, whatever happens to this call.
-                status.FrozenAt = time.GetUtcNow();
+                // Written first: from here on a rollback must resume the source, and whoever reconciles next attaches to
+                // this operation by its id instead of starting a second checkpoint.
+                status.FrozenAt ??= time.GetUtcNow();
+                status.CheckpointOperation = AgentOperationCalls.NewId(status.CheckpointId!, "checkpoint");
                 migration = await WriteStatusAsync(migration, cancellationToken);
                 status = migration.Status!;
             }
-            try
+            var request = new CheckpointRequest
             {
-                var result = await agent.CheckpointToEndAsync(new CheckpointRequest
+                Container = SourceSelector(migration, status),
+                Disposition = SourceDisposition.SourceLeaveStopped,
+                Codec = settings.Codec,
+                CheckpointId = status.CheckpointId,
+                Pin = settings.RetainCheckpoint,
+                Labels = { ["podmigrate.io/migration"] = $"{migration.Namespace}.{migration.Name}", ["podmigrate.io/target-node"] = status.TargetNode! },
+                Timeout = Duration.FromTimeSpan(RemainingUntilDeadline(status, settings)),
+            };
+            var operation = await AgentOperationCalls.StartOrAttachAsync(
+                agent,
+                new StartOperationRequest { OperationId = status.CheckpointOperation, Checkpoint = request },
+                async token => new Operation { Checkpoint = await agent.CheckpointToEndAsync(request, null, token) },
+                cancellationToken);
+            if (!operation.Done)
+            {
+                // The agent owns it: this worker goes on with other migrations and looks again later.
+                status.Message = $"checkpointing pod {settings.PodName} on node {status.SourceNode}: {ProgressText(operation)}";
+                return Step.Wait(AgentOperationCalls.PollDelay(operation, time.GetUtcNow(), options.PollInterval));
+            }
+            if (AgentOperationCalls.Error(operation) is { } e && e.Kind != ErrorKind.AlreadyExists)
+            {
+                // (AlreadyExists: an earlier attempt, e.g. by a controller that died waiting for the answer, published it.)
+                var retry = e.Kind is ErrorKind.Unavailable or ErrorKind.DeadlineExceeded or ErrorKind.Cancelled
+                    || (e.Kind == ErrorKind.FailedPrecondition && await SourceBusyAsync(agent, migration, status, cancellationToken));
+                if (retry)
                 {
-                    Container = SourceSelector(migration, status),
-                    Disposition = SourceDisposition.SourceLeaveStopped,
-                    Codec = settings.Codec,
-                    CheckpointId = status.CheckpointId,
-                    Pin = settings.RetainCheckpoint,
-                    Labels = { ["podmigrate.io/migration"] = $"{migration.Namespace}.{migration.Name}", ["podmigrate.io/target-node"] = status.TargetNode! },
-                    Timeout = Duration.FromTimeSpan(RemainingUntilDeadline(status, settings)),
-                }, null, cancellationToken);
+                    // This attempt is over (the agent resumed the source unless it published): the next one gets a new
+                    // operation, after looking whether the checkpoint is on the share.
+                    ControllerLog.SourceBusy(logger, e.Message);
+                    status.CheckpointOperation = null;
+                    await WriteStatusAsync(migration, cancellationToken);
+                    return Step.Wait(options.PollInterval);
+                }
+                // The agent resumes the source when a checkpoint fails; the rollback makes sure of it.
+                return Step.Continue(await BeginRollbackAsync(migration, "CheckpointFailed", $"checkpoint of pod {settings.PodName} on node {status.SourceNode} failed: {e.Message}", cancellationToken));
+            }
+            if (operation.Checkpoint is { } result)
+            {
                 SetTiming(status, "checkpoint", result.Wall.ToTimeSpan());
                 SetTiming(status, "frozen", result.Frozen.ToTimeSpan());
                 status.SourceStoppedAt = result.FrozenAt?.ToDateTimeOffset();
@@ -201,26 +231,15 @@ internal sealed class PodMigrationReconciler(
                 }
                 ControllerLog.Checkpointed(logger, status.CheckpointId!, status.SourceNode!, result.Wall.ToTimeSpan().TotalMilliseconds, result.Checkpoint.ArchiveBytes);
             }
-            catch (PodMigrateException e) when (e.Kind == ErrorKind.AlreadyExists)
-            {
-                // An earlier attempt (e.g. by a controller that died waiting for the answer) published it.
-            }
-            catch (PodMigrateException e) when (e.Kind is not (ErrorKind.Unavailable or ErrorKind.DeadlineExceeded or ErrorKind.Cancelled))
-            {
-                if (e.Kind == ErrorKind.FailedPrecondition && await SourceBusyAsync(agent, migration, status, cancellationToken))
-                {
-                    ControllerLog.SourceBusy(logger, e.Message);
-                    return Step.Wait(options.PollInterval);
-                }
-                // The agent resumes the source when a checkpoint fails; the rollback makes sure of it.
-                return Step.Continue(await BeginRollbackAsync(migration, "CheckpointFailed", $"checkpoint of pod {settings.PodName} on node {status.SourceNode} failed: {e.Message}", cancellationToken));
-            }
         }
         SetCondition(status, "Checkpointed", "True", "CheckpointPublished", $"checkpoint {status.CheckpointId} is on the share; the source is frozen");
         status.Phase = MigrationPhase.Restoring;
         status.Message = $"restoring checkpoint {status.CheckpointId} on node {status.TargetNode} as pod {status.ClonePod}";
         return Step.Continue(await WriteStatusAsync(migration, cancellationToken));
     }
+
+    private static string ProgressText(Operation operation)
+        => operation.Progress is { } p ? (p.Message.Length > 0 ? p.Message : p.Phase.ToString()) + (p.BytesDone > 0 ? $" ({p.BytesDone} bytes)" : "") : "started";
 
     private async Task<Step> RestoreAsync(PodMigration migration, MigrationSettings settings, CancellationToken cancellationToken)
     {
@@ -242,53 +261,82 @@ internal sealed class PodMigrationReconciler(
         }
         if (!settings.ThroughCheckpointImage && status.PreparedAt is null)
         {
-            if (status.PreparedOn is null)
+            if (status.PreparedOn is null || status.RestoreOperation is null)
             {
-                // Written first: from here on a rollback releases what the target may have staged.
+                // Written first: from here on a rollback releases what the target may have staged, and a requeue attaches.
                 status.PreparedOn = status.TargetNode;
+                status.RestoreOperation = AgentOperationCalls.NewId(status.CheckpointId!, "prepare");
                 migration = await WriteStatusAsync(migration, cancellationToken);
                 status = migration.Status!;
             }
-            try
+            var operation = await _runtimeClass.PrepareAsync(migration, status, RemainingUntilDeadline(status, settings), cancellationToken);
+            if (!operation.Done)
             {
-                var prepared = await _runtimeClass.PrepareAsync(migration, status, RemainingUntilDeadline(status, settings), cancellationToken);
-                foreach (var phase in prepared.Timings)
-                {
-                    SetTiming(status, "prepare." + PhaseName(phase.Phase), phase.Duration.ToTimeSpan());
-                }
-                SetTiming(status, "prepare", prepared.Wall.ToTimeSpan());
-                status.PreparedAt = time.GetUtcNow();
+                return Step.Wait(AgentOperationCalls.PollDelay(operation, time.GetUtcNow(), options.PollInterval));
             }
-            catch (PodMigrateException e) when (e.Kind != ErrorKind.Cancelled)
+            if (AgentOperationCalls.Error(operation) is { } e)
             {
+                if (e.Kind == ErrorKind.Cancelled)
+                {
+                    // The target agent stopped under it: a new attempt.
+                    status.RestoreOperation = null;
+                    await WriteStatusAsync(migration, cancellationToken);
+                    return Step.Wait(options.PollInterval);
+                }
                 return Step.Continue(await BeginRollbackAsync(migration, "RestoreFailed", $"node {status.TargetNode} could not prepare checkpoint {status.CheckpointId}: {e.Message}", cancellationToken));
             }
+            var prepared = operation.Prepared;
+            foreach (var phase in prepared.Timings)
+            {
+                SetTiming(status, "prepare." + PhaseName(phase.Phase), phase.Duration.ToTimeSpan());
+            }
+            SetTiming(status, "prepare", prepared.Wall.ToTimeSpan());
+            status.PreparedAt = time.GetUtcNow();
             migration = await WriteStatusAsync(migration, cancellationToken);
             status = migration.Status!;
         }
         else if (settings.ThroughCheckpointImage && status.CheckpointImage is null)
         {
-            var started = Stopwatch.GetTimestamp();
+            if (status.RestoreOperation is null)
+            {
+                status.RestoreOperation = AgentOperationCalls.NewId(status.CheckpointId!, "import");
+                migration = await WriteStatusAsync(migration, cancellationToken);
+                status = migration.Status!;
+            }
+            Operation operation;
             try
             {
                 var agent = await agents.GetAsync(status.TargetNode!, cancellationToken);
-                var result = await agent.RestoreToEndAsync(new RestoreRequest
+                var request = new RestoreRequest
                 {
                     CheckpointId = status.CheckpointId,
                     Method = RestoreMethod.RestoreCriImage,
                     ImageOnly = true,
                     Pod = new PodTarget { Namespace = migration.Namespace, Name = status.ClonePod, Container = status.ContainerName },
                     Timeout = Duration.FromTimeSpan(RemainingUntilDeadline(status, settings)),
-                }, null, cancellationToken);
-                status.CheckpointImage = result.CheckpointImage;
-                SetTiming(status, "import", Stopwatch.GetElapsedTime(started));
+                };
+                operation = await AgentOperationCalls.StartOrAttachAsync(
+                    agent,
+                    new StartOperationRequest { OperationId = status.RestoreOperation, Restore = request },
+                    async token => new Operation { Restore = await agent.RestoreToEndAsync(request, null, token) },
+                    cancellationToken);
             }
             catch (PodMigrateException e) when (e.Kind != ErrorKind.Cancelled)
             {
+                operation = new Operation { Done = true, Error = new OperationError { Code = (int)ErrorMapping.ToStatusCode(e.Kind), Message = e.Message } };
+            }
+            if (!operation.Done)
+            {
+                return Step.Wait(AgentOperationCalls.PollDelay(operation, time.GetUtcNow(), options.PollInterval));
+            }
+            if (AgentOperationCalls.Error(operation) is { } e2)
+            {
                 // The source is frozen while we wait: a target that cannot take the checkpoint now is rolled back
                 // at once rather than retried.
-                return Step.Continue(await BeginRollbackAsync(migration, "RestoreFailed", $"node {status.TargetNode} could not import checkpoint {status.CheckpointId}: {e.Message}", cancellationToken));
+                return Step.Continue(await BeginRollbackAsync(migration, "RestoreFailed", $"node {status.TargetNode} could not import checkpoint {status.CheckpointId}: {e2.Message}", cancellationToken));
             }
+            status.CheckpointImage = operation.Restore.CheckpointImage;
+            SetTiming(status, "import", operation.Restore.Wall.ToTimeSpan());
             migration = await WriteStatusAsync(migration, cancellationToken);
             status = migration.Status!;
         }
@@ -555,6 +603,12 @@ internal sealed class PodMigrationReconciler(
         if (status.FrozenAt is not null)
         {
             var agent = await agents.GetAsync(status.SourceNode!, cancellationToken);
+            if (status.CheckpointOperation is { } checkpointOperation)
+            {
+                // A checkpoint still running is not needed any more: before its publication the agent resumes the source
+                // itself; after it, the hold is resumed below.
+                await AgentOperationCalls.CancelAsync(agent, checkpointOperation, cancellationToken);
+            }
             // A checkpoint still running there (e.g. between its commit and its end) would take its hold after a Resume
             // refused as busy: wait for it, then resume what it holds.
             var (verdict, _) = await SourceHoldCheck.CheckAsync(agent, SourceSelector(migration, status), status.CheckpointId!, cancellationToken);

@@ -15,22 +15,41 @@ namespace PodMigrate.Controller.Migrations;
 internal sealed partial class RuntimeClassRestore(IAgentDirectory agents, ILogger logger)
 {
     /// <summary>
-    /// Prepares the checkpoint on the target for the clone (idempotent on the agent). <see cref="PodMigrationStatus.PreparedOn"/>
-    /// must already be written, so that a rollback releases whatever this leaves.
+    /// Starts (or attaches to) the target agent's prepare of the checkpoint for the clone, under
+    /// <see cref="PodMigrationStatus.RestoreOperation"/>, and returns the operation as it stands (a failure is its error,
+    /// not thrown; one reaching the agent is an error too: the source is frozen, so the caller rolls back rather than
+    /// waits). <see cref="PodMigrationStatus.PreparedOn"/> must already be written, so that a rollback releases whatever
+    /// this leaves.
     /// </summary>
-    public async Task<PreparedCheckpointInfo> PrepareAsync(PodMigration migration, PodMigrationStatus status, TimeSpan timeout, CancellationToken cancellationToken)
+    public async Task<Operation> PrepareAsync(PodMigration migration, PodMigrationStatus status, TimeSpan timeout, CancellationToken cancellationToken)
     {
-        var agent = await agents.GetAsync(status.TargetNode!, cancellationToken);
-        var prepared = await agent.PrepareRestoreAsync(new PrepareRestoreRequest
+        var request = new PrepareRestoreRequest
         {
             CheckpointId = status.CheckpointId,
             PodNamespace = migration.Namespace,
             PodName = status.ClonePod,
             Container = status.ContainerName,
             Timeout = Duration.FromTimeSpan(timeout),
-        }, cancellationToken);
-        CheckpointPrepared(logger, status.CheckpointId!, status.TargetNode!, prepared.Path, prepared.Wall.ToTimeSpan().TotalMilliseconds);
-        return prepared;
+        };
+        Operation operation;
+        try
+        {
+            var agent = await agents.GetAsync(status.TargetNode!, cancellationToken);
+            operation = await AgentOperationCalls.StartOrAttachAsync(
+                agent,
+                new StartOperationRequest { OperationId = status.RestoreOperation, PrepareRestore = request },
+                async token => new Operation { Prepared = await agent.PrepareRestoreAsync(request, token) },
+                cancellationToken);
+        }
+        catch (PodMigrateException e) when (e.Kind != ErrorKind.Cancelled)
+        {
+            return new Operation { Done = true, State = OperationState.OperationFailed, Error = new OperationError { Code = (int)ErrorMapping.ToStatusCode(e.Kind), Message = e.Message } };
+        }
+        if (operation.Prepared is { } prepared)
+        {
+            CheckpointPrepared(logger, status.CheckpointId!, status.TargetNode!, prepared.Path, prepared.Wall.ToTimeSpan().TotalMilliseconds);
+        }
+        return operation;
     }
 
     /// <summary>When the target's runtime recorded the restored process running again; null when it has no record (yet).</summary>
