@@ -50,19 +50,29 @@ IMAGE=$REGISTRY/podmigrate/counter:1
 FAILURES=0
 LEFTOVERS=0
 
+# Go durations as the status writes them (1m47.447s, 970ms, 5.9s) in seconds.
+JQ_SECS='def secs: if endswith("ms") then (rtrimstr("ms") | tonumber / 1000)
+  elif test("m") then (split("m") as $p | ($p[0] | tonumber) * 60 + ($p[1] | rtrimstr("s") | if . == "" then 0 else tonumber end))
+  else (rtrimstr("s") | tonumber) end;'
+
 census() { "${CLI[@]}" soak census > "$OUT/census-$1.json"; }
 
 print_agents() {
   jq -r --arg when "$1" '.nodes[] | "\($when) \(.name): agent RSS \(.agentRssKiB) KiB, open files \(.agentOpenFiles)"' "$OUT/census-$1.json" >&2
 }
 
-# What a census holds beyond the baseline: every counter except the agents' RSS/fds/pid (reported separately).
+# What a census holds beyond the baseline: every counter except the agents' RSS/fds/pid (reported separately). Image
+# layers (committed snapshots, images) are compared with the census taken once the workload's images were pulled
+# (`warm`): a node keeps the images its pods ran from, as a kubelet's node does.
 compare() {
-  local before=$1 after=$2 diff
-  diff=$(jq -n --slurpfile a "$OUT/census-$before.json" --slurpfile b "$OUT/census-$after.json" '
+  local before=$1 after=$2 warm=$3 diff
+  diff=$(jq -n --slurpfile a "$OUT/census-$before.json" --slurpfile b "$OUT/census-$after.json" --slurpfile w "$OUT/census-$warm.json" '
     [ ($b[0].nodes[] ) as $n | ($a[0].nodes[] | select(.name == $n.name)) as $m
-      | ["tasks","frozenTasks","snapshots","images","checkpointImages","leases","stagingEntries","preparedEntries","journalEntries","checkpointMounts"][]
+      | ["tasks","frozenTasks","activeSnapshots","checkpointImages","leases","stagingEntries","preparedEntries","journalEntries","checkpointMounts"][]
       | select($n[.] > $m[.]) | "\($n.name) \(.): \($m[.]) -> \($n[.])" ]
+    + [ ($b[0].nodes[] ) as $n | ($w[0].nodes[] | select(.name == $n.name)) as $m
+      | ["snapshots","images"][]
+      | select($n[.] > $m[.]) | "\($n.name) \(.): \($m[.]) (warm) -> \($n[.])" ]
     + ( if $b[0].shareEntries > $a[0].shareEntries then ["share entries: \($a[0].shareEntries) -> \($b[0].shareEntries)"] else [] end )
     + ( if $b[0].sharePartials > 0 then ["share partials: \($b[0].sharePartials)"] else [] end )
     + [ $b[0].nodes[] | select(.frozenTasks > 0) | "\(.name) frozen tasks: \(.frozenTasks)" ] | unique | .[]')
@@ -113,7 +123,7 @@ wait_ready() { # label-selector count timeout-s
   local deadline=$((SECONDS + $3)) ready
   while :; do
     ready=$(kubectl get pods -n "$NS" -l "$1" -o json | jq '[.items[] | select(.status.conditions // [] | any(.type == "Ready" and .status == "True"))] | length')
-    [ "$ready" -ge "$2" ] && return 0
+    if [ "$ready" -ge "$2" ]; then return 0; fi
     [ $SECONDS -lt $deadline ] || die "only $ready of $2 pods ($1) Ready after $3 s"
     sleep 1
   done
@@ -154,7 +164,7 @@ if [ "$SKIP_LOAD" = 0 ]; then
   while :; do
     kubectl get podmigrations -n "$NS" -o json > "$OUT/load-migrations.json"
     done_count=$(jq '[.items[] | select(.metadata.name | startswith("soak-load-")) | select(.status.phase == "Succeeded" or .status.phase == "Failed" or .status.phase == "RolledBack")] | length' "$OUT/load-migrations.json")
-    [ "$done_count" -ge "$CONCURRENT" ] && break
+    if [ "$done_count" -ge "$CONCURRENT" ]; then break; fi
     [ $SECONDS -lt $deadline ] || { log "load: only $done_count of $CONCURRENT finished in 1200 s"; break; }
     sleep 2
   done
@@ -162,14 +172,17 @@ if [ "$SKIP_LOAD" = 0 ]; then
   succeeded=$(jq '[.items[] | select(.status.phase == "Succeeded")] | length' "$OUT/load-migrations.json")
   FAILURES=$((FAILURES + CONCURRENT - succeeded))
   jq -r '.items[] | "\(.metadata.name) \(.status.phase) \(.status.sourceNode)->\(.status.targetNode) downtime \(.status.downtime // "-") total \(.status.timings.total // "-")\(if .status.phase != "Succeeded" then " : " + (.status.message // "") else "" end)"' "$OUT/load-migrations.json" > "$OUT/load-summary.txt"
-  jq -r '[.items[] | .status.timings.total // empty | rtrimstr("s") | tonumber] | sort | "load: total per migration: min \(.[0])s median \(.[length/2|floor])s max \(.[-1])s"' "$OUT/load-migrations.json" >&2 || true
+  jq -r "$JQ_SECS"' [.items[] | .status | [(.timings.total // empty | secs), (.downtime // empty | secs)]] as $t
+    | ([$t[][0]] | sort) as $total | ([$t[][1]] | sort) as $down
+    | "load: per migration total min \($total[0])s median \($total[$total|length/2|floor])s max \($total[-1])s; downtime min \($down[0])s median \($down[$down|length/2|floor])s max \($down[-1])s"' \
+    "$OUT/load-migrations.json" | tee "$OUT/load-figures.txt" >&2
   log "load: $succeeded of $CONCURRENT Succeeded in ${load_wall}s (summary: $OUT/load-summary.txt)"
   grep -v " Succeeded " "$OUT/load-summary.txt" >&2 || true
   kubectl delete podmigrations -n "$NS" --all --wait=false > /dev/null
   kubectl delete pods -n "$NS" -l soak=load --wait=false > /dev/null
   wait_pods_gone soak=load 300
   census load-end
-  compare start load-end
+  compare start load-end load-ready
   print_agents load-end
 fi
 
@@ -229,7 +242,7 @@ if [ "$SKIP_CYCLES" = 0 ] && [ "$CYCLES" -gt 0 ]; then
   kubectl delete pods -n "$NS" -l soak=cycle --wait=false > /dev/null
   wait_pods_gone soak=cycle 300
   census end
-  compare start end
+  compare start end "$([ "$SKIP_LOAD" = 0 ] && echo load-ready || echo cycles-ready)"
 fi
 
 census final

@@ -49,6 +49,8 @@ internal static class SoakCommand
                 ["tasks"] = tasks.Count,
                 ["frozenTasks"] = tasks.Count(t => t.Status is global::Containerd.V1.Types.Status.Paused or global::Containerd.V1.Types.Status.Pausing),
                 ["snapshots"] = snapshots.Count,
+                // Active and view snapshots belong to containers (or to a restore in progress); committed ones are image layers.
+                ["activeSnapshots"] = snapshots.Count(s => s.Kind != global::Containerd.Services.Snapshots.V1.Kind.Committed),
                 ["images"] = images.Count,
                 ["checkpointImages"] = images.Count(i => i.Name.StartsWith(CheckpointImagePrefix, StringComparison.Ordinal)),
                 ["leases"] = leases.Count,

@@ -253,7 +253,7 @@ public sealed class RuntimeClassRestoreTests
             return new World(api, source, target);
         }
 
-        public Task CreateAsync(string name, PodMigrationSpec spec)
+        public Task<PodMigration> CreateAsync(string name, PodMigrationSpec spec)
             => _api.Client.CreateAsync(PodMigration.Resource, "default", new PodMigration { Metadata = new ObjectMeta { Name = name, Namespace = "default" }, Spec = spec }, _api.Token);
 
         /// <summary>A reconciler as a (new) controller process has it: its own agent clients.</summary>
