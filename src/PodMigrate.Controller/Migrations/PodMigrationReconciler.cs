@@ -336,7 +336,10 @@ internal sealed class PodMigrationReconciler(
                 return Step.Continue(await BeginRollbackAsync(migration, "RestoreFailed", $"node {status.TargetNode} could not import checkpoint {status.CheckpointId}: {e2.Message}", cancellationToken));
             }
             status.CheckpointImage = operation.Restore.CheckpointImage;
-            SetTiming(status, "import", operation.Restore.Wall.ToTimeSpan());
+            if (operation.Restore.Wall is { } importWall)
+            {
+                SetTiming(status, "import", importWall.ToTimeSpan());
+            }
             migration = await WriteStatusAsync(migration, cancellationToken);
             status = migration.Status!;
         }
