@@ -68,9 +68,13 @@ internal static class AgentServiceCollectionExtensions
         services.AddSingleton<ErrorStatusInterceptor>();
         services.AddSingleton<Preparing.PreparedCheckpoints>();
         services.AddSingleton<AgentGrpcService>();
+        services.AddSingleton(new AgentOperationsOptions());
+        services.AddSingleton<AgentOperations>();
         services.AddHostedService<AgentRecovery>();
         services.AddHostedService<CriuWarmup>();
         services.AddHostedService<Preparing.PreparedStagingJanitor>();
+        // Registered last, stopped first: running operations are cancelled and waited for before anything they use stops.
+        services.AddHostedService(sp => sp.GetRequiredService<AgentOperations>());
         return services;
     }
 

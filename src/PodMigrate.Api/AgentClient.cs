@@ -96,6 +96,51 @@ public sealed class AgentClient : IDisposable
     public Task<RestoredInfo> GetRestoredAsync(string checkpointId, CancellationToken cancellationToken)
         => UnaryAsync(o => _client.GetRestoredAsync(new GetRestoredRequest { CheckpointId = checkpointId }, o), $"reading the restore record of checkpoint {checkpointId}", cancellationToken);
 
+    /// <summary>Starts an agent-owned operation, or attaches to the one the agent knows under the same id.</summary>
+    public Task<Operation> StartOperationAsync(StartOperationRequest request, CancellationToken cancellationToken)
+        => UnaryAsync(o => _client.StartOperationAsync(request, o), $"starting operation {request.OperationId}", cancellationToken);
+
+    public Task<Operation> GetOperationAsync(string operationId, CancellationToken cancellationToken)
+        => UnaryAsync(o => _client.GetOperationAsync(new GetOperationRequest { OperationId = operationId }, o), $"reading operation {operationId}", cancellationToken);
+
+    /// <summary>The operation now and at every change; ends with the done one. Stopping the enumeration leaves the operation running.</summary>
+    public IAsyncEnumerable<Operation> WatchOperationAsync(string operationId, CancellationToken cancellationToken)
+        => StreamAsync(o => _client.WatchOperation(new GetOperationRequest { OperationId = operationId }, o), $"watching operation {operationId}", cancellationToken);
+
+    public Task<Operation> CancelOperationAsync(string operationId, CancellationToken cancellationToken)
+        => UnaryAsync(o => _client.CancelOperationAsync(new CancelOperationRequest { OperationId = operationId }, o), $"cancelling operation {operationId}", cancellationToken);
+
+    public Task<ListOperationsResponse> ListOperationsAsync(CancellationToken cancellationToken)
+        => UnaryAsync(o => _client.ListOperationsAsync(new ListOperationsRequest(), o), "listing operations", cancellationToken);
+
+    /// <summary>
+    /// Watches an operation to its end (progress to <paramref name="progress"/>) and returns it done and succeeded; a failed
+    /// one is thrown as the error the blocking call would have ended with (<see cref="Outcome"/>).
+    /// </summary>
+    public async Task<Operation> AwaitOperationAsync(string operationId, Action<Operation>? progress, CancellationToken cancellationToken)
+    {
+        await foreach (var snapshot in WatchOperationAsync(operationId, cancellationToken))
+        {
+            if (snapshot.Done)
+            {
+                return Outcome(snapshot);
+            }
+            progress?.Invoke(snapshot);
+        }
+        throw new PodMigrateException(ErrorKind.Unavailable, $"the agent at {Target} ended the watch of operation {operationId} before its end");
+    }
+
+    /// <summary>A done operation as it ended: itself when it succeeded, else its error as a <see cref="PodMigrateException"/> of the matching kind.</summary>
+    public static Operation Outcome(Operation operation)
+    {
+        ArgumentNullException.ThrowIfNull(operation);
+        if (operation.Error is { } error)
+        {
+            throw new PodMigrateException(ErrorMapping.ToErrorKind((StatusCode)error.Code), $"operation {operation.OperationId} ({operation.Description}): {error.Message}");
+        }
+        return operation;
+    }
+
     /// <summary>Runs a checkpoint to its end; progress goes to <paramref name="progress"/>.</summary>
     public async Task<CheckpointResult> CheckpointToEndAsync(CheckpointRequest request, Action<Progress>? progress, CancellationToken cancellationToken)
     {

@@ -28,7 +28,8 @@ internal sealed class AgentGrpcService(
     ICheckpointStore store,
     CheckpointDeletion deletion,
     AgentHealth health,
-    Preparing.PreparedCheckpoints prepared) : AgentService.AgentServiceBase
+    Preparing.PreparedCheckpoints prepared,
+    AgentOperations operations) : AgentService.AgentServiceBase
 {
     public override Task<V1.NodeInfo> GetNodeInfo(GetNodeInfoRequest request, ServerCallContext context)
         => nodeInfo.GetAsync(context.CancellationToken);
@@ -98,6 +99,30 @@ internal sealed class AgentGrpcService(
 
     public override Task<ListCheckpointsResponse> ListCheckpoints(ListCheckpointsRequest request, ServerCallContext context)
         => ListCheckpointsAsync(request, context);
+
+    public override Task<Operation> StartOperation(StartOperationRequest request, ServerCallContext context)
+        => Task.FromResult(operations.Start(request));
+
+    public override Task<Operation> GetOperation(GetOperationRequest request, ServerCallContext context)
+        => Task.FromResult(operations.Get(request.OperationId));
+
+    public override async Task WatchOperation(GetOperationRequest request, IServerStreamWriter<Operation> responseStream, ServerCallContext context)
+    {
+        await foreach (var snapshot in operations.WatchAsync(request.OperationId, context.CancellationToken))
+        {
+            await responseStream.WriteAsync(snapshot, context.CancellationToken);
+        }
+    }
+
+    public override Task<Operation> CancelOperation(CancelOperationRequest request, ServerCallContext context)
+        => Task.FromResult(operations.Cancel(request.OperationId));
+
+    public override Task<ListOperationsResponse> ListOperations(ListOperationsRequest request, ServerCallContext context)
+    {
+        var response = new ListOperationsResponse();
+        response.Operations.Add(operations.List());
+        return Task.FromResult(response);
+    }
 
     private async Task<ListContainersResponse> ListContainersAsync(ListContainersRequest request, ServerCallContext context)
     {

@@ -134,4 +134,22 @@ internal static partial class AgentLog
 
     [LoggerMessage(1505, LogLevel.Warning, "CRI Status could not be read for the runtime handlers: {Message}")]
     public static partial void RuntimeHandlersUnknown(ILogger logger, string message);
+
+    [LoggerMessage(1600, LogLevel.Information, "Operation {OperationId} started: {Description}")]
+    public static partial void OperationStarted(ILogger logger, string operationId, string description);
+
+    [LoggerMessage(1601, LogLevel.Information, "Operation {OperationId} succeeded")]
+    public static partial void OperationSucceeded(ILogger logger, string operationId);
+
+    [LoggerMessage(1602, LogLevel.Warning, "Operation {OperationId} failed ({Kind}): {Message}")]
+    public static partial void OperationFailed(ILogger logger, string operationId, ErrorKind kind, string message);
+
+    [LoggerMessage(1603, LogLevel.Error, "Operation {OperationId} failed unexpectedly")]
+    public static partial void OperationCrashed(ILogger logger, Exception exception, string operationId);
+
+    [LoggerMessage(1604, LogLevel.Information, "Operation {OperationId}: cancel requested")]
+    public static partial void OperationCancelRequested(ILogger logger, string operationId);
+
+    [LoggerMessage(1605, LogLevel.Warning, "{Count} operations had not finished when the agent's shutdown grace ended")]
+    public static partial void OperationsOutlivedShutdown(ILogger logger, int count);
 }

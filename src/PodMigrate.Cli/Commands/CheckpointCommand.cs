@@ -62,7 +62,8 @@ internal static class CheckpointCommand
             }
             using var client = CliCommon.ConnectAgent(parse.GetValue(node), parse.GetValue(agent), tls.Read(parse));
             var json = parse.IsJson(output);
-            var result = await ProgressView.RunAsync("checkpoint", json, report => client.CheckpointToEndAsync(request, report, ct));
+            var result = (await OperationsCommand.RunAttachedAsync(client, "checkpoint", json, new StartOperationRequest { Checkpoint = request },
+                async report => new Operation { Checkpoint = await client.CheckpointToEndAsync(request, report, ct) }, ct)).Checkpoint;
             if (json)
             {
                 CliCommon.WriteJson(result);

@@ -18,6 +18,8 @@ internal static class CommandCatalog
         yield return CheckpointsCommand.Create();
         yield return SourceCommands.Resume();
         yield return SourceCommands.Discard();
+        yield return OperationsCommand.Create();
+        yield return SoakCommand.Create();
         yield return ApiServerCommand.Create();
         yield return ControllerCommand.Create();
         yield return BenchRuntimeCommand.AddTo(BenchMigrationCommand.AddTo(BenchCodecsCommand.Create()));

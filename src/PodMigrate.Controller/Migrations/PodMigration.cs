@@ -146,6 +146,15 @@ public sealed class PodMigrationStatus
     /// <summary>Per-phase durations (Go durations): precheck, checkpoint, restore, verify, total, and the agent's phases.</summary>
     public Dictionary<string, string>? Timings { get; set; }
 
+    /// <summary>
+    /// The source agent's checkpoint operation, written before it is started: a requeued or restarted controller attaches
+    /// to it by this id (the agent's idempotency key) instead of checkpointing again.
+    /// </summary>
+    public string? CheckpointOperation { get; set; }
+
+    /// <summary>The target agent's prepare (RuntimeClass) or checkpoint-image import operation, written before it is started.</summary>
+    public string? RestoreOperation { get; set; }
+
     public List<MigrationCondition>? Conditions { get; set; }
 
     public long? ObservedGeneration { get; set; }

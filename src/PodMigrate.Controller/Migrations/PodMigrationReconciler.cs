@@ -171,42 +171,79 @@ internal sealed class PodMigrationReconciler(
     {
         var status = migration.Status!;
         var agent = await agents.GetAsync(status.SourceNode!, cancellationToken);
-        if (!await CheckpointExistsAsync(agent, status.CheckpointId!, cancellationToken))
+        if (status.CheckpointOperation is not null || !await CheckpointExistsAsync(agent, status.CheckpointId!, cancellationToken))
         {
-            // The target prepares beside the checkpoint, following the archive as it is written (RuntimeClass path).
+            // The target prepares beside the checkpoint, following the archive as it is written (RuntimeClass path):
+            // its own operation, started under status.RestoreOperation, which the restore step attaches to.
             var prepareAlongside = !settings.ThroughCheckpointImage && status.PreparedAt is null;
-            if (status.FrozenAt is null || (prepareAlongside && status.PreparedOn is null))
+            if (status.FrozenAt is null || status.CheckpointOperation is null || (prepareAlongside && status.RestoreOperation is null))
             {
-                // Written first: from here on a rollback must resume the source, whatever happens to this call, and
-                // release what the target may have staged.
+                // Written first: from here on a rollback must resume the source and release what the target may have
+                // staged, and whoever reconciles next attaches to these operations by their ids instead of starting
+                // a second checkpoint.
                 status.FrozenAt ??= time.GetUtcNow();
+                status.CheckpointOperation ??= AgentOperationCalls.NewId(status.CheckpointId!, "checkpoint");
                 if (prepareAlongside)
                 {
                     status.PreparedOn ??= status.TargetNode;
+                    status.RestoreOperation ??= AgentOperationCalls.NewId(status.CheckpointId!, RuntimeClassRestore.FollowStep);
                 }
                 migration = await WriteStatusAsync(migration, cancellationToken);
                 status = migration.Status!;
             }
-            using var stopPrepare = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             // Not yet: the clone names the source's image by tag, and a tag that moved since the source pulled it would
             // give the clone another binary than the one CRIU restores into ("Can't open vma"). Pre-pulling needs the
             // clone pinned to the source's image digest first; the agent's PrepareRestore image field is.
-            string? image = null;
-            var prepare = prepareAlongside
-                ? _runtimeClass.PrepareWhileCheckpointingAsync(migration, status, image, RemainingUntilDeadline(status, settings), stopPrepare.Token)
-                : Task.FromResult<PreparedCheckpointInfo?>(null);
-            try
+            if (prepareAlongside)
             {
-                var result = await agent.CheckpointToEndAsync(new CheckpointRequest
+                await _runtimeClass.FollowAsync(migration, status, image: null, RemainingUntilDeadline(status, settings), cancellationToken);
+            }
+            var request = new CheckpointRequest
+            {
+                Container = SourceSelector(migration, status),
+                Disposition = SourceDisposition.SourceLeaveStopped,
+                Codec = settings.Codec,
+                CheckpointId = status.CheckpointId,
+                Pin = settings.RetainCheckpoint,
+                Labels = { ["podmigrate.io/migration"] = $"{migration.Namespace}.{migration.Name}", ["podmigrate.io/target-node"] = status.TargetNode! },
+                Timeout = Duration.FromTimeSpan(RemainingUntilDeadline(status, settings)),
+            };
+            var operation = await AgentOperationCalls.StartOrAttachAsync(
+                agent,
+                new StartOperationRequest { OperationId = status.CheckpointOperation, Checkpoint = request },
+                async token => new Operation { Checkpoint = await agent.CheckpointToEndAsync(request, null, token) },
+                cancellationToken);
+            if (!operation.Done)
+            {
+                // The agent owns it: this worker goes on with other migrations and looks again later.
+                status.Message = $"checkpointing pod {settings.PodName} on node {status.SourceNode}: {ProgressText(operation)}";
+                return Step.Wait(AgentOperationCalls.PollDelay(operation, time.GetUtcNow(), options.PollInterval));
+            }
+            if (AgentOperationCalls.Error(operation) is { } e && e.Kind != ErrorKind.AlreadyExists)
+            {
+                // (AlreadyExists: an earlier attempt, e.g. by a controller that died waiting for the answer, published it.)
+                var retry = e.Kind is ErrorKind.Unavailable or ErrorKind.DeadlineExceeded or ErrorKind.Cancelled
+                    || (e.Kind == ErrorKind.FailedPrecondition && await SourceBusyAsync(agent, migration, status, cancellationToken));
+                if (retry)
                 {
-                    Container = SourceSelector(migration, status),
-                    Disposition = SourceDisposition.SourceLeaveStopped,
-                    Codec = settings.Codec,
-                    CheckpointId = status.CheckpointId,
-                    Pin = settings.RetainCheckpoint,
-                    Labels = { ["podmigrate.io/migration"] = $"{migration.Namespace}.{migration.Name}", ["podmigrate.io/target-node"] = status.TargetNode! },
-                    Timeout = Duration.FromTimeSpan(RemainingUntilDeadline(status, settings)),
-                }, null, cancellationToken);
+                    // This attempt is over (the agent resumed the source unless it published): the next one gets a new
+                    // operation, after looking whether the checkpoint is on the share.
+                    ControllerLog.SourceBusy(logger, e.Message);
+                    status.CheckpointOperation = null;
+                    if (prepareAlongside && status.RestoreOperation is { } follow)
+                    {
+                        // Its archive will not be published under this attempt: the next attempt follows afresh.
+                        await _runtimeClass.CancelAsync(status, follow, cancellationToken);
+                        status.RestoreOperation = null;
+                    }
+                    await WriteStatusAsync(migration, cancellationToken);
+                    return Step.Wait(options.PollInterval);
+                }
+                // The agent resumes the source when a checkpoint fails; the rollback makes sure of it.
+                return Step.Continue(await BeginRollbackAsync(migration, "CheckpointFailed", $"checkpoint of pod {settings.PodName} on node {status.SourceNode} failed: {e.Message}", cancellationToken));
+            }
+            if (operation.Checkpoint is { } result)
+            {
                 SetTiming(status, "checkpoint", result.Wall.ToTimeSpan());
                 SetTiming(status, "frozen", result.Frozen.ToTimeSpan());
                 status.SourceStoppedAt = result.FrozenAt?.ToDateTimeOffset();
@@ -215,30 +252,11 @@ internal sealed class PodMigrationReconciler(
                     SetTiming(status, "checkpoint." + PhaseName(phase.Phase), phase.Duration.ToTimeSpan());
                 }
                 ControllerLog.Checkpointed(logger, status.CheckpointId!, status.SourceNode!, result.Wall.ToTimeSpan().TotalMilliseconds, result.Checkpoint.ArchiveBytes);
-                RecordPrepared(status, await prepare);
-            }
-            catch (PodMigrateException e) when (e.Kind == ErrorKind.AlreadyExists)
-            {
-                // An earlier attempt (e.g. by a controller that died waiting for the answer) published it.
-            }
-            catch (PodMigrateException e) when (e.Kind is not (ErrorKind.Unavailable or ErrorKind.DeadlineExceeded or ErrorKind.Cancelled))
-            {
-                if (e.Kind == ErrorKind.FailedPrecondition && await SourceBusyAsync(agent, migration, status, cancellationToken))
+                if (prepareAlongside)
                 {
-                    ControllerLog.SourceBusy(logger, e.Message);
-                    return Step.Wait(options.PollInterval);
+                    // Published: the follower seals its staging now or soon (the restore step attaches to it if it still runs).
+                    RecordFollowed(status, await _runtimeClass.FollowAsync(migration, status, image: null, RemainingUntilDeadline(status, settings), cancellationToken));
                 }
-                // The agent resumes the source when a checkpoint fails; the rollback makes sure of it.
-                return Step.Continue(await BeginRollbackAsync(migration, "CheckpointFailed", $"checkpoint of pod {settings.PodName} on node {status.SourceNode} failed: {e.Message}", cancellationToken));
-            }
-            finally
-            {
-                // A prepare still following a checkpoint that will not be published stops; its staging goes with it.
-                if (!prepare.IsCompleted)
-                {
-                    await stopPrepare.CancelAsync();
-                }
-                await prepare;
             }
         }
         SetCondition(status, "Checkpointed", "True", "CheckpointPublished", $"checkpoint {status.CheckpointId} is on the share; the source is frozen");
@@ -247,13 +265,27 @@ internal sealed class PodMigrationReconciler(
         return Step.Continue(await WriteStatusAsync(migration, cancellationToken));
     }
 
-    /// <summary>A prepare that followed the checkpoint: its phases, and the restore step need not prepare again.</summary>
-    private void RecordPrepared(PodMigrationStatus status, PreparedCheckpointInfo? prepared)
+    /// <summary>
+    /// A prepare that followed the checkpoint: when it is done, its phases (the restore step then need not prepare); when it
+    /// failed, a fresh ordinary prepare of the published checkpoint in the restore step; when it still runs, the restore
+    /// step attaches to it.
+    /// </summary>
+    private void RecordFollowed(PodMigrationStatus status, Operation? following)
     {
-        if (prepared is null)
+        if (following is not { Done: true })
         {
             return;
         }
+        if (following.Prepared is { } prepared && following.Error is null)
+        {
+            RecordPrepared(status, prepared);
+            return;
+        }
+        status.RestoreOperation = null;
+    }
+
+    private void RecordPrepared(PodMigrationStatus status, PreparedCheckpointInfo prepared)
+    {
         foreach (var phase in prepared.Timings)
         {
             SetTiming(status, "prepare." + PhaseName(phase.Phase), phase.Duration.ToTimeSpan());
@@ -261,6 +293,9 @@ internal sealed class PodMigrationReconciler(
         SetTiming(status, "prepare", prepared.Wall.ToTimeSpan());
         status.PreparedAt = time.GetUtcNow();
     }
+
+    private static string ProgressText(Operation operation)
+        => operation.Progress is { } p ? (p.Message.Length > 0 ? p.Message : p.Phase.ToString()) + (p.BytesDone > 0 ? $" ({p.BytesDone} bytes)" : "") : "started";
 
     private async Task<Step> RestoreAsync(PodMigration migration, MigrationSettings settings, CancellationToken cancellationToken)
     {
@@ -282,52 +317,85 @@ internal sealed class PodMigrationReconciler(
         }
         if (!settings.ThroughCheckpointImage && status.PreparedAt is null)
         {
-            if (status.PreparedOn is null)
+            if (status.PreparedOn is null || status.RestoreOperation is null)
             {
-                // Written first: from here on a rollback releases what the target may have staged.
+                // Written first: from here on a rollback releases what the target may have staged, and a requeue attaches.
                 status.PreparedOn = status.TargetNode;
+                status.RestoreOperation = AgentOperationCalls.NewId(status.CheckpointId!, "prepare");
                 migration = await WriteStatusAsync(migration, cancellationToken);
                 status = migration.Status!;
             }
-            try
+            var operation = await _runtimeClass.PrepareAsync(migration, status, RemainingUntilDeadline(status, settings), cancellationToken);
+            if (!operation.Done)
             {
-                var prepared = await _runtimeClass.PrepareAsync(migration, status, RemainingUntilDeadline(status, settings), cancellationToken);
-                foreach (var phase in prepared.Timings)
-                {
-                    SetTiming(status, "prepare." + PhaseName(phase.Phase), phase.Duration.ToTimeSpan());
-                }
-                SetTiming(status, "prepare", prepared.Wall.ToTimeSpan());
-                status.PreparedAt = time.GetUtcNow();
+                return Step.Wait(AgentOperationCalls.PollDelay(operation, time.GetUtcNow(), options.PollInterval));
             }
-            catch (PodMigrateException e) when (e.Kind != ErrorKind.Cancelled)
+            if (AgentOperationCalls.Error(operation) is { } e)
             {
+                if (e.Kind == ErrorKind.Cancelled || RuntimeClassRestore.IsFollow(status.RestoreOperation))
+                {
+                    // The target agent stopped under it, or it followed the archive and did not get there (the archive
+                    // is published now): an ordinary prepare.
+                    status.RestoreOperation = null;
+                    await WriteStatusAsync(migration, cancellationToken);
+                    return Step.Wait(options.PollInterval);
+                }
                 return Step.Continue(await BeginRollbackAsync(migration, "RestoreFailed", $"node {status.TargetNode} could not prepare checkpoint {status.CheckpointId}: {e.Message}", cancellationToken));
             }
+            var prepared = operation.Prepared;
+            foreach (var phase in prepared.Timings)
+            {
+                SetTiming(status, "prepare." + PhaseName(phase.Phase), phase.Duration.ToTimeSpan());
+            }
+            SetTiming(status, "prepare", prepared.Wall.ToTimeSpan());
+            status.PreparedAt = time.GetUtcNow();
             migration = await WriteStatusAsync(migration, cancellationToken);
             status = migration.Status!;
         }
         else if (settings.ThroughCheckpointImage && status.CheckpointImage is null)
         {
-            var started = Stopwatch.GetTimestamp();
+            if (status.RestoreOperation is null)
+            {
+                status.RestoreOperation = AgentOperationCalls.NewId(status.CheckpointId!, "import");
+                migration = await WriteStatusAsync(migration, cancellationToken);
+                status = migration.Status!;
+            }
+            Operation operation;
             try
             {
                 var agent = await agents.GetAsync(status.TargetNode!, cancellationToken);
-                var result = await agent.RestoreToEndAsync(new RestoreRequest
+                var request = new RestoreRequest
                 {
                     CheckpointId = status.CheckpointId,
                     Method = RestoreMethod.RestoreCriImage,
                     ImageOnly = true,
                     Pod = new PodTarget { Namespace = migration.Namespace, Name = status.ClonePod, Container = status.ContainerName },
                     Timeout = Duration.FromTimeSpan(RemainingUntilDeadline(status, settings)),
-                }, null, cancellationToken);
-                status.CheckpointImage = result.CheckpointImage;
-                SetTiming(status, "import", Stopwatch.GetElapsedTime(started));
+                };
+                operation = await AgentOperationCalls.StartOrAttachAsync(
+                    agent,
+                    new StartOperationRequest { OperationId = status.RestoreOperation, Restore = request },
+                    async token => new Operation { Restore = await agent.RestoreToEndAsync(request, null, token) },
+                    cancellationToken);
             }
             catch (PodMigrateException e) when (e.Kind != ErrorKind.Cancelled)
             {
+                operation = new Operation { Done = true, Error = new OperationError { Code = (int)ErrorMapping.ToStatusCode(e.Kind), Message = e.Message } };
+            }
+            if (!operation.Done)
+            {
+                return Step.Wait(AgentOperationCalls.PollDelay(operation, time.GetUtcNow(), options.PollInterval));
+            }
+            if (AgentOperationCalls.Error(operation) is { } e2)
+            {
                 // The source is frozen while we wait: a target that cannot take the checkpoint now is rolled back
                 // at once rather than retried.
-                return Step.Continue(await BeginRollbackAsync(migration, "RestoreFailed", $"node {status.TargetNode} could not import checkpoint {status.CheckpointId}: {e.Message}", cancellationToken));
+                return Step.Continue(await BeginRollbackAsync(migration, "RestoreFailed", $"node {status.TargetNode} could not import checkpoint {status.CheckpointId}: {e2.Message}", cancellationToken));
+            }
+            status.CheckpointImage = operation.Restore.CheckpointImage;
+            if (operation.Restore.Wall is { } importWall)
+            {
+                SetTiming(status, "import", importWall.ToTimeSpan());
             }
             migration = await WriteStatusAsync(migration, cancellationToken);
             status = migration.Status!;
@@ -602,6 +670,12 @@ internal sealed class PodMigrationReconciler(
         if (status.FrozenAt is not null)
         {
             var agent = await agents.GetAsync(status.SourceNode!, cancellationToken);
+            if (status.CheckpointOperation is { } checkpointOperation)
+            {
+                // A checkpoint still running is not needed any more: before its publication the agent resumes the source
+                // itself; after it, the hold is resumed below.
+                await AgentOperationCalls.CancelAsync(agent, checkpointOperation, cancellationToken);
+            }
             // A checkpoint still running there (e.g. between its commit and its end) would take its hold after a Resume
             // refused as busy: wait for it, then resume what it holds.
             var (verdict, _) = await SourceHoldCheck.CheckAsync(agent, SourceSelector(migration, status), status.CheckpointId!, cancellationToken);

@@ -15,17 +15,19 @@ namespace PodMigrate.Controller.Migrations;
 internal sealed partial class RuntimeClassRestore(IAgentDirectory agents, ILogger logger)
 {
     /// <summary>
-    /// Prepares the checkpoint on the target for the clone (idempotent on the agent). <see cref="PodMigrationStatus.PreparedOn"/>
-    /// must already be written, so that a rollback releases whatever this leaves.
+    /// Starts (or attaches to) the target agent's prepare of the checkpoint for the clone, under
+    /// <see cref="PodMigrationStatus.RestoreOperation"/>, and returns the operation as it stands (a failure is its error,
+    /// not thrown; one reaching the agent is an error too: the source is frozen, so the caller rolls back rather than
+    /// waits). <see cref="PodMigrationStatus.PreparedOn"/> must already be written, so that a rollback releases whatever
+    /// this leaves.
     /// </summary>
     /// <param name="follow">
     /// Start while the source still writes the checkpoint: the target follows the archive on the share and seals the
     /// prepared checkpoint only once the published manifest has verified it whole.
     /// </param>
-    public async Task<PreparedCheckpointInfo> PrepareAsync(PodMigration migration, PodMigrationStatus status, TimeSpan timeout, CancellationToken cancellationToken, bool follow = false, string? image = null)
+    public async Task<Operation> PrepareAsync(PodMigration migration, PodMigrationStatus status, TimeSpan timeout, CancellationToken cancellationToken, bool follow = false, string? image = null)
     {
-        var agent = await agents.GetAsync(status.TargetNode!, cancellationToken);
-        var prepared = await agent.PrepareRestoreAsync(new PrepareRestoreRequest
+        var request = new PrepareRestoreRequest
         {
             CheckpointId = status.CheckpointId,
             PodNamespace = migration.Namespace,
@@ -34,9 +36,26 @@ internal sealed partial class RuntimeClassRestore(IAgentDirectory agents, ILogge
             Timeout = Duration.FromTimeSpan(timeout),
             Follow = follow,
             Image = image ?? "",
-        }, cancellationToken);
-        CheckpointPrepared(logger, status.CheckpointId!, status.TargetNode!, prepared.Path, prepared.Wall.ToTimeSpan().TotalMilliseconds);
-        return prepared;
+        };
+        Operation operation;
+        try
+        {
+            var agent = await agents.GetAsync(status.TargetNode!, cancellationToken);
+            operation = await AgentOperationCalls.StartOrAttachAsync(
+                agent,
+                new StartOperationRequest { OperationId = status.RestoreOperation, PrepareRestore = request },
+                async token => new Operation { Prepared = await agent.PrepareRestoreAsync(request, token) },
+                cancellationToken);
+        }
+        catch (PodMigrateException e) when (e.Kind != ErrorKind.Cancelled)
+        {
+            return new Operation { Done = true, State = OperationState.OperationFailed, Error = new OperationError { Code = (int)ErrorMapping.ToStatusCode(e.Kind), Message = e.Message } };
+        }
+        if (operation.Prepared is { } prepared)
+        {
+            CheckpointPrepared(logger, status.CheckpointId!, status.TargetNode!, prepared.Path, prepared.Wall.ToTimeSpan().TotalMilliseconds);
+        }
+        return operation;
     }
 
     /// <summary>
@@ -80,25 +99,55 @@ internal sealed partial class RuntimeClassRestore(IAgentDirectory agents, ILogge
         }
     }
 
+    /// <summary>The step name in the operation id of a prepare that follows the checkpoint as it is written.</summary>
+    public const string FollowStep = "follow";
+
+    /// <summary>Whether the operation id is one of a prepare that followed the checkpoint (<see cref="FollowStep"/>).</summary>
+    public static bool IsFollow(string? operationId) => operationId?.Contains($"-{FollowStep}-", StringComparison.Ordinal) == true;
+
     /// <summary>
-    /// <see cref="PrepareAsync"/> with follow, run beside the checkpoint so that the target's fetch, verification and
-    /// decompression overlap the source's write. Null when it did not get there (the checkpoint failed, or the target could
-    /// not follow): the restore step then prepares the published checkpoint as usual, so this only ever saves time.
+    /// Starts (or attaches to) the target's prepare with follow under <see cref="PodMigrationStatus.RestoreOperation"/>,
+    /// beside the checkpoint, so that the target's fetch, verification and decompression overlap the source's write.
+    /// Returns the operation as it stands, or null when the target cannot follow (an older agent without operations, or
+    /// unreachable): the restore step then prepares the published checkpoint as usual, so this only ever saves time.
     /// </summary>
-    public async Task<PreparedCheckpointInfo?> PrepareWhileCheckpointingAsync(PodMigration migration, PodMigrationStatus status, string? image, TimeSpan timeout, CancellationToken cancellationToken)
+    public async Task<Operation?> FollowAsync(PodMigration migration, PodMigrationStatus status, string? image, TimeSpan timeout, CancellationToken cancellationToken)
     {
         try
         {
-            return await PrepareAsync(migration, status, timeout, cancellationToken, follow: true, image);
+            var agent = await agents.GetAsync(status.TargetNode!, cancellationToken);
+            return await agent.StartOperationAsync(new StartOperationRequest
+            {
+                OperationId = status.RestoreOperation,
+                PrepareRestore = new PrepareRestoreRequest
+                {
+                    CheckpointId = status.CheckpointId,
+                    PodNamespace = migration.Namespace,
+                    PodName = status.ClonePod,
+                    Container = status.ContainerName,
+                    Timeout = Duration.FromTimeSpan(timeout),
+                    Follow = true,
+                    Image = image ?? "",
+                },
+            }, cancellationToken);
         }
-        catch (PodMigrateException e)
+        catch (PodMigrateException e) when (e.Kind is not ErrorKind.Cancelled)
         {
             FollowFailed(logger, status.CheckpointId!, status.TargetNode!, e.Message);
             return null;
         }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+    }
+
+    /// <summary>Cancels an operation on the target (best effort).</summary>
+    public async Task CancelAsync(PodMigrationStatus status, string operationId, CancellationToken cancellationToken)
+    {
+        try
         {
-            return null;
+            await AgentOperationCalls.CancelAsync(await agents.GetAsync(status.TargetNode!, cancellationToken), operationId, cancellationToken);
+        }
+        catch (PodMigrateException e) when (e.Kind is not ErrorKind.Cancelled)
+        {
+            FollowFailed(logger, status.CheckpointId!, status.TargetNode!, e.Message);
         }
     }
 

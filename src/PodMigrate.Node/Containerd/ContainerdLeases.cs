@@ -25,6 +25,13 @@ public sealed class ContainerdLeases(ContainerdConnection connection)
     public async Task DeleteAsync(string id, CancellationToken cancellationToken)
         => await connection.UnaryAsync(o => _leases.DeleteAsync(new Api.DeleteRequest { Id = id }, o), new ContainerdCall($"deleting lease {id}"), cancellationToken);
 
+    /// <summary>The leases of the connection's namespace (ids).</summary>
+    public async Task<IReadOnlyList<string>> ListAsync(CancellationToken cancellationToken)
+    {
+        var response = await connection.UnaryAsync(o => _leases.ListAsync(new Api.ListRequest(), o), new ContainerdCall("listing leases"), cancellationToken);
+        return [.. response.Leases.Select(l => l.Id)];
+    }
+
     /// <summary>The connection whose calls are made under <paramref name="lease"/>.</summary>
     public ContainerdConnection Under(ContainerdLease lease) => connection.WithLease(lease.Id);
 }

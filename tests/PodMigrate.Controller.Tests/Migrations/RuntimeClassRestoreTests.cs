@@ -36,7 +36,7 @@ public sealed class RuntimeClassRestoreTests
     [Fact]
     public async Task Migrate_prepares_on_the_target_first_then_runs_the_clone_under_the_runtime_class_and_reports_freeze_to_restore()
     {
-        await using var world = await World.StartAsync(targetHasHandler: true);
+        await using var world = await World.StartAsync(targetHasHandler: true, operations: true);
         var migration = await world.RunAsync(new PodMigrationSpec { PodName = "counter", TargetNode = "node-b", VerifyWindow = "100ms" });
 
         migration.Status!.Phase.ShouldBe(MigrationPhase.Succeeded, migration.Status.Message);
@@ -80,7 +80,7 @@ public sealed class RuntimeClassRestoreTests
     [Fact]
     public async Task A_target_that_cannot_prepare_rolls_back_releases_its_staging_and_resumes_the_source_without_a_clone()
     {
-        await using var world = await World.StartAsync(targetHasHandler: true, prepareFails: true);
+        await using var world = await World.StartAsync(targetHasHandler: true, prepareFails: true, operations: true);
         var migration = await world.RunAsync(new PodMigrationSpec { PodName = "counter", TargetNode = "node-b" });
 
         migration.Status!.Phase.ShouldBe(MigrationPhase.RolledBack);
@@ -113,6 +113,84 @@ public sealed class RuntimeClassRestoreTests
         // Freeze instant from the agent, end at the clone's readiness (no runtime record on this path).
         migration.Status.SourceStoppedAt.ShouldBe(FrozenAt);
         migration.Status.Downtime.ShouldNotBeNull();
+    }
+
+    [Fact]
+    public async Task A_restarted_controller_attaches_to_the_running_checkpoint_operation_and_never_starts_a_second()
+    {
+        await using var world = await World.StartAsync(targetHasHandler: true, operations: true);
+        world.Source.CheckpointGate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await world.CreateAsync("move", new PodMigrationSpec { PodName = "counter", TargetNode = "node-b", VerifyWindow = "100ms" });
+        var first = world.NewReconciler();
+        var (migration, requeue) = await ReconcileUntilAsync(world, first, "move", () => world.Source.CheckpointsRunning == 1);
+        var operationId = migration.Status!.CheckpointOperation.ShouldNotBeNull();
+        migration.Status.Phase.ShouldBe(MigrationPhase.Checkpointing);
+        requeue.ShouldNotBeNull("a running operation is looked at again later, not waited for");
+
+        // The controller restarts mid-checkpoint: a new one (new clients, nothing in memory) reconciles the same migration.
+        var second = world.NewReconciler();
+        (migration, _) = await world.ReconcileOnceAsync(second, "move").WaitAsync(TimeSpan.FromSeconds(10));
+        migration.Status!.CheckpointOperation.ShouldBe(operationId);
+        migration.Status.Phase.ShouldBe(MigrationPhase.Checkpointing);
+        world.Source.CheckpointGate.SetResult();
+        (migration, _) = await ReconcileUntilAsync(world, second, "move", () => false, terminal: true);
+
+        migration.Status!.Phase.ShouldBe(MigrationPhase.Succeeded, migration.Status.Message);
+        migration.Status.CheckpointOperation.ShouldBe(operationId);
+        world.Source.CheckpointsStarted.ShouldBe(1, "the new controller attached to the running checkpoint");
+        world.Source.Attaches.ShouldBeGreaterThanOrEqualTo(2);
+        migration.Status.SourceStoppedAt.ShouldBe(FrozenAt, "the result read by attaching carries the agent's freeze instant");
+        world.Target.Calls.ShouldContain("PrepareRestore");
+        world.Source.Calls.ShouldContain("Discard");
+    }
+
+    [Fact]
+    public async Task One_worker_drives_two_migrations_whose_checkpoints_run_at_the_same_time()
+    {
+        await using var world = await World.StartAsync(targetHasHandler: true, operations: true);
+        world.Source.CheckpointGate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await world.AddSourcePodAsync("counter2");
+        await world.CreateAsync("move1", new PodMigrationSpec { PodName = "counter", TargetNode = "node-b", VerifyWindow = "100ms" });
+        await world.CreateAsync("move2", new PodMigrationSpec { PodName = "counter2", TargetNode = "node-b", VerifyWindow = "100ms" });
+        var worker = world.NewReconciler();
+
+        // One worker takes the keys in turn; each reconcile returns while the checkpoints run (bounded: none blocks).
+        for (var round = 0; round < 50 && world.Source.CheckpointsRunning < 2; round++)
+        {
+            await world.ReconcileOnceAsync(worker, "move1").WaitAsync(TimeSpan.FromSeconds(10));
+            await world.ReconcileOnceAsync(worker, "move2").WaitAsync(TimeSpan.FromSeconds(10));
+        }
+        world.Source.CheckpointsRunning.ShouldBe(2, "both checkpoints run at once under one worker");
+
+        world.Source.CheckpointGate.SetResult();
+        var phases = new Dictionary<string, string?>();
+        for (var round = 0; round < 200 && !(phases.Count == 2 && phases.Values.All(MigrationPhase.IsTerminal)); round++)
+        {
+            foreach (var name in new[] { "move1", "move2" })
+            {
+                var (migration, _) = await world.ReconcileOnceAsync(worker, name).WaitAsync(TimeSpan.FromSeconds(10));
+                phases[name] = migration.Status?.Phase;
+            }
+            await Task.Delay(20);
+        }
+        phases["move1"].ShouldBe(MigrationPhase.Succeeded);
+        phases["move2"].ShouldBe(MigrationPhase.Succeeded);
+        world.Source.CheckpointsStarted.ShouldBe(2);
+    }
+
+    /// <summary>Reconciles (each call bounded: a reconcile must not wait for an agent's operation) until the condition or a terminal phase.</summary>
+    private static async Task<(PodMigration, TimeSpan?)> ReconcileUntilAsync(World world, PodMigrationReconciler reconciler, string name, Func<bool> condition, bool terminal = false)
+    {
+        for (var round = 0; round < 300; round++)
+        {
+            var (migration, requeue) = await world.ReconcileOnceAsync(reconciler, name).WaitAsync(TimeSpan.FromSeconds(10));
+            if (condition() || (terminal && MigrationPhase.IsTerminal(migration.Status?.Phase)))
+            {
+                return (migration, requeue);
+            }
+            await Task.Delay(requeue is { } d && d < TimeSpan.FromMilliseconds(200) ? d : TimeSpan.FromMilliseconds(20));
+        }
+        throw new ShouldAssertException($"{name} did not get there in 300 reconciles");
     }
 
     [Fact]
@@ -156,7 +234,7 @@ public sealed class RuntimeClassRestoreTests
 
         public Pod? LastClone { get; private set; }
 
-        public static async Task<World> StartAsync(bool targetHasHandler, bool prepareFails = false)
+        public static async Task<World> StartAsync(bool targetHasHandler, bool prepareFails = false, bool operations = false)
         {
             var api = await ApiServerFixture.StartAsync();
             // The repository's own CRD (its schema and defaults are part of what is tested).
@@ -175,10 +253,40 @@ public sealed class RuntimeClassRestoreTests
                 """, KubeClientJsonContext.Default.Pod), api.Token);
             await api.Client.PatchAsync(KubeResources.Pods, "default", "counter", PatchType.MergePatch,
                 """{"status":{"phase":"Running","conditions":[{"type":"Ready","status":"True"}]}}""", status: true, api.Token);
-            var source = await FakeMigrationAgent.StartAsync("node-a", api.Client, restoreRuntime: true, prepareFails: false);
-            var target = await FakeMigrationAgent.StartAsync("node-b", api.Client, targetHasHandler, prepareFails);
+            var source = await FakeMigrationAgent.StartAsync("node-a", api.Client, restoreRuntime: true, prepareFails: false, operations);
+            var target = await FakeMigrationAgent.StartAsync("node-b", api.Client, targetHasHandler, prepareFails, operations);
             _ = pod;
             return new World(api, source, target);
+        }
+
+        public Task<PodMigration> CreateAsync(string name, PodMigrationSpec spec)
+            => _api.Client.CreateAsync(PodMigration.Resource, "default", new PodMigration { Metadata = new ObjectMeta { Name = name, Namespace = "default" }, Spec = spec }, _api.Token);
+
+        /// <summary>A reconciler as a (new) controller process has it: its own agent clients.</summary>
+        public PodMigrationReconciler NewReconciler()
+        {
+            var options = new ControllerOptions { PollInterval = TimeSpan.FromMilliseconds(50), CloneDeleteGraceSeconds = 0 };
+            var recorder = new EventRecorder(_api.Client, new EventRecorderOptions { Component = MigrationEvents.Component }, TimeProvider.System, NullLogger<EventRecorder>.Instance);
+            return new PodMigrationReconciler(_api.Client, _agents, new MigrationEvents(recorder), options, TimeProvider.System, NullLogger<PodMigrationReconciler>.Instance);
+        }
+
+        /// <summary>One reconcile of <paramref name="name"/> (as one worker takes one key), the kubelet played after it.</summary>
+        public async Task<(PodMigration Migration, TimeSpan? Requeue)> ReconcileOnceAsync(PodMigrationReconciler reconciler, string name)
+        {
+            var requeue = await reconciler.ReconcileAsync("default", name, _api.Token);
+            var migration = await _api.Client.GetAsync(PodMigration.Resource, "default", name, _api.Token);
+            await PlayKubeletAsync(migration, _api.Token);
+            return (migration, requeue);
+        }
+
+        public async Task AddSourcePodAsync(string name)
+        {
+            await _api.Client.CreateAsync(KubeResources.Pods, "default", Json<Pod>("""
+                {"metadata":{"name":"NAME","namespace":"default","labels":{"app":"counter"}},
+                 "spec":{"nodeName":"node-a","containers":[{"name":"counter","image":"localhost:5000/podmigrate/counter:1"}]}}
+                """.Replace("NAME", name, StringComparison.Ordinal), KubeClientJsonContext.Default.Pod), _api.Token);
+            await _api.Client.PatchAsync(KubeResources.Pods, "default", name, PatchType.MergePatch,
+                """{"status":{"phase":"Running","conditions":[{"type":"Ready","status":"True"}]}}""", status: true, _api.Token);
         }
 
         /// <summary>Creates the migration and reconciles it to a terminal phase, running the clone as a kubelet would.</summary>
@@ -301,7 +409,34 @@ public sealed class RuntimeClassRestoreTests
         /// <summary>Every PrepareRestore: whether it followed a checkpoint being written, and the image it was to pull.</summary>
         public ConcurrentQueue<(bool Follow, string Image)> Prepares { get; } = new();
 
-        public static async Task<FakeMigrationAgent> StartAsync(string node, KubernetesApiClient api, bool restoreRuntime, bool prepareFails)
+        /// <summary>Agent-owned operations (StartOperation and friends); without, the fake is an older agent (Unimplemented).</summary>
+        public bool Operations { get; private init; }
+
+        /// <summary>Checkpoint operations run until this completes (already complete unless a test holds them).</summary>
+        public TaskCompletionSource CheckpointGate { get; set; } = CompletedGate();
+
+        /// <summary>Checkpoints the fake really started (not attaches).</summary>
+        public int CheckpointsStarted => Volatile.Read(ref _checkpointsStarted);
+
+        /// <summary>StartOperation calls that attached to a known id.</summary>
+        public int Attaches => Volatile.Read(ref _attaches);
+
+        /// <summary>Checkpoint operations running right now.</summary>
+        public int CheckpointsRunning => Volatile.Read(ref _checkpointsRunning);
+
+        private readonly ConcurrentDictionary<string, Operation> _operations = new(StringComparer.Ordinal);
+        private int _checkpointsStarted;
+        private int _attaches;
+        private int _checkpointsRunning;
+
+        private static TaskCompletionSource CompletedGate()
+        {
+            var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            gate.SetResult();
+            return gate;
+        }
+
+        public static async Task<FakeMigrationAgent> StartAsync(string node, KubernetesApiClient api, bool restoreRuntime, bool prepareFails, bool operations = false)
         {
             var port = TestAgentLayout.FreePort();
             var builder = WebApplication.CreateSlimBuilder();
@@ -311,7 +446,7 @@ public sealed class RuntimeClassRestoreTests
             FakeMigrationAgent? agent = null;
             builder.Services.AddSingleton(_ => new Service(agent!, node, api, restoreRuntime, prepareFails));
             var app = builder.Build();
-            agent = new FakeMigrationAgent(app, $"http://127.0.0.1:{port}");
+            agent = new FakeMigrationAgent(app, $"http://127.0.0.1:{port}") { Operations = operations };
             app.MapGrpcService<Service>();
             await app.StartAsync();
             return agent;
@@ -367,12 +502,88 @@ public sealed class RuntimeClassRestoreTests
                 });
             }
 
+            public override async Task<Operation> StartOperation(StartOperationRequest request, ServerCallContext context)
+            {
+                if (!agent.Operations)
+                {
+                    throw new RpcException(new Status(StatusCode.Unimplemented, "an older agent"));
+                }
+                agent._calls.Enqueue("StartOperation");
+                if (agent._operations.TryGetValue(request.OperationId, out var known))
+                {
+                    Interlocked.Increment(ref agent._attaches);
+                    lock (known)
+                    {
+                        return known.Clone();
+                    }
+                }
+                var operation = new Operation
+                {
+                    OperationId = request.OperationId, State = OperationState.OperationRunning, Started = Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow),
+                    Progress = new Progress { Phase = Phase.Dump, Message = "dumping" },
+                };
+                agent._operations[request.OperationId] = operation;
+                switch (request.RequestCase)
+                {
+                    case StartOperationRequest.RequestOneofCase.Checkpoint:
+                        agent._calls.Enqueue("Checkpoint");
+                        Interlocked.Increment(ref agent._checkpointsStarted);
+                        Interlocked.Increment(ref agent._checkpointsRunning);
+                        var id = request.Checkpoint.CheckpointId;
+                        _ = agent.CheckpointGate.Task.ContinueWith(_ =>
+                        {
+                            lock (agent._published)
+                            {
+                                agent._published.Add(id);
+                            }
+                            lock (operation)
+                            {
+                                operation.Checkpoint = new CheckpointResult
+                                {
+                                    Checkpoint = new CheckpointInfo { CheckpointId = id }, Wall = Duration.FromTimeSpan(TimeSpan.FromSeconds(1)),
+                                    Frozen = Duration.FromTimeSpan(TimeSpan.FromSeconds(1)), SourceState = SourceState.SourceStopped, FrozenAt = Timestamp.FromDateTimeOffset(FrozenAt),
+                                };
+                                operation.State = OperationState.OperationSucceeded;
+                                operation.Done = true;
+                            }
+                            Interlocked.Decrement(ref agent._checkpointsRunning);
+                        }, TaskScheduler.Default);
+                        break;
+                    case StartOperationRequest.RequestOneofCase.PrepareRestore:
+                        agent._calls.Enqueue("PrepareRestore");
+                        agent.PreparedFor = $"{request.PrepareRestore.PodNamespace}/{request.PrepareRestore.PodName}/{request.PrepareRestore.Container}";
+                        agent.Prepares.Enqueue((request.PrepareRestore.Follow, request.PrepareRestore.Image));
+                        agent.CloneExistedAtPrepare ??= await CloneExistsAsync(request.PrepareRestore, context.CancellationToken);
+                        lock (operation)
+                        {
+                            if (prepareFails)
+                            {
+                                operation.Error = new OperationError { Code = (int)StatusCode.FailedPrecondition, Message = "fake: cannot prepare" };
+                                operation.State = OperationState.OperationFailed;
+                                operation.Done = true;
+                                break;
+                            }
+                            operation.Prepared = new PreparedCheckpointInfo { CheckpointId = request.PrepareRestore.CheckpointId, Path = "/run/prepared/" + request.PrepareRestore.CheckpointId, Wall = Duration.FromTimeSpan(TimeSpan.FromMilliseconds(300)) };
+                            operation.State = OperationState.OperationSucceeded;
+                            operation.Done = true;
+                        }
+                        break;
+                    default:
+                        throw new RpcException(new Status(StatusCode.Unimplemented, "restore operations are not faked"));
+                }
+                lock (operation)
+                {
+                    return operation.Clone();
+                }
+            }
+
             public override Task<HoldInfo> GetHold(GetHoldRequest request, ServerCallContext context)
             {
                 agent._calls.Enqueue("GetHold");
                 lock (agent._published)
                 {
-                    var last = agent._published.LastOrDefault();
+                    var pod = request.Container?.Pod?.Pod ?? "";
+                    var last = agent._published.LastOrDefault(id => pod.Length == 0 || id.StartsWith(pod + "-", StringComparison.Ordinal));
                     return Task.FromResult(last is null
                         ? new HoldInfo { State = HoldState.HoldNone, ContainerState = PodMigrate.Agent.V1.ContainerState.ContainerRunning }
                         : new HoldInfo { CheckpointId = last, State = HoldState.HoldCommitted, ContainerState = PodMigrate.Agent.V1.ContainerState.ContainerPaused });
@@ -383,6 +594,19 @@ public sealed class RuntimeClassRestoreTests
             {
                 agent._calls.Enqueue("Restore");
                 await responseStream.WriteAsync(new RestoreEvent { Result = new RestoreResult { CheckpointId = request.CheckpointId, CheckpointImage = World.CheckpointImage } });
+            }
+
+            private async Task<bool> CloneExistsAsync(PrepareRestoreRequest request, CancellationToken cancellationToken)
+            {
+                try
+                {
+                    await api.GetAsync(KubeResources.Pods, request.PodNamespace, request.PodName, cancellationToken);
+                    return true;
+                }
+                catch (PodMigrateException e) when (e.Kind == ErrorKind.NotFound)
+                {
+                    return false;
+                }
             }
 
             public override async Task<PreparedCheckpointInfo> PrepareRestore(PrepareRestoreRequest request, ServerCallContext context)
