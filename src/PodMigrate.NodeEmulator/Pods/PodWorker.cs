@@ -248,7 +248,7 @@ internal sealed class PodWorker : IAsyncDisposable
 
     private PodSandboxConfig SandboxConfig(Pod pod, uint attempt)
     {
-        var config = KubeletPodConfig.BuildSandboxConfig(pod, attempt, "api", _context.Time.GetUtcNow());
+        var config = KubeletPodConfig.BuildSandboxConfig(pod, attempt, "api", _context.Time.GetUtcNow(), _context.Options.CgroupRoot);
         _context.MarkSandbox(config);
         return config;
     }
