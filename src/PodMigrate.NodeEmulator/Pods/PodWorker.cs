@@ -479,7 +479,7 @@ internal sealed class PodWorker : IAsyncDisposable
     private async Task<ContainerState> TerminatedAsync(CriContainer container, CancellationToken cancellationToken)
     {
         var status = await StatusOfAsync(container, cancellationToken);
-        var reason = string.IsNullOrEmpty(status.Reason) ? (status.ExitCode == 0 ? "Completed" : "Error") : status.Reason;
+        var reason = PodStatusBuilder.TerminatedReason(status.Reason, status.ExitCode);
         return new ContainerState
         {
             Terminated = new ContainerStateTerminated

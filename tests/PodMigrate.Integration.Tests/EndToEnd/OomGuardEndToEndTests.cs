@@ -31,9 +31,9 @@ public sealed class OomGuardEndToEndTests(LocalCluster cluster, ITestOutputHelpe
 {
     private const long Mi = 1024 * 1024;
     private const long NodeMemory = 768 * Mi;
-    private const int BallastMib = 360;
+    private const int BallastMib = 320;
     private const int GrowerStartMib = 64;
-    private const int GrowerMaxMib = 480;
+    private const int GrowerMaxMib = 520;
     private const int GrowerMibPerSecond = 10;
     private static readonly TimeSpan TestBudget = TimeSpan.FromSeconds(230);
 

@@ -57,8 +57,9 @@ internal sealed class OomGuardLoop(
                 {
                     await TickAsync(stopping.Token);
                 }
-                catch (PodMigrateException e) when (e.Kind != ErrorKind.Cancelled)
+                catch (Exception e) when (e is not OperationCanceledException)
                 {
+                    // The loop's boundary: a round that failed (API server, an agent) is logged; the next one tries again.
                     OomGuardLog.TickFailed(logger, e.Message);
                 }
             }
