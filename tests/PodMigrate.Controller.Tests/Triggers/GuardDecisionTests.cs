@@ -141,4 +141,17 @@ public sealed class GuardDecisionTests
         GuardDecision.Decide([Node("node-a", 250, 10, capacityMib: 4096)], [Pod("capped", "node-a", 150, 10, limitMib: 256, limitAlerted: true)], [], Settings)
             .Actions.ShouldBeEmpty();
     }
+
+    [Fact]
+    public void A_step_is_not_taken_for_lasting_growth()
+    {
+        // 320 MiB flat for 15 s, then a pod starts: +90 MiB at once, flat after it. The long fit's slope is lifted by the step;
+        // the recent stretch shows no growth: no forecast, no move.
+        var points = Enumerable.Range(0, 16).Select(i => new MemoryPoint(T0.AddSeconds(i), 320 * Mi))
+            .Concat(Enumerable.Range(16, 6).Select(i => new MemoryPoint(T0.AddSeconds(i), 410 * Mi)))
+            .ToList();
+        GuardDecision.FitOf(points, Settings).Growing.ShouldBeFalse();
+        GuardDecision.Decide([new GuardNode("node-a", 768 * Mi, points, true, false, false), Node("node-b", 100, 0)], [Pod("grower", "node-a", 60, 0)], [], Settings)
+            .Actions.ShouldBeEmpty();
+    }
 }

@@ -75,9 +75,9 @@ public sealed class OomGuardEndToEndTests(LocalCluster cluster, ITestOutputHelpe
         var (migrations, killedFirst) = await WaitForAsync(
             async ct => ((await world.Api.ListAsync(PodMigration.Resource, TestPods.Namespace, null, ct)).Items,
                 await world.Nodes.TryGetAsync(KubeResources.Pods, TestPods.Namespace, grower.Metadata.Name!, ct)),
-            seen => seen.Items.Any(m => MigrationPhase.IsTerminal(m.Status?.Phase)) || (seen.Item2 is { } p && Terminated(p) is not null),
-            "a guard migration finished (or the grower ended)", cts.Token);
-        (killedFirst is null ? null : Terminated(killedFirst)).ShouldBeNull("the grower ended before the guard moved it");
+            seen => seen.Items.Any(m => MigrationPhase.IsTerminal(m.Status?.Phase)) || (seen.Item2 is { } p && Terminated(p)?.Reason == "OOMKilled"),
+            "a guard migration finished (or the grower was OOM-killed)", cts.Token);
+        (killedFirst is null ? null : Terminated(killedFirst)?.Reason).ShouldNotBe("OOMKilled", "the grower was OOM-killed before the guard moved it");
         var guardMigration = migrations.ShouldHaveSingleItem("exactly one guard migration");
         guardMigration.Metadata.Labels.ShouldNotBeNull()[TriggerLabels.Trigger].ShouldBe(TriggerLabels.OomGuard);
         var status = guardMigration.Status.ShouldNotBeNull();

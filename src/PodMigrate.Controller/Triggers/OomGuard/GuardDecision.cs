@@ -68,9 +68,9 @@ internal static class GuardDecision
         var podOutlooks = new Dictionary<GuardPod, (GrowthFit Fit, double Level, double Rate, TimeSpan Estimate)>();
         foreach (var pod in pods)
         {
-            var fit = GrowthForecast.Fit(pod.Points, settings.Window);
+            var (fit, podGrowing) = FitOf(pod.Points, settings);
             var level = pod.Points.Count == 0 ? 0 : Math.Max(fit.LevelNow, pod.Points[^1].Bytes);
-            var rate = Growing(fit, settings) ? fit.BytesPerSecond : 0;
+            var rate = podGrowing ? fit.BytesPerSecond : 0;
             var estimate = MoveTimeEstimate.Estimate((long)level, history, settings);
             podOutlooks[pod] = (fit, level, rate, estimate);
             estimates[pod.Key] = estimate;
@@ -93,8 +93,8 @@ internal static class GuardDecision
         var views = new Dictionary<string, (GuardNode Node, GrowthFit Fit, ExhaustionForecast Forecast)>(StringComparer.Ordinal);
         foreach (var node in nodes)
         {
-            var fit = GrowthForecast.Fit(node.Points, settings.Window);
-            var forecast = GrowthForecast.Forecast(fit, node.Points.Count == 0 ? 0 : node.Points[^1].Bytes, node.Capacity, Growing(fit, settings));
+            var (fit, growing) = FitOf(node.Points, settings);
+            var forecast = GrowthForecast.Forecast(fit, node.Points.Count == 0 ? 0 : node.Points[^1].Bytes, node.Capacity, growing);
             outlooks.Add(new NodeOutlook(node.Name, fit, forecast));
             views[node.Name] = (node, fit, forecast);
         }
@@ -167,6 +167,22 @@ internal static class GuardDecision
 
     private static bool Growing(GrowthFit fit, OomGuardSettings settings)
         => fit.IsGrowing(settings.MinimumSamples, settings.MinimumSpan, settings.MinimumGrowth, settings.TStatistic);
+
+    /// <summary>
+    /// The fit to forecast from: over the window, with the rate of the recent stretch when that has enough readings, and
+    /// growing only when both are (a step, such as a pod starting, is not taken for lasting growth). Pure.
+    /// </summary>
+    internal static (GrowthFit Fit, bool Growing) FitOf(IReadOnlyList<MemoryPoint> points, OomGuardSettings settings)
+    {
+        var fit = GrowthForecast.Fit(points, settings.Window);
+        var recent = GrowthForecast.Fit(points, settings.RecentWindow);
+        if (recent.Samples < settings.MinimumSamples)
+        {
+            return (fit, Growing(fit, settings));
+        }
+        var growing = Growing(fit, settings) && recent.BytesPerSecond > settings.MinimumGrowth;
+        return (fit with { BytesPerSecond = recent.BytesPerSecond, LevelNow = Math.Max(fit.LevelNow, recent.LevelNow) }, growing);
+    }
 
     /// <summary>How long the node would last without the pod (its memory and its growth); infinity when it stops growing.</summary>
     private static double TimeLeftWithout(ExhaustionForecast forecast, double podLevel, double podRate, long capacity, OomGuardSettings settings)

@@ -13,6 +13,12 @@ public sealed class OomGuardSettings
     /// <summary>How far back the growth rate is fitted.</summary>
     public TimeSpan Window { get; set; } = TimeSpan.FromSeconds(20);
 
+    /// <summary>
+    /// The rate used is the one over this recent stretch when it has enough readings (a step, e.g. a pod starting, lifts the
+    /// long fit's slope for a whole window; growth must show in both).
+    /// </summary>
+    public TimeSpan RecentWindow { get; set; } = TimeSpan.FromSeconds(5);
+
     /// <summary>Growth counts only with this many readings over at least <see cref="MinimumSpan"/>.</summary>
     public int MinimumSamples { get; set; } = 4;
 
