@@ -127,8 +127,8 @@ public sealed class OomGuardEndToEndTests(LocalCluster cluster, ITestOutputHelpe
             OomGuard = new OomGuardSettings { VerifyWindow = "2s" },
         });
         await AssertNodeMemoryAsync(world, cts.Token);
-        // 400 MiB (a move of at least 5 s + 400/32 s = 17.5 s by the default estimate) growing 25 MiB/s on 768 MiB: under 15 s left.
-        var rocket = await RunMemhogAsync(world, "oom-rocket", 400, 25, 760, optIn: true, cts.Token);
+        // 400 MiB (a move of at least 5 s + 400/32 s = 17.5 s by the default estimate) growing 25 MiB/s toward 900 MiB on 768 MiB: under 15 s left.
+        var rocket = await RunMemhogAsync(world, "oom-rocket", 400, 25, 900, optIn: true, cts.Token);
 
         var events = await WaitForAsync(ct => world.EventsForPodAsync(TestPods.Namespace, rocket.Metadata.Name!, ct),
             e => e.Any(x => x.Reason == "OomGuardCannotMoveInTime"), "the guard's Event", cts.Token);
