@@ -8,6 +8,10 @@
 #                                                              start (idempotent; cleans a crashed instance first);
 #                                                              --containerd: per node in order a,b,..: 2.1 or 1.7
 #                                                              (default 2.1,1.7,2.1,2.1)
+#   scripts/cluster.sh up ... --node-memory Q [--oom-guard]    every node's pods together capped at Q (e.g. 1536Mi):
+#                                                              one cgroup per node, /<basename $RUN>/<node>, which the
+#                                                              emulator caps and reports as capacity and allocatable and
+#                                                              the agent samples; --oom-guard runs the controller's guard
 #   scripts/cluster.sh down   [--purge]                        stop exactly what `up` started and undo its host changes
 #   scripts/cluster.sh status                                  health of every part; exits non-zero when unhealthy
 #
@@ -64,6 +68,8 @@ APISERVER_PORT=6443
 EXTERNAL_REGISTRY=0
 CONTAINERD_VERSIONS=2.1,1.7,2.1,2.1
 PURGE=0
+NODE_MEMORY=
+OOM_GUARD=0
 
 log() { printf '\033[1m[cluster]\033[0m %s\n' "$*" >&2; }
 warn() { printf '[cluster] warning: %s\n' "$*" >&2; }
@@ -86,6 +92,8 @@ parse_args() {
       --external-registry) EXTERNAL_REGISTRY=1 ;;
       --containerd) CONTAINERD_VERSIONS=${2:?--containerd needs a list like 2.1,1.7}; shift ;;
       --purge) PURGE=1 ;;
+      --node-memory) NODE_MEMORY=${2:?--node-memory needs a quantity like 1536Mi}; shift ;;
+      --oom-guard) OOM_GUARD=1 ;;
       -h|--help) usage ;;
       *) die "unknown option: $1 (see --help)" ;;
     esac
@@ -95,6 +103,7 @@ parse_args() {
   [[ $SUBNET_BASE =~ ^[0-9]+\.[0-9]+$ ]] || die "--subnet-base must look like 10.88, not '$SUBNET_BASE'"
   [[ $CONTAINERD_VERSIONS =~ ^(2\.1|1\.7)(,(2\.1|1\.7))*$ ]] || die "--containerd must list 2.1 or 1.7 per node, not '$CONTAINERD_VERSIONS'"
   [ ${#BRIDGE_PREFIX} -le 14 ] || die "--bridge-prefix '$BRIDGE_PREFIX' is too long for a 15-character interface name"
+  [ -z "$NODE_MEMORY" ] || [[ $NODE_MEMORY =~ ^[0-9]+(Ki|Mi|Gi|Ti|k|M|G|T)?$ ]] || die "--node-memory must be a quantity like 1536Mi, not '$NODE_MEMORY'"
 }
 
 # ---- the instance's settings: written first by `up`, read back by `down` and `status` ----
@@ -114,6 +123,8 @@ RUNTIME_BIN=$RUNTIME_BIN
 STATE=$STATE
 LOGDIR=$LOGDIR
 SHARE=$SHARE
+NODE_MEMORY=$NODE_MEMORY
+OOM_GUARD=$OOM_GUARD
 ENV
   mv "$RUN/cluster.env.tmp" "$RUN/cluster.env"
 }
@@ -136,6 +147,19 @@ node_prepared() { echo "$RUN/$1/prepared"; }
 # Whether the node's containerd has the podmigrate runtime handler (containerd 1.7 does not list handlers in CRI Status).
 node_has_restore_runtime() { grep -q 'runtimes\.podmigrate\]' "$(node_dir "$1")/containerd.toml" 2>/dev/null; }
 node_sock() { echo "$RUN/$1/containerd.sock"; }
+# With --node-memory: the cgroup all the node's pods run under (capped by the emulator, sampled by the agent).
+node_cgroup() { echo "/$(basename "$RUN")/$1"; }
+node_memory_args() { [ -z "${NODE_MEMORY:-}" ] || echo "--node-memory $NODE_MEMORY --node-cgroup $(node_cgroup "$1")"; }
+node_cgroup_args() { [ -z "${NODE_MEMORY:-}" ] || echo "--node-cgroup $(node_cgroup "$1")"; }
+# The node cgroups (every controller's copy, deepest first) once their pods are gone; a busy one stays and is reported.
+remove_node_cgroups() {
+  local controller dir
+  for controller in /sys/fs/cgroup/*/ /sys/fs/cgroup/; do
+    dir="$controller$(basename "$RUN")"
+    [ -d "$dir" ] || continue
+    find "$dir" -depth -type d -exec rmdir {} \; 2>/dev/null || warn "cgroup $dir not removed (pods still in it?)"
+  done
+}
 node_root() { echo "$STATE/nodes/$1/containerd"; }
 # The containerd version of node index $1 (2.1 when the list is shorter), and its binaries.
 node_version() { local v; IFS=, read -r -a v <<< "$CONTAINERD_VERSIONS"; echo "${v[$1]:-2.1}"; }
@@ -461,7 +485,7 @@ start_agent() {
   PODMIGRATE_PREPARED_DIR=$(node_prepared "$name") setsid "${CLI[@]}" agent --node "$name" --containerd-socket "$(node_sock "$name")" --socket "$dir/agent.sock" \
     --port $((AGENT_PORT_BASE + index)) --metrics-port $((AGENT_PORT_BASE + 1000 + index)) --listen 127.0.0.1 \
     --share "$SHARE" --state-dir "$STATE/nodes/$name/agent" --staging-dir "/dev/shm/podmigrate-$name" \
-    --prepared-dir "$(node_prepared "$name")" --registry-hosts-dir "$dir/certs.d" "${restore[@]}" "${tls[@]}" >> "$LOGDIR/$name-agent.log" 2>&1 < /dev/null 9>&- &
+    --prepared-dir "$(node_prepared "$name")" --registry-hosts-dir "$dir/certs.d" $(node_cgroup_args "$name") "${restore[@]}" "${tls[@]}" >> "$LOGDIR/$name-agent.log" 2>&1 < /dev/null 9>&- &
   pid=$!
   echo "$pid" > "$dir/agent.pid"
   log "$name: agent started (pid $pid, $dir/agent.sock, port $((AGENT_PORT_BASE + index)))"
@@ -591,7 +615,7 @@ start_emulator() {
   fi
   cli_has_verb node emulate || return 0
   setsid "${CLI[@]}" node emulate --node "$name" --kubeconfig "$KUBECONFIGS/$name" --cri-socket "$(node_sock "$name")" \
-    --agent-port $((AGENT_PORT_BASE + index)) --address 127.0.0.1 >> "$LOGDIR/$name-emulator.log" 2>&1 < /dev/null 9>&- &
+    --agent-port $((AGENT_PORT_BASE + index)) --address 127.0.0.1 $(node_memory_args "$name") >> "$LOGDIR/$name-emulator.log" 2>&1 < /dev/null 9>&- &
   pid=$!
   echo "$pid" > "$dir/emulator.pid"
   log "$name: node emulator started (pid $pid)"
@@ -607,7 +631,7 @@ start_controller() {
   cli_has_verb controller || return 0
   [ -f "$CERTS/clients/$CONTROLLER_CLIENT/tls.crt" ] || tls=(--agent-insecure)
   setsid "${CLI[@]}" controller --kubeconfig "$KUBECONFIGS/controller" --namespace "$CONTROLLER_NAMESPACE" \
-    --identity "local-controller" "${tls[@]}" >> "$LOGDIR/controller.log" 2>&1 < /dev/null 9>&- &
+    --identity "local-controller" "${tls[@]}" $([ "${OOM_GUARD:-0}" = 1 ] && echo --oom-guard) >> "$LOGDIR/controller.log" 2>&1 < /dev/null 9>&- &
   pid=$!
   echo "$pid" > "$RUN/controller.pid"
   log "controller started (pid $pid)"
@@ -802,9 +826,10 @@ cmd_up() {
   [[ $CONTAINERD_VERSIONS != *1.7* ]] || [ -x "$CTRD17_BIN/containerd" ] || die "no containerd 1.7 in $CTRD17_BIN: run scripts/setup.sh"
   local requested_nodes=$NODES i name
   if [ -f "$RUN/cluster.env" ]; then
-    local wanted=("$NODES" "$NAME_PREFIX" "$BRIDGE_PREFIX" "$SUBNET_BASE" "$AGENT_PORT_BASE" "$EXTERNAL_REGISTRY" "$APISERVER_PORT" "$CONTAINERD_VERSIONS" "$RUNTIME_BIN")
+    local wanted=("$NODES" "$NAME_PREFIX" "$BRIDGE_PREFIX" "$SUBNET_BASE" "$AGENT_PORT_BASE" "$EXTERNAL_REGISTRY" "$APISERVER_PORT" "$CONTAINERD_VERSIONS" "$RUNTIME_BIN" "$NODE_MEMORY" "$OOM_GUARD")
     load_settings
-    if [ "$NODES" = "$requested_nodes" ] && [ "$CONTAINERD_VERSIONS" = "${wanted[7]}" ] && cluster_healthy; then
+    if [ "$NODES" = "$requested_nodes" ] && [ "$CONTAINERD_VERSIONS" = "${wanted[7]}" ] \
+       && [ "${NODE_MEMORY:-}" = "${wanted[9]}" ] && [ "${OOM_GUARD:-0}" = "${wanted[10]}" ] && cluster_healthy; then
       log "already up ($NODES nodes): making sure images, agents and the control plane are there"
       push_workload_images
       issue_certificates
@@ -819,6 +844,7 @@ cmd_up() {
     NODES=${wanted[0]} NAME_PREFIX=${wanted[1]} BRIDGE_PREFIX=${wanted[2]} SUBNET_BASE=${wanted[3]}
     AGENT_PORT_BASE=${wanted[4]} EXTERNAL_REGISTRY=${wanted[5]} APISERVER_PORT=${wanted[6]}
     CONTAINERD_VERSIONS=${wanted[7]} RUNTIME_BIN=${wanted[8]}
+    NODE_MEMORY=${wanted[9]} OOM_GUARD=${wanted[10]}
   elif has_leftovers; then
     log "leftovers in $RUN without a record: cleaning up with this invocation's settings"
     cmd_down leftovers
@@ -867,6 +893,7 @@ cmd_down() {
   remove_bridges
   restore_host_network
   unmount_under "$RUN" "$STATE/nodes"
+  remove_node_cgroups
   rm -rf "$RUN"
   # The nodes' containerd roots hold only what these nodes pulled and ran; they go with the instance.
   rm -rf "$STATE/nodes"

@@ -161,6 +161,12 @@ public sealed class AgentOptions
     /// plain-http or mirrored registry is reached the way CRI reaches it. Empty: containerd's defaults.
     /// </summary>
     public string RegistryHostsDirectory { get; set; } = "";
+
+    /// <summary>
+    /// The cgroup all pods of this node run under with an enforced memory capacity (the node emulator's --node-cgroup,
+    /// e.g. /podmigrate/node-a; a kubelet's /kubepods): the node's memory samples come from it. Empty: /proc/meminfo.
+    /// </summary>
+    public string NodeCgroup { get; set; } = "";
 }
 
 internal sealed class AgentOptionsValidator : IValidateOptions<AgentOptions>

@@ -67,6 +67,7 @@ internal static class AgentServiceCollectionExtensions
         services.AddSingleton<AgentHealthCheck>();
         services.AddSingleton<ErrorStatusInterceptor>();
         services.AddSingleton<Preparing.PreparedCheckpoints>();
+        services.AddSingleton<Memory.MemorySampler>();
         services.AddSingleton<AgentGrpcService>();
         services.AddSingleton(new AgentOperationsOptions());
         services.AddSingleton<AgentOperations>();

@@ -69,6 +69,10 @@ public sealed class AgentClient : IDisposable
     public IAsyncEnumerable<RestoreEvent> RestoreAsync(RestoreRequest request, CancellationToken cancellationToken)
         => StreamAsync(o => _client.Restore(request, o), $"restoring checkpoint {request.CheckpointId}", cancellationToken);
 
+    /// <summary>The node's and opted-in containers' memory, one sample per interval, until cancelled.</summary>
+    public IAsyncEnumerable<MemorySample> WatchMemoryAsync(WatchMemoryRequest request, CancellationToken cancellationToken)
+        => StreamAsync(o => _client.WatchMemory(request, o), "watching memory", cancellationToken);
+
     public Task<ResumeResponse> ResumeAsync(ContainerSelector container, CancellationToken cancellationToken)
         => UnaryAsync(o => _client.ResumeAsync(new ResumeRequest { Container = container }, o), "resuming", cancellationToken);
 

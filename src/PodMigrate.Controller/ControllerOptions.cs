@@ -36,4 +36,10 @@ public sealed class ControllerOptions
 
     /// <summary>Grace period when a rollback deletes a clone; the source is resumed only once the clone is gone.</summary>
     public long CloneDeleteGraceSeconds { get; set; } = 2;
+
+    /// <summary>
+    /// The OOM guard (null: off): moves an opted-in pod off a node whose memory is forecast to run out before it does
+    /// (<see cref="Triggers.OomGuard.OomGuardLoop"/>).
+    /// </summary>
+    public Triggers.OomGuard.OomGuardSettings? OomGuard { get; set; }
 }

@@ -56,5 +56,10 @@ internal static class ControllerPermissions
         new("coordination.k8s.io", "leases", "get", PermissionScope.OwnNamespace, "podmigrate-controller", "LeaderElector"),
         new("coordination.k8s.io", "leases", "update", PermissionScope.OwnNamespace, "podmigrate-controller", "LeaderElector"),
         new("", "secrets", "get", PermissionScope.OwnNamespace, AgentConnectionOptions.DefaultTlsSecretName, "AgentCredentials"),
+
+        // The OOM guard (--oom-guard): guard migrations, the nodes' capacity and state, Events on the pods it acts on.
+        new(Group, "podmigrations", "create", PermissionScope.Cluster, null, "OomGuardLoop (a PodMigration labelled podmigrate.io/trigger: oom-guard)"),
+        new("", "nodes", "list", PermissionScope.Cluster, null, "OomGuardLoop (capacity, Ready, cordoned)"),
+        new("", "events", "create", PermissionScope.Cluster, null, "OomGuardLoop (OomGuardMigrating, OomGuardCannotMoveInTime, OomGuardNoTarget, OomGuardNearOwnLimit on pods)"),
     ];
 }

@@ -4,6 +4,7 @@ using PodMigrate.Controller.Agents;
 using PodMigrate.Controller.Migrations;
 using PodMigrate.Controller.Runtime;
 using PodMigrate.Controller.Telemetry;
+using PodMigrate.Controller.Triggers.OomGuard;
 using PodMigrate.Core.Errors;
 using PodMigrate.Kube.Client;
 using PodMigrate.Kube.Models;
@@ -18,6 +19,9 @@ namespace PodMigrate.Controller;
 public sealed class PodMigrateController : IDisposable
 {
     public const string MeterName = ControllerMetrics.MeterName;
+
+    /// <summary>The Events' source component of the OOM guard.</summary>
+    public const string OomGuardComponent = "podmigrate-oom-guard";
 
     private readonly ControllerHost _host;
     private readonly IAgentDirectory _agents;
@@ -51,6 +55,10 @@ public sealed class PodMigrateController : IDisposable
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(loggers);
         time ??= TimeProvider.System;
+        if (options.OomGuard?.Validate().ToList() is { Count: > 0 } guardProblems)
+        {
+            throw PodMigrateException.InvalidArgument($"OOM guard: {string.Join("; ", guardProblems)}");
+        }
 
         var migrations = new Informer<PodMigration>(api, PodMigration.Resource,
             new InformerOptions<PodMigration> { Namespace = options.WatchNamespace, MetadataOf = m => m.Metadata }, time, loggers.CreateLogger<Informer<PodMigration>>());
@@ -103,7 +111,13 @@ public sealed class PodMigrateController : IDisposable
                 ReleaseOnCancel = options.ReleaseLeaseOnStop,
             }, time, loggers.CreateLogger<LeaderElector>());
         }
-        return new PodMigrateController(new ControllerHost([migrations, pods], [migrationRunner, cloneOfRunner], elector, loggers.CreateLogger<ControllerHost>()), agents);
+        var leaderLoops = new List<Func<CancellationToken, Task>>();
+        if (options.OomGuard is { } guard)
+        {
+            var guardEvents = new EventRecorder(api, new EventRecorderOptions { Component = OomGuardComponent, Host = options.Identity }, time, loggers.CreateLogger<EventRecorder>());
+            leaderLoops.Add(ct => new OomGuardLoop(api, agents, pods, migrations, guardEvents, guard, time, loggers.CreateLogger<OomGuardLoop>()).RunAsync(ct));
+        }
+        return new PodMigrateController(new ControllerHost([migrations, pods], [migrationRunner, cloneOfRunner], elector, loggers.CreateLogger<ControllerHost>(), leaderLoops), agents);
     }
 
     /// <summary>Runs until cancelled (a SIGTERM); with leader election, reconciles only while leading.</summary>

@@ -17,6 +17,9 @@ internal static partial class EmulatorLog
     [LoggerMessage(EventId = 5003, Level = LogLevel.Warning, Message = "Cannot {Doing} yet, retrying in {Delay}: {Reason}")]
     public static partial void Waiting(ILogger logger, string doing, TimeSpan delay, string reason);
 
+    [LoggerMessage(EventId = 5004, Level = LogLevel.Information, Message = "Node {NodeName}: memory capacity {Bytes} bytes enforced on the cgroup {Cgroup} of all its pods")]
+    public static partial void NodeMemoryEnforced(ILogger logger, string nodeName, long bytes, string cgroup);
+
     [LoggerMessage(EventId = 5010, Level = LogLevel.Information, Message = "Node {NodeName} registered")]
     public static partial void NodeRegistered(ILogger logger, string nodeName);
 

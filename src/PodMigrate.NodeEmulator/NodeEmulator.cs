@@ -77,11 +77,16 @@ public sealed class NodeEmulator
         var runtimeName = await RetryAsync(logger, $"ask the runtime at {_cri.Target} for its version", async ct =>
             (await _cri.Runtime.VersionAsync(ct)).RuntimeName, cancellationToken);
 
+        if (Options.NodeMemoryBytes is { } memory)
+        {
+            NodeMemoryCgroup.Apply(Options.CgroupRoot, memory);
+            EmulatorLog.NodeMemoryEnforced(logger, Options.NodeName, memory, Options.CgroupRoot);
+        }
         using var prober = new Prober(_cri);
         var node = new NodeLifecycle(_api, _cri, Options, _time, logger);
         await node.RegisterAsync(cancellationToken);
 
-        var runner = new KubeletPodRunner(_cri, _loggerFactory.CreateLogger<KubeletPodRunner>(), _time, new KubeletPodRunnerOptions { CleanupTimeout = Options.CleanupTimeout });
+        var runner = new KubeletPodRunner(_cri, _loggerFactory.CreateLogger<KubeletPodRunner>(), _time, new KubeletPodRunnerOptions { CleanupTimeout = Options.CleanupTimeout, CgroupRoot = Options.CgroupRoot });
         var context = new PodWorkerContext(_api, _cri, runner, prober, Options, _time, logger, clusterId, runtimeName);
         await using var workers = new PodWorkers(context);
         var source = new PodSource(_api, workers, Options, _time, logger);

@@ -51,6 +51,19 @@ public sealed class NodeEmulatorOptions
     /// <summary>How long one watch request lasts before it is renewed (the server's timeoutSeconds).</summary>
     public TimeSpan WatchTimeout { get; set; } = TimeSpan.FromMinutes(5);
 
+    /// <summary>
+    /// The node's memory capacity, enforced: every pod of the node runs under one cgroup (<see cref="CgroupRoot"/>) capped
+    /// at this size, so together they cannot exceed it and the kernel's OOM killer acts as on a full node; the Node reports
+    /// it as capacity and allocatable. Null (the default): the host's memory, nothing enforced.
+    /// </summary>
+    public long? NodeMemoryBytes { get; set; }
+
+    /// <summary>The node's cgroup when <see cref="NodeMemoryBytes"/> is set (default /podmigrate/&lt;node&gt;); unique per node on one host.</summary>
+    public string? NodeCgroup { get; set; }
+
+    /// <summary>The cgroup the node's pods are placed under: empty (kubelet's /kubepods) unless the node's memory is enforced.</summary>
+    public string CgroupRoot => NodeMemoryBytes is null ? "" : NodeCgroup ?? $"/podmigrate/{NodeName}";
+
     /// <summary>The bound of a compensation (removing a sandbox that failed half-way) independent of the caller's token.</summary>
     public TimeSpan CleanupTimeout { get; set; } = TimeSpan.FromSeconds(60);
 }
@@ -72,6 +85,14 @@ internal sealed partial class NodeEmulatorOptionsValidator : IValidateOptions<No
         if (options.AgentPort is < 1 or > 65535)
         {
             failures.Add($"the agent port {options.AgentPort} is not within 1..65535");
+        }
+        if (options.NodeMemoryBytes is < 64L << 20)
+        {
+            failures.Add($"the node memory {options.NodeMemoryBytes} bytes is below 64Mi");
+        }
+        if (options.NodeCgroup is { } cgroup && (!cgroup.StartsWith('/') || cgroup.Length < 2 || cgroup.Split('/').Any(s => s is "." or "..")))
+        {
+            failures.Add($"the node cgroup '{cgroup}' is not an absolute cgroup path");
         }
         if (options.MaxPods < 1)
         {

@@ -29,8 +29,28 @@ internal sealed class AgentGrpcService(
     CheckpointDeletion deletion,
     AgentHealth health,
     Preparing.PreparedCheckpoints prepared,
-    AgentOperations operations) : AgentService.AgentServiceBase
+    AgentOperations operations,
+    Memory.MemorySampler memory,
+    TimeProvider time) : AgentService.AgentServiceBase
 {
+    private static readonly TimeSpan MinimumMemoryInterval = TimeSpan.FromMilliseconds(100);
+
+    public override async Task WatchMemory(WatchMemoryRequest request, IServerStreamWriter<MemorySample> responseStream, ServerCallContext context)
+    {
+        var interval = request.Interval is null || request.Interval.ToTimeSpan() <= TimeSpan.Zero ? TimeSpan.FromSeconds(1) : request.Interval.ToTimeSpan();
+        if (interval < MinimumMemoryInterval)
+        {
+            throw PodMigrateException.InvalidArgument($"memory sample interval {interval} is below {MinimumMemoryInterval}");
+        }
+        var labels = request.PodLabels.ToDictionary(StringComparer.Ordinal);
+        using var timer = new PeriodicTimer(interval, time);
+        do
+        {
+            await responseStream.WriteAsync(await memory.SampleAsync(labels, context.CancellationToken), context.CancellationToken);
+        }
+        while (await timer.WaitForNextTickAsync(context.CancellationToken));
+    }
+
     public override Task<V1.NodeInfo> GetNodeInfo(GetNodeInfoRequest request, ServerCallContext context)
         => nodeInfo.GetAsync(context.CancellationToken);
 

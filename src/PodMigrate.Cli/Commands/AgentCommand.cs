@@ -30,12 +30,13 @@ internal static class AgentCommand
         var state = new Option<string>("--state-dir") { Description = "Node-local state: the journal of held sources, staging unless --staging-dir (default /var/lib/podmigrate/agent)" };
         var staging = new Option<string>("--staging-dir") { Description = "Where CRIU images are dumped and archives unpacked; a tmpfs makes both run at memory speed (default <state-dir>/staging)" };
         var preparedDir = new Option<string>("--prepared-dir") { Description = "Where checkpoints are prepared for the podmigrate runtime handler; the node's runtime must use the same (default $PODMIGRATE_PREPARED_DIR or /run/podmigrate/prepared)" };
+        var nodeCgroup = new Option<string>("--node-cgroup") { Description = "The cgroup all this node's pods run under (e.g. the emulator's /podmigrate/<node>): node memory samples come from it (default: /proc/meminfo)" };
         var registryHosts = new Option<string>("--registry-hosts-dir") { Description = "The node's registry hosts directory (<host>/hosts.toml, as CRI's config_path) used when the agent pulls a base image" };
         var restoreRuntime = new Option<bool>("--restore-runtime") { Description = "This node has the podmigrate runtime handler (for runtimes whose CRI Status does not list handlers, e.g. containerd 1.7)" };
 
         var command = new Command("agent", "Run the PodMigrate node agent (gRPC API over containerd and CRIU)")
         {
-            node, containerd, socket, port, metricsPort, listen, tlsDir, tlsCert, tlsKey, tlsClientCa, signingCert, signingKey, trust, allowUnsigned, insecureTcp, share, state, staging, preparedDir, restoreRuntime, registryHosts,
+            node, containerd, socket, port, metricsPort, listen, tlsDir, tlsCert, tlsKey, tlsClientCa, signingCert, signingKey, trust, allowUnsigned, insecureTcp, share, state, staging, preparedDir, restoreRuntime, registryHosts, nodeCgroup,
         };
         command.SetAction((parse, cancellationToken) => CliCommon.RunAsync(async () =>
         {
@@ -61,6 +62,7 @@ internal static class AgentCommand
                 options.StagingDirectory = parse.GetValue(staging) ?? options.StagingDirectory;
                 options.PreparedDirectory = parse.GetValue(preparedDir) ?? options.PreparedDirectory;
                 options.RegistryHostsDirectory = parse.GetValue(registryHosts) ?? options.RegistryHostsDirectory;
+                options.NodeCgroup = parse.GetValue(nodeCgroup) ?? options.NodeCgroup;
                 options.RestoreRuntimeInstalled = parse.GetValue(restoreRuntime) || options.RestoreRuntimeInstalled;
             }
 

@@ -7,9 +7,11 @@ using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Logging;
 using PodMigrate.Controller;
 using PodMigrate.Controller.Agents;
+using PodMigrate.Controller.Triggers.OomGuard;
 using PodMigrate.Core.Errors;
 using PodMigrate.Core.Metrics;
 using PodMigrate.Kube.Client;
+using PodMigrate.Kube.Serialization;
 
 namespace PodMigrate.Cli.Commands;
 
@@ -43,9 +45,14 @@ internal static class ControllerCommand
         var agentInsecure = new Option<bool>("--agent-insecure") { Description = "Cleartext gRPC to the agents (local clusters only)" };
         var agentStatic = new Option<string[]>("--agent") { Description = "NODE=ADDRESS of an agent instead of finding them through their pods (repeatable)", AllowMultipleArgumentsPerToken = false };
         var metricsPort = new Option<int>("--metrics-port") { Description = "HTTP port for /metrics, /healthz and /readyz (0: none)" };
+        var oomGuard = new Option<bool>("--oom-guard") { Description = "Run the OOM guard: move an opted-in pod (podmigrate.io/live-migrate: \"true\") off a node whose memory is forecast to run out first" };
+        var oomGuardMargin = new Option<double>("--oom-guard-margin") { Description = "Start a move when the forecast is below the estimated move time times this", DefaultValueFactory = _ => 1.5 };
+        var oomGuardCooldown = new Option<string>("--oom-guard-cooldown") { Description = "No second guard migration of a pod within this (Go duration)", DefaultValueFactory = _ => "5m" };
+        var oomGuardVerify = new Option<string?>("--oom-guard-verify-window") { Description = "verifyWindow of the guard's PodMigrations (default: the PodMigration default)" };
         var command = new Command("controller", "Run the PodMigrate controller: PodMigrations and clone-of pods, until SIGTERM")
         {
             kubeconfig, ns, watchNamespace, leaderElect, identity, workers, agentNamespace, agentTlsSecret, agentTlsServerName, agentTlsDir, agentInsecure, agentStatic, metricsPort,
+            oomGuard, oomGuardMargin, oomGuardCooldown, oomGuardVerify,
         };
         command.SetAction((parse, cancellationToken) => CliCommon.RunAsync(async () =>
         {
@@ -74,6 +81,14 @@ internal static class ControllerCommand
                 LeaderElect = parse.GetValue(leaderElect),
                 Identity = parse.GetValue(identity)!,
                 Workers = parse.GetValue(workers),
+                OomGuard = parse.GetValue(oomGuard)
+                    ? new OomGuardSettings
+                    {
+                        Margin = parse.GetValue(oomGuardMargin),
+                        Cooldown = KubeDuration.Parse(parse.GetValue(oomGuardCooldown)!, "--oom-guard-cooldown"),
+                        VerifyWindow = parse.GetValue(oomGuardVerify),
+                    }
+                    : null,
             };
             var config = await CliHosting.LoadKubeConfigAsync(parse.GetValue(kubeconfig), cancellationToken);
             using var loggerFactory = CliHosting.ConsoleLoggerFactory();

@@ -1,5 +1,7 @@
 using System.CommandLine;
+using PodMigrate.Core.Errors;
 using PodMigrate.Kube.Client;
+using PodMigrate.Kube.Models;
 using PodMigrate.Node.Cri;
 using PodMigrate.NodeEmulator;
 
@@ -19,9 +21,12 @@ internal static class NodeEmulateCommand
         var agentPort = new Option<int?>("--agent-port") { Description = "Publish a mirror pod for the node's agent serving gRPC on this port" };
         var address = new Option<string>("--address") { Description = "The node's InternalIP: pods' hostIP, host-network pods' podIP", DefaultValueFactory = _ => "127.0.0.1" };
 
+        var nodeMemory = new Option<string?>("--node-memory") { Description = "Enforce this memory capacity (e.g. 1536Mi) on all the node's pods together: one cgroup capped at it, reported as capacity and allocatable" };
+        var nodeCgroup = new Option<string?>("--node-cgroup") { Description = "The cgroup of the node's pods with --node-memory (default /podmigrate/<node>)" };
+
         var command = new Command("emulate", "Play kubelet for a node: register it, run the pods bound to it through CRI, report their status")
         {
-            node, kubeconfig, criSocket, agentPort, address,
+            node, kubeconfig, criSocket, agentPort, address, nodeMemory, nodeCgroup,
         };
         command.SetAction((parse, cancellationToken) => CliCommon.RunAsync(async () =>
         {
@@ -31,7 +36,14 @@ internal static class NodeEmulateCommand
                 NodeName = nodeName,
                 Address = parse.GetValue(address)!,
                 AgentPort = parse.GetValue(agentPort),
+                NodeCgroup = parse.GetValue(nodeCgroup),
             };
+            if (parse.GetValue(nodeMemory) is { Length: > 0 } memory)
+            {
+                options.NodeMemoryBytes = Quantities.ParseBytes(memory) is > 0 and var bytes
+                    ? bytes
+                    : throw PodMigrateException.InvalidArgument($"--node-memory '{memory}' is not a memory quantity (e.g. 1536Mi)");
+            }
             var config = await CliHosting.LoadKubeConfigAsync(parse.GetValue(kubeconfig), cancellationToken);
             var socket = parse.GetValue(criSocket) ?? Path.Combine(CliCommon.RunDirectory, nodeName, "containerd.sock");
             using var loggerFactory = CliHosting.ConsoleLoggerFactory();

@@ -276,24 +276,7 @@ internal sealed class MigrationPrecheck(IKubernetesApi api, IAgentDirectory agen
     }
 
     /// <summary>A resource.Quantity for memory ("8Gi", "1024Ki", "512M", "1000"), in bytes; 0 when absent or unreadable.</summary>
-    internal static long ParseQuantity(string? quantity)
-    {
-        if (string.IsNullOrEmpty(quantity))
-        {
-            return 0;
-        }
-        string[] suffixes = ["Ki", "Mi", "Gi", "Ti", "k", "M", "G", "T"];
-        long[] factors = [1L << 10, 1L << 20, 1L << 30, 1L << 40, 1000, 1_000_000, 1_000_000_000, 1_000_000_000_000];
-        for (var i = 0; i < suffixes.Length; i++)
-        {
-            if (quantity.EndsWith(suffixes[i], StringComparison.Ordinal)
-                && decimal.TryParse(quantity.AsSpan(0, quantity.Length - suffixes[i].Length), NumberStyles.Number, CultureInfo.InvariantCulture, out var scaled))
-            {
-                return (long)(scaled * factors[i]);
-            }
-        }
-        return decimal.TryParse(quantity, NumberStyles.Number, CultureInfo.InvariantCulture, out var plain) ? (long)plain : 0;
-    }
+    internal static long ParseQuantity(string? quantity) => Quantities.ParseBytes(quantity);
 }
 
 /// <summary>A migration that must not (or can no longer) go ahead, with a CamelCase reason for conditions and Events.</summary>

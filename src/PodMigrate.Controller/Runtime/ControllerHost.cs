@@ -15,9 +15,13 @@ internal sealed class ControllerHost
     private readonly IReadOnlyList<ReconcileRunner> _runners;
     private readonly LeaderElector? _elector;
     private readonly ILogger _logger;
+    private readonly IReadOnlyList<Func<CancellationToken, Task>> _leaderLoops;
 
-    public ControllerHost(IReadOnlyList<IInformer> informers, IReadOnlyList<ReconcileRunner> runners, LeaderElector? elector, ILogger<ControllerHost> logger)
+    /// <param name="leaderLoops">Loops that run beside the runners while this replica leads (the OOM guard); they end when their token is cancelled.</param>
+    public ControllerHost(IReadOnlyList<IInformer> informers, IReadOnlyList<ReconcileRunner> runners, LeaderElector? elector, ILogger<ControllerHost> logger,
+        IReadOnlyList<Func<CancellationToken, Task>>? leaderLoops = null)
     {
+        _leaderLoops = leaderLoops ?? [];
         ArgumentNullException.ThrowIfNull(informers);
         ArgumentNullException.ThrowIfNull(runners);
         ArgumentNullException.ThrowIfNull(logger);
@@ -66,7 +70,8 @@ internal sealed class ControllerHost
         }
     }
 
-    private Task RunRunnersAsync(CancellationToken cancellationToken) => Task.WhenAll(_runners.Select(r => r.RunAsync(cancellationToken)));
+    private Task RunRunnersAsync(CancellationToken cancellationToken)
+        => Task.WhenAll(_runners.Select(r => r.RunAsync(cancellationToken)).Concat(_leaderLoops.Select(loop => loop(cancellationToken))));
 
     private async Task FailIfInformerEndedAsync(Dictionary<Task, IInformer> informing, CancellationToken cancellationToken)
     {

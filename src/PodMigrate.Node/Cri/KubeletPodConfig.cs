@@ -67,7 +67,15 @@ public static class KubeletPodConfig
         return colon < 0 || lastSegment[(colon + 1)..] == "latest" ? "Always" : "IfNotPresent";
     }
 
-    public static PodSandboxConfig BuildSandboxConfig(Pod pod, uint attempt, string configSource, DateTimeOffset seen)
+    /// <summary>
+    /// The pod's cgroup (cgroupfs driver, BestEffort): kubelet's /kubepods/besteffort/pod&lt;uid&gt;, under
+    /// <paramref name="cgroupRoot"/> when the node's pods share a parent cgroup (a node with a memory capacity that is
+    /// enforced, e.g. "/podmigrate/node-a"; empty: the cgroup hierarchy's root, as kubelet).
+    /// </summary>
+    public static string PodCgroupParent(string cgroupRoot, string podUid)
+        => $"{(cgroupRoot ?? "").TrimEnd('/')}/kubepods/besteffort/pod{podUid}";
+
+    public static PodSandboxConfig BuildSandboxConfig(Pod pod, uint attempt, string configSource, DateTimeOffset seen, string cgroupRoot = "")
     {
         ArgumentNullException.ThrowIfNull(pod);
         var ns = NamespaceOf(pod);
@@ -80,7 +88,7 @@ public static class KubeletPodConfig
             LogDirectory = LogDirectory(ns, name, uid),
             Linux = new LinuxPodSandboxConfig
             {
-                CgroupParent = $"/kubepods/besteffort/pod{uid}",
+                CgroupParent = PodCgroupParent(cgroupRoot, uid),
                 SecurityContext = new LinuxSandboxSecurityContext { NamespaceOptions = NamespaceOptions(pod) },
             },
         };

@@ -13,6 +13,9 @@ public sealed class KubeletPodRunnerOptions
 
     /// <summary>How long compensations (removing a half-started pod) may take, independent of the caller's token.</summary>
     public TimeSpan CleanupTimeout { get; init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>The cgroup all pods of the node live under (see <see cref="KubeletPodConfig.PodCgroupParent"/>); empty: none.</summary>
+    public string CgroupRoot { get; init; } = "";
 }
 
 /// <summary>
@@ -57,7 +60,7 @@ public sealed partial class KubeletPodRunner
         }
         var attempt = (uint)existing.Count(s => s.Metadata.Uid == pod.Metadata.Uid);
 
-        var sandboxConfig = KubeletPodConfig.BuildSandboxConfig(pod, attempt, _options.ConfigSource, _time.GetUtcNow());
+        var sandboxConfig = KubeletPodConfig.BuildSandboxConfig(pod, attempt, _options.ConfigSource, _time.GetUtcNow(), _options.CgroupRoot);
         var imageRefs = new List<string>();
         foreach (var container in pod.Spec.Containers)
         {
@@ -267,7 +270,7 @@ public sealed partial class KubeletPodRunner
         }
         foreach (var controller in Directory.EnumerateDirectories(CgroupRoot))
         {
-            var podCgroup = Path.Combine(controller, "kubepods", "besteffort", $"pod{podUid}");
+            var podCgroup = controller + KubeletPodConfig.PodCgroupParent(_options.CgroupRoot, podUid);
             try
             {
                 if (Directory.Exists(podCgroup))

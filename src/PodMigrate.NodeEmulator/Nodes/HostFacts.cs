@@ -10,6 +10,9 @@ internal sealed record HostFacts(int Cpus, long MemoryKib, long RootFsKib, strin
     /// <summary>kubelet's default hard eviction threshold memory.available&lt;100Mi, held back from allocatable.</summary>
     private const long EvictionReserveKib = 100 * 1024;
 
+    /// <summary>A node memory capacity that is enforced (a cgroup over all its pods): capacity and allocatable both, no reserve held back.</summary>
+    public long? EnforcedMemoryBytes { get; init; }
+
     public static HostFacts Read()
     {
         var machineId = ReadTrimmed("/etc/machine-id") ?? ReadTrimmed("/var/lib/dbus/machine-id") ?? "";
@@ -29,7 +32,7 @@ internal sealed record HostFacts(int Cpus, long MemoryKib, long RootFsKib, strin
     public Dictionary<string, string> Capacity(int maxPods) => new(StringComparer.Ordinal)
     {
         ["cpu"] = Cpus.ToString(CultureInfo.InvariantCulture),
-        ["memory"] = Kib(MemoryKib),
+        ["memory"] = EnforcedMemoryBytes is { } bytes ? bytes.ToString(CultureInfo.InvariantCulture) : Kib(MemoryKib),
         ["ephemeral-storage"] = Kib(RootFsKib),
         ["hugepages-2Mi"] = "0",
         ["pods"] = maxPods.ToString(CultureInfo.InvariantCulture),
@@ -38,7 +41,10 @@ internal sealed record HostFacts(int Cpus, long MemoryKib, long RootFsKib, strin
     public Dictionary<string, string> Allocatable(int maxPods)
     {
         var allocatable = Capacity(maxPods);
-        allocatable["memory"] = Kib(Math.Max(0, MemoryKib - EvictionReserveKib));
+        if (EnforcedMemoryBytes is null)
+        {
+            allocatable["memory"] = Kib(Math.Max(0, MemoryKib - EvictionReserveKib));
+        }
         return allocatable;
     }
 

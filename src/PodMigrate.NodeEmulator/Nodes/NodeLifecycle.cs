@@ -39,7 +39,7 @@ internal sealed class NodeLifecycle
         _options = options;
         _time = time;
         _logger = logger;
-        _host = HostFacts.Read();
+        _host = HostFacts.Read() with { EnforcedMemoryBytes = options.NodeMemoryBytes };
     }
 
     private string NodeName => _options.NodeName;

@@ -19,6 +19,13 @@ internal static class PodStatusBuilder
     public static bool IsTerminal(string? phase) => phase is Succeeded or Failed;
 
     /// <summary>
+    /// A terminated container's reason, as kubelet reports it: the runtime's (containerd says "OOMKilled" when the task's
+    /// OOM event fired, e.g. on a node whose memory cgroup is full), else Completed for exit code 0 and Error otherwise.
+    /// </summary>
+    public static string TerminatedReason(string? runtimeReason, int exitCode)
+        => string.IsNullOrEmpty(runtimeReason) ? (exitCode == 0 ? "Completed" : "Error") : runtimeReason;
+
+    /// <summary>
     /// kubelet's getPhase. <paramref name="podIsTerminal"/>: the pod is being torn down and nothing will restart, so
     /// stopped containers end it whatever the restart policy.
     /// </summary>

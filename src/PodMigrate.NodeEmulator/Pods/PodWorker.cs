@@ -248,7 +248,7 @@ internal sealed class PodWorker : IAsyncDisposable
 
     private PodSandboxConfig SandboxConfig(Pod pod, uint attempt)
     {
-        var config = KubeletPodConfig.BuildSandboxConfig(pod, attempt, "api", _context.Time.GetUtcNow());
+        var config = KubeletPodConfig.BuildSandboxConfig(pod, attempt, "api", _context.Time.GetUtcNow(), _context.Options.CgroupRoot);
         _context.MarkSandbox(config);
         return config;
     }
@@ -479,7 +479,7 @@ internal sealed class PodWorker : IAsyncDisposable
     private async Task<ContainerState> TerminatedAsync(CriContainer container, CancellationToken cancellationToken)
     {
         var status = await StatusOfAsync(container, cancellationToken);
-        var reason = string.IsNullOrEmpty(status.Reason) ? (status.ExitCode == 0 ? "Completed" : "Error") : status.Reason;
+        var reason = PodStatusBuilder.TerminatedReason(status.Reason, status.ExitCode);
         return new ContainerState
         {
             Terminated = new ContainerStateTerminated

@@ -23,6 +23,15 @@ namespace PodMigrate.Integration.Tests.EndToEnd;
 /// publish them as the DaemonSet's mirror pods), and the controller in this process, finding the agents through those
 /// pods and authenticating with a client certificate — as it runs in a cluster.
 /// </summary>
+/// <summary>What a world adds to the default: nodes with an enforced memory capacity, the controller's OOM guard.</summary>
+internal sealed record MigrationWorldOptions
+{
+    /// <summary>Each node's memory capacity, enforced on one cgroup per node (the emulator's --node-memory); the agents sample it.</summary>
+    public long? NodeMemoryBytes { get; init; }
+
+    public PodMigrate.Controller.Triggers.OomGuard.OomGuardSettings? OomGuard { get; init; }
+}
+
 internal sealed class MigrationWorld : IAsyncDisposable
 {
     public const string NodeA = "node-a";
@@ -38,14 +47,22 @@ internal sealed class MigrationWorld : IAsyncDisposable
     private readonly Dictionary<string, AgentProcess> _agents = [];
     private readonly List<(CancellationTokenSource Stop, Task Run)> _controllers = [];
     private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(5) };
+    private readonly MigrationWorldOptions _options;
 
-    private MigrationWorld(LocalCluster cluster, EmulatedNodes nodes, ILoggerFactory logs, string root)
+    private MigrationWorld(LocalCluster cluster, EmulatedNodes nodes, ILoggerFactory logs, string root, MigrationWorldOptions options)
     {
         _cluster = cluster;
         Nodes = nodes;
         _logs = logs;
         _root = root;
+        _options = options;
+        NodeCgroupRoot = options.NodeMemoryBytes is null ? null : $"/pm-e2e-{Path.GetFileName(root)[7..]}";
     }
+
+    /// <summary>With <see cref="MigrationWorldOptions.NodeMemoryBytes"/>: the parent of the nodes' cgroups (/pm-e2e-…; each node's is below it).</summary>
+    public string? NodeCgroupRoot { get; }
+
+    public string? NodeCgroup(string node) => NodeCgroupRoot is null ? null : $"{NodeCgroupRoot}/{node}";
 
     public EmulatedNodes Nodes { get; }
 
@@ -55,12 +72,13 @@ internal sealed class MigrationWorld : IAsyncDisposable
 
     private string ControllerTls => Path.Combine(_root, "tls", "controller");
 
-    public static async Task<MigrationWorld> StartAsync(LocalCluster cluster, ITestOutputHelper output, CancellationToken cancellationToken, bool crashableController = false)
+    public static async Task<MigrationWorld> StartAsync(LocalCluster cluster, ITestOutputHelper output, CancellationToken cancellationToken, bool crashableController = false,
+        MigrationWorldOptions? options = null)
     {
         var nodes = await EmulatedNodes.StartAsync(cluster, output, cancellationToken);
         var root = Path.Combine(Path.GetTempPath(), $"pm-e2e-{Guid.NewGuid():N}"[..24]);
         Directory.CreateDirectory(root, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        var world = new MigrationWorld(cluster, nodes, TestOutputLoggerProvider.Factory(output), root);
+        var world = new MigrationWorld(cluster, nodes, TestOutputLoggerProvider.Factory(output), root, options ?? new MigrationWorldOptions());
         try
         {
             await world.InstallCrdAsync(cancellationToken);
@@ -70,9 +88,15 @@ internal sealed class MigrationWorld : IAsyncDisposable
             world.IssueCertificates();
             foreach (var node in new[] { NodeA, NodeB })
             {
-                await world.StartAgentAsync(node, cancellationToken);
+                var cgroup = world.NodeCgroup(node);
+                await world.StartAgentAsync(node, cancellationToken, cgroup is null ? null : new Dictionary<string, string> { ["PODMIGRATE_AGENT__NODECGROUP"] = cgroup });
                 var port = world._layouts[node].GrpcPort;
-                await nodes.StartEmulatorAsync(node, cancellationToken, o => o.AgentPort = port);
+                await nodes.StartEmulatorAsync(node, cancellationToken, o =>
+                {
+                    o.AgentPort = port;
+                    o.NodeMemoryBytes = world._options.NodeMemoryBytes;
+                    o.NodeCgroup = cgroup;
+                });
             }
             world.StartController("controller-1", releaseLeaseOnStop: !crashableController);
             return world;
@@ -97,6 +121,7 @@ internal sealed class MigrationWorld : IAsyncDisposable
             ReleaseLeaseOnStop = releaseLeaseOnStop,
             PollInterval = PollInterval,
             RestoreTimeout = TimeSpan.FromSeconds(90),
+            OomGuard = _options.OomGuard,
         }, _logs);
         var stop = new CancellationTokenSource();
         _controllers.Add((stop, Task.Run(async () =>
@@ -205,6 +230,13 @@ internal sealed class MigrationWorld : IAsyncDisposable
         return long.Parse(text.Trim(), CultureInfo.InvariantCulture);
     }
 
+    /// <summary>GET <paramref name="path"/> on the pod's HTTP port (memhog: /, /digest, /digest/base).</summary>
+    public async Task<string> GetTextAsync(Pod pod, string path, CancellationToken cancellationToken)
+    {
+        var ip = pod.Status?.PodIp ?? throw new InvalidOperationException($"pod {pod.Key} has no IP");
+        return (await _http.GetStringAsync(new Uri($"http://{ip}:{TestPods.HttpPort}{path}"), cancellationToken)).Trim();
+    }
+
     /// <summary>Reads the counter until it has moved past <paramref name="above"/>: the workload is running, not frozen.</summary>
     public async Task<long> WaitForCounterAboveAsync(Pod pod, long above, CancellationToken cancellationToken)
         => await WaitForAsync(async ct =>
@@ -264,6 +296,7 @@ internal sealed class MigrationWorld : IAsyncDisposable
             await KillAgentAsync(node);
         }
         await Nodes.DisposeAsync();
+        RemoveNodeCgroups();
         _http.Dispose();
         _logs.Dispose();
         try
@@ -272,6 +305,34 @@ internal sealed class MigrationWorld : IAsyncDisposable
         }
         catch (IOException)
         {
+        }
+    }
+
+    /// <summary>The nodes' cgroups (every controller's copy, deepest first) once their pods are gone.</summary>
+    private void RemoveNodeCgroups()
+    {
+        if (NodeCgroupRoot is null)
+        {
+            return;
+        }
+        foreach (var controller in Directory.EnumerateDirectories("/sys/fs/cgroup").Append("/sys/fs/cgroup"))
+        {
+            var top = controller + NodeCgroupRoot;
+            if (!Directory.Exists(top))
+            {
+                continue;
+            }
+            foreach (var dir in Directory.EnumerateDirectories(top, "*", SearchOption.AllDirectories).OrderByDescending(d => d.Length).Append(top))
+            {
+                try
+                {
+                    Directory.Delete(dir, recursive: false);
+                }
+                catch (IOException)
+                {
+                    // Busy (a pod still in it): left for the next cleanup.
+                }
+            }
         }
     }
 

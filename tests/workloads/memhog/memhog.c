@@ -11,12 +11,19 @@
  * MEMHOG_SLICE_SLEEP_MS ms (default 5) of poll() between slices, which bounds the CPU it uses.
  * Each completed pass increments a pass counter.
  *
+ * Growth (the OOM guard's tests): with MEMHOG_GROW_MIB_PER_S=R (default 0, no growth) it fills R MiB more per
+ * second of its own running time (ticks of at most 200 ms count, so a freeze or a migration adds no burst) up to
+ * MEMHOG_MAX_MIB (default MEMHOG_MIB); the region is reserved at that size up front and charged only as it is
+ * filled, with the same pattern, and verified as far as filled. The status line's mib= is the filled size (rewritten
+ * as it grows).
+ *
  * After each pass it writes /tmp/memhog.status (or MEMHOG_STATUS_FILE):
  *   "ok passes=N mib=M seed=S"   while everything matched, or
  *   "CORRUPT offset=X"           (X = byte offset of the first bad word; verification then stops)
  * and it serves on 0.0.0.0:PORT (default 8080):
  *   GET /         -> the status line
- *   GET /digest   -> FNV-1a 64 of the whole region, byte by byte (offset basis 0xcbf29ce484222325,
+ *   GET /digest/base -> the same digest over the first MEMHOG_MIB MiB only (unchanged while the region grows)
+ *   GET /digest   -> FNV-1a 64 of the whole (filled) region, byte by byte (offset basis 0xcbf29ce484222325,
  *                    prime 0x100000001b3), as 16 lowercase hex digits, computed on request from the
  *                    live memory, so two reads (or a read before checkpoint and after restore) agree
  *                    exactly when the memory survived
@@ -148,8 +155,15 @@ int main(void)
 
     install_termination_handlers();
 
-    size_t size = (size_t)mib << 20;
-    uint64_t *words = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    long long grow_mib_per_s = env_ll("MEMHOG_GROW_MIB_PER_S", 0);
+    long long max_mib = env_ll("MEMHOG_MAX_MIB", mib);
+    if (max_mib < mib) {
+        max_mib = mib;
+    }
+    size_t base_size = (size_t)mib << 20;
+    size_t size = base_size;
+    size_t max_size = (size_t)max_mib << 20;
+    uint64_t *words = mmap(NULL, max_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (words == MAP_FAILED) {
         perror("mmap");
         return 1;
@@ -159,6 +173,8 @@ int main(void)
     for (size_t j = 0; j < block_count; j++) {
         expected_block(seed, j, bytes + j * BLOCK);
     }
+    int64_t last_grow_ns = realtime_ns();
+    double grow_credit = 0;
 
     pthread_t heartbeat_thread;
     if (pthread_create(&heartbeat_thread, NULL, heartbeat, NULL) != 0) {
@@ -167,7 +183,7 @@ int main(void)
     }
 
     char status[128];
-    snprintf(status, sizeof status, "ok passes=0 mib=%lld seed=%" PRIu64 "\n", mib, seed);
+    snprintf(status, sizeof status, "ok passes=0 mib=%zu seed=%" PRIu64 "\n", size >> 20, seed);
     write_file_atomic(status_file, status);
 
     size_t slice_blocks = ((size_t)slice_mib << 20) / BLOCK;
@@ -175,6 +191,31 @@ int main(void)
     unsigned long long passes = 0;
     int corrupt = 0;
     while (!stopping) {
+        if (grow_mib_per_s > 0 && size < max_size) {
+            int64_t now = realtime_ns();
+            int64_t tick = now - last_grow_ns;
+            if (tick >= 100 * 1000 * 1000LL) {
+                last_grow_ns = now;
+                if (tick > 200 * 1000 * 1000LL) {
+                    tick = 200 * 1000 * 1000LL;
+                }
+                grow_credit += (double)grow_mib_per_s * (double)(1 << 20) * (double)tick / 1e9;
+                size_t grow = (size_t)grow_credit / BLOCK * BLOCK;
+                if (grow > max_size - size) {
+                    grow = max_size - size;
+                }
+                grow_credit -= (double)grow;
+                for (size_t j = size / BLOCK; j < (size + grow) / BLOCK; j++) {
+                    expected_block(seed, j, bytes + j * BLOCK);
+                }
+                size += grow;
+                block_count = size / BLOCK;
+                if (grow > 0 && !corrupt) {
+                    snprintf(status, sizeof status, "ok passes=%llu mib=%zu seed=%" PRIu64 "\n", passes, size >> 20, seed);
+                    write_file_atomic(status_file, status);
+                }
+            }
+        }
         if (!corrupt) {
             size_t end = cursor + slice_blocks < block_count ? cursor + slice_blocks : block_count;
             unsigned char expected[BLOCK];
@@ -195,7 +236,7 @@ int main(void)
             if (!corrupt && cursor == block_count) {
                 cursor = 0;
                 passes++;
-                snprintf(status, sizeof status, "ok passes=%llu mib=%lld seed=%" PRIu64 "\n", passes, mib, seed);
+                snprintf(status, sizeof status, "ok passes=%llu mib=%zu seed=%" PRIu64 "\n", passes, size >> 20, seed);
                 write_file_atomic(status_file, status);
             }
         }
@@ -212,6 +253,10 @@ int main(void)
         }
         if (strcmp(path, "/") == 0) {
             http_respond(client, 200, status);
+        } else if (strcmp(path, "/digest/base") == 0) {
+            char digest[32];
+            snprintf(digest, sizeof digest, "%016" PRIx64 "\n", fnv1a64((const unsigned char *)words, base_size));
+            http_respond(client, 200, digest);
         } else if (strcmp(path, "/digest") == 0) {
             char digest[32];
             snprintf(digest, sizeof digest, "%016" PRIx64 "\n", fnv1a64((const unsigned char *)words, size));
@@ -228,7 +273,7 @@ int main(void)
         close(client);
     }
     pthread_join(heartbeat_thread, NULL);
-    munmap(words, size);
+    munmap(words, max_size);
     close(listen_fd);
     return 0;
 }
