@@ -24,4 +24,10 @@ internal static partial class StoreLog
 
     [LoggerMessage(EventId = 3007, Level = LogLevel.Warning, Message = "Accepted checkpoint {CheckpointId} without a signature: unsigned checkpoints are allowed (a development setting; anyone who can write to the share can plant one)")]
     public static partial void UnsignedAccepted(ILogger logger, string checkpointId);
+
+    [LoggerMessage(EventId = 3008, Level = LogLevel.Warning, Message = "Checkpoint {CheckpointId}: another writer published the same id first ({Path} holds its manifest, not ours)")]
+    public static partial void PublishRaceLost(ILogger logger, string checkpointId, string path);
+
+    [LoggerMessage(EventId = 3009, Level = LogLevel.Debug, Message = "The share {Path} does not report its free space (0 blocks in all): the write will find out whether the checkpoint fits")]
+    public static partial void FreeSpaceUnknown(ILogger logger, string path);
 }
