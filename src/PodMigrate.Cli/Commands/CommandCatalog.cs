@@ -20,6 +20,6 @@ internal static class CommandCatalog
         yield return SourceCommands.Discard();
         yield return ApiServerCommand.Create();
         yield return ControllerCommand.Create();
-        yield return BenchMigrationCommand.AddTo(BenchCodecsCommand.Create());
+        yield return BenchShareCommand.AddTo(BenchMigrationCommand.AddTo(BenchCodecsCommand.Create()));
     }
 }

@@ -31,7 +31,7 @@ public sealed class SharePublishProtocolTests
         barrier.Release();
         await publish.WaitAsync(TimeSpan.FromSeconds(20));
 
-        staged.ShouldHaveSingleItem().ShouldMatch(@"^ck-named\.node-a-example-[0-9a-f]{16}\.partial$");
+        staged.ShouldHaveSingleItem().ShouldNotBeNull().ShouldMatch(@"^ck-named\.node-a-example-[0-9a-f]{16}\.partial$");
     }
 
     [Fact(Timeout = Timeout)]
