@@ -40,14 +40,16 @@ public sealed class SharePublishProtocolTests
         using var temp = new TempDirectory();
         var root = temp.Combine("share");
         var winner = Store(root, "node-b", ShareReadBack.Never);
-        StoredCheckpoint? won = null;
+        // The other node's checkpoint, made elsewhere and moved into place at the worst moment.
+        var elsewhere = Store(temp.Combine("elsewhere"), "node-b", ShareReadBack.Never);
+        var won = await elsewhere.PublishAsync(Request("ck-race", Source(temp, 4096)), null, CancellationToken.None);
         // What a share without an atomic no-replace rename allows: between the loser's check and its rename, the other
         // node's checkpoint lands under the name, and the loser's rename still says it succeeded.
         var loser = new FileSystemCheckpointStore(Options(root, "node-a", ShareReadBack.Never), TimeProvider.System)
         {
-            RenameNoReplace = (_, _) =>
+            RenameNoReplace = (_, final) =>
             {
-                won = winner.PublishAsync(Request("ck-race", Source(temp, 4096)), null, CancellationToken.None).GetAwaiter().GetResult();
+                Directory.Move(won.Directory, final);
                 return true;
             },
         };
@@ -55,7 +57,6 @@ public sealed class SharePublishProtocolTests
         var error = await Should.ThrowAsync<PodMigrateException>(() => loser.PublishAsync(Request("ck-race", Source(temp)), null, CancellationToken.None));
 
         error.Kind.ShouldBe(ErrorKind.AlreadyExists, error.ToString());
-        won.ShouldNotBeNull();
         var stored = await winner.VerifyAsync(CheckpointId.Parse("ck-race"), CancellationToken.None);
         stored.Manifest.ArchiveSha256.ShouldBe(won.Manifest.ArchiveSha256, "the winner's checkpoint is intact");
         Directory.EnumerateFileSystemEntries(Path.Combine(winner.CheckpointsDirectory, ".staging")).ShouldBeEmpty("the loser cleans up its staging");
@@ -103,7 +104,7 @@ public sealed class SharePublishProtocolTests
     }
 
     [Fact(Timeout = Timeout)]
-    public void Free_space_is_known_on_a_local_disk_and_writer_names_are_file_name_safe()
+    public Task Free_space_is_known_on_a_local_disk_and_writer_names_are_file_name_safe()
     {
         using var temp = new TempDirectory();
         DurableFileSystem.TryGetAvailableBytes(temp.Path).ShouldNotBeNull().ShouldBeGreaterThan(0);
@@ -111,6 +112,7 @@ public sealed class SharePublishProtocolTests
         FileSystemCheckpointStore.WriterLabel("Node_A/../x").ShouldBe("node-a----x");
         FileSystemCheckpointStore.WriterLabel("").ShouldBe("writer");
         FileSystemCheckpointStore.WriterLabel(new string('n', 100)).Length.ShouldBe(40);
+        return Task.CompletedTask;
     }
 
     [Theory(Timeout = Timeout)]
@@ -120,10 +122,11 @@ public sealed class SharePublishProtocolTests
     [InlineData(116, true)]  // ESTALE (NFS)
     [InlineData(28, false)]  // ENOSPC is a full share, not a failed one
     [InlineData(2, false)]
-    public void Share_failures_are_told_from_a_full_share_by_errno(int errno, bool failed)
+    public Task Share_failures_are_told_from_a_full_share_by_errno(int errno, bool failed)
     {
         DurableFileSystem.IsShareFailure(new IOException("x", errno)).ShouldBe(failed);
         DurableFileSystem.IsOutOfSpace(new IOException("x", errno)).ShouldBe(errno == 28);
+        return Task.CompletedTask;
     }
 
     private static FileSystemCheckpointStore Store(string root, string writer, ShareReadBack readBack)
