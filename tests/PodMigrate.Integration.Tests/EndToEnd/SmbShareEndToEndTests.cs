@@ -123,10 +123,11 @@ public sealed class SmbShareEndToEndTests(LocalCluster cluster, EndToEndSmbShare
         await using var world = await MigrationWorld.StartAsync(cluster, output, cts.Token, smb: smb.Share);
         var source = await world.RunCounterAsync("smb-full", NodeA, cts.Token);
         await world.WaitForCounterAboveAsync(source, 5, cts.Token);
-        // The tmpfs behind Samba filled to within 64 KiB: the clients cannot tell (statvfs says 0 of 0), the write finds out.
+        // The tmpfs behind Samba filled to within one page (the counter's compressed archive is a few tens of KiB): the
+        // clients cannot tell (statvfs says 0 of 0), the write finds out.
         var filler = Path.Combine(smb.Share.ServerPath, "filler");
         var free = DurableFileSystem.TryGetAvailableBytes(smb.Share.ServerPath).ShouldNotBeNull();
-        await ProcessRunner.RunCheckedAsync(new ProcessSpec("/usr/bin/fallocate", ["-l", (free - (64 << 10)).ToString(System.Globalization.CultureInfo.InvariantCulture), filler]), cts.Token);
+        await ProcessRunner.RunCheckedAsync(new ProcessSpec("/usr/bin/fallocate", ["-l", (free - 4096).ToString(System.Globalization.CultureInfo.InvariantCulture), filler]), cts.Token);
         PodMigration done;
         try
         {
