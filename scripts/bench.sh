@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The checkpoint/restore benchmark (issue 3, item 11): brings up the stack and the local cluster if needed, then
 #   1. `podmigrate bench codecs` on a memhog-like CRIU image dir (incompressible pages + small files) on tmpfs,
-#   2. `podmigrate bench migration` with the arguments given here (default sizes 64,256,1024,2048 MiB): ours (agent
+#   2. `podmigrate bench share`: the checkpoint store on a local directory against an SMB share (Samba on loopback
+#      serving a directory on the same disk, published through one smbnetfs mount and verified through another),
+#   3. `podmigrate bench migration` with the arguments given here (default sizes 64,256,1024,2048 MiB): ours (agent
 #      checkpoint to the share + agent restores of it on node-b, one per --methods: cri-image, direct) side by side
 #      with the raw floor (CRIU dump to tmpfs + zstd -T0 -1; zstd -d + CRIU restore) on the same memhog pod, with
 #      ratios and a memory digest check of every restored copy,
@@ -9,6 +11,8 @@
 # Usage: scripts/bench.sh [bench migration args, e.g. --sizes 64,256,1024 --repeat 3 --pattern text --codecs zstd,none]
 # Env: PODMIGRATE_CLI (default: build src/PodMigrate.Cli in Release), BENCH_CODEC_MIB (default 256), PODMIGRATE_RUNTIME and
 # BENCH_RUNTIME_CALLS (default 200) for `bench runtime` (podmigrate-runc's pass-through overhead, between the two).
+# Env: PODMIGRATE_CLI (default: build src/PodMigrate.Cli in Release), BENCH_CODEC_MIB (default 256),
+#      BENCH_SHARE_MIB (default 256; 0 skips the share section).
 # Leaves the cluster up (scripts/cluster.sh down stops it).
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -55,6 +59,31 @@ for f in core-1 mm-1 pagemap-1 files fdinfo-2 inventory; do head -c 4096 /dev/ur
 log "bench codecs ($mib MiB)"
 "$PODMIGRATE_CLI" bench codecs --input "$work/images" >> "$txt"
 "$PODMIGRATE_CLI" bench codecs --input "$work/images" -o json > "$work/codecs.json"
+
+share_mib=${BENCH_SHARE_MIB:-256}
+if [ "$share_mib" != 0 ]; then
+  # The same memhog-like dir, published to a local directory and to an SMB share whose server keeps it on the same disk.
+  head -c "$((share_mib << 20))" "$work/images/pages-1.img" > "$work/pages" 2>/dev/null || true
+  [ "$(stat -c %s "$work/pages")" -ge "$((share_mib << 20))" ] || head -c "$((share_mib << 20))" /dev/urandom > "$work/pages"
+  mkdir -p "$work/share-input/checkpoint"
+  mv "$work/pages" "$work/share-input/checkpoint/pages-1.img"
+  cp "$work"/images/{core-1,mm-1,inventory}.img "$work/share-input/checkpoint/"
+  disk=$(mktemp -d /var/tmp/podmigrate-bench-share.XXXXXX)
+  smb_state="$disk/smb-state"
+  "$REPO/scripts/lib/smb-share.sh" up --state "$smb_state" --path "$disk/smb-server" writer="$disk/mnt-writer" reader="$disk/mnt-reader" >/dev/null
+  mkdir -p "$disk/local"
+  {
+    echo
+    echo "## bench share: $share_mib MiB memhog-like checkpoint, local directory vs SMB (Samba on loopback, smbnetfs)"
+  } >> "$txt"
+  log "bench share ($share_mib MiB: local directory vs SMB)"
+  share_rc=0
+  "$PODMIGRATE_CLI" bench share --input "$work/share-input" --repeat 3 \
+    --share "local=$disk/local" --share "smb=$disk/mnt-writer/ckpt:$disk/mnt-reader/ckpt" >> "$txt" || share_rc=$?
+  "$REPO/scripts/lib/smb-share.sh" down --state "$smb_state" || true
+  rm -rf "$disk" "$work/share-input"
+  [ "$share_rc" = 0 ] || die "bench share failed ($share_rc)"
+fi
 rm -rf "$work/images"
 
 # The restore runtime's per-call pass-through overhead (issue 9 item 1: goal under 5 ms): runc and podmigrate-runc side

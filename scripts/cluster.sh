@@ -8,6 +8,11 @@
 #                                                              start (idempotent; cleans a crashed instance first);
 #                                                              --containerd: per node in order a,b,..: 2.1 or 1.7
 #                                                              (default 2.1,1.7,2.1,2.1)
+#                                                              --share smb [--share-size 512M]: the share is served by
+#                                                              Samba on loopback and each node's agent uses its own
+#                                                              smbnetfs FUSE mount of it (default: --share local, one
+#                                                              directory for all); --share-size puts a tmpfs of that size
+#                                                              behind Samba (a share that can fill up)
 #   scripts/cluster.sh up ... --node-memory Q [--oom-guard]    every node's pods together capped at Q (e.g. 1536Mi):
 #                                                              one cgroup per node, /<basename $RUN>/<node>, which the
 #                                                              emulator caps and reports as capacity and allocatable and
@@ -22,6 +27,8 @@
 #   $STATE/nodes/<node>/containerd (containerd root; $STATE = PODMIGRATE_STATE_DIR, default /var/lib/podmigrate),
 #   $STATE/registry (registry storage), PODMIGRATE_SHARE (default $STATE/share: shared checkpoint storage),
 #   $LOG/<node>-containerd.log, $LOG/registry.log ($LOG = PODMIGRATE_LOG_DIR, default /var/log/podmigrate).
+# With --share smb: $RUN/smb/ (smb.conf, Samba's state, smbd.pid, logs; scripts/lib/smb-share.sh owns it) serving
+#   PODMIGRATE_SHARE, and $RUN/<node>/smb/ckpt: the node's mount of it, its agent's --share (cluster.json: nodes[].share).
 # The control plane (when the CLI has the verbs): the in-process Kubernetes API server on https://127.0.0.1:6443 with
 #   $RUN/kubeconfig (the admin, in system:masters: kubectl, tests, scripts), $RUN/apiserver.pid; a node emulator per
 #   node playing the kubelet ($RUN/<node>/emulator.pid, publishing the node's agent as a mirror pod of the agent
@@ -68,6 +75,8 @@ APISERVER_PORT=6443
 EXTERNAL_REGISTRY=0
 CONTAINERD_VERSIONS=2.1,1.7,2.1,2.1
 PURGE=0
+SHARE_KIND=local
+SHARE_SIZE=
 NODE_MEMORY=
 OOM_GUARD=0
 
@@ -92,6 +101,8 @@ parse_args() {
       --external-registry) EXTERNAL_REGISTRY=1 ;;
       --containerd) CONTAINERD_VERSIONS=${2:?--containerd needs a list like 2.1,1.7}; shift ;;
       --purge) PURGE=1 ;;
+      --share) SHARE_KIND=${2:?--share needs local or smb}; shift ;;
+      --share-size) SHARE_SIZE=${2:?--share-size needs a size like 512M}; shift ;;
       --node-memory) NODE_MEMORY=${2:?--node-memory needs a quantity like 1536Mi}; shift ;;
       --oom-guard) OOM_GUARD=1 ;;
       -h|--help) usage ;;
@@ -102,6 +113,8 @@ parse_args() {
   [[ $NODES =~ ^[1-9]$ ]] && [ "$NODES" -le $MAX_NODES ] || die "--nodes must be 1..$MAX_NODES, not '$NODES'"
   [[ $SUBNET_BASE =~ ^[0-9]+\.[0-9]+$ ]] || die "--subnet-base must look like 10.88, not '$SUBNET_BASE'"
   [[ $CONTAINERD_VERSIONS =~ ^(2\.1|1\.7)(,(2\.1|1\.7))*$ ]] || die "--containerd must list 2.1 or 1.7 per node, not '$CONTAINERD_VERSIONS'"
+  [[ $SHARE_KIND =~ ^(local|smb)$ ]] || die "--share must be local or smb, not '$SHARE_KIND'"
+  [ -z "$SHARE_SIZE" ] || [ "$SHARE_KIND" = smb ] || die "--share-size goes with --share smb"
   [ ${#BRIDGE_PREFIX} -le 14 ] || die "--bridge-prefix '$BRIDGE_PREFIX' is too long for a 15-character interface name"
   [ -z "$NODE_MEMORY" ] || [[ $NODE_MEMORY =~ ^[0-9]+(Ki|Mi|Gi|Ti|k|M|G|T)?$ ]] || die "--node-memory must be a quantity like 1536Mi, not '$NODE_MEMORY'"
 }
@@ -123,6 +136,8 @@ RUNTIME_BIN=$RUNTIME_BIN
 STATE=$STATE
 LOGDIR=$LOGDIR
 SHARE=$SHARE
+SHARE_KIND=$SHARE_KIND
+SHARE_SIZE=$SHARE_SIZE
 NODE_MEMORY=$NODE_MEMORY
 OOM_GUARD=$OOM_GUARD
 ENV
@@ -167,6 +182,26 @@ node_bin() { if [ "$(node_version "$1")" = 1.7 ]; then echo "$CTRD17_BIN"; else 
 node_index() { local i; for ((i = 0; i < MAX_NODES; i++)); do [ "$(node_name "${LETTERS[$i]}")" = "$1" ] && { echo "$i"; return; }; done; echo 0; }
 
 pid_alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
+
+# ---- the share: one directory for all nodes, or (--share smb) Samba on loopback with one FUSE mount per node ----
+
+SMB_STATE() { echo "$RUN/smb"; }
+node_smb_mount() { echo "$RUN/$1/smb"; }
+# The directory the node's agent uses as its share.
+node_share() { if [ "$SHARE_KIND" = smb ]; then echo "$(node_smb_mount "$1")/ckpt"; else echo "$SHARE"; fi; }
+
+start_smb_share() {
+  [ "$SHARE_KIND" = smb ] || return 0
+  local args=(--state "$(SMB_STATE)" --path "$SHARE") name
+  [ -z "$SHARE_SIZE" ] || args+=(--size "$SHARE_SIZE")
+  for name in $(node_names); do args+=("$name=$(node_smb_mount "$name")"); done
+  "$REPO/scripts/lib/smb-share.sh" up "${args[@]}" >/dev/null
+}
+
+stop_smb_share() {
+  [ -d "$(SMB_STATE)" ] || return 0
+  "$REPO/scripts/lib/smb-share.sh" down --state "$(SMB_STATE)" || warn "could not take the SMB share down ($(SMB_STATE))"
+}
 
 # A PID file's process, only if it is still the process we started (its command line names $2).
 recorded_pid() {
@@ -484,7 +519,7 @@ start_agent() {
   if node_has_restore_runtime "$name"; then restore=(--restore-runtime); fi
   PODMIGRATE_PREPARED_DIR=$(node_prepared "$name") setsid "${CLI[@]}" agent --node "$name" --containerd-socket "$(node_sock "$name")" --socket "$dir/agent.sock" \
     --port $((AGENT_PORT_BASE + index)) --metrics-port $((AGENT_PORT_BASE + 1000 + index)) --listen 127.0.0.1 \
-    --share "$SHARE" --state-dir "$STATE/nodes/$name/agent" --staging-dir "/dev/shm/podmigrate-$name" \
+    --share "$(node_share "$name")" --state-dir "$STATE/nodes/$name/agent" --staging-dir "/dev/shm/podmigrate-$name" \
     --prepared-dir "$(node_prepared "$name")" --registry-hosts-dir "$dir/certs.d" $(node_cgroup_args "$name") "${restore[@]}" "${tls[@]}" >> "$LOGDIR/$name-agent.log" 2>&1 < /dev/null 9>&- &
   pid=$!
   echo "$pid" > "$dir/agent.pid"
@@ -788,13 +823,15 @@ write_cluster_json() {
       --arg root "$(node_root "$name")" --arg log "$LOGDIR/$name-containerd.log" \
       --arg version "$(node_version "$i")" --arg prepared "$(node_prepared "$name")" \
       --argjson restoreRuntime "$(node_has_restore_runtime "$name" && echo true || echo false)" \
+      --arg share "$(node_share "$name")" \
       '{name: $name, containerdSocket: $sock, containerdRoot: $root, containerdLog: $log, containerdVersion: $version,
-        preparedDir: $prepared, restoreRuntime: $restoreRuntime, subnet: $subnet,
+        preparedDir: $prepared, restoreRuntime: $restoreRuntime, share: $share, subnet: $subnet,
         gateway: $gateway, bridge: $bridge, agentSocket: $agentSocket, agentPort: $agentPort}')")
   done
   printf '%s\n' "${entries[@]}" | jq -s --arg run "$RUN" --arg registry "$REGISTRY_HOST" --arg share "$SHARE" \
     --arg sandbox "$SANDBOX_IMAGE" --arg kubeconfig "$RUN/kubeconfig" --arg runtime "$RUNTIME_BIN" \
-    '{runDir: $run, registry: $registry, sandboxImage: $sandbox, share: $share, kubeconfig: $kubeconfig,
+    --arg shareKind "$SHARE_KIND" --arg smbState "$([ "$SHARE_KIND" = smb ] && SMB_STATE || true)" \
+    '{runDir: $run, registry: $registry, sandboxImage: $sandbox, share: $share, shareKind: $shareKind, smbState: $smbState, kubeconfig: $kubeconfig,
       runtimeBinary: $runtime, runtimeHandler: "podmigrate", nodes: .}' \
     > "$RUN/cluster.json.tmp"
   mv "$RUN/cluster.json.tmp" "$RUN/cluster.json"
@@ -826,11 +863,13 @@ cmd_up() {
   [[ $CONTAINERD_VERSIONS != *1.7* ]] || [ -x "$CTRD17_BIN/containerd" ] || die "no containerd 1.7 in $CTRD17_BIN: run scripts/setup.sh"
   local requested_nodes=$NODES i name
   if [ -f "$RUN/cluster.env" ]; then
-    local wanted=("$NODES" "$NAME_PREFIX" "$BRIDGE_PREFIX" "$SUBNET_BASE" "$AGENT_PORT_BASE" "$EXTERNAL_REGISTRY" "$APISERVER_PORT" "$CONTAINERD_VERSIONS" "$RUNTIME_BIN" "$NODE_MEMORY" "$OOM_GUARD")
+    local wanted=("$NODES" "$NAME_PREFIX" "$BRIDGE_PREFIX" "$SUBNET_BASE" "$AGENT_PORT_BASE" "$EXTERNAL_REGISTRY" "$APISERVER_PORT" "$CONTAINERD_VERSIONS" "$RUNTIME_BIN" "$NODE_MEMORY" "$OOM_GUARD" "$SHARE_KIND" "$SHARE_SIZE")
     load_settings
     if [ "$NODES" = "$requested_nodes" ] && [ "$CONTAINERD_VERSIONS" = "${wanted[7]}" ] \
-       && [ "${NODE_MEMORY:-}" = "${wanted[9]}" ] && [ "${OOM_GUARD:-0}" = "${wanted[10]}" ] && cluster_healthy; then
-      log "already up ($NODES nodes): making sure images, agents and the control plane are there"
+       && [ "${NODE_MEMORY:-}" = "${wanted[9]}" ] && [ "${OOM_GUARD:-0}" = "${wanted[10]}" ] \
+       && [ "$SHARE_KIND" = "${wanted[11]}" ] && [ "$SHARE_SIZE" = "${wanted[12]}" ] && cluster_healthy; then
+      log "already up ($NODES nodes): making sure images, the share, agents and the control plane are there"
+      start_smb_share
       push_workload_images
       issue_certificates
       for ((i = 0; i < NODES; i++)); do start_agent "$(node_name "${LETTERS[$i]}")" "$i"; done
@@ -844,7 +883,7 @@ cmd_up() {
     NODES=${wanted[0]} NAME_PREFIX=${wanted[1]} BRIDGE_PREFIX=${wanted[2]} SUBNET_BASE=${wanted[3]}
     AGENT_PORT_BASE=${wanted[4]} EXTERNAL_REGISTRY=${wanted[5]} APISERVER_PORT=${wanted[6]}
     CONTAINERD_VERSIONS=${wanted[7]} RUNTIME_BIN=${wanted[8]}
-    NODE_MEMORY=${wanted[9]} OOM_GUARD=${wanted[10]}
+    NODE_MEMORY=${wanted[9]} OOM_GUARD=${wanted[10]} SHARE_KIND=${wanted[11]} SHARE_SIZE=${wanted[12]}
   elif has_leftovers; then
     log "leftovers in $RUN without a record: cleaning up with this invocation's settings"
     cmd_down leftovers
@@ -862,6 +901,7 @@ cmd_up() {
   done
   push_workload_images
   issue_certificates
+  start_smb_share
   for ((i = 0; i < NODES; i++)); do start_agent "$(node_name "${LETTERS[$i]}")" "$i"; done
   wait_for_agents
   write_cluster_json
@@ -887,6 +927,12 @@ cmd_down() {
     name=$(node_name "${LETTERS[$i]}")
     [ -d "$(node_dir "$name")" ] || [ -n "$(mounts_under "$(node_dir "$name")" "$STATE/nodes/$name")" ] || continue
     stop_agent "$name"
+  done
+  # After the agents (their share goes away), before the nodes' directories are unmounted wholesale.
+  stop_smb_share
+  for ((i = 0; i < MAX_NODES; i++)); do
+    name=$(node_name "${LETTERS[$i]}")
+    [ -d "$(node_dir "$name")" ] || [ -n "$(mounts_under "$(node_dir "$name")" "$STATE/nodes/$name")" ] || continue
     stop_node "$name"
   done
   [ "$EXTERNAL_REGISTRY" = 1 ] || stop_registry
@@ -939,7 +985,10 @@ cmd_status() {
   else
     echo "  registry: DOWN (http://$REGISTRY_ADDR)"; ok=1
   fi
-  if [ -d "$SHARE" ]; then echo "  share: $SHARE"; else echo "  share: MISSING ($SHARE)"; ok=1; fi
+  if [ -d "$SHARE" ]; then echo "  share: $SHARE ($SHARE_KIND)"; else echo "  share: MISSING ($SHARE)"; ok=1; fi
+  if [ "$SHARE_KIND" = smb ]; then
+    "$REPO/scripts/lib/smb-share.sh" status --state "$(SMB_STATE)" | sed 's/^/  smb /' || ok=1
+  fi
   if [ -f "$RUN/apiserver.pid" ]; then
     if pid=$(recorded_pid "$RUN/apiserver.pid" "apiserver") && kube get --raw /readyz >/dev/null 2>&1; then
       echo "  API server: healthy (pid $pid, kubeconfig $KUBECONFIG_PATH)"

@@ -3,7 +3,7 @@
 #   CRIU 4.2 + checkpointctl + libcriu-dev  in a private Debian root (run through patchelf'd copies),
 #   containerd 2.1 (sid binaries, unpacked, not installed), containerd 1.7 (trixie's, likewise: a node without CRI
 #   restore), runc, iptables, CNI plugins, busybox-static, docker-registry, the containerd / CRI / CRIU API
-#   definitions, clang + zlib1g-dev (NativeAOT), then builds PodMigrate, installs the CLI and publishes podmigrate-runc.
+#   definitions, clang + zlib1g-dev (NativeAOT), Samba + smbnetfs + fuse3 (`cluster.sh up --share smb`), then builds PodMigrate, installs the CLI and publishes podmigrate-runc.
 # Root, idempotent: a second run only re-checks and rebuilds.
 set -euo pipefail
 
@@ -56,13 +56,22 @@ PIN
 install_host_packages() {
   local pkgs=(debootstrap patchelf runc iptables containernetworking-plugins busybox-static
               docker-registry python3-grpcio python3-protobuf zstd pigz curl iproute2 gcc libc6-dev
-              libzstd1 jq clang zlib1g-dev)
+              libzstd1 jq clang zlib1g-dev
+              samba smbclient smbnetfs fuse3)
   local missing=()
   for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing bookworm packages: ${missing[*]}"
     apt-get install "${APT_OPTS[@]}" --no-install-recommends "${missing[@]}"
   fi
+  # Likewise Samba (cluster.sh up --share smb runs its own smbd on a private config): stop the daemons the package's
+  # init scripts may have started with the system's /etc/samba/smb.conf, never an instance started with -s <conf>.
+  local p
+  for p in $(pgrep -x smbd; pgrep -x nmbd); do
+    if tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null | grep -qE '^/usr/sbin/(smbd|nmbd) (-D|--daemon|--foreground --no-process-group) ?$'; then
+      kill "$p" 2>/dev/null || true
+    fi
+  done
   # Debian starts docker-registry as a service on install where it can; our cluster runs its own on loopback.
   if pgrep -f '^/usr/bin/docker-registry serve /etc/docker/registry/config.yml' >/dev/null 2>&1; then
     pkill -f '^/usr/bin/docker-registry serve /etc/docker/registry/config.yml' || true

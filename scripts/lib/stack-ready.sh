@@ -4,6 +4,7 @@ PREFIX=${PODMIGRATE_PREFIX:-/opt/podmigrate}
 for f in /usr/local/sbin/criu /usr/local/bin/checkpointctl "$PREFIX/containerd/usr/bin/containerd" \
          "$PREFIX/containerd-1.7/usr/bin/containerd" /usr/bin/clang /usr/include/zlib.h /usr/sbin/runc \
          /usr/bin/docker-registry /usr/lib/cni/bridge /bin/busybox /usr/sbin/iptables-restore \
+         /usr/sbin/smbd /usr/bin/smbpasswd /usr/bin/smbnetfs /usr/bin/fusermount3 \
          "$PREFIX/apis/usr/share/gocode/src/github.com/containerd/containerd/api/services/tasks/v1/tasks.proto" \
          "$PREFIX/apis/usr/share/gocode/src/k8s.io/cri-api/pkg/apis/runtime/v1/api.proto" \
          "$PREFIX/apis/criu/rpc.proto"; do

@@ -44,6 +44,7 @@ internal static class AgentServiceCollectionExtensions
             {
                 Root = sp.GetRequiredService<IOptions<AgentOptions>>().Value.ShareRoot,
                 Signatures = sp.GetRequiredService<CheckpointSignatures>(),
+                WriterName = sp.GetRequiredService<IOptions<AgentOptions>>().Value.NodeName,
             },
             sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ILogger<FileSystemCheckpointStore>>()));

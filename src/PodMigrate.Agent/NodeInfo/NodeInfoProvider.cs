@@ -88,7 +88,7 @@ internal sealed class NodeInfoProvider(IOptions<AgentOptions> options, Container
         {
             return share;
         }
-        share.FreeBytes = DurableFileSystem.GetAvailableBytes(_options.ShareRoot);
+        share.FreeBytes = DurableFileSystem.TryGetAvailableBytes(_options.ShareRoot) ?? -1; // -1: the share cannot tell
         share.Writable = ProbeWritable(_options.ShareRoot);
         return share;
     }

@@ -22,6 +22,6 @@ internal static class CommandCatalog
         yield return SoakCommand.Create();
         yield return ApiServerCommand.Create();
         yield return ControllerCommand.Create();
-        yield return BenchRuntimeCommand.AddTo(BenchMigrationCommand.AddTo(BenchCodecsCommand.Create()));
+        yield return BenchShareCommand.AddTo(BenchRuntimeCommand.AddTo(BenchMigrationCommand.AddTo(BenchCodecsCommand.Create())));
     }
 }

@@ -27,7 +27,7 @@ internal static class InfoCommand
             Console.WriteLine($"containerd   {info.ContainerdVersion}, runc {info.RuncVersion}, CRIU {info.CriuVersionText}");
             Console.WriteLine($"kernel       {info.Kernel} {info.Architecture}, cgroups {info.CgroupLayout}");
             Console.WriteLine($"CRIU         lazy pages {YesNo(info.CriuFeatures.LazyPages)}, memory tracking {YesNo(info.CriuFeatures.MemTrack)}, pidfd store {YesNo(info.CriuFeatures.PidfdStore)}");
-            Console.WriteLine($"share        {info.Share.Path}: {CheckpointCommand.Mib(info.Share.FreeBytes)} free, {(info.Share.Writable ? "writable" : "NOT writable")}");
+            Console.WriteLine($"share        {info.Share.Path}: {(info.Share.FreeBytes < 0 ? "unknown space" : CheckpointCommand.Mib(info.Share.FreeBytes))} free, {(info.Share.Writable ? "writable" : "NOT writable")}");
             Console.WriteLine($"codecs       {string.Join(", ", info.Codecs)}");
             Console.WriteLine($"health       {(health.Problems.Count == 0 ? "serving" : string.Join("; ", health.Problems))}");
             return health.Problems.Count == 0 ? ExitCodes.Ok : ExitCodes.Unavailable;

@@ -42,18 +42,49 @@ public static class DurableFileSystem
         }
     }
 
-    /// <summary>Bytes an unprivileged writer can still use on the file system holding <paramref name="path"/>.</summary>
-    public static long GetAvailableBytes(string path)
+    /// <summary>
+    /// Bytes an unprivileged writer can still use on the file system holding <paramref name="path"/>; null when the file
+    /// system cannot tell: it reports a size of 0 blocks (smbnetfs, some FUSE and network clients report 0 total and 0
+    /// free). A full file system still reports its size, so a 0 there means full, not unknown.
+    /// </summary>
+    public static long? TryGetAvailableBytes(string path)
     {
-        if (LibC.StatFsPath(path, out var stat) != 0)
+        var stat = StatFs(path);
+        if (stat.Blocks == 0)
         {
-            throw LibC.Error("statfs", path, LibC.LastErrno());
+            return null;
         }
 
         var unit = stat.FragmentSize != 0 ? stat.FragmentSize : stat.BlockSize;
         var bytes = (decimal)stat.BlocksAvailable * unit;
         return bytes > long.MaxValue ? long.MaxValue : (long)bytes;
     }
+
+    /// <summary>
+    /// Whether <paramref name="path"/> is on a network or FUSE file system (NFS, SMB/CIFS, FUSE clients such as
+    /// smbnetfs), where fsync may send nothing to the server and a write that returned may still be lost: the store
+    /// reads back what it wrote there before it publishes.
+    /// </summary>
+    public static bool IsRemoteFileSystem(string path) => (uint)StatFs(path).Type switch
+    {
+        // FUSE, NFS, SMB (smbfs), SMB2, CIFS
+        0x65735546 or 0x6969 or 0x517B or 0xFE534D42 or 0xFF534D42 => true,
+        _ => false,
+    };
+
+    /// <summary>
+    /// Whether an I/O failure means the share itself failed (its server stopped, stalled or is unreachable: network
+    /// clients report EIO, ETIMEDOUT, ENOTCONN, ESTALE...), as opposed to a full disk or a bad path.
+    /// </summary>
+    public static bool IsShareFailure(IOException exception)
+    {
+        ArgumentNullException.ThrowIfNull(exception);
+        return exception.HResult is LibC.EIO or LibC.ENXIO or LibC.ENODEV or LibC.ESTALE or LibC.ENOTCONN or LibC.ETIMEDOUT
+            or LibC.ECONNRESET or LibC.ECONNABORTED or LibC.EHOSTDOWN or LibC.EHOSTUNREACH;
+    }
+
+    private static LibC.StatFs StatFs(string path)
+        => LibC.StatFsPath(path, out var stat) == 0 ? stat : throw LibC.Error("statfs", path, LibC.LastErrno());
 
     /// <summary>Creates one directory with <paramref name="mode"/>; false if something already has that name.</summary>
     public static bool TryCreateDirectoryExclusive(string path, UnixFileMode mode = PrivateDirectoryMode)

@@ -20,6 +20,17 @@ internal static partial class LibC
     public const int EDQUOT = 122;
     public const int EINTR = 4;
     public const int ENOENT = 2;
+    public const int EIO = 5;
+    public const int ENXIO = 6;
+    public const int EBUSY = 16;
+    public const int ENODEV = 19;
+    public const int ESTALE = 116;
+    public const int ENOTCONN = 107;
+    public const int ETIMEDOUT = 110;
+    public const int ECONNRESET = 104;
+    public const int ECONNABORTED = 103;
+    public const int EHOSTDOWN = 112;
+    public const int EHOSTUNREACH = 113;
 
     public const int O_RDONLY = 0;
     public const int O_DIRECTORY = 0x10000;

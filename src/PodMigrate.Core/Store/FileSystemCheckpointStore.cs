@@ -12,9 +12,14 @@ namespace PodMigrate.Core.Store;
 /// <summary>
 /// The checkpoint store over a directory (a host directory here, NFS/SMB in production):
 /// <c>&lt;root&gt;/checkpoints/&lt;id&gt;/{archive.tar.zst, podmigrate.manifest.json, podmigrate.manifest.sig}</c>. A publish
-/// is staged in <c>checkpoints/.staging/&lt;id&gt;.partial/</c>, files fsynced, manifest last, then renamed into place
-/// without replacing anything; a delete first renames the checkpoint back into staging. So a listed checkpoint is always
-/// complete. The manifest is signed as it is published and never rewritten (a pin is a marker file beside it); every
+/// is staged in <c>checkpoints/.staging/&lt;id&gt;.&lt;writer&gt;-&lt;random&gt;.partial/</c> (a name no other writer can pick, so
+/// no exclusive create is needed), files fsynced, manifest last; on a network share the files are then read back and their
+/// digests checked (its fsync may send nothing); then the directory is renamed into place without replacing anything,
+/// and the manifest is read back from its final name and compared with the bytes written: another writer that
+/// published the same id first (a rename that cannot refuse atomically, as through smbnetfs) is detected there, and the
+/// loser gets AlreadyExists. A delete first renames the checkpoint back into staging. So a listed checkpoint is always
+/// complete. Nothing relies on O_EXCL, RENAME_NOREPLACE, locks, links, modes or free-space figures a share may not keep
+/// (see the README's "SMB and NFS shares"). The manifest is signed as it is published and never rewritten (a pin is a marker file beside it); every
 /// read but a listing verifies the signature over the manifest's exact bytes before it parses them for use, and the
 /// manifest's digests then cover the archive and every file in it. Whoever can only write to the share cannot plant or
 /// alter a checkpoint that a reader hands out.
@@ -38,6 +43,7 @@ public sealed class FileSystemCheckpointStore : ICheckpointStore
     private readonly ILogger _logger;
     private readonly string _checkpoints;
     private readonly string _staging;
+    private readonly string _writer;
 
     public FileSystemCheckpointStore(FileSystemCheckpointStoreOptions options, TimeProvider time, ILogger<FileSystemCheckpointStore>? logger = null)
     {
@@ -54,20 +60,55 @@ public sealed class FileSystemCheckpointStore : ICheckpointStore
         _logger = logger ?? NullLogger<FileSystemCheckpointStore>.Instance;
         _checkpoints = Path.Combine(Path.GetFullPath(options.Root), CheckpointsDirectoryName);
         _staging = Path.Combine(_checkpoints, StagingDirectoryName);
+        _writer = WriterLabel(options.WriterName ?? Environment.MachineName);
+    }
+
+    /// <summary>A writer name as it can appear in a file name: lowercase letters, digits and '-', at most 40 characters.</summary>
+    internal static string WriterLabel(string name)
+    {
+        var label = new string(name.ToLowerInvariant().Select(c => c is (>= 'a' and <= 'z') or (>= '0' and <= '9') or '-' ? c : '-').Take(40).ToArray());
+        return label.Length == 0 ? "writer" : label;
     }
 
     public string CheckpointsDirectory => _checkpoints;
 
-    public long GetAvailableBytes()
+    /// <summary>
+    /// The rename that publishes (a test seam: a share whose rename cannot refuse an existing target is emulated by one
+    /// that reports success while another writer's checkpoint lands under the name).
+    /// </summary>
+    internal Func<string, string, bool> RenameNoReplace { get; init; } = DurableFileSystem.TryRenameNoReplace;
+
+    public long? GetAvailableBytes()
     {
         EnsureLayout();
-        return DurableFileSystem.GetAvailableBytes(_checkpoints);
+        return DurableFileSystem.TryGetAvailableBytes(_checkpoints);
     }
 
     public async Task<StoredCheckpoint> PublishAsync(CheckpointPublishRequest request, IProgress<ArchiveProgress>? progress, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
         var id = request.Id.Value ?? throw PodMigrateException.InvalidArgument("a checkpoint id is required");
+        var attempt = new PublishAttempt();
+        try
+        {
+            return await PublishAsync(request, id, attempt, progress, cancellationToken);
+        }
+        catch (IOException e) when (DurableFileSystem.IsOutOfSpace(e))
+        {
+            throw new PodMigrateException(ErrorKind.ResourceExhausted, $"checkpoint {id}: the share {_checkpoints} is full", e);
+        }
+        catch (IOException e) when (DurableFileSystem.IsShareFailure(e))
+        {
+            // Not Unavailable: that tells a caller the agent was unreachable and to retry at once; a checkpoint whose
+            // share failed mid-write is to be given up (and the source resumed), not retried with the source frozen.
+            throw new PodMigrateException(ErrorKind.Aborted, attempt.Renamed
+                ? $"checkpoint {id}: the share {_checkpoints} failed right after the checkpoint was renamed into place ({e.Message}); whether it was published can only be told by reading the share again"
+                : $"checkpoint {id}: the share {_checkpoints} failed while the checkpoint was written ({e.Message}); nothing was published", e);
+        }
+    }
+
+    private async Task<StoredCheckpoint> PublishAsync(CheckpointPublishRequest request, string id, PublishAttempt attempt, IProgress<ArchiveProgress>? progress, CancellationToken cancellationToken)
+    {
         var codec = CheckpointCodecs.Resolve(request.Codec.Name, request.Codec.Level);
         if (!_signatures.CanSign && !_signatures.AllowUnsigned)
         {
@@ -87,14 +128,19 @@ public sealed class FileSystemCheckpointStore : ICheckpointStore
             throw AlreadyExists(id);
         }
 
-        CheckFreeSpace(id, EstimateBytes(request.SourceDirectory));
-        var staging = Path.Combine(_staging, id + PartialSuffix);
-        if (!DurableFileSystem.TryCreateDirectoryExclusive(staging))
+        if (Directory.EnumerateDirectories(_staging, id + ".*" + PartialSuffix).Any())
         {
+            // Best effort (another node may start a moment later): the read-back after the rename settles a real race.
             throw new PodMigrateException(ErrorKind.AlreadyExists, $"checkpoint {id} is already being published to {_checkpoints}");
         }
 
-        var published = false;
+        CheckFreeSpace(id, EstimateBytes(request.SourceDirectory));
+        var staging = Path.Combine(_staging, StagingName(id));
+        if (!DurableFileSystem.TryCreateDirectoryExclusive(staging))
+        {
+            throw new PodMigrateException(ErrorKind.Internal, $"checkpoint {id}: staging directory {staging} already exists (its name has 64 random bits)");
+        }
+
         try
         {
             var archiveName = ArchiveBaseName + CheckpointCodecs.Get(codec.Name).ArchiveExtension;
@@ -126,7 +172,8 @@ public sealed class FileSystemCheckpointStore : ICheckpointStore
 
             // These bytes are what is signed and what every reader verifies, byte for byte; nothing rewrites them.
             var manifestBytes = ArchiveJson.SerializeManifest(manifest);
-            if (_signatures.Sign(manifestBytes) is { } signature)
+            var signature = _signatures.Sign(manifestBytes);
+            if (signature is not null)
             {
                 await WriteNewFileAsync(Path.Combine(staging, CheckpointLayout.SignatureFile), signature, cancellationToken);
             }
@@ -141,25 +188,41 @@ public sealed class FileSystemCheckpointStore : ICheckpointStore
             await WriteNewFileAsync(Path.Combine(staging, CheckpointLayout.ManifestFile), manifestBytes, cancellationToken);
 
             DurableFileSystem.FsyncDirectory(staging);
+            if (ShouldReadBack())
+            {
+                // What the share's server holds now, read through a fresh open (a FUSE client then asks the server again).
+                await ReadBackAsync(id, Path.Combine(staging, archiveName), written.CompressedSize, written.ArchiveSha256, cancellationToken);
+                ReadBackExactly(id, Path.Combine(staging, CheckpointLayout.ManifestFile), manifestBytes);
+                if (signature is not null)
+                {
+                    ReadBackExactly(id, Path.Combine(staging, CheckpointLayout.SignatureFile), signature);
+                }
+            }
+
             cancellationToken.ThrowIfCancellationRequested();
-            if (!DurableFileSystem.TryRenameNoReplace(staging, final))
+            if (!RenameNoReplace(staging, final))
             {
                 throw AlreadyExists(id);
             }
 
-            published = true;
+            attempt.Renamed = true;
+            // The rename is the commit only if what is under the final name now is what this writer wrote: a share whose
+            // rename cannot refuse an existing target atomically may have let another writer of the same id win.
+            if (!IsOurs(final, manifestBytes))
+            {
+                StoreLog.PublishRaceLost(_logger, id, final);
+                RemoveQuietly(staging);
+                throw new PodMigrateException(ErrorKind.AlreadyExists, $"checkpoint {id} was published by another writer at the same time in {_checkpoints}");
+            }
+
             DurableFileSystem.FsyncDirectory(_checkpoints);
             DurableFileSystem.FsyncDirectory(_staging);
             StoreLog.Published(_logger, id, manifest.CompressedSize, manifest.RawSize, codec.Name);
             return new StoredCheckpoint(manifest, final, Path.Combine(final, archiveName));
         }
-        catch (IOException e) when (DurableFileSystem.IsOutOfSpace(e))
-        {
-            throw new PodMigrateException(ErrorKind.ResourceExhausted, $"checkpoint {id}: the share {_checkpoints} is full", e);
-        }
         finally
         {
-            if (!published)
+            if (!attempt.Renamed)
             {
                 RemoveQuietly(staging);
             }
@@ -224,7 +287,6 @@ public sealed class FileSystemCheckpointStore : ICheckpointStore
 
     public async Task<StoredCheckpoint> ExtractFollowingAsync(CheckpointId id, string targetDirectory, CancellationToken cancellationToken)
     {
-        var partial = Path.Combine(_staging, id.Value + PartialSuffix);
         while (true)
         {
             if (TryRead(id, verify: true) is { } published)
@@ -234,6 +296,9 @@ public sealed class FileSystemCheckpointStore : ICheckpointStore
                 await CheckpointArchiveReader.ExtractAsync(stream, published.Manifest, targetDirectory, cancellationToken, ArchiveVerification.ArchiveDigest);
                 return published;
             }
+            // The writer's staging (its name ends in the writer's own random part, see StagingName). Should two writers
+            // race for the id, following the loser ends in a digest mismatch and the caller prepares the published one.
+            var partial = StagingOf(id.Value) ?? Path.Combine(_staging, id.Value + PartialSuffix);
             foreach (var codec in CheckpointCodecs.All)
             {
                 // The writer's FileStream holds .NET's exclusive advisory lock on it: opened around it.
@@ -460,6 +525,62 @@ public sealed class FileSystemCheckpointStore : ICheckpointStore
         }
     }
 
+    /// <summary>
+    /// A staging directory's name: the id, this writer's name and 64 random bits. Two writers (of the same id, on two
+    /// nodes) never stage into one directory, whether or not mkdir is exclusive across the share's clients.
+    /// </summary>
+    private string StagingName(string id)
+    {
+        Span<byte> random = stackalloc byte[8];
+        System.Security.Cryptography.RandomNumberGenerator.Fill(random);
+        return $"{id}.{_writer}-{Convert.ToHexStringLower(random)}{PartialSuffix}";
+    }
+
+    /// <summary>A staging directory of the id being written now (any writer's), or null.</summary>
+    private string? StagingOf(string id)
+    {
+        try
+        {
+            return Directory.EnumerateDirectories(_staging, $"{id}.*{PartialSuffix}").FirstOrDefault();
+        }
+        catch (DirectoryNotFoundException)
+        {
+            return null;
+        }
+    }
+
+    private bool ShouldReadBack() => _options.ReadBack switch
+    {
+        ShareReadBack.Always => true,
+        ShareReadBack.Never => false,
+        _ => DurableFileSystem.IsRemoteFileSystem(_checkpoints),
+    };
+
+    /// <summary>Reads a written file back whole and checks its size and sha256 against what the writer computed (DataLoss if not).</summary>
+    private static async Task ReadBackAsync(string id, string path, long size, string sha256, CancellationToken cancellationToken)
+    {
+        await using var stream = DurableFileSystem.OpenSequentialRead(path, ArchiveBufferSize);
+        var digest = Convert.ToHexStringLower(await System.Security.Cryptography.SHA256.HashDataAsync(stream, cancellationToken));
+        if (stream.Position != size || !string.Equals(digest, sha256, StringComparison.OrdinalIgnoreCase))
+        {
+            throw new PodMigrateException(ErrorKind.DataLoss,
+                $"checkpoint {id}: the share returned {stream.Position} bytes with sha256 {digest} for {path}, but {size} bytes with sha256 {sha256} were written");
+        }
+    }
+
+    private static void ReadBackExactly(string id, string path, ReadOnlySpan<byte> written)
+    {
+        if (!(ReadIfExists(path, written.Length + 1) is { } stored && stored.AsSpan().SequenceEqual(written)))
+        {
+            throw new PodMigrateException(ErrorKind.DataLoss, $"checkpoint {id}: the share did not return the {written.Length} bytes written to {path}");
+        }
+    }
+
+    /// <summary>Whether the manifest under <paramref name="directory"/> is byte for byte the one this writer wrote.</summary>
+    private static bool IsOurs(string directory, ReadOnlySpan<byte> manifestBytes)
+        => ReadIfExists(Path.Combine(directory, CheckpointLayout.ManifestFile), manifestBytes.Length + 1) is { } stored
+            && stored.AsSpan().SequenceEqual(manifestBytes);
+
     private static async Task WriteNewFileAsync(string path, ReadOnlyMemory<byte> content, CancellationToken cancellationToken)
     {
         await using var file = DurableFileSystem.CreatePrivateFile(path);
@@ -548,9 +669,18 @@ public sealed class FileSystemCheckpointStore : ICheckpointStore
         }
     }
 
+    /// <summary>
+    /// Refuses a publish that cannot fit, when the share says how much room it has; when it cannot say (0 blocks in all,
+    /// as through smbnetfs) the write itself finds out: ENOSPC ends it as ResourceExhausted and nothing is published.
+    /// </summary>
     private void CheckFreeSpace(string id, long needed)
     {
-        var available = DurableFileSystem.GetAvailableBytes(_checkpoints);
+        if (DurableFileSystem.TryGetAvailableBytes(_checkpoints) is not { } available)
+        {
+            StoreLog.FreeSpaceUnknown(_logger, _checkpoints);
+            return;
+        }
+
         if (available < needed + _options.ReserveBytes)
         {
             throw new PodMigrateException(ErrorKind.ResourceExhausted,
@@ -576,6 +706,12 @@ public sealed class FileSystemCheckpointStore : ICheckpointStore
     private PodMigrateException NotFound(CheckpointId id) => PodMigrateException.NotFound($"checkpoint {id} not found in {_checkpoints}");
 
     private PodMigrateException AlreadyExists(string id) => new(ErrorKind.AlreadyExists, $"checkpoint {id} already exists in {_checkpoints}");
+
+    /// <summary>How far a publish got: after the rename, a failure cannot say that nothing was published.</summary>
+    private sealed class PublishAttempt
+    {
+        public bool Renamed { get; set; }
+    }
 
     private static int NewestFirst(StoredCheckpoint a, StoredCheckpoint b)
     {

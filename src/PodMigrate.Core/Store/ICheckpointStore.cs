@@ -65,8 +65,8 @@ public interface ICheckpointStore
     /// <summary>Removes staging leftovers (crashed writers) older than <paramref name="olderThan"/>; returns how many.</summary>
     Task<int> CleanupStagingAsync(TimeSpan olderThan, CancellationToken cancellationToken);
 
-    /// <summary>Bytes still available on the share.</summary>
-    long GetAvailableBytes();
+    /// <summary>Bytes still available on the share; null when the share cannot tell (e.g. smbnetfs reports 0 blocks in all).</summary>
+    long? GetAvailableBytes();
 }
 
 /// <summary>What to publish: the staged directory (the Kubernetes checkpoint layout) and what to record about it.</summary>

@@ -27,4 +27,9 @@ internal static partial class StoreLog
 
     [LoggerMessage(EventId = 3008, Level = LogLevel.Information, Message = "Checkpoint {CheckpointId} extracted while it was being published, then verified against its published manifest")]
     public static partial void ExtractedWhilePublished(ILogger logger, string checkpointId);
+    [LoggerMessage(EventId = 3010, Level = LogLevel.Warning, Message = "Checkpoint {CheckpointId}: another writer published the same id first ({Path} holds its manifest, not ours)")]
+    public static partial void PublishRaceLost(ILogger logger, string checkpointId, string path);
+
+    [LoggerMessage(EventId = 3011, Level = LogLevel.Debug, Message = "The share {Path} does not report its free space (0 blocks in all): the write will find out whether the checkpoint fits")]
+    public static partial void FreeSpaceUnknown(ILogger logger, string path);
 }

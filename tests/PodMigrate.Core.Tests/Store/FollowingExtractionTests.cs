@@ -56,9 +56,16 @@ public sealed class FollowingExtractionTests
         var clock = PumpAsync(time, stop.Token);
 
         var target = temp.Combine("prepared");
+        var follow = Task.Run(() => store.ExtractFollowingAsync(id, target, CancellationToken.None));
         var publish = Task.Run(() => store.PublishAsync(Request(id.Value, Source(temp, 4 << 20)), barrier, cancelPublish.Token));
         await barrier.Reached.WaitAsync(TimeSpan.FromSeconds(20));
-        var follow = Task.Run(() => store.ExtractFollowingAsync(id, target, CancellationToken.None));
+        // Abandoned while the follower is at it (it has extracted the first entries), not before it found the staging.
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (!Directory.Exists(target) && !follow.IsCompleted && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(10);
+        }
+        Directory.Exists(target).ShouldBeTrue("the follower extracts while the archive is written");
         await cancelPublish.CancelAsync();
         barrier.Release();
         (await Record.ExceptionAsync(() => publish.WaitAsync(TimeSpan.FromSeconds(20)))).ShouldNotBeNull("the publication was cancelled");

@@ -12,6 +12,7 @@ using PodMigrate.Kube.Serialization;
 using PodMigrate.TestKit.Agent;
 using PodMigrate.TestKit.Cluster;
 using PodMigrate.TestKit.Logging;
+using PodMigrate.TestKit.Share;
 using Xunit.Abstractions;
 
 namespace PodMigrate.Integration.Tests.EndToEnd;
@@ -48,8 +49,9 @@ internal sealed class MigrationWorld : IAsyncDisposable
     private readonly List<(CancellationTokenSource Stop, Task Run)> _controllers = [];
     private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(5) };
     private readonly MigrationWorldOptions _options;
+    private readonly SmbShare? _smb;
 
-    private MigrationWorld(LocalCluster cluster, EmulatedNodes nodes, ILoggerFactory logs, string root, MigrationWorldOptions options)
+    private MigrationWorld(LocalCluster cluster, EmulatedNodes nodes, ILoggerFactory logs, string root, MigrationWorldOptions options, SmbShare? smb)
     {
         _cluster = cluster;
         Nodes = nodes;
@@ -57,6 +59,7 @@ internal sealed class MigrationWorld : IAsyncDisposable
         _root = root;
         _options = options;
         NodeCgroupRoot = options.NodeMemoryBytes is null ? null : $"/pm-e2e-{Path.GetFileName(root)[7..]}";
+        _smb = smb;
     }
 
     /// <summary>With <see cref="MigrationWorldOptions.NodeMemoryBytes"/>: the parent of the nodes' cgroups (/pm-e2e-…; each node's is below it).</summary>
@@ -68,17 +71,21 @@ internal sealed class MigrationWorld : IAsyncDisposable
 
     public KubernetesApiClient Api => Nodes.Api;
 
-    public string Share => Path.Combine(_root, "share");
+    /// <summary>
+    /// The share as its storage holds it: a directory common to both agents, or with an SMB share the directory Samba
+    /// serves (the agents then each use their own node's mount of it).
+    /// </summary>
+    public string Share => _smb?.ServerPath ?? Path.Combine(_root, "share");
 
     private string ControllerTls => Path.Combine(_root, "tls", "controller");
 
     public static async Task<MigrationWorld> StartAsync(LocalCluster cluster, ITestOutputHelper output, CancellationToken cancellationToken, bool crashableController = false,
-        MigrationWorldOptions? options = null)
+        MigrationWorldOptions? options = null, SmbShare? smb = null)
     {
         var nodes = await EmulatedNodes.StartAsync(cluster, output, cancellationToken);
         var root = Path.Combine(Path.GetTempPath(), $"pm-e2e-{Guid.NewGuid():N}"[..24]);
         Directory.CreateDirectory(root, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        var world = new MigrationWorld(cluster, nodes, TestOutputLoggerProvider.Factory(output), root, options ?? new MigrationWorldOptions());
+        var world = new MigrationWorld(cluster, nodes, TestOutputLoggerProvider.Factory(output), root, options ?? new MigrationWorldOptions(), smb);
         try
         {
             await world.InstallCrdAsync(cancellationToken);
@@ -154,7 +161,7 @@ internal sealed class MigrationWorld : IAsyncDisposable
     {
         if (!_layouts.TryGetValue(node, out var layout))
         {
-            layout = TestAgentLayout.ForNode(node, _cluster.Info.Node(node).ContainerdSocket, Share) with
+            layout = TestAgentLayout.ForNode(node, _cluster.Info.Node(node).ContainerdSocket, _smb?.MountOf(node) ?? Share) with
             {
                 GrpcPort = TestAgentLayout.FreePort(),
                 TlsDirectory = Path.Combine(_root, "tls", node),
