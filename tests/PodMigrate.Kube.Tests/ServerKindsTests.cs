@@ -39,7 +39,7 @@ public sealed class ServerKindsTests
         Resource(rbac, "clusterroles")["namespaced"]!.GetValue<bool>().ShouldBeFalse();
         Resource(apps, "daemonsets")["shortNames"]!.AsArray().Select(n => n!.GetValue<string>()).ShouldBe(["ds"]);
         (await GetJsonAsync(http, "/apis", api.Token))["groups"]!.AsArray().Select(g => g!["name"]!.GetValue<string>())
-            .ShouldBe(["apiextensions.k8s.io", "apps", "coordination.k8s.io", "node.k8s.io", "rbac.authorization.k8s.io"]);
+            .ShouldBe(["admissionregistration.k8s.io", "apiextensions.k8s.io", "apps", "coordination.k8s.io", "node.k8s.io", "policy", "rbac.authorization.k8s.io"]);
     }
 
     [Fact]

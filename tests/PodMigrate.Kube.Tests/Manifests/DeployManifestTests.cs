@@ -97,7 +97,8 @@ public sealed class DeployManifestTests
         Installed.Select(d => d.Kind).Distinct().Order(StringComparer.Ordinal).ShouldBe(
         [
             "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "DaemonSet", "Deployment", "Namespace",
-            "PersistentVolume", "PersistentVolumeClaim", "Role", "RoleBinding", "RuntimeClass", "ServiceAccount",
+            "PersistentVolume", "PersistentVolumeClaim", "Role", "RoleBinding", "RuntimeClass", "Service", "ServiceAccount",
+            "ValidatingWebhookConfiguration",
         ]);
     }
 
@@ -106,7 +107,7 @@ public sealed class DeployManifestTests
     {
         Installed[0].Kind.ShouldBe("Namespace", "kubectl applies files in name order: namespaced objects need their namespace first");
         Installed[0].Name.ShouldBe(AgentContract.Namespace);
-        var clusterScoped = new HashSet<string>(StringComparer.Ordinal) { "Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding", "PersistentVolume", "RuntimeClass" };
+        var clusterScoped = new HashSet<string>(StringComparer.Ordinal) { "Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding", "PersistentVolume", "RuntimeClass", "ValidatingWebhookConfiguration" };
         foreach (var document in Installed)
         {
             if (clusterScoped.Contains(document.Kind))
