@@ -76,7 +76,7 @@ public sealed class DrainEndToEndTests(LocalCluster cluster, ITestOutputHelper o
         var pinned = await world.RunCounterAsync("drain-refused", NodeA, cts.Token, p =>
         {
             Replicated(p, optIn: true);
-            p.Spec.Volumes = [new Volume { Name = "scratch", EmptyDir = new EmptyDirVolumeSource() }];
+            p.Spec.Volumes = [new Volume { Name = "scratch", EmptyDir = System.Text.Json.JsonDocument.Parse("{}").RootElement }];
         });
         var before = await world.WaitForCounterAboveAsync(pinned, 5, cts.Token);
 
