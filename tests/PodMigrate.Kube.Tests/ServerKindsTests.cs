@@ -80,7 +80,8 @@ public sealed class ServerKindsTests
         var index = (await GetJsonAsync(http, "/openapi/v3", api.Token))["paths"]!.AsObject();
         index.Select(p => p.Key).ShouldBe(
         [
-            "api/v1", "apis/apiextensions.k8s.io/v1", "apis/apps/v1", "apis/coordination.k8s.io/v1", "apis/node.k8s.io/v1", "apis/podmigrate.io/v1alpha1", "apis/rbac.authorization.k8s.io/v1",
+            "api/v1", "apis/admissionregistration.k8s.io/v1", "apis/apiextensions.k8s.io/v1", "apis/apps/v1", "apis/coordination.k8s.io/v1", "apis/node.k8s.io/v1",
+            "apis/podmigrate.io/v1alpha1", "apis/policy/v1", "apis/rbac.authorization.k8s.io/v1",
         ]);
 
         var custom = await GetJsonAsync(http, index["apis/podmigrate.io/v1alpha1"]!["serverRelativeURL"]!.GetValue<string>(), api.Token);
