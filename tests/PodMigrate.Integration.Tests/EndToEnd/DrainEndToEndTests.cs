@@ -28,7 +28,7 @@ public sealed class DrainEndToEndTests(LocalCluster cluster, ITestOutputHelper o
     public async Task Drain_moves_an_opted_in_counter_with_its_state_evicts_a_plain_pod_and_stops_at_a_budget()
     {
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(280));
-        await using var world = await MigrationWorld.StartAsync(cluster, output, cts.Token);
+        await using var world = await MigrationWorld.StartAsync(cluster, output, cts.Token, tls: true);
         await world.EnableEvictionWebhookAsync(cts.Token);
         var counter = await world.RunCounterAsync("drain-move", NodeA, cts.Token, p => Replicated(p, optIn: true));
         var plain = await world.RunCounterAsync("drain-plain", NodeA, cts.Token, p => Replicated(p, optIn: false));
@@ -70,7 +70,7 @@ public sealed class DrainEndToEndTests(LocalCluster cluster, ITestOutputHelper o
     public async Task A_migration_refused_during_a_drain_leaves_the_pod_running_on_its_node()
     {
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(220));
-        await using var world = await MigrationWorld.StartAsync(cluster, output, cts.Token);
+        await using var world = await MigrationWorld.StartAsync(cluster, output, cts.Token, tls: true);
         await world.EnableEvictionWebhookAsync(cts.Token);
         // An emptyDir is node-local data the checkpoint does not carry: the precheck refuses to move the pod.
         var pinned = await world.RunCounterAsync("drain-refused", NodeA, cts.Token, p =>

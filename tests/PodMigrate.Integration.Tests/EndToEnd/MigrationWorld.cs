@@ -58,9 +58,10 @@ internal sealed class MigrationWorld : IAsyncDisposable
 
     private string ControllerTls => Path.Combine(_root, "tls", "controller");
 
-    public static async Task<MigrationWorld> StartAsync(LocalCluster cluster, ITestOutputHelper output, CancellationToken cancellationToken, bool crashableController = false)
+    /// <summary>With <paramref name="tls"/> the API server serves HTTPS (what the real kubectl needs to send its token).</summary>
+    public static async Task<MigrationWorld> StartAsync(LocalCluster cluster, ITestOutputHelper output, CancellationToken cancellationToken, bool crashableController = false, bool tls = false)
     {
-        var nodes = await EmulatedNodes.StartAsync(cluster, output, cancellationToken);
+        var nodes = await EmulatedNodes.StartAsync(cluster, output, cancellationToken, tls);
         var root = Path.Combine(Path.GetTempPath(), $"pm-e2e-{Guid.NewGuid():N}"[..24]);
         Directory.CreateDirectory(root, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         var world = new MigrationWorld(cluster, nodes, TestOutputLoggerProvider.Factory(output), root);
