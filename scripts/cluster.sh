@@ -38,6 +38,10 @@
 #   0600) and authorizes with RBAC: the controller is system:serviceaccount:podmigrate-system:podmigrate-controller
 #   under exactly deploy/20-rbac.yaml ($RUN/kubeconfigs/controller), each node emulator is system:node:<node> in
 #   system:nodes under scripts/lib/node-emulator-rbac.yaml ($RUN/kubeconfigs/<node>). The agents never call the API.
+# The eviction webhook (drain that live-migrates): the controller serves it on https://127.0.0.1:<--webhook-port, default
+#   agent port base + 60> with $STATE/certs/webhook (issued by the instance's CA), and `up` installs the
+#   ValidatingWebhookConfiguration podmigrate-eviction pointing there with that CA as caBundle (deploy/70-eviction-webhook.yaml
+#   is the in-cluster form, through a Service), so the API server calls it on every pods/eviction.
 #
 # A second, independent instance (used by the lifecycle test) needs its own run/state dirs, node names, bridge
 # names and subnets, and can borrow the first instance's registry:
@@ -79,6 +83,8 @@ SHARE_KIND=local
 SHARE_SIZE=
 NODE_MEMORY=
 OOM_GUARD=0
+# The eviction webhook's port; empty: AGENT_PORT_BASE + 60 (see webhook_port).
+WEBHOOK_PORT=
 
 log() { printf '\033[1m[cluster]\033[0m %s\n' "$*" >&2; }
 warn() { printf '[cluster] warning: %s\n' "$*" >&2; }
@@ -100,6 +106,7 @@ parse_args() {
       --apiserver-port) APISERVER_PORT=${2:?}; shift ;;
       --external-registry) EXTERNAL_REGISTRY=1 ;;
       --containerd) CONTAINERD_VERSIONS=${2:?--containerd needs a list like 2.1,1.7}; shift ;;
+      --webhook-port) WEBHOOK_PORT=${2:?--webhook-port needs a port}; shift ;;
       --purge) PURGE=1 ;;
       --share) SHARE_KIND=${2:?--share needs local or smb}; shift ;;
       --share-size) SHARE_SIZE=${2:?--share-size needs a size like 512M}; shift ;;
@@ -133,6 +140,7 @@ APISERVER_PORT=$APISERVER_PORT
 EXTERNAL_REGISTRY=$EXTERNAL_REGISTRY
 CONTAINERD_VERSIONS=$CONTAINERD_VERSIONS
 RUNTIME_BIN=$RUNTIME_BIN
+WEBHOOK_PORT=$WEBHOOK_PORT
 STATE=$STATE
 LOGDIR=$LOGDIR
 SHARE=$SHARE
@@ -602,6 +610,8 @@ issue_certificates() {
   cli_has_verb certs generate || return 0
   local args=() name
   for name in $(node_names); do args+=(--node "$name"); done
+  # The eviction webhook's server certificate (no code signing), when the CLI can issue one.
+  if "${CLI[@]}" certs generate --help 2>/dev/null | grep -q -- --webhook-service; then args+=(--webhook-service "$WEBHOOK_SERVICE"); fi
   "${CLI[@]}" certs generate --out "$CERTS" --controller-name "$CONTROLLER_CLIENT" "${args[@]}" >/dev/null
 }
 
@@ -665,6 +675,9 @@ start_controller() {
   fi
   cli_has_verb controller || return 0
   [ -f "$CERTS/clients/$CONTROLLER_CLIENT/tls.crt" ] || tls=(--agent-insecure)
+  if [ -f "$CERTS/webhook/tls.crt" ]; then
+    tls+=(--webhook-port "$(webhook_port)" --webhook-tls-dir "$CERTS/webhook" --webhook-listen 127.0.0.1)
+  fi
   setsid "${CLI[@]}" controller --kubeconfig "$KUBECONFIGS/controller" --namespace "$CONTROLLER_NAMESPACE" \
     --identity "local-controller" "${tls[@]}" $([ "${OOM_GUARD:-0}" = 1 ] && echo --oom-guard) >> "$LOGDIR/controller.log" 2>&1 < /dev/null 9>&- &
   pid=$!
@@ -690,7 +703,54 @@ start_control_plane() {
   start_apiserver
   for ((i = 0; i < NODES; i++)); do start_emulator "$(node_name "${LETTERS[$i]}")" "$i"; done
   start_controller
+  install_eviction_webhook
   wait_for_control_plane
+}
+
+# ---- the eviction webhook: the controller serves it, the API server calls it (drain that live-migrates) ----
+
+WEBHOOK_SERVICE=podmigrate-webhook.podmigrate-system
+WEBHOOK_PATH=/validate/pods-eviction
+webhook_port() { echo "${WEBHOOK_PORT:-$((AGENT_PORT_BASE + 60))}"; }
+
+# What deploy/70-eviction-webhook.yaml installs in a cluster, with the controller reached by URL instead of a Service
+# (this API server routes no Services) and the instance's CA as caBundle. Only once the controller answers on the port:
+# the policy is Fail, so an installed webhook that nobody serves would refuse every eviction.
+install_eviction_webhook() {
+  [ -f "$KUBECONFIG_PATH" ] && [ -f "$CERTS/webhook/tls.crt" ] && recorded_pid "$RUN/controller.pid" "controller" >/dev/null || return 0
+  local port deadline=$((SECONDS + 60))
+  port=$(webhook_port)
+  until curl -fs -o /dev/null --max-time 2 --cacert "$CERTS/ca.crt" "https://127.0.0.1:$port/healthz"; do
+    [ $SECONDS -lt $deadline ] || die "the controller does not serve the eviction webhook on https://127.0.0.1:$port after 60 s; log: $LOGDIR/controller.log"
+    sleep 0.3
+  done
+  kube apply -f - >/dev/null <<YAML
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata:
+  name: podmigrate-eviction
+webhooks:
+  - name: eviction.podmigrate.io
+    admissionReviewVersions: [v1]
+    clientConfig:
+      url: https://127.0.0.1:$port$WEBHOOK_PATH
+      caBundle: $(base64 -w0 "$CERTS/ca.crt")
+    rules:
+      - operations: [CREATE]
+        apiGroups: [""]
+        apiVersions: [v1]
+        resources: [pods/eviction]
+        scope: Namespaced
+    failurePolicy: Fail
+    namespaceSelector:
+      matchExpressions:
+        - key: kubernetes.io/metadata.name
+          operator: NotIn
+          values: [kube-system, podmigrate-system]
+    sideEffects: NoneOnDryRun
+    timeoutSeconds: 5
+YAML
+  log "eviction webhook installed (https://127.0.0.1:$port$WEBHOOK_PATH, caBundle $CERTS/ca.crt)"
 }
 
 stop_control_plane() {
@@ -863,7 +923,7 @@ cmd_up() {
   [[ $CONTAINERD_VERSIONS != *1.7* ]] || [ -x "$CTRD17_BIN/containerd" ] || die "no containerd 1.7 in $CTRD17_BIN: run scripts/setup.sh"
   local requested_nodes=$NODES i name
   if [ -f "$RUN/cluster.env" ]; then
-    local wanted=("$NODES" "$NAME_PREFIX" "$BRIDGE_PREFIX" "$SUBNET_BASE" "$AGENT_PORT_BASE" "$EXTERNAL_REGISTRY" "$APISERVER_PORT" "$CONTAINERD_VERSIONS" "$RUNTIME_BIN" "$NODE_MEMORY" "$OOM_GUARD" "$SHARE_KIND" "$SHARE_SIZE")
+    local wanted=("$NODES" "$NAME_PREFIX" "$BRIDGE_PREFIX" "$SUBNET_BASE" "$AGENT_PORT_BASE" "$EXTERNAL_REGISTRY" "$APISERVER_PORT" "$CONTAINERD_VERSIONS" "$RUNTIME_BIN" "$NODE_MEMORY" "$OOM_GUARD" "$SHARE_KIND" "$SHARE_SIZE" "$WEBHOOK_PORT")
     load_settings
     if [ "$NODES" = "$requested_nodes" ] && [ "$CONTAINERD_VERSIONS" = "${wanted[7]}" ] \
        && [ "${NODE_MEMORY:-}" = "${wanted[9]}" ] && [ "${OOM_GUARD:-0}" = "${wanted[10]}" ] \
@@ -883,7 +943,7 @@ cmd_up() {
     NODES=${wanted[0]} NAME_PREFIX=${wanted[1]} BRIDGE_PREFIX=${wanted[2]} SUBNET_BASE=${wanted[3]}
     AGENT_PORT_BASE=${wanted[4]} EXTERNAL_REGISTRY=${wanted[5]} APISERVER_PORT=${wanted[6]}
     CONTAINERD_VERSIONS=${wanted[7]} RUNTIME_BIN=${wanted[8]}
-    NODE_MEMORY=${wanted[9]} OOM_GUARD=${wanted[10]} SHARE_KIND=${wanted[11]} SHARE_SIZE=${wanted[12]}
+    NODE_MEMORY=${wanted[9]} OOM_GUARD=${wanted[10]} SHARE_KIND=${wanted[11]} SHARE_SIZE=${wanted[12]} WEBHOOK_PORT=${wanted[13]}
   elif has_leftovers; then
     log "leftovers in $RUN without a record: cleaning up with this invocation's settings"
     cmd_down leftovers

@@ -51,6 +51,9 @@ internal static class ControllerPermissions
         new("", "events", "create", PermissionScope.Cluster, null, "EventRecorder"),
         new("", "events", "patch", PermissionScope.Cluster, null, "EventRecorder"),
 
+        // The eviction webhook: the budgets covering an evicted pod (it also gets the pod, lists PodMigrations and pods, creates a PodMigration).
+        new("policy", "poddisruptionbudgets", "list", PermissionScope.Cluster, null, "EvictionWebhook (a migration counts against the pod's budgets)"),
+
         // Its own namespace: the leader-election Lease (create cannot be limited by name), the agents' mTLS Secret.
         new("coordination.k8s.io", "leases", "create", PermissionScope.OwnNamespace, null, "LeaderElector"),
         new("coordination.k8s.io", "leases", "get", PermissionScope.OwnNamespace, "podmigrate-controller", "LeaderElector"),

@@ -61,6 +61,11 @@ internal static class Discovery
             if (type == BuiltInTypes.Pods)
             {
                 resources.Add(Subresource(type, "binding", "Binding", ["create"]));
+                // kubectl drain looks for exactly this entry (name, kind, group and version) before it evicts; without it, it deletes.
+                var eviction = Subresource(type, "eviction", "Eviction", ["create"]);
+                eviction["group"] = BuiltInTypes.PolicyGroup;
+                eviction["version"] = "v1";
+                resources.Add(eviction);
             }
         }
         return new JsonObject { ["kind"] = "APIResourceList", ["apiVersion"] = "v1", ["groupVersion"] = groupVersion, ["resources"] = resources };

@@ -16,6 +16,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using PodMigrate.Core.Errors;
+using PodMigrate.Kube.ApiServer.Admission;
 using PodMigrate.Kube.ApiServer.Authentication;
 using PodMigrate.Kube.ApiServer.Authorization;
 using PodMigrate.Kube.Client;
@@ -29,7 +30,9 @@ namespace PodMigrate.Kube.ApiServer;
 /// without --validate=false (see <see cref="OpenApi"/>); field validation of custom resources (<see cref="FieldValidation"/>).
 /// Authentication by static bearer tokens and client certificates, RBAC authorization over the stored roles and bindings,
 /// and the self-reviews kubectl asks (see Authentication/ and Authorization/).
-/// Not served: admission, protobuf objects, server-side apply, garbage collection,
+/// PodDisruptionBudgets with their status kept as the disruption controller does, the pods/eviction subresource with the
+/// budget rules, and validating admission webhooks for evictions (see Policy/ and Admission/).
+/// Not served: other admission, protobuf objects, server-side apply, garbage collection,
 /// and the controllers of a cluster (nothing runs a Deployment's or DaemonSet's pods, binds a claim).
 /// </summary>
 public sealed partial class KubeApiServer : IAsyncDisposable
@@ -40,6 +43,7 @@ public sealed partial class KubeApiServer : IAsyncDisposable
     private readonly string? _certificatePem;
     private readonly ILogger _logger;
     private readonly RequestSecurity _security;
+    private readonly ValidatingWebhooks _webhooks;
 
     private KubeApiServer(WebApplication app, ObjectStore store, ApiServerOptions options, string? certificatePem)
     {
@@ -49,6 +53,7 @@ public sealed partial class KubeApiServer : IAsyncDisposable
         _certificatePem = certificatePem;
         _logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger<KubeApiServer>();
         _security = SecurityFor(options, store, _logger);
+        _webhooks = new ValidatingWebhooks(store, _logger);
         BaseAddress = new Uri("http://127.0.0.1/");
     }
 
@@ -176,6 +181,17 @@ public sealed partial class KubeApiServer : IAsyncDisposable
                 return;
             }
             await RouteAsync(context);
+        }
+        catch (ApiStatusException e)
+        {
+            if (e.Status["details"]?["retryAfterSeconds"].AsLong() is > 0 and var retryAfter)
+            {
+                context.Response.Headers.RetryAfter = retryAfter.ToString(CultureInfo.InvariantCulture);
+            }
+            if (!context.Response.HasStarted)
+            {
+                await WriteJsonAsync(context, e.Code, e.Status);
+            }
         }
         catch (PodMigrateException e)
         {
@@ -327,6 +343,9 @@ public sealed partial class KubeApiServer : IAsyncDisposable
             case ("POST", not null, "binding") when type == BuiltInTypes.Pods:
                 await WriteJsonAsync(context, 201, _store.Bind(ns!, name, await ReadObjectAsync(context)));
                 return;
+            case ("POST", not null, "eviction") when type == BuiltInTypes.Pods:
+                await EvictAsync(context, ns!, name);
+                return;
             case ("PUT", not null, null or "status") when subresource is null || type.HasStatus:
             {
                 var body = await ReadObjectAsync(context);
@@ -367,6 +386,37 @@ public sealed partial class KubeApiServer : IAsyncDisposable
                 await WriteStatusAsync(context, 405, "MethodNotAllowed", $"{request.Method} is not supported on {request.Path}");
                 return;
         }
+    }
+
+    /// <summary>
+    /// pods/{name}/eviction: the Eviction (policy/v1 or v1beta1) is admitted by the validating webhooks first (CREATE of
+    /// pods/eviction), then the eviction REST checks the pod's disruption budget and deletes it (<see cref="ObjectStore.Evict"/>).
+    /// </summary>
+    private async Task EvictAsync(HttpContext context, string ns, string name)
+    {
+        var eviction = await ReadObjectAsync(context);
+        var apiVersion = eviction["apiVersion"]?.GetValue<string>() ?? "policy/v1";
+        if (eviction["kind"]?.GetValue<string>() is { } kind && kind != "Eviction")
+        {
+            throw PodMigrateException.InvalidArgument($"the body is a {kind}, not an Eviction");
+        }
+        if (eviction["metadata"]?["name"]?.GetValue<string>() is { Length: > 0 } named && named != name)
+        {
+            throw PodMigrateException.InvalidArgument($"name in URL does not match name in Eviction object");
+        }
+        _store.Get(BuiltInTypes.Pods, ns, name); // 404 before admission, as the real server's pod lookup does
+        var user = context.Items[typeof(UserInfo)] as UserInfo ?? UserInfo.Admin();
+        var dryRun = context.Request.Query["dryRun"].Count > 0;
+        var version = apiVersion.Contains('/', StringComparison.Ordinal) ? apiVersion[(apiVersion.IndexOf('/', StringComparison.Ordinal) + 1)..] : "v1";
+        await _webhooks.ValidateAsync(new AdmissionAttributes("CREATE", "", "v1", "pods", "eviction", BuiltInTypes.PolicyGroup, version, "Eviction",
+            ns, name, eviction, null, user, dryRun), context.RequestAborted);
+        if (dryRun)
+        {
+            // Admitted; a dry run changes nothing (the budget is not spent, the pod not deleted).
+            await WriteJsonAsync(context, 201, new JsonObject { ["kind"] = "Status", ["apiVersion"] = "v1", ["metadata"] = new JsonObject(), ["status"] = "Success", ["code"] = 201 });
+            return;
+        }
+        await WriteJsonAsync(context, 201, _store.Evict(ns, name, eviction));
     }
 
     private async Task WatchAsync(HttpContext context, ResourceType type, string? ns, bool asTable, string? includeObject)

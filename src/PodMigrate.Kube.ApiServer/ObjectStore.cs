@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text.Json.Nodes;
 using System.Threading.Channels;
 using PodMigrate.Core.Errors;
+using PodMigrate.Kube.ApiServer.Policy;
 
 namespace PodMigrate.Kube.ApiServer;
 
@@ -60,6 +61,7 @@ internal sealed class ObjectStore : IDisposable
     private readonly ApiServerOptions _options;
     private long _resourceVersion;
     private long _compactedThrough;
+    private bool _syncingBudgets;
 
     public ObjectStore(ApiServerOptions options)
     {
@@ -280,6 +282,56 @@ internal sealed class ObjectStore : IDisposable
     }
 
     /// <summary>
+    /// POST pods/{name}/eviction, as kube-apiserver's eviction REST does it (admission has already run): a pod that is
+    /// terminal, Pending or already being deleted goes without a budget check; a pod covered by more than one budget is
+    /// refused (500); one budget must allow a disruption (else 429 with its cause), which is spent and the pod recorded in
+    /// the budget's disruptedPods; then the pod gets the DisruptionTarget condition and is deleted gracefully.
+    /// A pod that is not Ready may go without spending a disruption when the budget is healthy (unhealthyPodEvictionPolicy).
+    /// </summary>
+    public JsonObject Evict(string ns, string name, JsonObject eviction)
+    {
+        lock (_gate)
+        {
+            var pod = Find(BuiltInTypes.Pods, ns, name);
+            var options = eviction["deleteOptions"] as JsonObject;
+            var now = _options.TimeProvider.GetUtcNow();
+            var phase = pod["status"]?["phase"]?.GetValue<string>();
+            var ignoresBudgets = pod["metadata"]?["deletionTimestamp"] is not null || phase is "Succeeded" or "Failed" or "Pending";
+            if (!ignoresBudgets)
+            {
+                var budgets = Bucket(BuiltInTypes.PodDisruptionBudgets).Values.Where(b => DisruptionBudgets.Covers(b, pod)).ToList();
+                if (budgets.Count > 1)
+                {
+                    throw ApiStatusException.Internal("This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.");
+                }
+                if (budgets is [var budget] && !(!DisruptionBudgets.IsReady(pod) && DisruptionBudgets.LetsUnhealthyPodGo(budget)))
+                {
+                    var spent = DisruptionBudgets.CheckAndDecrement(budget, name, now);
+                    Commit(BuiltInTypes.PodDisruptionBudgets, ns, Meta(budget, "name")!, "MODIFIED", budget, spent);
+                }
+                pod = Find(BuiltInTypes.Pods, ns, name);
+                var marked = (JsonObject)pod.DeepClone();
+                var status = marked["status"] as JsonObject ?? (JsonObject)(marked["status"] = new JsonObject());
+                var conditions = status["conditions"] as JsonArray ?? (JsonArray)(status["conditions"] = new JsonArray());
+                if (!conditions.OfType<JsonObject>().Any(c => c["type"]?.GetValue<string>() == "DisruptionTarget"))
+                {
+                    conditions.Add(new JsonObject
+                    {
+                        ["type"] = "DisruptionTarget",
+                        ["status"] = "True",
+                        ["lastTransitionTime"] = Timestamp(now),
+                        ["reason"] = "EvictionByEvictionAPI",
+                        ["message"] = "Eviction API: evicting",
+                    });
+                    Commit(BuiltInTypes.Pods, ns, name, "MODIFIED", pod, marked);
+                }
+            }
+            Delete(BuiltInTypes.Pods, ns, name, options);
+            return new JsonObject { ["kind"] = "Status", ["apiVersion"] = "v1", ["metadata"] = new JsonObject(), ["status"] = "Success", ["code"] = 201 };
+        }
+    }
+
+    /// <summary>
     /// Starts a watch after <paramref name="resourceVersion"/> (replaying the history since then), or with synthetic ADDED
     /// events for what exists when it is empty or "0". Null when that version is older than the history: 410 Gone.
     /// </summary>
@@ -448,6 +500,9 @@ internal sealed class ObjectStore : IDisposable
         else if (type == BuiltInTypes.Namespaces)
         {
             obj["status"] = new JsonObject { ["phase"] = "Active" };
+            // The label the real server's namespace defaulting sets: what namespaceSelectors (webhooks, policies) key on.
+            var labels = Metadata(obj)["labels"] as JsonObject ?? (JsonObject)(Metadata(obj)["labels"] = new JsonObject());
+            labels["kubernetes.io/metadata.name"] = Meta(obj, "name");
         }
         else if (type == BuiltInTypes.PersistentVolumes || type == BuiltInTypes.PersistentVolumeClaims)
         {
@@ -466,6 +521,11 @@ internal sealed class ObjectStore : IDisposable
         else if (type == BuiltInTypes.CustomResourceDefinitions)
         {
             RegisterCrd(obj);
+        }
+        else if (type == BuiltInTypes.PodDisruptionBudgets)
+        {
+            // Written by the disruption controller (SyncBudgets, right after the create is committed).
+            obj.Remove("status");
         }
         else if (type.IsCustom && type.HasStatus)
         {
@@ -553,6 +613,43 @@ internal sealed class ObjectStore : IDisposable
         foreach (var watcher in _watchers.Where(w => w.StorageKey == type.StorageKey))
         {
             watcher.Offer(rv, eventType, old, snapshot);
+        }
+        if (!_syncingBudgets && ns is not null && (type == BuiltInTypes.Pods || type == BuiltInTypes.PodDisruptionBudgets))
+        {
+            SyncBudgets(ns);
+        }
+    }
+
+    /// <summary>
+    /// The disruption controller's work, done at once on every change to a pod or a budget of the namespace: each budget's
+    /// status recomputed (<see cref="DisruptionBudgets.Status"/>) and written when it changed.
+    /// </summary>
+    private void SyncBudgets(string ns)
+    {
+        _syncingBudgets = true;
+        try
+        {
+            var budgets = Bucket(BuiltInTypes.PodDisruptionBudgets).Values.Where(b => Meta(b, "namespace") == ns).ToList();
+            if (budgets.Count == 0)
+            {
+                return;
+            }
+            var pods = Bucket(BuiltInTypes.Pods).Values.Where(p => Meta(p, "namespace") == ns).ToList();
+            var now = _options.TimeProvider.GetUtcNow();
+            foreach (var budget in budgets)
+            {
+                var status = DisruptionBudgets.Status(budget, pods, now);
+                if (!JsonNode.DeepEquals(status, budget["status"]))
+                {
+                    var updated = (JsonObject)budget.DeepClone();
+                    updated["status"] = status;
+                    Commit(BuiltInTypes.PodDisruptionBudgets, ns, Meta(budget, "name")!, "MODIFIED", budget, updated);
+                }
+            }
+        }
+        finally
+        {
+            _syncingBudgets = false;
         }
     }
 

@@ -40,6 +40,8 @@ internal static class BuiltInTypes
     public const string AppsGroup = "apps";
     public const string RbacGroup = "rbac.authorization.k8s.io";
     public const string NodeGroup = "node.k8s.io";
+    public const string PolicyGroup = "policy";
+    public const string AdmissionRegistrationGroup = "admissionregistration.k8s.io";
 
     public static readonly ResourceType Namespaces = new("", "v1", "namespaces", "namespace", "Namespace", false, true, ["ns"], []);
     public static readonly ResourceType Nodes = new("", "v1", "nodes", "node", "Node", false, true, ["no"], []);
@@ -58,6 +60,10 @@ internal static class BuiltInTypes
     public static readonly ResourceType Roles = new(RbacGroup, "v1", "roles", "role", "Role", true, false, [], []);
     public static readonly ResourceType RoleBindings = new(RbacGroup, "v1", "rolebindings", "rolebinding", "RoleBinding", true, false, [], []);
     public static readonly ResourceType RuntimeClasses = new(NodeGroup, "v1", "runtimeclasses", "runtimeclass", "RuntimeClass", false, false, [], []);
+    public static readonly ResourceType Services = new("", "v1", "services", "service", "Service", true, true, ["svc"], ["all"]);
+    public static readonly ResourceType PodDisruptionBudgets = new(PolicyGroup, "v1", "poddisruptionbudgets", "poddisruptionbudget", "PodDisruptionBudget", true, true, ["pdb"], []);
+    public static readonly ResourceType ValidatingWebhookConfigurations =
+        new(AdmissionRegistrationGroup, "v1", "validatingwebhookconfigurations", "validatingwebhookconfiguration", "ValidatingWebhookConfiguration", false, false, [], ["api-extensions"]);
     public static readonly ResourceType CustomResourceDefinitions = new(ApiExtensionsGroup, "v1", "customresourcedefinitions", "customresourcedefinition", "CustomResourceDefinition", false, true, ["crd", "crds"], []);
 
     /// <summary>
@@ -69,7 +75,7 @@ internal static class BuiltInTypes
     [
         Namespaces, Nodes, Pods, Events, ConfigMaps, Secrets, ServiceAccounts, PersistentVolumes, PersistentVolumeClaims,
         Leases, Deployments, DaemonSets, ClusterRoles, ClusterRoleBindings, Roles, RoleBindings, RuntimeClasses,
-        CustomResourceDefinitions,
+        CustomResourceDefinitions, Services, PodDisruptionBudgets, ValidatingWebhookConfigurations,
     ];
 
     /// <summary>The served versions of a CustomResourceDefinition, as resource types; empty when the spec is unusable.</summary>

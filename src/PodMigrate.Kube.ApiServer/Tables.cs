@@ -174,6 +174,15 @@ internal static class Tables
         [BuiltInTypes.ClusterRoleBindings] = new(BindingColumns, BindingCells),
         [BuiltInTypes.RoleBindings] = new(BindingColumns, BindingCells),
         [BuiltInTypes.CustomResourceDefinitions] = new([NameColumn, CreatedAtColumn], (o, _) => [Name(o), Str(o, ".metadata.creationTimestamp")]),
+        [BuiltInTypes.PodDisruptionBudgets] = new(
+            [
+                NameColumn,
+                Column("Min Available", "The minimum number of pods that must be available."),
+                Column("Max Unavailable", "The maximum number of pods that may be unavailable."),
+                Column("Allowed Disruptions", "Calculated number of pods that may be disrupted at this time."),
+                AgeColumn,
+            ],
+            (o, now) => [Name(o), Select(o, ".spec.minAvailable")?.ToString() ?? "N/A", Select(o, ".spec.maxUnavailable")?.ToString() ?? "N/A", Long(o, ".status.disruptionsAllowed"), Age(o, now)]),
     };
 
     private static IReadOnlyList<PrinterColumn> Columns(ResourceType type)

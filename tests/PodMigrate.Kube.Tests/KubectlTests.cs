@@ -165,6 +165,8 @@ public sealed class KubectlTests : IDisposable
             "deployment.apps/podmigrate-controller",
             "daemonset.apps/podmigrate-agent",
             "runtimeclass.node.k8s.io/podmigrate",
+            "service/podmigrate-webhook",
+            "validatingwebhookconfiguration.admissionregistration.k8s.io/podmigrate-eviction",
         ];
 
         // Default validation (no --validate=false); the examples and the SMB alternative in sub-directories stay out.
@@ -199,7 +201,7 @@ public sealed class KubectlTests : IDisposable
 
         var applied = Lines(await kubectl("apply", "-k", DeployDirectory.Path));
 
-        applied.Count.ShouldBe(13);
+        applied.Count.ShouldBe(15);
         applied.ShouldAllBe(l => l.EndsWith(" created", StringComparison.Ordinal));
         applied.ShouldContain("daemonset.apps/podmigrate-agent created");
         applied.ShouldContain("runtimeclass.node.k8s.io/podmigrate created");

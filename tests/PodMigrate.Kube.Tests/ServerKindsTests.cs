@@ -39,7 +39,7 @@ public sealed class ServerKindsTests
         Resource(rbac, "clusterroles")["namespaced"]!.GetValue<bool>().ShouldBeFalse();
         Resource(apps, "daemonsets")["shortNames"]!.AsArray().Select(n => n!.GetValue<string>()).ShouldBe(["ds"]);
         (await GetJsonAsync(http, "/apis", api.Token))["groups"]!.AsArray().Select(g => g!["name"]!.GetValue<string>())
-            .ShouldBe(["apiextensions.k8s.io", "apps", "coordination.k8s.io", "node.k8s.io", "rbac.authorization.k8s.io"]);
+            .ShouldBe(["admissionregistration.k8s.io", "apiextensions.k8s.io", "apps", "coordination.k8s.io", "node.k8s.io", "policy", "rbac.authorization.k8s.io"]);
     }
 
     [Fact]
@@ -80,7 +80,8 @@ public sealed class ServerKindsTests
         var index = (await GetJsonAsync(http, "/openapi/v3", api.Token))["paths"]!.AsObject();
         index.Select(p => p.Key).ShouldBe(
         [
-            "api/v1", "apis/apiextensions.k8s.io/v1", "apis/apps/v1", "apis/coordination.k8s.io/v1", "apis/node.k8s.io/v1", "apis/podmigrate.io/v1alpha1", "apis/rbac.authorization.k8s.io/v1",
+            "api/v1", "apis/admissionregistration.k8s.io/v1", "apis/apiextensions.k8s.io/v1", "apis/apps/v1", "apis/coordination.k8s.io/v1", "apis/node.k8s.io/v1",
+            "apis/podmigrate.io/v1alpha1", "apis/policy/v1", "apis/rbac.authorization.k8s.io/v1",
         ]);
 
         var custom = await GetJsonAsync(http, index["apis/podmigrate.io/v1alpha1"]!["serverRelativeURL"]!.GetValue<string>(), api.Token);

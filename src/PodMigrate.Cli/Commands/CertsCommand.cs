@@ -29,9 +29,14 @@ internal static partial class CertsCommand
         var controller = new Option<string>("--controller-name") { Description = "Name (CN and DNS SAN) of the client certificate", DefaultValueFactory = _ => "podmigrate-controller" };
         var days = new Option<int>("--days") { Description = "Validity of the agent and client certificates", DefaultValueFactory = _ => 365 };
         var caDays = new Option<int>("--ca-days") { Description = "Validity of a new CA", DefaultValueFactory = _ => 3650 };
+        var webhook = new Option<string?>("--webhook-service")
+        {
+            Description = "SERVICE.NAMESPACE of the controller's eviction webhook: a TLS server certificate (no code signing) in webhook/ "
+                + "for SERVICE.NAMESPACE.svc, localhost and 127.0.0.1; its ca.crt is the caBundle of the ValidatingWebhookConfiguration",
+        };
         var command = new Command("generate", "Write a CA, a server certificate per agent (SAN: node name, localhost, 127.0.0.1, --ip) and a client certificate (PEM, keys 0600)")
         {
-            output, nodes, ips, controller, days, caDays,
+            output, nodes, ips, controller, days, caDays, webhook,
         };
         command.SetAction((parse, ct) => CliCommon.RunAsync(async () =>
         {
@@ -56,6 +61,17 @@ internal static partial class CertsCommand
                 }
                 await ca.IssueClient(clientName, validity).WriteDirectoryAsync(layout.Client(clientName), caPem, ct);
                 Console.WriteLine($"client    {layout.Client(clientName)}  (CN {clientName})");
+                if (parse.GetValue(webhook) is { } service)
+                {
+                    var svc = ValidName(service, "--webhook-service");
+                    if (!svc.Contains('.', StringComparison.Ordinal))
+                    {
+                        throw PodMigrateException.InvalidArgument($"--webhook-service {svc}: expected SERVICE.NAMESPACE, e.g. podmigrate-webhook.podmigrate-system");
+                    }
+                    string[] dns = [$"{svc}.svc", $"{svc}.svc.cluster.local", "localhost"];
+                    await ca.IssueTlsServer($"{svc}.svc", dns, [IPAddress.Loopback, .. extraIps], validity).WriteDirectoryAsync(layout.Webhook, caPem, ct);
+                    Console.WriteLine($"webhook   {layout.Webhook}  (SAN {string.Join(", ", [.. dns, "127.0.0.1", .. extraIps.Select(i => i.ToString())])})");
+                }
             }
             return ExitCodes.Ok;
         }, ct));
@@ -110,4 +126,7 @@ internal sealed record PkiLayout(string Root)
 
     /// <summary>A client's TLS directory: the controller's Secret, the CLI's --tls-dir.</summary>
     public string Client(string name) => Path.Combine(Root, "clients", name);
+
+    /// <summary>The eviction webhook's TLS directory: the controller's --webhook-tls-dir, or its Secret podmigrate-webhook-tls.</summary>
+    public string Webhook => Path.Combine(Root, "webhook");
 }

@@ -7,6 +7,7 @@ using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Logging;
 using PodMigrate.Controller;
 using PodMigrate.Controller.Agents;
+using PodMigrate.Controller.Triggers;
 using PodMigrate.Controller.Triggers.OomGuard;
 using PodMigrate.Core.Errors;
 using PodMigrate.Core.Metrics;
@@ -49,10 +50,14 @@ internal static class ControllerCommand
         var oomGuardMargin = new Option<double>("--oom-guard-margin") { Description = "Start a move when the forecast is below the estimated move time times this", DefaultValueFactory = _ => 1.5 };
         var oomGuardCooldown = new Option<string>("--oom-guard-cooldown") { Description = "No second guard migration of a pod within this (Go duration)", DefaultValueFactory = _ => "5m" };
         var oomGuardVerify = new Option<string?>("--oom-guard-verify-window") { Description = "verifyWindow of the guard's PodMigrations (default: the PodMigration default)" };
+        var webhookPort = new Option<int>("--webhook-port") { Description = $"HTTPS port of the pods/eviction admission webhook (drain live-migrates opted-in pods; 0: not served; in deploy/: {EvictionWebhookOptions.DefaultPort})" };
+        var webhookTlsDir = new Option<string?>("--webhook-tls-dir") { Description = "Directory with the webhook's tls.crt and tls.key (the Secret podmigrate-webhook-tls mounted)" };
+        var webhookListen = new Option<string>("--webhook-listen") { Description = "Address the webhook listens on", DefaultValueFactory = _ => "0.0.0.0" };
         var command = new Command("controller", "Run the PodMigrate controller: PodMigrations and clone-of pods, until SIGTERM")
         {
             kubeconfig, ns, watchNamespace, leaderElect, identity, workers, agentNamespace, agentTlsSecret, agentTlsServerName, agentTlsDir, agentInsecure, agentStatic, metricsPort,
             oomGuard, oomGuardMargin, oomGuardCooldown, oomGuardVerify,
+            webhookPort, webhookTlsDir, webhookListen,
         };
         command.SetAction((parse, cancellationToken) => CliCommon.RunAsync(async () =>
         {
@@ -95,10 +100,35 @@ internal static class ControllerCommand
             using var api = new KubernetesApiClient(config);
             using var controller = PodMigrateController.Create(api, agents, options, loggerFactory);
             await using var health = await StartHealthAsync(parse.GetValue(metricsPort), cancellationToken);
+            await using var webhook = await StartWebhookAsync(api, parse.GetValue(webhookPort), parse.GetValue(webhookTlsDir), parse.GetValue(webhookListen)!,
+                options.Identity, loggerFactory, cancellationToken);
             await CliHosting.RunUntilStoppedAsync(controller.RunAsync, cancellationToken);
             return ExitCodes.Ok;
         }, cancellationToken));
         return command;
+    }
+
+    /// <summary>The pods/eviction admission webhook (HTTPS), when a port is given.</summary>
+    private static async Task<IAsyncDisposable> StartWebhookAsync(KubernetesApiClient api, int port, string? tlsDirectory, string listen, string identity,
+        ILoggerFactory loggers, CancellationToken cancellationToken)
+    {
+        if (port <= 0)
+        {
+            return new NoHealth();
+        }
+        if (!IPAddress.TryParse(listen, out var address))
+        {
+            throw PodMigrateException.InvalidArgument($"--webhook-listen '{listen}': not an IP address");
+        }
+        var server = await EvictionWebhookServer.StartAsync(api, new EvictionWebhookOptions
+        {
+            Address = address,
+            Port = port,
+            TlsDirectory = tlsDirectory ?? throw PodMigrateException.InvalidArgument("--webhook-port needs --webhook-tls-dir"),
+            Identity = identity,
+        }, loggers, null, cancellationToken);
+        Console.Error.WriteLine($"serving the eviction webhook on https://{listen}:{server.Port}{EvictionWebhookOptions.Path}");
+        return server;
     }
 
     /// <summary>/metrics (the controller's meter, Prometheus text), /healthz and /readyz (the process serves) on HTTP/1.1.</summary>

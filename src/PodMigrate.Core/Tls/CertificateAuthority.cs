@@ -119,6 +119,26 @@ public sealed class CertificateAuthority : IDisposable
         return Issue(commonName, [TlsCertificates.ServerAuthentication, CheckpointSignatures.SignerUsage], names.Build(), validity);
     }
 
+    /// <summary>
+    /// A TLS server certificate only (server authentication, no code signing): for endpoints such as the controller's
+    /// admission webhook, whose key must never be able to sign a checkpoint that agents would restore.
+    /// </summary>
+    public IssuedCertificate IssueTlsServer(string commonName, IEnumerable<string> dnsNames, IEnumerable<IPAddress> ipAddresses, TimeSpan validity)
+    {
+        ArgumentNullException.ThrowIfNull(dnsNames);
+        ArgumentNullException.ThrowIfNull(ipAddresses);
+        var names = new SubjectAlternativeNameBuilder();
+        foreach (var dns in dnsNames.Distinct(StringComparer.OrdinalIgnoreCase))
+        {
+            names.AddDnsName(dns);
+        }
+        foreach (var ip in ipAddresses.Distinct())
+        {
+            names.AddIpAddress(ip);
+        }
+        return Issue(commonName, [TlsCertificates.ServerAuthentication], names.Build(), validity);
+    }
+
     /// <summary>A client's certificate (the controller's, the CLI's): client authentication, its name as the only SAN.</summary>
     public IssuedCertificate IssueClient(string commonName, TimeSpan validity)
     {

@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging;
 using PodMigrate.Controller;
 using PodMigrate.Controller.Agents;
 using PodMigrate.Controller.Migrations;
+using PodMigrate.Controller.Triggers;
 using PodMigrate.Core.Errors;
 using PodMigrate.Core.Tls;
 using PodMigrate.Integration.Tests.NodeEmulator;
@@ -50,6 +51,8 @@ internal sealed class MigrationWorld : IAsyncDisposable
     private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(5) };
     private readonly MigrationWorldOptions _options;
     private readonly SmbShare? _smb;
+    private EvictionWebhookServer? _webhook;
+    private string _caPem = "";
 
     private MigrationWorld(LocalCluster cluster, EmulatedNodes nodes, ILoggerFactory logs, string root, MigrationWorldOptions options, SmbShare? smb)
     {
@@ -79,10 +82,11 @@ internal sealed class MigrationWorld : IAsyncDisposable
 
     private string ControllerTls => Path.Combine(_root, "tls", "controller");
 
+    /// <summary>With <paramref name="tls"/> the API server serves HTTPS (what the real kubectl needs to send its token).</summary>
     public static async Task<MigrationWorld> StartAsync(LocalCluster cluster, ITestOutputHelper output, CancellationToken cancellationToken, bool crashableController = false,
-        MigrationWorldOptions? options = null, SmbShare? smb = null)
+        MigrationWorldOptions? options = null, SmbShare? smb = null, bool tls = false)
     {
-        var nodes = await EmulatedNodes.StartAsync(cluster, output, cancellationToken);
+        var nodes = await EmulatedNodes.StartAsync(cluster, output, cancellationToken, tls);
         var root = Path.Combine(Path.GetTempPath(), $"pm-e2e-{Guid.NewGuid():N}"[..24]);
         Directory.CreateDirectory(root, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         var world = new MigrationWorld(cluster, nodes, TestOutputLoggerProvider.Factory(output), root, options ?? new MigrationWorldOptions(), smb);
@@ -186,11 +190,12 @@ internal sealed class MigrationWorld : IAsyncDisposable
 
     public AgentProcess Agent(string node) => _agents[node];
 
-    /// <summary>A counter pod bound to <paramref name="node"/>, Running and Ready.</summary>
-    public async Task<Pod> RunCounterAsync(string prefix, string node, CancellationToken cancellationToken)
+    /// <summary>A counter pod bound to <paramref name="node"/>, Running and Ready (<paramref name="customize"/> adjusts the manifest first).</summary>
+    public async Task<Pod> RunCounterAsync(string prefix, string node, CancellationToken cancellationToken, Action<Pod>? customize = null)
     {
         var manifest = TestPods.Counter(_cluster.Image("counter"), prefix);
         manifest.Spec.Containers[0].ReadinessProbe = new Probe { HttpGet = new HttpGetAction { Path = "/", Port = "http" }, PeriodSeconds = 1 };
+        customize?.Invoke(manifest);
         var created = await Nodes.CreatePodAsync(manifest, node, cancellationToken);
         return await WaitForPodReadyAsync(created.Metadata.Namespace!, created.Metadata.Name!, cancellationToken);
     }
@@ -282,8 +287,50 @@ internal sealed class MigrationWorld : IAsyncDisposable
     public static Task<T> WaitForAsync<T>(Func<CancellationToken, Task<T>> read, Func<T, bool> condition, string what, CancellationToken cancellationToken)
         => EmulatedNodes.WaitForAsync(read, condition, what, cancellationToken);
 
+    /// <summary>
+    /// Serves the controller's eviction webhook (HTTPS, its own certificate from this world's CA, the controller's identity)
+    /// and installs deploy/70-eviction-webhook.yaml's ValidatingWebhookConfiguration pointing at it, with the CA as
+    /// caBundle, as scripts/cluster.sh does: from then on the API server calls it on every pods/eviction.
+    /// </summary>
+    public async Task EnableEvictionWebhookAsync(CancellationToken cancellationToken)
+    {
+        _webhook = await EvictionWebhookServer.StartAsync(Nodes.ClientAs(EmulatedNodes.ControllerUser), new EvictionWebhookOptions
+        {
+            Address = System.Net.IPAddress.Loopback,
+            Port = 0,
+            TlsDirectory = Path.Combine(_root, "tls", "webhook"),
+            Identity = "controller-1",
+        }, _logs, null, cancellationToken);
+        var path = Path.Combine(RepositoryRoot(), "deploy", "70-eviction-webhook.yaml");
+        var configuration = KubeYaml.ToJsonDocuments(await File.ReadAllTextAsync(path, cancellationToken), path)
+            .Select(j => System.Text.Json.Nodes.JsonNode.Parse(j)!.AsObject())
+            .Single(o => o["kind"]!.GetValue<string>() == "ValidatingWebhookConfiguration");
+        var client = configuration["webhooks"]![0]!["clientConfig"]!.AsObject();
+        client.Remove("service");
+        client["url"] = $"https://127.0.0.1:{_webhook.Port}{EvictionWebhookOptions.Path}";
+        client["caBundle"] = Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes(_caPem));
+        var webhookConfigurations = KubeResources.Custom("admissionregistration.k8s.io", "v1", "validatingwebhookconfigurations", "ValidatingWebhookConfiguration", namespaced: false);
+        await Api.CreateAsync(webhookConfigurations, null, KubeJson.Deserialize(configuration.ToJsonString(), KubeClientJsonContext.Default.CustomResource, path), cancellationToken);
+    }
+
+    /// <summary>The real kubectl against this world's API server, as the admin; the process is killed at <paramref name="timeout"/>.</summary>
+    public async Task<PodMigrate.Core.Processes.ProcessResult> KubectlAsync(TimeSpan timeout, CancellationToken cancellationToken, params string[] arguments)
+    {
+        var kubeconfig = Path.Combine(_root, "kubeconfig");
+        if (!File.Exists(kubeconfig))
+        {
+            await File.WriteAllTextAsync(kubeconfig, Nodes.Server.KubeconfigYaml(), cancellationToken);
+            File.SetUnixFileMode(kubeconfig, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
+        return await PodMigrate.Core.Processes.ProcessRunner.RunAsync(new PodMigrate.Core.Processes.ProcessSpec("kubectl", ["--kubeconfig", kubeconfig, .. arguments]) { Timeout = timeout }, cancellationToken);
+    }
+
     public async ValueTask DisposeAsync()
     {
+        if (_webhook is not null)
+        {
+            await _webhook.DisposeAsync();
+        }
         await StopControllersAsync();
         using var cleanup = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         try
@@ -362,6 +409,8 @@ internal sealed class MigrationWorld : IAsyncDisposable
             WriteTls(Path.Combine(_root, "tls", node), ca, ca.IssueServer(node, [node, "localhost"], [System.Net.IPAddress.Loopback], TimeSpan.FromDays(1)));
         }
         WriteTls(ControllerTls, ca, ca.IssueClient("podmigrate-controller", TimeSpan.FromDays(1)));
+        WriteTls(Path.Combine(_root, "tls", "webhook"), ca, ca.IssueTlsServer("podmigrate-webhook.podmigrate-system.svc", ["localhost"], [System.Net.IPAddress.Loopback], TimeSpan.FromDays(1)));
+        _caPem = ca.CertificatePem;
     }
 
     private static void WriteTls(string directory, CertificateAuthority ca, IssuedCertificate issued)

@@ -55,12 +55,13 @@ internal sealed class EmulatedNodes : IAsyncDisposable
     /// <summary>The uid of this API server's kube-system namespace: the emulators' sandbox label value.</summary>
     public string ClusterId { get; }
 
-    public static async Task<EmulatedNodes> StartAsync(LocalCluster cluster, ITestOutputHelper output, CancellationToken cancellationToken)
+    /// <summary>With <paramref name="tls"/> the server serves HTTPS: kubectl sends a bearer token only over TLS.</summary>
+    public static async Task<EmulatedNodes> StartAsync(LocalCluster cluster, ITestOutputHelper output, CancellationToken cancellationToken, bool tls = false)
     {
         var logs = TestOutputLoggerProvider.Factory(output);
         UserInfo[] users = [UserInfo.Admin(), ControllerUser, .. cluster.Info.Nodes.Select(n => UserInfo.Node(n.Name))];
         var tokens = users.Select(u => new StaticToken(Guid.NewGuid().ToString("N"), u)).ToList();
-        var server = await KubeApiServer.StartAsync(new ApiServerOptions { Tokens = tokens, AuthorizeWithRbac = true }, configureLogging: null, cancellationToken);
+        var server = await KubeApiServer.StartAsync(new ApiServerOptions { Tokens = tokens, AuthorizeWithRbac = true, UseTls = tls }, configureLogging: null, cancellationToken);
         var api = new KubernetesApiClient(server.ClientConfig);
         await api.CreateAsync(KubeResources.Namespaces, null, new KubeNamespace { Metadata = new ObjectMeta { Name = TestPods.Namespace } }, cancellationToken);
         await ApplyAsync(api, Path.Combine("scripts", "lib", "node-emulator-rbac.yaml"), cancellationToken);

@@ -97,7 +97,8 @@ public sealed class DeployManifestTests
         Installed.Select(d => d.Kind).Distinct().Order(StringComparer.Ordinal).ShouldBe(
         [
             "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "DaemonSet", "Deployment", "Namespace",
-            "PersistentVolume", "PersistentVolumeClaim", "Role", "RoleBinding", "RuntimeClass", "ServiceAccount",
+            "PersistentVolume", "PersistentVolumeClaim", "Role", "RoleBinding", "RuntimeClass", "Service", "ServiceAccount",
+            "ValidatingWebhookConfiguration",
         ]);
     }
 
@@ -106,7 +107,7 @@ public sealed class DeployManifestTests
     {
         Installed[0].Kind.ShouldBe("Namespace", "kubectl applies files in name order: namespaced objects need their namespace first");
         Installed[0].Name.ShouldBe(AgentContract.Namespace);
-        var clusterScoped = new HashSet<string>(StringComparer.Ordinal) { "Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding", "PersistentVolume", "RuntimeClass" };
+        var clusterScoped = new HashSet<string>(StringComparer.Ordinal) { "Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding", "PersistentVolume", "RuntimeClass", "ValidatingWebhookConfiguration" };
         foreach (var document in Installed)
         {
             if (clusterScoped.Contains(document.Kind))
@@ -313,6 +314,39 @@ public sealed class DeployManifestTests
         container.ReadinessProbe.ShouldNotBeNull();
         container.LivenessProbe.ShouldNotBeNull();
         SelectorMatchesTemplate(controller.Spec.Selector, controller.Spec.Template);
+    }
+
+    [Fact]
+    public void The_eviction_webhook_reaches_the_controller_s_webhook_port_with_its_certificate_for_pods_eviction_only()
+    {
+        var controller = Single<Deployment>("podmigrate-controller");
+        var service = Single<Service>("podmigrate-webhook");
+        var configuration = Single<ValidatingWebhookConfiguration>("podmigrate-eviction");
+        var pod = controller.Spec.Template.Spec;
+        var container = pod.Containers.Single();
+        var webhook = configuration.Webhooks.ShouldHaveSingleItem();
+
+        service.Spec.Selector.ShouldNotBeNull().ShouldAllBe(l => controller.Spec.Template.Metadata!.Labels![l.Key] == l.Value, "the Service must select the controller's pods");
+        var target = service.Spec.Ports.ShouldHaveSingleItem();
+        var port = container.Ports!.Single(p => p.Name == target.TargetPort!.Name);
+        container.Args!.ShouldContain($"--webhook-port={port.Number}");
+        var tlsDir = container.Args!.Single(a => a.StartsWith("--webhook-tls-dir=", StringComparison.Ordinal))["--webhook-tls-dir=".Length..];
+        var mount = container.VolumeMounts!.Single(m => m.MountPath == tlsDir);
+        pod.Volumes!.Single(v => v.Name == mount.Name).Secret!.SecretName.ShouldBe("podmigrate-webhook-tls");
+
+        webhook.ClientConfig.Service!.Name.ShouldBe(service.Metadata.Name);
+        webhook.ClientConfig.Service.Namespace.ShouldBe(AgentContract.Namespace);
+        webhook.ClientConfig.Service.Port.ShouldBe(target.Port);
+        webhook.ClientConfig.Service.Path.ShouldBe(PodMigrate.Controller.Triggers.EvictionWebhookOptions.Path);
+        webhook.ClientConfig.CaBundle.ShouldBeNull("the CA is the installer's (patched or injected), never shipped");
+        var rule = webhook.Rules.ShouldNotBeNull().ShouldHaveSingleItem();
+        rule.Operations.ShouldBe(["CREATE"]);
+        rule.Resources.ShouldBe(["pods/eviction"], "only evictions: pods themselves never wait on the webhook");
+        webhook.FailurePolicy.ShouldBe("Fail");
+        webhook.SideEffects.ShouldBe("NoneOnDryRun");
+        webhook.AdmissionReviewVersions.ShouldBe(["v1"]);
+        webhook.NamespaceSelector!.MatchExpressions!.Single().Values.ShouldBe(["kube-system", AgentContract.Namespace], ignoreOrder: true,
+            "the controller's own pods must stay evictable, or draining its node would wait on itself");
     }
 
     [Fact]

@@ -609,6 +609,75 @@ public sealed class JsonSchemaProps
     public List<string>? ListMapKeys { get; init; }
 }
 
+public sealed class Service
+{
+    public required string ApiVersion { get; init; }
+    public required string Kind { get; init; }
+    public required ObjectMeta Metadata { get; init; }
+    public required ServiceSpec Spec { get; init; }
+}
+
+public sealed class ServiceSpec
+{
+    public string? Type { get; init; }
+    public Dictionary<string, string>? Selector { get; init; }
+    public required List<ServicePort> Ports { get; init; }
+}
+
+public sealed class ServicePort
+{
+    public string? Name { get; init; }
+    public required int Port { get; init; }
+    public IntOrString? TargetPort { get; init; }
+    public string? Protocol { get; init; }
+}
+
+public sealed class ValidatingWebhookConfiguration
+{
+    public required string ApiVersion { get; init; }
+    public required string Kind { get; init; }
+    public required ObjectMeta Metadata { get; init; }
+    public required List<ValidatingWebhook> Webhooks { get; init; }
+}
+
+public sealed class ValidatingWebhook
+{
+    public required string Name { get; init; }
+    public required List<string> AdmissionReviewVersions { get; init; }
+    public required WebhookClientConfig ClientConfig { get; init; }
+    public List<RuleWithOperations>? Rules { get; init; }
+    public string? FailurePolicy { get; init; }
+    public string? MatchPolicy { get; init; }
+    public LabelSelector? NamespaceSelector { get; init; }
+    public LabelSelector? ObjectSelector { get; init; }
+    public required string SideEffects { get; init; }
+    public int? TimeoutSeconds { get; init; }
+}
+
+public sealed class WebhookClientConfig
+{
+    public string? Url { get; init; }
+    public ServiceReference? Service { get; init; }
+    public string? CaBundle { get; init; }
+}
+
+public sealed class ServiceReference
+{
+    public required string Namespace { get; init; }
+    public required string Name { get; init; }
+    public string? Path { get; init; }
+    public int? Port { get; init; }
+}
+
+public sealed class RuleWithOperations
+{
+    public required List<string> Operations { get; init; }
+    public required List<string> ApiGroups { get; init; }
+    public required List<string> ApiVersions { get; init; }
+    public required List<string> Resources { get; init; }
+    public string? Scope { get; init; }
+}
+
 /// <summary>kustomize.config.k8s.io/v1beta1 Kustomization (what deploy/Kustomization uses).</summary>
 public sealed class Kustomization
 {

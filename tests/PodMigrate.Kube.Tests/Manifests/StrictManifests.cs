@@ -22,6 +22,8 @@ namespace PodMigrate.Kube.Tests.Manifests;
 [JsonSerializable(typeof(Pod))]
 [JsonSerializable(typeof(CustomResourceDefinition))]
 [JsonSerializable(typeof(Kustomization))]
+[JsonSerializable(typeof(Service))]
+[JsonSerializable(typeof(ValidatingWebhookConfiguration))]
 internal sealed partial class ManifestJsonContext : JsonSerializerContext;
 
 /// <summary>One document of a manifest file, read strictly: its typed object, or for a custom resource its JSON.</summary>
@@ -57,6 +59,8 @@ internal static class StrictManifests
         [("node.k8s.io/v1", "RuntimeClass")] = ManifestJsonContext.Default.RuntimeClass,
         [("apiextensions.k8s.io/v1", "CustomResourceDefinition")] = ManifestJsonContext.Default.CustomResourceDefinition,
         [("kustomize.config.k8s.io/v1beta1", "Kustomization")] = ManifestJsonContext.Default.Kustomization,
+        [("v1", "Service")] = ManifestJsonContext.Default.Service,
+        [("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration")] = ManifestJsonContext.Default.ValidatingWebhookConfiguration,
     };
 
     /// <summary>

@@ -6,7 +6,12 @@ namespace PodMigrate.TestKit.Cluster;
 /// <summary>$RUN/cluster.json, as scripts/cluster.sh writes it.</summary>
 public sealed record ClusterInfo(string RunDir, string Registry, string SandboxImage, string Share, IReadOnlyList<ClusterNode> Nodes)
 {
+    /// <summary>
+    /// The node of that name; a default name (node-a, node-b…) also finds the same letter of an instance started with
+    /// --name-prefix (s3-a…), so tests that name node-a run on a second instance too.
+    /// </summary>
     public ClusterNode Node(string name) => Nodes.FirstOrDefault(n => n.Name == name)
+        ?? (name.StartsWith("node-", StringComparison.Ordinal) ? Nodes.FirstOrDefault(n => n.Name.EndsWith(name["node".Length..], StringComparison.Ordinal)) : null)
         ?? throw new InvalidOperationException($"the local cluster in {RunDir} has no node {name} (nodes: {string.Join(", ", Nodes.Select(n => n.Name))})");
 
     /// <summary>
