@@ -113,7 +113,7 @@ start_server() {
   fi
   # smbd -F makes its own session (so no setsid here: it would fail "Failed to create session"); never with
   # --no-process-group, with which smbd kills its process group, the caller's, when it exits.
-  /usr/sbin/smbd -F -s "$STATE/samba/smb.conf" >> "$STATE/log/smbd.out" 2>&1 < /dev/null 9>&- &
+  /usr/sbin/smbd -F -s "$STATE/samba/smb.conf" >> "$STATE/log/smbd.out" 2>&1 < /dev/null 8>&- 9>&- &
   pid=$!
   echo "$pid" > "$STATE/smbd.pid"
   for ((i = 0; i < 200; i++)); do
@@ -216,7 +216,13 @@ cmd_up() {
     mount -t tmpfs -o "size=$SIZE,mode=0700" podmigrate-smb "$SERVER_PATH"
   fi
   chmod 0700 "$SERVER_PATH"
+  local picked=0
   if [ -z "$PORT" ]; then
+    # Host-wide, from picking a free port until our smbd listens on it: two instances started at once (test classes
+    # run in parallel) must not pick the same port, or one's clients would talk to the other's server.
+    exec 8> /run/podmigrate-smb-port.lock
+    flock 8
+    picked=1
     PORT=4450
     while ! port_free "$PORT"; do PORT=$((PORT + 1)); done
   fi
@@ -224,6 +230,7 @@ cmd_up() {
   write_server_config
   printf '%s\n%s\n' "$PASSWORD" "$PASSWORD" | smbpasswd -c "$STATE/samba/smb.conf" -s -a root >/dev/null
   start_server
+  if [ "$picked" = 1 ]; then flock -u 8; exec 8>&-; fi
   local m
   for m in "${MOUNTS[@]}"; do mount_node "${m%%=*}" "${m#*=}"; done
   echo "PORT=$PORT"

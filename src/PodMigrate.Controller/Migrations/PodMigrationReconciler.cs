@@ -176,6 +176,7 @@ internal sealed class PodMigrationReconciler(
             // The target prepares beside the checkpoint, following the archive as it is written (RuntimeClass path):
             // its own operation, started under status.RestoreOperation, which the restore step attaches to.
             var prepareAlongside = !settings.ThroughCheckpointImage && status.PreparedAt is null;
+            var startFollow = prepareAlongside && status.RestoreOperation is null;
             if (status.FrozenAt is null || status.CheckpointOperation is null || (prepareAlongside && status.RestoreOperation is null))
             {
                 // Written first: from here on a rollback must resume the source and release what the target may have
@@ -194,8 +195,10 @@ internal sealed class PodMigrationReconciler(
             // Not yet: the clone names the source's image by tag, and a tag that moved since the source pulled it would
             // give the clone another binary than the one CRIU restores into ("Can't open vma"). Pre-pulling needs the
             // clone pinned to the source's image digest first; the agent's PrepareRestore image field is.
-            if (prepareAlongside)
+            if (startFollow)
             {
+                // Once, best effort and bounded: an unresponsive target must not hold up the checkpoint (the restore step
+                // attaches to the id, or prepares afresh when the follower did not get there).
                 await _runtimeClass.FollowAsync(migration, status, image: null, RemainingUntilDeadline(status, settings), cancellationToken);
             }
             var request = new CheckpointRequest

@@ -113,9 +113,11 @@ internal sealed partial class RuntimeClassRestore(IAgentDirectory agents, ILogge
     /// </summary>
     public async Task<Operation?> FollowAsync(PodMigration migration, PodMigrationStatus status, string? image, TimeSpan timeout, CancellationToken cancellationToken)
     {
+        using var bounded = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        bounded.CancelAfter(FollowCallTimeout);
         try
         {
-            var agent = await agents.GetAsync(status.TargetNode!, cancellationToken);
+            var agent = await agents.GetAsync(status.TargetNode!, bounded.Token);
             return await agent.StartOperationAsync(new StartOperationRequest
             {
                 OperationId = status.RestoreOperation,
@@ -129,14 +131,17 @@ internal sealed partial class RuntimeClassRestore(IAgentDirectory agents, ILogge
                     Follow = true,
                     Image = image ?? "",
                 },
-            }, cancellationToken);
+            }, bounded.Token);
         }
-        catch (PodMigrateException e) when (e.Kind is not ErrorKind.Cancelled)
+        catch (Exception e) when (e is PodMigrateException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
         {
             FollowFailed(logger, status.CheckpointId!, status.TargetNode!, e.Message);
             return null;
         }
     }
+
+    /// <summary>How long asking the target to follow (or reading how far it got) may take: it only ever saves time.</summary>
+    private static readonly TimeSpan FollowCallTimeout = TimeSpan.FromSeconds(5);
 
     /// <summary>Cancels an operation on the target (best effort).</summary>
     public async Task CancelAsync(PodMigrationStatus status, string operationId, CancellationToken cancellationToken)
