@@ -296,6 +296,13 @@ public sealed class FileSystemCheckpointStore : ICheckpointStore
                 await CheckpointArchiveReader.ExtractAsync(stream, published.Manifest, targetDirectory, cancellationToken, ArchiveVerification.ArchiveDigest);
                 return published;
             }
+            if (DurableFileSystem.IsRemoteFileSystem(_checkpoints))
+            {
+                // Not on a network share: an SMB client holding the writer's staging open makes the writer's rename into
+                // place and its clean-up of an abandoned staging fail (EBUSY, delete pending). Wait for the publication.
+                await Task.Delay(FollowPoll, _time, cancellationToken);
+                continue;
+            }
             // The writer's staging (its name ends in the writer's own random part, see StagingName). Should two writers
             // race for the id, following the loser ends in a digest mismatch and the caller prepares the published one.
             var partial = StagingOf(id.Value) ?? Path.Combine(_staging, id.Value + PartialSuffix);
