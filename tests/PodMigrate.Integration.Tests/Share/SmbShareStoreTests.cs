@@ -130,6 +130,18 @@ public sealed class SmbShareStoreTests(SmbShareFixture fixture) : IClassFixture<
         {
             release.TrySetResult();
             await Share.StartServerAsync(CancellationToken.None);
+            // The other tests share these mounts: wait until both write again after the server's restart (a mount's
+            // first operations after it can still fail with EIO).
+            foreach (var node in new[] { "node-a", "node-b" })
+            {
+                await WaitUntilAsync(() =>
+                {
+                    var probe = Path.Combine(Share.MountOf(node), $".probe-{Guid.NewGuid():N}");
+                    Directory.CreateDirectory(probe);
+                    Directory.Delete(probe);
+                    return Task.CompletedTask;
+                }, cts.Token);
+            }
         }
 
         error.Kind.ShouldBe(ErrorKind.Aborted, error.ToString());
