@@ -51,12 +51,24 @@ for path in glob.glob(sys.argv[1] + "/*.trx"):
     if c is None: continue
     p += int(c.get("passed", 0)); f += int(c.get("failed", 0)) + int(c.get("error", 0)) + int(c.get("timeout", 0)) + int(c.get("aborted", 0))
     s += int(c.get("notExecuted", 0))
+failures = []
+for path in glob.glob(sys.argv[1] + "/*.trx"):
+    for r in ET.parse(path).getroot().iter("{%s}UnitTestResult" % ns["t"]):
+        if r.get("outcome") in ("Failed", "Error", "Timeout", "Aborted"):
+            m = r.find("t:Output/t:ErrorInfo/t:Message", ns)
+            first = (m.text or "").strip().splitlines()[:3] if m is not None else []
+            failures.append((r.get("testName"), r.get("duration"), first))
+# The failed tests again at the very end, where a CI log's tail shows them.
+for name, duration, message in failures:
+    print(f"FAILED {name} [{duration}]")
+    for line in message:
+        print(f"    {line[:400]}")
 print(f"{p} passed, {f} failed, {s} skipped")
 PY
 )
 log "took $(( $(date +%s) - start )) s"
 echo "$summary"
-case "$summary" in
+case "$(tail -n 1 <<<"$summary")" in
   "0 passed,"*) die "no test ran" ;;
 esac
 exit "$rc"
