@@ -156,6 +156,20 @@ install_api_definitions() {
   fi
   mkdir -p "$API_DIR/criu"
   cp "$CRIU_ROOT/usr/include/criu/rpc.proto" "$API_DIR/criu/rpc.proto"
+  # CRIU's image schema (the restoring node reads the credentials the checkpointed processes will get back): no
+  # binary package ships images/*.proto, but python3-pycriu of the same version carries their descriptors.
+  local criu_version; criu_version=$(chroot_pkg_version criu)
+  if [ "$(cat "$API_DIR/criu/images/.version" 2>/dev/null)" != "$criu_version" ]; then
+    log "fetching CRIU $criu_version's image schema (python3-pycriu) into $API_DIR/criu/images"
+    local tmp; tmp=$(mktemp -d); chmod 755 "$tmp"
+    (cd "$tmp" && apt-get download -q "python3-pycriu=$criu_version" >/dev/null) \
+      || die "python3-pycriu $criu_version (the version of CRIU in $CRIU_ROOT) is not in the archive any more: remove $CRIU_ROOT and run setup again"
+    dpkg-deb -x "$tmp"/python3-pycriu_*.deb "$tmp/x"
+    rm -rf "$API_DIR/criu/images"
+    /usr/bin/python3 "$REPO/scripts/lib/criu-image-protos.py" "$tmp/x/usr/lib/python3/dist-packages/pycriu/images" "$API_DIR/criu/images"
+    echo "$criu_version" > "$API_DIR/criu/images/.version"
+    rm -rf "$tmp"
+  fi
 }
 
 # runc hands CRIU this file on every checkpoint and restore of a container (unless the container names its own in the

@@ -7,7 +7,7 @@ for f in /usr/local/sbin/criu /usr/local/bin/checkpointctl "$PREFIX/containerd/u
          /usr/sbin/smbd /usr/bin/smbpasswd /usr/bin/smbnetfs /usr/bin/fusermount3 \
          "$PREFIX/apis/usr/share/gocode/src/github.com/containerd/containerd/api/services/tasks/v1/tasks.proto" \
          "$PREFIX/apis/usr/share/gocode/src/k8s.io/cri-api/pkg/apis/runtime/v1/api.proto" \
-         "$PREFIX/apis/criu/rpc.proto"; do
+         "$PREFIX/apis/criu/rpc.proto" "$PREFIX/apis/criu/images/core.proto" "$PREFIX/apis/criu/images/pstree.proto"; do
   [ -e "$f" ] || { echo "missing: $f" >&2; exit 1; }
 done
 grep -qx skip-in-flight /etc/criu/runc.conf 2>/dev/null || { echo "missing: /etc/criu/runc.conf with skip-in-flight" >&2; exit 1; }

@@ -9,7 +9,7 @@ namespace PodMigrate.Runtime.Contract;
 /// </summary>
 public sealed record PreparedCheckpoint
 {
-    public const int CurrentFormatVersion = 1;
+    public const int CurrentFormatVersion = 2;
 
     public int FormatVersion { get; init; } = CurrentFormatVersion;
 
@@ -27,10 +27,64 @@ public sealed record PreparedCheckpoint
     /// <summary>Mount destinations the checkpointed process had; each must exist in the new spec.</summary>
     public IReadOnlyList<string> MountDestinations { get; init; } = [];
 
+    /// <summary>
+    /// The credentials CRIU will give back to every thread of the checkpointed process tree, read from its images on
+    /// this node. The runtime refuses a restore in which any thread would get more than the new spec grants; an empty
+    /// list is refused (nothing known is nothing allowed).
+    /// </summary>
+    public IReadOnlyList<CheckpointedThread> Threads { get; init; } = [];
+
     /// <summary>The manifest's sha256 of the archive this was extracted from (for logs and audits).</summary>
     public string? ArchiveSha256 { get; init; }
 
     public DateTimeOffset PreparedAt { get; init; }
+}
+
+/// <summary>One thread's credentials as its CRIU core image records them (ids in the container's own id space).</summary>
+public sealed record CheckpointedThread
+{
+    public int Pid { get; init; }
+
+    public int Tid { get; init; }
+
+    public string Command { get; init; } = "";
+
+    public uint Uid { get; init; }
+
+    public uint EffectiveUid { get; init; }
+
+    public uint SavedUid { get; init; }
+
+    public uint FsUid { get; init; }
+
+    public uint Gid { get; init; }
+
+    public uint EffectiveGid { get; init; }
+
+    public uint SavedGid { get; init; }
+
+    public uint FsGid { get; init; }
+
+    public IReadOnlyList<uint> Groups { get; init; } = [];
+
+    /// <summary>Capability sets as bit masks (bit n: capability n, as in /proc/&lt;pid&gt;/status).</summary>
+    public ulong CapInheritable { get; init; }
+
+    public ulong CapPermitted { get; init; }
+
+    public ulong CapEffective { get; init; }
+
+    public ulong CapBounding { get; init; }
+
+    public ulong CapAmbient { get; init; }
+
+    /// <summary>null: the image does not record it (CRIU before 4.0).</summary>
+    public bool? NoNewPrivileges { get; init; }
+
+    /// <summary>disabled, strict or filter (SECCOMP_MODE_*).</summary>
+    public string SeccompMode { get; init; } = "disabled";
+
+    public override string ToString() => Tid == Pid ? $"pid {Pid} ({Command})" : $"thread {Tid} of pid {Pid} ({Command})";
 }
 
 /// <summary>What the runtime records once it restored a prepared checkpoint (the restored process runs again at <see cref="RestoredAtUnixNanos"/>).</summary>
@@ -51,4 +105,5 @@ public sealed record RestoredRecord
     DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
 [JsonSerializable(typeof(PreparedCheckpoint))]
 [JsonSerializable(typeof(RestoredRecord))]
+[JsonSerializable(typeof(CheckpointedThread))]
 public sealed partial class RuntimeContractJson : JsonSerializerContext;

@@ -2,8 +2,12 @@ using System.Text.Json;
 
 namespace PodMigrate.Runtime;
 
-/// <summary>What the runtime reads of a bundle's config.json: annotations, mount destinations, the root path. Nothing is written back.</summary>
-internal sealed record OciSpec(IReadOnlyDictionary<string, string> Annotations, IReadOnlyList<string> MountDestinations, string RootPath)
+/// <summary>
+/// What the runtime reads of a bundle's config.json: annotations, mount destinations, the root path, and what the process
+/// may hold (user, capabilities, no_new_privs, seccomp). Nothing is written back.
+/// </summary>
+internal sealed record OciSpec(IReadOnlyDictionary<string, string> Annotations, IReadOnlyList<string> MountDestinations, string RootPath,
+    OciProcessGrant Grant)
 {
     public const string ConfigFile = "config.json";
 
@@ -35,7 +39,7 @@ internal sealed record OciSpec(IReadOnlyDictionary<string, string> Annotations, 
         }
         var rootPath = root.TryGetProperty("root", out var r) && r.TryGetProperty("path", out var rp) && rp.ValueKind == JsonValueKind.String
             ? rp.GetString()! : "rootfs";
-        return new OciSpec(annotations, mounts, rootPath);
+        return new OciSpec(annotations, mounts, rootPath, OciProcessGrant.Parse(root));
     }
 
     public string? Annotation(string key) => Annotations.TryGetValue(key, out var v) ? v : null;

@@ -88,6 +88,11 @@ internal sealed class Restorer(Runc runc, RuncCommandLine line, RuntimeLog log, 
         {
             throw new RuntimeException($"podmigrate: refusing to restore checkpoint {id}: the checkpointed process had a mount at {string.Join(", ", missing)}, which the new container's spec lacks");
         }
+        var excess = CredentialCheck.Excess(seal.Threads, spec.Grant);
+        if (excess.Count > 0)
+        {
+            throw new RuntimeException($"podmigrate: refusing to restore checkpoint {id}: the restored process would hold more than the new container's spec grants: {string.Join(" | ", excess)}");
+        }
         var images = Path.Combine(dir, PreparedLayout.ImagesDirectory);
         if (!Directory.Exists(images))
         {

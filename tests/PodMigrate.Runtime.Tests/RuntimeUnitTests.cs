@@ -31,7 +31,7 @@ public sealed class RuncCommandLineTests
 [Trait("Category", "Unit")]
 public sealed class CreateActionTests
 {
-    private static OciSpec Spec(Dictionary<string, string> annotations) => new(annotations, ["/proc", "/data/"], "rootfs");
+    private static OciSpec Spec(Dictionary<string, string> annotations) => new(annotations, ["/proc", "/data/"], "rootfs", CredentialCheckTests.Grant("{}"));
 
     private static Dictionary<string, string> Container(string? restartCount = "0") => new()
     {

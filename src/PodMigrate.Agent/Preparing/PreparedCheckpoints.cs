@@ -96,6 +96,8 @@ internal sealed class PreparedCheckpoints(
             var unpackStarted = time.GetTimestamp();
             var bytes = RefuseSpecialEntries(extract, id);
             var mounts = MountDestinations(Path.Combine(extract, CheckpointLayout.SpecDumpFile), id);
+            // What CRIU will give back to each thread: the runtime refuses more than the clone's spec grants.
+            var threads = CheckpointedCredentials.Read(Path.Combine(extract, CheckpointLayout.CheckpointDirectory));
             await MoveConsumedFilesAsync(extract, directory, id, deadline.Token);
             Directory.Delete(extract, recursive: true);
             timings.Add(Timing(Phase.Unpack, time.GetElapsedTime(unpackStarted)));
@@ -109,6 +111,7 @@ internal sealed class PreparedCheckpoints(
                 ContainerName = request.Container.Length > 0 ? request.Container : stored.Manifest.Container?.Name
                     ?? throw PodMigrateException.InvalidArgument($"checkpoint {id} does not name its container: give the container"),
                 MountDestinations = mounts,
+                Threads = threads,
                 ArchiveSha256 = stored.Manifest.ArchiveSha256,
                 PreparedAt = time.GetUtcNow(),
             };

@@ -80,6 +80,12 @@ internal sealed class GzipDecompressStream : Stream
         }
 
         _ended = true;
+        if (_source.TotalRead == 0)
+        {
+            // GZipStream writes nothing at all for an empty input (DeflateStream finishes only a stream it was given
+            // bytes for), so nothing is the empty payload. An archive cut to nothing still fails its digest and its tar.
+            return 0;
+        }
         if (_source.TotalRead < 18)
         {
             throw new InvalidDataException("gzip stream is truncated: shorter than a gzip header and trailer");

@@ -55,6 +55,8 @@ public sealed class PodSpec
 
     public List<Volume>? Volumes { get; set; }
 
+    public PodSecurityContext? SecurityContext { get; set; }
+
     [JsonExtensionData]
     public Dictionary<string, JsonElement>? ExtensionData { get; set; }
 }
@@ -117,6 +119,8 @@ public sealed class Container
     public bool? Tty { get; set; }
 
     public Probe? ReadinessProbe { get; set; }
+
+    public SecurityContext? SecurityContext { get; set; }
 
     [JsonExtensionData]
     public Dictionary<string, JsonElement>? ExtensionData { get; set; }

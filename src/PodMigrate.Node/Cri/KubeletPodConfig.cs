@@ -89,7 +89,12 @@ public static class KubeletPodConfig
             Linux = new LinuxPodSandboxConfig
             {
                 CgroupParent = PodCgroupParent(cgroupRoot, uid),
-                SecurityContext = new LinuxSandboxSecurityContext { NamespaceOptions = NamespaceOptions(pod) },
+                SecurityContext = new LinuxSandboxSecurityContext
+                {
+                    NamespaceOptions = NamespaceOptions(pod),
+                    // containerd refuses a privileged container in a sandbox that is not privileged (kubelet: any container).
+                    Privileged = pod.Spec.Containers.Any(c => c.SecurityContext?.Privileged == true),
+                },
             },
         };
         if (pod.Metadata.Labels is { } labels)
@@ -138,16 +143,14 @@ public static class KubeletPodConfig
             {
                 // BestEffort: the minimum cpu shares and the most killable OOM score.
                 Resources = new LinuxContainerResources { CpuShares = 2, CpuPeriod = 100_000, OomScoreAdj = 1000 },
-                SecurityContext = new LinuxContainerSecurityContext { NamespaceOptions = NamespaceOptions(pod) },
+                SecurityContext = ContainerSecurityContext(pod, container),
             },
         };
-        config.Linux.SecurityContext.MaskedPaths.AddRange(MaskedPaths);
-        config.Linux.SecurityContext.ReadonlyPaths.AddRange(ReadonlyPaths);
         config.Command.AddRange((container.Command ?? []).Select(s => Expand(s, env)));
         config.Args.AddRange((container.Args ?? []).Select(s => Expand(s, env)));
         foreach (var (key, value) in env)
         {
-            config.Envs.Add(new Runtime.V1.KeyValue { Key = key, Value = Google.Protobuf.ByteString.CopyFromUtf8(value) });
+            config.Envs.Add(new global::Runtime.V1.KeyValue { Key = key, Value = Google.Protobuf.ByteString.CopyFromUtf8(value) });
         }
         config.Labels[KubeletLabels.PodName] = pod.Metadata.Name ?? "";
         config.Labels[KubeletLabels.PodNamespace] = ns;
@@ -168,6 +171,60 @@ public static class KubeletPodConfig
         }
         return config;
     }
+
+    /// <summary>
+    /// The container's effective security context, as kubelet's determineEffectiveSecurityContext builds it: the
+    /// container's fields over the pod's, capabilities passed by name, no_new_privs when allowPrivilegeEscalation is
+    /// false, seccomp Unconfined unless a profile is given. (runAsNonRoot against the image's user is not checked here.)
+    /// </summary>
+    public static LinuxContainerSecurityContext ContainerSecurityContext(Pod pod, KubeContainer container)
+    {
+        ArgumentNullException.ThrowIfNull(pod);
+        ArgumentNullException.ThrowIfNull(container);
+        var podContext = pod.Spec.SecurityContext;
+        var own = container.SecurityContext;
+        var context = new LinuxContainerSecurityContext
+        {
+            NamespaceOptions = NamespaceOptions(pod),
+            Privileged = own?.Privileged ?? false,
+            ReadonlyRootfs = own?.ReadOnlyRootFilesystem ?? false,
+            NoNewPrivs = own?.AllowPrivilegeEscalation == false,
+            Seccomp = SecurityProfile(own?.SeccompProfile ?? podContext?.SeccompProfile),
+        };
+        if ((own?.RunAsUser ?? podContext?.RunAsUser) is { } user)
+        {
+            context.RunAsUser = new Int64Value { Value = user };
+        }
+        if ((own?.RunAsGroup ?? podContext?.RunAsGroup) is { } group)
+        {
+            context.RunAsGroup = new Int64Value { Value = group };
+        }
+        context.SupplementalGroups.AddRange(podContext?.SupplementalGroups ?? []);
+        if (own?.Capabilities is { } capabilities)
+        {
+            context.Capabilities = new Capability();
+            context.Capabilities.AddCapabilities.AddRange(capabilities.Add ?? []);
+            context.Capabilities.DropCapabilities.AddRange(capabilities.Drop ?? []);
+        }
+        if (!context.Privileged)
+        {
+            context.MaskedPaths.AddRange(MaskedPaths);
+            context.ReadonlyPaths.AddRange(ReadonlyPaths);
+        }
+        return context;
+    }
+
+    private static global::Runtime.V1.SecurityProfile SecurityProfile(SeccompProfile? profile) => profile?.Type switch
+    {
+        Kube.Models.SeccompProfile.RuntimeDefault => new() { ProfileType = global::Runtime.V1.SecurityProfile.Types.ProfileType.RuntimeDefault },
+        Kube.Models.SeccompProfile.Localhost => new()
+        {
+            ProfileType = global::Runtime.V1.SecurityProfile.Types.ProfileType.Localhost,
+            LocalhostRef = profile.LocalhostProfile ?? throw PodMigrateException.InvalidArgument("seccompProfile Localhost needs localhostProfile"),
+        },
+        null or "" or Kube.Models.SeccompProfile.Unconfined => new() { ProfileType = global::Runtime.V1.SecurityProfile.Types.ProfileType.Unconfined },
+        var other => throw PodMigrateException.InvalidArgument($"seccompProfile type '{other}' is not RuntimeDefault, Unconfined or Localhost"),
+    };
 
     /// <summary>kubelet's container hash: FNV-32a over the container's JSON, in hex.</summary>
     public static string Hash(KubeContainer container)
@@ -194,11 +251,11 @@ public static class KubeletPodConfig
         Ipc = NamespaceMode.Pod,
     };
 
-    private static Runtime.V1.Protocol ProtocolOf(ContainerPort port) => port.Protocol?.ToUpperInvariant() switch
+    private static global::Runtime.V1.Protocol ProtocolOf(ContainerPort port) => port.Protocol?.ToUpperInvariant() switch
     {
-        null or "" or "TCP" => Runtime.V1.Protocol.Tcp,
-        "UDP" => Runtime.V1.Protocol.Udp,
-        "SCTP" => Runtime.V1.Protocol.Sctp,
+        null or "" or "TCP" => global::Runtime.V1.Protocol.Tcp,
+        "UDP" => global::Runtime.V1.Protocol.Udp,
+        "SCTP" => global::Runtime.V1.Protocol.Sctp,
         var other => throw PodMigrateException.InvalidArgument($"port {port.Port}: unknown protocol {other}"),
     };
 

@@ -7,6 +7,7 @@ using PodMigrate.Integration.Tests.Cluster;
 using PodMigrate.Kube.Models;
 using PodMigrate.Node.Containerd;
 using PodMigrate.Node.Cri;
+using PodMigrate.Agent.Preparing;
 using PodMigrate.Runtime.Contract;
 using PodMigrate.TestKit.Cluster;
 
@@ -169,13 +170,79 @@ public sealed partial class RestoreRuntimeTests(LocalCluster cluster)
         await ShouldNotRunAsync(NodeB, clone, cts.Token);
     }
 
+    [Fact(Timeout = 240_000)]
+    public async Task The_restored_process_has_the_target_pods_user_capabilities_no_new_privs_and_seccomp()
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(220));
+        using var scratch = new ScratchDirectory();
+        var (images, checkpointed) = await CheckpointCounterAsync(NodeB, scratch.Path, cts.Token, Restricted);
+        var thread = CheckpointedCredentials.Read(images).ShouldHaveSingleItem("the counter is one thread");
+        (thread.Uid, thread.EffectiveUid, thread.Gid, thread.CapBounding, thread.CapEffective, thread.NoNewPrivileges, thread.SeccompMode)
+            .ShouldBe((1000u, 1000u, 3000u, NetBindService, 0UL, (bool?)true, "filter"), "the images record what the source ran with");
+
+        var clone = Clone("rc-restricted");
+        Restricted(clone.Template);
+        var id = NewCheckpointId();
+        Prepare(NodeB, id, clone, images);
+        await using var _ = await RunAsync(NodeB, clone.Pod(id), cts.Token);
+
+        (await WaitForCountAboveAsync(NodeB, clone.Pod(id), checkpointed - 1, cts.Token)).ShouldBeGreaterThanOrEqualTo(checkpointed);
+        var status = await cluster.Runner(NodeB).ExecAsync(TestPods.Namespace, clone.Name, "counter", ["cat", "/proc/1/status"], TimeSpan.FromSeconds(10), cts.Token);
+        var fields = status.Stdout.Split('\n').Select(l => l.Split(':', 2)).Where(p => p.Length == 2)
+            .ToDictionary(p => p[0], p => string.Join(' ', p[1].Split((char[])['\t', ' '], StringSplitOptions.RemoveEmptyEntries)));
+        fields["Name"].ShouldBe("counter", "pid 1 of the clone is the restored counter");
+        fields["Uid"].ShouldBe("1000 1000 1000 1000");
+        fields["Gid"].ShouldBe("3000 3000 3000 3000");
+        fields["CapEff"].ShouldBe("0000000000000000");
+        fields["CapPrm"].ShouldBe("0000000000000000");
+        fields["CapBnd"].ShouldBe(NetBindService.ToString("x16", CultureInfo.InvariantCulture));
+        fields["NoNewPrivs"].ShouldBe("1");
+        fields["Seccomp"].ShouldBe("2");
+    }
+
+    [Fact(Timeout = 240_000)]
+    public async Task A_root_checkpoint_is_refused_into_a_clone_whose_spec_drops_its_capabilities_and_user_and_nothing_runs()
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(220));
+        using var scratch = new ScratchDirectory();
+        var (images, _) = await CheckpointCounterAsync(NodeB, scratch.Path, cts.Token);
+        var clone = Clone("rc-escape");
+        Restricted(clone.Template);
+        var id = NewCheckpointId();
+        var prepared = Prepare(NodeB, id, clone, images);
+
+        var error = await Should.ThrowAsync<PodMigrateException>(() => cluster.Runner(NodeB).RunAsync(clone.Pod(id), cts.Token));
+
+        error.Message.ShouldContain($"refusing to restore checkpoint {id}: the restored process would hold more than the new container's spec grants");
+        error.Message.ShouldContain("effective capabilities CAP_CHOWN");
+        error.Message.ShouldContain("uid 0 where the spec runs as 1000 without CAP_SETUID");
+        error.Message.ShouldContain("no_new_privs is off");
+        error.Message.ShouldContain("without a seccomp filter");
+        await ShouldNotRunAsync(NodeB, clone, cts.Token);
+        File.Exists(Path.Combine(prepared, PreparedLayout.SealFile)).ShouldBeTrue("a refused create leaves the staging to the agent");
+    }
+
+    private const ulong NetBindService = 1UL << 10;
+
+    /// <summary>runAsUser 1000, runAsGroup 3000, drop ALL, add NET_BIND_SERVICE, allowPrivilegeEscalation false, seccomp RuntimeDefault.</summary>
+    private static void Restricted(Pod pod)
+    {
+        pod.Spec.SecurityContext = new PodSecurityContext { RunAsUser = 1000, RunAsGroup = 3000, SeccompProfile = new SeccompProfile { Type = SeccompProfile.RuntimeDefault } };
+        pod.Spec.Containers[0].SecurityContext = new SecurityContext
+        {
+            AllowPrivilegeEscalation = false,
+            Capabilities = new Capabilities { Drop = ["ALL"], Add = ["NET_BIND_SERVICE"] },
+        };
+    }
+
     /// <summary>
     /// Runs a 20 ms counter on <paramref name="node"/> and checkpoints it with Tasks.Checkpoint into a fresh dir, leaving
     /// it running (with exit, containerd 1.7's CRI still saw the container running and would not remove it).
     /// </summary>
-    private async Task<(string Images, long Count)> CheckpointCounterAsync(string node, string scratch, CancellationToken cancellationToken)
+    private async Task<(string Images, long Count)> CheckpointCounterAsync(string node, string scratch, CancellationToken cancellationToken, Action<Pod>? configure = null)
     {
         var source = TestPods.Counter(cluster.Image("counter"), "rc-source", intervalMs: 20);
+        configure?.Invoke(source);
         await using var _ = await RunAsync(node, source, cancellationToken);
         var started = (await cluster.Runner(node).GetAsync(TestPods.Namespace, source.Metadata.Name!, cancellationToken))!;
         var count = await WaitForCountAboveAsync(node, source, 50, cancellationToken);
@@ -192,6 +259,10 @@ public sealed partial class RestoreRuntimeTests(LocalCluster cluster)
     /// </summary>
     private string Prepare(string node, string id, CloneSpec sealedFor, string? images, Action<TarWriter>? diff = null, IReadOnlyList<string>? mounts = null)
     {
+        // The agent reads what CRIU will restore from the images; without images, a root thread holding nothing.
+        IReadOnlyList<CheckpointedThread> threads = images is null
+            ? [new CheckpointedThread { Pid = 1, Tid = 1, Command = "counter" }]
+            : CheckpointedCredentials.Read(images);
         var dir = PreparedLayout.DirectoryOf(PreparedRoot(node), id);
         Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         var target = Path.Combine(dir, PreparedLayout.ImagesDirectory);
@@ -214,6 +285,7 @@ public sealed partial class RestoreRuntimeTests(LocalCluster cluster)
             PodUid = sealedFor.Uid,
             ContainerName = "counter",
             MountDestinations = mounts ?? ["/proc", "/dev", "/sys", "/dev/shm", "/etc/hosts", "/etc/resolv.conf", "/etc/hostname"],
+            Threads = threads,
             PreparedAt = DateTimeOffset.UtcNow,
         };
         File.WriteAllBytes(Path.Combine(dir, PreparedLayout.SealFile), JsonSerializer.SerializeToUtf8Bytes(seal, RuntimeContractJson.Default.PreparedCheckpoint));
@@ -238,6 +310,8 @@ public sealed partial class RestoreRuntimeTests(LocalCluster cluster)
     /// <summary>A clone pod: the runtime class and the restore annotation on a fresh counter pod (name and uid fixed).</summary>
     private sealed class CloneSpec(Pod template)
     {
+        public Pod Template => template;
+
         public string Name => template.Metadata.Name!;
 
         public string Uid => template.Metadata.Uid!;
