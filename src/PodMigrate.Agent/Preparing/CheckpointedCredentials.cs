@@ -63,7 +63,8 @@ internal static class CheckpointedCredentials
             CapEffective = Mask(creds.CapEff),
             CapBounding = Mask(creds.CapBnd),
             CapAmbient = Mask(creds.CapAmb),
-            NoNewPrivileges = creds.HasNoNewPrivs ? creds.NoNewPrivs != 0 : null,
+            // CRIU restores no_new_privs only when its image says 1: absent (older CRIU, or off) restores it off.
+            NoNewPrivileges = creds.NoNewPrivs != 0,
             SeccompMode = seccomp switch
             {
                 seccomp_mode.Strict => "strict",
