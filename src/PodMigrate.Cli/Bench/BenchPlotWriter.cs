@@ -57,7 +57,9 @@ internal static class BenchPlotWriter
         plot.Title($"Downtime versus memory size — {title}");
         plot.XLabel("memory of the workload (MiB)");
         plot.YLabel("downtime (s)");
-        plot.Axes.Margins(bottom: 0);
+        // From zero on both axes: the reader sees how much of the downtime is fixed and how it grows with memory.
+        var series = data.Downtime.Where(s => s.SizesMib.Count > 0).ToList();
+        plot.Axes.SetLimits(0, series.Max(s => s.SizesMib.Max()) * 1.08, 0, Math.Max(0.1, series.Max(s => s.Seconds.Max())) * 1.15);
         plot.ShowLegend(Alignment.UpperLeft);
         return plot;
     }
@@ -66,7 +68,9 @@ internal static class BenchPlotWriter
     {
         var plot = new Plot();
         var names = data.PhaseNames;
-        var colors = names.Select((_, i) => plot.Add.Palette.GetColor(i)).ToArray();
+        // Twenty colours: a move has up to a dozen phases, and ten (the default palette) would repeat.
+        var palette = new ScottPlot.Palettes.Category20();
+        var colors = names.Select((_, i) => palette.GetColor(i)).ToArray();
         var bars = new List<Bar>();
         var ticks = new List<Tick>();
         for (var i = 0; i < data.Phases.Count; i++)
