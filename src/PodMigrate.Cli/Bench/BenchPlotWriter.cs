@@ -58,8 +58,8 @@ internal static class BenchPlotWriter
         plot.XLabel("memory of the workload (MiB)");
         plot.YLabel("downtime (s)");
         // From zero on both axes: the reader sees how much of the downtime is fixed and how it grows with memory.
-        var series = data.Downtime.Where(s => s.SizesMib.Count > 0).ToList();
-        plot.Axes.SetLimits(0, series.Max(s => s.SizesMib.Max()) * 1.08, 0, Math.Max(0.1, series.Max(s => s.Seconds.Max())) * 1.15);
+        var drawn = data.Downtime.Where(s => s.SizesMib.Count > 0).ToList();
+        plot.Axes.SetLimits(0, drawn.Max(s => s.SizesMib.Max()) * 1.08, 0, Math.Max(0.1, drawn.Max(s => s.Seconds.Max())) * 1.15);
         plot.ShowLegend(Alignment.UpperLeft);
         return plot;
     }
