@@ -57,6 +57,8 @@ internal sealed class ObjectStore : IDisposable
     private readonly Queue<(long Rv, string Key, string Type, JsonObject? Old, JsonObject Object)> _history = new();
     private readonly List<Watcher> _watchers = [];
     private readonly List<ITimer> _cleanups = [];
+    /// <summary>Per namespace, the disruption controller's next recheck of its budgets: when a disruptedPods record expires.</summary>
+    private readonly Dictionary<string, (DateTimeOffset At, ITimer Timer)> _budgetRechecks = new(StringComparer.Ordinal);
     private readonly Dictionary<(string Group, string Version, string Plural), ResourceType> _types = [];
     private readonly ApiServerOptions _options;
     private long _resourceVersion;
@@ -475,14 +477,15 @@ internal sealed class ObjectStore : IDisposable
         }
     }
 
-    /// <summary>Stops the pending namespace clean-ups (the server is going away with its storage).</summary>
+    /// <summary>Stops the pending namespace clean-ups and budget rechecks (the server is going away with its storage).</summary>
     public void Dispose()
     {
         List<ITimer> cleanups;
         lock (_gate)
         {
-            cleanups = [.. _cleanups];
+            cleanups = [.. _cleanups, .. _budgetRechecks.Values.Select(r => r.Timer)];
             _cleanups.Clear();
+            _budgetRechecks.Clear();
         }
         foreach (var cleanup in cleanups)
         {
@@ -636,6 +639,7 @@ internal sealed class ObjectStore : IDisposable
             }
             var pods = Bucket(BuiltInTypes.Pods).Values.Where(p => Meta(p, "namespace") == ns).ToList();
             var now = _options.TimeProvider.GetUtcNow();
+            DateTimeOffset? recheck = null;
             foreach (var budget in budgets)
             {
                 var status = DisruptionBudgets.Status(budget, pods, now);
@@ -645,11 +649,55 @@ internal sealed class ObjectStore : IDisposable
                     updated["status"] = status;
                     Commit(BuiltInTypes.PodDisruptionBudgets, ns, Meta(budget, "name")!, "MODIFIED", budget, updated);
                 }
+                if (DisruptionBudgets.NextExpiry(status) is { } expiry && (recheck is null || expiry < recheck))
+                {
+                    recheck = expiry;
+                }
             }
+            ScheduleBudgetRecheck(ns, recheck, now);
         }
         finally
         {
             _syncingBudgets = false;
+        }
+    }
+
+    /// <summary>
+    /// As the disruption controller requeues a budget for when its oldest disruptedPods record expires
+    /// (DeletionTimeout after the eviction, if the pod was not deleted meanwhile): a timer that recomputes the namespace's
+    /// budgets then, so an eviction whose delete never came gives its disruption back without waiting for another change.
+    /// Called under the lock.
+    /// </summary>
+    private void ScheduleBudgetRecheck(string ns, DateTimeOffset? at, DateTimeOffset now)
+    {
+        if (_budgetRechecks.TryGetValue(ns, out var pending))
+        {
+            if (at is { } wanted && pending.At <= wanted)
+            {
+                return;
+            }
+            pending.Timer.Dispose();
+            _budgetRechecks.Remove(ns);
+        }
+        if (at is { } due)
+        {
+            // A tick past the expiry: Status keeps a record while record + DeletionTimeout > now.
+            var delay = due - now + TimeSpan.FromMilliseconds(1);
+            var timer = _options.TimeProvider.CreateTimer(_ => RecheckBudgets(ns, due), null, delay < TimeSpan.Zero ? TimeSpan.Zero : delay, Timeout.InfiniteTimeSpan);
+            _budgetRechecks[ns] = (due, timer);
+        }
+    }
+
+    private void RecheckBudgets(string ns, DateTimeOffset due)
+    {
+        lock (_gate)
+        {
+            if (_budgetRechecks.TryGetValue(ns, out var pending) && pending.At == due)
+            {
+                pending.Timer.Dispose();
+                _budgetRechecks.Remove(ns);
+                SyncBudgets(ns);
+            }
         }
     }
 

@@ -108,7 +108,8 @@ internal static class MigrationBenchReport
         }
     }
 
-    public static void WriteJson(MigrationBenchOptions options, IReadOnlyList<MigrationBenchRow> rows, IReadOnlyList<MigrationSample> samples, IReadOnlyList<RuntimeClassSample> runtimeClass, Stream output)
+    public static void WriteJson(MigrationBenchOptions options, IReadOnlyList<MigrationBenchRow> rows, IReadOnlyList<MigrationSample> samples, IReadOnlyList<RuntimeClassSample> runtimeClass,
+        IReadOnlyList<GuardMoveRow> guardRows, IReadOnlyList<GuardMoveFit> guardFits, Stream output)
     {
         using var json = new Utf8JsonWriter(output, new JsonWriterOptions { Indented = true });
         json.WriteStartObject();
@@ -161,6 +162,7 @@ internal static class MigrationBenchReport
         json.WriteEndArray();
         json.WriteNumber("samples", samples.Count);
         RuntimeClassReport.WriteJson(runtimeClass, json);
+        GuardFigures.WriteJson(guardRows, guardFits, json);
         json.WriteEndObject();
     }
 

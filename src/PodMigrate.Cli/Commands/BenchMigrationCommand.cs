@@ -46,9 +46,13 @@ internal static class BenchMigrationCommand
             DefaultValueFactory = _ => 4,
         };
         var jsonOut = new Option<string?>("--json-out") { Description = "Also write the JSON report to this file (for scripts that want the table and the data of one run)" };
+        var plots = new Option<string?>("--plots")
+        {
+            Description = $"Also write PNG plots into this directory: {BenchPlotWriter.DowntimeFile} (downtime versus memory size) and {BenchPlotWriter.PhasesFile} (the share of each phase of a move)",
+        };
         var output = CliCommon.OutputOption();
         var command = new Command("migration", "Checkpoint and restore a memhog pod with the agents and with raw CRIU + zstd, side by side; print phase times and ratios");
-        foreach (var option in new Option[] { sizes, codecs, methods, kubeconfig, from, to, image, disposition, repeat, targetState, workDir, pattern, prefault, jsonOut, output })
+        foreach (var option in new Option[] { sizes, codecs, methods, kubeconfig, from, to, image, disposition, repeat, targetState, workDir, pattern, prefault, jsonOut, plots, output })
         {
             command.Options.Add(option);
         }
@@ -111,15 +115,25 @@ internal static class BenchMigrationCommand
                 runtimeClassSamples = await new RuntimeClassBench(options, api, line => Console.Error.WriteLine(line)).RunAsync(cancellationToken);
             }
             var rows = MigrationBenchReport.Summarize(samples);
+            var guardRows = GuardFigures.Summarize(GuardFigures.Points(rows, runtimeClassSamples));
+            var guardFits = GuardFigures.Fit(guardRows);
             if (parse.GetValue(jsonOut) is { Length: > 0 } jsonPath)
             {
                 await using var file = File.Create(jsonPath);
-                MigrationBenchReport.WriteJson(options, rows, samples, runtimeClassSamples, file);
+                MigrationBenchReport.WriteJson(options, rows, samples, runtimeClassSamples, guardRows, guardFits, file);
+            }
+            if (parse.GetValue(plots) is { Length: > 0 } plotDirectory)
+            {
+                var title = string.Create(CultureInfo.InvariantCulture, $"{options.Pattern} memory, {options.From} → {options.To}, median of {options.Repeat}");
+                foreach (var path in BenchPlotWriter.Write(BenchPlotData.From(rows, runtimeClassSamples), plotDirectory, title))
+                {
+                    Console.Error.WriteLine($"plot: {path}");
+                }
             }
             if (json)
             {
                 using var stdout = Console.OpenStandardOutput();
-                MigrationBenchReport.WriteJson(options, rows, samples, runtimeClassSamples, stdout);
+                MigrationBenchReport.WriteJson(options, rows, samples, runtimeClassSamples, guardRows, guardFits, stdout);
                 stdout.WriteByte((byte)'\n');
             }
             else
@@ -130,6 +144,8 @@ internal static class BenchMigrationCommand
                     Console.Out.WriteLine();
                 }
                 RuntimeClassReport.WriteTables(runtimeClassSamples, Console.Out);
+                Console.Out.WriteLine();
+                GuardFigures.WriteTable(guardRows, guardFits, Console.Out);
             }
             return rows.All(r => r.DigestPass && r.FloorDigestPass) && runtimeClassSamples.All(s => s.DigestMatches && s.Floor.DigestMatches) ? ExitCodes.Ok : ExitCodes.DataLoss;
         }, cancellationToken));

@@ -48,6 +48,7 @@ internal static class ControllerCommand
         var metricsPort = new Option<int>("--metrics-port") { Description = "HTTP port for /metrics, /healthz and /readyz (0: none)" };
         var oomGuard = new Option<bool>("--oom-guard") { Description = "Run the OOM guard: move an opted-in pod (podmigrate.io/live-migrate: \"true\") off a node whose memory is forecast to run out first" };
         var oomGuardMargin = new Option<double>("--oom-guard-margin") { Description = "Start a move when the forecast is below the estimated move time times this", DefaultValueFactory = _ => 1.5 };
+        var oomGuardReserve = new Option<double>("--oom-guard-reserve") { Description = "Forecast to the node's capacity (or a container's limit) less this share of it, [0, 0.5)", DefaultValueFactory = _ => 0.05 };
         var oomGuardCooldown = new Option<string>("--oom-guard-cooldown") { Description = "No second guard migration of a pod within this (Go duration)", DefaultValueFactory = _ => "5m" };
         var oomGuardVerify = new Option<string?>("--oom-guard-verify-window") { Description = "verifyWindow of the guard's PodMigrations (default: the PodMigration default)" };
         var webhookPort = new Option<int>("--webhook-port") { Description = $"HTTPS port of the pods/eviction admission webhook (drain live-migrates opted-in pods; 0: not served; in deploy/: {EvictionWebhookOptions.DefaultPort})" };
@@ -56,7 +57,7 @@ internal static class ControllerCommand
         var command = new Command("controller", "Run the PodMigrate controller: PodMigrations and clone-of pods, until SIGTERM")
         {
             kubeconfig, ns, watchNamespace, leaderElect, identity, workers, agentNamespace, agentTlsSecret, agentTlsServerName, agentTlsDir, agentInsecure, agentStatic, metricsPort,
-            oomGuard, oomGuardMargin, oomGuardCooldown, oomGuardVerify,
+            oomGuard, oomGuardMargin, oomGuardReserve, oomGuardCooldown, oomGuardVerify,
             webhookPort, webhookTlsDir, webhookListen,
         };
         command.SetAction((parse, cancellationToken) => CliCommon.RunAsync(async () =>
@@ -90,6 +91,7 @@ internal static class ControllerCommand
                     ? new OomGuardSettings
                     {
                         Margin = parse.GetValue(oomGuardMargin),
+                        Reserve = parse.GetValue(oomGuardReserve),
                         Cooldown = KubeDuration.Parse(parse.GetValue(oomGuardCooldown)!, "--oom-guard-cooldown"),
                         VerifyWindow = parse.GetValue(oomGuardVerify),
                     }

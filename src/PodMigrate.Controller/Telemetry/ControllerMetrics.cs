@@ -18,7 +18,7 @@ internal static class ControllerMetrics
 
     private static readonly Gauge<double> GuardLevel = Meter.CreateGauge<double>("podmigrate_oom_guard_node_memory_bytes", "By", "The OOM guard's view of each node: the working set it forecasts from");
 
-    private static readonly Gauge<double> GuardCapacity = Meter.CreateGauge<double>("podmigrate_oom_guard_node_capacity_bytes", "By", "The node memory the OOM guard forecasts against (the node cgroup's limit, or the host's)");
+    private static readonly Gauge<double> GuardCapacity = Meter.CreateGauge<double>("podmigrate_oom_guard_node_capacity_bytes", "By", "The node memory the OOM guard forecasts against (the node cgroup's limit, or the host's, less the guard's reserve)");
 
     private static readonly Gauge<double> GuardGrowth = Meter.CreateGauge<double>("podmigrate_oom_guard_node_growth_bytes_per_second", description: "The fitted growth rate of a node's memory (0: not growing, within the noise)");
 
@@ -29,6 +29,10 @@ internal static class ControllerMetrics
     private static readonly Counter<long> GuardDecisions = Meter.CreateCounter<long>("podmigrate_oom_guard_decisions_total", description: "The OOM guard's decisions: migrate, cannot_move_in_time, no_target, near_own_limit");
 
     private static readonly Histogram<double> GuardLead = Meter.CreateHistogram<double>("podmigrate_oom_guard_lead_seconds", "s", "The forecast time to exhaustion when the guard started a migration");
+
+    private static readonly Counter<long> WebhookDecisions = Meter.CreateCounter<long>("podmigrate_eviction_webhook_decisions_total", description: "The eviction webhook's answers: allowed, denied_migrating, denied_migration_failed, started_migration, budget_refused (let through for the API server's budget check, or refused for the live migrations under the budget)");
+
+    public static void EvictionWebhookDecision(string decision) => WebhookDecisions.Add(1, new TagList { { "decision", decision } });
 
     public static void OomGuardForecast(string node, double level, long capacity, double bytesPerSecond, TimeSpan? timeToExhaustion)
     {

@@ -5,16 +5,26 @@ using PodMigrate.Kube.Models;
 namespace PodMigrate.Controller.Triggers;
 
 /// <summary>What the eviction webhook answers: let the eviction through, refuse it, or refuse it and start a migration.</summary>
-internal abstract record EvictionVerdict
+internal abstract record EvictionVerdict(string Outcome)
 {
-    /// <summary>Not ours to decide (the API server's own rules follow: the budget check, the graceful delete).</summary>
-    public sealed record Allow(string Why) : EvictionVerdict;
+    /// <summary>The outcomes, as the metric podmigrate_eviction_webhook_decisions_total counts them.</summary>
+    public const string Allowed = "allowed";
+    public const string DeniedMigrating = "denied_migrating";
+    public const string DeniedMigrationFailed = "denied_migration_failed";
+    public const string StartedMigration = "started_migration";
+    public const string BudgetRefused = "budget_refused";
+
+    /// <summary>
+    /// Not ours to decide (the API server's own rules follow: the budget check, the graceful delete);
+    /// <see cref="BudgetRefused"/> when it is let through only for the server's budget check to refuse it.
+    /// </summary>
+    public sealed record Allow(string Why, string Outcome = Allowed) : EvictionVerdict(Outcome);
 
     /// <summary>Refused with this Status (429 TooManyRequests: kubectl drain, the autoscaler and Karpenter retry).</summary>
-    public sealed record Deny(string Message) : EvictionVerdict;
+    public sealed record Deny(string Message, string Outcome) : EvictionVerdict(Outcome);
 
     /// <summary>Refused, and the pod is moved instead by a PodMigration of this name.</summary>
-    public sealed record Migrate(string MigrationName) : EvictionVerdict;
+    public sealed record Migrate(string MigrationName) : EvictionVerdict(StartedMigration);
 }
 
 /// <summary>A PodDisruptionBudget as the webhook reads it: whether it covers the pod and what its status allows.</summary>
@@ -52,7 +62,7 @@ internal static class EvictionDecision
         var ours = migrations.Where(m => m.Spec.PodName == name && (m.Status?.SourcePodUid is null || m.Status.SourcePodUid == pod.Metadata.Uid)).ToList();
         if (ours.FirstOrDefault(IsActive) is { } running)
         {
-            return new EvictionVerdict.Deny($"pod {pod.Key} is {BeingMigrated} (podmigration {running.Name}: {running.Status?.Phase ?? MigrationPhase.Pending})");
+            return new EvictionVerdict.Deny($"pod {pod.Key} is {BeingMigrated} (podmigration {running.Name}: {running.Status?.Phase ?? MigrationPhase.Pending})", EvictionVerdict.DeniedMigrating);
         }
         var migrationName = MigrationName(pod);
         if (ours.FirstOrDefault(m => m.Name == migrationName && m.Status?.Phase is MigrationPhase.Failed or MigrationPhase.RolledBack) is { } failed)
@@ -60,24 +70,24 @@ internal static class EvictionDecision
             // No second attempt on every retry of the drain: the pod stays where it is until someone decides.
             return new EvictionVerdict.Deny($"pod {pod.Key} was not evicted: its live migration (podmigration {failed.Name}) ended {failed.Status!.Phase}: "
                 + $"{failed.Status.Message ?? failed.Status.RollbackReason ?? "no reason given"}; it keeps running on node {pod.Spec.NodeName} "
-                + $"(delete the podmigration to try again, or remove the {TriggerLabels.LiveMigrate} label to let it be evicted)");
+                + $"(delete the podmigration to try again, or remove the {TriggerLabels.LiveMigrate} label to let it be evicted)", EvictionVerdict.DeniedMigrationFailed);
         }
         var covering = budgets.Where(b => b.Covers).ToList();
         if (covering.Count > 1)
         {
-            return new EvictionVerdict.Allow("more than one disruption budget covers the pod (the API server refuses the eviction)");
+            return new EvictionVerdict.Allow("more than one disruption budget covers the pod (the API server refuses the eviction)", EvictionVerdict.BudgetRefused);
         }
         if (covering is [var budget])
         {
             if (!budget.Observed || budget.DisruptionsAllowed <= 0)
             {
-                return new EvictionVerdict.Allow($"disruption budget {budget.Name} allows no disruption now (the API server answers 429)");
+                return new EvictionVerdict.Allow($"disruption budget {budget.Name} allows no disruption now (the API server answers 429)", EvictionVerdict.BudgetRefused);
             }
             var moving = migrations.Count(m => IsActive(m) && m.Spec.PodName != name && podsOfNamespace.Any(p => p.Metadata.Name == m.Spec.PodName && budget.Selects(p)));
             if (budget.DisruptionsAllowed - moving <= 0)
             {
                 return new EvictionVerdict.Deny($"Cannot evict pod as it would violate the pod's disruption budget. The disruption budget {budget.Name} "
-                    + $"allows {budget.DisruptionsAllowed} disruption(s) and {moving} live migration(s) of its pods are running");
+                    + $"allows {budget.DisruptionsAllowed} disruption(s) and {moving} live migration(s) of its pods are running", EvictionVerdict.BudgetRefused);
             }
         }
         return new EvictionVerdict.Migrate(migrationName);

@@ -9,6 +9,7 @@ using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Microsoft.Extensions.Logging;
 using PodMigrate.Controller.Migrations;
 using PodMigrate.Controller.Runtime;
+using PodMigrate.Controller.Telemetry;
 using PodMigrate.Core.Errors;
 using PodMigrate.Core.Tls;
 using PodMigrate.Kube.Client;
@@ -57,6 +58,7 @@ internal sealed partial class EvictionWebhook(IKubernetesApi api, EventRecorder 
         var request = review["request"] as JsonObject ?? throw PodMigrateException.InvalidArgument("the AdmissionReview has no request");
         var uid = request["uid"]?.GetValue<string>() ?? "";
         var verdict = await DecideAsync(request, cancellationToken);
+        ControllerMetrics.EvictionWebhookDecision(verdict.Outcome);
         var response = new JsonObject { ["uid"] = uid };
         switch (verdict)
         {

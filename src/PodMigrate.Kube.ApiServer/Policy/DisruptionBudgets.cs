@@ -77,6 +77,24 @@ internal static class DisruptionBudgets
     }
 
     /// <summary>
+    /// When the oldest record of a budget status's disruptedPods expires (its eviction + <see cref="DeletionTimeout"/>): the
+    /// disruption controller rechecks the budget then. Null without records.
+    /// </summary>
+    public static DateTimeOffset? NextExpiry(JsonObject? status)
+    {
+        DateTimeOffset? next = null;
+        foreach (var (_, at) in status?["disruptedPods"] as JsonObject ?? [])
+        {
+            if (DateTimeOffset.TryParse(at?.GetValue<string>(), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var when)
+                && (next is null || when + DeletionTimeout < next))
+            {
+                next = when + DeletionTimeout;
+            }
+        }
+        return next;
+    }
+
+    /// <summary>
     /// The eviction's budget check (checkAndDecrement): 429 when the controller has not seen the budget's spec yet or it
     /// allows no disruption; otherwise one fewer allowed and the pod recorded as disrupted. Returns the budget to write.
     /// </summary>

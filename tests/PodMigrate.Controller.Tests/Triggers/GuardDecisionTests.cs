@@ -8,7 +8,8 @@ public sealed class GuardDecisionTests
 {
     private const long Mi = 1024 * 1024;
     private static readonly DateTimeOffset T0 = new(2026, 12, 6, 12, 0, 0, TimeSpan.Zero);
-    private static readonly OomGuardSettings Settings = new();
+    // The arithmetic below forecasts to the capacity itself; the reserve has its own test.
+    private static readonly OomGuardSettings Settings = new() { Reserve = 0 };
 
     private static List<MemoryPoint> Series(double startMib, double mibPerSecond, int seconds = 10)
         => [.. Enumerable.Range(0, seconds + 1).Select(i => new MemoryPoint(T0.AddSeconds(i), (long)((startMib + mibPerSecond * i) * Mi)))];
@@ -33,6 +34,27 @@ public sealed class GuardDecisionTests
         migrate.Forecast.TotalSeconds.ShouldBe(16.8, 0.1);
         migrate.Estimate.TotalSeconds.ShouldBe(11.25, 0.01);
         migrate.Reason.ShouldContain("node-a runs out of memory in about 16.8s");
+    }
+
+    [Fact]
+    public void The_forecast_runs_to_the_capacity_less_the_reserve_so_a_move_starts_earlier()
+    {
+        // node-a: 250 MiB of 768, +5 MiB/s. The default 5 % reserve keeps 38 MiB below the capacity out of the forecast.
+        var withReserve = new OomGuardSettings();
+        withReserve.Reserve.ShouldBe(0.05);
+        var result = GuardDecision.Decide([Node("node-a", 200, 5), Node("node-b", 100, 0)], [Pod("grower", "node-a", 100, 5)], [], withReserve);
+        var forecast = result.Outlooks.Single(o => o.Node == "node-a").Forecast;
+        forecast.Capacity.ShouldBe(GuardDecision.Usable(768 * Mi, withReserve));
+        forecast.Capacity.ShouldBeLessThan(768 * Mi);
+        forecast.TimeToExhaustion!.Value.TotalSeconds.ShouldBe(((768 * 0.95) - 250) / 5.0, 0.2);
+
+        // 580 MiB growing 10 MiB/s: 18.8 s to the capacity, more than the trigger (the grower's 11.25 s x 1.5 = 16.9 s);
+        // 15 s to the capacity less the reserve (729.6 MiB): with the reserve the same node triggers from further away.
+        var farther = GuardDecision.Decide([Node("node-a", 480, 10), Node("node-b", 100, 0)], [Pod("grower", "node-a", 100, 10)], [], Settings);
+        farther.Actions.OfType<MigrateAction>().ShouldBeEmpty("without a reserve 18.8 s are left, more than 16.9 s");
+        GuardDecision.Decide([Node("node-a", 480, 10), Node("node-b", 100, 0)], [Pod("grower", "node-a", 100, 10)], [], withReserve)
+            .Actions.OfType<MigrateAction>().ShouldHaveSingleItem("with it 15 s are left: the move starts").Reason.ShouldContain("kept in reserve");
+        new OomGuardSettings { Reserve = 0.5 }.Validate().ShouldNotBeEmpty();
     }
 
     [Fact]

@@ -76,7 +76,7 @@ internal static class GuardDecision
             estimates[pod.Key] = estimate;
             if (pod.LimitBytes > 0)
             {
-                var own = GrowthForecast.Forecast(fit, pod.Points.Count == 0 ? 0 : pod.Points[^1].Bytes, pod.LimitBytes, rate > 0);
+                var own = GrowthForecast.Forecast(fit, pod.Points.Count == 0 ? 0 : pod.Points[^1].Bytes, Usable(pod.LimitBytes, settings), rate > 0);
                 var lead = estimate * settings.Margin;
                 if (own.TimeToExhaustion is { } ownTime && ownTime < lead && !pod.LimitAlerted)
                 {
@@ -94,7 +94,7 @@ internal static class GuardDecision
         foreach (var node in nodes)
         {
             var (fit, growing) = FitOf(node.Points, settings);
-            var forecast = GrowthForecast.Forecast(fit, node.Points.Count == 0 ? 0 : node.Points[^1].Bytes, node.Capacity, growing);
+            var forecast = GrowthForecast.Forecast(fit, node.Points.Count == 0 ? 0 : node.Points[^1].Bytes, Usable(node.Capacity, settings), growing);
             outlooks.Add(new NodeOutlook(node.Name, fit, forecast));
             views[node.Name] = (node, fit, forecast);
         }
@@ -115,7 +115,7 @@ internal static class GuardDecision
             // Pods whose move ends the danger (the node no longer grows, or not within the relief horizon) first, the
             // cheapest of them; then those that only buy time, the most time first.
             var candidates = movable
-                .Select(p => (Pod: p, Outlook: podOutlooks[p], After: TimeLeftWithout(forecast, podOutlooks[p].Level, podOutlooks[p].Rate, node.Capacity, settings)))
+                .Select(p => (Pod: p, Outlook: podOutlooks[p], After: TimeLeftWithout(forecast, podOutlooks[p].Level, podOutlooks[p].Rate, forecast.Capacity, settings)))
                 .Select(c => (c.Pod, c.Outlook, c.After, Relieves: c.After >= settings.ReliefHorizon.TotalSeconds))
                 .OrderByDescending(c => c.Relieves)
                 .ThenBy(c => c.Relieves ? c.Outlook.Estimate.TotalSeconds : -c.After)
@@ -144,7 +144,7 @@ internal static class GuardDecision
                 {
                     var worst = candidates.OrderByDescending(c => c.Outlook.Rate).First();
                     actions.Add(new CannotMoveInTimeAction(node.Name, worst.Pod, time, worst.Outlook.Estimate, Invariant(
-                        $"node {node.Name} runs out of memory in about {Seconds(time)} ({Mib(forecast.Level)} of {Mib(node.Capacity)}, growing {Mib(forecast.BytesPerSecond)}/s); moving {worst.Pod.Key} ({Mib(worst.Outlook.Level)}) takes about {Seconds(worst.Outlook.Estimate)}: cannot move in time, no migration started")));
+                        $"node {node.Name} runs out of memory in about {Seconds(time)} ({Mib(forecast.Level)} of {Mib(node.Capacity)}, {Mib(node.Capacity - forecast.Capacity)} kept in reserve, growing {Mib(forecast.BytesPerSecond)}/s); moving {worst.Pod.Key} ({Mib(worst.Outlook.Level)}) takes about {Seconds(worst.Outlook.Estimate)}: cannot move in time, no migration started")));
                 }
                 continue;
             }
@@ -160,10 +160,13 @@ internal static class GuardDecision
                 continue;
             }
             actions.Add(new MigrateAction(node.Name, chosen.Pod, target.Node, time, chosen.Outlook.Estimate, (long)chosen.Outlook.Level, Invariant(
-                $"node {node.Name} runs out of memory in about {Seconds(time)} ({Mib(forecast.Level)} of {Mib(node.Capacity)}, growing {Mib(forecast.BytesPerSecond)}/s); moving {chosen.Pod.Key} ({Mib(chosen.Outlook.Level)}, growing {Mib(chosen.Outlook.Rate)}/s) takes about {Seconds(chosen.Outlook.Estimate)}: to {target.Node} ({Mib(target.Room)} free)")));
+                $"node {node.Name} runs out of memory in about {Seconds(time)} ({Mib(forecast.Level)} of {Mib(node.Capacity)}, {Mib(node.Capacity - forecast.Capacity)} kept in reserve, growing {Mib(forecast.BytesPerSecond)}/s); moving {chosen.Pod.Key} ({Mib(chosen.Outlook.Level)}, growing {Mib(chosen.Outlook.Rate)}/s) takes about {Seconds(chosen.Outlook.Estimate)}: to {target.Node} ({Mib(target.Room)} free)")));
         }
         return new GuardDecisionResult(outlooks, actions, estimates);
     }
+
+    /// <summary>What the forecast runs against: the capacity less the reserve (<see cref="OomGuardSettings.Reserve"/>).</summary>
+    internal static long Usable(long capacity, OomGuardSettings settings) => capacity - (long)(capacity * settings.Reserve);
 
     private static bool Growing(GrowthFit fit, OomGuardSettings settings)
         => fit.IsGrowing(settings.MinimumSamples, settings.MinimumSpan, settings.MinimumGrowth, settings.TStatistic);

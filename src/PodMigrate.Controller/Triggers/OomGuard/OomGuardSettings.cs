@@ -30,6 +30,13 @@ public sealed class OomGuardSettings
     /// <summary>Growth counts only when its rate is this many standard errors above zero (noise is not growth).</summary>
     public double TStatistic { get; set; } = 3;
 
+    /// <summary>
+    /// The forecast is the time until the memory reaches its capacity (or a container's limit) less this share of it, not
+    /// the capacity itself: the kernel reclaims and stalls before the last page, and a node at 100 % is already in trouble
+    /// (the kubelet's own hard eviction threshold keeps 100Mi free by default).
+    /// </summary>
+    public double Reserve { get; set; } = 0.05;
+
     /// <summary>A move starts when the forecast is shorter than the estimated move time times this.</summary>
     public double Margin { get; set; } = 1.5;
 
@@ -76,6 +83,10 @@ public sealed class OomGuardSettings
         if (Margin < 1 || Hysteresis < 1)
         {
             yield return "the OOM guard's margin and hysteresis must be at least 1";
+        }
+        if (Reserve is < 0 or >= 0.5)
+        {
+            yield return "the OOM guard's reserve must be within [0, 0.5)";
         }
         if (TargetHeadroom is < 0 or >= 1)
         {
