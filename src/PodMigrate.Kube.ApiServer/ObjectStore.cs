@@ -1,73 +1,38 @@
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text.Json.Nodes;
-using System.Threading.Channels;
 using PodMigrate.Core.Errors;
 using PodMigrate.Kube.ApiServer.Policy;
+using PodMigrate.Kube.ApiServer.Storage;
+using PodMigrate.Kube.ApiServer.Strategies;
 
 namespace PodMigrate.Kube.ApiServer;
 
-/// <summary>One change as a watcher sees it.</summary>
-internal readonly record struct StoredEvent(long ResourceVersion, string Type, JsonObject Object);
-
-/// <summary>A watch stream: the events of one resource that pass its namespace and selectors.</summary>
-internal sealed class Watcher(string storageKey, string? ns, Selector labels, Selector fields)
-{
-    public string StorageKey { get; } = storageKey;
-
-    public Channel<StoredEvent> Events { get; } = Channel.CreateUnbounded<StoredEvent>(new UnboundedChannelOptions { SingleReader = true });
-
-    public bool InScope(JsonObject obj) => ns is null || Meta(obj, "namespace") == ns;
-
-    public bool Matches(JsonObject obj) => InScope(obj) && labels.Matches(obj) && fields.Matches(obj);
-
-    /// <summary>A change seen through the selectors: an object that enters them is ADDED, one that leaves them DELETED.</summary>
-    public void Offer(long rv, string type, JsonObject? old, JsonObject current)
-    {
-        var was = old is not null && Matches(old);
-        var now = Matches(current);
-        var seen = type switch
-        {
-            "MODIFIED" when was && now => "MODIFIED",
-            "MODIFIED" when now => "ADDED",
-            "MODIFIED" when was => "DELETED",
-            "ADDED" or "DELETED" when now => type,
-            _ => null,
-        };
-        if (seen is not null)
-        {
-            Events.Writer.TryWrite(new StoredEvent(rv, seen, current));
-        }
-    }
-
-    private static string? Meta(JsonObject obj, string field) => obj["metadata"]?[field]?.GetValue<string>();
-}
-
 /// <summary>
-/// The API server's storage: every object as JSON (so fields this server does not know survive), one global
-/// resourceVersion counter, a bounded history of changes for watches, and the set of served resource types
-/// (built-ins plus those of the CustomResourceDefinitions stored). One lock guards it all: correctness over throughput.
+/// The API server's registry, as kube-apiserver's generic registry store: the REST verbs over the
+/// <see cref="VersionedStorage"/>, with the rules every kind shares (name or generateName, namespace, uid and timestamps,
+/// resourceVersion preconditions, generation, finalizers and graceful deletion) and each kind's own from its
+/// <see cref="IResourceStrategy"/>. Beside the verbs, the pods' binding and eviction subresources, and what a cluster's
+/// controllers would do at once: the served types follow the CustomResourceDefinitions (their objects go with them), a
+/// deleted namespace terminates and then its content goes, and the disruption budgets' status follows their pods.
+/// One lock guards it all, storage and watches included: correctness over throughput.
 /// </summary>
 internal sealed class ObjectStore : IDisposable
 {
     private const string GenerateNameChars = "bcdfghjklmnpqrstvwxz2456789";
 
     private readonly Lock _gate = new();
-    private readonly Dictionary<string, SortedDictionary<string, JsonObject>> _objects = new(StringComparer.Ordinal);
-    private readonly Queue<(long Rv, string Key, string Type, JsonObject? Old, JsonObject Object)> _history = new();
-    private readonly List<Watcher> _watchers = [];
+    private readonly VersionedStorage _storage;
     private readonly List<ITimer> _cleanups = [];
     /// <summary>Per namespace, the disruption controller's next recheck of its budgets: when a disruptedPods record expires.</summary>
     private readonly Dictionary<string, (DateTimeOffset At, ITimer Timer)> _budgetRechecks = new(StringComparer.Ordinal);
     private readonly Dictionary<(string Group, string Version, string Plural), ResourceType> _types = [];
     private readonly ApiServerOptions _options;
-    private long _resourceVersion;
-    private long _compactedThrough;
-    private bool _syncingBudgets;
 
     public ObjectStore(ApiServerOptions options)
     {
         _options = options;
+        _storage = new VersionedStorage(options.WatchHistory);
         foreach (var type in BuiltInTypes.All)
         {
             _types[(type.Group, type.Version, type.Plural)] = type;
@@ -84,7 +49,7 @@ internal sealed class ObjectStore : IDisposable
         {
             lock (_gate)
             {
-                return _resourceVersion.ToString(CultureInfo.InvariantCulture);
+                return _storage.ResourceVersion;
             }
         }
     }
@@ -109,7 +74,7 @@ internal sealed class ObjectStore : IDisposable
     {
         lock (_gate)
         {
-            return (JsonObject)Find(type, ns, name).DeepClone();
+            return (JsonObject)_storage.Get(type, ns, name).DeepClone();
         }
     }
 
@@ -117,11 +82,11 @@ internal sealed class ObjectStore : IDisposable
     {
         lock (_gate)
         {
-            var items = Bucket(type).Values
-                .Where(o => (ns is null || Meta(o, "namespace") == ns) && labels.Matches(o) && fields.Matches(o))
+            var items = _storage.Objects(type, ns)
+                .Where(o => labels.Matches(o) && fields.Matches(o))
                 .Select(o => (JsonObject)o.DeepClone())
                 .ToList();
-            return (items, _resourceVersion.ToString(CultureInfo.InvariantCulture));
+            return (items, _storage.ResourceVersion);
         }
     }
 
@@ -145,7 +110,7 @@ internal sealed class ObjectStore : IDisposable
                     throw PodMigrateException.InvalidArgument("the namespace of the provided object does not match the namespace sent on the request");
                 }
                 metadata["namespace"] = ns;
-                if (!Bucket(BuiltInTypes.Namespaces).TryGetValue(Key(null, ns!), out var owner))
+                if (_storage.TryGet(BuiltInTypes.Namespaces, null, ns!) is not { } owner)
                 {
                     throw PodMigrateException.NotFound($"namespaces \"{ns}\" not found");
                 }
@@ -170,17 +135,21 @@ internal sealed class ObjectStore : IDisposable
                 name = prefix + RandomNumberGenerator.GetString(GenerateNameChars, 5);
                 metadata["name"] = name;
             }
-            var bucket = Bucket(type);
-            if (bucket.ContainsKey(Key(ns, name)))
+            if (_storage.TryGet(type, ns, name) is not null)
             {
                 throw new PodMigrateException(ErrorKind.AlreadyExists, $"{type.QualifiedName} \"{name}\" already exists");
             }
+            var now = _options.TimeProvider.GetUtcNow();
             metadata["uid"] = Guid.NewGuid().ToString();
-            metadata["creationTimestamp"] = Timestamp(_options.TimeProvider.GetUtcNow());
+            metadata["creationTimestamp"] = Timestamp(now);
             metadata["generation"] = 1;
             metadata.Remove("deletionTimestamp");
             metadata.Remove("deletionGracePeriodSeconds");
-            PrepareForCreate(type, obj);
+            ResourceStrategies.For(type).PrepareForCreate(obj, now);
+            if (type == BuiltInTypes.CustomResourceDefinitions)
+            {
+                Serve(BuiltInTypes.FromCrd(obj));
+            }
             Commit(type, ns, name, "ADDED", null, obj);
             return (JsonObject)obj.DeepClone();
         }
@@ -191,7 +160,7 @@ internal sealed class ObjectStore : IDisposable
     {
         lock (_gate)
         {
-            var current = Find(type, ns, name);
+            var current = _storage.Get(type, ns, name);
             return Write(type, ns, name, current, body, statusOnly);
         }
     }
@@ -201,7 +170,7 @@ internal sealed class ObjectStore : IDisposable
     {
         lock (_gate)
         {
-            var current = Find(type, ns, name);
+            var current = _storage.Get(type, ns, name);
             if (Patches.Apply(current, contentType, patch) is not JsonObject patched)
             {
                 throw PodMigrateException.InvalidArgument("the patch does not produce an object");
@@ -217,11 +186,12 @@ internal sealed class ObjectStore : IDisposable
         }
     }
 
+    /// <summary>POST pods/{name}/binding: sets the node of a pod that has none; the one write that may (it skips the pod strategy's checks).</summary>
     public JsonObject Bind(string ns, string name, JsonObject binding)
     {
         lock (_gate)
         {
-            var pod = Find(BuiltInTypes.Pods, ns, name);
+            var pod = _storage.Get(BuiltInTypes.Pods, ns, name);
             var node = binding["target"]?["name"]?.GetValue<string>();
             if (string.IsNullOrEmpty(node))
             {
@@ -233,21 +203,22 @@ internal sealed class ObjectStore : IDisposable
             }
             var updated = (JsonObject)pod.DeepClone();
             ((JsonObject)(updated["spec"] ??= new JsonObject()))["nodeName"] = node;
-            Write(BuiltInTypes.Pods, ns, name, pod, updated, statusOnly: false, allowNodeNameChange: true);
+            Write(BuiltInTypes.Pods, ns, name, pod, updated, statusOnly: false, validate: false);
             return new JsonObject { ["kind"] = "Status", ["apiVersion"] = "v1", ["metadata"] = new JsonObject(), ["status"] = "Success", ["code"] = 201 };
         }
     }
 
     /// <summary>
-    /// DELETE: gone at once, unless finalizers remain or a pod bound to a node has a grace period: then deletionTimestamp is
-    /// set and the object stays until the finalizers are removed or a delete with grace period 0 (the kubelet's) comes.
+    /// DELETE: gone at once, unless finalizers remain or the kind's strategy gives a grace period (a pod bound to a node):
+    /// then deletionTimestamp is set and the object stays until the finalizers are removed or a delete with grace period 0
+    /// (the kubelet's) comes. A namespace terminates instead (<see cref="TerminateNamespace"/>).
     /// Returns the object and whether it is gone.
     /// </summary>
     public (JsonObject Object, bool Gone) Delete(ResourceType type, string? ns, string name, JsonObject? options)
     {
         lock (_gate)
         {
-            var current = Find(type, ns, name);
+            var current = _storage.Get(type, ns, name);
             var preconditions = options?["preconditions"] as JsonObject;
             if (preconditions?["uid"]?.GetValue<string>() is { } uid && uid != Meta(current, "uid"))
             {
@@ -262,7 +233,7 @@ internal sealed class ObjectStore : IDisposable
                 return (TerminateNamespace(name, current), false);
             }
             var hasFinalizers = current["metadata"]?["finalizers"] is JsonArray { Count: > 0 };
-            var grace = GracePeriod(type, current, options);
+            var grace = ResourceStrategies.For(type).GracePeriod(current, options);
             if (hasFinalizers || grace > 0)
             {
                 var terminating = current["metadata"]?["deletionGracePeriodSeconds"].AsLong();
@@ -294,14 +265,14 @@ internal sealed class ObjectStore : IDisposable
     {
         lock (_gate)
         {
-            var pod = Find(BuiltInTypes.Pods, ns, name);
+            var pod = _storage.Get(BuiltInTypes.Pods, ns, name);
             var options = eviction["deleteOptions"] as JsonObject;
             var now = _options.TimeProvider.GetUtcNow();
             var phase = pod["status"]?["phase"]?.GetValue<string>();
             var ignoresBudgets = pod["metadata"]?["deletionTimestamp"] is not null || phase is "Succeeded" or "Failed" or "Pending";
             if (!ignoresBudgets)
             {
-                var budgets = Bucket(BuiltInTypes.PodDisruptionBudgets).Values.Where(b => DisruptionBudgets.Covers(b, pod)).ToList();
+                var budgets = _storage.Objects(BuiltInTypes.PodDisruptionBudgets).Where(b => DisruptionBudgets.Covers(b, pod)).ToList();
                 if (budgets.Count > 1)
                 {
                     throw ApiStatusException.Internal("This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.");
@@ -311,7 +282,7 @@ internal sealed class ObjectStore : IDisposable
                     var spent = DisruptionBudgets.CheckAndDecrement(budget, name, now);
                     Commit(BuiltInTypes.PodDisruptionBudgets, ns, Meta(budget, "name")!, "MODIFIED", budget, spent);
                 }
-                pod = Find(BuiltInTypes.Pods, ns, name);
+                pod = _storage.Get(BuiltInTypes.Pods, ns, name);
                 var marked = (JsonObject)pod.DeepClone();
                 var status = marked["status"] as JsonObject ?? (JsonObject)(marked["status"] = new JsonObject());
                 var conditions = status["conditions"] as JsonArray ?? (JsonArray)(status["conditions"] = new JsonArray());
@@ -341,31 +312,7 @@ internal sealed class ObjectStore : IDisposable
     {
         lock (_gate)
         {
-            var watcher = new Watcher(type.StorageKey, ns, labels, fields);
-            if (string.IsNullOrEmpty(resourceVersion) || resourceVersion == "0")
-            {
-                foreach (var obj in Bucket(type).Values.Where(watcher.Matches))
-                {
-                    watcher.Events.Writer.TryWrite(new StoredEvent(_resourceVersion, "ADDED", (JsonObject)obj.DeepClone()));
-                }
-            }
-            else
-            {
-                if (!long.TryParse(resourceVersion, NumberStyles.None, CultureInfo.InvariantCulture, out var from))
-                {
-                    throw PodMigrateException.InvalidArgument($"invalid resourceVersion \"{resourceVersion}\"");
-                }
-                if (from < _compactedThrough)
-                {
-                    return null;
-                }
-                foreach (var change in _history.Where(h => h.Rv > from && h.Key == type.StorageKey))
-                {
-                    watcher.Offer(change.Rv, change.Type, change.Old, change.Object);
-                }
-            }
-            _watchers.Add(watcher);
-            return watcher;
+            return _storage.Watch(type, ns, labels, fields, resourceVersion);
         }
     }
 
@@ -373,12 +320,34 @@ internal sealed class ObjectStore : IDisposable
     {
         lock (_gate)
         {
-            _watchers.Remove(watcher);
+            _storage.StopWatch(watcher);
         }
-        watcher.Events.Writer.TryComplete();
     }
 
-    private JsonObject Write(ResourceType type, string? ns, string name, JsonObject current, JsonObject body, bool statusOnly, bool allowNodeNameChange = false)
+    /// <summary>Stops the pending namespace clean-ups and budget rechecks (the server is going away with its storage).</summary>
+    public void Dispose()
+    {
+        List<ITimer> cleanups;
+        lock (_gate)
+        {
+            cleanups = [.. _cleanups, .. _budgetRechecks.Values.Select(r => r.Timer)];
+            _cleanups.Clear();
+            _budgetRechecks.Clear();
+        }
+        foreach (var cleanup in cleanups)
+        {
+            cleanup.Dispose();
+        }
+    }
+
+    /// <summary>RFC 3339 in UTC, seconds precision: what metav1.Time serializes to.</summary>
+    public static string Timestamp(DateTimeOffset time) => time.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
+
+    /// <summary>
+    /// The update path of PUT, PATCH and binding: resourceVersion precondition, the strategy's update (and, unless
+    /// <paramref name="validate"/> is false, its checks), metadata only the server sets, generation, no-op writes.
+    /// </summary>
+    private JsonObject Write(ResourceType type, string? ns, string name, JsonObject current, JsonObject body, bool statusOnly, bool validate = true)
     {
         var bodyRv = body["metadata"]?["resourceVersion"]?.GetValue<string>();
         if (!string.IsNullOrEmpty(bodyRv) && bodyRv != Meta(current, "resourceVersion"))
@@ -386,24 +355,11 @@ internal sealed class ObjectStore : IDisposable
             throw new PodMigrateException(ErrorKind.Aborted,
                 $"Operation cannot be fulfilled on {type.QualifiedName} \"{name}\": the object has been modified; please apply your changes to the latest version and try again");
         }
-        JsonObject updated;
-        if (statusOnly)
+        var strategy = ResourceStrategies.For(type);
+        var updated = strategy.PrepareForUpdate(body, current, statusOnly);
+        if (validate)
         {
-            updated = (JsonObject)current.DeepClone();
-            updated["status"] = body["status"]?.DeepClone();
-        }
-        else
-        {
-            updated = (JsonObject)body.DeepClone();
-            if (type.HasStatus)
-            {
-                updated["status"] = current["status"]?.DeepClone();
-            }
-            var spec = current["spec"]?["nodeName"]?.GetValue<string>();
-            if (type == BuiltInTypes.Pods && !allowNodeNameChange && spec is { Length: > 0 } && updated["spec"]?["nodeName"]?.GetValue<string>() != spec)
-            {
-                throw PodMigrateException.InvalidArgument($"Pod \"{name}\" is invalid: spec.nodeName: field is immutable once set");
-            }
+            strategy.ValidateUpdate(name, updated, current);
         }
         updated["apiVersion"] ??= current["apiVersion"]?.DeepClone();
         updated["kind"] = type.Kind;
@@ -422,7 +378,7 @@ internal sealed class ObjectStore : IDisposable
         {
             metadata["generation"] = (old["generation"].AsLong() ?? 1) + 1;
         }
-        if (metadata["deletionTimestamp"] is not null && metadata["finalizers"] is not JsonArray { Count: > 0 } && GracePeriod(type, updated, null) == 0)
+        if (metadata["deletionTimestamp"] is not null && metadata["finalizers"] is not JsonArray { Count: > 0 } && strategy.GracePeriod(updated, null) == 0)
         {
             // The last finalizer is gone from an object being deleted: it goes now.
             Remove(type, ns, name, updated);
@@ -432,17 +388,64 @@ internal sealed class ObjectStore : IDisposable
         return (JsonObject)updated.DeepClone();
     }
 
-    /// <summary>Seconds a deletion waits: only pods bound to a node wait (for their kubelet); everything else goes at once.</summary>
-    private static long GracePeriod(ResourceType type, JsonObject obj, JsonObject? options)
+    /// <summary>Removes an object, and with a namespace its content, with a CustomResourceDefinition its objects and types.</summary>
+    private void Remove(ResourceType type, string? ns, string name, JsonObject obj)
     {
-        if (type != BuiltInTypes.Pods || obj["spec"]?["nodeName"] is null)
+        if (type == BuiltInTypes.Namespaces)
         {
-            return 0;
+            foreach (var contentType in _types.Values.Where(t => t.Namespaced).DistinctBy(t => t.StorageKey).ToList())
+            {
+                foreach (var child in _storage.Objects(contentType, name))
+                {
+                    Remove(contentType, name, Meta(child, "name")!, child);
+                }
+            }
         }
-        return options?["gracePeriodSeconds"].AsLong()
-            ?? obj["metadata"]?["deletionGracePeriodSeconds"].AsLong()
-            ?? obj["spec"]?["terminationGracePeriodSeconds"].AsLong()
-            ?? 30;
+        else if (type == BuiltInTypes.CustomResourceDefinitions)
+        {
+            StopServing(obj);
+        }
+        Commit(type, ns, name, "DELETED", obj, (JsonObject)obj.DeepClone());
+    }
+
+    /// <summary>
+    /// Stores through <see cref="VersionedStorage.Commit"/>; a change to a pod or a budget then brings the namespace's
+    /// disruption budgets up to date (<see cref="SyncBudgets"/>).
+    /// </summary>
+    private void Commit(ResourceType type, string? ns, string name, string eventType, JsonObject? old, JsonObject obj)
+    {
+        _storage.Commit(type, ns, name, eventType, old, obj);
+        if (ns is not null && (type == BuiltInTypes.Pods || type == BuiltInTypes.PodDisruptionBudgets))
+        {
+            SyncBudgets(ns);
+        }
+    }
+
+    /// <summary>What the apiextensions controllers do when a CustomResourceDefinition is created: its versions are served.</summary>
+    private void Serve(IReadOnlyList<ResourceType> types)
+    {
+        foreach (var type in types)
+        {
+            _types[(type.Group, type.Version, type.Plural)] = type;
+        }
+    }
+
+    /// <summary>A CustomResourceDefinition goes: its objects go first, then its versions are no longer served.</summary>
+    private void StopServing(JsonObject crd)
+    {
+        var crdTypes = BuiltInTypes.FromCrd(crd);
+        if (crdTypes.Count == 0)
+        {
+            return;
+        }
+        foreach (var child in _storage.Objects(crdTypes[0]))
+        {
+            Remove(crdTypes[0], Meta(child, "namespace"), Meta(child, "name")!, child);
+        }
+        foreach (var crdType in crdTypes)
+        {
+            _types.Remove((crdType.Group, crdType.Version, crdType.Plural));
+        }
     }
 
     /// <summary>
@@ -470,196 +473,43 @@ internal sealed class ObjectStore : IDisposable
     {
         lock (_gate)
         {
-            if (Bucket(BuiltInTypes.Namespaces).TryGetValue(name, out var ns) && Meta(ns, "uid") == uid && ns["metadata"]?["deletionTimestamp"] is not null)
+            if (_storage.TryGet(BuiltInTypes.Namespaces, null, name) is { } ns && Meta(ns, "uid") == uid && ns["metadata"]?["deletionTimestamp"] is not null)
             {
                 Remove(BuiltInTypes.Namespaces, null, name, ns);
             }
         }
     }
 
-    /// <summary>Stops the pending namespace clean-ups and budget rechecks (the server is going away with its storage).</summary>
-    public void Dispose()
-    {
-        List<ITimer> cleanups;
-        lock (_gate)
-        {
-            cleanups = [.. _cleanups, .. _budgetRechecks.Values.Select(r => r.Timer)];
-            _cleanups.Clear();
-            _budgetRechecks.Clear();
-        }
-        foreach (var cleanup in cleanups)
-        {
-            cleanup.Dispose();
-        }
-    }
-
-    /// <summary>What the real server's storage writes on create by itself: status phases and defaults that printers show.</summary>
-    private void PrepareForCreate(ResourceType type, JsonObject obj)
-    {
-        if (type == BuiltInTypes.Pods)
-        {
-            obj["status"] = new JsonObject { ["phase"] = "Pending", ["qosClass"] = "BestEffort" };
-        }
-        else if (type == BuiltInTypes.Namespaces)
-        {
-            obj["status"] = new JsonObject { ["phase"] = "Active" };
-            // The label the real server's namespace defaulting sets: what namespaceSelectors (webhooks, policies) key on.
-            var labels = Metadata(obj)["labels"] as JsonObject ?? (JsonObject)(Metadata(obj)["labels"] = new JsonObject());
-            labels["kubernetes.io/metadata.name"] = Meta(obj, "name");
-        }
-        else if (type == BuiltInTypes.PersistentVolumes || type == BuiltInTypes.PersistentVolumeClaims)
-        {
-            // Pending until a binder (the PV controller, absent here) binds them.
-            obj["status"] = new JsonObject { ["phase"] = "Pending" };
-        }
-        else if (type == BuiltInTypes.Secrets)
-        {
-            obj["type"] ??= "Opaque";
-        }
-        else if (type == BuiltInTypes.Deployments || type == BuiltInTypes.DaemonSets)
-        {
-            // Written by their controllers only, never by a create. (A Node, unlike these, may be created with its status.)
-            obj.Remove("status");
-        }
-        else if (type == BuiltInTypes.CustomResourceDefinitions)
-        {
-            RegisterCrd(obj);
-        }
-        else if (type == BuiltInTypes.PodDisruptionBudgets)
-        {
-            // Written by the disruption controller (SyncBudgets, right after the create is committed).
-            obj.Remove("status");
-        }
-        else if (type.IsCustom && type.HasStatus)
-        {
-            obj.Remove("status");
-        }
-    }
-
-    private void RegisterCrd(JsonObject crd)
-    {
-        var types = BuiltInTypes.FromCrd(crd);
-        if (types.Count == 0)
-        {
-            throw PodMigrateException.InvalidArgument("CustomResourceDefinition is invalid: spec.group, spec.names.plural, spec.names.kind and a served version are required");
-        }
-        var expected = $"{types[0].Plural}.{types[0].Group}";
-        if (crd["metadata"]?["name"]?.GetValue<string>() != expected)
-        {
-            throw PodMigrateException.InvalidArgument($"CustomResourceDefinition is invalid: metadata.name: must be spec.names.plural+\".\"+spec.group ({expected})");
-        }
-        foreach (var type in types)
-        {
-            _types[(type.Group, type.Version, type.Plural)] = type;
-        }
-        var now = Timestamp(_options.TimeProvider.GetUtcNow());
-        crd["status"] = new JsonObject
-        {
-            ["acceptedNames"] = crd["spec"]!["names"]!.DeepClone(),
-            ["storedVersions"] = new JsonArray(types.Select(t => (JsonNode?)t.Version).ToArray()),
-            ["conditions"] = new JsonArray(
-                new JsonObject { ["type"] = "NamesAccepted", ["status"] = "True", ["reason"] = "NoConflicts", ["message"] = "no conflicts found", ["lastTransitionTime"] = now },
-                new JsonObject { ["type"] = "Established", ["status"] = "True", ["reason"] = "InitialNamesAccepted", ["message"] = "the initial names have been accepted", ["lastTransitionTime"] = now }),
-        };
-    }
-
-    private void Remove(ResourceType type, string? ns, string name, JsonObject obj)
-    {
-        if (type == BuiltInTypes.Namespaces)
-        {
-            foreach (var bucketType in _types.Values.Where(t => t.Namespaced).DistinctBy(t => t.StorageKey).ToList())
-            {
-                foreach (var (_, child) in Bucket(bucketType).Where(kv => Meta(kv.Value, "namespace") == name).ToList())
-                {
-                    Remove(bucketType, name, Meta(child, "name")!, child);
-                }
-            }
-        }
-        else if (type == BuiltInTypes.CustomResourceDefinitions)
-        {
-            var crdTypes = BuiltInTypes.FromCrd(obj);
-            if (crdTypes.Count > 0)
-            {
-                foreach (var (_, child) in Bucket(crdTypes[0]).ToList())
-                {
-                    Remove(crdTypes[0], Meta(child, "namespace"), Meta(child, "name")!, child);
-                }
-                foreach (var crdType in crdTypes)
-                {
-                    _types.Remove((crdType.Group, crdType.Version, crdType.Plural));
-                }
-            }
-        }
-        Commit(type, ns, name, "DELETED", obj, (JsonObject)obj.DeepClone());
-    }
-
-    /// <summary>Stores (or removes, for DELETED) under a new resourceVersion, records the change and tells the watchers.</summary>
-    private void Commit(ResourceType type, string? ns, string name, string eventType, JsonObject? old, JsonObject obj)
-    {
-        var rv = ++_resourceVersion;
-        Metadata(obj)["resourceVersion"] = rv.ToString(CultureInfo.InvariantCulture);
-        var bucket = Bucket(type);
-        if (eventType == "DELETED")
-        {
-            bucket.Remove(Key(ns, name));
-        }
-        else
-        {
-            bucket[Key(ns, name)] = obj;
-        }
-        var snapshot = (JsonObject)obj.DeepClone();
-        _history.Enqueue((rv, type.StorageKey, eventType, old, snapshot));
-        while (_history.Count > _options.WatchHistory)
-        {
-            _compactedThrough = _history.Dequeue().Rv;
-        }
-        foreach (var watcher in _watchers.Where(w => w.StorageKey == type.StorageKey))
-        {
-            watcher.Offer(rv, eventType, old, snapshot);
-        }
-        if (!_syncingBudgets && ns is not null && (type == BuiltInTypes.Pods || type == BuiltInTypes.PodDisruptionBudgets))
-        {
-            SyncBudgets(ns);
-        }
-    }
-
     /// <summary>
     /// The disruption controller's work, done at once on every change to a pod or a budget of the namespace: each budget's
-    /// status recomputed (<see cref="DisruptionBudgets.Status"/>) and written when it changed.
+    /// status recomputed (<see cref="DisruptionBudgets.Status"/>) and written when it changed (straight to the storage: a
+    /// budget's own status does not sync the budgets again).
     /// </summary>
     private void SyncBudgets(string ns)
     {
-        _syncingBudgets = true;
-        try
+        var budgets = _storage.Objects(BuiltInTypes.PodDisruptionBudgets, ns);
+        if (budgets.Count == 0)
         {
-            var budgets = Bucket(BuiltInTypes.PodDisruptionBudgets).Values.Where(b => Meta(b, "namespace") == ns).ToList();
-            if (budgets.Count == 0)
-            {
-                return;
-            }
-            var pods = Bucket(BuiltInTypes.Pods).Values.Where(p => Meta(p, "namespace") == ns).ToList();
-            var now = _options.TimeProvider.GetUtcNow();
-            DateTimeOffset? recheck = null;
-            foreach (var budget in budgets)
-            {
-                var status = DisruptionBudgets.Status(budget, pods, now);
-                if (!JsonNode.DeepEquals(status, budget["status"]))
-                {
-                    var updated = (JsonObject)budget.DeepClone();
-                    updated["status"] = status;
-                    Commit(BuiltInTypes.PodDisruptionBudgets, ns, Meta(budget, "name")!, "MODIFIED", budget, updated);
-                }
-                if (DisruptionBudgets.NextExpiry(status) is { } expiry && (recheck is null || expiry < recheck))
-                {
-                    recheck = expiry;
-                }
-            }
-            ScheduleBudgetRecheck(ns, recheck, now);
+            return;
         }
-        finally
+        var pods = _storage.Objects(BuiltInTypes.Pods, ns);
+        var now = _options.TimeProvider.GetUtcNow();
+        DateTimeOffset? recheck = null;
+        foreach (var budget in budgets)
         {
-            _syncingBudgets = false;
+            var status = DisruptionBudgets.Status(budget, pods, now);
+            if (!JsonNode.DeepEquals(status, budget["status"]))
+            {
+                var updated = (JsonObject)budget.DeepClone();
+                updated["status"] = status;
+                _storage.Commit(BuiltInTypes.PodDisruptionBudgets, ns, Meta(budget, "name")!, "MODIFIED", budget, updated);
+            }
+            if (DisruptionBudgets.NextExpiry(status) is { } expiry && (recheck is null || expiry < recheck))
+            {
+                recheck = expiry;
+            }
         }
+        ScheduleBudgetRecheck(ns, recheck, now);
     }
 
     /// <summary>
@@ -701,28 +551,8 @@ internal sealed class ObjectStore : IDisposable
         }
     }
 
-    private JsonObject Find(ResourceType type, string? ns, string name)
-        => Bucket(type).TryGetValue(Key(type.Namespaced ? ns : null, name), out var obj)
-            ? obj
-            : throw PodMigrateException.NotFound($"{type.QualifiedName} \"{name}\" not found");
-
-    private SortedDictionary<string, JsonObject> Bucket(ResourceType type)
-    {
-        if (!_objects.TryGetValue(type.StorageKey, out var bucket))
-        {
-            bucket = new SortedDictionary<string, JsonObject>(StringComparer.Ordinal);
-            _objects[type.StorageKey] = bucket;
-        }
-        return bucket;
-    }
-
-    private static string Key(string? ns, string name) => ns is null ? name : $"{ns}/{name}";
-
     private static JsonObject Metadata(JsonObject obj)
         => obj["metadata"] as JsonObject ?? (JsonObject)(obj["metadata"] = new JsonObject());
 
     private static string? Meta(JsonObject obj, string field) => obj["metadata"]?[field]?.GetValue<string>();
-
-    /// <summary>RFC 3339 in UTC, seconds precision: what metav1.Time serializes to.</summary>
-    public static string Timestamp(DateTimeOffset time) => time.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
 }

@@ -66,18 +66,24 @@ public sealed class KeyedBackoff(TimeSpan initial, TimeSpan max, TimeProvider ti
     public TimeSpan Get(string key) => _entries.TryGetValue(key, out var entry) ? entry.Delay : TimeSpan.Zero;
 
     /// <summary>Whether a retry after a failure at <paramref name="eventTime"/> must still wait.</summary>
-    public bool IsInBackOffSince(string key, DateTimeOffset eventTime)
+    public bool IsInBackOffSince(string key, DateTimeOffset eventTime) => IsInBackOffSince(key, eventTime, time.GetUtcNow());
+
+    /// <summary>Whether a retry at <paramref name="now"/> after a failure at <paramref name="eventTime"/> must still wait (reads only: for pure decisions).</summary>
+    public bool IsInBackOffSince(string key, DateTimeOffset eventTime, DateTimeOffset now)
     {
         if (!_entries.TryGetValue(key, out var entry) || HasExpired(eventTime, entry.LastUpdate))
         {
             return false;
         }
-        return time.GetUtcNow() - eventTime < entry.Delay;
+        return now - eventTime < entry.Delay;
     }
 
     /// <summary>Whether the last recorded failure of <paramref name="key"/> is more recent than its delay.</summary>
-    public bool IsInBackOffSinceUpdate(string key)
-        => _entries.TryGetValue(key, out var entry) && time.GetUtcNow() - entry.LastUpdate < entry.Delay;
+    public bool IsInBackOffSinceUpdate(string key) => IsInBackOffSinceUpdate(key, time.GetUtcNow());
+
+    /// <summary>Whether, at <paramref name="now"/>, the last recorded failure of <paramref name="key"/> is more recent than its delay (reads only).</summary>
+    public bool IsInBackOffSinceUpdate(string key, DateTimeOffset now)
+        => _entries.TryGetValue(key, out var entry) && now - entry.LastUpdate < entry.Delay;
 
     /// <summary>Records a failure at <paramref name="eventTime"/>: the next one waits longer.</summary>
     public void Next(string key, DateTimeOffset eventTime)

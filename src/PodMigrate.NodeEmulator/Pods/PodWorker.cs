@@ -9,6 +9,7 @@ using ContainerFilter = Runtime.V1.ContainerFilter;
 using CriContainer = Runtime.V1.Container;
 using CriContainerState = Runtime.V1.ContainerState;
 using CriContainerStatus = Runtime.V1.ContainerStatus;
+using PodSandbox = Runtime.V1.PodSandbox;
 using PodSandboxConfig = Runtime.V1.PodSandboxConfig;
 using PodSandboxState = Runtime.V1.PodSandboxState;
 
@@ -125,7 +126,10 @@ internal sealed class PodWorker : IAsyncDisposable
         }
     }
 
-    /// <summary>One sync; true when the worker is done.</summary>
+    /// <summary>
+    /// One sync, as kubelet's syncPod: observe what the runtime has of the pod, decide (<see cref="PodActions.Compute"/>),
+    /// perform the decision through CRI, report the status. True when the worker is done.
+    /// </summary>
     private async Task<bool> SyncAsync(CancellationToken cancellationToken)
     {
         Pod pod;
@@ -135,27 +139,26 @@ internal sealed class PodWorker : IAsyncDisposable
             pod = _pod;
             gone = _gone;
         }
-        if (gone || pod.Metadata.DeletionTimestamp is not null)
+        var snapshot = await ObserveAsync(gone, cancellationToken);
+        var actions = PodActions.Compute(pod, snapshot.Observation, _backoff, _context.Time.GetUtcNow());
+        switch (actions.Step)
         {
-            await TerminateAsync(pod, gone, cancellationToken);
-            return true;
-        }
-        if (_terminal)
-        {
-            return false;
-        }
-        if (_written is null && PodStatusBuilder.IsTerminal(pod.Status?.Phase))
-        {
-            // Finished before this emulator started: kubelet never runs a pod again once it reached a terminal phase.
-            _terminal = true;
-            await StopSandboxesAsync(pod, cancellationToken);
-            return false;
+            case PodStep.Kill:
+                await KillAsync(pod, gone, actions, snapshot, cancellationToken);
+                return true;
+            case PodStep.None:
+                return false;
+            case PodStep.StayFinished:
+                // Finished before this emulator started: kubelet never runs a pod again once it reached a terminal phase.
+                _terminal = true;
+                await StopSandboxesAsync(pod, cancellationToken);
+                return false;
         }
         var now = Times.Truncate(_context.Time.GetUtcNow());
         _startTime ??= pod.Status?.StartTime ?? now;
-        if (pod.Spec.InitContainers is { Count: > 0 })
+        if (actions.Step == PodStep.Unsupported)
         {
-            await WriteStatusAsync(pod, Unsupported(pod, "init containers are not supported by the node emulator", now), cancellationToken);
+            await WriteStatusAsync(pod, Unsupported(pod, actions.Message!, now), cancellationToken);
             return false;
         }
         if (_written is null && pod.Status?.ContainerStatuses is null)
@@ -163,20 +166,16 @@ internal sealed class PodWorker : IAsyncDisposable
             // What kubelet reports before anything runs: Pending, every container ContainerCreating.
             await WriteStatusAsync(pod, BuildStatus(pod, [.. pod.Spec.Containers.Select(c => Waiting(c, "ContainerCreating", null))], sandboxReady: false, podIsTerminal: false, now), cancellationToken);
         }
-        if (!await EnsureSandboxAsync(pod, cancellationToken))
+        if (!await PerformAsync(pod, actions.Sandbox!, snapshot, cancellationToken))
         {
             return false;
         }
-        var containers = await ListContainersAsync(cancellationToken);
         var acted = false;
-        foreach (var spec in pod.Spec.Containers)
+        foreach (var action in actions.Containers)
         {
-            acted |= await SyncContainerAsync(pod, spec, History(containers, spec.Name), cancellationToken);
+            acted |= await PerformAsync(pod, pod.Spec.Containers.First(c => c.Name == action.Name), action, cancellationToken);
         }
-        if (acted)
-        {
-            containers = await ListContainersAsync(cancellationToken);
-        }
+        var containers = !acted && snapshot.Containers.TryGetValue(_sandboxId!, out var listed) ? listed : await ListContainersAsync(cancellationToken);
         var statuses = await ObserveContainersAsync(pod, containers, podIsTerminal: false, cancellationToken);
         var status = BuildStatus(pod, statuses, sandboxReady: true, podIsTerminal: false, now);
         await WriteStatusAsync(pod, status, cancellationToken);
@@ -191,58 +190,104 @@ internal sealed class PodWorker : IAsyncDisposable
         return false;
     }
 
-    /// <summary>The pod's sandbox, adopted or created; false when there is none to use yet.</summary>
-    private async Task<bool> EnsureSandboxAsync(Pod pod, CancellationToken cancellationToken)
+    /// <summary>
+    /// What the runtime has of the pod (this emulator's sandboxes of it and their containers, with the exit of those that
+    /// exited) and what this worker remembers, for <see cref="PodActions.Compute"/>; and the CRI objects listed, to act on.
+    /// </summary>
+    private async Task<RuntimeSnapshot> ObserveAsync(bool gone, CancellationToken cancellationToken)
     {
         var runtime = _context.Cri.Runtime;
-        if (_sandboxId is not null)
+        var sandboxes = await runtime.ListPodSandboxAsync(_context.OwnSandboxes(Uid), cancellationToken);
+        var listed = new Dictionary<string, IReadOnlyList<CriContainer>>(StringComparer.Ordinal);
+        var containers = new List<ObservedContainer>();
+        foreach (var sandbox in sandboxes)
         {
-            var listed = await runtime.ListPodSandboxAsync(new Runtime.V1.PodSandboxFilter { Id = _sandboxId }, cancellationToken);
-            var current = listed.Count > 0 ? listed[0] : null;
-            if (current?.State == PodSandboxState.SandboxReady)
+            var inSandbox = await runtime.ListContainersAsync(new ContainerFilter { PodSandboxId = sandbox.Id }, cancellationToken);
+            listed[sandbox.Id] = inSandbox;
+            foreach (var container in inSandbox)
             {
-                return true;
+                containers.Add(await ObserveAsync(sandbox.Id, container, cancellationToken));
             }
+        }
+        var observation = new PodObservation
+        {
+            Gone = gone,
+            Sandboxes = [.. sandboxes.Select(s => new ObservedSandbox(s.Id, s.State == PodSandboxState.SandboxReady, s.Metadata.Attempt))],
+            Containers = containers,
+            SandboxId = _sandboxId,
+            SandboxAttempt = _sandboxAttempt,
+            StartedAttempts = new Dictionary<string, uint>(_attempts, StringComparer.Ordinal),
+            Reported = _written is not null,
+            Terminal = _terminal,
+        };
+        return new RuntimeSnapshot(observation, sandboxes.ToDictionary(s => s.Id, StringComparer.Ordinal), listed);
+    }
+
+    private async Task<ObservedContainer> ObserveAsync(string sandboxId, CriContainer container, CancellationToken cancellationToken)
+    {
+        var state = container.State switch
+        {
+            CriContainerState.ContainerCreated => ObservedContainerState.Created,
+            CriContainerState.ContainerRunning => ObservedContainerState.Running,
+            CriContainerState.ContainerExited => ObservedContainerState.Exited,
+            _ => ObservedContainerState.Unknown,
+        };
+        var observed = new ObservedContainer(container.Id, sandboxId, container.Metadata.Name, container.Metadata.Attempt, state, container.CreatedAt);
+        if (state != ObservedContainerState.Exited)
+        {
+            return observed;
+        }
+        var exited = await StatusOfAsync(container, cancellationToken);
+        return observed with { ExitCode = exited.ExitCode, FinishedAt = Times.FromUnixNanos(exited.FinishedAt) };
+    }
+
+    /// <summary>Performs the sandbox step; true when the pod has a ready sandbox to run its containers in.</summary>
+    private async Task<bool> PerformAsync(Pod pod, SandboxAction action, RuntimeSnapshot snapshot, CancellationToken cancellationToken)
+    {
+        if (action.Lost is { } lost)
+        {
             // Stopped or removed underneath: kubelet kills what is left and starts the pod again in a new sandbox.
-            EmulatorLog.SandboxLost(_context.Logger, Key, _sandboxId);
+            EmulatorLog.SandboxLost(_context.Logger, Key, lost);
             await ForgetSandboxAsync();
         }
-        var mine = await runtime.ListPodSandboxAsync(_context.OwnSandboxes(Uid), cancellationToken);
-        foreach (var stale in mine.Where(s => s.State != PodSandboxState.SandboxReady))
+        foreach (var stale in action.Remove.Select(id => snapshot.Sandboxes[id]))
         {
-            _sandboxAttempt = Math.Max(_sandboxAttempt ?? 0, stale.Metadata.Attempt);
             await _context.Runner.RemoveSandboxAsync(stale.Id, stale.Metadata, TimeSpan.Zero, cancellationToken);
         }
-        if (mine.Where(s => s.State == PodSandboxState.SandboxReady).MaxBy(s => s.Metadata.Attempt) is { } ready)
+        _sandboxAttempt = action.NewestAttempt;
+        switch (action.Step)
         {
-            _sandboxId = ready.Id;
-            _sandboxAttempt = ready.Metadata.Attempt;
-            _sandboxConfig = SandboxConfig(pod, ready.Metadata.Attempt);
-            EmulatorLog.SandboxAdopted(_context.Logger, Key, ready.Id);
-        }
-        else
-        {
-            if (_backoff.IsInBackOffSinceUpdate("sandbox"))
-            {
+            case SandboxStep.Keep:
+                return true;
+            case SandboxStep.WaitBackOff:
                 return false;
-            }
-            var attempt = _sandboxAttempt is { } last ? last + 1 : 0;
-            var config = SandboxConfig(pod, attempt);
-            try
+            case SandboxStep.Adopt:
+                _sandboxId = action.Id;
+                _sandboxAttempt = action.Attempt;
+                _sandboxConfig = SandboxConfig(pod, action.Attempt!.Value);
+                EmulatorLog.SandboxAdopted(_context.Logger, Key, action.Id!);
+                break;
+            default:
             {
-                _sandboxId = await _context.Runner.RunSandboxAsync(config, KubeletPodConfig.RuntimeHandler(pod), cancellationToken);
+                var attempt = action.Attempt!.Value;
+                var config = SandboxConfig(pod, attempt);
+                try
+                {
+                    _sandboxId = await _context.Runner.RunSandboxAsync(config, KubeletPodConfig.RuntimeHandler(pod), cancellationToken);
+                }
+                catch (PodMigrateException e) when (e.Kind != ErrorKind.Cancelled)
+                {
+                    _backoff.Next(PodActions.SandboxKey, _context.Time.GetUtcNow());
+                    EmulatorLog.SandboxFailed(_context.Logger, Key, e.Message);
+                    return false;
+                }
+                _backoff.Reset(PodActions.SandboxKey);
+                _sandboxAttempt = attempt;
+                _sandboxConfig = config;
+                break;
             }
-            catch (PodMigrateException e) when (e.Kind != ErrorKind.Cancelled)
-            {
-                _backoff.Next("sandbox", _context.Time.GetUtcNow());
-                EmulatorLog.SandboxFailed(_context.Logger, Key, e.Message);
-                return false;
-            }
-            _backoff.Reset("sandbox");
-            _sandboxAttempt = attempt;
-            _sandboxConfig = config;
         }
-        _addresses = await AddressesAsync(pod, _sandboxId, cancellationToken);
+        _addresses = await AddressesAsync(pod, _sandboxId!, cancellationToken);
         return true;
     }
 
@@ -277,57 +322,40 @@ internal sealed class PodWorker : IAsyncDisposable
         _addresses = null;
     }
 
-    /// <summary>Acts on one container; true when something was created, started or removed.</summary>
-    private async Task<bool> SyncContainerAsync(Pod pod, Container spec, List<CriContainer> history, CancellationToken cancellationToken)
+    /// <summary>Performs one container's step; true when something was created, started or removed.</summary>
+    private async Task<bool> PerformAsync(Pod pod, Container spec, ContainerAction action, CancellationToken cancellationToken)
     {
-        var latest = history.Count > 0 ? history[0] : null;
-        switch (latest?.State)
+        switch (action.Step)
         {
-            case null:
-                return await StartContainerAsync(pod, spec, _attempts.TryGetValue(spec.Name, out var last) ? last + 1 : 0, cancellationToken);
-            case CriContainerState.ContainerRunning:
+            case ContainerStep.Running:
+            case ContainerStep.Finished:
                 _waiting.Remove(spec.Name);
                 return false;
-            case CriContainerState.ContainerExited:
-            {
-                var exited = await StatusOfAsync(latest, cancellationToken);
-                if (!ShouldRestart(pod.Spec.RestartPolicy, exited.ExitCode))
-                {
-                    _waiting.Remove(spec.Name);
-                    return false;
-                }
-                var key = $"restart/{spec.Name}";
-                var finishedAt = Times.FromUnixNanos(exited.FinishedAt) ?? _context.Time.GetUtcNow();
-                if (_backoff.IsInBackOffSince(key, finishedAt))
-                {
-                    _waiting[spec.Name] = ("CrashLoopBackOff",
-                        $"back-off {Seconds(_backoff.Get(key))} restarting failed container={spec.Name} pod={pod.Metadata.Name}_{pod.Metadata.Namespace}({Uid})");
-                    return false;
-                }
-                _backoff.Next(key, finishedAt);
-                // kubelet keeps the last exited container (lastState, logs); older ones are garbage.
-                foreach (var old in history.Skip(1))
-                {
-                    await RemoveContainerAsync(old.Id, cancellationToken);
-                }
-                await StartContainerAsync(pod, spec, latest.Metadata.Attempt + 1, cancellationToken);
-                return true;
-            }
+            case ContainerStep.CrashLoopBackOff:
+                _waiting[spec.Name] = ("CrashLoopBackOff", action.Message);
+                return false;
+            case ContainerStep.Start:
+                return !action.StartBackedOff && await StartContainerAsync(pod, spec, action.Attempt, cancellationToken);
             default:
-                // Created but never started (the emulator stopped in between) or unknown: replace it.
-                await RemoveContainerAsync(latest.Id, cancellationToken);
-                await StartContainerAsync(pod, spec, latest.Metadata.Attempt + 1, cancellationToken);
+                if (action.Step == ContainerStep.Restart)
+                {
+                    _backoff.Next(PodActions.RestartKey(spec.Name), action.FinishedAt!.Value);
+                }
+                foreach (var id in action.Remove)
+                {
+                    await RemoveContainerAsync(id, cancellationToken);
+                }
+                if (!action.StartBackedOff)
+                {
+                    await StartContainerAsync(pod, spec, action.Attempt, cancellationToken);
+                }
                 return true;
         }
     }
 
     private async Task<bool> StartContainerAsync(Pod pod, Container spec, uint attempt, CancellationToken cancellationToken)
     {
-        var startKey = $"start/{spec.Name}";
-        if (_backoff.IsInBackOffSinceUpdate(startKey))
-        {
-            return false;
-        }
+        var startKey = PodActions.StartKey(spec.Name);
         var image = await _images.EnsureAsync(spec, _sandboxConfig!, $"image/{spec.Name}", cancellationToken);
         if (image.ImageRef is null)
         {
@@ -377,13 +405,6 @@ internal sealed class PodWorker : IAsyncDisposable
         EmulatorLog.ContainerStarted(_context.Logger, Key, spec.Name, containerId, attempt);
         return true;
     }
-
-    private static bool ShouldRestart(string? restartPolicy, int exitCode) => restartPolicy switch
-    {
-        "Never" => false,
-        "OnFailure" => exitCode != 0,
-        _ => true,
-    };
 
     /// <summary>The containers' statuses as the API shows them; starts and stops readiness probers to match.</summary>
     private async Task<List<ContainerStatus>> ObserveContainersAsync(Pod pod, IReadOnlyList<CriContainer> containers, bool podIsTerminal, CancellationToken cancellationToken)
@@ -556,36 +577,27 @@ internal sealed class PodWorker : IAsyncDisposable
     }
 
     /// <summary>
-    /// kubelet's pod termination: the containers get SIGTERM and, after the grace period, SIGKILL (all in parallel), the
-    /// final status is reported, the sandboxes go, and the API object is deleted for good (grace period 0).
+    /// kubelet's pod termination (<see cref="PodStep.Kill"/>): the containers get SIGTERM and, after the grace period,
+    /// SIGKILL (all in parallel), the final status is reported, the sandboxes go, and the API object is deleted for good
+    /// (grace period 0).
     /// </summary>
-    private async Task TerminateAsync(Pod pod, bool gone, CancellationToken cancellationToken)
+    private async Task KillAsync(Pod pod, bool gone, PodActions actions, RuntimeSnapshot snapshot, CancellationToken cancellationToken)
     {
         await StopProbesAsync();
-        var grace = TimeSpan.FromSeconds(gone
-            ? KubeletPodConfig.TerminationGracePeriodSeconds(pod)
-            : pod.Metadata.DeletionGracePeriodSeconds ?? KubeletPodConfig.TerminationGracePeriodSeconds(pod));
-        var runtime = _context.Cri.Runtime;
-        var sandboxes = await runtime.ListPodSandboxAsync(_context.OwnSandboxes(Uid), cancellationToken);
-        EmulatorLog.PodTerminating(_context.Logger, Key, grace, sandboxes.Count);
-        var containers = new List<CriContainer>();
-        foreach (var sandbox in sandboxes)
-        {
-            containers.AddRange(await runtime.ListContainersAsync(new ContainerFilter { PodSandboxId = sandbox.Id }, cancellationToken));
-        }
-        await Task.WhenAll(containers.Where(c => c.State == CriContainerState.ContainerRunning).Select(c => StopContainerAsync(c.Id, grace, cancellationToken)));
-        if (!gone && _sandboxId is not null && !_terminal)
+        EmulatorLog.PodTerminating(_context.Logger, Key, actions.GracePeriod, actions.SandboxesToRemove.Count);
+        await Task.WhenAll(actions.ContainersToStop.Select(id => StopContainerAsync(id, actions.GracePeriod, cancellationToken)));
+        if (actions.ReportFinalStatus)
         {
             var stopped = await ListContainersAsync(cancellationToken);
             var now = Times.Truncate(_context.Time.GetUtcNow());
             var statuses = await ObserveContainersAsync(pod, stopped, podIsTerminal: true, cancellationToken);
             await WriteStatusAsync(pod, BuildStatus(pod, statuses, sandboxReady: false, podIsTerminal: true, now), cancellationToken);
         }
-        foreach (var sandbox in sandboxes)
+        foreach (var sandbox in actions.SandboxesToRemove.Select(id => snapshot.Sandboxes[id]))
         {
             await _context.Runner.RemoveSandboxAsync(sandbox.Id, sandbox.Metadata, TimeSpan.Zero, cancellationToken);
         }
-        if (!gone)
+        if (actions.DeleteFromApi)
         {
             try
             {
@@ -644,5 +656,9 @@ internal sealed class PodWorker : IAsyncDisposable
     private static List<CriContainer> History(IReadOnlyList<CriContainer> containers, string name)
         => [.. containers.Where(c => c.Metadata.Name == name).OrderByDescending(c => c.Metadata.Attempt).ThenByDescending(c => c.CreatedAt)];
 
-    private static string Seconds(TimeSpan delay) => $"{(long)delay.TotalSeconds}s";
+    /// <summary>The CRI objects an observation listed: the pod's sandboxes by id, and the containers of each.</summary>
+    private readonly record struct RuntimeSnapshot(
+        PodObservation Observation,
+        IReadOnlyDictionary<string, PodSandbox> Sandboxes,
+        IReadOnlyDictionary<string, IReadOnlyList<CriContainer>> Containers);
 }
