@@ -113,7 +113,7 @@ public sealed class ControllerHealthTests
             var app = builder.Build();
             app.MapPodMigrateControllerEndpoints();
             await app.StartAsync(cancellationToken);
-            var address = app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.Single();
+            var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single();
             return new Replica(app, new Uri(address));
         }
 

@@ -16,16 +16,16 @@ public sealed class MigrationStepsTests
     private static readonly MigrationSettings Settings = MigrationSettings.From(new PodMigrationSpec { PodName = "p", Deadline = "1m", VerifyWindow = "10s" });
 
     [Theory]
-    [InlineData(null, MigrationStep.Start)]
-    [InlineData("", MigrationStep.Start)]
-    [InlineData(MigrationPhase.Pending, MigrationStep.Start)]
-    [InlineData(MigrationPhase.Prechecking, MigrationStep.Precheck)]
-    [InlineData(MigrationPhase.Checkpointing, MigrationStep.Checkpoint)]
-    [InlineData(MigrationPhase.Restoring, MigrationStep.Restore)]
-    [InlineData(MigrationPhase.Verifying, MigrationStep.Restore)]
-    [InlineData("Exploding", MigrationStep.Unknown)]
-    public void Each_phase_has_its_step(string? phase, MigrationStep expected)
-        => MigrationSteps.Next(new PodMigrationStatus { Phase = phase, StartedAt = Now }, Settings, Now).ShouldBe(expected);
+    [InlineData(null, nameof(MigrationStep.Start))]
+    [InlineData("", nameof(MigrationStep.Start))]
+    [InlineData(MigrationPhase.Pending, nameof(MigrationStep.Start))]
+    [InlineData(MigrationPhase.Prechecking, nameof(MigrationStep.Precheck))]
+    [InlineData(MigrationPhase.Checkpointing, nameof(MigrationStep.Checkpoint))]
+    [InlineData(MigrationPhase.Restoring, nameof(MigrationStep.Restore))]
+    [InlineData(MigrationPhase.Verifying, nameof(MigrationStep.Restore))]
+    [InlineData("Exploding", nameof(MigrationStep.Unknown))]
+    public void Each_phase_has_its_step(string? phase, string expected)
+        => MigrationSteps.Next(new PodMigrationStatus { Phase = phase, StartedAt = Now }, Settings, Now).ShouldBe(Enum.Parse<MigrationStep>(expected));
 
     [Theory]
     [InlineData(MigrationPhase.Restoring)]
@@ -48,16 +48,16 @@ public sealed class MigrationStepsTests
     }
 
     [Theory]
-    [InlineData(MigrationPhase.Checkpointing, MigrationStep.DeadlineExceeded)]
-    [InlineData(MigrationPhase.Restoring, MigrationStep.DeadlineExceeded)]
-    [InlineData(MigrationPhase.Verifying, MigrationStep.DeadlineExceeded)]
+    [InlineData(MigrationPhase.Checkpointing, nameof(MigrationStep.DeadlineExceeded))]
+    [InlineData(MigrationPhase.Restoring, nameof(MigrationStep.DeadlineExceeded))]
+    [InlineData(MigrationPhase.Verifying, nameof(MigrationStep.DeadlineExceeded))]
     // Nothing touched yet: the precheck decides (and may refuse) without a rollback.
-    [InlineData(MigrationPhase.Prechecking, MigrationStep.Precheck)]
-    [InlineData(MigrationPhase.Pending, MigrationStep.Start)]
-    public void Past_the_deadline_a_migration_that_touched_the_source_rolls_back(string phase, MigrationStep expected)
+    [InlineData(MigrationPhase.Prechecking, nameof(MigrationStep.Precheck))]
+    [InlineData(MigrationPhase.Pending, nameof(MigrationStep.Start))]
+    public void Past_the_deadline_a_migration_that_touched_the_source_rolls_back(string phase, string expected)
     {
         var status = new PodMigrationStatus { Phase = phase, StartedAt = Now - Settings.Deadline - TimeSpan.FromMilliseconds(1) };
-        MigrationSteps.Next(status, Settings, Now).ShouldBe(expected);
+        MigrationSteps.Next(status, Settings, Now).ShouldBe(Enum.Parse<MigrationStep>(expected));
         status.StartedAt = Now - Settings.Deadline;
         MigrationSteps.Next(status, Settings, Now).ShouldNotBe(MigrationStep.DeadlineExceeded);
     }
@@ -102,14 +102,14 @@ public sealed class MigrationStepsTests
     }
 
     [Theory]
-    [InlineData(ErrorKind.Unavailable, CheckpointFailure.Retry)]
-    [InlineData(ErrorKind.DeadlineExceeded, CheckpointFailure.Retry)]
-    [InlineData(ErrorKind.Cancelled, CheckpointFailure.Retry)]
-    [InlineData(ErrorKind.FailedPrecondition, CheckpointFailure.RetryIfSourceBusy)]
-    [InlineData(ErrorKind.Internal, CheckpointFailure.RollBack)]
-    [InlineData(ErrorKind.ResourceExhausted, CheckpointFailure.RollBack)]
-    public void A_failed_checkpoint_is_retried_only_when_the_attempt_and_not_the_checkpoint_failed(ErrorKind kind, CheckpointFailure expected)
-        => CheckpointPhase.OnFailure(kind).ShouldBe(expected);
+    [InlineData(ErrorKind.Unavailable, nameof(CheckpointFailure.Retry))]
+    [InlineData(ErrorKind.DeadlineExceeded, nameof(CheckpointFailure.Retry))]
+    [InlineData(ErrorKind.Cancelled, nameof(CheckpointFailure.Retry))]
+    [InlineData(ErrorKind.FailedPrecondition, nameof(CheckpointFailure.RetryIfSourceBusy))]
+    [InlineData(ErrorKind.Internal, nameof(CheckpointFailure.RollBack))]
+    [InlineData(ErrorKind.ResourceExhausted, nameof(CheckpointFailure.RollBack))]
+    public void A_failed_checkpoint_is_retried_only_when_the_attempt_and_not_the_checkpoint_failed(ErrorKind kind, string expected)
+        => CheckpointPhase.OnFailure(kind).ShouldBe(Enum.Parse<CheckpointFailure>(expected));
 
     [Fact]
     public void A_follower_that_finished_records_the_prepare_one_that_failed_is_forgotten_one_still_running_is_kept()
