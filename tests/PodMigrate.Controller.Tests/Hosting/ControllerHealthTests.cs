@@ -33,6 +33,7 @@ public sealed class ControllerHealthTests
         try
         {
             using var client = new KubernetesApiClient(server.ClientConfig);
+            await PodMigrationCrd.InstallAsync(client, token);
             using var controlled = new ControlledApi(client);
             // The API server answers, but no list succeeds: the informers cannot sync.
             controlled.FailLists(int.MaxValue);
@@ -74,6 +75,7 @@ public sealed class ControllerHealthTests
     public async Task A_standby_replica_is_ready_and_says_who_leads()
     {
         await using var api = await ApiServerFixture.StartAsync();
+        await PodMigrationCrd.InstallAsync(api.Client, api.Token);
         await using var leader = await Replica.StartAsync(api.Client, "controller-0", api.Token);
         await leader.EventuallyAsync("/readyz", (s, b) => s == HttpStatusCode.OK && b.Contains("leading", StringComparison.Ordinal), api.Token);
         await using var standby = await Replica.StartAsync(api.Client, "controller-1", api.Token);
@@ -125,14 +127,23 @@ public sealed class ControllerHealthTests
 
         public async Task<(HttpStatusCode Status, string Body)> EventuallyAsync(string path, Func<HttpStatusCode, string, bool> condition, CancellationToken cancellationToken)
         {
-            while (true)
+            var last = "";
+            try
             {
-                var (status, body) = await GetAsync(path, cancellationToken);
-                if (condition(status, body))
+                while (true)
                 {
-                    return (status, body);
+                    var (status, body) = await GetAsync(path, cancellationToken);
+                    if (condition(status, body))
+                    {
+                        return (status, body);
+                    }
+                    last = $"{(int)status}\n{body}";
+                    await Task.Delay(50, cancellationToken);
                 }
-                await Task.Delay(50, cancellationToken);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                throw new TimeoutException($"{path} never answered as expected; last answer: {last}");
             }
         }
 
