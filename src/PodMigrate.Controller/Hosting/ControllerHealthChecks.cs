@@ -60,7 +60,7 @@ internal sealed class LeadershipCheck(PodMigrateController controller, Controlle
             null => "leader election off: this replica reconciles",
             { IsLeader: true } => $"leading (lease {options.LeaseNamespace}/{options.LeaseName} held by {options.Identity})",
             { ObservedLeader: { Length: > 0 } holder } => $"standby (lease {options.LeaseNamespace}/{options.LeaseName} held by {holder})",
-            _ => $"standby (lease {options.LeaseNamespace}/{options.LeaseName} not held)",
+            _ => $"standby (no holder of lease {options.LeaseNamespace}/{options.LeaseName} seen)",
         };
         return Task.FromResult(HealthCheckResult.Healthy(description));
     }

@@ -53,8 +53,10 @@ public static class ControllerHosting
     public static async Task RunControllerAsync(this IHost host, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(host);
+        // Resolved first: RunAsync disposes the host, and its services with it.
+        var loop = host.Services.GetRequiredService<ControllerService>();
         await host.RunAsync(cancellationToken);
-        host.Services.GetRequiredService<ControllerService>().Failure?.Throw();
+        loop.Failure?.Throw();
     }
 
     private static HealthCheckOptions Checks(string tag, string name) => new()

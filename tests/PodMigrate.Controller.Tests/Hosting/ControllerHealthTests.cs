@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
@@ -12,6 +13,7 @@ using PodMigrate.Controller.Hosting;
 using PodMigrate.Controller.Tests.Runtime;
 using PodMigrate.Kube.ApiServer;
 using PodMigrate.Kube.Client;
+using PodMigrate.Kube.Models;
 
 namespace PodMigrate.Controller.Tests.Hosting;
 
@@ -83,6 +85,30 @@ public sealed class ControllerHealthTests
         var (status, body) = await standby.EventuallyAsync("/readyz", (s, _) => s == HttpStatusCode.OK, api.Token);
         body.ShouldContain("[+]leader ok: standby (lease default/podmigrate-controller held by controller-0)");
         (await standby.GetAsync("/metrics", api.Token)).Status.ShouldBe(HttpStatusCode.OK);
+    }
+
+    [Fact]
+    public async Task The_host_runs_the_controller_until_stopped_then_returns_and_hands_the_lease_over()
+    {
+        await using var api = await ApiServerFixture.StartAsync();
+        await PodMigrationCrd.InstallAsync(api.Client, api.Token);
+        var agents = new StaticAgentDirectory(Options.Create(new AgentConnectionOptions { Insecure = true }), null, TimeProvider.System, NullLogger<StaticAgentDirectory>.Instance);
+        var controller = PodMigrateController.Create(api.Client, agents,
+            new ControllerOptions { LeaseNamespace = "default", Identity = "controller-0", LeaseRetryPeriod = TimeSpan.FromMilliseconds(100) }, NullLoggerFactory.Instance);
+        var builder = Host.CreateApplicationBuilder();
+        builder.Logging.ClearProviders();
+        builder.Services.AddPodMigrateController(_ => controller);
+        using var host = builder.Build();
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(api.Token);
+
+        var running = host.RunControllerAsync(stop.Token);
+        await TestPods.EventuallyAsync(() => controller.Elector!.IsLeader, api.Token);
+        await stop.CancelAsync();
+
+        // Returns (no failure to rethrow) once the loop has stopped; the lease is released on the way out.
+        await running.WaitAsync(TimeSpan.FromSeconds(30), api.Token);
+        var lease = await api.Client.GetAsync(KubeResources.Leases, "default", "podmigrate-controller", api.Token);
+        lease.Spec.HolderIdentity.ShouldBe("");
     }
 
     /// <summary>One controller replica in its own web host on a loopback port.</summary>
