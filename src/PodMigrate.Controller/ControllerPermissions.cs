@@ -30,17 +30,17 @@ internal static class ControllerPermissions
         new(Group, "podmigrations", "watch", PermissionScope.Cluster, null, "Informer<PodMigration>"),
         new(Group, "podmigrations", "update", PermissionScope.Cluster, null, "PodMigrationReconciler: the finalizer added and removed"),
         new(Group, "podmigrations", "create", PermissionScope.Cluster, null, "CloneOfReconciler: the PodMigration of a clone-of pod"),
-        new(Group, "podmigrations/status", "update", PermissionScope.Cluster, null, "PodMigrationReconciler.WriteStatusAsync"),
+        new(Group, "podmigrations/status", "update", PermissionScope.Cluster, null, "MigrationJournal.WriteAsync (the phases' status writes)"),
 
         // Pods: sources read, clones created (or a clone-of pod filled and bound), sources removed and clones adopted.
-        new("", "pods", "get", PermissionScope.Cluster, null, "MigrationPrecheck, PodMigrationReconciler, CloneOfReconciler"),
+        new("", "pods", "get", PermissionScope.Cluster, null, "MigrationPrecheck, ClonePodWriter, VerifyPhase, CommitPhase, RollbackPhase, CloneOfReconciler"),
         new("", "pods", "list", PermissionScope.Cluster, null, "Informer<Pod>, KubernetesAgentDirectory (agent pods)"),
         new("", "pods", "watch", PermissionScope.Cluster, null, "Informer<Pod>"),
-        new("", "pods", "create", PermissionScope.Cluster, null, "PodMigrationReconciler.CreateClonePodAsync"),
-        new("", "pods", "update", PermissionScope.Cluster, null, "PodMigrationReconciler.FillClonePodAsync (clone-of pod's spec)"),
-        new("", "pods", "patch", PermissionScope.Cluster, null, "PodMigrationReconciler.CommitAsync (adoption: the source's owner references)"),
-        new("", "pods", "delete", PermissionScope.Cluster, null, "PodMigrationReconciler: source after commit, clone on rollback"),
-        new("", "pods/binding", "create", PermissionScope.Cluster, null, "PodMigrationReconciler.FillClonePodAsync (binds a clone-of pod to the target node)"),
+        new("", "pods", "create", PermissionScope.Cluster, null, "ClonePodWriter.CreateAsync"),
+        new("", "pods", "update", PermissionScope.Cluster, null, "ClonePodWriter.FillAsync (clone-of pod's spec)"),
+        new("", "pods", "patch", PermissionScope.Cluster, null, "CommitPhase (adoption: the source's owner references)"),
+        new("", "pods", "delete", PermissionScope.Cluster, null, "CommitPhase: source after commit; RollbackPhase: clone on rollback"),
+        new("", "pods/binding", "create", PermissionScope.Cluster, null, "ClonePodWriter.FillAsync (binds a clone-of pod to the target node)"),
 
         // Precheck: a pod's claims (ReadWriteOnce volumes pin it) and the nodes to choose among.
         new("", "persistentvolumeclaims", "get", PermissionScope.Cluster, null, "MigrationPrecheck (volume access modes)"),
@@ -56,7 +56,7 @@ internal static class ControllerPermissions
 
         // Its own namespace: the leader-election Lease (create cannot be limited by name), the agents' mTLS Secret.
         new("coordination.k8s.io", "leases", "create", PermissionScope.OwnNamespace, null, "LeaderElector"),
-        new("coordination.k8s.io", "leases", "get", PermissionScope.OwnNamespace, "podmigrate-controller", "LeaderElector"),
+        new("coordination.k8s.io", "leases", "get", PermissionScope.OwnNamespace, "podmigrate-controller", "LeaderElector, ApiServerReachableCheck (/readyz)"),
         new("coordination.k8s.io", "leases", "update", PermissionScope.OwnNamespace, "podmigrate-controller", "LeaderElector"),
         new("", "secrets", "get", PermissionScope.OwnNamespace, AgentConnectionOptions.DefaultTlsSecretName, "AgentCredentials"),
 

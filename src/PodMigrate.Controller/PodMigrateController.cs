@@ -26,11 +26,22 @@ public sealed class PodMigrateController : IDisposable
     private readonly ControllerHost _host;
     private readonly IAgentDirectory _agents;
 
-    private PodMigrateController(ControllerHost host, IAgentDirectory agents)
+    private PodMigrateController(ControllerHost host, IAgentDirectory agents, IKubernetesApi api, ControllerOptions options)
     {
         _host = host;
         _agents = agents;
+        Api = api;
+        Settings = options;
     }
+
+    /// <summary>What the health checks read (<see cref="Hosting.ControllerHosting"/>).</summary>
+    internal IKubernetesApi Api { get; }
+
+    internal ControllerOptions Settings { get; }
+
+    internal IReadOnlyList<IInformer> Informers => _host.Informers;
+
+    internal LeaderElector? Elector => _host.Elector;
 
     /// <summary>
     /// The controller, reaching agents as <paramref name="agentConnection"/> says (their DaemonSet pods and mutual TLS,
@@ -117,7 +128,7 @@ public sealed class PodMigrateController : IDisposable
             var guardEvents = new EventRecorder(api, new EventRecorderOptions { Component = OomGuardComponent, Host = options.Identity }, time, loggers.CreateLogger<EventRecorder>());
             leaderLoops.Add(ct => new OomGuardLoop(api, agents, pods, migrations, guardEvents, guard, time, loggers.CreateLogger<OomGuardLoop>()).RunAsync(ct));
         }
-        return new PodMigrateController(new ControllerHost([migrations, pods], [migrationRunner, cloneOfRunner], elector, loggers.CreateLogger<ControllerHost>(), leaderLoops), agents);
+        return new PodMigrateController(new ControllerHost([migrations, pods], [migrationRunner, cloneOfRunner], elector, loggers.CreateLogger<ControllerHost>(), leaderLoops), agents, api, options);
     }
 
     /// <summary>Runs until cancelled (a SIGTERM); with leader election, reconciles only while leading.</summary>

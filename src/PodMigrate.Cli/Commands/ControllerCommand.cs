@@ -2,15 +2,15 @@ using System.CommandLine;
 using System.Net;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using PodMigrate.Controller;
 using PodMigrate.Controller.Agents;
+using PodMigrate.Controller.Hosting;
 using PodMigrate.Controller.Triggers;
 using PodMigrate.Controller.Triggers.OomGuard;
 using PodMigrate.Core.Errors;
-using PodMigrate.Core.Metrics;
 using PodMigrate.Kube.Client;
 using PodMigrate.Kube.Serialization;
 
@@ -45,7 +45,7 @@ internal static class ControllerCommand
         var agentTlsDir = new Option<string?>("--agent-tls-dir") { Description = "Directory with tls.crt, tls.key and ca.crt instead of the Secret" };
         var agentInsecure = new Option<bool>("--agent-insecure") { Description = "Cleartext gRPC to the agents (local clusters only)" };
         var agentStatic = new Option<string[]>("--agent") { Description = "NODE=ADDRESS of an agent instead of finding them through their pods (repeatable)", AllowMultipleArgumentsPerToken = false };
-        var metricsPort = new Option<int>("--metrics-port") { Description = "HTTP port for /metrics, /healthz and /readyz (0: none)" };
+        var metricsPort = new Option<int>("--metrics-port") { Description = "HTTP port for /metrics, /readyz, /livez and /healthz (0: none)" };
         var oomGuard = new Option<bool>("--oom-guard") { Description = "Run the OOM guard: move an opted-in pod (podmigrate.io/live-migrate: \"true\") off a node whose memory is forecast to run out first" };
         var oomGuardMargin = new Option<double>("--oom-guard-margin") { Description = "Start a move when the forecast is below the estimated move time times this", DefaultValueFactory = _ => 1.5 };
         var oomGuardReserve = new Option<double>("--oom-guard-reserve") { Description = "Forecast to the node's capacity (or a container's limit) less this share of it, [0, 0.5)", DefaultValueFactory = _ => 0.05 };
@@ -100,11 +100,12 @@ internal static class ControllerCommand
             var config = await CliHosting.LoadKubeConfigAsync(parse.GetValue(kubeconfig), cancellationToken);
             using var loggerFactory = CliHosting.ConsoleLoggerFactory();
             using var api = new KubernetesApiClient(config);
-            using var controller = PodMigrateController.Create(api, agents, options, loggerFactory);
-            await using var health = await StartHealthAsync(parse.GetValue(metricsPort), cancellationToken);
+            // Made (and its configuration validated) before the host: the host owns and disposes it.
+            var controller = PodMigrateController.Create(api, agents, options, loggerFactory);
+            using var host = BuildHost(controller, parse.GetValue(metricsPort));
             await using var webhook = await StartWebhookAsync(api, parse.GetValue(webhookPort), parse.GetValue(webhookTlsDir), parse.GetValue(webhookListen)!,
                 options.Identity, loggerFactory, cancellationToken);
-            await CliHosting.RunUntilStoppedAsync(controller.RunAsync, cancellationToken);
+            await host.RunControllerAsync(cancellationToken);
             return ExitCodes.Ok;
         }, cancellationToken));
         return command;
@@ -133,34 +134,27 @@ internal static class ControllerCommand
         return server;
     }
 
-    /// <summary>/metrics (the controller's meter, Prometheus text), /healthz and /readyz (the process serves) on HTTP/1.1.</summary>
-    private static async Task<IAsyncDisposable> StartHealthAsync(int port, CancellationToken cancellationToken)
+    /// <summary>
+    /// The controller as a generic-host application (its loop a hosted service, SIGTERM stops it); with a port, Kestrel
+    /// serves /metrics, /readyz (informers synced, API server reachable; whether it leads), /livez and /healthz on HTTP/1.1.
+    /// </summary>
+    private static IHost BuildHost(PodMigrateController controller, int port)
     {
         if (port <= 0)
         {
-            return new NoHealth();
+            var builder = Host.CreateApplicationBuilder();
+            builder.Logging.ClearProviders();
+            builder.Services.AddPodMigrateController(_ => controller);
+            return builder.Build();
         }
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.ConfigureKestrel(kestrel => kestrel.Listen(IPAddress.Any, port, listen => listen.Protocols = HttpProtocols.Http1));
-        var app = builder.Build();
-        var exporter = new PrometheusExporter(PodMigrateController.MeterName);
-        app.MapGet("/metrics", () => Results.Text(exporter.Scrape(), PrometheusExporter.ContentType));
-        app.MapGet("/healthz", () => Results.Text("ok"));
-        app.MapGet("/readyz", () => Results.Text("ok"));
-        await app.StartAsync(cancellationToken);
-        Console.Error.WriteLine($"serving /metrics, /healthz and /readyz on port {port}");
-        return new Health(app, exporter);
-    }
-
-    private sealed class Health(WebApplication app, PrometheusExporter exporter) : IAsyncDisposable
-    {
-        public async ValueTask DisposeAsync()
-        {
-            await app.StopAsync();
-            await app.DisposeAsync();
-            exporter.Dispose();
-        }
+        var web = WebApplication.CreateSlimBuilder();
+        web.Logging.ClearProviders();
+        web.WebHost.ConfigureKestrel(kestrel => kestrel.Listen(IPAddress.Any, port, listen => listen.Protocols = HttpProtocols.Http1));
+        web.Services.AddPodMigrateController(_ => controller);
+        var app = web.Build();
+        app.MapPodMigrateControllerEndpoints();
+        Console.Error.WriteLine($"serving /metrics, /readyz, /livez and /healthz on port {port}");
+        return app;
     }
 
     private sealed class NoHealth : IAsyncDisposable

@@ -80,7 +80,8 @@ public sealed class PodMigrationSpec
     public Dictionary<string, JsonElement>? ExtensionData { get; set; }
 }
 
-public sealed class PodMigrationStatus
+/// <summary>The migration's journal; its bookkeeping (phase transitions, conditions, timings, downtime) is in PodMigrationStatus.Bookkeeping.cs.</summary>
+public sealed partial class PodMigrationStatus
 {
     public string? Phase { get; set; }
 

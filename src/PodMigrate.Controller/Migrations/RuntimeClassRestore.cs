@@ -156,17 +156,6 @@ internal sealed partial class RuntimeClassRestore(IAgentDirectory agents, ILogge
         }
     }
 
-    /// <summary>
-    /// The workload's downtime: from the instant the source stopped executing (its agent's freeze instant, else when the
-    /// controller asked for the checkpoint) to the instant the restored process executed again (the runtime's record,
-    /// else the clone's readiness, which is later: never under-reported).
-    /// </summary>
-    public static TimeSpan? Downtime(PodMigrationStatus status, DateTimeOffset? restoredAt, DateTimeOffset readyAt)
-    {
-        var stoppedAt = status.SourceStoppedAt ?? status.FrozenAt;
-        return stoppedAt is { } from ? (restoredAt ?? readyAt) - from : null;
-    }
-
     [LoggerMessage(4500, LogLevel.Information, "Checkpoint {CheckpointId} prepared on node {Node} in {Path} ({Milliseconds} ms)")]
     private static partial void CheckpointPrepared(ILogger logger, string checkpointId, string node, string path, double milliseconds);
 

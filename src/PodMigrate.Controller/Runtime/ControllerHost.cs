@@ -31,6 +31,10 @@ internal sealed class ControllerHost
         _logger = logger;
     }
 
+    public IReadOnlyList<IInformer> Informers => _informers;
+
+    public LeaderElector? Elector => _elector;
+
     public async Task RunAsync(CancellationToken cancellationToken)
     {
         using var stopping = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);

@@ -74,4 +74,7 @@ internal static partial class RuntimeLog
 
     [LoggerMessage(4401, LogLevel.Error, "Controller host: informer {Informer} stopped on its own; stopping the controllers")]
     public static partial void InformerStopped(ILogger logger, string informer);
+
+    [LoggerMessage(4402, LogLevel.Critical, "Controller loop failed; stopping the application")]
+    public static partial void ControllerLoopFailed(ILogger logger, Exception exception);
 }

@@ -1,5 +1,6 @@
 using PodMigrate.Agent.V1;
 using PodMigrate.Controller.Migrations;
+using PodMigrate.Controller.Migrations.Phases;
 using PodMigrate.Core.Errors;
 using PodMigrate.Kube.Models;
 using PodMigrate.Kube.Serialization;
@@ -59,12 +60,12 @@ public sealed class MigrationSpecTests
     [Fact]
     public void Checkpoint_ids_follow_the_store_rules_and_differ_per_migration()
     {
-        var a = PodMigrationReconciler.NewCheckpointId(Migration("m1", "0a1b2c3d-4e5f-6789-abcd-ef0123456789"), "My.Pod_With.Dots");
-        var b = PodMigrationReconciler.NewCheckpointId(Migration("m2", "ffffffff-4e5f-6789-abcd-ef0123456789"), "My.Pod_With.Dots");
+        var a = PrecheckPhase.NewCheckpointId(Migration("m1", "0a1b2c3d-4e5f-6789-abcd-ef0123456789"), "My.Pod_With.Dots");
+        var b = PrecheckPhase.NewCheckpointId(Migration("m2", "ffffffff-4e5f-6789-abcd-ef0123456789"), "My.Pod_With.Dots");
         a.ShouldBe("my-pod-with-dots-0a1b2c3d4e5f");
         b.ShouldNotBe(a);
         PodMigrate.Core.Store.CheckpointId.TryParse(a, out _).ShouldBeTrue();
-        var long_ = PodMigrationReconciler.NewCheckpointId(Migration("m3", "0a1b2c3d-4e5f"), new string('x', 200));
+        var long_ = PrecheckPhase.NewCheckpointId(Migration("m3", "0a1b2c3d-4e5f"), new string('x', 200));
         long_.Length.ShouldBeLessThanOrEqualTo(63);
         PodMigrate.Core.Store.CheckpointId.TryParse(long_, out _).ShouldBeTrue();
     }

@@ -206,10 +206,10 @@ public sealed class RuntimeClassRestoreTests
     public void Downtime_runs_from_the_agents_freeze_instant_to_the_runtimes_record_else_to_readiness()
     {
         var ready = RestoredAt.AddSeconds(5);
-        RuntimeClassRestore.Downtime(new PodMigrationStatus { SourceStoppedAt = FrozenAt, FrozenAt = FrozenAt.AddSeconds(-1) }, RestoredAt, ready)
+        new PodMigrationStatus { SourceStoppedAt = FrozenAt, FrozenAt = FrozenAt.AddSeconds(-1) }.MigrationDowntime(RestoredAt, ready)
             .ShouldBe(TimeSpan.FromMilliseconds(1234));
-        RuntimeClassRestore.Downtime(new PodMigrationStatus { FrozenAt = FrozenAt }, null, ready).ShouldBe(ready - FrozenAt);
-        RuntimeClassRestore.Downtime(new PodMigrationStatus(), RestoredAt, ready).ShouldBeNull();
+        new PodMigrationStatus { FrozenAt = FrozenAt }.MigrationDowntime(null, ready).ShouldBe(ready - FrozenAt);
+        new PodMigrationStatus().MigrationDowntime(RestoredAt, ready).ShouldBeNull();
     }
 
     /// <summary>The API server with two Ready nodes and a Running source pod, two fake agents, and the reconciler; the test plays the kubelet.</summary>

@@ -7,6 +7,7 @@ using PodMigrate.Core.Errors;
 using PodMigrate.Kube.ApiServer;
 using PodMigrate.Kube.Client;
 using PodMigrate.Kube.Models;
+using PodMigrate.Kube.Serialization;
 
 namespace PodMigrate.Controller.Tests.Runtime;
 
@@ -381,5 +382,28 @@ internal sealed class Background : IAsyncDisposable
     {
         await StopAsync();
         _stop.Dispose();
+    }
+}
+
+/// <summary>The repository's own PodMigration CRD (its schema and defaults are part of what is tested), installed in an API server.</summary>
+internal static class PodMigrationCrd
+{
+    public static async Task InstallAsync(IKubernetesApi api, CancellationToken cancellationToken)
+    {
+        var crd = KubeYaml.ToJsonDocuments(await File.ReadAllTextAsync(Path(), cancellationToken), "deploy/10-podmigration-crd.yaml").Single();
+        await api.CreateAsync(KubeResources.CustomResourceDefinitions, null,
+            KubeJson.Deserialize(System.Text.Encoding.UTF8.GetString(crd), KubeClientJsonContext.Default.CustomResource, "crd"), cancellationToken);
+    }
+
+    private static string Path()
+    {
+        for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
+        {
+            if (File.Exists(System.IO.Path.Combine(directory.FullName, "PodMigrate.sln")))
+            {
+                return System.IO.Path.Combine(directory.FullName, "deploy", "10-podmigration-crd.yaml");
+            }
+        }
+        throw new FileNotFoundException($"no PodMigrate.sln above {AppContext.BaseDirectory}: this test reads deploy/10-podmigration-crd.yaml");
     }
 }

@@ -1,0 +1,85 @@
+using PodMigrate.Controller.Agents;
+using PodMigrate.Core.Errors;
+using PodMigrate.Kube.Client;
+using PodMigrate.Kube.Models;
+
+namespace PodMigrate.Controller.Migrations.Phases;
+
+/// <summary>
+/// Finishes a rollback begun (<see cref="MigrationJournal.BeginRollbackAsync"/>): clone gone first (and confirmed gone),
+/// then the source resumed: never two live copies. Ends RolledBack.
+/// </summary>
+internal sealed class RollbackPhase(
+    IKubernetesApi api, IAgentDirectory agents, RuntimeClassRestore runtimeClass, SourceRelease release, MigrationJournal journal, MigrationEvents events,
+    ControllerOptions options) : IMigrationPhase
+{
+    public async Task<PhaseOutcome> RunAsync(MigrationContext context, CancellationToken cancellationToken)
+    {
+        var (migration, settings) = context;
+        var status = migration.Status!;
+        if (status.ClonePod is not null && await CloneStillPresentAsync(migration, settings, status, cancellationToken))
+        {
+            return PhaseOutcome.Wait(options.PollInterval);
+        }
+        // The clone is gone: nothing can consume the prepared staging any more.
+        await runtimeClass.ReleaseAsync(status, cancellationToken);
+        if (status.FrozenAt is not null)
+        {
+            var agent = await agents.GetAsync(status.SourceNode!, cancellationToken);
+            if (status.CheckpointOperation is { } checkpointOperation)
+            {
+                // A checkpoint still running is not needed any more: before its publication the agent resumes the source
+                // itself; after it, the hold is resumed below.
+                await AgentOperationCalls.CancelAsync(agent, checkpointOperation, cancellationToken);
+            }
+            // A checkpoint still running there (e.g. between its commit and its end) would take its hold after a Resume
+            // refused as busy: wait for it, then resume what it holds.
+            var (verdict, _) = await SourceHoldCheck.CheckAsync(agent, MigrationSteps.SourceSelector(migration, status), status.CheckpointId!, cancellationToken);
+            if (verdict == HoldVerdict.Wait)
+            {
+                return PhaseOutcome.Wait(options.PollInterval);
+            }
+            await release.ReleaseSourceAsync(agent, migration, status, resume: true, cancellationToken);
+        }
+        if (!settings.RetainCheckpoint && status.CheckpointId is not null && status.FrozenAt is not null)
+        {
+            await release.DeleteCheckpointAsync(status, cancellationToken);
+        }
+        // BeginRollbackAsync put the cause in the RollingBack condition; it survives a restart with the rest of the status.
+        status.RolledBack(settings.PodName, journal.Time.GetUtcNow());
+        migration = await journal.WriteAsync(migration, cancellationToken);
+        await events.WarningAsync(migration, "RolledBack", status.Message!, cancellationToken);
+        await events.PodAsync(migration, settings.PodName, status.SourcePodUid, warning: true, "MigrationRolledBack", status.Message!, cancellationToken);
+        MigrationJournal.RecordOutcome(migration, settings.IsClone, migration.Status!.RollbackReason!);
+        return PhaseOutcome.Done;
+    }
+
+    /// <summary>Deletes this migration's clone and reports whether it is still there (the kubelet has not confirmed it stopped).</summary>
+    private async Task<bool> CloneStillPresentAsync(PodMigration migration, MigrationSettings settings, PodMigrationStatus status, CancellationToken cancellationToken)
+    {
+        Pod clone;
+        try
+        {
+            clone = await api.GetAsync(KubeResources.Pods, migration.Namespace, status.ClonePod!, cancellationToken);
+        }
+        catch (PodMigrateException e) when (e.Kind == ErrorKind.NotFound)
+        {
+            return false;
+        }
+        var ours = clone.Metadata.Annotations?.GetValueOrDefault(MigrationAnnotations.Migration) == migration.Name;
+        if (!ours || (settings.ClonePodName is not null && string.IsNullOrEmpty(clone.Spec.NodeName)))
+        {
+            // Never created by us, or a clone-of pod that was never filled: nothing runs there.
+            return false;
+        }
+        if (clone.Metadata.DeletionTimestamp is null)
+        {
+            await api.DeleteAsync(KubeResources.Pods, migration.Namespace, status.ClonePod!, new DeleteOptions
+            {
+                GracePeriodSeconds = options.CloneDeleteGraceSeconds,
+                Preconditions = new Preconditions { Uid = clone.Metadata.Uid },
+            }, cancellationToken);
+        }
+        return true;
+    }
+}

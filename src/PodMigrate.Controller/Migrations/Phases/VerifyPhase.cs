@@ -1,0 +1,98 @@
+using PodMigrate.Core.Errors;
+using PodMigrate.Kube.Client;
+using PodMigrate.Kube.Models;
+using PodMigrate.Kube.Serialization;
+
+namespace PodMigrate.Controller.Migrations.Phases;
+
+/// <summary>
+/// Restoring (clone created) → Verifying → Committed: the clone must become Running and Ready within the restore
+/// timeout, then stay so through the verification window; otherwise the migration rolls back.
+/// </summary>
+internal sealed class VerifyPhase(IKubernetesApi api, RuntimeClassRestore runtimeClass, MigrationJournal journal, ControllerOptions options) : IMigrationPhase
+{
+    public async Task<PhaseOutcome> RunAsync(MigrationContext context, CancellationToken cancellationToken)
+    {
+        var (migration, settings) = context;
+        var status = migration.Status!;
+        Pod clone;
+        try
+        {
+            clone = await api.GetAsync(KubeResources.Pods, migration.Namespace, status.ClonePod!, cancellationToken);
+        }
+        catch (PodMigrateException e) when (e.Kind == ErrorKind.NotFound)
+        {
+            return PhaseOutcome.Continue(await journal.BeginRollbackAsync(migration, "CloneFailed", $"clone pod {migration.Namespace}/{status.ClonePod} disappeared", cancellationToken));
+        }
+        var health = CloneHealth.Of(clone, status.ContainerName!);
+        var now = journal.Time.GetUtcNow();
+        var decision = Decide(health, status, settings.VerifyWindow, options.RestoreTimeout, options.PollInterval, now);
+        switch (decision.Action)
+        {
+            case VerifyAction.RollBackCloneFailed:
+                return PhaseOutcome.Continue(await journal.BeginRollbackAsync(migration, "CloneFailed", health.Message, cancellationToken));
+            case VerifyAction.FirstReady:
+                status.CloneReady(decision.ReadyAt);
+                if (!settings.ThroughCheckpointImage && status.RestoredAt is null && await runtimeClass.RestoredAtAsync(status, cancellationToken) is { } restored)
+                {
+                    status.RestoredAt = restored.At;
+                    if (restored.Restore is { } criu)
+                    {
+                        status.SetTiming("restore.criu", criu);
+                    }
+                }
+                status.EnterVerifying(settings.IsClone, settings.VerifyWindow, journal.Time.GetUtcNow());
+                return PhaseOutcome.Continue(await journal.WriteAsync(migration, cancellationToken));
+            case VerifyAction.Verified:
+                status.Verified(settings.IsClone, settings.VerifyWindow, now);
+                return PhaseOutcome.Continue(await journal.WriteAsync(migration, cancellationToken));
+            case VerifyAction.RollBackLostReadiness:
+                return PhaseOutcome.Continue(await journal.BeginRollbackAsync(migration, "CloneNotReady", $"clone lost readiness during the verification window: {health.Message}", cancellationToken));
+            case VerifyAction.RollBackNeverReady:
+                return PhaseOutcome.Continue(await journal.BeginRollbackAsync(migration, "CloneNotReady",
+                    $"{health.Message} {KubeDuration.Format(options.RestoreTimeout)} after it was created", cancellationToken));
+            default:
+                return PhaseOutcome.Wait(decision.Delay);
+        }
+    }
+
+    /// <summary>What the clone's health means at <paramref name="now"/>, given what the status recorded (pure).</summary>
+    internal static VerifyDecision Decide(CloneHealth health, PodMigrationStatus status, TimeSpan verifyWindow, TimeSpan restoreTimeout, TimeSpan pollInterval, DateTimeOffset now)
+    {
+        switch (health.State)
+        {
+            case CloneHealthState.Failed:
+                return new(VerifyAction.RollBackCloneFailed);
+            case CloneHealthState.Ready when status.CloneReadyAt is null:
+                // Ready since the kubelet says (never later than now): the restore took until then.
+                return new(VerifyAction.FirstReady, ReadyAt: health.ReadySince is { } since && since <= now ? since : now);
+            case CloneHealthState.Ready:
+                var remaining = status.CloneReadyAt!.Value + verifyWindow - now;
+                return remaining > TimeSpan.Zero
+                    ? new(VerifyAction.Wait, Delay: remaining < pollInterval ? remaining : pollInterval)
+                    : new(VerifyAction.Verified);
+            default:
+                if (status.CloneReadyAt is not null)
+                {
+                    return new(VerifyAction.RollBackLostReadiness);
+                }
+                return now - status.CloneCreatedAt!.Value > restoreTimeout ? new(VerifyAction.RollBackNeverReady) : new(VerifyAction.Wait, Delay: pollInterval);
+        }
+    }
+}
+
+internal enum VerifyAction
+{
+    /// <summary>Look again after <see cref="VerifyDecision.Delay"/>: the clone is starting, or in its window.</summary>
+    Wait,
+    /// <summary>Ready for the first time, at <see cref="VerifyDecision.ReadyAt"/>: the window starts.</summary>
+    FirstReady,
+    /// <summary>Stayed Ready through the window: commit.</summary>
+    Verified,
+    RollBackCloneFailed,
+    RollBackLostReadiness,
+    /// <summary>Not Ready within the restore timeout after it was created.</summary>
+    RollBackNeverReady,
+}
+
+internal readonly record struct VerifyDecision(VerifyAction Action, TimeSpan Delay = default, DateTimeOffset ReadyAt = default);
