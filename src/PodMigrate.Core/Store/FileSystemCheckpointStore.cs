@@ -287,6 +287,7 @@ public sealed class FileSystemCheckpointStore : ICheckpointStore
 
     public async Task<StoredCheckpoint> ExtractFollowingAsync(CheckpointId id, string targetDirectory, CancellationToken cancellationToken)
     {
+        bool? remote = null;
         while (true)
         {
             if (TryRead(id, verify: true) is { } published)
@@ -296,7 +297,15 @@ public sealed class FileSystemCheckpointStore : ICheckpointStore
                 await CheckpointArchiveReader.ExtractAsync(stream, published.Manifest, targetDirectory, cancellationToken, ArchiveVerification.ArchiveDigest);
                 return published;
             }
-            if (DurableFileSystem.IsRemoteFileSystem(_checkpoints))
+            // Asked once the checkpoints directory exists: a store nothing was published to yet gets it from its first
+            // writer, and until then nothing can be being written (a follower often starts before the source's publish).
+            remote ??= Directory.Exists(_checkpoints) ? DurableFileSystem.IsRemoteFileSystem(_checkpoints) : null;
+            if (remote is null)
+            {
+                await Task.Delay(FollowPoll, _time, cancellationToken);
+                continue;
+            }
+            if (remote.Value)
             {
                 // Not on a network share: an SMB client holding the writer's staging open makes the writer's rename into
                 // place and its clean-up of an abandoned staging fail (EBUSY, delete pending). Wait for the publication.

@@ -31,7 +31,7 @@ public sealed class FollowingExtractionTests
         var follow = Task.Run(() => store.ExtractFollowingAsync(id, target, CancellationToken.None));
         var publish = Task.Run(() => store.PublishAsync(Request(id.Value, source), barrier, CancellationToken.None));
         await barrier.Reached.WaitAsync(TimeSpan.FromSeconds(20));
-        follow.IsCompleted.ShouldBeFalse("the follower cannot be done before the manifest is published");
+        follow.IsCompleted.ShouldBeFalse($"the follower cannot be done before the manifest is published ({follow.Exception?.InnerException})");
 
         barrier.Release();
         var published = await publish.WaitAsync(TimeSpan.FromSeconds(20));
@@ -59,13 +59,8 @@ public sealed class FollowingExtractionTests
         var follow = Task.Run(() => store.ExtractFollowingAsync(id, target, CancellationToken.None));
         var publish = Task.Run(() => store.PublishAsync(Request(id.Value, Source(temp, 4 << 20)), barrier, cancelPublish.Token));
         await barrier.Reached.WaitAsync(TimeSpan.FromSeconds(20));
-        // Abandoned while the follower is at it (it has extracted the first entries), not before it found the staging.
-        var deadline = DateTime.UtcNow.AddSeconds(20);
-        while (!Directory.Exists(target) && !follow.IsCompleted && DateTime.UtcNow < deadline)
-        {
-            await Task.Delay(10);
-        }
-        Directory.Exists(target).ShouldBeTrue("the follower extracts while the archive is written");
+        // Abandoned while the follower is at it, not before it found the staging.
+        await WaitUntilExtractingAsync(target, follow);
         await cancelPublish.CancelAsync();
         barrier.Release();
         (await Record.ExceptionAsync(() => publish.WaitAsync(TimeSpan.FromSeconds(20)))).ShouldNotBeNull("the publication was cancelled");
@@ -75,6 +70,74 @@ public sealed class FollowingExtractionTests
         await clock;
         failure.Kind.ShouldBe(ErrorKind.Aborted, failure.Message);
         Directory.Exists(target).ShouldBeFalse("nothing of an unpublished checkpoint stays");
+    }
+
+    [Fact(Timeout = Timeout)]
+    public async Task A_follower_of_a_store_nothing_was_published_to_yet_waits_for_the_first_publication()
+    {
+        using var temp = new TempDirectory();
+        var time = new FakeTimeProvider(Start);
+        var store = NewStore(temp.Combine("share"), time);
+        var id = CheckpointId.Parse("ck-first");
+        var source = Source(temp);
+        var target = temp.Combine("prepared");
+
+        // Called on this thread, so its first look runs now, before any writer made the store's checkpoints directory
+        // (it used to fail there: statfs of a directory that does not exist yet).
+        var follow = store.ExtractFollowingAsync(id, target, CancellationToken.None);
+        Directory.Exists(store.CheckpointsDirectory).ShouldBeFalse();
+        follow.IsCompleted.ShouldBeFalse($"the follower waits for a publication ({follow.Exception?.InnerException})");
+
+        using var stop = new CancellationTokenSource();
+        var clock = PumpAsync(time, stop.Token);
+        var published = await store.PublishAsync(Request(id.Value, source), progress: null, CancellationToken.None);
+        var followed = await follow.WaitAsync(TimeSpan.FromSeconds(20));
+        await stop.CancelAsync();
+        await clock;
+
+        followed.Manifest.ArchiveSha256.ShouldBe(published.Manifest.ArchiveSha256);
+        ArchiveTestData.Snapshot(target).ShouldBe(ArchiveTestData.Snapshot(source));
+    }
+
+    [Fact(Timeout = Timeout)]
+    public async Task A_follower_of_a_stalled_writer_ends_with_its_callers_cancellation_and_leaves_nothing_extracted()
+    {
+        using var temp = new TempDirectory();
+        var time = new FakeTimeProvider(Start);
+        var store = NewStore(temp.Combine("share"), time);
+        var id = CheckpointId.Parse("ck-stalled");
+        using var barrier = new BlockingProgress();
+        using var cancelFollow = new CancellationTokenSource();
+        using var stop = new CancellationTokenSource();
+        var clock = PumpAsync(time, stop.Token);
+
+        var target = temp.Combine("prepared");
+        var follow = Task.Run(() => store.ExtractFollowingAsync(id, target, cancelFollow.Token));
+        var publish = Task.Run(() => store.PublishAsync(Request(id.Value, Source(temp, 4 << 20)), barrier, CancellationToken.None));
+        await barrier.Reached.WaitAsync(TimeSpan.FromSeconds(20));
+        // The writer stays blocked (alive, its staging in place): only the caller's deadline can end the follower.
+        await WaitUntilExtractingAsync(target, follow);
+        await cancelFollow.CancelAsync();
+        var failure = await Record.ExceptionAsync(() => follow.WaitAsync(TimeSpan.FromSeconds(20)));
+        Directory.Exists(target).ShouldBeFalse("nothing of an unpublished checkpoint stays");
+        failure.ShouldBeAssignableTo<OperationCanceledException>(failure?.ToString());
+
+        barrier.Release();
+        var published = await publish.WaitAsync(TimeSpan.FromSeconds(20));
+        await stop.CancelAsync();
+        await clock;
+        (await store.GetAsync(id, CancellationToken.None)).Manifest.ArchiveSha256.ShouldBe(published.Manifest.ArchiveSha256, "the writer is not disturbed by a follower that gave up");
+    }
+
+    /// <summary>Waits (20 s of wall time at most) until the follower found the writer's staging and extracts into <paramref name="target"/>.</summary>
+    private static async Task WaitUntilExtractingAsync(string target, Task follow)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (!Directory.Exists(target) && !follow.IsCompleted && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(10);
+        }
+        Directory.Exists(target).ShouldBeTrue($"the follower extracts while the archive is written ({follow.Exception?.InnerException})");
     }
 
     /// <summary>Moves the fake clock on while the follower polls (its waits are on the store's TimeProvider).</summary>
