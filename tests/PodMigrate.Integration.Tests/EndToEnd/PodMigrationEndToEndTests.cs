@@ -102,7 +102,7 @@ public sealed class PodMigrationEndToEndTests(LocalCluster cluster, ITestOutputH
 
         var status = done.Status!;
         status.Phase.ShouldBe(MigrationPhase.RolledBack, status.Message);
-        status.RollbackReason.ShouldBe("RestoreFailed");
+        status.RollbackReason.ShouldBe("TargetUnavailable", "the controller waited out its grace for the target's agent, then rolled back");
         status.Message.ShouldNotBeNull().ShouldContain(NodeB);
         (await world.EventsForAsync(done, cts.Token)).ShouldContain(e => e.Reason == "RolledBack" && e.Type == "Warning");
         (await world.EventsForPodAsync(source.Metadata.Namespace!, source.Metadata.Name!, cts.Token)).Select(e => e.Reason)
@@ -214,7 +214,7 @@ public sealed class PodMigrationEndToEndTests(LocalCluster cluster, ITestOutputH
     }
 
     /// <summary>Every value the pod's counter shows until cancelled (reads of a frozen or deleted pod time out or fail).</summary>
-    private static async Task<List<long>> WatchCounterAsync(MigrationWorld world, Pod pod, CancellationToken cancellationToken)
+    internal static async Task<List<long>> WatchCounterAsync(MigrationWorld world, Pod pod, CancellationToken cancellationToken)
     {
         var values = new List<long>();
         while (!cancellationToken.IsCancellationRequested)
