@@ -34,6 +34,12 @@ public sealed class ControllerOptions
     /// <summary>How long a clone pod may take to become Running and Ready before the migration rolls back.</summary>
     public TimeSpan RestoreTimeout { get; set; } = TimeSpan.FromMinutes(2);
 
+    /// <summary>
+    /// How long the target's agent may be unreachable while it prepares a checkpoint (its pod replaced, the process
+    /// OOM-killed and restarted) before the migration rolls back. The source stays held, so this is downtime.
+    /// </summary>
+    public TimeSpan TargetAgentGrace { get; set; } = TimeSpan.FromSeconds(30);
+
     /// <summary>Grace period when a rollback deletes a clone; the source is resumed only once the clone is gone.</summary>
     public long CloneDeleteGraceSeconds { get; set; } = 2;
 

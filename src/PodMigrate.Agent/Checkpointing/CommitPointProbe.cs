@@ -5,7 +5,10 @@ using PodMigrate.Agent.Telemetry;
 
 namespace PodMigrate.Agent.Checkpointing;
 
-/// <summary>The instants around a checkpoint's commit point, the publication of its manifest on the share.</summary>
+/// <summary>
+/// The instants around a checkpoint's commit points: the publication of its manifest on the share (the source's agent),
+/// and the seal of its prepared staging (the target's agent: from the seal on, the node's runtime may consume it).
+/// </summary>
 public enum CommitPoint
 {
     /// <summary>The hold is journaled as Publishing; the archive is about to be written and renamed into place.</summary>
@@ -13,6 +16,12 @@ public enum CommitPoint
 
     /// <summary>The manifest has been renamed into place (committed); the disposition is not yet journaled.</summary>
     AfterPublish,
+
+    /// <summary>A prepared checkpoint is fetched, verified and unpacked into its staging; the seal is not yet written.</summary>
+    BeforePrepareSeal,
+
+    /// <summary>A prepared checkpoint's seal is written; the controller has not yet been told.</summary>
+    AfterPrepareSeal,
 }
 
 /// <summary>

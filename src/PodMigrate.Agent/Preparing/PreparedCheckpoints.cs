@@ -29,6 +29,7 @@ internal sealed class PreparedCheckpoints(
     ICheckpointStore store,
     Node.Cri.CriConnection cri,
     OperationGate gate,
+    Checkpointing.CommitPointProbe probe,
     TimeProvider time,
     ILogger<PreparedCheckpoints> logger)
 {
@@ -115,9 +116,11 @@ internal sealed class PreparedCheckpoints(
                 ArchiveSha256 = stored.Manifest.ArchiveSha256,
                 PreparedAt = time.GetUtcNow(),
             };
+            await probe.ReachedAsync(Checkpointing.CommitPoint.BeforePrepareSeal, id.Value, deadline.Token);
             // Last, and atomically: its presence is what makes the directory prepared.
             await DurableFileSystem.WriteFileAtomicallyAsync(Path.Combine(directory, PreparedLayout.SealFile),
                 JsonSerializer.SerializeToUtf8Bytes(seal, RuntimeContractJson.Default.PreparedCheckpoint), deadline.Token);
+            await probe.ReachedAsync(Checkpointing.CommitPoint.AfterPrepareSeal, id.Value, deadline.Token);
             var wall = time.GetElapsedTime(started);
             AgentLog.CheckpointPrepared(logger, id.Value, $"{seal.PodNamespace}/{seal.PodName}", seal.ContainerName, directory, wall.TotalMilliseconds);
             return Info(seal, directory, bytes, timings, wall, already: false);

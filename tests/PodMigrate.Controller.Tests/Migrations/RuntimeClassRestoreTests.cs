@@ -95,6 +95,36 @@ public sealed class RuntimeClassRestoreTests
     }
 
     [Fact]
+    public async Task A_target_agent_unreachable_for_a_while_is_waited_for_with_the_source_held_and_the_migration_goes_on()
+    {
+        await using var world = await World.StartAsync(targetHasHandler: true, operations: true);
+        world.Target.PrepareUnavailableAnswers = 4; // the follow beside the checkpoint, then three ordinary prepares
+        var migration = await world.RunAsync(new PodMigrationSpec { PodName = "counter", TargetNode = "node-b", VerifyWindow = "100ms" });
+
+        migration.Status!.Phase.ShouldBe(MigrationPhase.Succeeded, migration.Status.Message);
+        var reachable = migration.Status.Conditions.ShouldNotBeNull().Single(c => c.Type == "TargetReachable");
+        reachable.Status.ShouldBe("True");
+        world.Source.Calls.ShouldNotContain("Resume");
+        world.Source.Calls.ShouldContain("Discard");
+    }
+
+    [Fact]
+    public async Task A_target_agent_unreachable_past_the_grace_rolls_back_and_resumes_the_source()
+    {
+        await using var world = await World.StartAsync(targetHasHandler: true, operations: true);
+        world.Target.PrepareUnavailableAnswers = int.MaxValue;
+        world.TargetAgentGrace = TimeSpan.FromMilliseconds(300);
+        var migration = await world.RunAsync(new PodMigrationSpec { PodName = "counter", TargetNode = "node-b" });
+
+        migration.Status!.Phase.ShouldBe(MigrationPhase.RolledBack, migration.Status.Message);
+        migration.Status.RollbackReason.ShouldBe("TargetUnavailable");
+        migration.Status.Message!.ShouldContain("the agent on node node-b stayed unreachable");
+        world.LastClone.ShouldBeNull();
+        world.Source.Calls.ShouldContain("Resume");
+        world.Source.Calls.ShouldNotContain("Discard");
+    }
+
+    [Fact]
     public async Task CheckpointImage_stays_available_as_an_opt_in_and_needs_no_handler()
     {
         await using var world = await World.StartAsync(targetHasHandler: false);
@@ -234,6 +264,9 @@ public sealed class RuntimeClassRestoreTests
 
         public Pod? LastClone { get; private set; }
 
+        /// <summary>The controller's <see cref="ControllerOptions.TargetAgentGrace"/> for <see cref="RunAsync"/>.</summary>
+        public TimeSpan TargetAgentGrace { get; set; } = new ControllerOptions().TargetAgentGrace;
+
         public static async Task<World> StartAsync(bool targetHasHandler, bool prepareFails = false, bool operations = false)
         {
             var api = await ApiServerFixture.StartAsync();
@@ -295,7 +328,7 @@ public sealed class RuntimeClassRestoreTests
             var token = _api.Token;
             var client = _api.Client;
             await client.CreateAsync(PodMigration.Resource, "default", new PodMigration { Metadata = new ObjectMeta { Name = "move", Namespace = "default" }, Spec = spec }, token);
-            var options = new ControllerOptions { PollInterval = TimeSpan.FromMilliseconds(50), CloneDeleteGraceSeconds = 0 };
+            var options = new ControllerOptions { PollInterval = TimeSpan.FromMilliseconds(50), CloneDeleteGraceSeconds = 0, TargetAgentGrace = TargetAgentGrace };
             var recorder = new EventRecorder(client, new EventRecorderOptions { Component = MigrationEvents.Component }, TimeProvider.System, NullLogger<EventRecorder>.Instance);
             var reconciler = new PodMigrationReconciler(client, _agents, new MigrationEvents(recorder), options, TimeProvider.System, NullLogger<PodMigrationReconciler>.Instance);
             while (true)
@@ -405,6 +438,9 @@ public sealed class RuntimeClassRestoreTests
         public bool? CloneExistedAtPrepare { get; private set; }
 
         public string? PreparedFor { get; private set; }
+
+        /// <summary>How many PrepareRestore operations are answered Unavailable (an agent restarting) before one is taken.</summary>
+        public int PrepareUnavailableAnswers;
 
         /// <summary>Every PrepareRestore: whether it followed a checkpoint being written, and the image it was to pull.</summary>
         public ConcurrentQueue<(bool Follow, string Image)> Prepares { get; } = new();
@@ -550,6 +586,11 @@ public sealed class RuntimeClassRestoreTests
                         }, TaskScheduler.Default);
                         break;
                     case StartOperationRequest.RequestOneofCase.PrepareRestore:
+                        if (Interlocked.Decrement(ref agent.PrepareUnavailableAnswers) >= 0)
+                        {
+                            agent._operations.TryRemove(request.OperationId, out _);
+                            throw new RpcException(new Status(StatusCode.Unavailable, "fake: the agent is restarting"));
+                        }
                         agent._calls.Enqueue("PrepareRestore");
                         agent.PreparedFor = $"{request.PrepareRestore.PodNamespace}/{request.PrepareRestore.PodName}/{request.PrepareRestore.Container}";
                         agent.Prepares.Enqueue((request.PrepareRestore.Follow, request.PrepareRestore.Image));

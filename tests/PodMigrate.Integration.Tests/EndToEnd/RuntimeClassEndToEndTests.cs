@@ -1,4 +1,5 @@
 using System.Globalization;
+using PodMigrate.Agent.Checkpointing;
 using PodMigrate.Controller.Migrations;
 using PodMigrate.Integration.Tests.Cluster;
 using PodMigrate.Kube.Models;
@@ -71,6 +72,54 @@ public sealed class RuntimeClassEndToEndTests(LocalCluster cluster, ITestOutputH
         }
         var prepared = cluster.Info.Node(to).PreparedDir.ShouldNotBeNull("cluster.json names the node's prepared directory");
         Directory.Exists(PreparedLayout.DirectoryOf(prepared, status.CheckpointId!)).ShouldBeFalse("the prepared staging is released after success");
+        world.CheckpointsOnShare().ShouldBeEmpty();
+    }
+
+    /// <summary>
+    /// The target's agent dies while it prepares the checkpoint (before its seal: the staging is half-made) or right after
+    /// the seal (before the controller heard of it). The source stays held by its checkpoint meanwhile; the node's agent
+    /// comes back, drops the unsealed staging or keeps the sealed one, the controller prepares again (or attaches to the
+    /// seal), and the migration ends with one copy running from at least the last value the source ever showed, and
+    /// no staging left on the target.
+    /// </summary>
+    [Theory(Timeout = 200_000)]
+    [InlineData(nameof(CommitPoint.BeforePrepareSeal))]
+    [InlineData(nameof(CommitPoint.AfterPrepareSeal))]
+    public async Task The_target_agent_killed_while_preparing_leaves_the_source_held_and_the_migration_finishes_from_its_checkpoint(string faultPoint)
+    {
+        using var cts = new CancellationTokenSource(TestBudget);
+        await using var world = await MigrationWorld.StartAsync(cluster, output, cts.Token);
+        await world.KillAgentAsync(NodeB);
+        await world.StartAgentAsync(NodeB, cts.Token, new Dictionary<string, string> { ["PODMIGRATE_AGENT__FAULTEXITAT"] = faultPoint });
+        var source = await world.RunCounterAsync($"rc-prep-{faultPoint.Length}", NodeA, cts.Token);
+        await world.WaitForCounterAboveAsync(source, 10, cts.Token);
+        using var watching = CancellationTokenSource.CreateLinkedTokenSource(cts.Token);
+        var sourceShown = PodMigrationEndToEndTests.WatchCounterAsync(world, source, watching.Token);
+
+        await world.CreateMigrationAsync("prep-killed", source, NodeB, MigrationMode.Migrate, cts.Token);
+        await world.Agent(NodeB).ExitedAsync(cts.Token); // SIGKILLed itself at the fault point
+        var held = await world.WaitForMigrationAsync(source.Metadata.Namespace!, "prep-killed", _ => true, "the migration read", cts.Token);
+        MigrationPhase.IsTerminal(held.Status?.Phase).ShouldBeFalse($"the migration waits for the target's agent: {held.Status?.Message}");
+        held.Status!.CloneCreatedAt.ShouldBeNull("no clone pod before the target has a sealed checkpoint the controller knows of");
+        await world.KillAgentAsync(NodeB);
+        await world.StartAgentAsync(NodeB, cts.Token); // the node's agent comes back, without the fault
+
+        var done = await world.WaitForTerminalAsync(source.Metadata.Namespace!, "prep-killed", cts.Token);
+        await watching.CancelAsync();
+        var shown = await sourceShown;
+        var status = done.Status!;
+        status.Phase.ShouldBe(MigrationPhase.Succeeded, status.Message);
+        status.Conditions.ShouldNotBeNull().ShouldContain(c => c.Type == "TargetReachable" && c.Status == "True",
+            "the controller saw the target unreachable and then answering again");
+        var clone = await world.WaitForPodReadyAsync(source.Metadata.Namespace!, status.ClonePod!, cts.Token);
+        var cloneFirst = await world.WaitForCounterAboveAsync(clone, -1, cts.Token);
+        output.WriteLine($"{faultPoint}: source showed {shown.Count} values, last {shown.Max()}; the clone's first read {cloneFirst}");
+        cloneFirst.ShouldBeGreaterThanOrEqualTo(shown.Max(), "the clone starts from the checkpoint: the source never ran after it");
+        await world.WaitForPodGoneAsync(source.Metadata.Namespace!, source.Metadata.Name!, cts.Token);
+        (await world.PodsAsync(source.Metadata.Namespace!, cts.Token)).ShouldHaveSingleItem("exactly one copy runs: the clone");
+        var prepared = cluster.Info.Node(NodeB).PreparedDir.ShouldNotBeNull("cluster.json names the node's prepared directory");
+        Directory.EnumerateFileSystemEntries(prepared).Where(e => Path.GetFileName(e).StartsWith(status.CheckpointId!, StringComparison.Ordinal))
+            .ShouldBeEmpty("neither the killed attempt's staging nor the consumed one is left on the target");
         world.CheckpointsOnShare().ShouldBeEmpty();
     }
 

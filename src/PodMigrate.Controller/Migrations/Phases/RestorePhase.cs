@@ -2,6 +2,7 @@ using Google.Protobuf.WellKnownTypes;
 using PodMigrate.Agent.V1;
 using PodMigrate.Controller.Agents;
 using PodMigrate.Core.Errors;
+using PodMigrate.Kube.Serialization;
 
 namespace PodMigrate.Controller.Migrations.Phases;
 
@@ -50,6 +51,24 @@ internal sealed class RestorePhase(
             }
             if (AgentOperationCalls.Error(operation) is { } e)
             {
+                if (e.Kind == ErrorKind.Unavailable)
+                {
+                    // The target's agent is restarting (or its node briefly unreachable): the source stays held by its
+                    // checkpoint and the same operation id starts again once the agent answers; an unsealed staging of
+                    // the dead agent is removed at its start, a sealed one is attached to.
+                    var now = time.GetUtcNow();
+                    var (since, changed) = MarkUnreachable(status, e.Message, now);
+                    if (now - since < options.TargetAgentGrace)
+                    {
+                        if (changed)
+                        {
+                            await journal.WriteAsync(migration, cancellationToken);
+                        }
+                        return PhaseOutcome.Wait(options.PollInterval);
+                    }
+                    return PhaseOutcome.Continue(await journal.BeginRollbackAsync(migration, "TargetUnavailable",
+                        $"the agent on node {status.TargetNode} stayed unreachable for {KubeDuration.Format(now - since)} while preparing checkpoint {status.CheckpointId}: {e.Message}", cancellationToken));
+                }
                 if (e.Kind == ErrorKind.Cancelled || RuntimeClassRestore.IsFollow(status.RestoreOperation))
                 {
                     // The target agent stopped under it, or it followed the archive and did not get there (the archive
@@ -60,6 +79,10 @@ internal sealed class RestorePhase(
                 }
                 return PhaseOutcome.Continue(await journal.BeginRollbackAsync(migration, "RestoreFailed",
                     $"node {status.TargetNode} could not prepare checkpoint {status.CheckpointId}: {e.Message}", cancellationToken));
+            }
+            if (status.Condition(TargetReachable) is { Status: "False" })
+            {
+                status.SetCondition(TargetReachable, "True", "AgentAnswered", $"the agent on node {status.TargetNode} answers again", time.GetUtcNow());
             }
             status.RecordPrepared(operation.Prepared, time.GetUtcNow());
             migration = await journal.WriteAsync(migration, cancellationToken);
@@ -140,5 +163,15 @@ internal sealed class RestorePhase(
         {
             return new Operation { Done = true, Error = new OperationError { Code = (int)ErrorMapping.ToStatusCode(e.Kind), Message = e.Message } };
         }
+    }
+
+    private const string TargetReachable = "TargetReachable";
+
+    /// <summary>Marks the target unreachable; returns since when it is (the condition's transition time) and whether that is news.</summary>
+    private static (DateTimeOffset Since, bool Changed) MarkUnreachable(PodMigrationStatus status, string message, DateTimeOffset now)
+    {
+        var changed = status.Condition(TargetReachable) is not { Status: "False" };
+        status.SetCondition(TargetReachable, "False", "AgentUnavailable", message, now);
+        return (status.Condition(TargetReachable)!.LastTransitionTime ?? now, changed);
     }
 }
