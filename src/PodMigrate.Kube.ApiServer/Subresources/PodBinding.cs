@@ -10,25 +10,22 @@ namespace PodMigrate.Kube.ApiServer.Subresources;
 internal static class PodBinding
 {
     public static JsonObject Bind(ObjectStore store, string ns, string name, JsonObject binding)
+        => store.Atomically(() => Assign(store, ns, name, binding["target"]?["name"]?.GetValue<string>()));
+
+    private static JsonObject Assign(ObjectStore store, string ns, string name, string? node)
     {
-        ArgumentNullException.ThrowIfNull(store);
-        ArgumentNullException.ThrowIfNull(binding);
-        return store.Atomically(() =>
+        var pod = store.Stored(BuiltInTypes.Pods, ns, name);
+        if (string.IsNullOrEmpty(node))
         {
-            var pod = store.Stored(BuiltInTypes.Pods, ns, name);
-            var node = binding["target"]?["name"]?.GetValue<string>();
-            if (string.IsNullOrEmpty(node))
-            {
-                throw PodMigrateException.InvalidArgument("Binding target.name is required");
-            }
-            if (pod["spec"]?["nodeName"]?.GetValue<string>() is { Length: > 0 } bound)
-            {
-                throw new PodMigrateException(ErrorKind.Aborted, $"Operation cannot be fulfilled on pods/binding \"{name}\": pod {name} is already assigned to node \"{bound}\"");
-            }
-            var updated = (JsonObject)pod.DeepClone();
-            ((JsonObject)(updated["spec"] ??= new JsonObject()))["nodeName"] = node;
-            store.Write(BuiltInTypes.Pods, ns, name, pod, updated, statusOnly: false, validate: false);
-            return SubresourceStatus.Created();
-        });
+            throw PodMigrateException.InvalidArgument("Binding target.name is required");
+        }
+        if (pod["spec"]?["nodeName"]?.GetValue<string>() is { Length: > 0 } bound)
+        {
+            throw new PodMigrateException(ErrorKind.Aborted, $"Operation cannot be fulfilled on pods/binding \"{name}\": pod {name} is already assigned to node \"{bound}\"");
+        }
+        var updated = (JsonObject)pod.DeepClone();
+        ((JsonObject)(updated["spec"] ??= new JsonObject()))["nodeName"] = node;
+        store.Write(BuiltInTypes.Pods, ns, name, pod, updated, statusOnly: false, validate: false);
+        return SubresourceStatus.Created();
     }
 }
