@@ -33,6 +33,13 @@ public sealed class PodCriConfigTests
         """, "web.yaml");
 
     [Fact]
+    public void The_node_layer_knows_no_Kubernetes_model()
+    {
+        // The pod spec's translation is the kubelet's (this emulator's); containerd, CRI and CRIU clients take CRI requests.
+        typeof(KubeletPodRunner).Assembly.GetReferencedAssemblies().Select(a => a.Name).ShouldNotContain("PodMigrate.Kube");
+    }
+
+    [Fact]
     public void The_sandbox_config_is_the_one_kubelet_sends()
     {
         var config = PodCriConfig.BuildSandboxConfig(Pod(), attempt: 1, "file", Seen);
