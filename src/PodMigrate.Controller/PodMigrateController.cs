@@ -81,8 +81,9 @@ public sealed class PodMigrateController : IDisposable
         // Reconcilers read what they reconcile from the informers' caches; SeenVersions keeps a migration's cached copy from
         // being older than what the reconciler itself last read or wrote of it.
         var seen = new SeenVersions();
+        // Source and clone pods are read from the pod informer too (CacheFirstReader): a reconcile of an unchanged world is no GET.
         var migrationReconciler = new PodMigrationReconciler(seen.Track(api, PodMigration.Resource, m => m.Metadata), agents, events, options, time,
-            loggers.CreateLogger<PodMigrationReconciler>());
+            loggers.CreateLogger<PodMigrationReconciler>(), pods);
         var migrationRunner = new ReconcileRunner("podmigrations", new MigrationAdapter(migrationReconciler, migrations, seen),
             new WorkQueue<ObjectKey>(null, time), options.Workers, loggers.CreateLogger<ReconcileRunner>());
         var cloneOfRunner = new ReconcileRunner("clone-of-pods", new CloneOfAdapter(new CloneOfReconciler(api), pods),

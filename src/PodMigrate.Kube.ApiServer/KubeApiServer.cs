@@ -19,6 +19,7 @@ using PodMigrate.Core.Errors;
 using PodMigrate.Kube.ApiServer.Admission;
 using PodMigrate.Kube.ApiServer.Authentication;
 using PodMigrate.Kube.ApiServer.Authorization;
+using PodMigrate.Kube.ApiServer.Subresources;
 using PodMigrate.Kube.Client;
 
 namespace PodMigrate.Kube.ApiServer;
@@ -341,7 +342,7 @@ public sealed partial class KubeApiServer : IAsyncDisposable
                 return;
             }
             case ("POST", not null, "binding") when type == BuiltInTypes.Pods:
-                await WriteJsonAsync(context, 201, _store.Bind(ns!, name, await ReadObjectAsync(context)));
+                await WriteJsonAsync(context, 201, PodBinding.Bind(_store, ns!, name, await ReadObjectAsync(context)));
                 return;
             case ("POST", not null, "eviction") when type == BuiltInTypes.Pods:
                 await EvictAsync(context, ns!, name);
@@ -413,10 +414,10 @@ public sealed partial class KubeApiServer : IAsyncDisposable
         if (dryRun)
         {
             // Admitted; a dry run changes nothing (the budget is not spent, the pod not deleted).
-            await WriteJsonAsync(context, 201, new JsonObject { ["kind"] = "Status", ["apiVersion"] = "v1", ["metadata"] = new JsonObject(), ["status"] = "Success", ["code"] = 201 });
+            await WriteJsonAsync(context, 201, SubresourceStatus.Created());
             return;
         }
-        await WriteJsonAsync(context, 201, _store.Evict(ns, name, eviction));
+        await WriteJsonAsync(context, 201, PodEviction.Evict(_store, ns, name, eviction));
     }
 
     private async Task WatchAsync(HttpContext context, ResourceType type, string? ns, bool asTable, string? includeObject)

@@ -12,8 +12,8 @@ namespace PodMigrate.Kube.ApiServer;
 /// The API server's registry, as kube-apiserver's generic registry store: the REST verbs over the
 /// <see cref="VersionedStorage"/>, with the rules every kind shares (name or generateName, namespace, uid and timestamps,
 /// resourceVersion preconditions, generation, finalizers and graceful deletion) and each kind's own from its
-/// <see cref="IResourceStrategy"/>. Beside the verbs, the pods' binding and eviction subresources, and what a cluster's
-/// controllers would do at once: the served types follow the CustomResourceDefinitions (their objects go with them), a
+/// <see cref="IResourceStrategy"/>; the pods' binding and eviction subresources build on it (<see cref="Atomically"/>).
+/// Beside the verbs, what a cluster's controllers would do at once: the served types follow the CustomResourceDefinitions (their objects go with them), a
 /// deleted namespace terminates and then its content goes, and the disruption budgets' status follows their pods.
 /// One lock guards it all, storage and watches included: correctness over throughput.
 /// </summary>
@@ -186,27 +186,27 @@ internal sealed class ObjectStore : IDisposable
         }
     }
 
-    /// <summary>POST pods/{name}/binding: sets the node of a pod that has none; the one write that may (it skips the pod strategy's checks).</summary>
-    public JsonObject Bind(string ns, string name, JsonObject binding)
+    /// <summary>
+    /// Runs a subresource's read-modify-write (pods/binding, pods/eviction: <see cref="Subresources"/>) under the
+    /// registry's lock, so that it is as atomic as any write; <see cref="Stored"/>, <see cref="StoredObjects"/>,
+    /// <see cref="Write"/> and <see cref="Commit"/> are for use inside it.
+    /// </summary>
+    public T Atomically<T>(Func<T> body)
     {
+        ArgumentNullException.ThrowIfNull(body);
         lock (_gate)
         {
-            var pod = _storage.Get(BuiltInTypes.Pods, ns, name);
-            var node = binding["target"]?["name"]?.GetValue<string>();
-            if (string.IsNullOrEmpty(node))
-            {
-                throw PodMigrateException.InvalidArgument("Binding target.name is required");
-            }
-            if (pod["spec"]?["nodeName"]?.GetValue<string>() is { Length: > 0 } bound)
-            {
-                throw new PodMigrateException(ErrorKind.Aborted, $"Operation cannot be fulfilled on pods/binding \"{name}\": pod {name} is already assigned to node \"{bound}\"");
-            }
-            var updated = (JsonObject)pod.DeepClone();
-            ((JsonObject)(updated["spec"] ??= new JsonObject()))["nodeName"] = node;
-            Write(BuiltInTypes.Pods, ns, name, pod, updated, statusOnly: false, validate: false);
-            return new JsonObject { ["kind"] = "Status", ["apiVersion"] = "v1", ["metadata"] = new JsonObject(), ["status"] = "Success", ["code"] = 201 };
+            return body();
         }
     }
+
+    /// <summary>The stored object itself (not a copy: change a clone), NotFound when absent. Inside <see cref="Atomically"/>.</summary>
+    public JsonObject Stored(ResourceType type, string? ns, string name) => _storage.Get(type, ns, name);
+
+    /// <summary>The stored objects of a type, all namespaces. Inside <see cref="Atomically"/>.</summary>
+    public IEnumerable<JsonObject> StoredObjects(ResourceType type) => _storage.Objects(type);
+
+    public DateTimeOffset Now => _options.TimeProvider.GetUtcNow();
 
     /// <summary>
     /// DELETE: gone at once, unless finalizers remain or the kind's strategy gives a grace period (a pod bound to a node):
@@ -255,56 +255,6 @@ internal sealed class ObjectStore : IDisposable
     }
 
     /// <summary>
-    /// POST pods/{name}/eviction, as kube-apiserver's eviction REST does it (admission has already run): a pod that is
-    /// terminal, Pending or already being deleted goes without a budget check; a pod covered by more than one budget is
-    /// refused (500); one budget must allow a disruption (else 429 with its cause), which is spent and the pod recorded in
-    /// the budget's disruptedPods; then the pod gets the DisruptionTarget condition and is deleted gracefully.
-    /// A pod that is not Ready may go without spending a disruption when the budget is healthy (unhealthyPodEvictionPolicy).
-    /// </summary>
-    public JsonObject Evict(string ns, string name, JsonObject eviction)
-    {
-        lock (_gate)
-        {
-            var pod = _storage.Get(BuiltInTypes.Pods, ns, name);
-            var options = eviction["deleteOptions"] as JsonObject;
-            var now = _options.TimeProvider.GetUtcNow();
-            var phase = pod["status"]?["phase"]?.GetValue<string>();
-            var ignoresBudgets = pod["metadata"]?["deletionTimestamp"] is not null || phase is "Succeeded" or "Failed" or "Pending";
-            if (!ignoresBudgets)
-            {
-                var budgets = _storage.Objects(BuiltInTypes.PodDisruptionBudgets).Where(b => DisruptionBudgets.Covers(b, pod)).ToList();
-                if (budgets.Count > 1)
-                {
-                    throw ApiStatusException.Internal("This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.");
-                }
-                if (budgets is [var budget] && !(!DisruptionBudgets.IsReady(pod) && DisruptionBudgets.LetsUnhealthyPodGo(budget)))
-                {
-                    var spent = DisruptionBudgets.CheckAndDecrement(budget, name, now);
-                    Commit(BuiltInTypes.PodDisruptionBudgets, ns, Meta(budget, "name")!, "MODIFIED", budget, spent);
-                }
-                pod = _storage.Get(BuiltInTypes.Pods, ns, name);
-                var marked = (JsonObject)pod.DeepClone();
-                var status = marked["status"] as JsonObject ?? (JsonObject)(marked["status"] = new JsonObject());
-                var conditions = status["conditions"] as JsonArray ?? (JsonArray)(status["conditions"] = new JsonArray());
-                if (!conditions.OfType<JsonObject>().Any(c => c["type"]?.GetValue<string>() == "DisruptionTarget"))
-                {
-                    conditions.Add(new JsonObject
-                    {
-                        ["type"] = "DisruptionTarget",
-                        ["status"] = "True",
-                        ["lastTransitionTime"] = Timestamp(now),
-                        ["reason"] = "EvictionByEvictionAPI",
-                        ["message"] = "Eviction API: evicting",
-                    });
-                    Commit(BuiltInTypes.Pods, ns, name, "MODIFIED", pod, marked);
-                }
-            }
-            Delete(BuiltInTypes.Pods, ns, name, options);
-            return new JsonObject { ["kind"] = "Status", ["apiVersion"] = "v1", ["metadata"] = new JsonObject(), ["status"] = "Success", ["code"] = 201 };
-        }
-    }
-
-    /// <summary>
     /// Starts a watch after <paramref name="resourceVersion"/> (replaying the history since then), or with synthetic ADDED
     /// events for what exists when it is empty or "0". Null when that version is older than the history: 410 Gone.
     /// </summary>
@@ -347,7 +297,7 @@ internal sealed class ObjectStore : IDisposable
     /// The update path of PUT, PATCH and binding: resourceVersion precondition, the strategy's update (and, unless
     /// <paramref name="validate"/> is false, its checks), metadata only the server sets, generation, no-op writes.
     /// </summary>
-    private JsonObject Write(ResourceType type, string? ns, string name, JsonObject current, JsonObject body, bool statusOnly, bool validate = true)
+    public JsonObject Write(ResourceType type, string? ns, string name, JsonObject current, JsonObject body, bool statusOnly, bool validate = true)
     {
         var bodyRv = body["metadata"]?["resourceVersion"]?.GetValue<string>();
         if (!string.IsNullOrEmpty(bodyRv) && bodyRv != Meta(current, "resourceVersion"))
@@ -412,7 +362,7 @@ internal sealed class ObjectStore : IDisposable
     /// Stores through <see cref="VersionedStorage.Commit"/>; a change to a pod or a budget then brings the namespace's
     /// disruption budgets up to date (<see cref="SyncBudgets"/>).
     /// </summary>
-    private void Commit(ResourceType type, string? ns, string name, string eventType, JsonObject? old, JsonObject obj)
+    public void Commit(ResourceType type, string? ns, string name, string eventType, JsonObject? old, JsonObject obj)
     {
         _storage.Commit(type, ns, name, eventType, old, obj);
         if (ns is not null && (type == BuiltInTypes.Pods || type == BuiltInTypes.PodDisruptionBudgets))

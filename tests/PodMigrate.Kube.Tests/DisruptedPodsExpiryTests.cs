@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Time.Testing;
 using PodMigrate.Kube.ApiServer;
+using PodMigrate.Kube.ApiServer.Subresources;
 
 namespace PodMigrate.Kube.Tests;
 
@@ -29,7 +30,7 @@ public sealed class DisruptedPodsExpiryTests
         Status(store)["disruptionsAllowed"]!.GetValue<long>().ShouldBe(1);
 
         // The budget is spent and the pod recorded, then the delete fails its precondition: the pod stays, not deleted.
-        Should.Throw<Exception>(() => store.Evict("default", "web-1", JsonNode.Parse("""{"deleteOptions":{"preconditions":{"uid":"not-this-pod"}}}""")!.AsObject()));
+        Should.Throw<Exception>(() => PodEviction.Evict(store, "default", "web-1", JsonNode.Parse("""{"deleteOptions":{"preconditions":{"uid":"not-this-pod"}}}""")!.AsObject()));
         store.Get(BuiltInTypes.Pods, "default", "web-1")["metadata"]!["deletionTimestamp"].ShouldBeNull();
         Status(store)["disruptedPods"]!.AsObject().ContainsKey("web-1").ShouldBeTrue();
         Status(store)["disruptionsAllowed"]!.GetValue<long>().ShouldBe(0);

@@ -2,11 +2,10 @@ using Microsoft.Extensions.Logging;
 using PodMigrate.Agent.Telemetry;
 using PodMigrate.Agent.V1;
 using PodMigrate.Core.Errors;
-using PodMigrate.Kube.Models;
 using PodMigrate.Node.Containerd;
 using PodMigrate.Node.Cri;
 using PodMigrate.Node.Restore;
-using KubeContainer = PodMigrate.Kube.Models.Container;
+using Runtime.V1;
 
 namespace PodMigrate.Agent.Restoring;
 
@@ -76,30 +75,29 @@ internal sealed class CriImageRestore(
         }
     }
 
-    /// <summary>The pod a kubelet would run for this target: the checkpointed container, its image the checkpoint image.</summary>
-    private static Pod PodFor(PodTarget target, NodeCheckpointImage image, RestoreContext context) => new()
+    /// <summary>
+    /// The pod a kubelet would run for this target, as the CRI requests it sends: the checkpointed container, its image
+    /// the checkpoint image (imagePullPolicy Never), the target's labels and annotations, nothing else from a spec.
+    /// </summary>
+    private CriPodSpec PodFor(PodTarget target, NodeCheckpointImage image, RestoreContext context)
     {
-        Metadata = new ObjectMeta
+        var identity = new PodSandboxMetadata
         {
             Namespace = target.Namespace,
             Name = target.Name,
             Uid = target.Uid.Length > 0 ? target.Uid : Guid.NewGuid().ToString(),
-            Labels = target.Labels.Count > 0 ? target.Labels.ToDictionary() : null,
-            Annotations = target.Annotations.Count > 0 ? target.Annotations.ToDictionary() : null,
-        },
-        Spec = new PodSpec
-        {
-            Containers =
-            [
-                new KubeContainer
-                {
-                    Name = target.Container.Length > 0 ? target.Container : ContainerNameOf(image, context),
-                    Image = image.Reference,
-                    ImagePullPolicy = "Never",
-                },
-            ],
-        },
-    };
+        };
+        var namespaces = KubeletPodConfig.PodNamespaces(hostNetwork: false, shareProcessNamespace: false);
+        var sandbox = KubeletPodConfig.NewSandboxConfig(
+            identity, attempt: 0, hostname: target.Name, target.Labels, target.Annotations, configSource: "api", time.GetUtcNow(), namespaces, privileged: false);
+        var name = target.Container.Length > 0 ? target.Container : ContainerNameOf(image, context);
+        var container = KubeletPodConfig.NewContainerConfig(
+            identity, name, imageRef: image.Reference, userImage: image.Reference, restartCount: 0,
+            KubeletPodConfig.NewSecurityContext(namespaces, privileged: false),
+            KubeletPodConfig.DefaultTerminationGracePeriodSeconds,
+            hash: KubeletPodConfig.Hash(System.Text.Encoding.UTF8.GetBytes($"{name}\n{image.Reference}")));
+        return new CriPodSpec(sandbox, RuntimeHandler: null, [new CriContainerSpec(container, PullPolicy: "Never")]);
+    }
 
     private static string ContainerNameOf(NodeCheckpointImage image, RestoreContext context)
     {
@@ -109,16 +107,16 @@ internal sealed class CriImageRestore(
             : throw PodMigrateException.InvalidArgument($"checkpoint {context.Id} names its container '{name}', which is no Kubernetes name: give the target's container name");
     }
 
-    private async Task<RestoredTarget> RunPodAsync(Pod pod, RestoreContext context, CancellationToken cancellationToken)
+    private async Task<RestoredTarget> RunPodAsync(CriPodSpec pod, RestoreContext context, CancellationToken cancellationToken)
     {
-        var ns = pod.Metadata.Namespace!;
-        var name = pod.Metadata.Name!;
-        var container = pod.Spec.Containers[0];
+        var sandboxConfig = pod.Sandbox;
+        var (ns, name) = (sandboxConfig.Metadata.Namespace, sandboxConfig.Metadata.Name);
+        var containerConfig = pod.Containers[0].Config;
+        var reference = containerConfig.Image.UserSpecifiedImage;
         // As a kubelet does: the pod's image is looked up by its reference, and the container created with the id CRI resolved.
-        var image = await cri.Images.ImageStatusAsync(container.Image!, cancellationToken)
-            ?? throw PodMigrateException.FailedPrecondition($"image {container.Image} is not present on this node (imagePullPolicy Never)");
-        var sandboxConfig = KubeletPodConfig.BuildSandboxConfig(pod, attempt: 0, configSource: "api", time.GetUtcNow());
-        var containerConfig = KubeletPodConfig.BuildContainerConfig(pod, container, image.Id, restartCount: 0);
+        var image = await cri.Images.ImageStatusAsync(reference, cancellationToken)
+            ?? throw PodMigrateException.FailedPrecondition($"image {reference} is not present on this node (imagePullPolicy Never)");
+        containerConfig.Image.Image = image.Id;
         var mountsBefore = LeakedMounts.Snapshot();
 
         Directory.CreateDirectory(sandboxConfig.LogDirectory);
@@ -138,12 +136,12 @@ internal sealed class CriImageRestore(
             }
             var pid = (await new ContainerdTasks(containerd).GetAsync(containerId, cancellationToken)).Pid;
             var status = await cri.Runtime.PodSandboxStatusAsync(sandboxId, cancellationToken);
-            return new RestoredTarget(containerId, sandboxId, pid, status.Network?.Ip ?? "", container.Image!);
+            return new RestoredTarget(containerId, sandboxId, pid, status.Network?.Ip ?? "", reference);
         }
         catch
         {
             using var cleanup = new CancellationTokenSource(CleanupTimeout);
-            await RemoveHalfRestoredAsync(sandboxId, sandboxConfig.LogDirectory, pod.Metadata.Uid!, mountsBefore, context, cleanup.Token);
+            await RemoveHalfRestoredAsync(sandboxId, sandboxConfig.LogDirectory, sandboxConfig.Metadata.Uid, mountsBefore, context, cleanup.Token);
             throw;
         }
     }

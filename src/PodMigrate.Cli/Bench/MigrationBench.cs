@@ -8,6 +8,7 @@ using PodMigrate.Kube.Models;
 using PodMigrate.Node.Containerd;
 using PodMigrate.Node.Cri;
 using PodMigrate.Node.Restore;
+using PodMigrate.NodeEmulator.Kubelet;
 using KubeContainer = PodMigrate.Kube.Models.Container;
 
 namespace PodMigrate.Cli.Bench;

@@ -9,6 +9,7 @@ using PodMigrate.Kube.Models;
 using PodMigrate.Kube.Serialization;
 using PodMigrate.Node.Containerd;
 using PodMigrate.Node.Cri;
+using PodMigrate.NodeEmulator.Kubelet;
 using KubeContainer = PodMigrate.Kube.Models.Container;
 
 namespace PodMigrate.Cli.Bench;

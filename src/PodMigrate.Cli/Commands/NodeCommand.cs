@@ -5,6 +5,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using PodMigrate.Core.Errors;
 using PodMigrate.Kube.Serialization;
 using PodMigrate.Node.Cri;
+using PodMigrate.NodeEmulator.Kubelet;
 
 namespace PodMigrate.Cli.Commands;
 
@@ -34,10 +35,11 @@ internal static class NodeCommand
     {
         var file = new Option<string>("--filename", "-f") { Description = "Pod manifest (YAML or JSON)", Required = true };
         var command = new Command("run-pod", "Pull images, run the sandbox and start the containers of a Pod manifest") { NodeOption, SocketOption, file, OutputOption };
-        command.SetAction((parse, ct) => RunAsync(parse, async (runner, output) =>
+        command.SetAction((parse, ct) => RunWithRunnerAsync(parse, async (runner, output) =>
         {
             var pod = await KubeManifests.ReadPodFileAsync(parse.GetValue(file)!, ct);
-            var started = await runner.RunAsync(pod, ct);
+            // A pod from a manifest file is a static pod: kubelet stamps config.source "file".
+            var started = await runner.RunAsync(pod, ct, configSource: "file");
             if (output == "json")
             {
                 Console.WriteLine(JsonSerializer.Serialize(started, NodePodJsonContext.Default.NodePod));
@@ -48,7 +50,7 @@ internal static class NodeCommand
                 PrintContainers(started);
             }
             return ExitCodes.Ok;
-        }, "file", ct));
+        }, ct));
         return command;
     }
 
@@ -56,7 +58,7 @@ internal static class NodeCommand
     {
         var ns = new Option<string?>("--namespace", "-n") { Description = "Only pods of this namespace" };
         var command = new Command("pods", "List the pods on a node (sandboxes and their containers)") { NodeOption, SocketOption, ns, OutputOption };
-        command.SetAction((parse, ct) => RunAsync(parse, async (runner, output) =>
+        command.SetAction((parse, ct) => RunWithRunnerAsync(parse, async (runner, output) =>
         {
             var pods = await runner.ListAsync(parse.GetValue(ns), ct);
             if (output == "json")
@@ -71,7 +73,7 @@ internal static class NodeCommand
                 Console.WriteLine($"{pod.Key,-40} {pod.State,-9} {pod.Ip ?? "-",-15} {pod.Uid,-36} {containers}");
             }
             return ExitCodes.Ok;
-        }, "api", ct));
+        }, ct));
         return command;
     }
 
@@ -81,7 +83,7 @@ internal static class NodeCommand
         var all = new Option<bool>("--all") { Description = "Remove every pod on the node" };
         var grace = new Option<int?>("--grace-period") { Description = "Seconds between SIGTERM and SIGKILL (default: the pod's terminationGracePeriodSeconds)" };
         var command = new Command("rm-pod", "Stop and remove a pod (its containers, sandbox, logs and cgroups)") { NodeOption, SocketOption, pod, all, grace };
-        command.SetAction((parse, ct) => RunAsync(parse, async (runner, _) =>
+        command.SetAction((parse, ct) => RunWithRunnerAsync(parse, async (runner, _) =>
         {
             var gracePeriod = parse.GetValue(grace) is { } seconds ? TimeSpan.FromSeconds(seconds) : (TimeSpan?)null;
             if (parse.GetValue(all))
@@ -97,7 +99,7 @@ internal static class NodeCommand
             }
             Console.WriteLine($"removed pod {ns}/{name}");
             return ExitCodes.Ok;
-        }, "api", ct));
+        }, ct));
         return command;
     }
 
@@ -108,7 +110,7 @@ internal static class NodeCommand
         var container = new Option<string?>("--container", "-c") { Description = "Container name (default: the first running one)" };
         var timeout = new Option<int>("--timeout") { Description = "Seconds before the runtime kills the command", DefaultValueFactory = _ => 30 };
         var command = new Command("exec", "Run a command in a pod's container and wait for it (CRI ExecSync)") { NodeOption, SocketOption, container, timeout, OutputOption, pod, argv };
-        command.SetAction((parse, ct) => RunAsync(parse, async (runner, output) =>
+        command.SetAction((parse, ct) => RunWithRunnerAsync(parse, async (runner, output) =>
         {
             var (ns, name) = CliCommon.ParsePodKey(parse.GetValue(pod)!);
             var result = await runner.ExecAsync(ns, name, parse.GetValue(container), parse.GetValue(argv)!, TimeSpan.FromSeconds(parse.GetValue(timeout)), ct);
@@ -121,7 +123,7 @@ internal static class NodeCommand
             Console.Error.Write(result.Stderr);
             // The command's own exit status, as `kubectl exec` passes it on.
             return result.ExitCode;
-        }, "api", ct));
+        }, ct));
         return command;
     }
 
@@ -167,12 +169,8 @@ internal static class NodeCommand
         return command;
     }
 
-    private static Task<int> RunAsync(ParseResult parse, Func<KubeletPodRunner, string, Task<int>> action, string configSource, CancellationToken cancellationToken)
-        => RunAsync(parse, (connection, output) =>
-        {
-            var runner = new KubeletPodRunner(connection, NullLogger<KubeletPodRunner>.Instance, options: new KubeletPodRunnerOptions { ConfigSource = configSource });
-            return action(runner, output);
-        }, cancellationToken);
+    private static Task<int> RunWithRunnerAsync(ParseResult parse, Func<KubeletPodRunner, string, Task<int>> action, CancellationToken cancellationToken)
+        => RunAsync(parse, (connection, output) => action(new KubeletPodRunner(connection, NullLogger<KubeletPodRunner>.Instance), output), cancellationToken);
 
     private static Task<int> RunAsync(ParseResult parse, Func<CriConnection, string, Task<int>> action, CancellationToken cancellationToken)
         => CliCommon.RunAsync(async () =>

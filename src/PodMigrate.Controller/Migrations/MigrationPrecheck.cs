@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using PodMigrate.Agent.V1;
 using PodMigrate.Controller.Agents;
+using PodMigrate.Controller.Runtime;
 using PodMigrate.Core.Errors;
 using PodMigrate.Kube.Client;
 using PodMigrate.Kube.Models;
@@ -16,7 +17,11 @@ internal sealed record PrecheckResult(Pod SourcePod, string SourceNode, string T
 /// says which condition failed and why; nothing has been touched yet, so a refusal simply fails the migration.
 /// Errors reaching the API server itself propagate (the work queue retries them).
 /// </summary>
-internal sealed class MigrationPrecheck(IKubernetesApi api, IAgentDirectory agents)
+/// <remarks>
+/// The source pod is read from the informer's cache (<see cref="CacheFirstReader{T}"/>); nodes and claims are GETs: the
+/// controller runs no informer on them, and the precheck reads them once per migration.
+/// </remarks>
+internal sealed class MigrationPrecheck(IKubernetesApi api, CacheFirstReader<Pod> pods, IAgentDirectory agents)
 {
     private static readonly ResourceKind<CustomResource> PersistentVolumeClaims = KubeResources.Custom("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim");
 
@@ -57,12 +62,13 @@ internal sealed class MigrationPrecheck(IKubernetesApi api, IAgentDirectory agen
 
     private async Task<Pod> GetSourcePodAsync(string ns, string name, CancellationToken cancellationToken)
     {
-        Pod pod;
-        try
+        var pod = await pods.GetAsync(ns, name, cancellationToken);
+        if (pod is null || pod.Metadata.DeletionTimestamp is not null || string.IsNullOrEmpty(pod.Spec.NodeName) || pod.Status?.Phase != "Running")
         {
-            pod = await api.GetAsync(KubeResources.Pods, ns, name, cancellationToken);
+            // A refusal is final: it rests on the server's answer, not on a cached copy that may lag (a pod just started).
+            pod = await pods.GetFreshAsync(ns, name, cancellationToken);
         }
-        catch (PodMigrateException e) when (e.Kind == ErrorKind.NotFound)
+        if (pod is null)
         {
             throw new MigrationRefusedException("SourceNotFound", $"pod {ns}/{name} does not exist");
         }

@@ -1,8 +1,10 @@
 using Microsoft.Extensions.Logging;
 using PodMigrate.Controller.Agents;
 using PodMigrate.Controller.Migrations.Phases;
+using PodMigrate.Controller.Runtime;
 using PodMigrate.Core.Errors;
 using PodMigrate.Kube.Client;
+using PodMigrate.Kube.Models;
 
 namespace PodMigrate.Controller.Migrations;
 
@@ -30,8 +32,9 @@ internal sealed class PodMigrationReconciler
     private readonly MigrationJournal _journal;
     private readonly Dictionary<MigrationStep, IMigrationPhase> _phases;
 
+    /// <param name="podCache">The pod informer the source and clone pods are read from (see <see cref="CacheFirstReader{T}"/>); null: every read a GET.</param>
     public PodMigrationReconciler(IKubernetesApi api, IAgentDirectory agents, MigrationEvents events, ControllerOptions options, TimeProvider time,
-        ILogger<PodMigrationReconciler> logger)
+        ILogger<PodMigrationReconciler> logger, Informer<Pod>? podCache = null)
     {
         _api = api;
         _time = time;
@@ -39,16 +42,17 @@ internal sealed class PodMigrationReconciler
         _journal = new MigrationJournal(api, events, time, logger);
         var runtimeClass = new RuntimeClassRestore(agents, logger);
         var release = new SourceRelease(agents, logger);
+        var pods = new CacheFirstReader<Pod>(api, KubeResources.Pods, podCache);
         _phases = new()
         {
             [MigrationStep.Start] = new StartPhase(_journal),
-            [MigrationStep.Precheck] = new PrecheckPhase(new MigrationPrecheck(api, agents), _journal, events),
+            [MigrationStep.Precheck] = new PrecheckPhase(new MigrationPrecheck(api, pods, agents), _journal, events),
             [MigrationStep.Checkpoint] = new CheckpointPhase(agents, runtimeClass, _journal, options, logger),
-            [MigrationStep.Restore] = new RestorePhase(agents, runtimeClass, new ClonePodWriter(api), _journal, events, options),
-            [MigrationStep.Verify] = new VerifyPhase(api, runtimeClass, _journal, options),
+            [MigrationStep.Restore] = new RestorePhase(agents, runtimeClass, new ClonePodWriter(api, pods), _journal, events, options),
+            [MigrationStep.Verify] = new VerifyPhase(pods, runtimeClass, _journal, options),
             [MigrationStep.DeadlineExceeded] = new DeadlinePhase(_journal),
             [MigrationStep.Rollback] = new RollbackPhase(api, agents, runtimeClass, release, _journal, events, options),
-            [MigrationStep.Commit] = new CommitPhase(api, agents, runtimeClass, release, _journal, events, logger),
+            [MigrationStep.Commit] = new CommitPhase(api, pods, agents, runtimeClass, release, _journal, events, logger),
         };
     }
 
@@ -152,6 +156,7 @@ internal sealed class PodMigrationReconciler
                 }
             }
         }
+        // A GET, once per deletion: the phases driven above wrote the status, and the replace needs the version they left.
         var current = await _api.GetAsync(PodMigration.Resource, migration.Namespace, migration.Name, cancellationToken);
         if (current.Metadata.Finalizers?.Remove(PodMigration.Finalizer) == true)
         {

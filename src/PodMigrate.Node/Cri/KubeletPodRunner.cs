@@ -1,6 +1,5 @@
 using Microsoft.Extensions.Logging;
 using PodMigrate.Core.Errors;
-using PodMigrate.Kube.Models;
 using Runtime.V1;
 using ContainerState = Runtime.V1.ContainerState;
 
@@ -8,9 +7,6 @@ namespace PodMigrate.Node.Cri;
 
 public sealed class KubeletPodRunnerOptions
 {
-    /// <summary>kubernetes.io/config.source for pods this runner starts: "api" (from an API server) or "file" (a manifest).</summary>
-    public string ConfigSource { get; init; } = "api";
-
     /// <summary>How long compensations (removing a half-started pod) may take, independent of the caller's token.</summary>
     public TimeSpan CleanupTimeout { get; init; } = TimeSpan.FromSeconds(60);
 
@@ -42,41 +38,39 @@ public sealed partial class KubeletPodRunner
     }
 
     /// <summary>
-    /// Starts <paramref name="pod"/> (a uid is generated when the manifest has none) and returns it as the node
-    /// sees it. A pod of the same namespace/name already running on the node is AlreadyExists.
+    /// Starts <paramref name="pod"/> and returns it as the node sees it. A pod of the same namespace/name already
+    /// running on the node is AlreadyExists.
     /// </summary>
-    public async Task<NodePod> RunAsync(Pod pod, CancellationToken cancellationToken)
+    public async Task<NodePod> RunAsync(CriPodSpec pod, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(pod);
-        pod.Metadata.Namespace = KubeletPodConfig.NamespaceOf(pod);
-        pod.Metadata.Uid ??= Guid.NewGuid().ToString();
-        var ns = pod.Metadata.Namespace;
-        var name = pod.Metadata.Name ?? throw PodMigrateException.InvalidArgument("pod has no metadata.name");
+        var sandboxConfig = pod.Sandbox.Clone();
+        var (ns, name, uid) = (sandboxConfig.Metadata.Namespace, sandboxConfig.Metadata.Name, sandboxConfig.Metadata.Uid);
 
         var existing = await FindSandboxesAsync(ns, name, cancellationToken);
         if (existing.Any(s => s.State == PodSandboxState.SandboxReady))
         {
             throw new PodMigrateException(ErrorKind.AlreadyExists, $"pod {ns}/{name} is already running on {_cri.Target}");
         }
-        var attempt = (uint)existing.Count(s => s.Metadata.Uid == pod.Metadata.Uid);
+        sandboxConfig.Metadata.Attempt = (uint)existing.Count(s => s.Metadata.Uid == uid);
 
-        var sandboxConfig = KubeletPodConfig.BuildSandboxConfig(pod, attempt, _options.ConfigSource, _time.GetUtcNow(), _options.CgroupRoot);
-        var imageRefs = new List<string>();
-        foreach (var container in pod.Spec.Containers)
+        var containerConfigs = new List<ContainerConfig>();
+        foreach (var container in pod.Containers)
         {
-            imageRefs.Add(await EnsureImageAsync(container, sandboxConfig, cancellationToken));
+            var config = container.Config.Clone();
+            config.Image.Image = await EnsureImageAsync(config, container.PullPolicy, sandboxConfig, cancellationToken);
+            containerConfigs.Add(config);
         }
 
-        var sandboxId = await RunSandboxAsync(sandboxConfig, KubeletPodConfig.RuntimeHandler(pod), cancellationToken);
+        var sandboxId = await RunSandboxAsync(sandboxConfig, pod.RuntimeHandler, cancellationToken);
         var started = false;
         try
         {
-            for (var i = 0; i < pod.Spec.Containers.Count; i++)
+            foreach (var config in containerConfigs)
             {
-                var config = KubeletPodConfig.BuildContainerConfig(pod, pod.Spec.Containers[i], imageRefs[i], restartCount: 0);
                 var containerId = await _cri.Runtime.CreateContainerAsync(sandboxId, config, sandboxConfig, cancellationToken);
                 await _cri.Runtime.StartContainerAsync(containerId, cancellationToken);
-                LogContainerStarted(ns, name, pod.Spec.Containers[i].Name, containerId);
+                LogContainerStarted(ns, name, config.Metadata.Name, containerId);
             }
             started = true;
         }
@@ -86,15 +80,17 @@ public sealed partial class KubeletPodRunner
             {
                 // A half-started pod is removed whole, with its own time budget: the caller's token may be what failed.
                 using var cleanup = new CancellationTokenSource(_options.CleanupTimeout, _time);
-                await RemoveSandboxAsync(sandboxId, sandboxConfig.LogDirectory, pod.Metadata.Uid, TimeSpan.Zero, cleanup.Token);
+                await RemoveSandboxAsync(sandboxId, sandboxConfig.LogDirectory, uid, TimeSpan.Zero, cleanup.Token);
             }
         }
         var sandbox = (await _cri.Runtime.ListPodSandboxAsync(new PodSandboxFilter { Id = sandboxId }, cancellationToken)).Single();
         return await DescribeAsync(sandbox, cancellationToken);
     }
 
-    /// <summary>Creates the pod's log directory (kubelet's job; the runtime only writes into it) and runs the sandbox; returns its id.</summary>
-    /// <summary>Runs the pod's sandbox; <paramref name="runtimeHandler"/> from <see cref="KubeletPodConfig.RuntimeHandler"/> (null: the default).</summary>
+    /// <summary>
+    /// Creates the pod's log directory (kubelet's job; the runtime only writes into it) and runs the sandbox with the
+    /// RuntimeClass handler <paramref name="runtimeHandler"/> (null: the node's default runtime); returns its id.
+    /// </summary>
     public async Task<string> RunSandboxAsync(PodSandboxConfig sandboxConfig, string? runtimeHandler, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(sandboxConfig);
@@ -196,19 +192,18 @@ public sealed partial class KubeletPodRunner
         return new NodeExecResult(response.ExitCode, response.Stdout.ToStringUtf8(), response.Stderr.ToStringUtf8());
     }
 
-    private async Task<string> EnsureImageAsync(PodMigrate.Kube.Models.Container container, PodSandboxConfig sandboxConfig, CancellationToken cancellationToken)
+    private async Task<string> EnsureImageAsync(ContainerConfig container, string pullPolicy, PodSandboxConfig sandboxConfig, CancellationToken cancellationToken)
     {
-        var image = container.Image!;
-        var policy = KubeletPodConfig.PullPolicy(container);
-        if (policy != "Always")
+        var image = container.Image.UserSpecifiedImage;
+        if (pullPolicy != "Always")
         {
             if (await _cri.Images.ImageStatusAsync(image, cancellationToken) is { } present)
             {
                 return present.Id;
             }
-            if (policy == "Never")
+            if (pullPolicy == "Never")
             {
-                throw PodMigrateException.FailedPrecondition($"container {container.Name}: image {image} is not present on {_cri.Target} and imagePullPolicy is Never");
+                throw PodMigrateException.FailedPrecondition($"container {container.Metadata.Name}: image {image} is not present on {_cri.Target} and imagePullPolicy is Never");
             }
         }
         var imageRef = await _cri.Images.PullImageAsync(image, sandboxConfig, cancellationToken);

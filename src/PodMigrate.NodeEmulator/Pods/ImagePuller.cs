@@ -2,6 +2,7 @@ using Microsoft.Extensions.Logging;
 using PodMigrate.Core.Errors;
 using PodMigrate.Core.Retry;
 using PodMigrate.Node.Cri;
+using PodMigrate.NodeEmulator.Kubelet;
 using Runtime.V1;
 using KubeContainer = PodMigrate.Kube.Models.Container;
 
@@ -29,7 +30,7 @@ internal sealed class ImagePuller(CriConnection cri, KeyedBackoff backoff, TimeP
         {
             return ImageResult.Waiting("InvalidImageName", $"container {container.Name} has no image");
         }
-        var policy = KubeletPodConfig.PullPolicy(container);
+        var policy = PodCriConfig.PullPolicy(container);
         if (policy != "Always")
         {
             if (await cri.Images.ImageStatusAsync(image, cancellationToken) is { } present && !string.IsNullOrEmpty(present.Id))

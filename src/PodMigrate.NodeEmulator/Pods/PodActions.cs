@@ -1,6 +1,7 @@
 using PodMigrate.Core.Retry;
 using PodMigrate.Kube.Models;
 using PodMigrate.Node.Cri;
+using PodMigrate.NodeEmulator.Kubelet;
 
 namespace PodMigrate.NodeEmulator.Pods;
 
@@ -240,8 +241,8 @@ internal sealed record PodActions(PodStep Step)
     private static PodActions Kill(Pod pod, PodObservation observed)
     {
         var seconds = observed.Gone
-            ? KubeletPodConfig.TerminationGracePeriodSeconds(pod)
-            : pod.Metadata.DeletionGracePeriodSeconds ?? KubeletPodConfig.TerminationGracePeriodSeconds(pod);
+            ? PodCriConfig.TerminationGracePeriodSeconds(pod)
+            : pod.Metadata.DeletionGracePeriodSeconds ?? PodCriConfig.TerminationGracePeriodSeconds(pod);
         return new PodActions(PodStep.Kill)
         {
             GracePeriod = TimeSpan.FromSeconds(seconds),

@@ -4,6 +4,7 @@ using PodMigrate.Core.Retry;
 using PodMigrate.Kube.Client;
 using PodMigrate.Kube.Models;
 using PodMigrate.Node.Cri;
+using PodMigrate.NodeEmulator.Kubelet;
 using PodMigrate.NodeEmulator.Probes;
 using ContainerFilter = Runtime.V1.ContainerFilter;
 using CriContainer = Runtime.V1.Container;
@@ -273,7 +274,7 @@ internal sealed class PodWorker : IAsyncDisposable
                 var config = SandboxConfig(pod, attempt);
                 try
                 {
-                    _sandboxId = await _context.Runner.RunSandboxAsync(config, KubeletPodConfig.RuntimeHandler(pod), cancellationToken);
+                    _sandboxId = await _context.Runner.RunSandboxAsync(config, PodCriConfig.RuntimeHandler(pod), cancellationToken);
                 }
                 catch (PodMigrateException e) when (e.Kind != ErrorKind.Cancelled)
                 {
@@ -293,7 +294,7 @@ internal sealed class PodWorker : IAsyncDisposable
 
     private PodSandboxConfig SandboxConfig(Pod pod, uint attempt)
     {
-        var config = KubeletPodConfig.BuildSandboxConfig(pod, attempt, "api", _context.Time.GetUtcNow(), _context.Options.CgroupRoot);
+        var config = PodCriConfig.BuildSandboxConfig(pod, attempt, "api", _context.Time.GetUtcNow(), _context.Options.CgroupRoot);
         _context.MarkSandbox(config);
         return config;
     }
@@ -366,7 +367,7 @@ internal sealed class PodWorker : IAsyncDisposable
         Runtime.V1.ContainerConfig config;
         try
         {
-            config = KubeletPodConfig.BuildContainerConfig(pod, spec, image.ImageRef, attempt);
+            config = PodCriConfig.BuildContainerConfig(pod, spec, image.ImageRef, attempt);
         }
         catch (PodMigrateException e) when (e.Kind == ErrorKind.InvalidArgument)
         {

@@ -208,6 +208,46 @@ public sealed class RuntimeClassRestoreTests
         world.Source.CheckpointsStarted.ShouldBe(2);
     }
 
+    [Fact]
+    public async Task A_verifying_migration_whose_clone_did_not_change_is_reconciled_from_the_informer_cache_without_a_GET()
+    {
+        await using var world = await World.StartAsync(targetHasHandler: true);
+        await world.CreateAsync("move", new PodMigrationSpec { PodName = "counter", TargetNode = "node-b", VerifyWindow = "5m" });
+        var (migration, _) = await ReconcileUntilPhaseAsync(world, world.NewReconciler(), "move", MigrationPhase.Verifying);
+        var clone = migration.Status!.ClonePod!;
+
+        using var counting = new ControlledApi(world.Client);
+        var pods = new Informer<Pod>(counting, KubeResources.Pods, new InformerOptions<Pod> { Namespace = "default" }, TimeProvider.System, NullLogger<Informer<Pod>>.Instance);
+        await using var informing = Background.Start(pods.RunAsync, world.Token);
+        await pods.WaitForSyncAsync(world.Token);
+        // The cache holds the clone as the kubelet last reported it: Ready, the migration's window still running.
+        pods.Get(new ObjectKey("default", clone))!.Status!.Phase.ShouldBe("Running");
+
+        var requeue = await world.NewReconciler(counting, pods).ReconcileAsync(migration, world.Token);
+
+        counting.GetCalls.ShouldBe(0, "the source and clone pods come from the cache");
+        requeue.ShouldNotBeNull("still in its verification window: polled again later");
+        (await world.Client.GetAsync(PodMigration.Resource, "default", "move", world.Token)).Status!.Phase.ShouldBe(MigrationPhase.Verifying);
+        // The same reconcile without the cache reads the clone from the server: the counter sees what it should.
+        await world.NewReconciler(counting, null).ReconcileAsync(migration, world.Token);
+        counting.GetCalls.ShouldBe(1);
+    }
+
+    private static async Task<(PodMigration, TimeSpan?)> ReconcileUntilPhaseAsync(World world, PodMigrationReconciler reconciler, string name, string phase)
+    {
+        for (var round = 0; round < 300; round++)
+        {
+            var (migration, requeue) = await world.ReconcileOnceAsync(reconciler, name).WaitAsync(TimeSpan.FromSeconds(10));
+            if (migration.Status?.Phase == phase)
+            {
+                return (migration, requeue);
+            }
+            MigrationPhase.IsTerminal(migration.Status?.Phase).ShouldBeFalse(migration.Status?.Message);
+            await Task.Delay(requeue is { } d && d < TimeSpan.FromMilliseconds(200) ? d : TimeSpan.FromMilliseconds(20));
+        }
+        throw new ShouldAssertException($"{name} did not reach {phase} in 300 reconciles");
+    }
+
     /// <summary>Reconciles (each call bounded: a reconcile must not wait for an agent's operation) until the condition or a terminal phase.</summary>
     private static async Task<(PodMigration, TimeSpan?)> ReconcileUntilAsync(World world, PodMigrationReconciler reconciler, string name, Func<bool> condition, bool terminal = false)
     {
@@ -295,12 +335,19 @@ public sealed class RuntimeClassRestoreTests
         public Task<PodMigration> CreateAsync(string name, PodMigrationSpec spec)
             => _api.Client.CreateAsync(PodMigration.Resource, "default", new PodMigration { Metadata = new ObjectMeta { Name = name, Namespace = "default" }, Spec = spec }, _api.Token);
 
+        public KubernetesApiClient Client => _api.Client;
+
+        public CancellationToken Token => _api.Token;
+
         /// <summary>A reconciler as a (new) controller process has it: its own agent clients.</summary>
-        public PodMigrationReconciler NewReconciler()
+        public PodMigrationReconciler NewReconciler() => NewReconciler(_api.Client, podCache: null);
+
+        /// <summary>A reconciler on <paramref name="api"/>, reading pods from <paramref name="podCache"/> (null: GETs).</summary>
+        public PodMigrationReconciler NewReconciler(IKubernetesApi api, Informer<Pod>? podCache)
         {
             var options = new ControllerOptions { PollInterval = TimeSpan.FromMilliseconds(50), CloneDeleteGraceSeconds = 0 };
-            var recorder = new EventRecorder(_api.Client, new EventRecorderOptions { Component = MigrationEvents.Component }, TimeProvider.System, NullLogger<EventRecorder>.Instance);
-            return new PodMigrationReconciler(_api.Client, _agents, new MigrationEvents(recorder), options, TimeProvider.System, NullLogger<PodMigrationReconciler>.Instance);
+            var recorder = new EventRecorder(api, new EventRecorderOptions { Component = MigrationEvents.Component }, TimeProvider.System, NullLogger<EventRecorder>.Instance);
+            return new PodMigrationReconciler(api, _agents, new MigrationEvents(recorder), options, TimeProvider.System, NullLogger<PodMigrationReconciler>.Instance, podCache);
         }
 
         /// <summary>One reconcile of <paramref name="name"/> (as one worker takes one key), the kubelet played after it.</summary>

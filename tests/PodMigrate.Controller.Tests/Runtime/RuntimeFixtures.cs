@@ -58,6 +58,7 @@ internal sealed class ControlledApi(IKubernetesApi inner) : IKubernetesApi, IDis
     private TaskCompletionSource? _held;
     private TaskCompletionSource _watchWaiting = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _listCalls;
+    private int _getCalls;
     private int _listFailures;
     private int _gone;
     private volatile bool _partitioned;
@@ -65,6 +66,8 @@ internal sealed class ControlledApi(IKubernetesApi inner) : IKubernetesApi, IDis
     private readonly TaskCompletionSource _replaceAnswerLost = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public int ListCalls => Volatile.Read(ref _listCalls);
+
+    public int GetCalls => Volatile.Read(ref _getCalls);
 
     public int GoneCount => Volatile.Read(ref _gone);
 
@@ -131,6 +134,7 @@ internal sealed class ControlledApi(IKubernetesApi inner) : IKubernetesApi, IDis
     public async Task<T> GetAsync<T>(ResourceKind<T> kind, string? ns, string name, CancellationToken cancellationToken)
         where T : class
     {
+        Interlocked.Increment(ref _getCalls);
         await PartitionAsync(cancellationToken);
         return await inner.GetAsync(kind, ns, name, cancellationToken);
     }

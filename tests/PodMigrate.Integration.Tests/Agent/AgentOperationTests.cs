@@ -3,6 +3,7 @@ using PodMigrate.Agent.V1;
 using PodMigrate.Core.Errors;
 using PodMigrate.Integration.Tests.Cluster;
 using PodMigrate.Kube.Models;
+using PodMigrate.NodeEmulator.Kubelet;
 using PodMigrate.TestKit.Agent;
 using PodMigrate.TestKit.Cluster;
 using ContainerState = PodMigrate.Agent.V1.ContainerState;

@@ -6,6 +6,7 @@ using PodMigrate.Core.Images;
 using PodMigrate.Integration.Tests.Cluster;
 using PodMigrate.Kube.Models;
 using PodMigrate.Node.Containerd;
+using PodMigrate.NodeEmulator.Kubelet;
 using PodMigrate.TestKit.Agent;
 using PodMigrate.TestKit.Cluster;
 

@@ -1,10 +1,11 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
+using Microsoft.Extensions.Logging.Abstractions;
 using PodMigrate.Core.Processes;
 using PodMigrate.Node.Cri;
+using PodMigrate.NodeEmulator.Kubelet;
 using PodMigrate.TestKit.Cluster;
-using Microsoft.Extensions.Logging.Abstractions;
 
 namespace PodMigrate.Integration.Tests.Cluster;
 

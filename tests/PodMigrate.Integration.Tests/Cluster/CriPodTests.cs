@@ -3,6 +3,7 @@ using System.Net;
 using PodMigrate.Core.Errors;
 using PodMigrate.Kube.Models;
 using PodMigrate.Node.Cri;
+using PodMigrate.NodeEmulator.Kubelet;
 using PodMigrate.TestKit.Cluster;
 using Runtime.V1;
 
@@ -77,7 +78,7 @@ public sealed class CriPodTests(LocalCluster cluster)
         status.Labels[KubeletLabels.PodNamespace].ShouldBe(TestPods.Namespace);
         status.Labels[KubeletLabels.PodUid].ShouldBe(pod.Metadata.Uid);
         status.Labels[KubeletLabels.ContainerName].ShouldBe("counter");
-        status.Annotations[KubeletLabels.ContainerHash].ShouldBe(KubeletPodConfig.Hash(pod.Spec.Containers[0]));
+        status.Annotations[KubeletLabels.ContainerHash].ShouldBe(PodCriConfig.Hash(pod.Spec.Containers[0]));
         status.Annotations[KubeletLabels.ContainerRestartCount].ShouldBe("0");
         status.Annotations[KubeletLabels.ContainerTerminationMessagePath].ShouldBe("/dev/termination-log");
         status.Annotations[KubeletLabels.ContainerTerminationMessagePolicy].ShouldBe("File");

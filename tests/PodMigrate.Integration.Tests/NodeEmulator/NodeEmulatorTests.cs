@@ -8,6 +8,7 @@ using PodMigrate.Kube.Client;
 using PodMigrate.Kube.Models;
 using PodMigrate.Node.Cri;
 using PodMigrate.NodeEmulator;
+using PodMigrate.NodeEmulator.Kubelet;
 using PodMigrate.NodeEmulator.Nodes;
 using PodMigrate.TestKit.Cluster;
 using Xunit.Abstractions;
@@ -73,7 +74,7 @@ public sealed class NodeEmulatorTests(LocalCluster cluster, ITestOutputHelper ou
         running.State.ShouldBe(CriContainerState.ContainerRunning);
         running.Labels[KubeletLabels.PodUid].ShouldBe(pod.Metadata.Uid);
         running.Labels[KubeletLabels.ContainerName].ShouldBe("counter");
-        running.Annotations[KubeletLabels.ContainerHash].ShouldBe(KubeletPodConfig.Hash(pod.Spec.Containers[0]));
+        running.Annotations[KubeletLabels.ContainerHash].ShouldBe(PodCriConfig.Hash(pod.Spec.Containers[0]));
         var sandbox = (await nodes.SandboxesAsync(NodeA, pod.Metadata.Uid!, cts.Token)).ShouldHaveSingleItem();
         sandbox.Labels[EmulatorLabels.SandboxNode].ShouldBe(NodeA);
         sandbox.Labels[EmulatorLabels.SandboxCluster].ShouldBe(nodes.ClusterId);

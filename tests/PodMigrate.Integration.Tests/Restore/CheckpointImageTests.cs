@@ -6,6 +6,7 @@ using PodMigrate.Core.Images;
 using PodMigrate.Kube.Models;
 using PodMigrate.Node.Containerd;
 using PodMigrate.Node.Cri;
+using PodMigrate.NodeEmulator.Kubelet;
 using PodMigrate.TestKit.Cluster;
 using Xunit.Abstractions;
 using KubeContainer = PodMigrate.Kube.Models.Container;

@@ -4,6 +4,7 @@ using PodMigrate.Agent.V1;
 using PodMigrate.Core.Archive;
 using PodMigrate.Core.Store;
 using PodMigrate.Kube.Models;
+using PodMigrate.NodeEmulator.Kubelet;
 using PodMigrate.TestKit.Cluster;
 
 namespace PodMigrate.Integration.Tests.Restore;

@@ -3,6 +3,7 @@ using System.Formats.Tar;
 using System.Globalization;
 using PodMigrate.Core.Errors;
 using PodMigrate.Integration.Tests.Cluster;
+using PodMigrate.NodeEmulator.Kubelet;
 using PodMigrate.Runtime.Contract;
 using PodMigrate.TestKit.Cluster;
 

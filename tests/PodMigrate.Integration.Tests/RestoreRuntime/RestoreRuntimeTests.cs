@@ -2,12 +2,13 @@ using System.Formats.Tar;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using PodMigrate.Agent.Preparing;
 using PodMigrate.Core.Errors;
 using PodMigrate.Integration.Tests.Cluster;
 using PodMigrate.Kube.Models;
 using PodMigrate.Node.Containerd;
 using PodMigrate.Node.Cri;
-using PodMigrate.Agent.Preparing;
+using PodMigrate.NodeEmulator.Kubelet;
 using PodMigrate.Runtime.Contract;
 using PodMigrate.TestKit.Cluster;
 
@@ -120,11 +121,11 @@ public sealed partial class RestoreRuntimeTests(LocalCluster cluster)
         var runner = cluster.Runner(NodeB);
         var cri = cluster.Cri(NodeB).Runtime;
 
-        var sandboxConfig = KubeletPodConfig.BuildSandboxConfig(pod, 0, "api", DateTimeOffset.UtcNow);
+        var sandboxConfig = PodCriConfig.BuildSandboxConfig(pod, 0, "api", DateTimeOffset.UtcNow);
         var sandboxId = await runner.RunSandboxAsync(sandboxConfig, Handler, cts.Token);
         try
         {
-            var config = KubeletPodConfig.BuildContainerConfig(pod, pod.Spec.Containers[0], cluster.Image("counter"), restartCount: 1);
+            var config = PodCriConfig.BuildContainerConfig(pod, pod.Spec.Containers[0], cluster.Image("counter"), restartCount: 1);
             var containerId = await cri.CreateContainerAsync(sandboxId, config, sandboxConfig, cts.Token);
             await cri.StartContainerAsync(containerId, cts.Token);
 

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using PodMigrate.Controller.Runtime;
 using PodMigrate.Core.Errors;
 using PodMigrate.Kube.Client;
 using PodMigrate.Kube.Models;
@@ -10,7 +11,7 @@ namespace PodMigrate.Controller.Migrations.Phases;
 /// The clone pod's writes to the API server: a new clone made from the source pod (<see cref="ClonePods.Build"/>), or a
 /// user's clone-of pod filled and bound. Refusals (<see cref="MigrationRefusedException"/>) roll the migration back.
 /// </summary>
-internal sealed class ClonePodWriter(IKubernetesApi api)
+internal sealed class ClonePodWriter(IKubernetesApi api, CacheFirstReader<Pod> pods)
 {
     public async Task CreateAsync(PodMigration migration, PodMigrationStatus status, MigrationSettings settings, CancellationToken cancellationToken)
     {
@@ -22,6 +23,7 @@ internal sealed class ClonePodWriter(IKubernetesApi api)
         }
         catch (PodMigrateException e) when (e.Kind == ErrorKind.AlreadyExists)
         {
+            // A GET: the pod that is in the way may be too new for the cache.
             var existing = await api.GetAsync(KubeResources.Pods, migration.Namespace, status.ClonePod!, cancellationToken);
             if (existing.Metadata.Annotations?.GetValueOrDefault(MigrationAnnotations.Migration) != migration.Name)
             {
@@ -36,12 +38,8 @@ internal sealed class ClonePodWriter(IKubernetesApi api)
     /// </summary>
     public async Task FillAsync(PodMigration migration, PodMigrationStatus status, MigrationSettings settings, CancellationToken cancellationToken)
     {
-        Pod pod;
-        try
-        {
-            pod = await api.GetAsync(KubeResources.Pods, migration.Namespace, status.ClonePod!, cancellationToken);
-        }
-        catch (PodMigrateException e) when (e.Kind == ErrorKind.NotFound)
+        // The cached copy serves: the patch below is guarded by its resourceVersion (a stale copy is a 409, retried).
+        if (await pods.GetAsync(migration.Namespace, status.ClonePod!, cancellationToken) is not { } pod)
         {
             throw new MigrationRefusedException("ClonePodGone", $"clone-of pod {migration.Namespace}/{status.ClonePod} was deleted");
         }
@@ -71,6 +69,7 @@ internal sealed class ClonePodWriter(IKubernetesApi api)
         }
         catch (PodMigrateException e) when (e.IsConflict())
         {
+            // A GET: the conflict says the cache's copy is behind; where the pod was bound decides.
             var now = await api.GetAsync(KubeResources.Pods, migration.Namespace, status.ClonePod!, cancellationToken);
             if (now.Spec.NodeName != nodeName)
             {
@@ -86,14 +85,6 @@ internal sealed class ClonePodWriter(IKubernetesApi api)
             : new CloneRestore(status.CheckpointId!, BaseImage: source?.Spec.Containers.Find(c => c.Name == status.ContainerName)?.Image);
 
     private async Task<Pod> GetSourcePodAsync(PodMigration migration, CancellationToken cancellationToken)
-    {
-        try
-        {
-            return await api.GetAsync(KubeResources.Pods, migration.Namespace, migration.Spec.PodName, cancellationToken);
-        }
-        catch (PodMigrateException e) when (e.Kind == ErrorKind.NotFound)
-        {
-            throw new MigrationRefusedException("SourceNotFound", $"source pod {migration.Namespace}/{migration.Spec.PodName} disappeared during the migration");
-        }
-    }
+        => await pods.GetAsync(migration.Namespace, migration.Spec.PodName, cancellationToken)
+           ?? throw new MigrationRefusedException("SourceNotFound", $"source pod {migration.Namespace}/{migration.Spec.PodName} disappeared during the migration");
 }

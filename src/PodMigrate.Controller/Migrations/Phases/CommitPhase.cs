@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using PodMigrate.Controller.Agents;
+using PodMigrate.Controller.Runtime;
 using PodMigrate.Controller.Telemetry;
 using PodMigrate.Core.Errors;
 using PodMigrate.Kube.Client;
@@ -9,7 +10,7 @@ namespace PodMigrate.Controller.Migrations.Phases;
 
 /// <summary>Forward only: the clone is verified. Migrate ends the source and hands its owners to the clone; Clone resumes it.</summary>
 internal sealed class CommitPhase(
-    IKubernetesApi api, IAgentDirectory agents, RuntimeClassRestore runtimeClass, SourceRelease release, MigrationJournal journal, MigrationEvents events,
+    IKubernetesApi api, CacheFirstReader<Pod> pods, IAgentDirectory agents, RuntimeClassRestore runtimeClass, SourceRelease release, MigrationJournal journal, MigrationEvents events,
     ILogger logger) : IMigrationPhase
 {
     public async Task<PhaseOutcome> RunAsync(MigrationContext context, CancellationToken cancellationToken)
@@ -25,14 +26,8 @@ internal sealed class CommitPhase(
         }
         else
         {
-            Pod? source = null;
-            try
-            {
-                source = await api.GetAsync(KubeResources.Pods, migration.Namespace, migration.Spec.PodName, cancellationToken);
-            }
-            catch (PodMigrateException e) when (e.Kind == ErrorKind.NotFound)
-            {
-            }
+            // The cached copy serves: the delete below is guarded by the source's uid, the adoption copies its owners.
+            var source = await pods.GetAsync(migration.Namespace, migration.Spec.PodName, cancellationToken);
             await release.ReleaseSourceAsync(sourceAgent, migration, status, resume: false, cancellationToken);
             if (source is not null && source.Metadata.Uid == status.SourcePodUid)
             {

@@ -57,6 +57,8 @@ internal sealed class RollbackPhase(
     /// <summary>Deletes this migration's clone and reports whether it is still there (the kubelet has not confirmed it stopped).</summary>
     private async Task<bool> CloneStillPresentAsync(PodMigration migration, MigrationSettings settings, PodMigrationStatus status, CancellationToken cancellationToken)
     {
+        // A GET, not the informer's copy: the source is resumed once this says the clone is gone, and a cache that has not
+        // yet delivered the clone's creation would say so too early (two live copies).
         Pod clone;
         try
         {

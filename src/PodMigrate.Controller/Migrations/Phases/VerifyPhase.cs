@@ -1,5 +1,4 @@
-using PodMigrate.Core.Errors;
-using PodMigrate.Kube.Client;
+using PodMigrate.Controller.Runtime;
 using PodMigrate.Kube.Models;
 using PodMigrate.Kube.Serialization;
 
@@ -9,24 +8,25 @@ namespace PodMigrate.Controller.Migrations.Phases;
 /// Restoring (clone created) → Verifying → Committed: the clone must become Running and Ready within the restore
 /// timeout, then stay so through the verification window; otherwise the migration rolls back.
 /// </summary>
-internal sealed class VerifyPhase(IKubernetesApi api, RuntimeClassRestore runtimeClass, MigrationJournal journal, ControllerOptions options) : IMigrationPhase
+internal sealed class VerifyPhase(CacheFirstReader<Pod> pods, RuntimeClassRestore runtimeClass, MigrationJournal journal, ControllerOptions options) : IMigrationPhase
 {
     public async Task<PhaseOutcome> RunAsync(MigrationContext context, CancellationToken cancellationToken)
     {
         var (migration, settings) = context;
         var status = migration.Status!;
-        Pod clone;
-        try
+        // Polled every PollInterval through the window: the informer's copy serves (a change to the clone requeues the
+        // migration at once through the pod handler). A rollback is decided on the server's copy only.
+        var clone = await pods.GetAsync(migration.Namespace, status.ClonePod!, cancellationToken);
+        var (health, decision) = Decide(clone, status, settings);
+        if (decision.Action is not (VerifyAction.Wait or VerifyAction.FirstReady or VerifyAction.Verified))
         {
-            clone = await api.GetAsync(KubeResources.Pods, migration.Namespace, status.ClonePod!, cancellationToken);
+            clone = await pods.GetFreshAsync(migration.Namespace, status.ClonePod!, cancellationToken);
+            (health, decision) = Decide(clone, status, settings);
         }
-        catch (PodMigrateException e) when (e.Kind == ErrorKind.NotFound)
+        if (clone is null)
         {
             return PhaseOutcome.Continue(await journal.BeginRollbackAsync(migration, "CloneFailed", $"clone pod {migration.Namespace}/{status.ClonePod} disappeared", cancellationToken));
         }
-        var health = CloneHealth.Of(clone, status.ContainerName!);
-        var now = journal.Time.GetUtcNow();
-        var decision = Decide(health, status, settings.VerifyWindow, options.RestoreTimeout, options.PollInterval, now);
         switch (decision.Action)
         {
             case VerifyAction.RollBackCloneFailed:
@@ -44,7 +44,7 @@ internal sealed class VerifyPhase(IKubernetesApi api, RuntimeClassRestore runtim
                 status.EnterVerifying(settings.IsClone, settings.VerifyWindow, journal.Time.GetUtcNow());
                 return PhaseOutcome.Continue(await journal.WriteAsync(migration, cancellationToken));
             case VerifyAction.Verified:
-                status.Verified(settings.IsClone, settings.VerifyWindow, now);
+                status.Verified(settings.IsClone, settings.VerifyWindow, journal.Time.GetUtcNow());
                 return PhaseOutcome.Continue(await journal.WriteAsync(migration, cancellationToken));
             case VerifyAction.RollBackLostReadiness:
                 return PhaseOutcome.Continue(await journal.BeginRollbackAsync(migration, "CloneNotReady", $"clone lost readiness during the verification window: {health.Message}", cancellationToken));
@@ -54,6 +54,16 @@ internal sealed class VerifyPhase(IKubernetesApi api, RuntimeClassRestore runtim
             default:
                 return PhaseOutcome.Wait(decision.Delay);
         }
+    }
+
+    private (CloneHealth Health, VerifyDecision Decision) Decide(Pod? clone, PodMigrationStatus status, MigrationSettings settings)
+    {
+        if (clone is null)
+        {
+            return (default, new VerifyDecision(VerifyAction.RollBackCloneFailed));
+        }
+        var health = CloneHealth.Of(clone, status.ContainerName!);
+        return (health, Decide(health, status, settings.VerifyWindow, options.RestoreTimeout, options.PollInterval, journal.Time.GetUtcNow()));
     }
 
     /// <summary>What the clone's health means at <paramref name="now"/>, given what the status recorded (pure).</summary>

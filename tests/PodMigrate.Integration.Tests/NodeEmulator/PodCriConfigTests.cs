@@ -2,12 +2,13 @@ using PodMigrate.Core.Errors;
 using PodMigrate.Kube.Models;
 using PodMigrate.Kube.Serialization;
 using PodMigrate.Node.Cri;
+using PodMigrate.NodeEmulator.Kubelet;
 using Runtime.V1;
 
-namespace PodMigrate.Core.Tests.Kube;
+namespace PodMigrate.Integration.Tests.NodeEmulator;
 
 [Trait("Category", "Unit")]
-public sealed class KubeletPodConfigTests
+public sealed class PodCriConfigTests
 {
     private static readonly DateTimeOffset Seen = new(2026, 11, 22, 5, 0, 0, TimeSpan.Zero);
 
@@ -32,9 +33,16 @@ public sealed class KubeletPodConfigTests
         """, "web.yaml");
 
     [Fact]
+    public void The_node_layer_knows_no_Kubernetes_model()
+    {
+        // The pod spec's translation is the kubelet's (this emulator's); containerd, CRI and CRIU clients take CRI requests.
+        typeof(KubeletPodRunner).Assembly.GetReferencedAssemblies().Select(a => a.Name).ShouldNotContain("PodMigrate.Kube");
+    }
+
+    [Fact]
     public void The_sandbox_config_is_the_one_kubelet_sends()
     {
-        var config = KubeletPodConfig.BuildSandboxConfig(Pod(), attempt: 1, "file", Seen);
+        var config = PodCriConfig.BuildSandboxConfig(Pod(), attempt: 1, "file", Seen);
 
         config.Metadata.ShouldSatisfyAllConditions(
             m => m.Name.ShouldBe("web"), m => m.Namespace.ShouldBe("shop"), m => m.Uid.ShouldBe("0f2a"), m => m.Attempt.ShouldBe(1u));
@@ -61,7 +69,7 @@ public sealed class KubeletPodConfigTests
     {
         var pod = Pod();
 
-        var config = KubeletPodConfig.BuildContainerConfig(pod, pod.Spec.Containers[0], "sha256:abc", restartCount: 0);
+        var config = PodCriConfig.BuildContainerConfig(pod, pod.Spec.Containers[0], "sha256:abc", restartCount: 0);
 
         config.Image.Image.ShouldBe("sha256:abc");
         config.Image.UserSpecifiedImage.ShouldBe("localhost:5000/podmigrate/counter:1");
@@ -83,11 +91,11 @@ public sealed class KubeletPodConfigTests
     public void The_container_hash_changes_with_the_container_spec_only()
     {
         var pod = Pod();
-        var hash = KubeletPodConfig.Hash(pod.Spec.Containers[0]);
+        var hash = PodCriConfig.Hash(pod.Spec.Containers[0]);
 
-        KubeletPodConfig.Hash(Pod().Spec.Containers[0]).ShouldBe(hash);
+        PodCriConfig.Hash(Pod().Spec.Containers[0]).ShouldBe(hash);
         pod.Spec.Containers[0].Image = "localhost:5000/podmigrate/counter:2";
-        KubeletPodConfig.Hash(pod.Spec.Containers[0]).ShouldNotBe(hash);
+        PodCriConfig.Hash(pod.Spec.Containers[0]).ShouldNotBe(hash);
     }
 
     [Fact]
@@ -104,7 +112,7 @@ public sealed class KubeletPodConfigTests
                   env: [{name: POD_IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}]
             """, "p.yaml");
 
-        var error = Should.Throw<PodMigrateException>(() => KubeletPodConfig.BuildContainerConfig(pod, pod.Spec.Containers[0], "i:1", 0));
+        var error = Should.Throw<PodMigrateException>(() => PodCriConfig.BuildContainerConfig(pod, pod.Spec.Containers[0], "i:1", 0));
 
         error.Kind.ShouldBe(ErrorKind.InvalidArgument);
         error.Message.ShouldContain("POD_IP uses valueFrom");
