@@ -50,6 +50,7 @@ internal static class ControllerCommand
         var oomGuardMargin = new Option<double>("--oom-guard-margin") { Description = "Start a move when the forecast is below the estimated move time times this", DefaultValueFactory = _ => 1.5 };
         var oomGuardReserve = new Option<double>("--oom-guard-reserve") { Description = "Forecast to the node's capacity (or a container's limit) less this share of it, [0, 0.5)", DefaultValueFactory = _ => 0.05 };
         var oomGuardCooldown = new Option<string>("--oom-guard-cooldown") { Description = "No second guard migration of a pod within this (Go duration)", DefaultValueFactory = _ => "5m" };
+        var oomGuardSettle = new Option<string>("--oom-guard-settle") { Description = "After a container starts or is restored on a node, observe its growth this long before acting (Go duration; 0s: none)", DefaultValueFactory = _ => "10s" };
         var oomGuardVerify = new Option<string?>("--oom-guard-verify-window") { Description = "verifyWindow of the guard's PodMigrations (default: the PodMigration default)" };
         var webhookPort = new Option<int>("--webhook-port") { Description = $"HTTPS port of the pods/eviction admission webhook (drain live-migrates opted-in pods; 0: not served; in deploy/: {EvictionWebhookOptions.DefaultPort})" };
         var webhookTlsDir = new Option<string?>("--webhook-tls-dir") { Description = "Directory with the webhook's tls.crt and tls.key (the Secret podmigrate-webhook-tls mounted)" };
@@ -57,7 +58,7 @@ internal static class ControllerCommand
         var command = new Command("controller", "Run the PodMigrate controller: PodMigrations and clone-of pods, until SIGTERM")
         {
             kubeconfig, ns, watchNamespace, leaderElect, identity, workers, agentNamespace, agentTlsSecret, agentTlsServerName, agentTlsDir, agentInsecure, agentStatic, metricsPort,
-            oomGuard, oomGuardMargin, oomGuardReserve, oomGuardCooldown, oomGuardVerify,
+            oomGuard, oomGuardMargin, oomGuardReserve, oomGuardCooldown, oomGuardSettle, oomGuardVerify,
             webhookPort, webhookTlsDir, webhookListen,
         };
         command.SetAction((parse, cancellationToken) => CliCommon.RunAsync(async () =>
@@ -93,6 +94,7 @@ internal static class ControllerCommand
                         Margin = parse.GetValue(oomGuardMargin),
                         Reserve = parse.GetValue(oomGuardReserve),
                         Cooldown = KubeDuration.Parse(parse.GetValue(oomGuardCooldown)!, "--oom-guard-cooldown"),
+                        SettleTime = KubeDuration.Parse(parse.GetValue(oomGuardSettle)!, "--oom-guard-settle"),
                         VerifyWindow = parse.GetValue(oomGuardVerify),
                     }
                     : null,

@@ -176,4 +176,62 @@ public sealed class GuardDecisionTests
         GuardDecision.Decide([new GuardNode("node-a", 768 * Mi, points, true, false, false), Node("node-b", 100, 0)], [Pod("grower", "node-a", 60, 0)], [], Settings)
             .Actions.ShouldBeEmpty();
     }
+
+    /// <summary>320 MiB flat; a pod starts at 10 s and fills 300 MiB in 2 s, then stays flat: the node and the pod, up to <paramref name="until"/> s.</summary>
+    private static (GuardNode Node, GuardPod Pod) FillThenFlat(int until, TimeSpan? sinceStart)
+    {
+        static double Filled(int i) => i <= 10 ? 0 : Math.Min(300, (i - 10) * 150);
+        var node = Enumerable.Range(0, until + 1).Select(i => new MemoryPoint(T0.AddSeconds(i), (long)((320 + Filled(i)) * Mi))).ToList();
+        var pod = Enumerable.Range(10, until - 9).Select(i => new MemoryPoint(T0.AddSeconds(i), (long)((1 + Filled(i)) * Mi))).ToList();
+        return (new GuardNode("node-a", 768 * Mi, node, true, false, false, sinceStart), new GuardPod("default", "filler", "node-a", "main", pod, 0, null, false, sinceStart));
+    }
+
+    [Fact]
+    public void A_start_up_fill_is_observed_but_not_acted_on_within_the_settle_time()
+    {
+        // 3 s after the start, mid-fill (150 MiB/s): without a settle time the guard would act (here: it cannot move in time).
+        var (node, pod) = FillThenFlat(13, TimeSpan.FromSeconds(3));
+        var noSettle = new OomGuardSettings { Reserve = 0, SettleTime = TimeSpan.Zero };
+        GuardDecision.Decide([node, Node("node-b", 100, 0)], [pod], [], noSettle).Actions
+            .ShouldContain(a => a is MigrateAction || a is CannotMoveInTimeAction, "the fill alone looks like a node about to run out");
+
+        var settling = GuardDecision.Decide([node, Node("node-b", 100, 0)], [pod], [], Settings);
+        settling.Actions.ShouldHaveSingleItem().ShouldBeOfType<SettlingAction>().Reason.ShouldContain("started 3.0s ago");
+        settling.Outlooks.Single(o => o.Node == "node-a").Forecast.TimeToExhaustion.ShouldNotBeNull("the growth is still observed (metrics)");
+    }
+
+    [Fact]
+    public void After_the_settle_time_a_fill_that_stayed_flat_is_not_growth_so_nothing_moves()
+    {
+        // 12 s after the start (22 s): the long window still holds the fill, the recent stretch is flat: not growing.
+        var (node, pod) = FillThenFlat(22, TimeSpan.FromSeconds(12));
+        GuardDecision.FitOf(node.Points, Settings).Growing.ShouldBeFalse();
+        var result = GuardDecision.Decide([node, Node("node-b", 100, 0)], [pod], [], Settings);
+        result.Actions.ShouldBeEmpty();
+        result.Outlooks.Single(o => o.Node == "node-a").Forecast.TimeToExhaustion.ShouldBeNull();
+    }
+
+    [Fact]
+    public void Growth_that_goes_on_after_the_settle_time_is_acted_on_then()
+    {
+        // The first test's node and grower, started 8 s ago: held; 12 s ago: moved (the settle only delays).
+        var nodes = new[] { Node("node-a", 500, 10), Node("node-b", 100, 0), Node("node-c", 300, 0) };
+        var pods = new[] { Pod("grower", "node-a", 100, 10), Pod("steady", "node-a", 50, 0) };
+        GuardDecision.Decide([nodes[0] with { SinceStart = TimeSpan.FromSeconds(8) }, nodes[1], nodes[2]], pods, [], Settings)
+            .Actions.ShouldHaveSingleItem().ShouldBeOfType<SettlingAction>();
+        GuardDecision.Decide([nodes[0] with { SinceStart = TimeSpan.FromSeconds(12) }, nodes[1], nodes[2]], pods, [], Settings)
+            .Actions.OfType<MigrateAction>().ShouldHaveSingleItem().Pod.Name.ShouldBe("grower");
+        new OomGuardSettings().SettleTime.ShouldBe(TimeSpan.FromSeconds(10));
+        new OomGuardSettings { SettleTime = TimeSpan.FromSeconds(-1) }.Validate().ShouldNotBeEmpty();
+    }
+
+    [Fact]
+    public void A_container_nearing_its_own_limit_during_its_settle_time_is_not_reported_yet()
+    {
+        var capped = Pod("capped", "node-a", 150, 10, limitMib: 256);
+        GuardDecision.Decide([Node("node-a", 250, 10, capacityMib: 4096)], [capped with { SinceStart = TimeSpan.FromSeconds(2) }], [], Settings)
+            .Actions.ShouldBeEmpty();
+        GuardDecision.Decide([Node("node-a", 250, 10, capacityMib: 4096)], [capped with { SinceStart = TimeSpan.FromSeconds(30) }], [], Settings)
+            .Actions.OfType<NearOwnLimitAction>().ShouldHaveSingleItem();
+    }
 }

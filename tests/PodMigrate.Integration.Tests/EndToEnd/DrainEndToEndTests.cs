@@ -14,7 +14,8 @@ namespace PodMigrate.Integration.Tests.EndToEnd;
 /// `kubectl drain` (the real one, v1.32) against the in-process API server with the controller's eviction webhook,
 /// on real containerd nodes with real agents and CRIU: an opted-in counter moves to node-b with its state, a plain pod
 /// is evicted, a pod whose budget allows no disruption stops the drain (kubectl exits non-zero after its timeout, the
-/// pod still running), and a migration refused during a drain leaves its pod running on its node.
+/// pod still running), and a migration refused (the precheck) or rolled back (the target's agent dies during the checkpoint)
+/// during a drain leaves its pod running on its node, its counter going on, kubectl not reporting it evicted.
 /// </summary>
 [Collection(SharedLocalCluster.Name)]
 [Trait("Category", "EndToEnd")]
@@ -90,11 +91,69 @@ public sealed class DrainEndToEndTests(LocalCluster cluster, ITestOutputHelper o
         migration.Status!.Phase.ShouldBe(MigrationPhase.Failed);
         migration.Status.Message.ShouldNotBeNull().ShouldContain("emptyDir");
         drain.StandardError.ShouldContain($"ended {MigrationPhase.Failed}");
-        var stillThere = await world.WaitForPodReadyAsync(TestPods.Namespace, pinned.Metadata.Name!, cts.Token);
-        stillThere.Metadata.Uid.ShouldBe(pinned.Metadata.Uid);
+        (await world.EventsForAsync(migration, cts.Token)).ShouldContain(e => e.Type == "Warning", "the refusal is an Event on the PodMigration");
+        (await world.EventsForPodAsync(TestPods.Namespace, pinned.Metadata.Name!, cts.Token)).Select(e => e.Reason).ShouldContain("EvictionMigrating");
+        await AssertStillRunningOnItsNodeAsync(world, pinned, before, drain, cts.Token);
+    }
+
+    [Fact(Timeout = 300_000)]
+    public async Task A_migration_rolled_back_during_a_drain_leaves_the_pod_running_on_its_node_with_its_count()
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(280));
+        await using var world = await MigrationWorld.StartAsync(cluster, output, cts.Token, tls: true);
+        await world.EnableEvictionWebhookAsync(cts.Token);
+        var counter = await world.RunCounterAsync("drain-rollback", NodeA, cts.Token, p => Replicated(p, optIn: true));
+        var before = await world.WaitForCounterAboveAsync(counter, 10, cts.Token);
+
+        // The drain's eviction starts the migration; once its checkpoint is under way the target's agent dies (SIGKILL):
+        // the restore cannot happen, the migration rolls back and the source resumes.
+        var drainRun = world.KubectlAsync(TimeSpan.FromSeconds(200), cts.Token,
+            "drain", NodeA, "--ignore-daemonsets", "--delete-emptydir-data", "--timeout=100s");
+        var started = await WaitForAsync(
+            async ct => (await world.Api.ListAsync(PodMigration.Resource, TestPods.Namespace, new ListOptions { LabelSelector = $"{TriggerLabels.Trigger}={TriggerLabels.Eviction}" }, ct)).Items,
+            items => items.Count > 0, "the drain's eviction started a migration", cts.Token);
+        var name = started.ShouldHaveSingleItem().Name;
+        var checkpointing = await world.WaitForPhaseAsync(TestPods.Namespace, name, MigrationPhase.Checkpointing, cts.Token);
+        checkpointing.Status!.Phase.ShouldBe(MigrationPhase.Checkpointing, checkpointing.Status.Message);
+        await world.KillAgentAsync(NodeB);
+        var done = await world.WaitForTerminalAsync(TestPods.Namespace, name, cts.Token);
+        var drain = await drainRun;
+        output.WriteLine($"kubectl drain exited {drain.ExitCode} after {drain.Elapsed.TotalSeconds:F1} s\n--- stdout\n{drain.StandardOutput}\n--- stderr\n{drain.StandardError}");
+        output.WriteLine($"migration {name}: {done.Status!.Phase} ({done.Status.RollbackReason}): {done.Status.Message}");
+
+        done.Status.Phase.ShouldBe(MigrationPhase.RolledBack, done.Status.Message);
+        done.Status.RollbackReason.ShouldBe("RestoreFailed");
+        done.Status.Message.ShouldNotBeNull().ShouldContain(NodeB);
+        done.Spec.PodName.ShouldBe(counter.Metadata.Name);
+        drain.ExitCode.ShouldNotBe(0, "kubectl drain keeps retrying the refused eviction until its --timeout");
+        drain.StandardError.ShouldContain("being live-migrated", Case.Sensitive, "evictions while it ran were answered so");
+        drain.StandardError.ShouldContain($"ended {MigrationPhase.RolledBack}", Case.Sensitive, "later evictions name the rolled-back migration");
+        (await world.EventsForAsync(done, cts.Token)).ShouldContain(e => e.Reason == "RolledBack" && e.Type == "Warning");
+        var podEvents = (await world.EventsForPodAsync(TestPods.Namespace, counter.Metadata.Name!, cts.Token)).Select(e => e.Reason).ToList();
+        podEvents.ShouldContain("EvictionMigrating");
+        podEvents.ShouldContain("MigrationRolledBack", "the pod's own events tell the story");
+        podEvents.ShouldNotContain("Migrated");
+        (await world.PodsAsync(TestPods.Namespace, cts.Token)).ShouldHaveSingleItem("no clone is left").Metadata.Name.ShouldBe(counter.Metadata.Name);
+        await AssertStillRunningOnItsNodeAsync(world, counter, before, drain, cts.Token);
+    }
+
+    /// <summary>
+    /// The very pod (same uid) runs on node-a, not being deleted, never restarted, its counter at or past
+    /// <paramref name="before"/> (read before the drain) and going on; kubectl did not report it evicted.
+    /// </summary>
+    private async Task AssertStillRunningOnItsNodeAsync(MigrationWorld world, Pod pod, long before, PodMigrate.Core.Processes.ProcessResult drain, CancellationToken cancellationToken)
+    {
+        drain.StandardOutput.ShouldNotContain($"pod/{pod.Metadata.Name} evicted");
+        var stillThere = await world.WaitForPodReadyAsync(TestPods.Namespace, pod.Metadata.Name!, cancellationToken);
+        stillThere.Metadata.Uid.ShouldBe(pod.Metadata.Uid);
         stillThere.Spec.NodeName.ShouldBe(NodeA);
         stillThere.Metadata.DeletionTimestamp.ShouldBeNull();
-        await world.WaitForCounterAboveAsync(stillThere, before, cts.Token);
+        stillThere.Status!.Phase.ShouldBe("Running");
+        stillThere.Status.ContainerStatuses.ShouldNotBeNull().ShouldAllBe(c => c.RestartCount == 0);
+        var now = await world.ReadCounterAsync(stillThere, cancellationToken);
+        now.ShouldBeGreaterThanOrEqualTo(before, "the counter goes on from where it was: the process was never restarted");
+        await world.WaitForCounterAboveAsync(stillThere, now, cancellationToken);
+        output.WriteLine($"{pod.Metadata.Name}: counter {before} before the drain, {now} after it, still on {NodeA}");
     }
 
     /// <summary>Owned by a ReplicaSet (kubectl drain refuses pods without a controller unless --force), opted in or not.</summary>

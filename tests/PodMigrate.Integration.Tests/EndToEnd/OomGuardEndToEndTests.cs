@@ -19,6 +19,8 @@ namespace PodMigrate.Integration.Tests.EndToEnd;
 /// <item>With the guard the same run ends with the grower on node-b, its memory intact, nothing OOM-killed, and exactly
 /// one guard migration.</item>
 /// <item>A grower too fast to move in time gets an Event and no migration at all.</item>
+/// <item>A pod that fills its memory fast at start and then stays flat, under the node's capacity, is not moved (the
+/// guard's settle time after a container starts).</item>
 /// </list>
 /// The figures (forecast at the trigger, the control run's actual time to the kill, the move) are written to the output.
 /// </summary>
@@ -27,6 +29,7 @@ namespace PodMigrate.Integration.Tests.EndToEnd;
 [Trait("Requires", "Root")]
 [Trait("Requires", "Criu")]
 [Trait("Requires", "RestoreRuntime")]
+[TestCaseOrderer(RunsFirstOrderer.TypeName, RunsFirstOrderer.AssemblyName)]
 public sealed class OomGuardEndToEndTests(LocalCluster cluster, ITestOutputHelper output)
 {
     private const long Mi = 1024 * 1024;
@@ -35,9 +38,14 @@ public sealed class OomGuardEndToEndTests(LocalCluster cluster, ITestOutputHelpe
     private const int GrowerStartMib = 64;
     private const int GrowerMaxMib = 520;
     private const int GrowerMibPerSecond = 10;
+    private const int FillerMib = 300;
     private static readonly TimeSpan TestBudget = TimeSpan.FromSeconds(230);
 
+    /// <summary>How long after its start the control run's grower was OOM-killed, when the control ran in this process (for the guard's lead).</summary>
+    private static TimeSpan? s_controlKilledAfter;
+
     [Fact(Timeout = 260_000)]
+    [RunsFirst]
     public async Task Without_the_guard_the_growing_workload_beside_a_ballast_is_OOM_killed()
     {
         using var cts = new CancellationTokenSource(TestBudget);
@@ -54,6 +62,7 @@ public sealed class OomGuardEndToEndTests(LocalCluster cluster, ITestOutputHelpe
         var ballastNow = await world.Nodes.WaitForPodAsync(ballast, p => p.Status?.Phase is not null, "status", cts.Token);
         Terminated(ballastNow).ShouldBeNull("the OOM killer takes the biggest task: the grower");
         var lived = terminated.FinishedAt!.Value - terminated.StartedAt!.Value;
+        s_controlKilledAfter = lived;
         output.WriteLine(Invariant($"control: OOM-killed {lived.TotalSeconds:F1} s after its start ({GrowerStartMib} MiB + {GrowerMibPerSecond} MiB/s beside {BallastMib} MiB on {NodeMemory / Mi} MiB)"));
         (await world.Api.ListAsync(PodMigration.Resource, TestPods.Namespace, null, cts.Token)).Items.ShouldBeEmpty("no guard ran");
     }
@@ -111,11 +120,61 @@ public sealed class OomGuardEndToEndTests(LocalCluster cluster, ITestOutputHelpe
         (await world.Nodes.WaitForPodAsync(ballast, p => p.Status?.Phase == "Running", "Running", cts.Token)).Spec.NodeName.ShouldBe(NodeA);
         (await world.Api.ListAsync(PodMigration.Resource, TestPods.Namespace, null, cts.Token)).Items.ShouldHaveSingleItem("still exactly one guard migration (cooldown)");
 
-        var started = grower.Status!.StartTime!.Value;
+        // From the container's start, as the control run's kill time is measured.
+        var started = grower.Status!.ContainerStatuses?.FirstOrDefault()?.State?.Running?.StartedAt ?? grower.Status.StartTime!.Value;
         var triggered = guardMigration.Metadata.CreationTimestamp!.Value;
-        output.WriteLine(Invariant($"guard: triggered {(triggered - started).TotalSeconds:F1} s after the grower's start at {frozenMib} MiB, forecast {forecast:F1} s to exhaustion, estimate {estimate:F1} s (x1.5 margin)"));
-        output.WriteLine(Invariant($"guard: move {status.Timings?.GetValueOrDefault("total")} total, precheck {status.Timings?.GetValueOrDefault("precheck")}, checkpoint {status.Timings?.GetValueOrDefault("checkpoint")}, downtime {status.Downtime}"));
+        var settle = new OomGuardSettings().SettleTime;
+        (triggered - started).ShouldBeGreaterThanOrEqualTo(settle - TimeSpan.FromSeconds(1), "not during the settle time after the grower's start");
+        output.WriteLine(Invariant($"guard: triggered {(triggered - started).TotalSeconds:F1} s after the grower's start (settle {settle.TotalSeconds:F0} s) at {frozenMib} MiB, forecast {forecast:F1} s to exhaustion, estimate {estimate:F1} s (x1.5 margin)"));
+        var capture = Seconds(status.Timings, "precheck") + Seconds(status.Timings, "checkpoint");
+        output.WriteLine(Invariant($"guard: move {status.Timings?.GetValueOrDefault("total")} total, precheck {status.Timings?.GetValueOrDefault("precheck")}, checkpoint {status.Timings?.GetValueOrDefault("checkpoint")} (memory captured {capture:F1} s after the trigger), downtime {status.Downtime}"));
+        output.WriteLine(s_controlKilledAfter is { } killedAfter
+            ? Invariant($"guard: lead — the control run's grower was OOM-killed {killedAfter.TotalSeconds:F1} s after its start: {(killedAfter - (triggered - started)).TotalSeconds:F1} s left at the trigger (forecast said {forecast:F1} s), {(killedAfter - (triggered - started)).TotalSeconds - capture:F1} s to spare after the capture")
+            : "guard: lead — the control run did not run in this process; its kill time is in its own output");
     }
+
+    [Fact(Timeout = 260_000)]
+    public async Task A_workload_that_fills_fast_at_start_and_then_stays_flat_is_not_moved()
+    {
+        using var cts = new CancellationTokenSource(TestBudget);
+        var settings = new OomGuardSettings { VerifyWindow = "2s" };
+        await using var world = await MigrationWorld.StartAsync(cluster, output, cts.Token, options: new MigrationWorldOptions
+        {
+            NodeMemoryBytes = NodeMemory,
+            OomGuard = settings,
+        });
+        await AssertNodeMemoryAsync(world, cts.Token);
+        var ballast = await RunMemhogAsync(world, "oom-ballast", BallastMib, 0, BallastMib, optIn: false, cts.Token);
+        // 300 MiB filled at once beside 320 MiB of ballast: ~620 MiB of 768 (729 less the reserve), then flat. While it fills
+        // it grows by hundreds of MiB/s: a forecast of seconds. It never runs out.
+        var filler = await RunMemhogAsync(world, "oom-filler", FillerMib, 0, FillerMib, optIn: true, cts.Token);
+        var start = filler.Status!.ContainerStatuses!.Single().State!.Running!.StartedAt!.Value;
+
+        // Watched for the settle time, the recent window after it and as long again: a guard migration would show up.
+        var watchedUntil = start + settings.SettleTime + settings.RecentWindow + settings.SettleTime;
+        while (TimeProvider.System.GetUtcNow() < watchedUntil)
+        {
+            (await GuardMigrationsAsync(world, cts.Token)).ShouldBeEmpty("the start-up fill of a pod that stays flat is not a danger");
+            await Task.Delay(TimeSpan.FromSeconds(1), cts.Token);
+        }
+        (await GuardMigrationsAsync(world, cts.Token)).ShouldBeEmpty();
+        (await world.EventsForPodAsync(TestPods.Namespace, filler.Metadata.Name!, cts.Token)).Select(e => e.Reason)
+            .ShouldNotContain(r => r != null && r.StartsWith("OomGuard", StringComparison.Ordinal), "not even a warning");
+        var flat = await world.Nodes.WaitForPodAsync(filler, p => p.Status?.Phase is not null, "status", cts.Token);
+        flat.Status!.Phase.ShouldBe("Running");
+        flat.Spec.NodeName.ShouldBe(NodeA);
+        Terminated(flat).ShouldBeNull();
+        MibOf(await world.GetTextAsync(flat, "/", cts.Token)).ShouldBe(FillerMib, "it filled its memory and stays there");
+        (await world.Nodes.WaitForPodAsync(ballast, p => p.Status?.Phase is not null, "status", cts.Token)).Status!.Phase.ShouldBe("Running");
+        var usage = long.Parse((await File.ReadAllTextAsync($"/sys/fs/cgroup/memory{world.NodeCgroup(NodeA)}/memory.usage_in_bytes", cts.Token)).Trim(), CultureInfo.InvariantCulture);
+        output.WriteLine(Invariant($"filler: {FillerMib} MiB filled beside {BallastMib} MiB, node-a at {usage / Mi} MiB of {NodeMemory / Mi}; no guard migration {(TimeProvider.System.GetUtcNow() - start).TotalSeconds:F0} s after its start"));
+    }
+
+    private static async Task<IReadOnlyList<PodMigration>> GuardMigrationsAsync(MigrationWorld world, CancellationToken cancellationToken)
+        => (await world.Api.ListAsync(PodMigration.Resource, TestPods.Namespace, new ListOptions { LabelSelector = $"{TriggerLabels.Trigger}={TriggerLabels.OomGuard}" }, cancellationToken)).Items;
+
+    private static double Seconds(IReadOnlyDictionary<string, string>? timings, string phase)
+        => PodMigrate.Kube.Serialization.KubeDuration.TryParse(timings?.GetValueOrDefault(phase), out var value) ? value.TotalSeconds : 0;
 
     [Fact(Timeout = 260_000)]
     public async Task A_workload_growing_too_fast_to_move_in_time_is_reported_and_no_migration_starts()

@@ -2,18 +2,24 @@ using System.Globalization;
 
 namespace PodMigrate.Controller.Triggers.OomGuard;
 
-/// <summary>A node as the guard sees it: its memory readings (working set) and capacity, and what the guard knows of it.</summary>
+/// <summary>
+/// A node as the guard sees it: its memory readings (working set) and capacity, and what the guard knows of it.
+/// <paramref name="SinceStart"/>: the time since the latest container of any pod on it started (or was restored, or is
+/// about to start); null: none known. Within <see cref="OomGuardSettings.SettleTime"/> of it the node is settling.
+/// </summary>
 internal sealed record GuardNode(
     string Name,
     long Capacity,
     IReadOnlyList<MemoryPoint> Points,
     bool Schedulable,
     bool GuardMigrationInFlight,
-    bool Alerted);
+    bool Alerted,
+    TimeSpan? SinceStart = null);
 
 /// <summary>
 /// A container of an opted-in pod: its readings, its own limit (0: none), and whether the guard may move it now
-/// (<paramref name="NotMovable"/> says why not: a migration of it runs, its cooldown, …).
+/// (<paramref name="NotMovable"/> says why not: a migration of it runs, its cooldown, …); <paramref name="SinceStart"/>: the
+/// time since the container started or was restored (null: not known).
 /// </summary>
 internal sealed record GuardPod(
     string Namespace,
@@ -23,7 +29,8 @@ internal sealed record GuardPod(
     IReadOnlyList<MemoryPoint> Points,
     long LimitBytes,
     string? NotMovable,
-    bool LimitAlerted)
+    bool LimitAlerted,
+    TimeSpan? SinceStart = null)
 {
     public string Key => $"{Namespace}/{Name}";
 }
@@ -44,6 +51,12 @@ internal sealed record NoTargetAction(string Node, GuardPod Pod, TimeSpan Foreca
 
 /// <summary>A container nears its own limit: moving it would not help (the clone gets the same limit); reported.</summary>
 internal sealed record NearOwnLimitAction(string Node, GuardPod Pod, TimeSpan Forecast, string Reason) : GuardAction(Node);
+
+/// <summary>
+/// The trigger is reached, but a container on the node started (or was restored) less than the settle time ago: its
+/// start-up fill looks like growth. Observed, nothing started, nothing reported, the node not marked as warned.
+/// </summary>
+internal sealed record SettlingAction(string Node, TimeSpan Forecast, TimeSpan SinceStart, string Reason) : GuardAction(Node);
 
 /// <summary>The node's (or a container's) forecast is comfortable again: the next warning may be given.</summary>
 internal sealed record RearmAction(string Node, string? PodKey) : GuardAction(Node);
@@ -78,7 +91,7 @@ internal static class GuardDecision
             {
                 var own = GrowthForecast.Forecast(fit, pod.Points.Count == 0 ? 0 : pod.Points[^1].Bytes, Usable(pod.LimitBytes, settings), rate > 0);
                 var lead = estimate * settings.Margin;
-                if (own.TimeToExhaustion is { } ownTime && ownTime < lead && !pod.LimitAlerted)
+                if (own.TimeToExhaustion is { } ownTime && ownTime < lead && !pod.LimitAlerted && !Settling(pod.SinceStart, settings))
                 {
                     actions.Add(new NearOwnLimitAction(pod.Node, pod, ownTime, Invariant(
                         $"container {pod.Container} of {pod.Key} reaches its own memory limit ({Mib(pod.LimitBytes)}) in about {Seconds(ownTime)} at {Mib(rate)}/s: moving it would not help, its clone gets the same limit")));
@@ -136,6 +149,15 @@ internal static class GuardDecision
                 // One guard migration per node at a time; without an opted-in pod there is nothing the guard may move.
                 continue;
             }
+            if (Settling(node.SinceStart, settings))
+            {
+                // A container started moments ago: what looks like growth may be its start-up fill. Wait until the settle
+                // time is over; the rate then comes from readings after the fill (the recent window), so a pod that filled
+                // and stays flat no longer counts as growing, and one that goes on growing is acted on then.
+                actions.Add(new SettlingAction(node.Name, time, node.SinceStart!.Value, Invariant(
+                    $"node {node.Name} would run out of memory in about {Seconds(time)} ({Mib(forecast.Level)} of {Mib(node.Capacity)}, growing {Mib(forecast.BytesPerSecond)}/s), but a container on it started {Seconds(node.SinceStart.Value)} ago: settling for {Seconds(settings.SettleTime)}")));
+                continue;
+            }
             // The cheapest relieving pod that can still be moved in time; else the report names the fastest-growing one.
             var inTime = candidates.Where(c => c.Outlook.Estimate < time).ToList();
             if (inTime.Count == 0)
@@ -168,12 +190,16 @@ internal static class GuardDecision
     /// <summary>What the forecast runs against: the capacity less the reserve (<see cref="OomGuardSettings.Reserve"/>).</summary>
     internal static long Usable(long capacity, OomGuardSettings settings) => capacity - (long)(capacity * settings.Reserve);
 
+    /// <summary>Within the settle time after a container's start (or restore): growth is observed, not acted on.</summary>
+    internal static bool Settling(TimeSpan? sinceStart, OomGuardSettings settings) => sinceStart is { } since && since < settings.SettleTime;
+
     private static bool Growing(GrowthFit fit, OomGuardSettings settings)
         => fit.IsGrowing(settings.MinimumSamples, settings.MinimumSpan, settings.MinimumGrowth, settings.TStatistic);
 
     /// <summary>
     /// The fit to forecast from: over the window, with the rate of the recent stretch when that has enough readings, and
-    /// growing only when both are (a step, such as a pod starting, is not taken for lasting growth). Pure.
+    /// growing only when both are, each by the same test (rate, readings, standard errors): growth must be sustained, so a
+    /// step, such as a pod starting, is not taken for lasting growth once the recent stretch lies after it. Pure.
     /// </summary>
     internal static (GrowthFit Fit, bool Growing) FitOf(IReadOnlyList<MemoryPoint> points, OomGuardSettings settings)
     {
@@ -183,7 +209,7 @@ internal static class GuardDecision
         {
             return (fit, Growing(fit, settings));
         }
-        var growing = Growing(fit, settings) && recent.BytesPerSecond > settings.MinimumGrowth;
+        var growing = Growing(fit, settings) && Growing(recent, settings);
         return (fit with { BytesPerSecond = recent.BytesPerSecond, LevelNow = Math.Max(fit.LevelNow, recent.LevelNow) }, growing);
     }
 

@@ -25,4 +25,7 @@ internal static partial class OomGuardLog
 
     [LoggerMessage(EventId = 4613, Level = LogLevel.Warning, Message = "OOM guard: {Pod}: {Reason}")]
     public static partial void NearOwnLimit(ILogger logger, string pod, string reason);
+
+    [LoggerMessage(EventId = 4614, Level = LogLevel.Information, Message = "OOM guard: holding back on node {Node}: {Reason}")]
+    public static partial void Settling(ILogger logger, string node, string reason);
 }

@@ -39,10 +39,14 @@ internal sealed class OomGuardLoop(
     private static readonly TimeSpan WatchRetryInitial = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan WatchRetryMax = TimeSpan.FromSeconds(15);
 
+    /// <summary>A pod bound to a node but not yet started counts as starting now for at most this long (a stuck one must not disarm the guard).</summary>
+    private static readonly TimeSpan PendingStartLimit = TimeSpan.FromMinutes(2);
+
     private readonly MemoryHistory _history = new(settings.Window * 2);
     private readonly Dictionary<string, Task> _watchers = new(StringComparer.Ordinal);
     private readonly HashSet<string> _alertedNodes = new(StringComparer.Ordinal);
     private readonly HashSet<string> _alertedPods = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _settlingNodes = new(StringComparer.Ordinal);
 
     public async Task RunAsync(CancellationToken cancellationToken)
     {
@@ -118,11 +122,13 @@ internal sealed class OomGuardLoop(
         var guardNodes = new List<GuardNode>();
         var guardPods = new List<GuardPod>();
         var podObjects = new Dictionary<string, Pod>(StringComparer.Ordinal);
+        var lastStarts = LastStartByNode(pods.List(), now);
         foreach (var node in series)
         {
             var nodeObject = nodeObjects.GetValueOrDefault(node.Node);
             var capacity = node.Capacity > 0 ? node.Capacity : Quantities.ParseBytes(nodeObject?.Status?.Capacity?.GetValueOrDefault("memory"));
-            guardNodes.Add(new GuardNode(node.Node, capacity, node.Points, IsSchedulable(nodeObject), inFlightNodes.Contains(node.Node), _alertedNodes.Contains(node.Node)));
+            guardNodes.Add(new GuardNode(node.Node, capacity, node.Points, IsSchedulable(nodeObject), inFlightNodes.Contains(node.Node), _alertedNodes.Contains(node.Node),
+                lastStarts.TryGetValue(node.Node, out var lastStart) ? now - lastStart : null));
             foreach (var (key, container) in node.Containers)
             {
                 var pod = pods.Get(new ObjectKey(container.Namespace, container.Pod));
@@ -137,7 +143,9 @@ internal sealed class OomGuardLoop(
                     : busyPods.Contains(key) ? "a migration of it runs"
                     : cooling.Contains(key) ? "in its cooldown after a guard migration"
                     : null;
-                guardPods.Add(new GuardPod(container.Namespace, container.Pod, node.Node, container.Container, container.Points, container.LimitBytes, notMovable, _alertedPods.Contains(key)));
+                var started = pod.Status?.ContainerStatuses?.FirstOrDefault(c => c.Name == container.Container)?.State?.Running?.StartedAt;
+                guardPods.Add(new GuardPod(container.Namespace, container.Pod, node.Node, container.Container, container.Points, container.LimitBytes, notMovable, _alertedPods.Contains(key),
+                    started is { } at ? now - at : null));
             }
         }
 
@@ -150,10 +158,44 @@ internal sealed class OomGuardLoop(
         {
             ControllerMetrics.OomGuardEstimate(pod, estimate);
         }
-        foreach (var action in result.Actions)
+        var settling = result.Actions.OfType<SettlingAction>().ToList();
+        foreach (var hold in settling.Where(h => _settlingNodes.Add(h.Node)))
+        {
+            // Once per settle: the trigger was reached while a container on the node had only just started.
+            OomGuardLog.Settling(logger, hold.Node, hold.Reason);
+            ControllerMetrics.OomGuardDecision("held_settling");
+        }
+        _settlingNodes.IntersectWith(settling.Select(h => h.Node));
+        foreach (var action in result.Actions.Where(a => a is not SettlingAction))
         {
             await ActAsync(action, podObjects, cancellationToken);
         }
+    }
+
+    /// <summary>
+    /// Per node, when a container of a pod on it last started (a restore by a migration is a start too); a pod bound to it
+    /// that has not started yet counts as starting now (its fill comes next), for at most <see cref="PendingStartLimit"/>.
+    /// </summary>
+    private static Dictionary<string, DateTimeOffset> LastStartByNode(IReadOnlyList<Pod> all, DateTimeOffset now)
+    {
+        var starts = new Dictionary<string, DateTimeOffset>(StringComparer.Ordinal);
+        foreach (var pod in all)
+        {
+            if (pod.Spec.NodeName is not { } node || pod.Status?.Phase is "Succeeded" or "Failed")
+            {
+                continue;
+            }
+            var latest = pod.Status?.ContainerStatuses?.Select(c => c.State?.Running?.StartedAt).Max();
+            if (pod.Status?.Phase is null or "Pending" && pod.Metadata.CreationTimestamp is { } created && now - created < PendingStartLimit)
+            {
+                latest = now;
+            }
+            if (latest is { } at && (!starts.TryGetValue(node, out var known) || at > known))
+            {
+                starts[node] = at;
+            }
+        }
+        return starts;
     }
 
     private async Task ActAsync(GuardAction action, Dictionary<string, Pod> podObjects, CancellationToken cancellationToken)

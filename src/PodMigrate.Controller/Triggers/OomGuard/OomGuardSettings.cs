@@ -19,6 +19,14 @@ public sealed class OomGuardSettings
     /// </summary>
     public TimeSpan RecentWindow { get; set; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>
+    /// After a container starts (or is restored by a migration) anywhere on a node, the node's growth is observed but not
+    /// acted on for this long: a workload that allocates its memory at start and then stays flat looks like fast growth
+    /// while it fills. Long enough for a fill plus <see cref="RecentWindow"/> (the rate then comes from readings after
+    /// it); short, because a real danger is not acted on meanwhile. Zero: no settle time.
+    /// </summary>
+    public TimeSpan SettleTime { get; set; } = TimeSpan.FromSeconds(10);
+
     /// <summary>Growth counts only with this many readings over at least <see cref="MinimumSpan"/>.</summary>
     public int MinimumSamples { get; set; } = 4;
 
@@ -79,6 +87,10 @@ public sealed class OomGuardSettings
         if (MinimumSamples < 2)
         {
             yield return "the OOM guard needs at least two samples for a rate";
+        }
+        if (SettleTime < TimeSpan.Zero)
+        {
+            yield return "the OOM guard's settle time must not be negative";
         }
         if (Margin < 1 || Hysteresis < 1)
         {
