@@ -3,7 +3,8 @@
 # (`scripts/cluster.sh up --nodes 3`, with the same PODMIGRATE_RUN_DIR/STATE_DIR as here).
 #
 #   scripts/soak.sh [--concurrent 20] [--cycles 200] [--verify-window 1s] [--out DIR] [--skip-load] [--skip-cycles]
-#                   [--warmup 25] [--flat-percent 10]
+#                   [--warmup 25] [--flat-percent 10] [--until HH:MM]
+#   scripts/soak.sh --close DIR
 #
 # Load: N counter pods spread round-robin over the nodes, then N PodMigrations at once, each to the next node; all
 # must end Succeeded. Soak: one counter pod migrated M times round the nodes, one migration at a time (each clone is a
@@ -15,6 +16,8 @@
 # it held before it. Each agent's memory (RSS, anon/file/shmem) and open files are written after every cycle
 # (memory.txt); they are flat when their values at the last cycle are within --flat-percent of those after the
 # --warmup cycle. Exit 0 only with zero failures, zero leftovers and flat agents.
+# --until HH:MM (UTC) starts no cycle after that time and closes the run as if it had ended there. --close DIR closes a
+# soak run in DIR that was stopped between cycles (its pods removed, its end census compared, the flatness verdict).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -29,6 +32,8 @@ SKIP_LOAD=0
 SKIP_CYCLES=0
 WARMUP=25
 FLAT_PERCENT=10
+UNTIL=
+CLOSE=0
 NS=soak
 
 while [ $# -gt 0 ]; do
@@ -40,6 +45,8 @@ while [ $# -gt 0 ]; do
     --skip-load) SKIP_LOAD=1 ;;
     --skip-cycles) SKIP_CYCLES=1 ;;
     --warmup) WARMUP=$2; shift ;;
+    --until) UNTIL=$2; shift ;;
+    --close) CLOSE=1; OUT=$2; shift ;;
     --flat-percent) FLAT_PERCENT=$2; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "soak: unknown option $1" >&2; exit 2 ;;
@@ -181,6 +188,36 @@ wait_pods_gone() { # label-selector timeout-s
   done
 }
 
+# The end of the soak phase: the flatness verdict, the pods removed, the end census compared with the start (image
+# layers with the warm census).
+close_cycles() { # wall-time
+  local last_cycle
+  last_cycle=$(awk 'END {print $1}' "$OUT/memory.txt" 2>/dev/null)
+  if [ -n "$last_cycle" ] && [ "$last_cycle" -gt "$WARMUP" ]; then
+    check_flat "$last_cycle"
+  else
+    log "soak: not past the warm-up (cycle $WARMUP): no flatness verdict"
+  fi
+  log "soak: $(grep -c ' Succeeded ' "$OUT/cycles.txt" || true) of $(wc -l < "$OUT/cycles.txt") cycles Succeeded in $1 ($OUT/cycles.txt)"
+  kubectl delete podmigrations -n "$NS" --all --wait=false > /dev/null
+  kubectl delete pods -n "$NS" -l soak=cycle --wait=false > /dev/null
+  wait_pods_gone soak=cycle 300
+  census end
+  compare start end "$([ -f "$OUT/census-load-ready.json" ] && echo load-ready || { [ -f "$OUT/census-cycles-warm.json" ] && echo cycles-warm || echo cycles-ready; })"
+}
+
+if [ "$CLOSE" = 1 ]; then
+  [ -f "$OUT/census-start.json" ] && [ -f "$OUT/memory.txt" ] || die "$OUT is not a soak run (no census-start.json or memory.txt)"
+  FAILURES=$(grep -vc ' Succeeded ' "$OUT/cycles.txt" || true)
+  close_cycles "(closed with --close)"
+  census final
+  print_agents start
+  print_agents final
+  log "failures: $FAILURES, leftovers: $LEFTOVERS (results in $OUT)"
+  [ "$FAILURES" = 0 ] && [ "$LEFTOVERS" = 0 ]
+  exit
+fi
+
 kubectl apply -f - > /dev/null <<EOF
 apiVersion: v1
 kind: Namespace
@@ -281,23 +318,16 @@ if [ "$SKIP_CYCLES" = 0 ] && [ "$CYCLES" -gt 0 ]; then
     sample_agents "$i"
     # Every node has now run the pod once (and pulled its image): the image layers to compare with after --skip-load.
     if [ "$i" = "${#NODES[@]}" ]; then census cycles-warm; fi
+    if [ -n "$UNTIL" ] && [ "$(date -u +%H:%M)" \> "$UNTIL" ] && [ "$i" -lt "$CYCLES" ]; then
+      log "soak: stopped after cycle $i of $CYCLES (--until $UNTIL UTC)"
+      break
+    fi
     if [ $((i % 25)) = 0 ]; then
       census "cycle-$i"
       log "soak: $i cycles in $((SECONDS - started))s; $(jq -r '[.nodes[] | "\(.name) RSS \(.agentRssKiB)KiB (anon \(.agentAnonKiB)) fds \(.agentOpenFiles)"] | join(", ")' "$OUT/census-cycle-$i.json")"
     fi
   done
-  last_cycle=$(awk 'END {print $1}' "$OUT/memory.txt" 2>/dev/null)
-  if [ -n "$last_cycle" ] && [ "$last_cycle" -gt "$WARMUP" ]; then
-    check_flat "$last_cycle"
-  else
-    log "soak: not past the warm-up (cycle $WARMUP): no flatness verdict"
-  fi
-  log "soak: $(grep -c ' Succeeded ' "$OUT/cycles.txt" || true) of $CYCLES cycles Succeeded in $((SECONDS - started))s ($OUT/cycles.txt)"
-  kubectl delete podmigrations -n "$NS" --all --wait=false > /dev/null
-  kubectl delete pods -n "$NS" -l soak=cycle --wait=false > /dev/null
-  wait_pods_gone soak=cycle 300
-  census end
-  compare start end "$([ "$SKIP_LOAD" = 0 ] && echo load-ready || { [ -f "$OUT/census-cycles-warm.json" ] && echo cycles-warm || echo cycles-ready; })"
+  close_cycles "$((SECONDS - started))s"
 fi
 
 census final

@@ -2,6 +2,7 @@ using System.Runtime.InteropServices;
 using Microsoft.Extensions.Logging.Abstractions;
 using PodMigrate.Agent.Memory;
 using PodMigrate.Core.Diagnostics;
+using Xunit.Abstractions;
 
 namespace PodMigrate.Integration.Tests.Agent;
 
@@ -11,7 +12,7 @@ namespace PodMigrate.Integration.Tests.Agent;
 /// agent's <see cref="NativeMemoryRelease"/> returns it. Runs in this process against the real glibc.
 /// </summary>
 [Trait("Category", "Unit")]
-public sealed class NativeMemoryReleaseTests
+public sealed class NativeMemoryReleaseTests(ITestOutputHelper output)
 {
     private const int Chunk = 64 * 1024;
     private const int ChunksPerThread = 384;
@@ -57,8 +58,11 @@ public sealed class NativeMemoryReleaseTests
             var freed = ProcessMemory.Current().AnonKiB;
             (freed - start).ShouldBeGreaterThan(FreedKiB / 2, $"anon RSS {start} -> {freed} KiB after freeing {FreedKiB} KiB");
 
+            var watch = System.Diagnostics.Stopwatch.StartNew();
             var released = release.Check();
+            watch.Stop();
             var after = ProcessMemory.Current().AnonKiB;
+            output.WriteLine($"anon RSS {start} KiB, {freed} KiB with {FreedKiB} KiB freed, {after} KiB after a release of {released} KiB in {watch.Elapsed.TotalMilliseconds:F1} ms");
             released.ShouldBeGreaterThan(FreedKiB / 2, $"anon RSS {freed} -> {after} KiB");
             (after - start).ShouldBeLessThan(FreedKiB / 4, $"anon RSS {start} before, {after} KiB after the release");
         }
