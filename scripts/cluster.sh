@@ -525,7 +525,8 @@ start_agent() {
   local tls=() restore=()
   if [ -f "$CERTS/agents/$name/tls.crt" ]; then tls=(--tls-dir "$CERTS/agents/$name"); fi
   if node_has_restore_runtime "$name"; then restore=(--restore-runtime); fi
-  PODMIGRATE_PREPARED_DIR=$(node_prepared "$name") setsid "${CLI[@]}" agent --node "$name" --containerd-socket "$(node_sock "$name")" --socket "$dir/agent.sock" \
+  # MALLOC_ARENA_MAX=2 as in deploy/50-agent-daemonset.yaml (README, The agent's memory).
+  PODMIGRATE_PREPARED_DIR=$(node_prepared "$name") MALLOC_ARENA_MAX=2 setsid "${CLI[@]}" agent --node "$name" --containerd-socket "$(node_sock "$name")" --socket "$dir/agent.sock" \
     --port $((AGENT_PORT_BASE + index)) --metrics-port $((AGENT_PORT_BASE + 1000 + index)) --listen 127.0.0.1 \
     --share "$(node_share "$name")" --state-dir "$STATE/nodes/$name/agent" --staging-dir "/dev/shm/podmigrate-$name" \
     --prepared-dir "$(node_prepared "$name")" --registry-hosts-dir "$dir/certs.d" $(node_cgroup_args "$name") "${restore[@]}" "${tls[@]}" >> "$LOGDIR/$name-agent.log" 2>&1 < /dev/null 9>&- &

@@ -3,6 +3,8 @@
 # (`scripts/cluster.sh up --nodes 3`, with the same PODMIGRATE_RUN_DIR/STATE_DIR as here).
 #
 #   scripts/soak.sh [--concurrent 20] [--cycles 200] [--verify-window 1s] [--out DIR] [--skip-load] [--skip-cycles]
+#                   [--warmup 25] [--flat-percent 10] [--until HH:MM]
+#   scripts/soak.sh --close DIR
 #
 # Load: N counter pods spread round-robin over the nodes, then N PodMigrations at once, each to the next node; all
 # must end Succeeded. Soak: one counter pod migrated M times round the nodes, one migration at a time (each clone is a
@@ -11,7 +13,11 @@
 # Before, between and after: `podmigrate soak census` (containerd's API and the agents' directories: tasks, frozen
 # tasks, snapshots, checkpoint images, leases, staging, prepared checkpoints, journal entries, checkpoint mounts,
 # share entries, and each agent's RSS and open files). Leftovers are what the census holds after a phase beyond what
-# it held before it. Exit 0 only with zero failures and zero leftovers.
+# it held before it. Each agent's memory (RSS, anon/file/shmem) and open files are written after every cycle
+# (memory.txt); they are flat when their values at the last cycle are within --flat-percent of those after the
+# --warmup cycle. Exit 0 only with zero failures, zero leftovers and flat agents.
+# --until HH:MM (UTC) starts no cycle after that time and closes the run as if it had ended there. --close DIR closes a
+# soak run in DIR that was stopped between cycles (its pods removed, its end census compared, the flatness verdict).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -24,6 +30,10 @@ VERIFY=1s
 OUT=$REPO/soak-results/$(date -u +%Y%m%dT%H%M%SZ)
 SKIP_LOAD=0
 SKIP_CYCLES=0
+WARMUP=25
+FLAT_PERCENT=10
+UNTIL=
+CLOSE=0
 NS=soak
 
 while [ $# -gt 0 ]; do
@@ -34,6 +44,10 @@ while [ $# -gt 0 ]; do
     --out) OUT=$2; shift ;;
     --skip-load) SKIP_LOAD=1 ;;
     --skip-cycles) SKIP_CYCLES=1 ;;
+    --warmup) WARMUP=$2; shift ;;
+    --until) UNTIL=$2; shift ;;
+    --close) CLOSE=1; OUT=$2; shift ;;
+    --flat-percent) FLAT_PERCENT=$2; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "soak: unknown option $1" >&2; exit 2 ;;
   esac
@@ -58,7 +72,44 @@ JQ_SECS='def secs: if endswith("ms") then (rtrimstr("ms") | tonumber / 1000)
 census() { "${CLI[@]}" soak census > "$OUT/census-$1.json"; }
 
 print_agents() {
-  jq -r --arg when "$1" '.nodes[] | "\($when) \(.name): agent RSS \(.agentRssKiB) KiB, open files \(.agentOpenFiles)"' "$OUT/census-$1.json" >&2
+  jq -r --arg when "$1" '.nodes[] | "\($when) \(.name): agent RSS \(.agentRssKiB) KiB (anon \(.agentAnonKiB), file \(.agentFileKiB), shmem \(.agentShmemKiB)), open files \(.agentOpenFiles), threads \(.agentThreads)"' "$OUT/census-$1.json" >&2
+}
+
+# One line per node after each soak cycle: cycle node rss anon file shmem fds (KiB), from the agents' /proc.
+sample_agents() { # cycle
+  local node pid
+  for node in "${NODES[@]}"; do
+    pid=$(cat "$RUN/$node/agent.pid" 2>/dev/null) || continue
+    [ -r "/proc/$pid/status" ] || continue
+    awk -v c="$1" -v n="$node" -v f="$(ls "/proc/$pid/fd" | wc -l)" '
+      /^VmRSS:/ {r=$2} /^RssAnon:/ {a=$2} /^RssFile:/ {fi=$2} /^RssShmem:/ {s=$2}
+      END {print c, n, r, a, fi, s, f}' "/proc/$pid/status" >> "$OUT/memory.txt"
+  done
+}
+
+# Flat: each agent's RSS and open files at the last cycle within FLAT_PERCENT of their values after the warm-up cycle
+# (by then every code path of a migration has run once: what the JIT and the mapped assemblies add stops there).
+check_flat() {
+  local verdict rc
+  verdict=$(awk -v w="$WARMUP" -v last="$1" -v p="$FLAT_PERCENT" '
+    $1 == w {rss[$2] = $3; fds[$2] = $7}
+    $1 == last {rss2[$2] = $3; fds2[$2] = $7}
+    END {
+      bad = 0
+      for (n in rss) {
+        dr = (rss2[n] - rss[n]) * 100 / rss[n]; df = (fds2[n] - fds[n]) * 100 / fds[n]
+        printf "%s: RSS %d KiB after cycle %d -> %d KiB after cycle %d (%+.1f%%), open files %d -> %d (%+.1f%%)\n", n, rss[n], w, rss2[n], last, dr, fds[n], fds2[n], df
+        if (dr > p || df > p) bad = 1
+      }
+      exit bad
+    }' "$OUT/memory.txt") && rc=0 || rc=$?
+  printf '%s\n' "$verdict" >&2
+  if [ "$rc" = 0 ]; then
+    log "agents flat: RSS and open files within ${FLAT_PERCENT}% of their values after warm-up (cycle $WARMUP)"
+  else
+    log "agents NOT flat: RSS or open files grew more than ${FLAT_PERCENT}% after warm-up (cycle $WARMUP)"
+    FAILURES=$((FAILURES + 1))
+  fi
 }
 
 # What a census holds beyond the baseline: every counter except the agents' RSS/fds/pid (reported separately). Image
@@ -137,6 +188,36 @@ wait_pods_gone() { # label-selector timeout-s
   done
 }
 
+# The end of the soak phase: the flatness verdict, the pods removed, the end census compared with the start (image
+# layers with the warm census).
+close_cycles() { # wall-time
+  local last_cycle
+  last_cycle=$(awk 'END {print $1}' "$OUT/memory.txt" 2>/dev/null)
+  if [ -n "$last_cycle" ] && [ "$last_cycle" -gt "$WARMUP" ]; then
+    check_flat "$last_cycle"
+  else
+    log "soak: not past the warm-up (cycle $WARMUP): no flatness verdict"
+  fi
+  log "soak: $(grep -c ' Succeeded ' "$OUT/cycles.txt" || true) of $(wc -l < "$OUT/cycles.txt") cycles Succeeded in $1 ($OUT/cycles.txt)"
+  kubectl delete podmigrations -n "$NS" --all --wait=false > /dev/null
+  kubectl delete pods -n "$NS" -l soak=cycle --wait=false > /dev/null
+  wait_pods_gone soak=cycle 300
+  census end
+  compare start end "$([ -f "$OUT/census-load-ready.json" ] && echo load-ready || { [ -f "$OUT/census-cycles-warm.json" ] && echo cycles-warm || echo cycles-ready; })"
+}
+
+if [ "$CLOSE" = 1 ]; then
+  [ -f "$OUT/census-start.json" ] && [ -f "$OUT/memory.txt" ] || die "$OUT is not a soak run (no census-start.json or memory.txt)"
+  FAILURES=$(grep -vc ' Succeeded ' "$OUT/cycles.txt" || true)
+  close_cycles "(closed with --close)"
+  census final
+  print_agents start
+  print_agents final
+  log "failures: $FAILURES, leftovers: $LEFTOVERS (results in $OUT)"
+  [ "$FAILURES" = 0 ] && [ "$LEFTOVERS" = 0 ]
+  exit
+fi
+
 kubectl apply -f - > /dev/null <<EOF
 apiVersion: v1
 kind: Namespace
@@ -194,6 +275,8 @@ if [ "$SKIP_CYCLES" = 0 ] && [ "$CYCLES" -gt 0 ]; then
   wait_ready "soak=cycle" 1 300
   census cycles-ready
   : > "$OUT/cycles.txt"
+  : > "$OUT/memory.txt"
+  sample_agents 0
   started=$SECONDS
   for i in $(seq 1 "$CYCLES"); do
     next=$([ "$cur" = soak-cycle-a ] && echo soak-cycle-b || echo soak-cycle-a)
@@ -232,17 +315,19 @@ if [ "$SKIP_CYCLES" = 0 ] && [ "$CYCLES" -gt 0 ]; then
       sleep 0.5
     done
     cur=$next
+    sample_agents "$i"
+    # Every node has now run the pod once (and pulled its image): the image layers to compare with after --skip-load.
+    if [ "$i" = "${#NODES[@]}" ]; then census cycles-warm; fi
+    if [ -n "$UNTIL" ] && [ "$(date -u +%H:%M)" \> "$UNTIL" ] && [ "$i" -lt "$CYCLES" ]; then
+      log "soak: stopped after cycle $i of $CYCLES (--until $UNTIL UTC)"
+      break
+    fi
     if [ $((i % 25)) = 0 ]; then
       census "cycle-$i"
-      log "soak: $i cycles in $((SECONDS - started))s; $(jq -r '[.nodes[] | "\(.name) RSS \(.agentRssKiB)KiB fds \(.agentOpenFiles)"] | join(", ")' "$OUT/census-cycle-$i.json")"
+      log "soak: $i cycles in $((SECONDS - started))s; $(jq -r '[.nodes[] | "\(.name) RSS \(.agentRssKiB)KiB (anon \(.agentAnonKiB)) fds \(.agentOpenFiles)"] | join(", ")' "$OUT/census-cycle-$i.json")"
     fi
   done
-  log "soak: $(grep -c ' Succeeded ' "$OUT/cycles.txt" || true) of $CYCLES cycles Succeeded in $((SECONDS - started))s ($OUT/cycles.txt)"
-  kubectl delete podmigrations -n "$NS" --all --wait=false > /dev/null
-  kubectl delete pods -n "$NS" -l soak=cycle --wait=false > /dev/null
-  wait_pods_gone soak=cycle 300
-  census end
-  compare start end "$([ "$SKIP_LOAD" = 0 ] && echo load-ready || echo cycles-ready)"
+  close_cycles "$((SECONDS - started))s"
 fi
 
 census final

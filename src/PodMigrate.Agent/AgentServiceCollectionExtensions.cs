@@ -23,7 +23,8 @@ internal static class AgentServiceCollectionExtensions
     {
         services.AddMetrics();
         services.AddSingleton<AgentMetrics>();
-        services.AddSingleton(_ => new PrometheusExporter(AgentMetrics.MeterName));
+        // With the runtime's own meter: GC heap and fragmentation, committed memory, JIT, thread pool (dotnet_*).
+        services.AddSingleton(_ => new PrometheusExporter(AgentMetrics.MeterName, "System.Runtime"));
 
         services.AddSingleton(sp =>
         {
@@ -74,6 +75,8 @@ internal static class AgentServiceCollectionExtensions
         services.AddSingleton<AgentOperations>();
         services.AddHostedService<AgentRecovery>();
         services.AddHostedService<CriuWarmup>();
+        services.AddSingleton(new Memory.NativeMemoryReleaseOptions());
+        services.AddHostedService<Memory.NativeMemoryRelease>();
         services.AddHostedService<Preparing.PreparedStagingJanitor>();
         // Registered last, stopped first: running operations are cancelled and waited for before anything they use stops.
         services.AddHostedService(sp => sp.GetRequiredService<AgentOperations>());

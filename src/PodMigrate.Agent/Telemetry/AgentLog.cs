@@ -152,4 +152,7 @@ internal static partial class AgentLog
 
     [LoggerMessage(1605, LogLevel.Warning, "{Count} operations had not finished when the agent's shutdown grace ended")]
     public static partial void OperationsOutlivedShutdown(ILogger logger, int count);
+
+    [LoggerMessage(1700, LogLevel.Debug, "Native memory: gave {ReleasedKiB} KiB of freed malloc memory back (anonymous RSS {BeforeKiB} -> {AfterKiB} KiB)")]
+    public static partial void NativeMemoryReleased(ILogger logger, long releasedKiB, long beforeKiB, long afterKiB);
 }

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using PodMigrate.Core.Diagnostics;
 using PodMigrate.Node.Containerd;
 
 namespace PodMigrate.Cli.Commands;
@@ -63,7 +64,14 @@ internal static class SoakCommand
             if (File.Exists(pidFile) && int.TryParse((await File.ReadAllTextAsync(pidFile, cancellationToken)).Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var pid))
             {
                 entry["agentPid"] = pid;
-                entry["agentRssKiB"] = RssKiB(pid);
+                var memory = ProcessMemory.Read(pid);
+                entry["agentRssKiB"] = memory?.RssKiB ?? -1;
+                // By kind: anon (GC heap, malloc arenas, stacks) is what a leak would grow; file (mapped runtime and
+                // assemblies) and shmem (JIT code under W^X) grow while code is first used, then stay.
+                entry["agentAnonKiB"] = memory?.AnonKiB ?? -1;
+                entry["agentFileKiB"] = memory?.FileKiB ?? -1;
+                entry["agentShmemKiB"] = memory?.ShmemKiB ?? -1;
+                entry["agentThreads"] = memory?.Threads ?? -1;
                 entry["agentOpenFiles"] = Directory.Exists($"/proc/{pid}/fd") ? Directory.GetFileSystemEntries($"/proc/{pid}/fd").Length : -1;
             }
             nodes.Add(entry);
@@ -83,15 +91,4 @@ internal static class SoakCommand
 
     private static int JournalEntries(string path)
         => File.Exists(path) && JsonNode.Parse(File.ReadAllText(path)) is JsonArray entries ? entries.Count : 0;
-
-    private static long RssKiB(int pid)
-    {
-        var status = $"/proc/{pid}/status";
-        if (!File.Exists(status))
-        {
-            return -1;
-        }
-        var line = File.ReadLines(status).FirstOrDefault(l => l.StartsWith("VmRSS:", StringComparison.Ordinal));
-        return line is null ? -1 : long.Parse(line["VmRSS:".Length..].Trim().Split(' ')[0], CultureInfo.InvariantCulture);
-    }
 }
