@@ -83,7 +83,7 @@ internal sealed class ClonePodWriter(IKubernetesApi api)
     private static CloneRestore CloneRestoreOf(PodMigrationStatus status, MigrationSettings settings, Pod? source)
         => settings.ThroughCheckpointImage
             ? new CloneRestore(status.CheckpointId!, CheckpointImage: status.CheckpointImage!)
-            : new CloneRestore(status.CheckpointId!, BaseImage: source?.Spec.Containers.Find(c => c.Name == status.ContainerName)?.Image);
+            : new CloneRestore(status.CheckpointId!, BaseImage: source?.Spec.Containers.Find(c => c.Name == status.ContainerName)?.Image, LazyPages: settings.LazyPages);
 
     private async Task<Pod> GetSourcePodAsync(PodMigration migration, CancellationToken cancellationToken)
     {
