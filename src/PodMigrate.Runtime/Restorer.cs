@@ -124,6 +124,7 @@ internal sealed class Restorer(Runc runc, RuncCommandLine line, RuntimeLog log, 
 
             var work = Path.Combine(create.Bundle, WorkDirectory);
             Directory.CreateDirectory(work);
+            var prepared = started.Elapsed;
             if (restore.LazyPages)
             {
                 // The daemon serves the pages from this verified staging (never the share) and listens in the work dir.
@@ -142,8 +143,10 @@ internal sealed class Restorer(Runc runc, RuncCommandLine line, RuntimeLog log, 
                     TimeoutSeconds = LazyPagesSupervisor.DefaultTimeout.TotalSeconds,
                 });
             }
+            var listening = started.Elapsed;
             var exit = runc.Run(line.RestoreArgs(create, images, work, restore.LazyPages));
             var restoredAt = DateTimeOffset.UtcNow;
+            var returned = started.Elapsed;
             if (exit != 0)
             {
                 // runc normally removes a container whose restore failed; make sure nothing is left running.
@@ -171,7 +174,9 @@ internal sealed class Restorer(Runc runc, RuncCommandLine line, RuntimeLog log, 
             WriteAtomically(PreparedLayout.RestoredRecordOf(preparedRoot, id),
                 JsonSerializer.SerializeToUtf8Bytes(record, RuntimeContractJson.Default.RestoredRecord));
             succeeded = true;
-            log.Info($"create {create.Id}: restored checkpoint {id} in {started.Elapsed.TotalSeconds:F3} s{(supervisor is null ? "" : $" (lazy pages: supervisor {supervisor.Id} serves the rest from the staging)")}");
+            log.Info($"create {create.Id}: restored checkpoint {id} in {started.Elapsed.TotalSeconds:F3} s (checks and rootfs diff {prepared.TotalSeconds:F3} s, "
+                + $"{(supervisor is null ? "" : $"lazy-pages daemon listening {(listening - prepared).TotalSeconds:F3} s, ")}runc restore {(returned - listening).TotalSeconds:F3} s)"
+                + (supervisor is null ? "" : $"; lazy pages: supervisor {supervisor.Id} serves the rest from the staging"));
         }
         finally
         {

@@ -79,6 +79,110 @@ public sealed partial class RestoreRuntimeTests(LocalCluster cluster)
         record.RestoreSeconds.ShouldBeGreaterThan(0);
     }
 
+    [Fact(Timeout = 240_000)]
+    public async Task A_lazy_restore_continues_the_counter_and_removes_the_staging_only_once_every_page_was_served()
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(220));
+        using var scratch = new ScratchDirectory();
+        var (images, checkpointed) = await CheckpointCounterAsync(NodeB, scratch.Path, cts.Token);
+        var clone = Clone("rc-lazy", intervalMs: 1_000_000);
+        var id = NewCheckpointId();
+        var prepared = Prepare(NodeB, id, clone, images);
+        await using var _ = await RunAsync(NodeB, clone.Pod(id, lazy: true), cts.Token);
+
+        var restoredRecord = JsonSerializer.Deserialize(File.ReadAllBytes(PreparedLayout.RestoredRecordOf(PreparedRoot(NodeB), id)), RuntimeContractJson.Default.RestoredRecord)!;
+        restoredRecord.LazyPages.ShouldBeTrue("the annotation asked for lazy pages");
+        File.Exists(Path.Combine(prepared, PreparedLayout.SealFile)).ShouldBeFalse("consumed at once: a second create cannot restore it again");
+        var pages = await WaitForPagesRecordAsync(NodeB, id, cts.Token);
+        pages.Failure.ShouldBeNull();
+        pages.FilledAtUnixNanos.ShouldNotBeNull();
+        pages.FilledAtUnixNanos.Value.ShouldBeGreaterThanOrEqualTo(restoredRecord.RestoredAtUnixNanos, "the process ran before its pages were all in");
+        Directory.Exists(prepared).ShouldBeFalse("the staging goes once the daemon served every page");
+
+        var restored = await WaitForCountAboveAsync(NodeB, clone.Pod(id), checkpointed - 1, cts.Token);
+        restored.ShouldBeGreaterThanOrEqualTo(checkpointed);
+        (await WaitForCountAboveAsync(NodeB, clone.Pod(id), restored, cts.Token)).ShouldBeGreaterThan(restored, "the restored counter goes on");
+    }
+
+    /// <summary>
+    /// The lazy-pages daemon is stopped as soon as it listens (the restore still completes: it only hands the daemon its
+    /// userfaultfd), then killed: pages the process never got would read as zeros, so the runtime kills the restored
+    /// container, records why, and leaves the staging to the agent.
+    /// </summary>
+    [Fact(Timeout = 240_000)]
+    public async Task The_lazy_pages_daemon_killed_mid_fill_kills_the_restored_container_and_records_the_failure()
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(220));
+        using var scratch = new ScratchDirectory();
+        var (images, _) = await CheckpointCounterAsync(NodeB, scratch.Path, cts.Token);
+        var clone = Clone("rc-lazy-kill", intervalMs: 1_000_000);
+        var id = NewCheckpointId();
+        var prepared = Prepare(NodeB, id, clone, images);
+        var stopper = StopLazyPagesDaemonAsync(id, cts.Token);
+        await using var _ = await RunAsync(NodeB, clone.Pod(id, lazy: true), cts.Token);
+        var daemon = await stopper;
+
+        System.Diagnostics.Process.GetProcessById(daemon).Kill();
+        var pages = await WaitForPagesRecordAsync(NodeB, id, cts.Token);
+
+        pages.FilledAtUnixNanos.ShouldBeNull();
+        pages.Failure.ShouldNotBeNull().ShouldContain("lazy-pages daemon exited");
+        pages.Failure.ShouldContain("was killed");
+        var deadline = DateTimeOffset.UtcNow + TimeSpan.FromSeconds(60);
+        while ((await cluster.Runner(NodeB).GetAsync(TestPods.Namespace, clone.Name, cts.Token))!.Containers.Single().State == "Running")
+        {
+            DateTimeOffset.UtcNow.ShouldBeLessThan(deadline, "the restored container must not go on with pages it never got");
+            await Task.Delay(100, cts.Token);
+        }
+        Directory.Exists(Path.Combine(prepared, PreparedLayout.ImagesDirectory)).ShouldBeTrue("a failed fill leaves the staging to the agent");
+    }
+
+    /// <summary>Finds the lazy-pages daemon of checkpoint <paramref name="id"/> (its --images-dir names it) and stops it (SIGSTOP); returns its pid.</summary>
+    private static async Task<int> StopLazyPagesDaemonAsync(string id, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            foreach (var dir in Directory.EnumerateDirectories("/proc"))
+            {
+                if (!int.TryParse(Path.GetFileName(dir), CultureInfo.InvariantCulture, out var pid))
+                {
+                    continue;
+                }
+                string cmdline;
+                try
+                {
+                    cmdline = File.ReadAllText(Path.Combine(dir, "cmdline"));
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    continue;
+                }
+                var args = cmdline.Split('\0');
+                if (args.Contains("lazy-pages") && args.Any(a => a.Contains(id, StringComparison.Ordinal)) && !args.Contains("podmigrate-lazy-pages"))
+                {
+                    Kill(pid, SigStop).ShouldBe(0, $"SIGSTOP to the lazy-pages daemon {pid}");
+                    return pid;
+                }
+            }
+            await Task.Delay(1, cancellationToken);
+        }
+    }
+
+    private const int SigStop = 19;
+
+    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "kill")]
+    private static partial int Kill(int pid, int signal);
+
+    private async Task<LazyPagesRecord> WaitForPagesRecordAsync(string node, string id, CancellationToken cancellationToken)
+    {
+        var path = PreparedLayout.PagesRecordOf(PreparedRoot(node), id);
+        while (!File.Exists(path))
+        {
+            await Task.Delay(50, cancellationToken);
+        }
+        return JsonSerializer.Deserialize(File.ReadAllBytes(path), RuntimeContractJson.Default.LazyPagesRecord)!;
+    }
+
     [Fact(Timeout = 180_000)]
     public async Task A_checkpoint_the_node_has_not_prepared_fails_the_create_with_the_reason_and_nothing_runs()
     {
@@ -329,10 +433,14 @@ public sealed partial class RestoreRuntimeTests(LocalCluster cluster)
 
         public string Uid => template.Metadata.Uid!;
 
-        public Pod Pod(string checkpointId)
+        public Pod Pod(string checkpointId, bool lazy = false)
         {
             var pod = UnderRuntimeClass(template);
             pod.Metadata.Annotations![RestoreAnnotations.Checkpoint] = checkpointId;
+            if (lazy)
+            {
+                pod.Metadata.Annotations[RestoreAnnotations.Pages] = RestoreAnnotations.PagesLazy;
+            }
             return pod;
         }
     }
