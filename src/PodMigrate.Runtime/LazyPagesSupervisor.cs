@@ -142,6 +142,9 @@ internal static class LazyPagesSupervisor
         var filledAt = DateTimeOffset.UtcNow;
         if (failure is null)
         {
+            // A small process is filled before its create has even returned: the staging is removed only once the create
+            // has handed it over (the seal gone, the claim naming this supervisor), so the create never finds it gone.
+            WaitForHandOver(job);
             Write(job, new LazyPagesRecord
             {
                 CheckpointId = job.CheckpointId,
@@ -178,6 +181,31 @@ internal static class LazyPagesSupervisor
         });
         log.Error($"podmigrate: lazy pages of checkpoint {job.CheckpointId} failed: {failure}");
         return 1;
+    }
+
+    /// <summary>How long the create may take to hand the staging over after its restore (it does so right after runc returns).</summary>
+    private static readonly TimeSpan HandOverTimeout = TimeSpan.FromSeconds(60);
+
+    private static void WaitForHandOver(LazyPagesJob job)
+    {
+        var claim = Path.Combine(job.Staging, PreparedLayout.ClaimFile);
+        var mine = $"{Environment.ProcessId} ";
+        var waited = Stopwatch.StartNew();
+        while (waited.Elapsed < HandOverTimeout)
+        {
+            try
+            {
+                if (File.ReadAllText(claim).StartsWith(mine, StringComparison.Ordinal))
+                {
+                    return;
+                }
+            }
+            catch (IOException)
+            {
+                // not there (yet), or being rewritten
+            }
+            Thread.Sleep(5);
+        }
     }
 
     private static void Write(LazyPagesJob job, LazyPagesRecord record)

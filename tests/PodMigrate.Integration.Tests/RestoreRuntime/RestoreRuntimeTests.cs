@@ -160,6 +160,12 @@ public sealed partial class RestoreRuntimeTests(LocalCluster cluster)
                 var args = cmdline.Split('\0');
                 if (args.Contains("lazy-pages") && args.Any(a => a.Contains(id, StringComparison.Ordinal)) && !args.Contains("podmigrate-lazy-pages"))
                 {
+                    // Stopped once it listens: the restore still connects and hands it the userfaultfd, and completes.
+                    var work = args[Array.IndexOf(args, "--work-dir") + 1];
+                    while (!File.Exists(Path.Combine(work, "lazy-pages.socket")))
+                    {
+                        await Task.Delay(1, cancellationToken);
+                    }
                     Kill(pid, SigStop).ShouldBe(0, $"SIGSTOP to the lazy-pages daemon {pid}");
                     return pid;
                 }
