@@ -96,7 +96,7 @@ public sealed partial class RestoreRuntimeTests(LocalCluster cluster)
         var pages = await WaitForPagesRecordAsync(NodeB, id, cts.Token);
         pages.Failure.ShouldBeNull();
         pages.FilledAtUnixNanos.ShouldNotBeNull();
-        pages.FilledAtUnixNanos.Value.ShouldBeGreaterThanOrEqualTo(restoredRecord.RestoredAtUnixNanos, "the process ran before its pages were all in");
+        // (A counter's few pages can all be served before `runc restore` has returned: no order between the two records.)
         Directory.Exists(prepared).ShouldBeFalse("the staging goes once the daemon served every page");
 
         var restored = await WaitForCountAboveAsync(NodeB, clone.Pod(id), checkpointed - 1, cts.Token);
@@ -105,40 +105,55 @@ public sealed partial class RestoreRuntimeTests(LocalCluster cluster)
     }
 
     /// <summary>
-    /// The lazy-pages daemon is stopped as soon as it listens (the restore still completes: it only hands the daemon its
-    /// userfaultfd), then killed: pages the process never got would read as zeros, so the runtime kills the restored
-    /// container, records why, and leaves the staging to the agent.
+    /// The lazy-pages daemon is killed as soon as it listens, while the restore runs or the process is being filled:
+    /// either the restore fails (the create fails with the reason and nothing runs), or, when it had already returned,
+    /// the runtime kills the restored container (pages it never got would read as zeros) and records why. Either way
+    /// nothing goes on with part of its memory missing, and the staging is left to the agent.
+    /// (A daemon only stopped with SIGSTOP was tried first: the restore itself then waits for it, up to the supervisor's
+    /// bound, because CRIU's restorer already faults on lazy pages.)
     /// </summary>
-    [Fact(Timeout = 240_000)]
-    public async Task The_lazy_pages_daemon_killed_mid_fill_kills_the_restored_container_and_records_the_failure()
+    [Fact(Timeout = 300_000)]
+    public async Task The_lazy_pages_daemon_killed_mid_restore_or_fill_leaves_nothing_running_on_partial_memory()
     {
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(220));
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(280));
         using var scratch = new ScratchDirectory();
         var (images, _) = await CheckpointCounterAsync(NodeB, scratch.Path, cts.Token);
         var clone = Clone("rc-lazy-kill", intervalMs: 1_000_000);
         var id = NewCheckpointId();
         var prepared = Prepare(NodeB, id, clone, images);
-        var stopper = StopLazyPagesDaemonAsync(id, cts.Token);
-        await using var _ = await RunAsync(NodeB, clone.Pod(id, lazy: true), cts.Token);
-        var daemon = await stopper;
-
-        System.Diagnostics.Process.GetProcessById(daemon).Kill();
-        var pages = await WaitForPagesRecordAsync(NodeB, id, cts.Token);
-
-        pages.FilledAtUnixNanos.ShouldBeNull();
-        pages.Failure.ShouldNotBeNull().ShouldContain("lazy-pages daemon exited");
-        pages.Failure.ShouldContain("was killed");
-        var deadline = DateTimeOffset.UtcNow + TimeSpan.FromSeconds(60);
-        while ((await cluster.Runner(NodeB).GetAsync(TestPods.Namespace, clone.Name, cts.Token))!.Containers.Single().State == "Running")
+        var killer = KillLazyPagesDaemonOnceListeningAsync(id, cts.Token);
+        PodMigrateException? refused = null;
+        try
         {
-            DateTimeOffset.UtcNow.ShouldBeLessThan(deadline, "the restored container must not go on with pages it never got");
-            await Task.Delay(100, cts.Token);
+            await cluster.Runner(NodeB).RunAsync(clone.Pod(id, lazy: true), cts.Token);
         }
-        Directory.Exists(Path.Combine(prepared, PreparedLayout.ImagesDirectory)).ShouldBeTrue("a failed fill leaves the staging to the agent");
+        catch (PodMigrateException e)
+        {
+            refused = e;
+        }
+        await killer;
+
+        if (refused is not null)
+        {
+            refused.Message.ShouldContain("podmigrate:");
+            await ShouldNotRunAsync(NodeB, clone, cts.Token);
+        }
+        else
+        {
+            await using var _ = new PodCleanup(cluster.Runner(NodeB), clone.Pod(id, lazy: true));
+            var pages = await WaitForPagesRecordAsync(NodeB, id, cts.Token);
+            pages.FilledAtUnixNanos.ShouldBeNull();
+            pages.Failure.ShouldNotBeNull().ShouldContain("was killed");
+            while ((await cluster.Runner(NodeB).GetAsync(TestPods.Namespace, clone.Name, cts.Token))!.Containers.Single().State == "Running")
+            {
+                await Task.Delay(100, cts.Token);
+            }
+        }
+        Directory.Exists(Path.Combine(prepared, PreparedLayout.ImagesDirectory)).ShouldBeTrue("a failed lazy restore leaves the staging to the agent");
     }
 
-    /// <summary>Finds the lazy-pages daemon of checkpoint <paramref name="id"/> (its --images-dir names it) and stops it (SIGSTOP); returns its pid.</summary>
-    private static async Task<int> StopLazyPagesDaemonAsync(string id, CancellationToken cancellationToken)
+    /// <summary>Finds the lazy-pages daemon of checkpoint <paramref name="id"/> (its --images-dir names it), waits until it listens, kills it; returns its pid.</summary>
+    private static async Task<int> KillLazyPagesDaemonOnceListeningAsync(string id, CancellationToken cancellationToken)
     {
         while (true)
         {
@@ -160,13 +175,12 @@ public sealed partial class RestoreRuntimeTests(LocalCluster cluster)
                 var args = cmdline.Split('\0');
                 if (args.Contains("lazy-pages") && args.Any(a => a.Contains(id, StringComparison.Ordinal)) && !args.Contains("podmigrate-lazy-pages"))
                 {
-                    // Stopped once it listens: the restore still connects and hands it the userfaultfd, and completes.
                     var work = args[Array.IndexOf(args, "--work-dir") + 1];
                     while (!File.Exists(Path.Combine(work, "lazy-pages.socket")))
                     {
                         await Task.Delay(1, cancellationToken);
                     }
-                    Kill(pid, SigStop).ShouldBe(0, $"SIGSTOP to the lazy-pages daemon {pid}");
+                    Kill(pid, SigKill).ShouldBe(0, $"SIGKILL to the lazy-pages daemon {pid}");
                     return pid;
                 }
             }
@@ -174,7 +188,7 @@ public sealed partial class RestoreRuntimeTests(LocalCluster cluster)
         }
     }
 
-    private const int SigStop = 19;
+    private const int SigKill = 9;
 
     [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "kill")]
     private static partial int Kill(int pid, int signal);
