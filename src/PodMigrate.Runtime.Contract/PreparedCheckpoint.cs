@@ -99,11 +99,41 @@ public sealed record RestoredRecord
 
     /// <summary>How long the runtime's create took, rootfs diff and CRIU restore included.</summary>
     public double RestoreSeconds { get; init; }
+
+    /// <summary>
+    /// Restored with lazy pages: the process ran again before its memory was back; CRIU's lazy-pages daemon fills it from
+    /// the staging, which stays until the daemon is done. <see cref="LazyPagesRecord"/> says when it is done.
+    /// </summary>
+    public bool LazyPages { get; init; }
+}
+
+/// <summary>
+/// What the runtime's lazy-pages supervisor records once CRIU's lazy-pages daemon is done with a checkpoint restored with
+/// lazy pages (<c>&lt;id&gt;.pages.json</c> next to the staging): every page served, or why not.
+/// </summary>
+public sealed record LazyPagesRecord
+{
+    public required string CheckpointId { get; init; }
+
+    public required string ContainerId { get; init; }
+
+    /// <summary>CLOCK_REALTIME when the daemon had served every page and exited cleanly (null: it failed).</summary>
+    public long? FilledAtUnixNanos { get; init; }
+
+    /// <summary>From the daemon's start to its end.</summary>
+    public double Seconds { get; init; }
+
+    /// <summary>
+    /// Why the daemon did not serve every page. The restored container was killed: pages it never got would have read as
+    /// zeros. The checkpoint on the share still holds them, and the source is still held, so the migration rolls back.
+    /// </summary>
+    public string? Failure { get; init; }
 }
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, WriteIndented = true,
     DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
 [JsonSerializable(typeof(PreparedCheckpoint))]
 [JsonSerializable(typeof(RestoredRecord))]
+[JsonSerializable(typeof(LazyPagesRecord))]
 [JsonSerializable(typeof(CheckpointedThread))]
 public sealed partial class RuntimeContractJson : JsonSerializerContext;

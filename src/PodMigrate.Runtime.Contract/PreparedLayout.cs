@@ -28,6 +28,12 @@ public static class PreparedLayout
     /// <summary>Written by the runtime next to the prepared directories once a restore ran: <c>&lt;id&gt;.restored.json</c>.</summary>
     public const string RestoredSuffix = ".restored.json";
 
+    /// <summary>In the prepared directory while the runtime consumes it: "pid container-id" of the restoring runtime, then of its lazy-pages supervisor.</summary>
+    public const string ClaimFile = "consumed-by";
+
+    /// <summary>Written by the runtime's lazy-pages supervisor once the daemon is done: <c>&lt;id&gt;.pages.json</c> (<see cref="LazyPagesRecord"/>).</summary>
+    public const string PagesSuffix = ".pages.json";
+
     public static string ResolveRoot(string? configured = null)
         => !string.IsNullOrEmpty(configured) ? configured
          : Environment.GetEnvironmentVariable(RootEnvironmentVariable) is { Length: > 0 } fromEnvironment ? fromEnvironment
@@ -36,4 +42,6 @@ public static class PreparedLayout
     public static string DirectoryOf(string root, string checkpointId) => Path.Combine(root, checkpointId);
 
     public static string RestoredRecordOf(string root, string checkpointId) => Path.Combine(root, checkpointId + RestoredSuffix);
+
+    public static string PagesRecordOf(string root, string checkpointId) => Path.Combine(root, checkpointId + PagesSuffix);
 }

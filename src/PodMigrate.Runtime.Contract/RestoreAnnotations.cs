@@ -12,6 +12,16 @@ public static class RestoreAnnotations
     /// <summary>Pod annotation: the container the checkpoint restores into (the pod's only container when absent).</summary>
     public const string Container = "podmigrate.io/restore-container";
 
+    /// <summary>
+    /// Pod annotation: how the restored process gets its memory back. <see cref="PagesLazy"/>: post-copy, the process runs
+    /// as soon as everything but its memory is restored, and CRIU's lazy-pages daemon fills its pages from the prepared
+    /// staging through userfaultfd; <see cref="PagesEager"/> (also when absent): every page is written before it runs.
+    /// </summary>
+    public const string Pages = "podmigrate.io/restore-pages";
+
+    public const string PagesLazy = "lazy";
+    public const string PagesEager = "eager";
+
     /// <summary>CRI: "sandbox" for the pod's pause container, "container" for the others.</summary>
     public const string CriContainerType = "io.kubernetes.cri.container-type";
 

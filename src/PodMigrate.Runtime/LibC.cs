@@ -17,6 +17,42 @@ internal static unsafe partial class LibC
     [LibraryImport("libc", EntryPoint = "link", SetLastError = true)]
     private static partial int Link(byte* oldPath, byte* newPath);
 
+    [LibraryImport("libc", EntryPoint = "setsid", SetLastError = true)]
+    private static partial int SetSid();
+
+    [LibraryImport("libc", EntryPoint = "dup2", SetLastError = true)]
+    private static partial int Dup2(int oldFd, int newFd);
+
+    [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static partial int Kill(int pid, int signal);
+
+    public const int SigKill = 9;
+
+    /// <summary>
+    /// Leaves the caller's session and process group (the shim's) and points stdin, stdout and stderr at /dev/null: the
+    /// lazy-pages supervisor must not hold the container's stdio pipes open, nor share its signals. Returns errno.
+    /// </summary>
+    public static int Detach()
+    {
+        if (SetSid() < 0)
+        {
+            return Marshal.GetLastPInvokeError();
+        }
+        using var devNull = File.Open("/dev/null", FileMode.Open, FileAccess.ReadWrite);
+        var fd = (int)devNull.SafeFileHandle.DangerousGetHandle();
+        for (var target = 0; target <= 2; target++)
+        {
+            if (Dup2(fd, target) < 0)
+            {
+                return Marshal.GetLastPInvokeError();
+            }
+        }
+        return 0;
+    }
+
+    /// <summary>Sends <paramref name="signal"/> to a process group (the supervisor leads its own); returns errno (0 on success).</summary>
+    public static int KillGroup(int groupLeader, int signal) => Kill(-groupLeader, signal) == 0 ? 0 : Marshal.GetLastPInvokeError();
+
     /// <summary>A hard link (.NET has none); returns errno (0 on success).</summary>
     public static int HardLink(string existing, string newPath)
     {

@@ -12,11 +12,30 @@ internal static class Program
     {
         // The pass-through path (state, kill, delete, exec, ps, pause, …: almost every call the shim makes) looks at the
         // arguments and nothing else before it becomes runc: no spec, no log file, no JSON. `bench runtime` measures it.
+        if (args is [LazyPagesSupervisor.Command, var job])
+        {
+            return Supervise(job);
+        }
         if (!RuncCommandLine.MayBeHandled(args))
         {
             return PassThrough(Runc.Locate(), args);
         }
         return CreateOrStart(args);
+    }
+
+    private static int Supervise(string job)
+    {
+        try
+        {
+            return LazyPagesSupervisor.Run(job);
+        }
+#pragma warning disable CA1031 // the process boundary: the supervisor's stdio is /dev/null, so say it where runc's log is
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            new RuntimeLog(null, null).Error($"podmigrate: lazy-pages supervisor failed: {e.GetType().Name}: {e.Message}");
+            return 1;
+        }
     }
 
     private static int PassThrough(Runc runc, string[] args)

@@ -10,8 +10,11 @@ internal abstract record CreateAction
     /// <summary>Hand the call to runc unchanged.</summary>
     public sealed record PassThrough(string Reason) : CreateAction;
 
-    /// <summary>Restore the prepared checkpoint <paramref name="CheckpointId"/> into this container.</summary>
-    public sealed record Restore(string CheckpointId, ContainerIdentity Container) : CreateAction;
+    /// <summary>
+    /// Restore the prepared checkpoint <paramref name="CheckpointId"/> into this container; <paramref name="LazyPages"/>:
+    /// post-copy (the pod annotation podmigrate.io/restore-pages: lazy), else every page before the process runs.
+    /// </summary>
+    public sealed record Restore(string CheckpointId, ContainerIdentity Container, bool LazyPages = false) : CreateAction;
 
     public static CreateAction Decide(OciSpec spec)
     {
@@ -39,7 +42,13 @@ internal abstract record CreateAction
         {
             throw new RuntimeException($"podmigrate: annotation {RestoreAnnotations.Checkpoint}='{checkpointId}' is not a checkpoint id");
         }
-        return new Restore(checkpointId, identity);
+        var lazy = spec.Annotation(RestoreAnnotations.Pages) switch
+        {
+            null or "" or RestoreAnnotations.PagesEager => false,
+            RestoreAnnotations.PagesLazy => true,
+            var other => throw new RuntimeException($"podmigrate: annotation {RestoreAnnotations.Pages}='{other}' is not {RestoreAnnotations.PagesLazy} or {RestoreAnnotations.PagesEager}"),
+        };
+        return new Restore(checkpointId, identity, lazy);
     }
 
     /// <summary>A single path component of letters, digits, '.', '_', '-' (not "." or ".."), at most 253 characters.</summary>

@@ -19,7 +19,7 @@ internal sealed class Restorer(Runc runc, RuncCommandLine line, RuntimeLog log, 
     public const string WorkDirectory = "podmigrate-criu-work";
 
     /// <summary>In the prepared directory while a create consumes it (created exclusively: one consumer).</summary>
-    public const string ClaimFile = "consumed-by";
+    public const string ClaimFile = PreparedLayout.ClaimFile;
 
     private static ReadOnlySpan<byte> AnnotationBytes => "podmigrate.io/restore-checkpoint"u8;
 
@@ -102,6 +102,7 @@ internal sealed class Restorer(Runc runc, RuncCommandLine line, RuntimeLog log, 
         var claim = Path.Combine(dir, ClaimFile);
         Claim(claim, id, create.Id);
         var succeeded = false;
+        System.Diagnostics.Process? supervisor = null;
         try
         {
             var rootfs = spec.RootFsOf(create.Bundle);
@@ -123,37 +124,76 @@ internal sealed class Restorer(Runc runc, RuncCommandLine line, RuntimeLog log, 
 
             var work = Path.Combine(create.Bundle, WorkDirectory);
             Directory.CreateDirectory(work);
-            var exit = runc.Run(line.RestoreArgs(create, images, work));
+            var prepared = started.Elapsed;
+            if (restore.LazyPages)
+            {
+                // The daemon serves the pages from this verified staging (never the share) and listens in the work dir.
+                supervisor = LazyPagesSupervisor.Start(new LazyPagesJob
+                {
+                    CheckpointId = id,
+                    PreparedRoot = preparedRoot,
+                    Staging = dir,
+                    Work = work,
+                    ContainerId = create.Id,
+                    Runc = runc.Path,
+                    RuncGlobalArgs = line.GlobalArgs,
+                    Criu = line.Criu,
+                    Log = line.Log,
+                    LogFormat = line.LogFormat,
+                    TimeoutSeconds = LazyPagesSupervisor.DefaultTimeout.TotalSeconds,
+                });
+            }
+            var listening = started.Elapsed;
+            var exit = runc.Run(line.RestoreArgs(create, images, work, restore.LazyPages));
             var restoredAt = DateTimeOffset.UtcNow;
+            var returned = started.Elapsed;
             if (exit != 0)
             {
                 // runc normally removes a container whose restore failed; make sure nothing is left running.
                 runc.Run([.. line.GlobalArgs, "delete", "--force", create.Id]);
-                throw new RuntimeException($"podmigrate: runc restore of checkpoint {id} into {create.Id} failed (exit {exit}); CRIU: {CriuLogTail(work)}");
+                throw new RuntimeException($"podmigrate: runc restore of checkpoint {id} into {create.Id} failed (exit {exit}); CRIU: {CriuLogTail(work)}"
+                    + (supervisor is null ? "" : $"; lazy pages: {LazyPagesSupervisor.LogTail(Path.Combine(work, LazyPagesSupervisor.DaemonLog))}"));
             }
             File.WriteAllText(Path.Combine(create.Bundle, RestoredMarker), id);
+            if (supervisor is not null)
+            {
+                // Consumed: a second create finds no seal (the restore record makes it a plain runc create), while the
+                // images stay for the daemon. The claim passes to the supervisor, which removes the staging when done,
+                // and tells the agent's sweep the staging is in use.
+                File.Delete(sealPath);
+                File.WriteAllText(claim, $"{supervisor.Id} {create.Id}");
+            }
             var record = new RestoredRecord
             {
                 CheckpointId = id,
                 ContainerId = create.Id,
                 RestoredAtUnixNanos = (restoredAt - DateTimeOffset.UnixEpoch).Ticks * 100,
                 RestoreSeconds = started.Elapsed.TotalSeconds,
+                LazyPages = supervisor is not null,
             };
             WriteAtomically(PreparedLayout.RestoredRecordOf(preparedRoot, id),
                 JsonSerializer.SerializeToUtf8Bytes(record, RuntimeContractJson.Default.RestoredRecord));
             succeeded = true;
-            log.Info($"create {create.Id}: restored checkpoint {id} in {started.Elapsed.TotalSeconds:F3} s");
+            log.Info($"create {create.Id}: restored checkpoint {id} in {started.Elapsed.TotalSeconds:F3} s (checks and rootfs diff {prepared.TotalSeconds:F3} s, "
+                + $"{(supervisor is null ? "" : $"lazy-pages daemon listening {(listening - prepared).TotalSeconds:F3} s, ")}runc restore {(returned - listening).TotalSeconds:F3} s)"
+                + (supervisor is null ? "" : $"; lazy pages: supervisor {supervisor.Id} serves the rest from the staging"));
         }
         finally
         {
-            if (succeeded)
+            if (succeeded && supervisor is null)
             {
                 TryRemove(dir); // one-shot: the staging is consumed
             }
-            else
+            else if (!succeeded)
             {
+                if (supervisor is not null)
+                {
+                    LazyPagesSupervisor.Stop(supervisor); // the daemon with it; nothing was restored
+                    File.Delete(PreparedLayout.PagesRecordOf(preparedRoot, id));
+                }
                 File.Delete(claim); // the agent cleans the staging up
             }
+            supervisor?.Dispose();
         }
         return true;
     }
@@ -275,7 +315,7 @@ internal sealed class Restorer(Runc runc, RuncCommandLine line, RuntimeLog log, 
         }
     }
 
-    private static void WriteAtomically(string path, byte[] content)
+    internal static void WriteAtomically(string path, byte[] content)
     {
         var temp = path + ".tmp";
         using (var f = new FileStream(temp, FileMode.Create, FileAccess.Write))

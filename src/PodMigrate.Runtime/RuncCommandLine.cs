@@ -24,6 +24,9 @@ internal sealed record RuncCommandLine
 
     public string? LogFormat { get; init; }
 
+    /// <summary>runc's --criu (the CRIU binary runc runs), when the shim gave one.</summary>
+    public string? Criu { get; init; }
+
     /// <summary>
     /// Whether the runtime could have anything to do with this call (a `create` or a `start`); every other call goes to
     /// runc before anything else happens. Reads the arguments only: no allocation, no file, no environment.
@@ -75,7 +78,7 @@ internal sealed record RuncCommandLine
     {
         var all = args as string[] ?? [.. args];
         var commandAt = CommandIndex(all);
-        string? root = null, log = null, logFormat = null;
+        string? root = null, log = null, logFormat = null, criu = null;
         for (var i = 0; i < commandAt; i++)
         {
             var (name, value) = SplitFlag(all[i]);
@@ -92,6 +95,7 @@ internal sealed record RuncCommandLine
                 case "root": root = value; break;
                 case "log": log = value; break;
                 case "log-format": logFormat = value; break;
+                case "criu": criu = value; break;
             }
         }
         return new RuncCommandLine
@@ -102,6 +106,7 @@ internal sealed record RuncCommandLine
             Root = root,
             Log = log,
             LogFormat = logFormat,
+            Criu = criu,
         };
     }
 
@@ -180,10 +185,11 @@ internal sealed record RuncCommandLine
     /// The `runc restore` that replaces this create: the shim's global flags, then the create's own bundle, pid file,
     /// console socket and --no-pivot, the prepared images, and the id last (it is never a flag: see <see cref="IsContainerId"/>).
     /// </summary>
-    public IReadOnlyList<string> RestoreArgs(CreateArgs create, string images, string work)
+    public IReadOnlyList<string> RestoreArgs(CreateArgs create, string images, string work, bool lazyPages = false)
     {
         ArgumentNullException.ThrowIfNull(create);
         var args = new List<string>(GlobalArgs) { "restore", "--detach", "--bundle", create.Bundle, "--image-path", images, "--work-path", work };
+        if (lazyPages) args.Add("--lazy-pages"); // CRIU connects to the lazy-pages daemon's socket in the work directory
         if (create.PidFile is not null) args.AddRange(["--pid-file", create.PidFile]);
         if (create.ConsoleSocket is not null) args.AddRange(["--console-socket", create.ConsoleSocket]);
         if (create.NoPivot) args.Add("--no-pivot");

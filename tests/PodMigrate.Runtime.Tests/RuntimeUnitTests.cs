@@ -58,6 +58,30 @@ public sealed class CreateActionTests
         CreateAction.Decide(Spec([])).ShouldBeOfType<CreateAction.PassThrough>();
     }
 
+    [Fact]
+    public void Pages_are_restored_lazily_only_when_the_pod_asks_for_it()
+    {
+        CreateAction.Decide(Spec(Container())).ShouldBeOfType<CreateAction.Restore>().LazyPages.ShouldBeFalse("eager when absent: a controller that does not wait for the pages never gets a lazy restore");
+        var lazy = Container();
+        lazy[RestoreAnnotations.Pages] = RestoreAnnotations.PagesLazy;
+        CreateAction.Decide(Spec(lazy)).ShouldBeOfType<CreateAction.Restore>().LazyPages.ShouldBeTrue();
+        lazy[RestoreAnnotations.Pages] = RestoreAnnotations.PagesEager;
+        CreateAction.Decide(Spec(lazy)).ShouldBeOfType<CreateAction.Restore>().LazyPages.ShouldBeFalse();
+        lazy[RestoreAnnotations.Pages] = "sometimes";
+        Should.Throw<RuntimeException>(() => CreateAction.Decide(Spec(lazy))).Message.ShouldContain("is not lazy or eager");
+    }
+
+    [Fact]
+    public void A_lazy_restore_asks_runc_for_lazy_pages_in_the_same_work_directory()
+    {
+        var line = RuncCommandLine.Parse(["--root", "/run/r", "--criu", "/usr/local/sbin/criu", "create", "--bundle", "/b", "ctr1"]);
+        var create = line.ParseCreate()!;
+        line.Criu.ShouldBe("/usr/local/sbin/criu");
+        line.RestoreArgs(create, "/p/ck/checkpoint", "/b/work", lazyPages: true)
+            .ShouldBe(["--root", "/run/r", "--criu", "/usr/local/sbin/criu", "restore", "--detach", "--bundle", "/b", "--image-path", "/p/ck/checkpoint", "--work-path", "/b/work", "--lazy-pages", "ctr1"]);
+        line.RestoreArgs(create, "/p/ck/checkpoint", "/b/work").ShouldNotContain("--lazy-pages");
+    }
+
     [Theory]
     [InlineData("../etc")]
     [InlineData("a/b")]

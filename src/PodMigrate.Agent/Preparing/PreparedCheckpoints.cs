@@ -166,17 +166,19 @@ internal sealed class PreparedCheckpoints(
         using var busy = gate.Enter(GateKey(id), $"release of prepared checkpoint {id}");
         var root = Root;
         var directory = PreparedLayout.DirectoryOf(root, id.Value);
-        var record = PreparedLayout.RestoredRecordOf(root, id.Value);
         var removed = false;
         if (Directory.Exists(directory))
         {
             Directory.Delete(directory, recursive: true);
             removed = true;
         }
-        if (File.Exists(record))
+        foreach (var record in (string[])[PreparedLayout.RestoredRecordOf(root, id.Value), PreparedLayout.PagesRecordOf(root, id.Value)])
         {
-            File.Delete(record);
-            removed = true;
+            if (File.Exists(record))
+            {
+                File.Delete(record);
+                removed = true;
+            }
         }
         if (removed)
         {
@@ -213,13 +215,45 @@ internal sealed class PreparedCheckpoints(
         {
             throw new PodMigrateException(ErrorKind.DataLoss, $"{path} records checkpoint {record.CheckpointId}, not {id}");
         }
-        return new RestoredInfo
+        var info = new RestoredInfo
         {
             CheckpointId = record.CheckpointId,
             ContainerId = record.ContainerId,
             RestoredAt = Timestamp.FromDateTimeOffset(DateTimeOffset.UnixEpoch.AddTicks(record.RestoredAtUnixNanos / 100)),
             Restore = Duration.FromTimeSpan(TimeSpan.FromSeconds(record.RestoreSeconds)),
+            LazyPages = record.LazyPages,
         };
+        if (record.LazyPages && await ReadPagesRecordAsync(id, cancellationToken) is { } pages)
+        {
+            if (pages.FilledAtUnixNanos is { } filled)
+            {
+                info.PagesFilledAt = Timestamp.FromDateTimeOffset(DateTimeOffset.UnixEpoch.AddTicks(filled / 100));
+            }
+            info.PagesFailure = pages.Failure ?? (pages.FilledAtUnixNanos is null ? "the lazy-pages record names no outcome" : "");
+            info.PagesFill = Duration.FromTimeSpan(TimeSpan.FromSeconds(pages.Seconds));
+        }
+        return info;
+    }
+
+    /// <summary>The runtime's lazy-pages outcome (null while the daemon still serves pages).</summary>
+    private async Task<LazyPagesRecord?> ReadPagesRecordAsync(CheckpointId id, CancellationToken cancellationToken)
+    {
+        var path = PreparedLayout.PagesRecordOf(Root, id.Value);
+        try
+        {
+            var record = JsonSerializer.Deserialize(await File.ReadAllBytesAsync(path, cancellationToken), RuntimeContractJson.Default.LazyPagesRecord)
+                ?? throw new JsonException("null");
+            return record.CheckpointId == id.Value ? record
+                : throw new PodMigrateException(ErrorKind.DataLoss, $"{path} records checkpoint {record.CheckpointId}, not {id}");
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            return null;
+        }
+        catch (JsonException e)
+        {
+            throw new PodMigrateException(ErrorKind.DataLoss, $"{path} is not a lazy-pages record: {e.Message}", e);
+        }
     }
 
     /// <summary>
@@ -239,10 +273,17 @@ internal sealed class PreparedCheckpoints(
         foreach (var entry in new DirectoryInfo(root).EnumerateFileSystemInfos())
         {
             var name = entry.Name;
-            var isRecord = name.EndsWith(PreparedLayout.RestoredSuffix, StringComparison.Ordinal);
-            var idText = isRecord ? name[..^PreparedLayout.RestoredSuffix.Length] : name;
+            var idText = name.EndsWith(PreparedLayout.RestoredSuffix, StringComparison.Ordinal) ? name[..^PreparedLayout.RestoredSuffix.Length]
+                : name.EndsWith(PreparedLayout.PagesSuffix, StringComparison.Ordinal) ? name[..^PreparedLayout.PagesSuffix.Length]
+                : name;
             if (!CheckpointId.TryParse(idText, out var id) || gate.HolderOf(GateKey(id)) is not null)
             {
+                continue;
+            }
+            if (entry is DirectoryInfo && ClaimedByLiveProcess(entry.FullName))
+            {
+                // A restore runs from it, or the runtime's lazy-pages daemon still serves pages from it (the seal is
+                // gone once restored): its runtime removes it when done, or fails loudly after a bounded time.
                 continue;
             }
             var old = now - entry.LastWriteTimeUtc > _options.PreparedMaxAge;
@@ -270,6 +311,22 @@ internal sealed class PreparedCheckpoints(
             }
         }
         return removed;
+    }
+
+    /// <summary>The runtime's claim file ("pid container-id") names a process that still runs.</summary>
+    private static bool ClaimedByLiveProcess(string directory)
+    {
+        string claim;
+        try
+        {
+            claim = File.ReadAllText(Path.Combine(directory, PreparedLayout.ClaimFile));
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException or IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
+        return int.TryParse(claim.Split(' ', 2)[0], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var pid)
+            && Directory.Exists($"/proc/{pid}");
     }
 
     private static string GateKey(CheckpointId id) => "prepared:" + id.Value;

@@ -26,7 +26,9 @@ internal sealed record MigrationBenchOptions(
     string RunDirectory,
     string TargetStateDirectory,
     int PrefaultFactor = 4,
-    string Pattern = "random");
+    string Pattern = "random",
+    IReadOnlyList<string>? RestorePages = null,
+    bool AndBack = false);
 
 /// <summary>
 /// Runs the memhog workload as a pod on the source node and measures, on that same pod, the raw floor

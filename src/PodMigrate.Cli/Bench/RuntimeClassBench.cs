@@ -46,9 +46,13 @@ internal sealed class RuntimeClassBench(MigrationBenchOptions options, IKubernet
             {
                 for (var repeat = 1; repeat <= options.Repeat; repeat++)
                 {
-                    log(string.Create(CultureInfo.InvariantCulture, $"== {Method}: {size} MiB of {options.Pattern} memory, codec {codec}, run {repeat}/{options.Repeat}"));
-                    var floor = await FloorAsync(size, probe, cancellationToken);
-                    samples.Add(await OursAsync(size, repeat, codec, floor, probe, cancellationToken));
+                    // Every kind of restore side by side with a floor of its own run (the machine's load drifts).
+                    foreach (var pages in options.RestorePages ?? [MigrationRestorePages.Lazy])
+                    {
+                        log(string.Create(CultureInfo.InvariantCulture, $"== {Method}: {size} MiB of {options.Pattern} memory, codec {codec}, pages {pages}, run {repeat}/{options.Repeat}"));
+                        var floor = await FloorAsync(size, probe, cancellationToken);
+                        samples.AddRange(await OursAsync(size, repeat, codec, pages, floor, probe, cancellationToken));
+                    }
                 }
             }
         }
@@ -98,12 +102,14 @@ internal sealed class RuntimeClassBench(MigrationBenchOptions options, IKubernet
     }
 
     /// <summary>Ours: the PodMigration through the controller, timed by the controller, the agents and the workload.</summary>
-    private async Task<RuntimeClassSample> OursAsync(int sizeMib, int repeat, string codec, FloorSample floor, MemhogProbe probe, CancellationToken cancellationToken)
+    private async Task<List<RuntimeClassSample>> OursAsync(int sizeMib, int repeat, string codec, string pages, FloorSample floor, MemhogProbe probe, CancellationToken cancellationToken)
     {
         var pod = MemhogPod(sizeMib, "rc", options.From);
         var name = pod.Metadata.Name!;
         var migrationName = name + "-move";
-        string? clonePod = null;
+        var backName = name + "-back";
+        string? clonePod = null, backPod = null;
+        var samples = new List<RuntimeClassSample>();
         try
         {
             await api.CreateAsync(KubeResources.Pods, Namespace, pod, cancellationToken);
@@ -119,7 +125,7 @@ internal sealed class RuntimeClassBench(MigrationBenchOptions options, IKubernet
             await api.CreateAsync(PodMigration.Resource, Namespace, new PodMigration
             {
                 Metadata = new ObjectMeta { Name = migrationName, Namespace = Namespace, Labels = new() { ["podmigrate.io/bench"] = Method } },
-                Spec = new PodMigrationSpec { PodName = name, TargetNode = options.To, Codec = codec, VerifyWindow = VerifyWindow },
+                Spec = new PodMigrationSpec { PodName = name, TargetNode = options.To, Codec = codec, VerifyWindow = VerifyWindow, RestorePages = pages },
             }, cancellationToken);
             var done = await WaitTerminalAsync(migrationName, TimeSpan.FromMinutes(10), cancellationToken);
             var wall = Stopwatch.GetElapsedTime(started);
@@ -132,16 +138,46 @@ internal sealed class RuntimeClassBench(MigrationBenchOptions options, IKubernet
             var cloneIp = await WaitPodReadyAsync(clonePod!, TimeSpan.FromSeconds(60), cancellationToken);
             var seen = await probe.HeartbeatAsync(cloneIp, reset: false, cancellationToken);
             var restoredDigest = await probe.DigestAsync(cloneIp, cancellationToken);
-            var sample = RuntimeClassSample.From(sizeMib, repeat, codec, floor, status, seen, wall, restoredDigest == digest);
+            var sample = RuntimeClassSample.From(sizeMib, repeat, codec, floor, status, seen, wall, restoredDigest == digest) with { Pages = pages, Move = $"{options.From}→{options.To}" };
             log(string.Create(CultureInfo.InvariantCulture,
                 $"   ours: downtime reported {sample.Reported?.TotalSeconds:0.000}s, workload-seen pause {seen.MaxGap.TotalSeconds:0.000}s, floor {floor.Total.TotalSeconds:0.000}s, ratio {sample.Ratio:0.00}, digest {(sample.DigestMatches ? "PASS" : "FAIL " + restoredDigest)}"));
-            return sample;
+            samples.Add(sample);
+            if (!options.AndBack)
+            {
+                return samples;
+            }
+
+            // And back: the clone (now the workload) moves to where it came from, the same way.
+            Prefault(sizeMib);
+            await probe.HeartbeatAsync(cloneIp, reset: true, cancellationToken);
+            started = Stopwatch.GetTimestamp();
+            await api.CreateAsync(PodMigration.Resource, Namespace, new PodMigration
+            {
+                Metadata = new ObjectMeta { Name = backName, Namespace = Namespace, Labels = new() { ["podmigrate.io/bench"] = Method } },
+                Spec = new PodMigrationSpec { PodName = clonePod!, TargetNode = options.From, Codec = codec, VerifyWindow = VerifyWindow, RestorePages = pages },
+            }, cancellationToken);
+            var back = (await WaitTerminalAsync(backName, TimeSpan.FromMinutes(10), cancellationToken)).Status!;
+            wall = Stopwatch.GetElapsedTime(started);
+            backPod = back.ClonePod;
+            if (back.Phase != MigrationPhase.Succeeded)
+            {
+                throw new PodMigrateException(ErrorKind.Aborted, $"migration {Namespace}/{backName} ended {back.Phase}: {back.Message}");
+            }
+            var backIp = await WaitPodReadyAsync(backPod!, TimeSpan.FromSeconds(60), cancellationToken);
+            var backSeen = await probe.HeartbeatAsync(backIp, reset: false, cancellationToken);
+            var backDigest = await probe.DigestAsync(backIp, cancellationToken);
+            var backSample = RuntimeClassSample.From(sizeMib, repeat, codec, floor, back, backSeen, wall, backDigest == digest) with { Pages = pages, Move = $"{options.To}→{options.From}" };
+            log(string.Create(CultureInfo.InvariantCulture,
+                $"   back: downtime reported {backSample.Reported?.TotalSeconds:0.000}s, workload-seen pause {backSeen.MaxGap.TotalSeconds:0.000}s, ratio {backSample.Ratio:0.00}, digest {(backSample.DigestMatches ? "PASS" : "FAIL " + backDigest)}"));
+            samples.Add(backSample);
+            return samples;
         }
         finally
         {
             using var cleanup = new CancellationTokenSource(CleanupTimeout);
             await CleanupAsync(() => DeleteAsync(PodMigration.Resource, migrationName, cleanup.Token), $"podmigration {migrationName}");
-            foreach (var podName in new[] { clonePod, name })
+            await CleanupAsync(() => DeleteAsync(PodMigration.Resource, backName, cleanup.Token), $"podmigration {backName}");
+            foreach (var podName in new[] { backPod, clonePod, name })
             {
                 if (podName is not null)
                 {
@@ -312,6 +348,12 @@ internal sealed record RuntimeClassSample(
     TimeSpan Wall,
     bool DigestMatches)
 {
+    /// <summary>spec.restorePages of the migration.</summary>
+    public string Pages { get; init; } = MigrationRestorePages.Lazy;
+
+    /// <summary>source→target.</summary>
+    public string Move { get; init; } = "";
+
     /// <summary>The workload-seen pause over the floor: the issue's goal is at most 1.3 at 1 GiB.</summary>
     public double Ratio => Seen / Floor.Total;
 

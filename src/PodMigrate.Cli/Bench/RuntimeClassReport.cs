@@ -13,7 +13,7 @@ internal static class RuntimeClassReport
     private static readonly string[] PhaseOrder =
     [
         "checkpoint.freeze", "checkpoint.dump", "checkpoint.pack", "checkpoint.write", "frozen", "checkpoint",
-        "prepare.fetch", "prepare.unpack", "prepare", "restore.criu", "restore",
+        "prepare.fetch", "prepare.unpack", "prepare", "restore.criu", "restore", "restore.pages",
     ];
 
     public static void WriteTables(IReadOnlyList<RuntimeClassSample> samples, TextWriter output)
@@ -27,22 +27,22 @@ internal static class RuntimeClassReport
             .ToList();
         output.WriteLine("RuntimeClass path through the controller (seconds): a PodMigration of a memhog pod, kubectl-equivalent; phases as status.timings reports them");
         output.WriteLine("(checkpoint.* on the source agent, prepare.* on the target agent, restore = clone created → Ready, restore.criu = the runtime's own restore)");
-        output.WriteLine(Line([Cell("MiB", 5), Cell("codec", 5), .. phases.Select(p => Cell(p, Math.Max(7, p.Length)))]));
+        output.WriteLine(Line([Cell("MiB", 5), Cell("codec/pages", 11), Cell("move", 15), .. phases.Select(p => Cell(p, Math.Max(7, p.Length)))]));
         foreach (var s in samples)
         {
-            output.WriteLine(Line([Cell(s.SizeMib, 5), Cell(s.Codec, 5), .. phases.Select(p => Cell(s.Timings.TryGetValue(p, out var v) ? Seconds(v) : "-", Math.Max(7, p.Length)))]));
+            output.WriteLine(Line([Cell(s.SizeMib, 5), Cell($"{s.Codec}/{s.Pages.ToLowerInvariant()}", 11), Cell(s.Move, 15), .. phases.Select(p => Cell(s.Timings.TryGetValue(p, out var v) ? Seconds(v) : "-", Math.Max(7, p.Length)))]));
         }
         output.WriteLine();
         output.WriteLine("The pause: critical path from the status's instants (source stopped → checkpoint published → prepared → clone pod created → restored process running);");
         output.WriteLine("reported = status.downtime; seen = memhog's longest heartbeat gap; floor = criu dump to tmpfs + criu restore from tmpfs (same node, same run, no codec);");
         output.WriteLine($"ratio = seen / floor (goal <= {Target.ToString("0.0", CultureInfo.InvariantCulture)} at 1 GiB); honest = reported within 10 % or 100 ms of seen");
         output.WriteLine(Line([
-            Cell("MiB", 5), Cell("codec", 5), .. RuntimeClassSample.CriticalPathSteps.Select(p => Cell(p, Math.Max(7, p.Length))),
+            Cell("MiB", 5), Cell("codec/pages", 11), Cell("move", 15), .. RuntimeClassSample.CriticalPathSteps.Select(p => Cell(p, Math.Max(7, p.Length))),
             Cell("reported", 8), Cell("seen", 7), Cell("f.dump", 7), Cell("f.rest", 7), Cell("floor", 7), Cell("ratio", 6), Cell("honest", 6), Cell("digest", 6)]));
         foreach (var s in samples)
         {
             output.WriteLine(Line([
-                Cell(s.SizeMib, 5), Cell(s.Codec, 5), .. RuntimeClassSample.CriticalPathSteps.Select(p => Cell(s.CriticalPath.TryGetValue(p, out var v) ? Seconds(v) : "-", Math.Max(7, p.Length))),
+                Cell(s.SizeMib, 5), Cell($"{s.Codec}/{s.Pages.ToLowerInvariant()}", 11), Cell(s.Move, 15), .. RuntimeClassSample.CriticalPathSteps.Select(p => Cell(s.CriticalPath.TryGetValue(p, out var v) ? Seconds(v) : "-", Math.Max(7, p.Length))),
                 Cell(s.Reported is { } r ? Seconds(r) : "-", 8), Cell(Seconds(s.Seen), 7),
                 Cell(Seconds(s.Floor.Dump), 7), Cell(Seconds(s.Floor.Restore), 7), Cell(Seconds(s.Floor.Total), 7),
                 Cell(s.Ratio.ToString("0.00", CultureInfo.InvariantCulture), 6), Cell(s.Honest ? "ok" : "NO", 6),
@@ -58,6 +58,8 @@ internal static class RuntimeClassReport
             json.WriteStartObject();
             json.WriteNumber("sizeMib", s.SizeMib);
             json.WriteNumber("repeat", s.Repeat);
+            json.WriteString("restorePages", s.Pages);
+            json.WriteString("move", s.Move);
             json.WriteString("codec", s.Codec);
             WriteSeconds(json, "timings", s.Timings);
             WriteSeconds(json, "criticalPath", s.CriticalPath);

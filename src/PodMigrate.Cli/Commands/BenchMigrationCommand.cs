@@ -50,9 +50,15 @@ internal static class BenchMigrationCommand
         {
             Description = $"Also write PNG plots into this directory: {BenchPlotWriter.DowntimeFile} (downtime versus memory size) and {BenchPlotWriter.PhasesFile} (the share of each phase of a move)",
         };
+        var restorePages = new Option<string>("--restore-pages")
+        {
+            Description = "runtimeclass: spec.restorePages of the PodMigrations, comma-separated: Lazy (post-copy from the target's staging, the default), Eager",
+            DefaultValueFactory = _ => "Lazy",
+        };
+        var andBack = new Option<bool>("--and-back") { Description = "runtimeclass: after each move, move the clone back (--to to --from) the same way, measured and digest-checked too" };
         var output = CliCommon.OutputOption();
         var command = new Command("migration", "Checkpoint and restore a memhog pod with the agents and with raw CRIU + zstd, side by side; print phase times and ratios");
-        foreach (var option in new Option[] { sizes, codecs, methods, kubeconfig, from, to, image, disposition, repeat, targetState, workDir, pattern, prefault, jsonOut, plots, output })
+        foreach (var option in new Option[] { sizes, codecs, methods, kubeconfig, from, to, image, disposition, repeat, targetState, workDir, pattern, prefault, jsonOut, plots, restorePages, andBack, output })
         {
             command.Options.Add(option);
         }
@@ -74,7 +80,9 @@ internal static class BenchMigrationCommand
                 CliCommon.RunDirectory,
                 parse.GetValue(targetState) ?? CliCommon.NodeAgentStateDirectory(parse.GetValue(to)!),
                 parse.GetValue(prefault),
-                parse.GetValue(pattern)!);
+                parse.GetValue(pattern)!,
+                ParseRestorePages(parse.GetValue(restorePages)!),
+                parse.GetValue(andBack));
             if (options.PrefaultFactor < 0)
             {
                 throw PodMigrateException.InvalidArgument($"--prefault must not be negative, not {options.PrefaultFactor}");
@@ -164,6 +172,18 @@ internal static class BenchMigrationCommand
             sizes.Add(mib);
         }
         return sizes.Count > 0 ? sizes : throw PodMigrateException.InvalidArgument("--sizes names no size");
+    }
+
+    private static List<string> ParseRestorePages(string text)
+    {
+        var values = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Select(v => v.ToLowerInvariant() switch
+            {
+                "lazy" => Controller.Migrations.MigrationRestorePages.Lazy,
+                "eager" => Controller.Migrations.MigrationRestorePages.Eager,
+                _ => throw PodMigrateException.InvalidArgument($"--restore-pages: '{v}' is not Lazy or Eager"),
+            }).Distinct().ToList();
+        return values.Count > 0 ? values : throw PodMigrateException.InvalidArgument("--restore-pages names nothing");
     }
 
     private static List<string> ParseCodecs(string text)

@@ -87,6 +87,8 @@ internal static class ClonePods
         var annotations = pod.Metadata.Annotations ??= [];
         annotations[RestoreAnnotations.Checkpoint] = restore.CheckpointId;
         annotations[RestoreAnnotations.Container] = container;
+        // Always said, never left to the runtime's default (eager when absent, for controllers that do not wait for the pages).
+        annotations[RestoreAnnotations.Pages] = restore.LazyPages ? RestoreAnnotations.PagesLazy : RestoreAnnotations.PagesEager;
     }
 
     private static Dictionary<string, string> CloneAnnotations(Pod source, PodMigration migration, string checkpointId)
@@ -129,9 +131,10 @@ internal static class ClonePods
 /// <summary>
 /// How the clone's container is restored: <see cref="CheckpointImage"/> set = run that checkpoint image (CRI restores
 /// it); else through the <see cref="RuntimeClassName"/> RuntimeClass from the checkpoint the target agent prepared,
-/// with <see cref="BaseImage"/> (the source container's image) as the container's image.
+/// with <see cref="BaseImage"/> (the source container's image) as the container's image, its pages lazily
+/// (<see cref="LazyPages"/>) or before it runs.
 /// </summary>
-internal sealed record CloneRestore(string CheckpointId, string? CheckpointImage = null, string? BaseImage = null)
+internal sealed record CloneRestore(string CheckpointId, string? CheckpointImage = null, string? BaseImage = null, bool LazyPages = false)
 {
     /// <summary>The RuntimeClass (deploy/) whose handler restores prepared checkpoints at create.</summary>
     public const string RuntimeClassName = "podmigrate";

@@ -15,7 +15,8 @@ internal sealed record MigrationSettings(
     TimeSpan Deadline,
     bool RetainCheckpoint,
     string? ClonePodName,
-    bool ThroughCheckpointImage = false)
+    bool ThroughCheckpointImage = false,
+    bool LazyPages = true)
 {
     public static readonly TimeSpan DefaultVerifyWindow = TimeSpan.FromSeconds(10);
     public static readonly TimeSpan DefaultDeadline = TimeSpan.FromMinutes(10);
@@ -51,8 +52,14 @@ internal sealed record MigrationSettings(
             MigrationRestoreMethod.CheckpointImage => true,
             _ => throw PodMigrateException.InvalidArgument($"spec.restoreMethod '{spec.RestoreMethod}' is not RuntimeClass or CheckpointImage"),
         };
+        var lazy = spec.RestorePages switch
+        {
+            null or "" or MigrationRestorePages.Lazy => true,
+            MigrationRestorePages.Eager => false,
+            _ => throw PodMigrateException.InvalidArgument($"spec.restorePages '{spec.RestorePages}' is not Lazy or Eager"),
+        };
         return new MigrationSettings(spec.PodName, NullIfEmpty(spec.ContainerName), NullIfEmpty(spec.TargetNode), isClone, codec, window, deadline,
-            spec.RetainCheckpoint ?? false, NullIfEmpty(spec.ClonePodName), throughImage);
+            spec.RetainCheckpoint ?? false, NullIfEmpty(spec.ClonePodName), throughImage, lazy);
     }
 
     private static string? NullIfEmpty(string? value) => string.IsNullOrEmpty(value) ? null : value;

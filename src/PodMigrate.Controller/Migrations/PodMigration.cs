@@ -76,6 +76,13 @@ public sealed class PodMigrationSpec
     /// <summary>RuntimeClass (default): prepared on the target, restored by the podmigrate runtime; or CheckpointImage.</summary>
     public string? RestoreMethod { get; set; }
 
+    /// <summary>
+    /// RuntimeClass restores: <see cref="MigrationRestorePages.Lazy"/> (default: the clone runs as soon as everything but
+    /// its memory is restored, and its pages are filled from the target's prepared staging while it runs; the migration
+    /// commits only once every page is in) or <see cref="MigrationRestorePages.Eager"/> (every page before it runs).
+    /// </summary>
+    public string? RestorePages { get; set; }
+
     [JsonExtensionData]
     public Dictionary<string, JsonElement>? ExtensionData { get; set; }
 }
@@ -120,6 +127,12 @@ public sealed partial class PodMigrationStatus
 
     /// <summary>RuntimeClass restores: when the restored process executed again, as the target's runtime recorded it.</summary>
     public DateTimeOffset? RestoredAt { get; set; }
+
+    /// <summary>RuntimeClass restores: restored with lazy pages, as the target's runtime recorded it.</summary>
+    public bool? LazyPages { get; set; }
+
+    /// <summary>Lazy pages: when the target's lazy-pages daemon had served every page (the commit waits for it).</summary>
+    public DateTimeOffset? PagesFilledAt { get; set; }
 
     /// <summary>When the clone pod was created (or a clone-of pod filled): the restore timeout counts from here.</summary>
     public DateTimeOffset? CloneCreatedAt { get; set; }
@@ -198,6 +211,12 @@ public static class MigrationRestoreMethod
 {
     public const string RuntimeClass = "RuntimeClass";
     public const string CheckpointImage = "CheckpointImage";
+}
+
+public static class MigrationRestorePages
+{
+    public const string Lazy = "Lazy";
+    public const string Eager = "Eager";
 }
 
 public static class MigrationMode

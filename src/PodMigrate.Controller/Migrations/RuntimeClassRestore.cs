@@ -62,13 +62,36 @@ internal sealed partial class RuntimeClassRestore(IAgentDirectory agents, ILogge
     /// When the target's runtime recorded the restored process running again, and how long its restore took; null when
     /// it has no record (yet).
     /// </summary>
-    public async Task<(DateTimeOffset At, TimeSpan? Restore)?> RestoredAtAsync(PodMigrationStatus status, CancellationToken cancellationToken)
+    public async Task<(DateTimeOffset At, TimeSpan? Restore, bool LazyPages)?> RestoredAtAsync(PodMigrationStatus status, CancellationToken cancellationToken)
     {
         try
         {
             var agent = await agents.GetAsync(status.TargetNode!, cancellationToken);
             var restored = await agent.GetRestoredAsync(status.CheckpointId!, cancellationToken);
-            return restored.RestoredAt is { } at ? (at.ToDateTimeOffset(), restored.Restore?.ToTimeSpan()) : null;
+            return restored.RestoredAt is { } at ? (at.ToDateTimeOffset(), restored.Restore?.ToTimeSpan(), restored.LazyPages) : null;
+        }
+        catch (PodMigrateException e) when (e.Kind is ErrorKind.NotFound or ErrorKind.Unavailable or ErrorKind.DeadlineExceeded or ErrorKind.DataLoss)
+        {
+            NoRestoreRecord(logger, status.CheckpointId!, status.TargetNode!, e.Message);
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// Lazy pages: whether the target's lazy-pages daemon has served every page of the restored clone (Filled, with when
+    /// and how long), failed (the runtime killed the clone), or still serves them / cannot be asked right now (null).
+    /// </summary>
+    public async Task<LazyPagesOutcome?> PagesAsync(PodMigrationStatus status, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var agent = await agents.GetAsync(status.TargetNode!, cancellationToken);
+            var restored = await agent.GetRestoredAsync(status.CheckpointId!, cancellationToken);
+            if (restored.PagesFilledAt is { } filled)
+            {
+                return new LazyPagesOutcome(filled.ToDateTimeOffset(), restored.PagesFill?.ToTimeSpan(), null);
+            }
+            return restored.PagesFailure is { Length: > 0 } failure ? new LazyPagesOutcome(null, restored.PagesFill?.ToTimeSpan(), failure) : null;
         }
         catch (PodMigrateException e) when (e.Kind is ErrorKind.NotFound or ErrorKind.Unavailable or ErrorKind.DeadlineExceeded or ErrorKind.DataLoss)
         {
@@ -155,6 +178,9 @@ internal sealed partial class RuntimeClassRestore(IAgentDirectory agents, ILogge
             FollowFailed(logger, status.CheckpointId!, status.TargetNode!, e.Message);
         }
     }
+
+    /// <summary>The end of a lazy restore's page fill: <see cref="FilledAt"/> set, or <see cref="Failure"/>.</summary>
+    public sealed record LazyPagesOutcome(DateTimeOffset? FilledAt, TimeSpan? Fill, string? Failure);
 
     [LoggerMessage(4500, LogLevel.Information, "Checkpoint {CheckpointId} prepared on node {Node} in {Path} ({Milliseconds} ms)")]
     private static partial void CheckpointPrepared(ILogger logger, string checkpointId, string node, string path, double milliseconds);

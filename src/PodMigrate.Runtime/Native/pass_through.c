@@ -19,8 +19,12 @@
 #define RUNC_ENV "PODMIGRATE_RUNC" /* Runc.PathEnvironmentVariable */
 #define RUNC_DEFAULT "/usr/sbin/runc"
 
+#define LAZY_PAGES_COMMAND "podmigrate-lazy-pages" /* LazyPagesSupervisor.Command: the runtime's own child, never runc's */
+
 static int may_be_handled(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], LAZY_PAGES_COMMAND) == 0)
+        return 1;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "create") == 0 || strcmp(argv[i], "start") == 0)
             return 1;

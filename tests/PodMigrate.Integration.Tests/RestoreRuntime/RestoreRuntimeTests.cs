@@ -80,6 +80,130 @@ public sealed partial class RestoreRuntimeTests(LocalCluster cluster)
         record.RestoreSeconds.ShouldBeGreaterThan(0);
     }
 
+    [Fact(Timeout = 240_000)]
+    public async Task A_lazy_restore_continues_the_counter_and_removes_the_staging_only_once_every_page_was_served()
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(220));
+        using var scratch = new ScratchDirectory();
+        var (images, checkpointed) = await CheckpointCounterAsync(NodeB, scratch.Path, cts.Token);
+        var clone = Clone("rc-lazy", intervalMs: 1_000_000);
+        var id = NewCheckpointId();
+        var prepared = Prepare(NodeB, id, clone, images);
+        await using var _ = await RunAsync(NodeB, clone.Pod(id, lazy: true), cts.Token);
+
+        var restoredRecord = JsonSerializer.Deserialize(File.ReadAllBytes(PreparedLayout.RestoredRecordOf(PreparedRoot(NodeB), id)), RuntimeContractJson.Default.RestoredRecord)!;
+        restoredRecord.LazyPages.ShouldBeTrue("the annotation asked for lazy pages");
+        File.Exists(Path.Combine(prepared, PreparedLayout.SealFile)).ShouldBeFalse("consumed at once: a second create cannot restore it again");
+        var pages = await WaitForPagesRecordAsync(NodeB, id, cts.Token);
+        pages.Failure.ShouldBeNull();
+        pages.FilledAtUnixNanos.ShouldNotBeNull();
+        // (A counter's few pages can all be served before `runc restore` has returned: no order between the two records.)
+        Directory.Exists(prepared).ShouldBeFalse("the staging goes once the daemon served every page");
+
+        var restored = await WaitForCountAboveAsync(NodeB, clone.Pod(id), checkpointed - 1, cts.Token);
+        restored.ShouldBeGreaterThanOrEqualTo(checkpointed);
+        (await WaitForCountAboveAsync(NodeB, clone.Pod(id), restored, cts.Token)).ShouldBeGreaterThan(restored, "the restored counter goes on");
+    }
+
+    /// <summary>
+    /// The lazy-pages daemon is killed as soon as it listens, while the restore runs or the process is being filled:
+    /// either the restore fails (the create fails with the reason and nothing runs), or, when it had already returned,
+    /// the runtime kills the restored container (pages it never got would read as zeros) and records why. Either way
+    /// nothing goes on with part of its memory missing, and the staging is left to the agent.
+    /// (A daemon only stopped with SIGSTOP was tried first: the restore itself then waits for it, up to the supervisor's
+    /// bound, because CRIU's restorer already faults on lazy pages.)
+    /// </summary>
+    [Fact(Timeout = 300_000)]
+    public async Task The_lazy_pages_daemon_killed_mid_restore_or_fill_leaves_nothing_running_on_partial_memory()
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(280));
+        using var scratch = new ScratchDirectory();
+        var (images, _) = await CheckpointCounterAsync(NodeB, scratch.Path, cts.Token);
+        var clone = Clone("rc-lazy-kill", intervalMs: 1_000_000);
+        var id = NewCheckpointId();
+        var prepared = Prepare(NodeB, id, clone, images);
+        var killer = KillLazyPagesDaemonOnceListeningAsync(id, cts.Token);
+        PodMigrateException? refused = null;
+        try
+        {
+            await cluster.Runner(NodeB).RunAsync(clone.Pod(id, lazy: true), cts.Token);
+        }
+        catch (PodMigrateException e)
+        {
+            refused = e;
+        }
+        await killer;
+
+        if (refused is not null)
+        {
+            refused.Message.ShouldContain("podmigrate:");
+            await ShouldNotRunAsync(NodeB, clone, cts.Token);
+        }
+        else
+        {
+            await using var _ = new PodCleanup(cluster.Runner(NodeB), clone.Pod(id, lazy: true));
+            var pages = await WaitForPagesRecordAsync(NodeB, id, cts.Token);
+            pages.FilledAtUnixNanos.ShouldBeNull();
+            pages.Failure.ShouldNotBeNull().ShouldContain("was killed");
+            while ((await cluster.Runner(NodeB).GetAsync(TestPods.Namespace, clone.Name, cts.Token))!.Containers.Single().State == "Running")
+            {
+                await Task.Delay(100, cts.Token);
+            }
+        }
+        Directory.Exists(Path.Combine(prepared, PreparedLayout.ImagesDirectory)).ShouldBeTrue("a failed lazy restore leaves the staging to the agent");
+    }
+
+    /// <summary>Finds the lazy-pages daemon of checkpoint <paramref name="id"/> (its --images-dir names it), waits until it listens, kills it; returns its pid.</summary>
+    private static async Task<int> KillLazyPagesDaemonOnceListeningAsync(string id, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            foreach (var dir in Directory.EnumerateDirectories("/proc"))
+            {
+                if (!int.TryParse(Path.GetFileName(dir), CultureInfo.InvariantCulture, out var pid))
+                {
+                    continue;
+                }
+                string cmdline;
+                try
+                {
+                    cmdline = File.ReadAllText(Path.Combine(dir, "cmdline"));
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    continue;
+                }
+                var args = cmdline.Split('\0');
+                if (args.Contains("lazy-pages") && args.Any(a => a.Contains(id, StringComparison.Ordinal)) && !args.Contains("podmigrate-lazy-pages"))
+                {
+                    var work = args[Array.IndexOf(args, "--work-dir") + 1];
+                    while (!File.Exists(Path.Combine(work, "lazy-pages.socket")))
+                    {
+                        await Task.Delay(1, cancellationToken);
+                    }
+                    Kill(pid, SigKill).ShouldBe(0, $"SIGKILL to the lazy-pages daemon {pid}");
+                    return pid;
+                }
+            }
+            await Task.Delay(1, cancellationToken);
+        }
+    }
+
+    private const int SigKill = 9;
+
+    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "kill")]
+    private static partial int Kill(int pid, int signal);
+
+    private async Task<LazyPagesRecord> WaitForPagesRecordAsync(string node, string id, CancellationToken cancellationToken)
+    {
+        var path = PreparedLayout.PagesRecordOf(PreparedRoot(node), id);
+        while (!File.Exists(path))
+        {
+            await Task.Delay(50, cancellationToken);
+        }
+        return JsonSerializer.Deserialize(File.ReadAllBytes(path), RuntimeContractJson.Default.LazyPagesRecord)!;
+    }
+
     [Fact(Timeout = 180_000)]
     public async Task A_checkpoint_the_node_has_not_prepared_fails_the_create_with_the_reason_and_nothing_runs()
     {
@@ -330,10 +454,14 @@ public sealed partial class RestoreRuntimeTests(LocalCluster cluster)
 
         public string Uid => template.Metadata.Uid!;
 
-        public Pod Pod(string checkpointId)
+        public Pod Pod(string checkpointId, bool lazy = false)
         {
             var pod = UnderRuntimeClass(template);
             pod.Metadata.Annotations![RestoreAnnotations.Checkpoint] = checkpointId;
+            if (lazy)
+            {
+                pod.Metadata.Annotations[RestoreAnnotations.Pages] = RestoreAnnotations.PagesLazy;
+            }
             return pod;
         }
     }

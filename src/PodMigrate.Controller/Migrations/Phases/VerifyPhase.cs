@@ -36,6 +36,7 @@ internal sealed class VerifyPhase(CacheFirstReader<Pod> pods, RuntimeClassRestor
                 if (!settings.ThroughCheckpointImage && status.RestoredAt is null && await runtimeClass.RestoredAtAsync(status, cancellationToken) is { } restored)
                 {
                     status.RestoredAt = restored.At;
+                    status.LazyPages = restored.LazyPages;
                     if (restored.Restore is { } criu)
                     {
                         status.SetTiming("restore.criu", criu);
@@ -43,6 +44,30 @@ internal sealed class VerifyPhase(CacheFirstReader<Pod> pods, RuntimeClassRestor
                 }
                 status.EnterVerifying(settings.IsClone, settings.VerifyWindow, journal.Time.GetUtcNow());
                 return PhaseOutcome.Continue(await journal.WriteAsync(migration, cancellationToken));
+            // Without the runtime's record, what the clone pod asked for (a lazy restore whose pages nobody confirms rolls back).
+            case VerifyAction.Verified when (status.LazyPages ?? (!settings.ThroughCheckpointImage && settings.LazyPages)) && status.PagesFilledAt is null:
+                // Part of the clone's memory may still exist only in the target's staging (and the archive): the source
+                // is not let go before the lazy-pages daemon served every page.
+                var pages = await runtimeClass.PagesAsync(status, cancellationToken);
+                if (pages is { Failure: { } failure })
+                {
+                    return PhaseOutcome.Continue(await journal.BeginRollbackAsync(migration, "LazyPagesFailed", failure, cancellationToken));
+                }
+                if (pages?.FilledAt is { } filledAt)
+                {
+                    status.PagesFilledAt = filledAt;
+                    if (pages.Fill is { } fill)
+                    {
+                        status.SetTiming("restore.pages", fill);
+                    }
+                    return PhaseOutcome.Continue(await journal.WriteAsync(migration, cancellationToken));
+                }
+                if (now - (status.RestoredAt ?? status.CloneReadyAt!.Value) > options.RestoreTimeout)
+                {
+                    return PhaseOutcome.Continue(await journal.BeginRollbackAsync(migration, "LazyPagesFailed",
+                        $"the target's lazy-pages daemon had not served every page of the clone {KubeDuration.Format(options.RestoreTimeout)} after it was restored", cancellationToken));
+                }
+                return PhaseOutcome.Wait(options.PollInterval);
             case VerifyAction.Verified:
                 status.Verified(settings.IsClone, settings.VerifyWindow, journal.Time.GetUtcNow());
                 return PhaseOutcome.Continue(await journal.WriteAsync(migration, cancellationToken));
