@@ -62,7 +62,7 @@ internal sealed class VerifyPhase(CacheFirstReader<Pod> pods, RuntimeClassRestor
                     }
                     return PhaseOutcome.Continue(await journal.WriteAsync(migration, cancellationToken));
                 }
-                if (now - (status.RestoredAt ?? status.CloneReadyAt!.Value) > options.RestoreTimeout)
+                if (journal.Time.GetUtcNow() - (status.RestoredAt ?? status.CloneReadyAt!.Value) > options.RestoreTimeout)
                 {
                     return PhaseOutcome.Continue(await journal.BeginRollbackAsync(migration, "LazyPagesFailed",
                         $"the target's lazy-pages daemon had not served every page of the clone {KubeDuration.Format(options.RestoreTimeout)} after it was restored", cancellationToken));
