@@ -12,6 +12,7 @@ namespace PodMigrate.Integration.Tests.Agent;
 /// agent's <see cref="NativeMemoryRelease"/> returns it. Runs in this process against the real glibc.
 /// </summary>
 [Trait("Category", "Unit")]
+[Collection(ProcessMemoryMeasurements.Name)]
 public sealed class NativeMemoryReleaseTests(ITestOutputHelper output)
 {
     private const int Chunk = 64 * 1024;
@@ -82,4 +83,14 @@ public sealed class NativeMemoryReleaseTests(ITestOutputHelper output)
     [InlineData(24_300, 24_000, 20_000, false, false)] // settled, but released since it last moved
     public void Releases_after_growth_or_once_the_work_has_settled(long anonKiB, long previousKiB, long baselineKiB, bool changedSinceRelease, bool expected)
         => NativeMemoryRelease.ShouldRelease(anonKiB, previousKiB, baselineKiB, changedSinceRelease, 8 * 1024).ShouldBe(expected);
+}
+
+/// <summary>
+/// Tests that measure this process's resident memory run alone: another test's allocations and frees in the same
+/// process, at the same time, move the figures they assert (a fresh-clone run saw +35 instead of +96 MiB).
+/// </summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class ProcessMemoryMeasurements
+{
+    public const string Name = "Process memory";
 }
