@@ -13,6 +13,9 @@ internal sealed class NativeMemoryReleaseOptions
 
     /// <summary>Growth of the anonymous RSS since the last release (or start) that calls for one.</summary>
     public long GrowthKiB { get; init; } = 8 * 1024;
+
+    /// <summary>Where the anonymous RSS is read (KiB): this process's, except in tests of the decision's wiring.</summary>
+    public Func<long> ReadAnonKiB { get; init; } = () => ProcessMemory.Current().AnonKiB;
 }
 
 /// <summary>
@@ -45,7 +48,7 @@ internal sealed class NativeMemoryRelease(NativeMemoryReleaseOptions options, Ti
     /// <summary>Looks once: releases if <see cref="ShouldRelease"/> says so; returns the KiB given back (0: none).</summary>
     public long Check()
     {
-        var before = ProcessMemory.Current().AnonKiB;
+        var before = options.ReadAnonKiB();
         if (_baselineKiB < 0)
         {
             _baselineKiB = _previousKiB = before;
@@ -60,7 +63,7 @@ internal sealed class NativeMemoryRelease(NativeMemoryReleaseOptions options, Ti
             return 0;
         }
         ProcessMemory.ReleaseFreeNativeMemory();
-        var after = ProcessMemory.Current().AnonKiB;
+        var after = options.ReadAnonKiB();
         _baselineKiB = _previousKiB = after;
         _changedSinceRelease = false;
         AgentLog.NativeMemoryReleased(logger, before - after, before, after);
