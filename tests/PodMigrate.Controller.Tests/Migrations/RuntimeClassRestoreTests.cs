@@ -125,6 +125,60 @@ public sealed class RuntimeClassRestoreTests
     }
 
     [Fact]
+    public async Task A_lazy_restore_commits_only_once_every_page_was_served()
+    {
+        await using var world = await World.StartAsync(targetHasHandler: true, operations: true);
+        world.Target.LazyPages = new LazyPagesReport(Filled: true);
+        var migration = await world.RunAsync(new PodMigrationSpec { PodName = "counter", TargetNode = "node-b", VerifyWindow = "100ms" });
+
+        migration.Status!.Phase.ShouldBe(MigrationPhase.Succeeded, migration.Status.Message);
+        migration.Status.LazyPages.ShouldBe(true);
+        migration.Status.PagesFilledAt.ShouldBe(RestoredAt.AddSeconds(2));
+        world.LastClone.ShouldNotBeNull().Metadata.Annotations![RestoreAnnotations.Pages].ShouldBe(RestoreAnnotations.PagesLazy);
+        world.Source.Calls.ShouldContain("Discard");
+        world.Source.Calls.ShouldNotContain("Resume");
+    }
+
+    [Fact]
+    public async Task A_lazy_pages_failure_rolls_back_deletes_the_clone_and_resumes_the_source()
+    {
+        await using var world = await World.StartAsync(targetHasHandler: true, operations: true);
+        world.Target.LazyPages = new LazyPagesReport(Filled: false, Failure: "lazy-pages daemon exited with 1: cannot read pages-1.img");
+        var migration = await world.RunAsync(new PodMigrationSpec { PodName = "counter", TargetNode = "node-b", VerifyWindow = "100ms" });
+
+        migration.Status!.Phase.ShouldBe(MigrationPhase.RolledBack, migration.Status.Message);
+        migration.Status.RollbackReason.ShouldBe("LazyPagesFailed");
+        migration.Status.Message!.ShouldContain("cannot read pages-1.img");
+        migration.Status.PagesFilledAt.ShouldBeNull();
+        await ShouldBeGoneAsync(world, migration.Status.ClonePod!);
+        world.Target.Calls.ShouldContain("ReleasePrepared");
+        world.Source.Calls.ShouldContain("Resume");
+        world.Source.Calls.ShouldNotContain("Discard");
+    }
+
+    [Fact]
+    public async Task Pages_still_unserved_at_the_restore_timeout_roll_back_and_resume_the_source()
+    {
+        await using var world = await World.StartAsync(targetHasHandler: true, operations: true);
+        world.Target.LazyPages = new LazyPagesReport(Filled: false); // a daemon that hangs: never done, never failed
+        world.RestoreTimeout = TimeSpan.FromSeconds(2);
+        var migration = await world.RunAsync(new PodMigrationSpec { PodName = "counter", TargetNode = "node-b", VerifyWindow = "100ms" });
+
+        migration.Status!.Phase.ShouldBe(MigrationPhase.RolledBack, migration.Status.Message);
+        migration.Status.RollbackReason.ShouldBe("LazyPagesFailed");
+        migration.Status.Message!.ShouldContain("had not served every page");
+        await ShouldBeGoneAsync(world, migration.Status.ClonePod!);
+        world.Source.Calls.ShouldContain("Resume");
+        world.Source.Calls.ShouldNotContain("Discard");
+    }
+
+    private static async Task ShouldBeGoneAsync(World world, string pod)
+    {
+        var e = await Should.ThrowAsync<PodMigrateException>(() => world.Client.GetAsync(KubeResources.Pods, "default", pod, world.Token));
+        e.Kind.ShouldBe(ErrorKind.NotFound, $"the clone {pod} must be deleted by the rollback");
+    }
+
+    [Fact]
     public async Task CheckpointImage_stays_available_as_an_opt_in_and_needs_no_handler()
     {
         await using var world = await World.StartAsync(targetHasHandler: false);
@@ -307,6 +361,9 @@ public sealed class RuntimeClassRestoreTests
         /// <summary>The controller's <see cref="ControllerOptions.TargetAgentGrace"/> for <see cref="RunAsync"/>.</summary>
         public TimeSpan TargetAgentGrace { get; set; } = new ControllerOptions().TargetAgentGrace;
 
+        /// <summary>The controller's <see cref="ControllerOptions.RestoreTimeout"/> for <see cref="RunAsync"/>.</summary>
+        public TimeSpan RestoreTimeout { get; set; } = new ControllerOptions().RestoreTimeout;
+
         public static async Task<World> StartAsync(bool targetHasHandler, bool prepareFails = false, bool operations = false)
         {
             var api = await ApiServerFixture.StartAsync();
@@ -375,7 +432,7 @@ public sealed class RuntimeClassRestoreTests
             var token = _api.Token;
             var client = _api.Client;
             await client.CreateAsync(PodMigration.Resource, "default", new PodMigration { Metadata = new ObjectMeta { Name = "move", Namespace = "default" }, Spec = spec }, token);
-            var options = new ControllerOptions { PollInterval = TimeSpan.FromMilliseconds(50), CloneDeleteGraceSeconds = 0, TargetAgentGrace = TargetAgentGrace };
+            var options = new ControllerOptions { PollInterval = TimeSpan.FromMilliseconds(50), CloneDeleteGraceSeconds = 0, TargetAgentGrace = TargetAgentGrace, RestoreTimeout = RestoreTimeout };
             var recorder = new EventRecorder(client, new EventRecorderOptions { Component = MigrationEvents.Component }, TimeProvider.System, NullLogger<EventRecorder>.Instance);
             var reconciler = new PodMigrationReconciler(client, _agents, new MigrationEvents(recorder), options, TimeProvider.System, NullLogger<PodMigrationReconciler>.Instance);
             while (true)
@@ -443,6 +500,9 @@ public sealed class RuntimeClassRestoreTests
         private static T Json<T>(string json, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type) => KubeJson.Deserialize(json, type, typeof(T).Name);
     }
 
+    /// <summary>The lazy-pages daemon's outcome as the target agent reports it: filled, failed, or still filling.</summary>
+    private sealed record LazyPagesReport(bool Filled, string? Failure = null);
+
     /// <summary>Agents by node name over cleartext gRPC on loopback.</summary>
     private sealed class Directory(Dictionary<string, string> addresses) : IAgentDirectory, IDisposable
     {
@@ -488,6 +548,9 @@ public sealed class RuntimeClassRestoreTests
 
         /// <summary>How many PrepareRestore operations are answered Unavailable (an agent restarting) before one is taken.</summary>
         public int PrepareUnavailableAnswers;
+
+        /// <summary>How the runtime restored the clone, as GetRestored reports it: eager (null), or lazy with these pages.</summary>
+        public LazyPagesReport? LazyPages { get; set; }
 
         /// <summary>Every PrepareRestore: whether it followed a checkpoint being written, and the image it was to pull.</summary>
         public ConcurrentQueue<(bool Follow, string Image)> Prepares { get; } = new();
@@ -721,7 +784,18 @@ public sealed class RuntimeClassRestoreTests
             public override Task<RestoredInfo> GetRestored(GetRestoredRequest request, ServerCallContext context)
             {
                 agent._calls.Enqueue("GetRestored");
-                return Task.FromResult(new RestoredInfo { CheckpointId = request.CheckpointId, ContainerId = "c", RestoredAt = Timestamp.FromDateTimeOffset(RestoredAt) });
+                var restored = new RestoredInfo { CheckpointId = request.CheckpointId, ContainerId = "c", RestoredAt = Timestamp.FromDateTimeOffset(RestoredAt) };
+                if (agent.LazyPages is { } pages)
+                {
+                    restored.LazyPages = true;
+                    restored.PagesFailure = pages.Failure ?? "";
+                    if (pages.Filled)
+                    {
+                        restored.PagesFilledAt = Timestamp.FromDateTimeOffset(RestoredAt.AddSeconds(2));
+                        restored.PagesFill = Duration.FromTimeSpan(TimeSpan.FromSeconds(2));
+                    }
+                }
+                return Task.FromResult(restored);
             }
 
             public override Task<ReleasePreparedResponse> ReleasePrepared(ReleasePreparedRequest request, ServerCallContext context)
