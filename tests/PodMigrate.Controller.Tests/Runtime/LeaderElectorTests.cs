@@ -185,6 +185,8 @@ public sealed class LeaderElectorTests
     public void Lease_times_are_written_as_MicroTime_with_exactly_six_fractional_digits_even_on_a_whole_second()
     {
         // The API server parses MicroTime with exactly six fractional digits; the package writes a whole second with none.
+        var exact = new DateTime(2026, 11, 22, 9, 0, 0, DateTimeKind.Utc);
+        KubernetesJson.Serialize(new V1LeaseSpec { RenewTime = exact }).ShouldContain("\"2026-11-22T09:00:00Z\"");
         var wholeSecond = LeaderElector.MicroTime(new DateTimeOffset(2026, 11, 22, 10, 0, 0, TimeSpan.FromHours(1)));
         var fraction = LeaderElector.MicroTime(new DateTimeOffset(2026, 11, 22, 10, 0, 0, TimeSpan.Zero).AddTicks(1234567));
         var lease = new V1Lease { Spec = new V1LeaseSpec { AcquireTime = wholeSecond, RenewTime = fraction } };
