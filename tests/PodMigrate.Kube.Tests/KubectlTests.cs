@@ -1,4 +1,6 @@
 using System.Text.Json;
+using k8s;
+using k8s.Models;
 using PodMigrate.Core.Errors;
 using PodMigrate.Core.Processes;
 using PodMigrate.Kube.Client;
@@ -60,14 +62,14 @@ public sealed class KubectlTests : IDisposable
         (await kubectl("apply", "-f", manifest)).ShouldContain("pod/counter configured");
         (await api.Client.GetAsync(KubeResources.Pods, "default", "counter", api.Token)).Metadata.Labels!["tier"].ShouldBe("demo");
 
-        await api.Client.CreateAsync(KubeResources.Events, "default", new KubeEvent
+        await api.Client.Kubernetes.CoreV1.CreateNamespacedEventAsync(new Corev1Event
         {
-            Metadata = new ObjectMeta { GenerateName = "counter." },
-            InvolvedObject = new ObjectReference { Kind = "Pod", Name = "counter", Namespace = "default", Uid = pod.Metadata.Uid },
+            Metadata = new V1ObjectMeta { GenerateName = "counter." },
+            InvolvedObject = new V1ObjectReference { Kind = "Pod", Name = "counter", NamespaceProperty = "default", Uid = pod.Metadata.Uid },
             Reason = "Checkpointed",
             Message = "checkpoint c1 written",
             Type = "Normal",
-        }, api.Token);
+        }, "default", cancellationToken: api.Token);
         var describe = await kubectl("describe", "pod", "counter");
         describe.ShouldContain("Status:       Running");
         describe.ShouldContain("checkpoint c1 written");

@@ -1,3 +1,4 @@
+using k8s;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using PodMigrate.Core.Errors;
 using PodMigrate.Kube.Client;
@@ -33,7 +34,8 @@ internal sealed class ApiServerReachableCheck(PodMigrateController controller, C
         bounded.CancelAfter(Timeout);
         try
         {
-            await controller.Api.GetAsync(KubeResources.Leases, options.LeaseNamespace, options.LeaseName, bounded.Token);
+            await KubeApiErrors.CallAsync(token => controller.Api.Kubernetes.CoordinationV1.ReadNamespacedLeaseAsync(options.LeaseName, options.LeaseNamespace, cancellationToken: token),
+                $"get lease {options.LeaseNamespace}/{options.LeaseName}", bounded.Token);
         }
         catch (PodMigrateException e) when (e.Kind == ErrorKind.NotFound)
         {

@@ -1,3 +1,4 @@
+using k8s.Models;
 using PodMigrate.Controller.Runtime;
 using PodMigrate.Kube.Models;
 
@@ -16,14 +17,14 @@ internal sealed class MigrationEvents(EventRecorder recorder)
 
     /// <summary>An event on a pod the migration acts on (the source, the clone), so `kubectl describe pod` tells the story too.</summary>
     public Task PodAsync(PodMigration migration, string podName, string? podUid, bool warning, string reason, string message, CancellationToken cancellationToken)
-        => recorder.RecordAsync(new ObjectReference { ApiVersion = "v1", Kind = "Pod", Namespace = migration.Namespace, Name = podName, Uid = podUid },
+        => recorder.RecordAsync(new V1ObjectReference { ApiVersion = "v1", Kind = "Pod", NamespaceProperty = migration.Namespace, Name = podName, Uid = podUid },
             warning ? EventType.Warning : EventType.Normal, reason, $"{message} (podmigration {migration.Name})", cancellationToken);
 
-    private static ObjectReference Reference(PodMigration migration) => new()
+    private static V1ObjectReference Reference(PodMigration migration) => new()
     {
         ApiVersion = $"{PodMigration.Group}/{PodMigration.Version}",
         Kind = PodMigration.KindName,
-        Namespace = migration.Namespace,
+        NamespaceProperty = migration.Namespace,
         Name = migration.Name,
         Uid = migration.Metadata.Uid,
         ResourceVersion = migration.Metadata.ResourceVersion,

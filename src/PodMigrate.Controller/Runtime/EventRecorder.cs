@@ -1,9 +1,10 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
+using k8s;
+using k8s.Models;
 using Microsoft.Extensions.Logging;
 using PodMigrate.Core.Errors;
 using PodMigrate.Kube.Client;
-using PodMigrate.Kube.Models;
 
 namespace PodMigrate.Controller.Runtime;
 
@@ -19,13 +20,15 @@ internal enum EventType
 /// <see cref="EventRecorderOptions.AggregationWindow"/> (same object, type, reason, message and source) bumps that
 /// Event's count and lastTimestamp instead of creating another object, as client-go's EventCorrelator does.
 /// Recording never throws: a failure is logged and the event dropped (events are best effort, the reconcile is not).
+/// The Event is the package's <see cref="Corev1Event"/>, written through its typed <c>CoreV1</c> calls (a create, then merge
+/// patches of count and lastTimestamp): core/v1 is what <c>kubectl describe</c> lists and what the in-process API server serves.
 /// </summary>
 internal sealed class EventRecorder : IDisposable
 {
     // What kubectl shows in full; longer messages are cut.
     private const int MaxMessageLength = 1024;
 
-    private readonly IKubernetesApi _api;
+    private readonly ICoreV1Operations _events;
     private readonly EventRecorderOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
@@ -40,25 +43,22 @@ internal sealed class EventRecorder : IDisposable
         ArgumentNullException.ThrowIfNull(time);
         ArgumentNullException.ThrowIfNull(logger);
         options.Validate();
-        _api = api;
-        _options = options;
-        _time = time;
-        _logger = logger;
+        (_events, _options, _time, _logger) = (api.Kubernetes.CoreV1, options, time, logger);
     }
 
-    public Task NormalAsync(ObjectReference involved, string reason, string message, CancellationToken cancellationToken)
+    public Task NormalAsync(V1ObjectReference involved, string reason, string message, CancellationToken cancellationToken)
         => RecordAsync(involved, EventType.Normal, reason, message, cancellationToken);
 
-    public Task WarningAsync(ObjectReference involved, string reason, string message, CancellationToken cancellationToken)
+    public Task WarningAsync(V1ObjectReference involved, string reason, string message, CancellationToken cancellationToken)
         => RecordAsync(involved, EventType.Warning, reason, message, cancellationToken);
 
     /// <summary>
     /// Records an event on <paramref name="involved"/> (see <see cref="KubeObjects.Reference"/>); <paramref name="reason"/>
     /// is a short UpperCamelCase word (MigrationStarted, CheckpointFailed). Completes when the Event is written or dropped.
     /// </summary>
-    public async Task RecordAsync(ObjectReference involved, EventType type, string reason, string message, CancellationToken cancellationToken)
+    public async Task RecordAsync(V1ObjectReference involved, EventType type, string reason, string message, CancellationToken cancellationToken)
     {
-        var what = involved is null ? "(nothing)" : $"{involved.Kind} {involved.Namespace}/{involved.Name}";
+        var what = involved is null ? "(nothing)" : $"{involved.Kind} {involved.NamespaceProperty}/{involved.Name}";
         try
         {
             ArgumentNullException.ThrowIfNull(involved);
@@ -89,12 +89,12 @@ internal sealed class EventRecorder : IDisposable
 
     public void Dispose() => _gate.Dispose();
 
-    private async Task WriteAsync(ObjectReference involved, EventType type, string reason, string message, string what, CancellationToken cancellationToken)
+    private async Task WriteAsync(V1ObjectReference involved, EventType type, string reason, string message, string what, CancellationToken cancellationToken)
     {
         // metav1.Time has whole seconds.
         var now = _time.GetUtcNow();
         now = new DateTimeOffset(now.Ticks - (now.Ticks % TimeSpan.TicksPerSecond), TimeSpan.Zero);
-        var ns = string.IsNullOrEmpty(involved.Namespace) ? "default" : involved.Namespace;
+        var ns = string.IsNullOrEmpty(involved.NamespaceProperty) ? "default" : involved.NamespaceProperty;
         var key = new AggregationKey(involved.ApiVersion, involved.Kind!, ns, involved.Name!, involved.Uid, involved.FieldPath, type, reason, message);
         using var timeout = new CancellationTokenSource(_options.WriteTimeout, _time);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeout.Token);
@@ -104,7 +104,9 @@ internal sealed class EventRecorder : IDisposable
             var patch = new JsonObject { ["count"] = count, ["lastTimestamp"] = Timestamp(now) }.ToJsonString();
             try
             {
-                var patched = await _api.PatchAsync(KubeResources.Events, ns, prior.Name, PatchType.MergePatch, patch, status: false, linked.Token);
+                var patched = await KubeApiErrors.CallAsync(
+                    token => _events.PatchNamespacedEventAsync(new V1Patch(patch, V1Patch.PatchType.MergePatch), prior.Name, ns, cancellationToken: token),
+                    $"patch event {ns}/{prior.Name}", linked.Token);
                 _recorded[key] = prior with { Count = patched.Count ?? count, LastTimestamp = now };
                 RuntimeLog.EventRecorded(_logger, reason, what, prior.Name, patched.Count ?? count);
                 return;
@@ -115,22 +117,24 @@ internal sealed class EventRecorder : IDisposable
                 _recorded.Remove(key);
             }
         }
-        var kubeEvent = new KubeEvent
+        var kubeEvent = new Corev1Event
         {
-            Metadata = new ObjectMeta { GenerateName = involved.Name + ".", Namespace = ns },
+            ApiVersion = Corev1Event.KubeApiVersion,
+            Kind = Corev1Event.KubeKind,
+            Metadata = new V1ObjectMeta { GenerateName = involved.Name + ".", NamespaceProperty = ns },
             InvolvedObject = involved,
             Type = type.ToString(),
             Reason = reason,
             Message = message,
             Count = 1,
-            FirstTimestamp = now,
-            LastTimestamp = now,
-            Source = new EventSource { Component = _options.Component, Host = _options.Host },
+            FirstTimestamp = now.UtcDateTime,
+            LastTimestamp = now.UtcDateTime,
+            Source = new V1EventSource { Component = _options.Component, Host = _options.Host },
             ReportingComponent = _options.Component,
             ReportingInstance = _options.Host,
         };
-        var created = await _api.CreateAsync(KubeResources.Events, ns, kubeEvent, linked.Token);
-        var name = created.Metadata.Name ?? throw new PodMigrateException(ErrorKind.Internal, "the API server created an Event without a name");
+        var created = await KubeApiErrors.CallAsync(token => _events.CreateNamespacedEventAsync(kubeEvent, ns, cancellationToken: token), $"create event in {ns}", linked.Token);
+        var name = created.Metadata?.Name ?? throw new PodMigrateException(ErrorKind.Internal, "the API server created an Event without a name");
         if (_recorded.Count >= _options.MaxTracked)
         {
             _recorded.Remove(_recorded.MinBy(kv => kv.Value.LastTimestamp).Key);

@@ -215,23 +215,10 @@ internal sealed class Informer<T> : IInformer
                 // Stopping: a cancelled watch may also surface as a broken stream.
                 return;
             }
-            if (delay > TimeSpan.Zero && !await DelayAsync(delay, cancellationToken))
+            if (delay > TimeSpan.Zero && !await _time.TryDelayAsync(delay, cancellationToken))
             {
                 return;
             }
-        }
-    }
-
-    private async Task<bool> DelayAsync(TimeSpan delay, CancellationToken cancellationToken)
-    {
-        try
-        {
-            await Task.Delay(delay, _time, cancellationToken);
-            return true;
-        }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-        {
-            return false;
         }
     }
 

@@ -1,3 +1,4 @@
+using k8s.Models;
 using PodMigrate.Kube.Client;
 using PodMigrate.Kube.Models;
 
@@ -18,8 +19,6 @@ internal static class KubeObjects
         {
             var t when t == typeof(Pod) => o => ((Pod)o).Metadata,
             var t when t == typeof(Node) => o => ((Node)o).Metadata,
-            var t when t == typeof(Lease) => o => ((Lease)o).Metadata,
-            var t when t == typeof(KubeEvent) => o => ((KubeEvent)o).Metadata,
             var t when t == typeof(KubeNamespace) => o => ((KubeNamespace)o).Metadata,
             var t when t == typeof(CustomResource) => o => ((CustomResource)o).Metadata,
             _ => null,
@@ -28,16 +27,16 @@ internal static class KubeObjects
     }
 
     /// <summary>The reference an Event (or an owner reference) uses to point at an object of <paramref name="kind"/>.</summary>
-    public static ObjectReference Reference<T>(ResourceKind<T> kind, ObjectMeta metadata)
+    public static V1ObjectReference Reference<T>(ResourceKind<T> kind, ObjectMeta metadata)
         where T : class
     {
         ArgumentNullException.ThrowIfNull(kind);
         ArgumentNullException.ThrowIfNull(metadata);
-        return new ObjectReference
+        return new V1ObjectReference
         {
             ApiVersion = kind.ApiVersion,
             Kind = kind.Kind,
-            Namespace = metadata.Namespace,
+            NamespaceProperty = metadata.Namespace,
             Name = metadata.Name,
             Uid = metadata.Uid,
             ResourceVersion = metadata.ResourceVersion,

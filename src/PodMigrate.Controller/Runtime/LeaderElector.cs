@@ -1,7 +1,8 @@
+using k8s;
+using k8s.Models;
 using Microsoft.Extensions.Logging;
 using PodMigrate.Core.Errors;
 using PodMigrate.Kube.Client;
-using PodMigrate.Kube.Models;
 
 namespace PodMigrate.Controller.Runtime;
 
@@ -12,19 +13,21 @@ namespace PodMigrate.Controller.Runtime;
 /// clock from when it saw the last change, so clocks need not agree). Every write carries the resourceVersion read, so
 /// of two candidates one wins and the other gets 409 Conflict. A leader that cannot renew within
 /// <see cref="LeaderElectionOptions.RenewDeadline"/> of its last renewal stops leading before anyone else may start.
+/// The Lease is the package's <see cref="V1Lease"/>, read and written through its typed <c>CoordinationV1</c> calls; each write
+/// is an update of the object read with the election fields of its spec set, as client-go's LeaseLock writes it.
 /// </summary>
 internal sealed class LeaderElector
 {
     // client-go's JitterFactor: candidates retry at RetryPeriod × [1, 2.2) so that they do not collide in step.
     private const double JitterFactor = 1.2;
 
-    private readonly IKubernetesApi _api;
+    private readonly ICoordinationV1Operations _leases;
     private readonly LeaderElectionOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly string _lease;
     // The lease as last read or written, and when (our clock) it was last seen to change.
-    private Lease? _observed;
+    private V1Lease? _observed;
     private long _observedAt;
     private volatile bool _isLeader;
     private volatile string? _observedHolder;
@@ -35,13 +38,11 @@ internal sealed class LeaderElector
     {
         ArgumentNullException.ThrowIfNull(api);
         ArgumentNullException.ThrowIfNull(options);
-        ArgumentNullException.ThrowIfNull(time);
-        ArgumentNullException.ThrowIfNull(logger);
         options.Validate();
-        _api = api;
+        _leases = api.Kubernetes.CoordinationV1;
         _options = options;
-        _time = time;
-        _logger = logger;
+        _time = time ?? throw new ArgumentNullException(nameof(time));
+        _logger = logger ?? throw new ArgumentNullException(nameof(logger));
         _lease = $"{options.Namespace}/{options.LeaseName}";
     }
 
@@ -86,7 +87,7 @@ internal sealed class LeaderElector
                 {
                     _acquiredAt = started;
                     _isLeader = true;
-                    RuntimeLog.LeadershipAcquired(_logger, _lease, Identity, _observed?.Spec.LeaseTransitions ?? 0);
+                    RuntimeLog.LeadershipAcquired(_logger, _lease, Identity, _observed?.Spec?.LeaseTransitions ?? 0);
                     return true;
                 }
             }
@@ -103,7 +104,7 @@ internal sealed class LeaderElector
                 RuntimeLog.AttemptFailed(_logger, _lease, Identity, e.Kind, e.Message);
             }
             var wait = _options.RetryPeriod * (1 + (Random.Shared.NextDouble() * JitterFactor));
-            if (!await DelayAsync(wait, cancellationToken))
+            if (!await _time.TryDelayAsync(wait, cancellationToken))
             {
                 return false;
             }
@@ -152,7 +153,7 @@ internal sealed class LeaderElector
             {
                 return $"not renewed within {_options.RenewDeadline}";
             }
-            if (!await DelayAsync(remaining < _options.RetryPeriod ? remaining : _options.RetryPeriod, cancellationToken))
+            if (!await _time.TryDelayAsync(remaining < _options.RetryPeriod ? remaining : _options.RetryPeriod, cancellationToken))
             {
                 return null;
             }
@@ -215,10 +216,8 @@ internal sealed class LeaderElector
 
     private async Task<Attempt> TryAcquireOrRenewAsync(CancellationToken cancellationToken)
     {
-        var ns = _options.Namespace;
-        var name = _options.LeaseName;
-        var now = _time.GetUtcNow();
-        Lease current;
+        var now = MicroTime(_time.GetUtcNow());
+        V1Lease current;
         if (_isLeader && _observed is not null)
         {
             // The leader renews the lease it wrote last without reading it first; a 409 tells it someone else wrote since.
@@ -228,14 +227,16 @@ internal sealed class LeaderElector
         {
             try
             {
-                current = await _api.GetAsync(KubeResources.Leases, ns, name, cancellationToken);
+                current = await ReadAsync(cancellationToken);
             }
             catch (PodMigrateException e) when (e.Kind == ErrorKind.NotFound)
             {
-                var lease = new Lease
+                var lease = new V1Lease
                 {
-                    Metadata = new ObjectMeta { Name = name, Namespace = ns },
-                    Spec = new LeaseSpec
+                    ApiVersion = V1Lease.KubeGroup + "/" + V1Lease.KubeApiVersion,
+                    Kind = V1Lease.KubeKind,
+                    Metadata = new V1ObjectMeta { Name = _options.LeaseName, NamespaceProperty = _options.Namespace },
+                    Spec = new V1LeaseSpec
                     {
                         HolderIdentity = Identity,
                         LeaseDurationSeconds = LeaseDurationSeconds,
@@ -246,7 +247,8 @@ internal sealed class LeaderElector
                 };
                 try
                 {
-                    Observe(await _api.CreateAsync(KubeResources.Leases, ns, lease, cancellationToken));
+                    Observe(await KubeApiErrors.CallAsync(
+                        token => _leases.CreateNamespacedLeaseAsync(lease, _options.Namespace, cancellationToken: token), $"create lease {_lease}", cancellationToken));
                     return Attempt.Leading;
                 }
                 catch (PodMigrateException conflict) when (conflict.Kind == ErrorKind.AlreadyExists)
@@ -256,32 +258,25 @@ internal sealed class LeaderElector
             }
             Observe(current);
         }
-        var spec = current.Spec;
+        var spec = current.Spec ?? new V1LeaseSpec();
         var holder = spec.HolderIdentity;
         var mine = holder == Identity;
         if (!string.IsNullOrEmpty(holder) && !mine && !Expired(spec))
         {
             return Attempt.HeldByOther;
         }
-        var updated = new Lease
+        try
         {
-            ApiVersion = current.ApiVersion,
-            Kind = current.Kind,
-            Metadata = current.Metadata,
-            ExtensionData = current.ExtensionData,
-            Spec = new LeaseSpec
+            Observe(await UpdateAsync(current, new V1LeaseSpec
             {
                 HolderIdentity = Identity,
                 LeaseDurationSeconds = LeaseDurationSeconds,
                 AcquireTime = mine ? spec.AcquireTime ?? now : now,
                 RenewTime = now,
                 LeaseTransitions = mine ? spec.LeaseTransitions ?? 0 : (spec.LeaseTransitions ?? 0) + 1,
-                ExtensionData = spec.ExtensionData,
-            },
-        };
-        try
-        {
-            Observe(await _api.ReplaceAsync(KubeResources.Leases, ns, name, updated, cancellationToken));
+                PreferredHolder = spec.PreferredHolder,
+                Strategy = spec.Strategy,
+            }, cancellationToken));
             return Attempt.Leading;
         }
         catch (PodMigrateException e) when (e.IsConflict())
@@ -316,31 +311,24 @@ internal sealed class LeaderElector
         {
             try
             {
-                var current = await _api.GetAsync(KubeResources.Leases, _options.Namespace, _options.LeaseName, timeout.Token);
+                var current = await ReadAsync(timeout.Token);
                 Observe(current);
-                if (current.Spec.HolderIdentity != Identity)
+                if (current.Spec?.HolderIdentity != Identity)
                 {
                     // Someone else holds it already (our renewals had lapsed): nothing of ours to release.
                     return;
                 }
-                var now = _time.GetUtcNow();
-                var released = new Lease
+                var now = MicroTime(_time.GetUtcNow());
+                Observe(await UpdateAsync(current, new V1LeaseSpec
                 {
-                    ApiVersion = current.ApiVersion,
-                    Kind = current.Kind,
-                    Metadata = current.Metadata,
-                    ExtensionData = current.ExtensionData,
-                    Spec = new LeaseSpec
-                    {
-                        HolderIdentity = "",
-                        LeaseDurationSeconds = 1,
-                        AcquireTime = now,
-                        RenewTime = now,
-                        LeaseTransitions = current.Spec.LeaseTransitions,
-                        ExtensionData = current.Spec.ExtensionData,
-                    },
-                };
-                Observe(await _api.ReplaceAsync(KubeResources.Leases, _options.Namespace, _options.LeaseName, released, timeout.Token));
+                    HolderIdentity = "",
+                    LeaseDurationSeconds = 1,
+                    AcquireTime = now,
+                    RenewTime = now,
+                    LeaseTransitions = current.Spec.LeaseTransitions,
+                    PreferredHolder = current.Spec.PreferredHolder,
+                    Strategy = current.Spec.Strategy,
+                }, timeout.Token));
                 RuntimeLog.LeaseReleased(_logger, _lease, Identity);
                 return;
             }
@@ -355,19 +343,51 @@ internal sealed class LeaderElector
         }
     }
 
+    private Task<V1Lease> ReadAsync(CancellationToken cancellationToken)
+        => KubeApiErrors.CallAsync(token => _leases.ReadNamespacedLeaseAsync(_options.LeaseName, _options.Namespace, cancellationToken: token),
+            $"get lease {_lease}", cancellationToken);
+
+    /// <summary>
+    /// PUT of the lease read with <paramref name="spec"/> as its spec: the read's resourceVersion makes it fail with a conflict
+    /// when someone wrote since. The rest of the object goes back as the package's model holds it; a spec field newer than
+    /// the model would be lost, as it is with client-go's LeaseLock, which also rebuilds the whole spec from its record.
+    /// </summary>
+    private Task<V1Lease> UpdateAsync(V1Lease read, V1LeaseSpec spec, CancellationToken cancellationToken)
+    {
+        var updated = new V1Lease { ApiVersion = read.ApiVersion, Kind = read.Kind, Metadata = read.Metadata, Spec = spec };
+        return KubeApiErrors.CallAsync(token => _leases.ReplaceNamespacedLeaseAsync(updated, _options.LeaseName, _options.Namespace, cancellationToken: token),
+            $"update lease {_lease}", cancellationToken);
+    }
+
+    /// <summary>
+    /// <paramref name="time"/> as a MicroTime: whole microseconds, and never a whole second. The API server parses MicroTime
+    /// with exactly six fractional digits, and the package writes a time with no sub-second part without any
+    /// (2026-12-07T09:00:00Z: a 400); one microsecond later is the same renewal.
+    /// </summary>
+    internal static DateTime MicroTime(DateTimeOffset time)
+    {
+        var ticks = time.UtcTicks;
+        ticks -= ticks % 10;
+        if (ticks % TimeSpan.TicksPerSecond == 0)
+        {
+            ticks += 10;
+        }
+        return new DateTime(ticks, DateTimeKind.Utc);
+    }
+
     private int LeaseDurationSeconds => (int)Math.Ceiling(_options.LeaseDuration.TotalSeconds);
 
-    private bool Expired(LeaseSpec spec)
+    private bool Expired(V1LeaseSpec spec)
         => _time.GetElapsedTime(_observedAt) > TimeSpan.FromSeconds(spec.LeaseDurationSeconds ?? LeaseDurationSeconds);
 
-    private void Observe(Lease lease)
+    private void Observe(V1Lease lease)
     {
-        if (_observed?.Metadata.ResourceVersion != lease.Metadata.ResourceVersion)
+        if (_observed?.Metadata?.ResourceVersion != lease.Metadata?.ResourceVersion)
         {
             _observedAt = _time.GetTimestamp();
         }
         _observed = lease;
-        var holder = string.IsNullOrEmpty(lease.Spec.HolderIdentity) ? null : lease.Spec.HolderIdentity;
+        var holder = string.IsNullOrEmpty(lease.Spec?.HolderIdentity) ? null : lease.Spec.HolderIdentity;
         if (holder != _observedHolder)
         {
             _observedHolder = holder;
@@ -375,19 +395,6 @@ internal sealed class LeaderElector
             {
                 RuntimeLog.LeaderObserved(_logger, _lease, holder);
             }
-        }
-    }
-
-    private async Task<bool> DelayAsync(TimeSpan delay, CancellationToken cancellationToken)
-    {
-        try
-        {
-            await Task.Delay(delay, _time, cancellationToken);
-            return true;
-        }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-        {
-            return false;
         }
     }
 

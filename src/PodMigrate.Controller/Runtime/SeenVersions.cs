@@ -51,6 +51,8 @@ internal sealed class SeenVersions
     private sealed class TrackingApi<TKind>(IKubernetesApi inner, ResourceKind<TKind> tracked, Func<TKind, ObjectMeta> metadataOf, SeenVersions seen) : IKubernetesApi
         where TKind : class
     {
+        public k8s.IKubernetes Kubernetes => inner.Kubernetes;
+
         public async Task<T> GetAsync<T>(ResourceKind<T> kind, string? ns, string name, CancellationToken cancellationToken)
             where T : class
             => Note(kind, await inner.GetAsync(kind, ns, name, cancellationToken));

@@ -10,6 +10,12 @@ namespace PodMigrate.Kube.Client;
 /// </summary>
 public interface IKubernetesApi
 {
+    /// <summary>
+    /// The package's client, for its typed calls on the package's models (<c>CoordinationV1</c> leases, <c>CoreV1</c> events):
+    /// run each through <see cref="KubeApiErrors.CallAsync"/> so that its failures get the same kinds as the calls below.
+    /// </summary>
+    k8s.IKubernetes Kubernetes { get; }
+
     Task<T> GetAsync<T>(ResourceKind<T> kind, string? ns, string name, CancellationToken cancellationToken)
         where T : class;
 

@@ -93,6 +93,23 @@ public static class KubeApiErrors
         }
     }
 
+    /// <summary>
+    /// Runs one typed call of the package (<c>api.Kubernetes.CoordinationV1.ReadNamespacedLeaseAsync(…)</c>), its failures
+    /// translated as <see cref="Translate"/> does; <paramref name="doing"/> says what was asked ("get lease ns/name").
+    /// </summary>
+    public static async Task<T> CallAsync<T>(Func<CancellationToken, Task<T>> call, string doing, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(call);
+        try
+        {
+            return await call(cancellationToken);
+        }
+        catch (Exception e) when (Translate(e, doing, cancellationToken) is { } translated)
+        {
+            throw translated;
+        }
+    }
+
     private static KubeStatus ParseStatus(string? text, HttpStatusCode code)
     {
         if (!string.IsNullOrEmpty(text))

@@ -17,8 +17,6 @@ namespace PodMigrate.Kube.Client;
 [JsonSerializable(typeof(Node))]
 [JsonSerializable(typeof(KubeList<Node>))]
 [JsonSerializable(typeof(NodeStatus))]
-[JsonSerializable(typeof(KubeEvent))]
-[JsonSerializable(typeof(KubeList<KubeEvent>))]
 [JsonSerializable(typeof(Lease))]
 [JsonSerializable(typeof(KubeList<Lease>))]
 [JsonSerializable(typeof(KubeNamespace))]
@@ -27,7 +25,6 @@ namespace PodMigrate.Kube.Client;
 [JsonSerializable(typeof(KubeList<CustomResource>))]
 [JsonSerializable(typeof(KubeStatus))]
 [JsonSerializable(typeof(DeleteOptions))]
-[JsonSerializable(typeof(Binding))]
 [JsonSerializable(typeof(JsonElement))]
 [JsonSerializable(typeof(string))]
 public sealed partial class KubeClientJsonContext : JsonSerializerContext;

@@ -15,21 +15,23 @@ namespace PodMigrate.Kube.Client;
 /// custom-object API (which serves the core group too) and its watch. What stays ours is the typed kind descriptor
 /// (<see cref="ResourceKind{T}"/>), so a kind's model is read with its own JSON contract, and the mapping of failures to
 /// <see cref="PodMigrateException"/> kinds, done in one place (<see cref="KubeApiErrors.Translate"/>).
-/// <see cref="Kubernetes"/> is there for the package's typed calls (pods, bindings, leases, events) where a caller wants them.
+/// <see cref="Kubernetes"/> is the package's client for its typed calls on the package's models (the controller's leases
+/// and events), run through <see cref="KubeApiErrors.CallAsync"/>.
 /// </summary>
 public sealed class KubernetesApiClient : IKubernetesApi, IDisposable
 {
     private readonly KubernetesClientConfiguration _config;
+    private readonly k8s.Kubernetes _kubernetes;
 
-    public KubernetesApiClient(KubernetesClientConfiguration config)
+    /// <param name="handlers">The package's HTTP pipeline additions, outermost first (tests put a hand on the wire here).</param>
+    public KubernetesApiClient(KubernetesClientConfiguration config, params DelegatingHandler[] handlers)
     {
         ArgumentNullException.ThrowIfNull(config);
         _config = config;
-        Kubernetes = new k8s.Kubernetes(config);
+        _kubernetes = new k8s.Kubernetes(config, handlers);
     }
 
-    /// <summary>The package's client, for its typed calls.</summary>
-    public k8s.Kubernetes Kubernetes { get; }
+    public IKubernetes Kubernetes => _kubernetes;
 
     /// <summary>The context's namespace (kubeconfig) or the pod's own (service account); "default" when neither says.</summary>
     public string DefaultNamespace => string.IsNullOrEmpty(_config.Namespace) ? "default" : _config.Namespace;
@@ -192,7 +194,7 @@ public sealed class KubernetesApiClient : IKubernetesApi, IDisposable
         }
     }
 
-    public void Dispose() => Kubernetes.Dispose();
+    public void Dispose() => _kubernetes.Dispose();
 
     private Task<HttpOperationResponse<object>> List<T>(ResourceKind<T> kind, string? ns, ListOptions? options, CancellationToken cancellationToken)
         where T : class

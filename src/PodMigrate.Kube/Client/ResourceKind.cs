@@ -57,8 +57,6 @@ public static class KubeResources
 
     public static ResourceKind<KubeNamespace> Namespaces { get; } = new("", "v1", "namespaces", "Namespace", false, Json.KubeNamespace, Json.KubeListKubeNamespace);
 
-    public static ResourceKind<KubeEvent> Events { get; } = new("", "v1", "events", "Event", true, Json.KubeEvent, Json.KubeListKubeEvent);
-
     public static ResourceKind<Lease> Leases { get; } = new("coordination.k8s.io", "v1", "leases", "Lease", true, Json.Lease, Json.KubeListLease);
 
     public static ResourceKind<CustomResource> CustomResourceDefinitions { get; } =

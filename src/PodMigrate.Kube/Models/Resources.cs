@@ -128,39 +128,3 @@ public sealed class KubeNamespace
     [JsonExtensionData]
     public Dictionary<string, JsonElement>? ExtensionData { get; set; }
 }
-
-/// <summary>core/v1 Binding: assigns a pod to a node (what a scheduler posts to pods/binding).</summary>
-public sealed class Binding
-{
-    public string? ApiVersion { get; set; } = "v1";
-
-    public string? Kind { get; set; } = "Binding";
-
-    public ObjectMeta Metadata { get; set; } = new();
-
-    public ObjectReference Target { get; set; } = new();
-
-    [JsonExtensionData]
-    public Dictionary<string, JsonElement>? ExtensionData { get; set; }
-}
-
-/// <summary>core/v1 ObjectReference.</summary>
-public sealed class ObjectReference
-{
-    public string? ApiVersion { get; set; }
-
-    public string? Kind { get; set; }
-
-    public string? Namespace { get; set; }
-
-    public string? Name { get; set; }
-
-    public string? Uid { get; set; }
-
-    public string? ResourceVersion { get; set; }
-
-    public string? FieldPath { get; set; }
-
-    [JsonExtensionData]
-    public Dictionary<string, JsonElement>? ExtensionData { get; set; }
-}

@@ -107,7 +107,7 @@ public sealed class ControllerHealthTests
 
         // Returns (no failure to rethrow) once the loop has stopped; the lease is released on the way out.
         await running.WaitAsync(TimeSpan.FromSeconds(30), api.Token);
-        var lease = await api.Client.GetAsync(KubeResources.Leases, "default", "podmigrate-controller", api.Token);
+        var lease = await api.LeaseAsync();
         lease.Spec.HolderIdentity.ShouldBe("");
     }
 

@@ -48,7 +48,7 @@ public sealed class ControllerHostTests
         await running.DisposeAsync();
         running.Task.IsCompletedSuccessfully.ShouldBeTrue();
         queue.IsShuttingDown.ShouldBeTrue();
-        var lease = await api.Client.GetAsync(KubeResources.Leases, "default", "podmigrate-controller", api.Token);
+        var lease = await api.LeaseAsync();
         // Released as client-go releases: an empty holder (not a missing one).
         lease.Spec.HolderIdentity.ShouldBe("");
     }

@@ -1,3 +1,5 @@
+using k8s;
+using k8s.Models;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using PodMigrate.Controller.Runtime;
@@ -19,7 +21,7 @@ public sealed class EventRecorderTests
         WriteTimeout = writeTimeout ?? TimeSpan.FromSeconds(10),
     }, time, logger ?? NullLogger<EventRecorder>.Instance);
 
-    private static ObjectReference Migration(string name = "m1") => KubeObjects.Reference(Migrations, new ObjectMeta
+    private static V1ObjectReference Migration(string name = "m1") => KubeObjects.Reference(Migrations, new ObjectMeta
     {
         Namespace = "default",
         Name = name,
@@ -41,19 +43,19 @@ public sealed class EventRecorderTests
             time.Advance(TimeSpan.FromSeconds(2));
         }
 
-        var events = (await api.Client.ListAsync(KubeResources.Events, "default", null, api.Token)).Items;
+        var events = await api.EventsAsync("default");
         var single = events.ShouldHaveSingleItem();
         single.Count.ShouldBe(3);
         single.Type.ShouldBe("Normal");
         single.Reason.ShouldBe("CheckpointStarted");
         single.Message.ShouldBe("checkpointing counter on node-a");
-        single.FirstTimestamp.ShouldBe(first);
-        single.LastTimestamp.ShouldBe(first + TimeSpan.FromSeconds(4));
+        single.FirstTimestamp.ShouldBe(first.UtcDateTime);
+        single.LastTimestamp.ShouldBe((first + TimeSpan.FromSeconds(4)).UtcDateTime);
         single.Source!.Component.ShouldBe("podmigrate-controller");
         single.Source.Host.ShouldBe("controller-0");
         single.Metadata.Name.ShouldStartWith("m1.");
         var involved = single.InvolvedObject;
-        (involved.ApiVersion, involved.Kind, involved.Namespace, involved.Name, involved.Uid, involved.ResourceVersion)
+        (involved.ApiVersion, involved.Kind, involved.NamespaceProperty, involved.Name, involved.Uid, involved.ResourceVersion)
             .ShouldBe(("podmigrate.io/v1alpha1", "PodMigration", "default", "m1", "uid-m1", "42"));
     }
 
@@ -71,7 +73,7 @@ public sealed class EventRecorderTests
         time.Advance(TimeSpan.FromMinutes(11));
         await recorder.NormalAsync(Migration(), "CheckpointStarted", "node-a", api.Token);
 
-        var events = (await api.Client.ListAsync(KubeResources.Events, "default", null, api.Token)).Items;
+        var events = await api.EventsAsync("default");
         events.Count.ShouldBe(5);
         events.ShouldAllBe(e => e.Count == 1);
         events.Count(e => e.Type == "Warning").ShouldBe(1);
@@ -84,13 +86,13 @@ public sealed class EventRecorderTests
         var time = new FakeTimeProvider();
         using var recorder = Recorder(api.Client, time);
         await recorder.WarningAsync(Migration(), "RestoreFailed", "no space left on node-b", api.Token);
-        var first = (await api.Client.ListAsync(KubeResources.Events, "default", null, api.Token)).Items.ShouldHaveSingleItem();
-        await api.Client.DeleteAsync(KubeResources.Events, "default", first.Metadata.Name!, null, api.Token);
+        var first = (await api.EventsAsync("default")).ShouldHaveSingleItem();
+        await api.Client.Kubernetes.CoreV1.DeleteNamespacedEventAsync(first.Metadata.Name, "default", cancellationToken: api.Token);
 
         await recorder.WarningAsync(Migration(), "RestoreFailed", "no space left on node-b", api.Token);
         await recorder.WarningAsync(Migration(), "RestoreFailed", "no space left on node-b", api.Token);
 
-        var again = (await api.Client.ListAsync(KubeResources.Events, "default", null, api.Token)).Items.ShouldHaveSingleItem();
+        var again = (await api.EventsAsync("default")).ShouldHaveSingleItem();
         again.Metadata.Name.ShouldNotBe(first.Metadata.Name);
         again.Count.ShouldBe(2);
     }
@@ -99,13 +101,14 @@ public sealed class EventRecorderTests
     public async Task Recording_never_throws_into_the_caller()
     {
         await using var api = await ApiServerFixture.StartAsync();
-        var wire = new ControlledApi(api.Client) { Partitioned = true };
+        var wire = new Wire { Partitioned = true };
+        using var client = api.ClientWith(wire);
         var logger = new ListLogger<EventRecorder>();
-        using var recorder = Recorder(wire, TimeProvider.System, logger, writeTimeout: TimeSpan.FromMilliseconds(200));
+        using var recorder = Recorder(client, TimeProvider.System, logger, writeTimeout: TimeSpan.FromMilliseconds(200));
 
         // An API server that does not answer, an object without a name, an unknown namespace: logged and dropped.
         await recorder.NormalAsync(Migration(), "CheckpointStarted", "node-a", api.Token);
-        await recorder.NormalAsync(new ObjectReference { Kind = "PodMigration" }, "CheckpointStarted", "node-a", api.Token);
+        await recorder.NormalAsync(new V1ObjectReference { Kind = "PodMigration" }, "CheckpointStarted", "node-a", api.Token);
         wire.Partitioned = false;
         await recorder.NormalAsync(KubeObjects.Reference(Migrations, new ObjectMeta { Namespace = "nowhere", Name = "m1" }), "CheckpointStarted", "x", api.Token);
         using var cancelled = new CancellationTokenSource();
@@ -113,6 +116,6 @@ public sealed class EventRecorderTests
         await recorder.NormalAsync(Migration(), "CheckpointStarted", "node-a", cancelled.Token);
 
         logger.Entries.Count(e => e.Level == LogLevel.Warning && e.Message.Contains("dropped", StringComparison.Ordinal)).ShouldBe(3);
-        (await api.Client.ListAsync(KubeResources.Events, null, null, api.Token)).Items.ShouldBeEmpty();
+        (await api.EventsAsync(null)).ShouldBeEmpty();
     }
 }

@@ -193,8 +193,8 @@ public sealed class InformerTests
     [Trait("Category", "Unit")]
     public void A_type_without_known_metadata_needs_an_accessor()
     {
-        var error = Should.Throw<PodMigrateException>(() => new Informer<Binding>(new ControlledApi(null!), new ResourceKind<Binding>(
-            "", "v1", "bindings", "Binding", true, KubeClientJsonContext.Default.Binding, null!), null, TimeProvider.System, NullLogger<Informer<Binding>>.Instance));
+        var error = Should.Throw<PodMigrateException>(() => new Informer<Secret>(new ControlledApi(null!), KubeResources.Secrets, null, TimeProvider.System,
+            NullLogger<Informer<Secret>>.Instance));
         error.Kind.ShouldBe(ErrorKind.InvalidArgument);
     }
 

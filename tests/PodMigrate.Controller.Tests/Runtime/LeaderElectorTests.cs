@@ -1,10 +1,13 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Text.Json;
+using k8s;
+using k8s.Autorest;
+using k8s.Models;
 using Microsoft.Extensions.Logging.Abstractions;
 using PodMigrate.Controller.Runtime;
 using PodMigrate.Core.Errors;
 using PodMigrate.Kube.Client;
-using PodMigrate.Kube.Models;
 
 namespace PodMigrate.Controller.Tests.Runtime;
 
@@ -45,7 +48,7 @@ public sealed class LeaderElectorTests
         winner.IsLeader.ShouldBeTrue();
         loser.IsLeader.ShouldBeFalse();
         loser.ObservedLeader.ShouldBe(leader);
-        var lease = await api.Client.GetAsync(KubeResources.Leases, "default", "podmigrate-controller", api.Token);
+        var lease = await api.LeaseAsync();
         lease.Spec.HolderIdentity.ShouldBe(leader);
         lease.Spec.LeaseTransitions.ShouldBe(0);
         lease.Spec.LeaseDurationSeconds.ShouldBe(10);
@@ -56,10 +59,11 @@ public sealed class LeaderElectorTests
     public async Task When_the_leader_stops_renewing_it_stops_leading_and_the_other_takes_over_after_the_lease_duration()
     {
         await using var api = await ApiServerFixture.StartAsync();
-        var wireA = new ControlledApi(api.Client);
+        var wireA = new Wire();
+        using var clientA = api.ClientWith(wireA);
         var terms = new Terms();
         var leaseDuration = TimeSpan.FromSeconds(4);
-        var a = Elector(wireA, "a", leaseDuration, TimeSpan.FromSeconds(1.5));
+        var a = Elector(clientA, "a", leaseDuration, TimeSpan.FromSeconds(1.5));
         await using var runA = Background.Start(ct => a.RunAsync(terms.Lead("a"), ct), api.Token);
         await TestPods.EventuallyAsync(() => terms.Started.Count == 1, api.Token);
         var b = Elector(api.Client, "b", leaseDuration, TimeSpan.FromSeconds(1.5));
@@ -78,7 +82,7 @@ public sealed class LeaderElectorTests
         takeover.ShouldBeGreaterThan(leaseDuration - TimeSpan.FromMilliseconds(500));
         terms.Events.ShouldBe(["start a", "stop a", "start b"]);
         terms.MaxConcurrent.ShouldBe(1);
-        var lease = await api.Client.GetAsync(KubeResources.Leases, "default", "podmigrate-controller", api.Token);
+        var lease = await api.LeaseAsync();
         lease.Spec.HolderIdentity.ShouldBe("b");
         lease.Spec.LeaseTransitions.ShouldBe(1);
     }
@@ -105,7 +109,7 @@ public sealed class LeaderElectorTests
 
         stopping.Elapsed.ShouldBeLessThan(TimeSpan.FromSeconds(15));
         terms.Events.ShouldBe(["start a", "stop a", "start b"]);
-        var lease = await api.Client.GetAsync(KubeResources.Leases, "default", "podmigrate-controller", api.Token);
+        var lease = await api.LeaseAsync();
         lease.Spec.HolderIdentity.ShouldBe("b");
         lease.Spec.LeaseTransitions.ShouldBe(1);
     }
@@ -114,27 +118,28 @@ public sealed class LeaderElectorTests
     public async Task A_renewal_applied_by_the_server_but_cancelled_by_the_stop_does_not_keep_the_lease_held()
     {
         await using var api = await ApiServerFixture.StartAsync();
-        using var wire = new ControlledApi(api.Client);
+        var wire = new Wire();
+        using var client = api.ClientWith(wire);
         var terms = new Terms();
-        var a = Elector(wire, "a", TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(5));
+        var a = Elector(client, "a", TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(5));
         var runA = Background.Start(ct => a.RunAsync(terms.Lead("a"), ct), api.Token);
         await TestPods.EventuallyAsync(() => terms.Started.Count == 1, api.Token);
 
         // The next renewal reaches the server, which applies it (a new resourceVersion); the stop then cancels the call
         // before its answer is read: the copy the elector holds is one version behind the server's.
-        wire.LoseNextReplaceAnswer();
-        await wire.ReplaceAnswerLost.WaitAsync(api.Token);
-        var renewed = await api.Client.GetAsync(KubeResources.Leases, "default", "podmigrate-controller", api.Token);
+        wire.LoseNextPutAnswer();
+        await wire.PutAnswerLost.WaitAsync(api.Token);
+        var renewed = await api.LeaseAsync();
         renewed.Spec.HolderIdentity.ShouldBe("a");
         await runA.DisposeAsync();
         runA.Task.IsCompletedSuccessfully.ShouldBeTrue();
 
         // The release read the lease again and cleared the holder, as client-go writes it: empty, duration 1 s.
-        var lease = await api.Client.GetAsync(KubeResources.Leases, "default", "podmigrate-controller", api.Token);
+        var lease = await api.LeaseAsync();
         lease.Spec.HolderIdentity.ShouldBe("");
         lease.Spec.LeaseDurationSeconds.ShouldBe(1);
-        long.Parse(lease.Metadata.ResourceVersion!, System.Globalization.CultureInfo.InvariantCulture)
-            .ShouldBeGreaterThan(long.Parse(renewed.Metadata.ResourceVersion!, System.Globalization.CultureInfo.InvariantCulture));
+        long.Parse(lease.Metadata.ResourceVersion, CultureInfo.InvariantCulture)
+            .ShouldBeGreaterThan(long.Parse(renewed.Metadata.ResourceVersion, CultureInfo.InvariantCulture));
     }
 
     [Fact]
@@ -150,16 +155,16 @@ public sealed class LeaderElectorTests
         Stopwatch taken;
         while (true)
         {
-            var lease = await api.Client.GetAsync(KubeResources.Leases, "default", "podmigrate-controller", api.Token);
+            var lease = await api.LeaseAsync();
             lease.Spec.HolderIdentity = "intruder";
-            lease.Spec.RenewTime = DateTimeOffset.UtcNow;
+            lease.Spec.RenewTime = DateTime.UtcNow;
             taken = Stopwatch.StartNew();
             try
             {
-                await api.Client.ReplaceAsync(KubeResources.Leases, "default", "podmigrate-controller", lease, api.Token);
+                await api.Client.Kubernetes.CoordinationV1.ReplaceNamespacedLeaseAsync(lease, "podmigrate-controller", "default", cancellationToken: api.Token);
                 break;
             }
-            catch (PodMigrateException e) when (e.IsConflict())
+            catch (HttpOperationException e) when (e.Response.StatusCode == System.Net.HttpStatusCode.Conflict)
             {
             }
         }
@@ -177,21 +182,20 @@ public sealed class LeaderElectorTests
 
     [Fact]
     [Trait("Category", "Unit")]
-    public void Lease_times_are_written_as_MicroTime_with_exactly_six_fractional_digits()
+    public void Lease_times_are_written_as_MicroTime_with_exactly_six_fractional_digits_even_on_a_whole_second()
     {
-        var lease = new Lease
-        {
-            Spec = new LeaseSpec
-            {
-                AcquireTime = new DateTimeOffset(2026, 11, 22, 10, 0, 0, TimeSpan.FromHours(1)),
-                RenewTime = new DateTimeOffset(2026, 11, 22, 10, 0, 0, TimeSpan.Zero).AddTicks(1234567),
-            },
-        };
-        var json = JsonSerializer.SerializeToElement(lease, KubeClientJsonContext.Default.Lease).GetProperty("spec");
-        json.GetProperty("acquireTime").GetString().ShouldBe("2026-11-22T09:00:00.000000Z");
+        // The API server parses MicroTime with exactly six fractional digits; the package writes a whole second with none.
+        var exact = new DateTime(2026, 11, 22, 9, 0, 0, DateTimeKind.Utc);
+        KubernetesJson.Serialize(new V1LeaseSpec { RenewTime = exact }).ShouldContain("\"2026-11-22T09:00:00Z\"");
+        var wholeSecond = LeaderElector.MicroTime(new DateTimeOffset(2026, 11, 22, 10, 0, 0, TimeSpan.FromHours(1)));
+        var fraction = LeaderElector.MicroTime(new DateTimeOffset(2026, 11, 22, 10, 0, 0, TimeSpan.Zero).AddTicks(1234567));
+        var lease = new V1Lease { Spec = new V1LeaseSpec { AcquireTime = wholeSecond, RenewTime = fraction } };
+
+        var json = JsonDocument.Parse(KubernetesJson.Serialize(lease)).RootElement.GetProperty("spec");
+
+        json.GetProperty("acquireTime").GetString().ShouldBe("2026-11-22T09:00:00.000001Z");
         json.GetProperty("renewTime").GetString().ShouldBe("2026-11-22T10:00:00.123456Z");
-        var back = JsonSerializer.Deserialize(JsonSerializer.Serialize(lease, KubeClientJsonContext.Default.Lease), KubeClientJsonContext.Default.Lease)!;
-        back.Spec.AcquireTime.ShouldBe(lease.Spec.AcquireTime);
+        KubernetesJson.Deserialize<V1Lease>(KubernetesJson.Serialize(lease)).Spec.RenewTime.ShouldBe(fraction);
     }
 
     [Fact]

@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
+using k8s;
+using k8s.Models;
 using Microsoft.Extensions.Logging;
 using PodMigrate.Controller.Runtime;
 using PodMigrate.Core.Errors;
@@ -38,6 +40,19 @@ internal sealed class ApiServerFixture : IAsyncDisposable
         return new ApiServerFixture(server, new KubernetesApiClient(server.ClientConfig), timeout);
     }
 
+    /// <summary>Another client of the server with <paramref name="handlers"/> in its HTTP pipeline (a <see cref="Wire"/>); the caller disposes it.</summary>
+    public KubernetesApiClient ClientWith(params DelegatingHandler[] handlers) => new(Server.ClientConfig, handlers);
+
+    /// <summary>The Lease as the server holds it, read with the package's typed call.</summary>
+    public Task<V1Lease> LeaseAsync(string ns = "default", string name = "podmigrate-controller")
+        => Client.Kubernetes.CoordinationV1.ReadNamespacedLeaseAsync(name, ns, cancellationToken: Token);
+
+    /// <summary>The core/v1 Events of <paramref name="ns"/> (all namespaces when null), read with the package's typed calls.</summary>
+    public async Task<IList<Corev1Event>> EventsAsync(string? ns)
+        => (ns is null
+            ? await Client.Kubernetes.CoreV1.ListEventForAllNamespacesAsync(cancellationToken: Token)
+            : await Client.Kubernetes.CoreV1.ListNamespacedEventAsync(ns, cancellationToken: Token)).Items;
+
     public async ValueTask DisposeAsync()
     {
         Client.Dispose();
@@ -47,8 +62,50 @@ internal sealed class ApiServerFixture : IAsyncDisposable
 }
 
 /// <summary>
-/// The real client with a hand on the wire: cut and hold watches, fail lists, or partition (every call hangs until its
-/// token is cancelled), and count what was asked. What it forwards goes over HTTP to the real server.
+/// A hand on the wire of the package's client (a handler in its HTTP pipeline): every request hangs while partitioned,
+/// and a PUT's answer can be lost after the server applied it. What it forwards goes over HTTP to the real server.
+/// </summary>
+internal sealed class Wire : DelegatingHandler
+{
+    private readonly TaskCompletionSource _putAnswerLost = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private volatile bool _partitioned;
+    private int _loseNextPutAnswer;
+
+    public bool Partitioned
+    {
+        get => _partitioned;
+        set => _partitioned = value;
+    }
+
+    /// <summary>The next PUT is applied by the server but its answer is lost: the call hangs until it is cancelled.</summary>
+    public void LoseNextPutAnswer() => Interlocked.Exchange(ref _loseNextPutAnswer, 1);
+
+    /// <summary>Completes when a PUT was applied and its answer lost.</summary>
+    public Task PutAnswerLost => _putAnswerLost.Task;
+
+    protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+    {
+        if (_partitioned)
+        {
+            await Task.Delay(Timeout.Infinite, cancellationToken);
+        }
+        if (request.Method != HttpMethod.Put || Interlocked.Exchange(ref _loseNextPutAnswer, 0) == 0)
+        {
+            return await base.SendAsync(request, cancellationToken);
+        }
+        // The server applies the write; its answer never arrives, and the caller sees only its own cancellation.
+        using (await base.SendAsync(request, CancellationToken.None))
+        {
+        }
+        _putAnswerLost.TrySetResult();
+        await Task.Delay(Timeout.Infinite, cancellationToken);
+        throw new UnreachableException();
+    }
+}
+
+/// <summary>
+/// The real client with a hand on its generic calls: cut and hold watches, fail lists, and count what was asked. What it
+/// forwards goes over HTTP to the real server.
 /// </summary>
 internal sealed class ControlledApi(IKubernetesApi inner) : IKubernetesApi, IDisposable
 {
@@ -61,9 +118,9 @@ internal sealed class ControlledApi(IKubernetesApi inner) : IKubernetesApi, IDis
     private int _getCalls;
     private int _listFailures;
     private int _gone;
-    private volatile bool _partitioned;
-    private int _loseNextReplaceAnswer;
-    private readonly TaskCompletionSource _replaceAnswerLost = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>The package's typed calls go straight through: put a <see cref="Wire"/> in the inner client's pipeline to reach them.</summary>
+    public k8s.IKubernetes Kubernetes => inner.Kubernetes;
 
     public int ListCalls => Volatile.Read(ref _listCalls);
 
@@ -76,18 +133,6 @@ internal sealed class ControlledApi(IKubernetesApi inner) : IKubernetesApi, IDis
 
     /// <summary>The next <paramref name="count"/> lists fail with Unavailable.</summary>
     public void FailLists(int count) => Interlocked.Exchange(ref _listFailures, count);
-
-    public bool Partitioned
-    {
-        get => _partitioned;
-        set => _partitioned = value;
-    }
-
-    /// <summary>The next replace is applied by the server but its answer is lost: the call hangs until it is cancelled.</summary>
-    public void LoseNextReplaceAnswer() => Interlocked.Exchange(ref _loseNextReplaceAnswer, 1);
-
-    /// <summary>Completes when a replace was applied and its answer lost.</summary>
-    public Task ReplaceAnswerLost => _replaceAnswerLost.Task;
 
     /// <summary>Ends the watches in progress (as a server timeout would) and holds every new one until <see cref="ReleaseWatches"/>.</summary>
     public void CutAndHoldWatches()
@@ -135,7 +180,6 @@ internal sealed class ControlledApi(IKubernetesApi inner) : IKubernetesApi, IDis
         where T : class
     {
         Interlocked.Increment(ref _getCalls);
-        await PartitionAsync(cancellationToken);
         return await inner.GetAsync(kind, ns, name, cancellationToken);
     }
 
@@ -143,7 +187,6 @@ internal sealed class ControlledApi(IKubernetesApi inner) : IKubernetesApi, IDis
         where T : class
     {
         Interlocked.Increment(ref _listCalls);
-        await PartitionAsync(cancellationToken);
         if (Interlocked.Decrement(ref _listFailures) >= 0)
         {
             throw PodMigrateException.Unavailable($"list {kind}: injected failure");
@@ -155,56 +198,41 @@ internal sealed class ControlledApi(IKubernetesApi inner) : IKubernetesApi, IDis
     public async Task<T> CreateAsync<T>(ResourceKind<T> kind, string? ns, T value, CancellationToken cancellationToken)
         where T : class
     {
-        await PartitionAsync(cancellationToken);
         return await inner.CreateAsync(kind, ns, value, cancellationToken);
     }
 
     public async Task BindAsync(string ns, string podName, string nodeName, CancellationToken cancellationToken)
     {
-        await PartitionAsync(cancellationToken);
         await inner.BindAsync(ns, podName, nodeName, cancellationToken);
     }
 
     public async Task<T> ReplaceAsync<T>(ResourceKind<T> kind, string? ns, string name, T value, CancellationToken cancellationToken)
         where T : class
     {
-        await PartitionAsync(cancellationToken);
-        if (Interlocked.Exchange(ref _loseNextReplaceAnswer, 0) == 0)
-        {
-            return await inner.ReplaceAsync(kind, ns, name, value, cancellationToken);
-        }
-        // The server applies the write; its answer never arrives, and the caller sees only its own cancellation.
-        await inner.ReplaceAsync(kind, ns, name, value, CancellationToken.None);
-        _replaceAnswerLost.TrySetResult();
-        await Task.Delay(Timeout.Infinite, cancellationToken);
-        throw new UnreachableException();
+        return await inner.ReplaceAsync(kind, ns, name, value, cancellationToken);
     }
 
     public async Task<T> ReplaceStatusAsync<T>(ResourceKind<T> kind, string? ns, string name, T value, CancellationToken cancellationToken)
         where T : class
     {
-        await PartitionAsync(cancellationToken);
         return await inner.ReplaceStatusAsync(kind, ns, name, value, cancellationToken);
     }
 
     public async Task<T> PatchAsync<T>(ResourceKind<T> kind, string? ns, string name, PatchType type, string patch, bool status, CancellationToken cancellationToken)
         where T : class
     {
-        await PartitionAsync(cancellationToken);
         return await inner.PatchAsync(kind, ns, name, type, patch, status, cancellationToken);
     }
 
     public async Task<T?> DeleteAsync<T>(ResourceKind<T> kind, string? ns, string name, DeleteOptions? options, CancellationToken cancellationToken)
         where T : class
     {
-        await PartitionAsync(cancellationToken);
         return await inner.DeleteAsync(kind, ns, name, options, cancellationToken);
     }
 
     public async IAsyncEnumerable<WatchEvent<T>> WatchAsync<T>(ResourceKind<T> kind, string? ns, ListOptions? options, [EnumeratorCancellation] CancellationToken cancellationToken)
         where T : class
     {
-        await PartitionAsync(cancellationToken);
         Task? held;
         lock (_gate)
         {
@@ -246,14 +274,6 @@ internal sealed class ControlledApi(IKubernetesApi inner) : IKubernetesApi, IDis
                 throw;
             }
             yield return events.Current;
-        }
-    }
-
-    private async Task PartitionAsync(CancellationToken cancellationToken)
-    {
-        if (_partitioned)
-        {
-            await Task.Delay(Timeout.Infinite, cancellationToken);
         }
     }
 }

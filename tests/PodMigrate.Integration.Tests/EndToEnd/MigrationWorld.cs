@@ -1,4 +1,6 @@
 using System.Globalization;
+using k8s;
+using k8s.Models;
 using Microsoft.Extensions.Logging;
 using PodMigrate.Controller;
 using PodMigrate.Controller.Agents;
@@ -266,13 +268,16 @@ internal sealed class MigrationWorld : IAsyncDisposable
     public async Task<IReadOnlyList<Pod>> PodsAsync(string ns, CancellationToken cancellationToken)
         => (await Api.ListAsync(KubeResources.Pods, ns, null, cancellationToken)).Items;
 
-    public async Task<IReadOnlyList<KubeEvent>> EventsForAsync(PodMigration migration, CancellationToken cancellationToken)
-        => (await Api.ListAsync(KubeResources.Events, migration.Namespace, null, cancellationToken)).Items
-            .Where(e => e.InvolvedObject.Name == migration.Name && e.InvolvedObject.Kind == PodMigration.KindName).ToList();
+    public Task<IReadOnlyList<Corev1Event>> EventsForAsync(PodMigration migration, CancellationToken cancellationToken)
+        => EventsAsync(migration.Namespace!, PodMigration.KindName, migration.Name!, cancellationToken);
 
-    public async Task<IReadOnlyList<KubeEvent>> EventsForPodAsync(string ns, string name, CancellationToken cancellationToken)
-        => (await Api.ListAsync(KubeResources.Events, ns, null, cancellationToken)).Items
-            .Where(e => e.InvolvedObject.Name == name && e.InvolvedObject.Kind == "Pod").ToList();
+    public Task<IReadOnlyList<Corev1Event>> EventsForPodAsync(string ns, string name, CancellationToken cancellationToken)
+        => EventsAsync(ns, "Pod", name, cancellationToken);
+
+    /// <summary>The core/v1 Events about one object, as <c>kubectl describe</c> finds them.</summary>
+    private async Task<IReadOnlyList<Corev1Event>> EventsAsync(string ns, string kind, string name, CancellationToken cancellationToken)
+        => [.. (await KubeApiErrors.CallAsync(token => Api.Kubernetes.CoreV1.ListNamespacedEventAsync(ns,
+            fieldSelector: $"involvedObject.kind={kind},involvedObject.name={name}", cancellationToken: token), $"list events of {kind} {ns}/{name}", cancellationToken)).Items];
 
     /// <summary>The checkpoints directory of the test's share: one directory per checkpoint, by id.</summary>
     public string CheckpointsDirectory => Path.Combine(Share, "checkpoints");

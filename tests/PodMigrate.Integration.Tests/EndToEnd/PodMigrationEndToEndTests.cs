@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using k8s;
 using PodMigrate.Agent.Checkpointing;
 using PodMigrate.Controller.Migrations;
 using PodMigrate.Integration.Tests.Cluster;
@@ -172,7 +173,8 @@ public sealed class PodMigrationEndToEndTests(LocalCluster cluster, ITestOutputH
         pods.ShouldHaveSingleItem("exactly one copy runs: the clone").Metadata.Name.ShouldBe(status.ClonePod);
         var clone = await world.WaitForPodReadyAsync(source.Metadata.Namespace!, status.ClonePod!, cts.Token);
         (await world.ReadCounterAsync(clone, cts.Token)).ShouldBeGreaterThanOrEqualTo(before);
-        (await world.Api.GetAsync(KubeResources.Leases, AgentNamespace, "podmigrate-controller", cts.Token)).Spec.HolderIdentity.ShouldBe("controller-2");
+        (await world.Api.Kubernetes.CoordinationV1.ReadNamespacedLeaseAsync("podmigrate-controller", AgentNamespace, cancellationToken: cts.Token))
+            .Spec.HolderIdentity.ShouldBe("controller-2");
     }
 
     /// <summary>

@@ -271,7 +271,7 @@ internal sealed class OomGuardLoop(
     }
 
     private Task PodEventAsync(Pod pod, EventType type, string reason, string message, CancellationToken cancellationToken)
-        => events.RecordAsync(new ObjectReference { ApiVersion = "v1", Kind = "Pod", Namespace = pod.Metadata.Namespace, Name = pod.Metadata.Name, Uid = pod.Metadata.Uid },
+        => events.RecordAsync(new k8s.Models.V1ObjectReference { ApiVersion = "v1", Kind = "Pod", NamespaceProperty = pod.Metadata.Namespace, Name = pod.Metadata.Name, Uid = pod.Metadata.Uid },
             type, reason, message, cancellationToken);
 
     private async Task WatchAsync(string node, CancellationToken cancellationToken)
