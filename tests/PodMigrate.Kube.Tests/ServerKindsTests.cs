@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json.Nodes;
+using Microsoft.Extensions.Time.Testing;
 using PodMigrate.Core.Errors;
 using PodMigrate.Kube.ApiServer;
 using PodMigrate.Kube.Client;
@@ -161,7 +162,10 @@ public sealed class ServerKindsTests
     [Fact]
     public async Task A_deleted_namespace_terminates_refuses_new_content_and_goes_with_its_content()
     {
-        await using var api = await ApiServerFixture.StartAsync(new ApiServerOptions { NamespaceCleanupDelay = TimeSpan.FromMilliseconds(300) });
+        // The namespace controller's delay runs on a clock the test moves: on 2 busy cores a wall-clock delay ran out
+        // between the delete and the create that must be refused (a fresh-clone run got 404 instead).
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var api = await ApiServerFixture.StartAsync(new ApiServerOptions { NamespaceCleanupDelay = TimeSpan.FromSeconds(5), TimeProvider = time });
         await api.Client.CreateAsync(KubeResources.Namespaces, null, new KubeNamespace { Metadata = new ObjectMeta { Name = "team" } }, api.Token);
         await api.Client.CreateAsync(ConfigMaps, "team", Custom("v1", "ConfigMap", "settings", "team", null), api.Token);
         var created = await api.Client.GetAsync(KubeResources.Namespaces, null, "team", api.Token);
@@ -178,6 +182,7 @@ public sealed class ServerKindsTests
         (await api.Client.ListAsync(ConfigMaps, "team", null, api.Token)).Items.ShouldBeEmpty();
         await api.Client.CreateAsync(Secrets, "default", Custom("v1", "Secret", "elsewhere", "default", null), api.Token);
 
+        time.Advance(TimeSpan.FromSeconds(5));
         await gone;
         var missing = await Should.ThrowAsync<PodMigrateException>(() => api.Client.GetAsync(KubeResources.Namespaces, null, "team", api.Token));
         missing.Kind.ShouldBe(ErrorKind.NotFound);
