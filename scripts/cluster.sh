@@ -63,7 +63,10 @@ CTRD17_BIN=${PODMIGRATE_CONTAINERD17_DIR:-/opt/podmigrate/containerd-1.7/usr/bin
 # The runtime handler `podmigrate`'s binary (scripts/setup.sh publishes it there; test.sh publishes this tree's).
 RUNTIME_BIN=${PODMIGRATE_RUNTIME:-/opt/podmigrate/runtime/podmigrate-runc}
 DAEMON_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-REGISTRY_ADDR=127.0.0.1:5000
+# Where the registry answers. PODMIGRATE_REGISTRY_ADDR (with --external-registry only) borrows one elsewhere, e.g. a
+# registry kept on 127.0.0.1:5001 for clusters that must not depend on the first instance's: images keep their
+# $REGISTRY_HOST names, and the nodes' hosts.toml sends those pulls there.
+REGISTRY_ADDR=${PODMIGRATE_REGISTRY_ADDR:-127.0.0.1:5000}
 REGISTRY_HOST=localhost:5000
 SANDBOX_IMAGE=$REGISTRY_HOST/podmigrate/pause:1
 read -r -a CLI <<< "${PODMIGRATE_CLI:-podmigrate}"
@@ -250,7 +253,7 @@ write_node_config() {
   cat > "$dir/certs.d/$REGISTRY_HOST/hosts.toml" <<TOML
 server = "http://$REGISTRY_HOST"
 
-[host."http://$REGISTRY_HOST"]
+[host."http://$REGISTRY_ADDR"]
   capabilities = ["pull", "resolve"]
 TOML
   cat > "$dir/cni/10-podmigrate.conflist" <<JSON
@@ -772,6 +775,8 @@ registry_healthy() { curl -fs -o /dev/null --max-time 2 "http://$REGISTRY_ADDR/v
 
 start_registry() {
   local pid i
+  [ "$EXTERNAL_REGISTRY" = 1 ] || [ "$REGISTRY_ADDR" = 127.0.0.1:5000 ] \
+    || die "PODMIGRATE_REGISTRY_ADDR=$REGISTRY_ADDR needs --external-registry (this script pushes to $REGISTRY_HOST)"
   if [ "$EXTERNAL_REGISTRY" = 1 ]; then
     registry_healthy || die "--external-registry: nothing answers on http://$REGISTRY_ADDR/v2/"
     return 0
