@@ -6,7 +6,7 @@ namespace PodMigrate.Core.IO;
 /// inner stream unless it is left open, once. <see cref="ReadOnlyStream"/> and <see cref="WriteOnlyStream"/> add a
 /// direction.
 /// </summary>
-internal abstract class OneWayStream(Stream inner, bool leaveOpen) : Stream
+public abstract class OneWayStream(Stream inner, bool leaveOpen) : Stream
 {
     /// <summary>The stream this one reads from or writes to.</summary>
     protected Stream Inner { get; } = inner ?? throw new ArgumentNullException(nameof(inner));
@@ -81,6 +81,7 @@ internal abstract class OneWayStream(Stream inner, bool leaveOpen) : Stream
         }
 
         await base.DisposeAsync();
+        GC.SuppressFinalize(this);
     }
 }
 
