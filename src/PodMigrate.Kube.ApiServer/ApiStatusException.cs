@@ -13,6 +13,13 @@ internal sealed class ApiStatusException(JsonObject status) : Exception(status["
     public int Code => (int)(Status["code"].AsLong() ?? 500);
 
     public static ApiStatusException Of(int code, string reason, string message, JsonObject? details = null)
+        => new(FailureStatus(code, reason, message, details));
+
+    /// <summary>
+    /// The one builder of a failure's metav1.Status, for every answer the server refuses with: kind, apiVersion,
+    /// status, message, the reason (left out when there is none), details, code.
+    /// </summary>
+    public static JsonObject FailureStatus(int code, string? reason, string message, JsonObject? details = null)
     {
         var status = new JsonObject
         {
@@ -21,14 +28,17 @@ internal sealed class ApiStatusException(JsonObject status) : Exception(status["
             ["metadata"] = new JsonObject(),
             ["status"] = "Failure",
             ["message"] = message,
-            ["reason"] = reason,
         };
+        if (!string.IsNullOrEmpty(reason))
+        {
+            status["reason"] = reason;
+        }
         if (details is not null)
         {
             status["details"] = details;
         }
         status["code"] = code;
-        return new ApiStatusException(status);
+        return status;
     }
 
     /// <summary>apierrors.NewTooManyRequests with the causes an eviction adds.</summary>

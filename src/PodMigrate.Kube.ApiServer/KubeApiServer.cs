@@ -495,16 +495,7 @@ public sealed partial class KubeApiServer : IAsyncDisposable
     private static Task WriteStatusAsync(HttpContext context, int code, string reason, string message)
         => context.Response.HasStarted ? Task.CompletedTask : WriteJsonAsync(context, code, StatusBody(code, reason, message));
 
-    private static JsonObject StatusBody(int code, string reason, string message) => new()
-    {
-        ["kind"] = "Status",
-        ["apiVersion"] = "v1",
-        ["metadata"] = new JsonObject(),
-        ["status"] = "Failure",
-        ["message"] = message,
-        ["reason"] = reason,
-        ["code"] = code,
-    };
+    private static JsonObject StatusBody(int code, string reason, string message) => ApiStatusException.FailureStatus(code, reason, message);
 
     /// <summary>The edge: error kinds become HTTP codes and Status reasons.</summary>
     private static (int Code, string Reason) ToHttp(ErrorKind kind) => kind switch

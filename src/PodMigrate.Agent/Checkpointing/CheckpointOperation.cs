@@ -56,14 +56,7 @@ internal sealed class CheckpointOperation(
             throw PodMigrateException.InvalidArgument($"unknown source disposition {disposition}");
         }
         var id = string.IsNullOrEmpty(request.CheckpointId) ? CheckpointId.New(time) : CheckpointId.Parse(request.CheckpointId);
-        var timeout = request.Timeout is { } t ? t.ToTimeSpan() : _options.OperationTimeout;
-        if (timeout <= TimeSpan.Zero)
-        {
-            throw PodMigrateException.InvalidArgument($"timeout must be positive, not {timeout}");
-        }
-
-        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        deadline.CancelAfter(timeout);
+        using var deadline = OperationDeadline.Start(request.Timeout, _options.OperationTimeout, cancellationToken, out var timeout);
         using var _ = metrics.Track(OperationName);
         var timings = new List<PhaseTiming>();
         SourceContainer? source = null;

@@ -52,13 +52,7 @@ internal sealed class PreparedCheckpoints(
         {
             throw PodMigrateException.InvalidArgument($"'{request.Container}' / '{request.PodUid}' is not a valid container name / pod uid");
         }
-        var timeout = request.Timeout is { } t ? t.ToTimeSpan() : _options.OperationTimeout;
-        if (timeout <= TimeSpan.Zero)
-        {
-            throw PodMigrateException.InvalidArgument($"timeout must be positive, not {timeout}");
-        }
-        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        deadline.CancelAfter(timeout);
+        using var deadline = OperationDeadline.Start(request.Timeout, _options.OperationTimeout, cancellationToken, out var timeout);
         using var busy = gate.Enter(GateKey(id), $"prepare of checkpoint {id}");
 
         var root = EnsureRoot();

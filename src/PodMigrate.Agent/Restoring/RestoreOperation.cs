@@ -38,14 +38,7 @@ internal sealed class RestoreOperation(
         var id = CheckpointId.Parse(request.CheckpointId);
         var method = RestoreTargets.MethodOf(request);
         var targetKey = RestoreTargets.Validate(request, method);
-        var timeout = request.Timeout is { } t ? t.ToTimeSpan() : _options.OperationTimeout;
-        if (timeout <= TimeSpan.Zero)
-        {
-            throw PodMigrateException.InvalidArgument($"timeout must be positive, not {timeout}");
-        }
-
-        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        deadline.CancelAfter(timeout);
+        using var deadline = OperationDeadline.Start(request.Timeout, _options.OperationTimeout, cancellationToken, out var timeout);
         using var _ = metrics.Track(OperationName);
         var target = targetKey.Length > 0 ? targetKey : "(image only)";
         try

@@ -9,7 +9,6 @@ using PodMigrate.Node.Containerd;
 using PodMigrate.Node.Cri;
 using PodMigrate.Node.Restore;
 using PodMigrate.NodeEmulator.Kubelet;
-using KubeContainer = PodMigrate.Kube.Models.Container;
 
 namespace PodMigrate.Cli.Bench;
 
@@ -40,7 +39,7 @@ internal sealed record MigrationBenchOptions(
 internal sealed class MigrationBench(MigrationBenchOptions options, AgentClient source, AgentClient target, Action<string> log)
 {
     public const string PodNamespace = "pm-bench";
-    private const string ContainerName = "memhog";
+    private const string ContainerName = BenchSteps.ContainerName;
     private const string CriNamespace = "k8s.io";
     private static readonly TimeSpan CleanupTimeout = TimeSpan.FromSeconds(90);
 
@@ -107,14 +106,7 @@ internal sealed class MigrationBench(MigrationBenchOptions options, AgentClient 
         }
         finally
         {
-            using var cleanup = new CancellationTokenSource(CleanupTimeout);
-            await CleanupAsync(() => containerId is null ? Task.CompletedTask : floor.KillTaskAsync(containerId, cleanup.Token), $"task of {containerId}");
-            await CleanupAsync(() => runnerA.RemoveAsync(PodNamespace, name, TimeSpan.Zero, cleanup.Token), $"pod {name} on {options.From}");
-            await CleanupAsync(() =>
-            {
-                Directory.Delete(work, recursive: true);
-                return Task.CompletedTask;
-            }, work);
+            await BenchSteps.CleanupFloorAsync(floor, containerId, runnerA, pod, options.From, work, CleanupTimeout, log);
         }
     }
 
@@ -228,56 +220,13 @@ internal sealed class MigrationBench(MigrationBenchOptions options, AgentClient 
         }
     }
 
-    private async Task CleanupAsync(Func<Task> step, string what)
-    {
-        try
-        {
-            await step();
-        }
-        catch (Exception e) when (e is PodMigrateException or IOException or UnauthorizedAccessException or OperationCanceledException)
-        {
-            log($"   cleanup of {what} failed: {e.Message}");
-        }
-    }
+    private Task CleanupAsync(Func<Task> step, string what) => BenchSteps.CleanupAsync(step, what, log);
 
-    private void Prefault(int sizeMib)
-    {
-        if (options.PrefaultFactor > 0)
-        {
-            MemoryPrefault.Touch((long)sizeMib * options.PrefaultFactor << 20);
-        }
-    }
+    private void Prefault(int sizeMib) => BenchSteps.Prefault(options, sizeMib);
 
-    private string Socket(string node) => Path.Combine(options.RunDirectory, node, "containerd.sock");
+    private string Socket(string node) => BenchSteps.Socket(options, node);
 
-    private Pod MemhogPod(int sizeMib) => new()
-    {
-        Metadata = new ObjectMeta
-        {
-            Name = string.Create(CultureInfo.InvariantCulture, $"memhog-{sizeMib}-{Guid.NewGuid().ToString("N")[..6]}"),
-            Namespace = PodNamespace,
-            Uid = Guid.NewGuid().ToString(),
-            Labels = new() { ["app"] = "memhog", ["podmigrate.io/bench"] = "migration" },
-        },
-        Spec = new PodSpec
-        {
-            TerminationGracePeriodSeconds = 1,
-            Containers =
-            [
-                new KubeContainer
-                {
-                    Name = ContainerName,
-                    Image = options.Image,
-                    Env =
-                    [
-                        new EnvVar { Name = "MEMHOG_MIB", Value = sizeMib.ToString(CultureInfo.InvariantCulture) },
-                        new EnvVar { Name = "MEMHOG_SEED", Value = "1" },
-                        new EnvVar { Name = "MEMHOG_PATTERN", Value = options.Pattern },
-                        new EnvVar { Name = "PORT", Value = MemhogProbe.Port.ToString(CultureInfo.InvariantCulture) },
-                    ],
-                    Ports = [new ContainerPort { Name = "http", Port = MemhogProbe.Port, Protocol = "TCP" }],
-                },
-            ],
-        },
-    };
+    private Pod MemhogPod(int sizeMib) => BenchSteps.MemhogPod(
+        options, sizeMib, string.Create(CultureInfo.InvariantCulture, $"memhog-{sizeMib}-{Guid.NewGuid().ToString("N")[..6]}"),
+        PodNamespace, "migration", Guid.NewGuid().ToString());
 }

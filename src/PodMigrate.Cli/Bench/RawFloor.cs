@@ -47,12 +47,7 @@ internal sealed class RawFloor(ContainerdConnection containerd, string workDirec
 
     public async Task<FloorDump> DumpAndCompressAsync(string containerId, CancellationToken cancellationToken)
     {
-        var work = Path.Combine(workDirectory, "dump-work");
-        Directory.CreateDirectory(Images);
-        Directory.CreateDirectory(work);
-        var watch = Stopwatch.StartNew();
-        await _tasks.CheckpointAsync(containerId, new TaskCheckpointOptions(Images, work, Exit: false, FileLocks: false, Timeout: CriuTimeout), cancellationToken);
-        var dump = watch.Elapsed;
+        var dump = await DumpAsync(containerId, cancellationToken);
         var imageBytes = DirectorySize(Images);
 
         var tar = Path.Combine(workDirectory, "images.tar");
@@ -60,7 +55,6 @@ internal sealed class RawFloor(ContainerdConnection containerd, string workDirec
         Directory.Delete(Images, recursive: true);
         var compress = await RunAsync("zstd", ["-T0", "-1", "-q", "-f", tar, "-o", Archive], cancellationToken);
         File.Delete(tar);
-        Directory.Delete(work, recursive: true);
         return new FloorDump(dump, tarTime, compress, imageBytes, new FileInfo(Archive).Length);
     }
 
@@ -70,6 +64,13 @@ internal sealed class RawFloor(ContainerdConnection containerd, string workDirec
     /// </summary>
     public async Task<(TimeSpan Dump, long ImageBytes)> DumpOnlyAsync(string containerId, CancellationToken cancellationToken)
     {
+        var dump = await DumpAsync(containerId, cancellationToken);
+        return (dump, DirectorySize(Images));
+    }
+
+    /// <summary>The CRIU dump both floors time: Tasks.Checkpoint into <see cref="Images"/>, the task left running.</summary>
+    private async Task<TimeSpan> DumpAsync(string containerId, CancellationToken cancellationToken)
+    {
         var work = Path.Combine(workDirectory, "dump-work");
         Directory.CreateDirectory(Images);
         Directory.CreateDirectory(work);
@@ -77,7 +78,7 @@ internal sealed class RawFloor(ContainerdConnection containerd, string workDirec
         await _tasks.CheckpointAsync(containerId, new TaskCheckpointOptions(Images, work, Exit: false, FileLocks: false, Timeout: CriuTimeout), cancellationToken);
         var dump = watch.Elapsed;
         Directory.Delete(work, recursive: true);
-        return (dump, DirectorySize(Images));
+        return dump;
     }
 
     /// <summary>The floor's restore side: CRIU restore of <see cref="DumpOnlyAsync"/>'s images from tmpfs into the container, whose task must be gone.</summary>

@@ -10,7 +10,6 @@ using PodMigrate.Kube.Serialization;
 using PodMigrate.Node.Containerd;
 using PodMigrate.Node.Cri;
 using PodMigrate.NodeEmulator.Kubelet;
-using KubeContainer = PodMigrate.Kube.Models.Container;
 
 namespace PodMigrate.Cli.Bench;
 
@@ -27,7 +26,6 @@ internal sealed class RuntimeClassBench(MigrationBenchOptions options, IKubernet
 {
     public const string Method = "runtimeclass";
     private const string Namespace = "default";
-    private const string ContainerName = "memhog";
     private const string CriNamespace = "k8s.io";
     private static readonly TimeSpan CleanupTimeout = TimeSpan.FromSeconds(90);
     private static readonly TimeSpan StatusPoll = TimeSpan.FromMilliseconds(200);
@@ -90,14 +88,7 @@ internal sealed class RuntimeClassBench(MigrationBenchOptions options, IKubernet
         }
         finally
         {
-            using var cleanup = new CancellationTokenSource(CleanupTimeout);
-            await CleanupAsync(() => containerId is null ? Task.CompletedTask : floor.KillTaskAsync(containerId, cleanup.Token), $"task of {containerId}");
-            await CleanupAsync(() => runner.RemoveAsync(pod.Metadata.Namespace, pod.Metadata.Name!, TimeSpan.Zero, cleanup.Token), $"pod {pod.Metadata.Name} on {options.From}");
-            await CleanupAsync(() =>
-            {
-                Directory.Delete(work, recursive: true);
-                return Task.CompletedTask;
-            }, work);
+            await BenchSteps.CleanupFloorAsync(floor, containerId, runner, pod, options.From, work, CleanupTimeout, log);
         }
     }
 
@@ -269,60 +260,16 @@ internal sealed class RuntimeClassBench(MigrationBenchOptions options, IKubernet
         }
     }
 
-    private async Task CleanupAsync(Func<Task> step, string what)
-    {
-        try
-        {
-            await step();
-        }
-        catch (Exception e) when (e is PodMigrateException or IOException or UnauthorizedAccessException or OperationCanceledException)
-        {
-            log($"   cleanup of {what} failed: {e.Message}");
-        }
-    }
+    private Task CleanupAsync(Func<Task> step, string what) => BenchSteps.CleanupAsync(step, what, log);
 
-    private void Prefault(int sizeMib)
-    {
-        if (options.PrefaultFactor > 0)
-        {
-            MemoryPrefault.Touch((long)sizeMib * options.PrefaultFactor << 20);
-        }
-    }
+    private void Prefault(int sizeMib) => BenchSteps.Prefault(options, sizeMib);
 
-    private string Socket(string node) => Path.Combine(options.RunDirectory, node, "containerd.sock");
+    private string Socket(string node) => BenchSteps.Socket(options, node);
 
-    private Pod MemhogPod(int sizeMib, string kind, string? nodeName) => new()
-    {
-        Metadata = new ObjectMeta
-        {
-            Name = string.Create(CultureInfo.InvariantCulture, $"memhog-{kind}-{sizeMib}-{Guid.NewGuid().ToString("N")[..6]}"),
-            Namespace = Namespace,
-            Uid = nodeName is null ? Guid.NewGuid().ToString() : null,
-            Labels = new() { ["app"] = "memhog", ["podmigrate.io/bench"] = Method },
-        },
-        Spec = new PodSpec
-        {
-            NodeName = nodeName,
-            TerminationGracePeriodSeconds = 1,
-            Containers =
-            [
-                new KubeContainer
-                {
-                    Name = ContainerName,
-                    Image = options.Image,
-                    Env =
-                    [
-                        new EnvVar { Name = "MEMHOG_MIB", Value = sizeMib.ToString(CultureInfo.InvariantCulture) },
-                        new EnvVar { Name = "MEMHOG_SEED", Value = "1" },
-                        new EnvVar { Name = "MEMHOG_PATTERN", Value = options.Pattern },
-                        new EnvVar { Name = "PORT", Value = MemhogProbe.Port.ToString(CultureInfo.InvariantCulture) },
-                    ],
-                    Ports = [new ContainerPort { Name = "http", Port = MemhogProbe.Port, Protocol = "TCP" }],
-                    ReadinessProbe = new Probe { HttpGet = new HttpGetAction { Path = "/healthz", Port = "http" }, PeriodSeconds = 1 },
-                },
-            ],
-        },
-    };
+    private Pod MemhogPod(int sizeMib, string kind, string? nodeName) => BenchSteps.MemhogPod(
+        options, sizeMib, string.Create(CultureInfo.InvariantCulture, $"memhog-{kind}-{sizeMib}-{Guid.NewGuid().ToString("N")[..6]}"),
+        Namespace, Method, nodeName is null ? Guid.NewGuid().ToString() : null, nodeName,
+        new Probe { HttpGet = new HttpGetAction { Path = "/healthz", Port = "http" }, PeriodSeconds = 1 });
 }
 
 /// <summary>The issue's floor of one run: CRIU dump to tmpfs + CRIU restore from tmpfs of a memhog of the same size.</summary>

@@ -61,18 +61,8 @@ internal static class CheckpointCommand
                 request.Labels[label[..eq]] = label[(eq + 1)..];
             }
             using var client = CliCommon.ConnectAgent(parse.GetValue(node), parse.GetValue(agent), tls.Read(parse));
-            var json = parse.IsJson(output);
-            var result = (await OperationsCommand.RunAttachedAsync(client, "checkpoint", json, new StartOperationRequest { Checkpoint = request },
-                async report => new Operation { Checkpoint = await client.CheckpointToEndAsync(request, report, ct) }, ct)).Checkpoint;
-            if (json)
-            {
-                CliCommon.WriteJson(result);
-            }
-            else
-            {
-                Print(result);
-            }
-            return ExitCodes.Ok;
+            return await OperationsCommand.RunAndPrintAsync(client, "checkpoint", parse.IsJson(output), new StartOperationRequest { Checkpoint = request },
+                async report => new Operation { Checkpoint = await client.CheckpointToEndAsync(request, report, ct) }, o => o.Checkpoint, Print, ct);
         }, ct));
         return command;
     }

@@ -78,6 +78,27 @@ internal static class OperationsCommand
         }
     }
 
+    /// <summary>
+    /// A long verb once its request is read: <see cref="RunAttachedAsync"/>, then the operation's result (picked by
+    /// <paramref name="result"/>) on stdout as JSON, or as <paramref name="print"/> writes it.
+    /// </summary>
+    public static async Task<int> RunAndPrintAsync<TResult>(
+        AgentClient client, string title, bool json, StartOperationRequest request, Func<Action<Progress>, Task<Operation>> blocking,
+        Func<Operation, TResult> result, Action<TResult> print, CancellationToken cancellationToken)
+        where TResult : Google.Protobuf.IMessage
+    {
+        var value = result(await RunAttachedAsync(client, title, json, request, blocking, cancellationToken));
+        if (json)
+        {
+            CliCommon.WriteJson(value);
+        }
+        else
+        {
+            print(value);
+        }
+        return ExitCodes.Ok;
+    }
+
     private static void Show(Operation operation, bool json)
     {
         if (json)

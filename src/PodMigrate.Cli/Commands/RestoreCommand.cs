@@ -23,18 +23,8 @@ internal static class RestoreCommand
         {
             var request = target.Read(parse, parse.GetValue(checkpoint)!);
             using var client = CliCommon.ConnectAgent(parse.GetValue(node), parse.GetValue(agent), tls.Read(parse));
-            var json = parse.IsJson(output);
-            var result = (await OperationsCommand.RunAttachedAsync(client, "restore", json, new StartOperationRequest { Restore = request },
-                async report => new Operation { Restore = await client.RestoreToEndAsync(request, report, ct) }, ct)).Restore;
-            if (json)
-            {
-                CliCommon.WriteJson(result);
-            }
-            else
-            {
-                Print(result);
-            }
-            return ExitCodes.Ok;
+            return await OperationsCommand.RunAndPrintAsync(client, "restore", parse.IsJson(output), new StartOperationRequest { Restore = request },
+                async report => new Operation { Restore = await client.RestoreToEndAsync(request, report, ct) }, o => o.Restore, Print, ct);
         }, ct));
         return command;
     }

@@ -1,6 +1,8 @@
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using PodMigrate.Controller.Migrations;
 using PodMigrate.Kube.Models;
+using PodMigrate.Kube.Selectors;
 
 namespace PodMigrate.Controller.Triggers;
 
@@ -110,8 +112,10 @@ internal static class EvictionDecision
     public static BudgetView ReadBudget(CustomResource budget, Pod pod)
     {
         ArgumentNullException.ThrowIfNull(budget);
-        JsonElement? selector = budget.Spec is { ValueKind: JsonValueKind.Object } spec && spec.TryGetProperty("selector", out var s) && s.ValueKind == JsonValueKind.Object ? s : null;
-        bool Selects(Pod p) => selector is { } sel && LabelSelectorMatches(sel, p.Metadata.Labels);
+        var selector = budget.Spec is { ValueKind: JsonValueKind.Object } spec && spec.TryGetProperty("selector", out var s) && s.ValueKind == JsonValueKind.Object
+            ? JsonObject.Create(s)
+            : null;
+        bool Selects(Pod p) => selector is not null && LabelSelectors.Matches(selector, p.Metadata.Labels);
         long observed = 0;
         long allowed = 0;
         if (budget.Status is { ValueKind: JsonValueKind.Object } status)
@@ -126,45 +130,5 @@ internal static class EvictionDecision
             }
         }
         return new BudgetView(budget.Metadata.Name ?? "", Selects(pod), observed >= (budget.Metadata.Generation ?? 1), allowed, Selects);
-    }
-
-    /// <summary>metav1.LabelSelector: matchLabels and matchExpressions (In, NotIn, Exists, DoesNotExist).</summary>
-    public static bool LabelSelectorMatches(JsonElement selector, IReadOnlyDictionary<string, string>? labels)
-    {
-        string? Label(string key) => labels is not null && labels.TryGetValue(key, out var v) ? v : null;
-        if (selector.TryGetProperty("matchLabels", out var matchLabels) && matchLabels.ValueKind == JsonValueKind.Object)
-        {
-            foreach (var entry in matchLabels.EnumerateObject())
-            {
-                if (Label(entry.Name) != entry.Value.GetString())
-                {
-                    return false;
-                }
-            }
-        }
-        if (selector.TryGetProperty("matchExpressions", out var expressions) && expressions.ValueKind == JsonValueKind.Array)
-        {
-            foreach (var expression in expressions.EnumerateArray())
-            {
-                var key = expression.TryGetProperty("key", out var k) ? k.GetString() ?? "" : "";
-                var values = expression.TryGetProperty("values", out var vs) && vs.ValueKind == JsonValueKind.Array
-                    ? vs.EnumerateArray().Select(v => v.GetString()).ToHashSet(StringComparer.Ordinal)
-                    : [];
-                var actual = Label(key);
-                var holds = (expression.TryGetProperty("operator", out var op) ? op.GetString() : null) switch
-                {
-                    "In" => actual is not null && values.Contains(actual),
-                    "NotIn" => actual is null || !values.Contains(actual),
-                    "Exists" => actual is not null,
-                    "DoesNotExist" => actual is null,
-                    _ => false,
-                };
-                if (!holds)
-                {
-                    return false;
-                }
-            }
-        }
-        return true;
     }
 }

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.IO.Compression;
+using PodMigrate.Core.IO;
 
 namespace PodMigrate.Core.Codecs;
 
@@ -8,68 +9,28 @@ namespace PodMigrate.Core.Codecs;
 /// so at the end this checks the member trailer's ISIZE (length mod 2^32) against the bytes produced. That holds for
 /// the single-member streams PodMigrate, gzip and pigz write; a multi-member stream is refused as well.
 /// </summary>
-internal sealed class GzipDecompressStream : Stream
+internal sealed class GzipDecompressStream : ReadOnlyStream
 {
     private readonly TailTrackingStream _source;
-    private readonly GZipStream _gzip;
     private long _produced;
     private bool _ended;
 
     public GzipDecompressStream(Stream source, bool leaveOpen)
+        : this(new TailTrackingStream(source, leaveOpen))
     {
-        _source = new TailTrackingStream(source, leaveOpen);
-        _gzip = new GZipStream(_source, CompressionMode.Decompress, leaveOpen: false);
     }
 
-    public override bool CanRead => _gzip.CanRead;
-
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => false;
-
-    public override long Length => throw new NotSupportedException();
-
-    public override long Position
+    // The GZipStream is the inner stream and owns the tail tracker, which leaves the caller's source open or not.
+    private GzipDecompressStream(TailTrackingStream source)
+        : base(new GZipStream(source, CompressionMode.Decompress, leaveOpen: false), leaveOpen: false)
     {
-        get => throw new NotSupportedException();
-        set => throw new NotSupportedException();
+        _source = source;
     }
 
-    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
-
-    public override int Read(Span<byte> buffer) => Count(_gzip.Read(buffer), buffer.IsEmpty);
-
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
-        => ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+    public override int Read(Span<byte> buffer) => Count(Inner.Read(buffer), buffer.IsEmpty);
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
-        => Count(await _gzip.ReadAsync(buffer, cancellationToken), buffer.IsEmpty);
-
-    public override void Flush()
-    {
-    }
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException("this stream is read-only");
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    protected override void Dispose(bool disposing)
-    {
-        if (disposing)
-        {
-            _gzip.Dispose();
-        }
-
-        base.Dispose(disposing);
-    }
-
-    public override async ValueTask DisposeAsync()
-    {
-        await _gzip.DisposeAsync();
-        await base.DisposeAsync();
-    }
+        => Count(await Inner.ReadAsync(buffer, cancellationToken), buffer.IsEmpty);
 
     private int Count(int read, bool emptyRequest)
     {
@@ -102,7 +63,7 @@ internal sealed class GzipDecompressStream : Stream
     }
 
     /// <summary>Remembers the last 8 bytes read (a gzip trailer: CRC32 and ISIZE).</summary>
-    private sealed class TailTrackingStream(Stream inner, bool leaveOpen) : Stream
+    private sealed class TailTrackingStream(Stream inner, bool leaveOpen) : ReadOnlyStream(inner, leaveOpen)
     {
         private readonly byte[] _tail = new byte[8];
 
@@ -110,67 +71,18 @@ internal sealed class GzipDecompressStream : Stream
 
         public ReadOnlySpan<byte> Tail => _tail;
 
-        public override bool CanRead => true;
-
-        public override bool CanSeek => false;
-
-        public override bool CanWrite => false;
-
-        public override long Length => throw new NotSupportedException();
-
-        public override long Position
-        {
-            get => throw new NotSupportedException();
-            set => throw new NotSupportedException();
-        }
-
-        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
-
         public override int Read(Span<byte> buffer)
         {
-            var read = inner.Read(buffer);
+            var read = Inner.Read(buffer);
             Remember(buffer[..read]);
             return read;
         }
 
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
-            => ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
         public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
         {
-            var read = await inner.ReadAsync(buffer, cancellationToken);
+            var read = await Inner.ReadAsync(buffer, cancellationToken);
             Remember(buffer.Span[..read]);
             return read;
-        }
-
-        public override void Flush()
-        {
-        }
-
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
-
-        protected override void Dispose(bool disposing)
-        {
-            if (disposing && !leaveOpen)
-            {
-                inner.Dispose();
-            }
-
-            base.Dispose(disposing);
-        }
-
-        public override async ValueTask DisposeAsync()
-        {
-            if (!leaveOpen)
-            {
-                await inner.DisposeAsync();
-            }
-
-            await base.DisposeAsync();
         }
 
         private void Remember(ReadOnlySpan<byte> bytes)

@@ -14,8 +14,8 @@ internal sealed class NoneCodec : ICheckpointCodec
     public int MaxLevel => 0;
 
     public Stream CreateCompressor(Stream destination, int level, bool leaveOpen)
-        => new PassThroughStream(destination, writable: true, leaveOpen);
+        => PassThroughStream.Writing(destination, leaveOpen);
 
     public Stream CreateDecompressor(Stream source, bool leaveOpen)
-        => new PassThroughStream(source, writable: false, leaveOpen);
+        => PassThroughStream.Reading(source, leaveOpen);
 }

@@ -1,4 +1,5 @@
 using System.Buffers;
+using PodMigrate.Core.IO;
 
 namespace PodMigrate.Core.Codecs;
 
@@ -6,20 +7,16 @@ namespace PodMigrate.Core.Codecs;
 /// Write-only zstd stream over ZSTD_compressStream2: the caller's buffers go straight to libzstd, the
 /// compressed output goes from one pooled buffer to the destination. Disposing ends the frame.
 /// </summary>
-internal sealed class ZstdCompressStream : Stream
+internal sealed class ZstdCompressStream : WriteOnlyStream
 {
-    private readonly Stream _destination;
-    private readonly bool _leaveOpen;
     private readonly ZstdCompressionContextHandle _context;
     private byte[]? _output;
     private bool _ended;
 
     public ZstdCompressStream(Stream destination, int level, int workers, bool leaveOpen)
+        : base(destination, leaveOpen)
     {
-        ArgumentNullException.ThrowIfNull(destination);
         ArgumentOutOfRangeException.ThrowIfNegative(workers);
-        _destination = destination;
-        _leaveOpen = leaveOpen;
         _context = ZstdNative.CreateCompressionContext();
         if (_context.IsInvalid)
         {
@@ -45,22 +42,6 @@ internal sealed class ZstdCompressStream : Stream
         _output = ArrayPool<byte>.Shared.Rent((int)ZstdNative.CompressStreamOutSize());
     }
 
-    public override bool CanRead => false;
-
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => _output is not null;
-
-    public override long Length => throw new NotSupportedException();
-
-    public override long Position
-    {
-        get => throw new NotSupportedException();
-        set => throw new NotSupportedException();
-    }
-
-    public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
-
     public override void Write(ReadOnlySpan<byte> buffer)
     {
         var output = EnsureOpen();
@@ -68,12 +49,9 @@ internal sealed class ZstdCompressStream : Stream
         {
             var (consumed, produced, _) = Compress(buffer, ZstdNative.EndDirective.Continue);
             buffer = buffer[consumed..];
-            _destination.Write(output, 0, produced);
+            Inner.Write(output, 0, produced);
         }
     }
-
-    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
-        => WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
     public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
@@ -85,7 +63,7 @@ internal sealed class ZstdCompressStream : Stream
             buffer = buffer[consumed..];
             if (produced > 0)
             {
-                await _destination.WriteAsync(output.AsMemory(0, produced), cancellationToken);
+                await Inner.WriteAsync(output.AsMemory(0, produced), cancellationToken);
             }
         }
     }
@@ -99,7 +77,7 @@ internal sealed class ZstdCompressStream : Stream
         }
 
         Drain(ZstdNative.EndDirective.Flush);
-        _destination.Flush();
+        Inner.Flush();
     }
 
     public override async Task FlushAsync(CancellationToken cancellationToken)
@@ -110,63 +88,40 @@ internal sealed class ZstdCompressStream : Stream
         }
 
         await DrainAsync(ZstdNative.EndDirective.Flush, cancellationToken);
-        await _destination.FlushAsync(cancellationToken);
+        await Inner.FlushAsync(cancellationToken);
     }
 
-    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException("this stream is write-only");
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    protected override void Dispose(bool disposing)
+    /// <summary>Ends the frame and frees the context and the buffer (also when ending the frame fails).</summary>
+    protected override void ReleaseCore()
     {
-        if (disposing && _output is not null)
+        try
         {
-            try
+            if (!_ended)
             {
-                if (!_ended)
-                {
-                    _ended = true;
-                    Drain(ZstdNative.EndDirective.End);
-                }
-            }
-            finally
-            {
-                Release();
-                if (!_leaveOpen)
-                {
-                    _destination.Dispose();
-                }
+                _ended = true;
+                Drain(ZstdNative.EndDirective.End);
             }
         }
-
-        base.Dispose(disposing);
+        finally
+        {
+            Release();
+        }
     }
 
-    public override async ValueTask DisposeAsync()
+    protected override async ValueTask ReleaseCoreAsync()
     {
-        if (_output is not null)
+        try
         {
-            try
+            if (!_ended)
             {
-                if (!_ended)
-                {
-                    _ended = true;
-                    await DrainAsync(ZstdNative.EndDirective.End, CancellationToken.None);
-                }
-            }
-            finally
-            {
-                Release();
-                if (!_leaveOpen)
-                {
-                    await _destination.DisposeAsync();
-                }
+                _ended = true;
+                await DrainAsync(ZstdNative.EndDirective.End, CancellationToken.None);
             }
         }
-
-        await base.DisposeAsync();
+        finally
+        {
+            Release();
+        }
     }
 
     private void Drain(ZstdNative.EndDirective directive)
@@ -176,7 +131,7 @@ internal sealed class ZstdCompressStream : Stream
         do
         {
             (_, var produced, remaining) = Compress([], directive);
-            _destination.Write(output, 0, produced);
+            Inner.Write(output, 0, produced);
         }
         while (remaining != 0);
     }
@@ -190,7 +145,7 @@ internal sealed class ZstdCompressStream : Stream
             (_, var produced, remaining) = Compress([], directive);
             if (produced > 0)
             {
-                await _destination.WriteAsync(output.AsMemory(0, produced), cancellationToken);
+                await Inner.WriteAsync(output.AsMemory(0, produced), cancellationToken);
             }
         }
         while (remaining != 0);

@@ -1,4 +1,5 @@
 using System.Buffers;
+using PodMigrate.Core.IO;
 
 namespace PodMigrate.Core.Codecs;
 
@@ -7,10 +8,8 @@ namespace PodMigrate.Core.Codecs;
 /// decompressed output is written by libzstd straight into the caller's buffer. Accepts concatenated frames;
 /// a stream that ends inside a frame is <see cref="InvalidDataException"/>.
 /// </summary>
-internal sealed class ZstdDecompressStream : Stream
+internal sealed class ZstdDecompressStream : ReadOnlyStream
 {
-    private readonly Stream _source;
-    private readonly bool _leaveOpen;
     private readonly ZstdDecompressionContextHandle _context;
     private byte[]? _input;
     private int _inputStart;
@@ -21,10 +20,8 @@ internal sealed class ZstdDecompressStream : Stream
     private bool _outputPending;
 
     public ZstdDecompressStream(Stream source, bool leaveOpen)
+        : base(source, leaveOpen)
     {
-        ArgumentNullException.ThrowIfNull(source);
-        _source = source;
-        _leaveOpen = leaveOpen;
         _context = ZstdNative.CreateDecompressionContext();
         if (_context.IsInvalid)
         {
@@ -33,22 +30,6 @@ internal sealed class ZstdDecompressStream : Stream
 
         _input = ArrayPool<byte>.Shared.Rent((int)ZstdNative.DecompressStreamInSize());
     }
-
-    public override bool CanRead => _input is not null;
-
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => false;
-
-    public override long Length => throw new NotSupportedException();
-
-    public override long Position
-    {
-        get => throw new NotSupportedException();
-        set => throw new NotSupportedException();
-    }
-
-    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
     public override int Read(Span<byte> buffer)
     {
@@ -65,16 +46,13 @@ internal sealed class ZstdDecompressStream : Stream
                 return produced;
             }
 
-            var read = _source.Read(input, 0, input.Length);
+            var read = Inner.Read(input, 0, input.Length);
             if (!Refilled(read))
             {
                 return 0;
             }
         }
     }
-
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
-        => ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
@@ -91,50 +69,12 @@ internal sealed class ZstdDecompressStream : Stream
                 return produced;
             }
 
-            var read = await _source.ReadAsync(input, cancellationToken);
+            var read = await Inner.ReadAsync(input, cancellationToken);
             if (!Refilled(read))
             {
                 return 0;
             }
         }
-    }
-
-    public override void Flush()
-    {
-    }
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException("this stream is read-only");
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    protected override void Dispose(bool disposing)
-    {
-        if (disposing && _input is not null)
-        {
-            Release();
-            if (!_leaveOpen)
-            {
-                _source.Dispose();
-            }
-        }
-
-        base.Dispose(disposing);
-    }
-
-    public override async ValueTask DisposeAsync()
-    {
-        if (_input is not null)
-        {
-            Release();
-            if (!_leaveOpen)
-            {
-                await _source.DisposeAsync();
-            }
-        }
-
-        await base.DisposeAsync();
     }
 
     /// <summary>Runs libzstd if it has input or pending output; true with the byte count when it produced any.</summary>
@@ -184,7 +124,7 @@ internal sealed class ZstdDecompressStream : Stream
         return _input;
     }
 
-    private void Release()
+    protected override void ReleaseCore()
     {
         _context.Dispose();
         var input = _input;

@@ -7,22 +7,17 @@ namespace PodMigrate.Core.IO;
 /// same pass that writes or reads it. As a reader it reports the inner stream's Length and Position (TarWriter needs
 /// a seekable data stream to size an entry) but only reads forward.
 /// </summary>
-public sealed class HashingStream : Stream
+public sealed class HashingStream : OneWayStream
 {
-    private readonly Stream _inner;
     private readonly bool _writing;
-    private readonly bool _leaveOpen;
     private readonly bool _countOnly;
     private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-    private bool _disposed;
     private string? _finalSha256;
 
     private HashingStream(Stream inner, bool writing, bool leaveOpen, bool countOnly = false)
+        : base(inner, leaveOpen)
     {
-        ArgumentNullException.ThrowIfNull(inner);
-        _inner = inner;
         _writing = writing;
-        _leaveOpen = leaveOpen;
         _countOnly = countOnly;
     }
 
@@ -56,17 +51,17 @@ public sealed class HashingStream : Stream
         return Convert.ToHexStringLower(digest);
     }
 
-    public override bool CanRead => !_disposed && !_writing;
+    public override bool CanRead => !IsDisposed && !_writing;
 
-    public override bool CanWrite => !_disposed && _writing;
+    public override bool CanWrite => !IsDisposed && _writing;
 
-    public override bool CanSeek => !_disposed && !_writing && _inner.CanSeek;
+    public override bool CanSeek => !IsDisposed && !_writing && Inner.CanSeek;
 
-    public override long Length => _inner.Length;
+    public override long Length => Inner.Length;
 
     public override long Position
     {
-        get => _writing ? BytesHashed : _inner.Position;
+        get => _writing ? BytesHashed : Inner.Position;
         set => ForwardOnly.MoveTo(Position, value);
     }
 
@@ -77,7 +72,7 @@ public sealed class HashingStream : Stream
     public override int Read(Span<byte> buffer)
     {
         EnsureDirection(writing: false);
-        var read = _inner.Read(buffer);
+        var read = Inner.Read(buffer);
         Append(buffer[..read]);
         return read;
     }
@@ -88,7 +83,7 @@ public sealed class HashingStream : Stream
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
         EnsureDirection(writing: false);
-        var read = await _inner.ReadAsync(buffer, cancellationToken);
+        var read = await Inner.ReadAsync(buffer, cancellationToken);
         Append(buffer.Span[..read]);
         return read;
     }
@@ -98,7 +93,7 @@ public sealed class HashingStream : Stream
     public override void Write(ReadOnlySpan<byte> buffer)
     {
         EnsureDirection(writing: true);
-        _inner.Write(buffer);
+        Inner.Write(buffer);
         Append(buffer);
     }
 
@@ -108,7 +103,7 @@ public sealed class HashingStream : Stream
     public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
         EnsureDirection(writing: true);
-        await _inner.WriteAsync(buffer, cancellationToken);
+        await Inner.WriteAsync(buffer, cancellationToken);
         Append(buffer.Span);
     }
 
@@ -116,45 +111,18 @@ public sealed class HashingStream : Stream
     {
         if (_writing)
         {
-            _inner.Flush();
+            Inner.Flush();
         }
     }
 
     public override Task FlushAsync(CancellationToken cancellationToken)
-        => _writing ? _inner.FlushAsync(cancellationToken) : Task.CompletedTask;
+        => _writing ? Inner.FlushAsync(cancellationToken) : Task.CompletedTask;
 
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    protected override void Dispose(bool disposing)
+    /// <summary>Fixes the digest (still readable after disposal) and frees the hash.</summary>
+    protected override void ReleaseCore()
     {
-        if (disposing && !_disposed)
-        {
-            _disposed = true;
-            _finalSha256 = _countOnly ? "" : CurrentSha256();
-            _hash.Dispose();
-            if (!_leaveOpen)
-            {
-                _inner.Dispose();
-            }
-        }
-
-        base.Dispose(disposing);
-    }
-
-    public override async ValueTask DisposeAsync()
-    {
-        if (!_disposed)
-        {
-            _disposed = true;
-            _finalSha256 = _countOnly ? "" : CurrentSha256();
-            _hash.Dispose();
-            if (!_leaveOpen)
-            {
-                await _inner.DisposeAsync();
-            }
-        }
-
-        await base.DisposeAsync();
+        _finalSha256 = _countOnly ? "" : CurrentSha256();
+        _hash.Dispose();
     }
 
     private void Append(ReadOnlySpan<byte> bytes)
@@ -168,7 +136,7 @@ public sealed class HashingStream : Stream
 
     private void EnsureDirection(bool writing)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        ThrowIfDisposed();
         if (writing != _writing)
         {
             throw new NotSupportedException(_writing ? "this stream is write-only" : "this stream is read-only");

@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Security.Cryptography;
-using System.Threading.Channels;
 
 namespace PodMigrate.Core.IO;
 
@@ -10,33 +9,25 @@ namespace PodMigrate.Core.IO;
 /// Like <see cref="HashingStream"/> as a reader it reports the source's Length and its own Position (TarWriter sizes an
 /// entry from them) and only moves forward. <see cref="Sha256"/> is known once the consumer has read to the end.
 /// </summary>
-internal sealed class ReadAheadHashingStream : Stream
+internal sealed class ReadAheadHashingStream : ReadOnlyStream
 {
-    private readonly Stream _source;
-    private readonly Channel<Chunk> _chunks;
-    private readonly CancellationTokenSource _stop = new();
-    private readonly Task _producer;
+    private readonly ChunkChannel _chunks;
     private readonly long _length;
-    private readonly bool _leaveOpen;
     private readonly bool _hash;
-    private Chunk _current;
+    private PooledChunk _current;
     private int _currentOffset;
     private bool _ended;
-    private bool _disposed;
     private string? _sha256;
 
     public ReadAheadHashingStream(Stream source, int chunkSize, int depth, bool leaveOpen = false, bool hash = true)
+        : base(source, leaveOpen)
     {
-        ArgumentNullException.ThrowIfNull(source);
         ArgumentOutOfRangeException.ThrowIfLessThan(chunkSize, 1);
-        ArgumentOutOfRangeException.ThrowIfLessThan(depth, 1);
-        _source = source;
         // A source without a length (a pipe) is read all the same; only TarWriter needs to know it.
         _length = source.CanSeek ? source.Length : -1;
-        _leaveOpen = leaveOpen;
         _hash = hash;
-        _chunks = Channel.CreateBounded<Chunk>(new BoundedChannelOptions(depth) { SingleReader = true, SingleWriter = true });
-        _producer = Task.Run(() => ProduceAsync(chunkSize, _stop.Token));
+        _chunks = new ChunkChannel(depth);
+        _chunks.Start(cancellationToken => ProduceAsync(chunkSize, cancellationToken));
     }
 
     /// <summary>Bytes handed to the consumer so far.</summary>
@@ -47,11 +38,7 @@ internal sealed class ReadAheadHashingStream : Stream
         ? _sha256 ?? throw new InvalidOperationException("the stream has not been read to its end")
         : throw new InvalidOperationException("this stream reads ahead without hashing");
 
-    public override bool CanRead => !_disposed;
-
-    public override bool CanSeek => !_disposed && _length >= 0;
-
-    public override bool CanWrite => false;
+    public override bool CanSeek => !IsDisposed && _length >= 0;
 
     public override long Length => _length >= 0 ? _length : throw new NotSupportedException("the source has no length");
 
@@ -64,8 +51,6 @@ internal sealed class ReadAheadHashingStream : Stream
     // A source without a length cannot seek from its end: Length throws.
     public override long Seek(long offset, SeekOrigin origin) => ForwardOnly.Seek(BytesRead, () => Length, offset, origin);
 
-    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
-
     public override int Read(Span<byte> buffer)
     {
         if (!EnsureChunk() && !WaitForChunkAsync(CancellationToken.None).AsTask().GetAwaiter().GetResult())
@@ -75,9 +60,6 @@ internal sealed class ReadAheadHashingStream : Stream
 
         return Take(buffer);
     }
-
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
-        => ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
@@ -89,50 +71,13 @@ internal sealed class ReadAheadHashingStream : Stream
         return Take(buffer.Span);
     }
 
-    public override void Flush()
+    protected override void ReleaseCore() => ReleaseCoreAsync().AsTask().GetAwaiter().GetResult();
+
+    protected override async ValueTask ReleaseCoreAsync()
     {
-    }
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException("this stream is read-only");
-
-    protected override void Dispose(bool disposing)
-    {
-        if (disposing)
-        {
-            ReleaseAsync().AsTask().GetAwaiter().GetResult();
-        }
-
-        base.Dispose(disposing);
-    }
-
-    public override async ValueTask DisposeAsync()
-    {
-        await ReleaseAsync();
-        await base.DisposeAsync();
-    }
-
-    private async ValueTask ReleaseAsync()
-    {
-        if (!_disposed)
-        {
-            _disposed = true;
-            await _stop.CancelAsync();
-            await _producer;
-
-            Return(ref _current);
-            while (_chunks.Reader.TryRead(out var chunk))
-            {
-                Return(ref chunk);
-            }
-
-            _stop.Dispose();
-            if (!_leaveOpen)
-            {
-                await _source.DisposeAsync();
-            }
-        }
+        await _chunks.DisposeAsync();
+        _current.Return();
+        _current = default;
     }
 
     // Never throws: a failure completes the channel, and so reaches the reader as the exception it is.
@@ -149,7 +94,7 @@ internal sealed class ReadAheadHashingStream : Stream
                 {
                     // Full chunks keep the consumer's per-chunk overhead low; a short read is not the end of a file.
                     int read;
-                    while (filled < chunkSize && (read = await _source.ReadAsync(buffer.AsMemory(filled, chunkSize - filled), cancellationToken)) > 0)
+                    while (filled < chunkSize && (read = await Inner.ReadAsync(buffer.AsMemory(filled, chunkSize - filled), cancellationToken)) > 0)
                     {
                         filled += read;
                     }
@@ -164,7 +109,7 @@ internal sealed class ReadAheadHashingStream : Stream
                     {
                         hash.AppendData(buffer, 0, filled);
                     }
-                    await _chunks.Writer.WriteAsync(new Chunk(buffer, filled), cancellationToken);
+                    await _chunks.Writer.WriteAsync(new PooledChunk(buffer, filled), cancellationToken);
                 }
                 catch
                 {
@@ -184,13 +129,14 @@ internal sealed class ReadAheadHashingStream : Stream
 
     private bool EnsureChunk()
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        ThrowIfDisposed();
         if (_current.Buffer is not null && _currentOffset < _current.Count)
         {
             return true;
         }
 
-        Return(ref _current);
+        _current.Return();
+        _current = default;
         if (_chunks.Reader.TryRead(out var next))
         {
             _current = next;
@@ -229,16 +175,4 @@ internal sealed class ReadAheadHashingStream : Stream
         BytesRead += count;
         return count;
     }
-
-    private static void Return(ref Chunk chunk)
-    {
-        if (chunk.Buffer is not null)
-        {
-            ArrayPool<byte>.Shared.Return(chunk.Buffer);
-        }
-
-        chunk = default;
-    }
-
-    private record struct Chunk(byte[] Buffer, int Count);
 }

@@ -16,32 +16,24 @@ namespace PodMigrate.Core.IO;
 /// On a file, the writeback of each chunk is started as soon as it is written, so that the caller's fsync at the end
 /// waits for the tail only instead of the whole file (the kernel would otherwise hold it all dirty until then).
 /// </summary>
-internal sealed class WriteBehindHashingStream : Stream
+internal sealed class WriteBehindHashingStream : WriteOnlyStream
 {
-    private readonly Stream _destination;
-    private readonly bool _leaveOpen;
     private readonly int _chunkSize;
-    private readonly Channel<Chunk> _chunks;
-    private readonly CancellationTokenSource _stop = new();
-    private readonly Task _consumer;
+    private readonly ChunkChannel _chunks;
     private readonly SafeFileHandle? _file;
     private readonly long _fileOffset;
     private byte[]? _current;
     private int _currentCount;
     private bool _completed;
-    private bool _disposed;
     private string? _sha256;
     private Exception? _failure;
 
     public WriteBehindHashingStream(Stream destination, int chunkSize, int depth, bool leaveOpen)
+        : base(destination, leaveOpen)
     {
-        ArgumentNullException.ThrowIfNull(destination);
         ArgumentOutOfRangeException.ThrowIfLessThan(chunkSize, 1);
-        ArgumentOutOfRangeException.ThrowIfLessThan(depth, 1);
-        _destination = destination;
-        _leaveOpen = leaveOpen;
         _chunkSize = chunkSize;
-        _chunks = Channel.CreateBounded<Chunk>(new BoundedChannelOptions(depth) { SingleReader = true, SingleWriter = true });
+        _chunks = new ChunkChannel(depth);
         // Taken now, while nothing is buffered in the FileStream: its getter flushes, which must not race the consumer.
         if (destination is FileStream { CanSeek: true } file && OperatingSystem.IsLinux())
         {
@@ -49,7 +41,7 @@ internal sealed class WriteBehindHashingStream : Stream
             _fileOffset = file.Position;
         }
 
-        _consumer = Task.Run(() => ConsumeAsync(_stop.Token));
+        _chunks.Start(ConsumeAsync);
     }
 
     /// <summary>Bytes written to this stream so far (all of them are in the destination once completed).</summary>
@@ -58,21 +50,13 @@ internal sealed class WriteBehindHashingStream : Stream
     /// <summary>Lowercase hex sha256 of everything written; only after <see cref="CompleteAsync"/>.</summary>
     public string Sha256 => _sha256 ?? throw new InvalidOperationException("the stream has not been completed");
 
-    public override bool CanRead => false;
-
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => !_disposed && !_completed;
-
-    public override long Length => throw new NotSupportedException();
+    public override bool CanWrite => !IsDisposed && !_completed;
 
     public override long Position
     {
         get => BytesWritten;
         set => throw new NotSupportedException();
     }
-
-    public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
 
     public override void Write(ReadOnlySpan<byte> buffer)
     {
@@ -86,9 +70,6 @@ internal sealed class WriteBehindHashingStream : Stream
             }
         }
     }
-
-    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
-        => WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
     public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
@@ -121,57 +102,20 @@ internal sealed class WriteBehindHashingStream : Stream
         }
 
         _chunks.Writer.TryComplete();
-        await _consumer.WaitAsync(cancellationToken);
+        await _chunks.Worker.WaitAsync(cancellationToken);
         ThrowIfFailed();
-        await _destination.FlushAsync(cancellationToken);
+        await Inner.FlushAsync(cancellationToken);
     }
 
-    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException("this stream is write-only");
+    protected override void ReleaseCore() => ReleaseCoreAsync().AsTask().GetAwaiter().GetResult();
 
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    protected override void Dispose(bool disposing)
+    protected override async ValueTask ReleaseCoreAsync()
     {
-        if (disposing)
+        await _chunks.DisposeAsync();
+        if (_current is not null)
         {
-            ReleaseAsync().AsTask().GetAwaiter().GetResult();
-        }
-
-        base.Dispose(disposing);
-    }
-
-    public override async ValueTask DisposeAsync()
-    {
-        await ReleaseAsync();
-        await base.DisposeAsync();
-    }
-
-    private async ValueTask ReleaseAsync()
-    {
-        if (!_disposed)
-        {
-            _disposed = true;
-            await _stop.CancelAsync();
-            _chunks.Writer.TryComplete();
-            await _consumer;
-            while (_chunks.Reader.TryRead(out var chunk))
-            {
-                ArrayPool<byte>.Shared.Return(chunk.Buffer);
-            }
-
-            if (_current is not null)
-            {
-                ArrayPool<byte>.Shared.Return(_current);
-                _current = null;
-            }
-
-            _stop.Dispose();
-            if (!_leaveOpen)
-            {
-                await _destination.DisposeAsync();
-            }
+            ArrayPool<byte>.Shared.Return(_current);
+            _current = null;
         }
     }
 
@@ -187,7 +131,7 @@ internal sealed class WriteBehindHashingStream : Stream
 
     private async ValueTask PostAsync(CancellationToken cancellationToken)
     {
-        var chunk = new Chunk(_current!, _currentCount);
+        var chunk = new PooledChunk(_current!, _currentCount);
         _current = null;
         _currentCount = 0;
         try
@@ -196,7 +140,7 @@ internal sealed class WriteBehindHashingStream : Stream
         }
         catch (Exception e) when (e is ChannelClosedException || cancellationToken.IsCancellationRequested)
         {
-            ArrayPool<byte>.Shared.Return(chunk.Buffer);
+            chunk.Return();
             ThrowIfFailed();
             throw;
         }
@@ -214,7 +158,7 @@ internal sealed class WriteBehindHashingStream : Stream
                 try
                 {
                     hash.AppendData(chunk.Buffer, 0, chunk.Count);
-                    await _destination.WriteAsync(chunk.Buffer.AsMemory(0, chunk.Count), cancellationToken);
+                    await Inner.WriteAsync(chunk.Buffer.AsMemory(0, chunk.Count), cancellationToken);
                     if (_file is not null)
                     {
                         _ = LibC.SyncFileRange(_file, offset, chunk.Count, LibC.SYNC_FILE_RANGE_WRITE);
@@ -223,7 +167,7 @@ internal sealed class WriteBehindHashingStream : Stream
                 }
                 finally
                 {
-                    ArrayPool<byte>.Shared.Return(chunk.Buffer);
+                    chunk.Return();
                 }
             }
 
@@ -246,7 +190,7 @@ internal sealed class WriteBehindHashingStream : Stream
 
     private void EnsureWritable()
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        ThrowIfDisposed();
         if (_completed)
         {
             throw new InvalidOperationException("the stream has been completed");
@@ -254,6 +198,4 @@ internal sealed class WriteBehindHashingStream : Stream
 
         ThrowIfFailed();
     }
-
-    private readonly record struct Chunk(byte[] Buffer, int Count);
 }

@@ -5,7 +5,7 @@ using System.Text;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
 using PodMigrate.Kube.ApiServer.Authentication;
-using PodMigrate.Kube.ApiServer.Policy;
+using PodMigrate.Kube.Selectors;
 
 namespace PodMigrate.Kube.ApiServer.Admission;
 
@@ -154,23 +154,8 @@ internal sealed partial class ValidatingWebhooks(ObjectStore store, ILogger logg
         var text = !string.IsNullOrEmpty(message) ? $"{deniedBy}: {message}"
             : !string.IsNullOrEmpty(reason) ? $"{deniedBy}: {reason}"
             : $"{deniedBy} without explanation";
-        var answer = new JsonObject
-        {
-            ["kind"] = "Status",
-            ["apiVersion"] = "v1",
-            ["metadata"] = new JsonObject(),
-            ["status"] = "Failure",
-            ["message"] = text,
-        };
-        if (!string.IsNullOrEmpty(reason))
-        {
-            answer["reason"] = reason;
-        }
-        if (status["details"] is JsonObject details)
-        {
-            answer["details"] = details.DeepClone();
-        }
-        answer["code"] = code < 400 ? 400 : code;
+        var answer = ApiStatusException.FailureStatus(
+            (int)Math.Max(code, 400), reason, text, status["details"] is JsonObject details ? (JsonObject)details.DeepClone() : null);
         return new ApiStatusException(answer);
     }
 

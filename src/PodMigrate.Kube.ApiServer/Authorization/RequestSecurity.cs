@@ -27,7 +27,7 @@ internal sealed partial class RequestSecurity(RequestAuthenticator authenticator
             var certificate = authenticator.AcceptsClientCertificates ? await context.Connection.GetClientCertificateAsync(context.RequestAborted) : null;
             if (authenticator.Authenticate(certificate, context.Request.Headers.Authorization.ToString()) is not { } authenticated)
             {
-                return (401, Status(401, "Unauthorized", "Unauthorized", null));
+                return (401, ApiStatusException.FailureStatus(401, "Unauthorized", "Unauthorized"));
             }
             user = authenticated;
         }
@@ -44,7 +44,7 @@ internal sealed partial class RequestSecurity(RequestAuthenticator authenticator
         {
             details["name"] = attributes.Name;
         }
-        return (403, Status(403, "Forbidden", attributes.ForbiddenMessage(), attributes.IsResourceRequest ? details : null));
+        return (403, ApiStatusException.FailureStatus(403, "Forbidden", attributes.ForbiddenMessage(), attributes.IsResourceRequest ? details : null));
     }
 
     public (bool Allowed, string Reason) Authorize(RequestAttributes attributes)
@@ -73,25 +73,6 @@ internal sealed partial class RequestSecurity(RequestAuthenticator authenticator
         }
         var user = context.Items[typeof(UserInfo)] as UserInfo ?? Unsecured;
         return AccessReviews.Answer(kind, body, user, Authorize);
-    }
-
-    private static JsonObject Status(int code, string reason, string message, JsonObject? details)
-    {
-        var status = new JsonObject
-        {
-            ["kind"] = "Status",
-            ["apiVersion"] = "v1",
-            ["metadata"] = new JsonObject(),
-            ["status"] = "Failure",
-            ["message"] = message,
-            ["reason"] = reason,
-        };
-        if (details is not null)
-        {
-            status["details"] = details;
-        }
-        status["code"] = code;
-        return status;
     }
 
     [LoggerMessage(EventId = 20, Level = LogLevel.Warning, Message = "RBAC: forbidden: {Reason}")]

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
+using PodMigrate.Kube.Selectors;
 
 namespace PodMigrate.Kube.ApiServer.Policy;
 

@@ -1,23 +1,31 @@
 using System.Text.Json.Nodes;
 
-namespace PodMigrate.Kube.ApiServer.Policy;
+namespace PodMigrate.Kube.Selectors;
 
 /// <summary>
 /// metav1.LabelSelector (matchLabels and matchExpressions with In, NotIn, Exists, DoesNotExist) over an object's labels,
-/// as the disruption controller, the eviction subresource and webhook namespace/object selectors use it.
+/// as the API server's disruption controller, eviction subresource and webhook namespace/object selectors, and the
+/// controller's eviction decision (a PodDisruptionBudget's selector) use it.
 /// An empty selector matches everything; a null one matches nothing where the caller says so (a PDB without a selector).
 /// </summary>
-internal static class LabelSelectors
+public static class LabelSelectors
 {
     public static bool Matches(JsonObject selector, JsonObject? labels)
+        => Matches(selector, key => labels?[key] is JsonValue v ? v.GetValue<string>() : null);
+
+    public static bool Matches(JsonObject selector, IReadOnlyDictionary<string, string>? labels)
+        => Matches(selector, key => labels is not null && labels.TryGetValue(key, out var v) ? v : null);
+
+    /// <summary>The selector over labels looked up by <paramref name="label"/> (null: the object has no such label).</summary>
+    public static bool Matches(JsonObject selector, Func<string, string?> label)
     {
         ArgumentNullException.ThrowIfNull(selector);
-        string? Label(string key) => labels?[key] is JsonValue v ? v.GetValue<string>() : null;
+        ArgumentNullException.ThrowIfNull(label);
         if (selector["matchLabels"] is JsonObject matchLabels)
         {
             foreach (var (key, value) in matchLabels)
             {
-                if (Label(key) != value?.GetValue<string>())
+                if (label(key) != value?.GetValue<string>())
                 {
                     return false;
                 }
@@ -27,7 +35,7 @@ internal static class LabelSelectors
         {
             var key = expression["key"]?.GetValue<string>() ?? "";
             var values = (expression["values"] as JsonArray)?.Select(v => v?.GetValue<string>()).ToHashSet(StringComparer.Ordinal) ?? [];
-            var actual = Label(key);
+            var actual = label(key);
             var holds = expression["operator"]?.GetValue<string>() switch
             {
                 "In" => actual is not null && values.Contains(actual),
