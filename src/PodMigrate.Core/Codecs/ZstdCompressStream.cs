@@ -1,4 +1,4 @@
-using System.Buffers;
+using PodMigrate.Core.IO;
 
 namespace PodMigrate.Core.Codecs;
 
@@ -42,7 +42,7 @@ internal sealed class ZstdCompressStream : Stream
             throw;
         }
 
-        _output = ArrayPool<byte>.Shared.Rent((int)ZstdNative.CompressStreamOutSize());
+        _output = ArchiveBuffers.Pool.Rent((int)ZstdNative.CompressStreamOutSize());
     }
 
     public override bool CanRead => false;
@@ -229,7 +229,7 @@ internal sealed class ZstdCompressStream : Stream
         _output = null;
         if (output is not null)
         {
-            ArrayPool<byte>.Shared.Return(output);
+            ArchiveBuffers.Pool.Return(output);
         }
     }
 }

@@ -1,4 +1,4 @@
-using System.Buffers;
+using PodMigrate.Core.IO;
 
 namespace PodMigrate.Core.Codecs;
 
@@ -31,7 +31,7 @@ internal sealed class ZstdDecompressStream : Stream
             throw new InvalidOperationException("ZSTD_createDCtx failed (out of memory?)");
         }
 
-        _input = ArrayPool<byte>.Shared.Rent((int)ZstdNative.DecompressStreamInSize());
+        _input = ArchiveBuffers.Pool.Rent((int)ZstdNative.DecompressStreamInSize());
     }
 
     public override bool CanRead => _input is not null;
@@ -191,7 +191,7 @@ internal sealed class ZstdDecompressStream : Stream
         _input = null;
         if (input is not null)
         {
-            ArrayPool<byte>.Shared.Return(input);
+            ArchiveBuffers.Pool.Return(input);
         }
     }
 }

@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Security.Cryptography;
 using System.Threading.Channels;
 
@@ -143,7 +142,7 @@ internal sealed class ReadAheadHashingStream : Stream
         {
             while (true)
             {
-                var buffer = ArrayPool<byte>.Shared.Rent(chunkSize);
+                var buffer = ArchiveBuffers.Pool.Rent(chunkSize);
                 var filled = 0;
                 try
                 {
@@ -156,7 +155,7 @@ internal sealed class ReadAheadHashingStream : Stream
 
                     if (filled == 0)
                     {
-                        ArrayPool<byte>.Shared.Return(buffer);
+                        ArchiveBuffers.Pool.Return(buffer);
                         break;
                     }
 
@@ -168,7 +167,7 @@ internal sealed class ReadAheadHashingStream : Stream
                 }
                 catch
                 {
-                    ArrayPool<byte>.Shared.Return(buffer);
+                    ArchiveBuffers.Pool.Return(buffer);
                     throw;
                 }
             }
@@ -234,7 +233,7 @@ internal sealed class ReadAheadHashingStream : Stream
     {
         if (chunk.Buffer is not null)
         {
-            ArrayPool<byte>.Shared.Return(chunk.Buffer);
+            ArchiveBuffers.Pool.Return(chunk.Buffer);
         }
 
         chunk = default;

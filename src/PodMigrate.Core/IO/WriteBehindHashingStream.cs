@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Runtime.ExceptionServices;
 using System.Security.Cryptography;
 using System.Threading.Channels;
@@ -158,12 +157,12 @@ internal sealed class WriteBehindHashingStream : Stream
             await _consumer;
             while (_chunks.Reader.TryRead(out var chunk))
             {
-                ArrayPool<byte>.Shared.Return(chunk.Buffer);
+                ArchiveBuffers.Pool.Return(chunk.Buffer);
             }
 
             if (_current is not null)
             {
-                ArrayPool<byte>.Shared.Return(_current);
+                ArchiveBuffers.Pool.Return(_current);
                 _current = null;
             }
 
@@ -177,7 +176,7 @@ internal sealed class WriteBehindHashingStream : Stream
 
     private int Append(ReadOnlySpan<byte> bytes)
     {
-        _current ??= ArrayPool<byte>.Shared.Rent(_chunkSize);
+        _current ??= ArchiveBuffers.Pool.Rent(_chunkSize);
         var count = Math.Min(bytes.Length, _chunkSize - _currentCount);
         bytes[..count].CopyTo(_current.AsSpan(_currentCount));
         _currentCount += count;
@@ -196,7 +195,7 @@ internal sealed class WriteBehindHashingStream : Stream
         }
         catch (Exception e) when (e is ChannelClosedException || cancellationToken.IsCancellationRequested)
         {
-            ArrayPool<byte>.Shared.Return(chunk.Buffer);
+            ArchiveBuffers.Pool.Return(chunk.Buffer);
             ThrowIfFailed();
             throw;
         }
@@ -223,7 +222,7 @@ internal sealed class WriteBehindHashingStream : Stream
                 }
                 finally
                 {
-                    ArrayPool<byte>.Shared.Return(chunk.Buffer);
+                    ArchiveBuffers.Pool.Return(chunk.Buffer);
                 }
             }
 
