@@ -75,15 +75,22 @@ print_agents() {
   jq -r --arg when "$1" '.nodes[] | "\($when) \(.name): agent RSS \(.agentRssKiB) KiB (anon \(.agentAnonKiB), file \(.agentFileKiB), shmem \(.agentShmemKiB)), open files \(.agentOpenFiles), threads \(.agentThreads)"' "$OUT/census-$1.json" >&2
 }
 
-# One line per node after each soak cycle: cycle node rss anon file shmem fds (KiB), from the agents' /proc.
+# One line per node after each soak cycle: cycle node rss anon file shmem fds (KiB, from the agents' /proc), then the
+# managed heap from the agent's /metrics as of its last GC: large-object heap, whole heap and committed (KiB; - when the
+# metrics do not answer).
 sample_agents() { # cycle
-  local node pid
+  local node pid port gc
   for node in "${NODES[@]}"; do
     pid=$(cat "$RUN/$node/agent.pid" 2>/dev/null) || continue
     [ -r "/proc/$pid/status" ] || continue
-    awk -v c="$1" -v n="$node" -v f="$(ls "/proc/$pid/fd" | wc -l)" '
+    port=$(jq -r --arg n "$node" '.nodes[] | select(.name == $n) | .agentPort + 1000' "$RUN/cluster.json")
+    gc=$(curl -fs --max-time 3 "http://127.0.0.1:$port/metrics" | awk '
+      /^dotnet_gc_last_collection_heap_size_bytes/ {h += $2; if ($1 ~ /"loh"/) l = $2}
+      /^dotnet_gc_last_collection_memory_committed_size_bytes/ {m = $2}
+      END {if (m != "") printf "%d %d %d", l / 1024, h / 1024, m / 1024}') || true
+    awk -v c="$1" -v n="$node" -v f="$(ls "/proc/$pid/fd" | wc -l)" -v g="${gc:-- - -}" '
       /^VmRSS:/ {r=$2} /^RssAnon:/ {a=$2} /^RssFile:/ {fi=$2} /^RssShmem:/ {s=$2}
-      END {print c, n, r, a, fi, s, f}' "/proc/$pid/status" >> "$OUT/memory.txt"
+      END {print c, n, r, a, fi, s, f, g}' "/proc/$pid/status" >> "$OUT/memory.txt"
   done
 }
 
@@ -325,6 +332,7 @@ if [ "$SKIP_CYCLES" = 0 ] && [ "$CYCLES" -gt 0 ]; then
     if [ $((i % 25)) = 0 ]; then
       census "cycle-$i"
       log "soak: $i cycles in $((SECONDS - started))s; $(jq -r '[.nodes[] | "\(.name) RSS \(.agentRssKiB)KiB (anon \(.agentAnonKiB)) fds \(.agentOpenFiles)"] | join(", ")' "$OUT/census-cycle-$i.json")"
+      log "soak: managed heap after cycle $i: $(awk -v c="$i" '$1 == c {printf "%s LOH %s KiB heap %s KiB committed %s KiB; ", $2, $8, $9, $10}' "$OUT/memory.txt")"
     fi
   done
   close_cycles "$((SECONDS - started))s"

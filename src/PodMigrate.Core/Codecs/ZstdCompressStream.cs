@@ -1,4 +1,3 @@
-using System.Buffers;
 using PodMigrate.Core.IO;
 
 namespace PodMigrate.Core.Codecs;
@@ -39,7 +38,7 @@ internal sealed class ZstdCompressStream : WriteOnlyStream
             throw;
         }
 
-        _output = ArrayPool<byte>.Shared.Rent((int)ZstdNative.CompressStreamOutSize());
+        _output = ArchiveBuffers.Pool.Rent((int)ZstdNative.CompressStreamOutSize());
     }
 
     public override void Write(ReadOnlySpan<byte> buffer)
@@ -184,7 +183,7 @@ internal sealed class ZstdCompressStream : WriteOnlyStream
         _output = null;
         if (output is not null)
         {
-            ArrayPool<byte>.Shared.Return(output);
+            ArchiveBuffers.Pool.Return(output);
         }
     }
 }

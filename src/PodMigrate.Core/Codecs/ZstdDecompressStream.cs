@@ -1,4 +1,3 @@
-using System.Buffers;
 using PodMigrate.Core.IO;
 
 namespace PodMigrate.Core.Codecs;
@@ -28,7 +27,7 @@ internal sealed class ZstdDecompressStream : ReadOnlyStream
             throw new InvalidOperationException("ZSTD_createDCtx failed (out of memory?)");
         }
 
-        _input = ArrayPool<byte>.Shared.Rent((int)ZstdNative.DecompressStreamInSize());
+        _input = ArchiveBuffers.Pool.Rent((int)ZstdNative.DecompressStreamInSize());
     }
 
     public override int Read(Span<byte> buffer)
@@ -131,7 +130,7 @@ internal sealed class ZstdDecompressStream : ReadOnlyStream
         _input = null;
         if (input is not null)
         {
-            ArrayPool<byte>.Shared.Return(input);
+            ArchiveBuffers.Pool.Return(input);
         }
     }
 }

@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Security.Cryptography;
 using System.Threading.Channels;
 
@@ -33,7 +32,7 @@ internal sealed class BackgroundSha256 : IAsyncDisposable
             return;
         }
 
-        var buffer = ArrayPool<byte>.Shared.Rent(data.Length);
+        var buffer = ArchiveBuffers.Pool.Rent(data.Length);
         data.CopyTo(buffer);
         try
         {
@@ -41,7 +40,7 @@ internal sealed class BackgroundSha256 : IAsyncDisposable
         }
         catch
         {
-            ArrayPool<byte>.Shared.Return(buffer);
+            ArchiveBuffers.Pool.Return(buffer);
             throw;
         }
         BytesAppended += data.Length;
@@ -68,7 +67,7 @@ internal sealed class BackgroundSha256 : IAsyncDisposable
         await foreach (var (buffer, count) in _chunks.Reader.ReadAllAsync())
         {
             hash.AppendData(buffer, 0, count);
-            ArrayPool<byte>.Shared.Return(buffer);
+            ArchiveBuffers.Pool.Return(buffer);
         }
         return Convert.ToHexStringLower(hash.GetHashAndReset());
     }

@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Threading.Channels;
 
 namespace PodMigrate.Core.IO;
@@ -47,14 +46,14 @@ internal sealed class ChunkChannel : IDisposable, IAsyncDisposable
     }
 }
 
-/// <summary>The first <see cref="Count"/> bytes of a buffer rented from <see cref="ArrayPool{T}.Shared"/>; the default holds none.</summary>
+/// <summary>The first <see cref="Count"/> bytes of a buffer rented from <see cref="ArchiveBuffers.Pool"/>; the default holds none.</summary>
 internal readonly record struct PooledChunk(byte[] Buffer, int Count)
 {
     public void Return()
     {
         if (Buffer is not null)
         {
-            ArrayPool<byte>.Shared.Return(Buffer);
+            ArchiveBuffers.Pool.Return(Buffer);
         }
     }
 }

@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Security.Cryptography;
 
 namespace PodMigrate.Core.IO;
@@ -108,7 +107,7 @@ public sealed class GrowingFilesHasher : IAsyncDisposable
     {
         using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        var buffer = ArrayPool<byte>.Shared.Rent(ChunkSize);
+        var buffer = ArchiveBuffers.Pool.Rent(ChunkSize);
         try
         {
             long offset = 0;
@@ -133,7 +132,7 @@ public sealed class GrowingFilesHasher : IAsyncDisposable
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(buffer);
+            ArchiveBuffers.Pool.Return(buffer);
         }
     }
 }

@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Security.Cryptography;
 
 namespace PodMigrate.Core.IO;
@@ -88,7 +87,7 @@ internal sealed class ReadAheadHashingStream : ReadOnlyStream
         {
             while (true)
             {
-                var buffer = ArrayPool<byte>.Shared.Rent(chunkSize);
+                var buffer = ArchiveBuffers.Pool.Rent(chunkSize);
                 var filled = 0;
                 try
                 {
@@ -101,7 +100,7 @@ internal sealed class ReadAheadHashingStream : ReadOnlyStream
 
                     if (filled == 0)
                     {
-                        ArrayPool<byte>.Shared.Return(buffer);
+                        ArchiveBuffers.Pool.Return(buffer);
                         break;
                     }
 
@@ -113,7 +112,7 @@ internal sealed class ReadAheadHashingStream : ReadOnlyStream
                 }
                 catch
                 {
-                    ArrayPool<byte>.Shared.Return(buffer);
+                    ArchiveBuffers.Pool.Return(buffer);
                     throw;
                 }
             }

@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Runtime.ExceptionServices;
 using System.Security.Cryptography;
 using System.Threading.Channels;
@@ -114,14 +113,14 @@ internal sealed class WriteBehindHashingStream : WriteOnlyStream
         await _chunks.DisposeAsync();
         if (_current is not null)
         {
-            ArrayPool<byte>.Shared.Return(_current);
+            ArchiveBuffers.Pool.Return(_current);
             _current = null;
         }
     }
 
     private int Append(ReadOnlySpan<byte> bytes)
     {
-        _current ??= ArrayPool<byte>.Shared.Rent(_chunkSize);
+        _current ??= ArchiveBuffers.Pool.Rent(_chunkSize);
         var count = Math.Min(bytes.Length, _chunkSize - _currentCount);
         bytes[..count].CopyTo(_current.AsSpan(_currentCount));
         _currentCount += count;
