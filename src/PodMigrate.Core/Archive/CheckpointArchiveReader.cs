@@ -70,9 +70,16 @@ public static class CheckpointArchiveReader
             {
                 await pass.RunAsync(hashed, CheckpointCodecs.Get(codec.Name), cancellationToken);
                 // The codec may stop before the blob's last bytes (a frame's end): the digest covers all of them.
-                var rest = new byte[BlobChunkSize];
-                while (await hashed.ReadAsync(rest, cancellationToken) > 0)
+                var rest = ArchiveBuffers.Pool.Rent(BlobChunkSize);
+                try
                 {
+                    while (await hashed.ReadAsync(rest.AsMemory(0, BlobChunkSize), cancellationToken) > 0)
+                    {
+                    }
+                }
+                finally
+                {
+                    ArchiveBuffers.Pool.Return(rest);
                 }
                 var published = await manifest(cancellationToken);
                 if (published.CheckpointId != subject)

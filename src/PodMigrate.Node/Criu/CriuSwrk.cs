@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Net.Sockets;
 using Google.Protobuf;
 using PodMigrate.Core.Errors;
+using PodMigrate.Core.IO;
 using PodMigrate.Core.Processes;
 
 namespace PodMigrate.Node.Criu;
@@ -98,23 +99,32 @@ internal static class CriuSwrk
 
     private static async Task<criu_resp?> ReceiveAsync(Socket socket, CancellationToken cancellationToken)
     {
-        var buffer = new byte[MaxResponseSize];
-        var received = await socket.ReceiveAsync(buffer, SocketFlags.None, cancellationToken);
-        if (received == 0)
-        {
-            return null;
-        }
-        if (received == buffer.Length)
-        {
-            throw new PodMigrateException(ErrorKind.ResourceExhausted, $"criu sent a response of {MaxResponseSize} bytes or more; it was truncated");
-        }
+        // From the archive's pool: CRIU answers every request and notification of a dump or restore this way, and a fresh
+        // 1 MiB array each time was large-object-heap garbage the soak saw swing the agents' committed heap.
+        var buffer = ArchiveBuffers.Pool.Rent(MaxResponseSize);
         try
         {
-            return criu_resp.Parser.ParseFrom(buffer, 0, received);
+            var received = await socket.ReceiveAsync(buffer.AsMemory(0, MaxResponseSize), SocketFlags.None, cancellationToken);
+            if (received == 0)
+            {
+                return null;
+            }
+            if (received == MaxResponseSize)
+            {
+                throw new PodMigrateException(ErrorKind.ResourceExhausted, $"criu sent a response of {MaxResponseSize} bytes or more; it was truncated");
+            }
+            try
+            {
+                return criu_resp.Parser.ParseFrom(buffer, 0, received);
+            }
+            catch (InvalidProtocolBufferException e)
+            {
+                throw new PodMigrateException(ErrorKind.Internal, $"criu sent a response that is not a criu_resp: {e.Message}", e);
+            }
         }
-        catch (InvalidProtocolBufferException e)
+        finally
         {
-            throw new PodMigrateException(ErrorKind.Internal, $"criu sent a response that is not a criu_resp: {e.Message}", e);
+            ArchiveBuffers.Pool.Return(buffer);
         }
     }
 }
