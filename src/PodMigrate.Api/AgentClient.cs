@@ -73,11 +73,13 @@ public sealed class AgentClient : IDisposable
     public IAsyncEnumerable<MemorySample> WatchMemoryAsync(WatchMemoryRequest request, CancellationToken cancellationToken)
         => StreamAsync(o => _client.WatchMemory(request, o), "watching memory", cancellationToken);
 
-    public Task<ResumeResponse> ResumeAsync(ContainerSelector container, CancellationToken cancellationToken)
-        => UnaryAsync(o => _client.ResumeAsync(new ResumeRequest { Container = container }, o), "resuming", cancellationToken);
+    /// <summary>Resumes a held source; with <paramref name="checkpointId"/>, only one held for that checkpoint.</summary>
+    public Task<ResumeResponse> ResumeAsync(ContainerSelector container, CancellationToken cancellationToken, string? checkpointId = null)
+        => UnaryAsync(o => _client.ResumeAsync(new ResumeRequest { Container = container, CheckpointId = checkpointId ?? "" }, o), "resuming", cancellationToken);
 
-    public Task<DiscardResponse> DiscardAsync(ContainerSelector container, CancellationToken cancellationToken)
-        => UnaryAsync(o => _client.DiscardAsync(new DiscardRequest { Container = container }, o), "discarding", cancellationToken);
+    /// <summary>Discards a held source; with <paramref name="checkpointId"/>, only one held for that checkpoint.</summary>
+    public Task<DiscardResponse> DiscardAsync(ContainerSelector container, CancellationToken cancellationToken, string? checkpointId = null)
+        => UnaryAsync(o => _client.DiscardAsync(new DiscardRequest { Container = container, CheckpointId = checkpointId ?? "" }, o), "discarding", cancellationToken);
 
     public Task<HoldInfo> GetHoldAsync(ContainerSelector container, CancellationToken cancellationToken)
         => UnaryAsync(o => _client.GetHoldAsync(new GetHoldRequest { Container = container }, o), "asking what holds the container", cancellationToken);

@@ -107,19 +107,19 @@ internal sealed class SourceControl(
         }
     }
 
-    /// <summary>Resume RPC: only a source this agent holds stopped.</summary>
-    public async Task<SourceState> ResumeHeldAsync(ContainerSelector selector, CancellationToken cancellationToken)
+    /// <summary>Resume RPC: only a source this agent holds stopped (for <paramref name="checkpointId"/>, when one is named).</summary>
+    public async Task<SourceState> ResumeHeldAsync(ContainerSelector selector, string? checkpointId, CancellationToken cancellationToken)
     {
-        var (source, held) = await HeldAsync(selector, cancellationToken);
+        var (source, held) = await HeldAsync(selector, checkpointId, "resumed", cancellationToken);
         using var busy = gate.Enter(source.Id, "resume");
         await ResumeAsync(source, held.CheckpointId, cancellationToken);
         return SourceState.SourceRunning;
     }
 
-    /// <summary>Discard RPC: only a source this agent holds stopped.</summary>
-    public async Task<SourceState> DiscardHeldAsync(ContainerSelector selector, CancellationToken cancellationToken)
+    /// <summary>Discard RPC: only a source this agent holds stopped (for <paramref name="checkpointId"/>, when one is named).</summary>
+    public async Task<SourceState> DiscardHeldAsync(ContainerSelector selector, string? checkpointId, CancellationToken cancellationToken)
     {
-        var (source, held) = await HeldAsync(selector, cancellationToken);
+        var (source, held) = await HeldAsync(selector, checkpointId, "discarded", cancellationToken);
         using var busy = gate.Enter(source.Id, "discard");
         await DiscardAsync(source, held.CheckpointId, cancellationToken);
         return SourceState.SourceGone;
@@ -187,7 +187,7 @@ internal sealed class SourceControl(
         return info;
     }
 
-    private async Task<(SourceContainer Source, HeldSource Held)> HeldAsync(ContainerSelector selector, CancellationToken cancellationToken)
+    private async Task<(SourceContainer Source, HeldSource Held)> HeldAsync(ContainerSelector selector, string? checkpointId, string action, CancellationToken cancellationToken)
     {
         var source = await resolver.ResolveAsync(selector, cancellationToken);
         var held = await journal.FindAsync(source.Id, cancellationToken);
@@ -196,6 +196,12 @@ internal sealed class SourceControl(
         if (held is null || held.Reason == HoldReason.Checkpointing)
         {
             throw PodMigrateException.FailedPrecondition($"container {source.DisplayName} is not held stopped by a checkpoint of this agent");
+        }
+        if (!string.IsNullOrEmpty(checkpointId) && held.CheckpointId != checkpointId)
+        {
+            // A caller that names its checkpoint speaks for one migration; the hold may belong to a newer one.
+            throw PodMigrateException.FailedPrecondition(
+                $"container {source.DisplayName} is held for checkpoint {held.CheckpointId}, not {checkpointId}: not {action}");
         }
         return (source, held);
     }

@@ -82,10 +82,10 @@ internal sealed class AgentGrpcService(
             context.CancellationToken);
 
     public override async Task<ResumeResponse> Resume(ResumeRequest request, ServerCallContext context)
-        => new ResumeResponse { SourceState = await sources.ResumeHeldAsync(request.Container, context.CancellationToken) };
+        => new ResumeResponse { SourceState = await sources.ResumeHeldAsync(request.Container, request.CheckpointId, context.CancellationToken) };
 
     public override async Task<DiscardResponse> Discard(DiscardRequest request, ServerCallContext context)
-        => new DiscardResponse { SourceState = await sources.DiscardHeldAsync(request.Container, context.CancellationToken) };
+        => new DiscardResponse { SourceState = await sources.DiscardHeldAsync(request.Container, request.CheckpointId, context.CancellationToken) };
 
     public override Task<HoldInfo> GetHold(GetHoldRequest request, ServerCallContext context)
         => sources.GetHoldAsync(request.Container, context.CancellationToken);

@@ -50,6 +50,8 @@ public sealed class RuntimeClassRestoreTests
         migration.Status.PreparedAt.ShouldNotBeNull();
         world.Target.Calls.ShouldContain("ReleasePrepared");
         world.Source.Calls.ShouldContain("Discard");
+        // The release names this migration's checkpoint: a hold of another migration is not this one's to end.
+        world.Source.ReleasedFor.ShouldBe(new[] { migration.Status.CheckpointId.ShouldNotBeNull() });
         migration.Status.PreparedOn.ShouldBe("node-b");
         migration.Status.CheckpointImage.ShouldBeNull();
         migration.Status.SourceStoppedAt.ShouldBe(FrozenAt);
@@ -92,6 +94,7 @@ public sealed class RuntimeClassRestoreTests
         world.Target.Calls.ShouldContain("ReleasePrepared");
         world.Source.Calls.ShouldContain("Resume");
         world.Source.Calls.ShouldNotContain("Discard");
+        world.Source.ReleasedFor.ShouldBe(new[] { migration.Status.CheckpointId.ShouldNotBeNull() });
     }
 
     [Fact]
@@ -530,6 +533,7 @@ public sealed class RuntimeClassRestoreTests
     {
         private readonly WebApplication _app;
         private readonly ConcurrentQueue<string> _calls = new();
+        private readonly ConcurrentQueue<string> _releasedFor = new();
         private readonly List<string> _published = [];
 
         private FakeMigrationAgent(WebApplication app, string address)
@@ -541,6 +545,9 @@ public sealed class RuntimeClassRestoreTests
         public string Address { get; }
 
         public IReadOnlyCollection<string> Calls => [.. _calls];
+
+        /// <summary>The checkpoint id each Resume or Discard named ("" when none).</summary>
+        public IReadOnlyCollection<string> ReleasedFor => [.. _releasedFor];
 
         public bool? CloneExistedAtPrepare { get; private set; }
 
@@ -807,12 +814,14 @@ public sealed class RuntimeClassRestoreTests
             public override Task<ResumeResponse> Resume(ResumeRequest request, ServerCallContext context)
             {
                 agent._calls.Enqueue("Resume");
+                agent._releasedFor.Enqueue(request.CheckpointId);
                 return Task.FromResult(new ResumeResponse { SourceState = SourceState.SourceRunning });
             }
 
             public override Task<DiscardResponse> Discard(DiscardRequest request, ServerCallContext context)
             {
                 agent._calls.Enqueue("Discard");
+                agent._releasedFor.Enqueue(request.CheckpointId);
                 return Task.FromResult(new DiscardResponse { SourceState = SourceState.SourceGone });
             }
 

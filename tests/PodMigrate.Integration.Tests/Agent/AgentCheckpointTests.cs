@@ -121,12 +121,20 @@ public sealed class AgentCheckpointTests(LocalCluster cluster) : IAsyncLifetime
         var busy = await Should.ThrowAsync<PodMigrateException>(() => Agent.CheckpointToEndAsync(new CheckpointRequest { Container = Select(pod) }, null, cts.Token));
         busy.Kind.ShouldBe(ErrorKind.FailedPrecondition);
 
-        (await Agent.ResumeAsync(Select(pod), cts.Token)).SourceState.ShouldBe(SourceState.SourceRunning);
+        // A caller that names another checkpoint (an older migration's rollback) does not let go of this hold.
+        var other = await Should.ThrowAsync<PodMigrateException>(() => Agent.ResumeAsync(Select(pod), cts.Token, "someone-elses-checkpoint"));
+        other.Kind.ShouldBe(ErrorKind.FailedPrecondition);
+        other.Message.ShouldContain($"held for checkpoint {held.Checkpoint.CheckpointId}, not someone-elses-checkpoint");
+        (await ContainerAsync(pod, cts.Token)).State.ShouldBe(ContainerState.ContainerPaused);
+
+        (await Agent.ResumeAsync(Select(pod), cts.Token, held.Checkpoint.CheckpointId)).SourceState.ShouldBe(SourceState.SourceRunning);
         var resumedAt = await ReadCountAsync(pod, cts.Token);
         (await WaitForCountAsync(pod, above: resumedAt, cts.Token)).ShouldBeGreaterThan(resumedAt);
         (await Should.ThrowAsync<PodMigrateException>(() => Agent.ResumeAsync(Select(pod), cts.Token))).Kind.ShouldBe(ErrorKind.FailedPrecondition);
 
         await Agent.CheckpointToEndAsync(new CheckpointRequest { Container = Select(pod), Disposition = SourceDisposition.SourceLeaveStopped }, null, cts.Token);
+        (await Should.ThrowAsync<PodMigrateException>(() => Agent.DiscardAsync(Select(pod), cts.Token, held.Checkpoint.CheckpointId))).Kind.ShouldBe(ErrorKind.FailedPrecondition);
+        (await ContainerAsync(pod, cts.Token)).State.ShouldBe(ContainerState.ContainerPaused);
         (await Agent.DiscardAsync(Select(pod), cts.Token)).SourceState.ShouldBe(SourceState.SourceGone);
         (await ContainerAsync(pod, cts.Token)).State.ShouldBe(ContainerState.ContainerStopped);
     }

@@ -16,13 +16,14 @@ internal sealed class SourceRelease(IAgentDirectory agents, ILogger logger)
         {
             var selector = MigrationSteps.SourceSelector(migration, status);
             var state = resume
-                ? (await agent.ResumeAsync(selector, cancellationToken)).SourceState
-                : (await agent.DiscardAsync(selector, cancellationToken)).SourceState;
+                ? (await agent.ResumeAsync(selector, cancellationToken, status.CheckpointId)).SourceState
+                : (await agent.DiscardAsync(selector, cancellationToken, status.CheckpointId)).SourceState;
             ControllerLog.SourceReleased(logger, migration.Spec.PodName, status.SourceNode!, state.ToString());
         }
         catch (PodMigrateException e) when (e.Kind is ErrorKind.NotFound or ErrorKind.FailedPrecondition)
         {
-            // Not held any more: an earlier attempt released it (or, on rollback, the agent already resumed it).
+            // Not held any more (an earlier attempt released it, or, on rollback, the agent already resumed it), or held
+            // for another migration's checkpoint, which is not this migration's to release.
             ControllerLog.SourceNotHeld(logger, migration.Spec.PodName, status.SourceNode!, e.Message);
         }
     }
