@@ -70,9 +70,10 @@ REGISTRY_ADDR=${PODMIGRATE_REGISTRY_ADDR:-127.0.0.1:5000}
 REGISTRY_HOST=localhost:5000
 SANDBOX_IMAGE=$REGISTRY_HOST/podmigrate/pause:1
 read -r -a CLI <<< "${PODMIGRATE_CLI:-podmigrate}"
-# What the agents run: PODMIGRATE_AGENT, e.g. podmigrate-agent published NativeAOT from src/PodMigrate.Agent.Host as the
-# DaemonSet's image runs it (README, The agent's memory), or by default the CLI; both are started as `<binary> agent …`.
-read -r -a AGENT <<< "${PODMIGRATE_AGENT:-${PODMIGRATE_CLI:-podmigrate}}"
+# What the agents run: PODMIGRATE_AGENT_BIN, e.g. podmigrate-agent published NativeAOT from src/PodMigrate.Agent.Host as
+# the DaemonSet's image runs it (README, The agent's memory), or by default the CLI; both are started as `<binary> agent …`.
+# (Not PODMIGRATE_AGENT: the agent reads PODMIGRATE_AGENT__* as its options.)
+read -r -a AGENT <<< "${PODMIGRATE_AGENT_BIN:-${PODMIGRATE_CLI:-podmigrate}}"
 MAX_NODES=4
 LETTERS=(a b c d)
 
@@ -523,7 +524,7 @@ start_agent() {
     log "$name: agent already running (pid $pid)"
     return 0
   fi
-  if [ -z "${PODMIGRATE_AGENT:-}" ] && ! cli_has_verb agent; then
+  if [ -z "${PODMIGRATE_AGENT_BIN:-}" ] && ! cli_has_verb agent; then
     log "$name: no \`${CLI[*]} agent\` verb yet: agent not started"
     return 0
   fi

@@ -38,7 +38,7 @@ public sealed class AgentRuntimeSettingsTests(LocalCluster cluster)
             }
 
             // The CLI's apphost (`podmigrate agent`) reads its runtime options from podmigrate.runtimeconfig.json beside it;
-            // podmigrate-agent (NativeAOT, $PODMIGRATE_AGENT) has them compiled in and no such file.
+            // podmigrate-agent (NativeAOT, $PODMIGRATE_AGENT_BIN) has them compiled in and no such file.
             var executable = new FileInfo($"/proc/{pid}/exe").LinkTarget.ShouldNotBeNull();
             var runtimeConfig = executable + ".runtimeconfig.json";
             if (File.Exists(runtimeConfig))
