@@ -70,6 +70,10 @@ REGISTRY_ADDR=${PODMIGRATE_REGISTRY_ADDR:-127.0.0.1:5000}
 REGISTRY_HOST=localhost:5000
 SANDBOX_IMAGE=$REGISTRY_HOST/podmigrate/pause:1
 read -r -a CLI <<< "${PODMIGRATE_CLI:-podmigrate}"
+# What the agents run: PODMIGRATE_AGENT_BIN, e.g. podmigrate-agent published NativeAOT from src/PodMigrate.Agent.Host as
+# the DaemonSet's image runs it (README, The agent's memory), or by default the CLI; both are started as `<binary> agent …`.
+# (Not PODMIGRATE_AGENT: the agent reads PODMIGRATE_AGENT__* as its options.)
+read -r -a AGENT <<< "${PODMIGRATE_AGENT_BIN:-${PODMIGRATE_CLI:-podmigrate}}"
 MAX_NODES=4
 LETTERS=(a b c d)
 
@@ -520,7 +524,7 @@ start_agent() {
     log "$name: agent already running (pid $pid)"
     return 0
   fi
-  if ! cli_has_verb agent; then
+  if [ -z "${PODMIGRATE_AGENT_BIN:-}" ] && ! cli_has_verb agent; then
     log "$name: no \`${CLI[*]} agent\` verb yet: agent not started"
     return 0
   fi
@@ -529,7 +533,7 @@ start_agent() {
   if [ -f "$CERTS/agents/$name/tls.crt" ]; then tls=(--tls-dir "$CERTS/agents/$name"); fi
   if node_has_restore_runtime "$name"; then restore=(--restore-runtime); fi
   # MALLOC_ARENA_MAX=2 as in deploy/50-agent-daemonset.yaml (README, The agent's memory).
-  PODMIGRATE_PREPARED_DIR=$(node_prepared "$name") MALLOC_ARENA_MAX=2 setsid "${CLI[@]}" agent --node "$name" --containerd-socket "$(node_sock "$name")" --socket "$dir/agent.sock" \
+  PODMIGRATE_PREPARED_DIR=$(node_prepared "$name") MALLOC_ARENA_MAX=2 setsid "${AGENT[@]}" agent --node "$name" --containerd-socket "$(node_sock "$name")" --socket "$dir/agent.sock" \
     --port $((AGENT_PORT_BASE + index)) --metrics-port $((AGENT_PORT_BASE + 1000 + index)) --listen 127.0.0.1 \
     --share "$(node_share "$name")" --state-dir "$STATE/nodes/$name/agent" --staging-dir "/dev/shm/podmigrate-$name" \
     --prepared-dir "$(node_prepared "$name")" --registry-hosts-dir "$dir/certs.d" $(node_cgroup_args "$name") "${restore[@]}" "${tls[@]}" >> "$LOGDIR/$name-agent.log" 2>&1 < /dev/null 9>&- &

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using PodMigrate.Agent;
 
 namespace PodMigrate.Cli.Commands;
 
@@ -9,7 +10,7 @@ internal static class CommandCatalog
         yield return VersionCommand.Create();
         yield return NodeCommand.Create();
         yield return ImageCommand.Create();
-        yield return AgentCommand.Create();
+        yield return AgentCommandLine.Create(CliCommon.RunAsync);
         yield return CertsCommand.Create();
         yield return InfoCommand.Create();
         yield return CheckpointCommand.Create();

@@ -148,18 +148,22 @@ public sealed class AgentProcess : IAsyncDisposable
     public static async Task<AgentProcess> StartAsync(TestAgentLayout layout, CancellationToken cancellationToken)
     {
         Directory.CreateDirectory(layout.ShareRoot);
-        var cli = Cli.PodmigrateCli.DllPath;
-        var start = new ProcessStartInfo("dotnet")
-        {
-            ArgumentList =
+        // $PODMIGRATE_AGENT_BIN (as scripts/cluster.sh reads it): that binary, e.g. podmigrate-agent published NativeAOT as the
+        // DaemonSet's image runs it, instead of the CLI's `agent` verb; both take the same arguments.
+        var start = Environment.GetEnvironmentVariable("PODMIGRATE_AGENT_BIN") is { Length: > 0 } agentBinary
+            ? new ProcessStartInfo(agentBinary)
+            : new ProcessStartInfo("dotnet") { ArgumentList = { Cli.PodmigrateCli.DllPath } };
+        start.RedirectStandardOutput = true;
+        start.RedirectStandardError = true;
+        foreach (var argument in new[]
             {
-                cli, "agent", "--node", layout.Node, "--containerd-socket", layout.ContainerdSocket, "--socket", layout.Socket,
+                "agent", "--node", layout.Node, "--containerd-socket", layout.ContainerdSocket, "--socket", layout.Socket,
                 "--port", layout.GrpcPort.ToString(System.Globalization.CultureInfo.InvariantCulture), "--listen", layout.ListenAddress,
                 "--share", layout.ShareRoot, "--state-dir", layout.StateDirectory,
-            },
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
+            })
+        {
+            start.ArgumentList.Add(argument);
+        }
         start.ArgumentList.Add("--prepared-dir");
         start.ArgumentList.Add(layout.PreparedPath);
         if (layout.RestoreRuntime)

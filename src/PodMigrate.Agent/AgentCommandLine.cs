@@ -1,15 +1,18 @@
 using System.CommandLine;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
-using PodMigrate.Agent;
 using PodMigrate.Core.Errors;
 
-namespace PodMigrate.Cli.Commands;
+namespace PodMigrate.Agent;
 
-/// <summary>`podmigrate agent`: runs the node agent (what the DaemonSet's container runs) in the foreground.</summary>
-internal static class AgentCommand
+/// <summary>
+/// The `agent` verb: runs the node agent in the foreground, as `podmigrate agent` (the CLI) and as `podmigrate-agent agent`
+/// (PodMigrate.Agent.Host, the NativeAOT binary the DaemonSet's image runs): one set of options for both.
+/// </summary>
+public static class AgentCommandLine
 {
-    public static Command Create()
+    /// <param name="run">Runs the verb's body and turns a <see cref="PodMigrateException"/> into the process's exit code.</param>
+    public static Command Create(Func<Func<Task<int>>, CancellationToken, Task<int>> run)
     {
         var node = new Option<string>("--node") { Description = "This node's name (default: $NODE_NAME)" };
         var containerd = new Option<string>("--containerd-socket") { Description = "containerd's gRPC socket (default /run/containerd/containerd.sock)" };
@@ -38,7 +41,7 @@ internal static class AgentCommand
         {
             node, containerd, socket, port, metricsPort, listen, tlsDir, tlsCert, tlsKey, tlsClientCa, signingCert, signingKey, trust, allowUnsigned, insecureTcp, share, state, staging, preparedDir, restoreRuntime, registryHosts, nodeCgroup,
         };
-        command.SetAction((parse, cancellationToken) => CliCommon.RunAsync(async () =>
+        command.SetAction((parse, cancellationToken) => run(async () =>
         {
             void Configure(AgentOptions options)
             {
@@ -77,7 +80,7 @@ internal static class AgentCommand
             {
                 throw PodMigrateException.InvalidArgument($"agent options: {string.Join("; ", e.Failures)}");
             }
-            return ExitCodes.Ok;
+            return 0;
         }, cancellationToken));
         return command;
     }
