@@ -96,7 +96,9 @@ internal sealed class ZstdDecompressStream : ReadOnlyStream
                 error => new InvalidDataException($"zstd stream is corrupt: {error}"));
             _inputStart += (int)inBuffer.Position;
             produced = (int)outBuffer.Position;
-            _outputPending = outBuffer.Position == outBuffer.Size;
+            // A 0 hint means the frame is decoded and flushed whole: nothing is pending, even if this filled the buffer
+            // exactly (calling libzstd again without input would start a next frame and make a clean end look truncated).
+            _outputPending = outBuffer.Position == outBuffer.Size && _frameRemaining != 0;
         }
 
         return produced > 0;

@@ -53,6 +53,34 @@ public sealed class CodecTests
         (await ReadAllAsync(codec.CreateDecompressor(compressed, leaveOpen: false))).ShouldBe(data);
     }
 
+    [Theory(Timeout = Timeout)]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task A_zstd_frame_that_ends_exactly_at_the_end_of_a_read_buffer_is_a_clean_end(bool compressible)
+    {
+        // A tar is a multiple of 512 bytes and readers read in powers of two: a frame's last byte often fills a read exactly.
+        const int ReadSize = 64 << 10;
+        var data = compressible ? ArchiveTestData.CompressibleBytes(16 * ReadSize, 5) : ArchiveTestData.RandomBytes(16 * ReadSize, 5);
+        var codec = CheckpointCodecs.Get("zstd");
+        var compressed = new MemoryStream();
+        await using (var compressor = codec.CreateCompressor(compressed, codec.DefaultLevel, leaveOpen: true))
+        {
+            await compressor.WriteAsync(data);
+        }
+
+        compressed.Position = 0;
+        await using var decompressor = codec.CreateDecompressor(compressed, leaveOpen: false);
+        var read = new MemoryStream();
+        var buffer = new byte[ReadSize];
+        int count;
+        while ((count = await decompressor.ReadAsync(buffer)) > 0)
+        {
+            read.Write(buffer, 0, count);
+        }
+
+        read.ToArray().ShouldBe(data);
+    }
+
     [Fact(Timeout = Timeout)]
     public async Task Zstd_single_threaded_and_multi_threaded_outputs_both_decode()
     {
