@@ -79,8 +79,8 @@ internal sealed class ContainerResolver(ContainerdConnection containerd)
             return candidates;
         }
         var tasks = await new ContainerdTasks(containerd).ListAsync(cancellationToken);
-        var live = tasks.Where(t => t.Status is global::Containerd.V1.Types.Status.Running or global::Containerd.V1.Types.Status.Paused)
-            .Select(t => t.Id)
+        var live = tasks.Where(t => t.State is TaskState.Running or TaskState.Paused)
+            .Select(t => t.ContainerId)
             .ToHashSet(StringComparer.Ordinal);
         return [.. candidates.Where(c => live.Contains(c.Id))];
     }

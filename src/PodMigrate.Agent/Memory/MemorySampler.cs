@@ -33,8 +33,8 @@ internal sealed class MemorySampler(ContainerdConnection containerd, IOptions<Ag
             return sample;
         }
         var running = (await new ContainerdTasks(containerd).ListAsync(cancellationToken))
-            .Where(t => t.Status is global::Containerd.V1.Types.Status.Running)
-            .Select(t => t.Id)
+            .Where(t => t.State is TaskState.Running)
+            .Select(t => t.ContainerId)
             .ToHashSet(StringComparer.Ordinal);
         foreach (var container in all.Where(c => !IsSandbox(c) && running.Contains(c.Id)))
         {

@@ -47,7 +47,7 @@ internal sealed class AgentRecovery(
             try
             {
                 var task = await tasks.GetAsync(held.ContainerId, cancellationToken);
-                if (task.Status == global::Containerd.V1.Types.Status.Paused)
+                if (task.State == TaskState.Paused)
                 {
                     await tasks.ResumeAsync(held.ContainerId, cancellationToken);
                 }

@@ -29,7 +29,7 @@ internal sealed class SourceControl(
         using var bounded = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         bounded.CancelAfter(CompensationTimeout);
         var task = await _tasks.GetAsync(source.Id, bounded.Token);
-        if (task.Status == global::Containerd.V1.Types.Status.Paused)
+        if (task.State == TaskState.Paused)
         {
             await _tasks.ResumeAsync(source.Id, bounded.Token);
         }
@@ -88,11 +88,11 @@ internal sealed class SourceControl(
         while (true)
         {
             var task = await _tasks.GetAsync(containerId, cancellationToken);
-            if (task.Status == global::Containerd.V1.Types.Status.Stopped)
+            if (task.State == TaskState.Stopped)
             {
                 return;
             }
-            if (task.Status is global::Containerd.V1.Types.Status.Paused or global::Containerd.V1.Types.Status.Pausing)
+            if (task.State is TaskState.Paused or TaskState.Pausing)
             {
                 try
                 {
@@ -161,13 +161,7 @@ internal sealed class SourceControl(
         var task = await _tasks.GetAsync(source.Id, cancellationToken);
         var info = new HoldInfo
         {
-            ContainerState = task.Status switch
-            {
-                global::Containerd.V1.Types.Status.Running => ContainerState.ContainerRunning,
-                global::Containerd.V1.Types.Status.Paused or global::Containerd.V1.Types.Status.Pausing => ContainerState.ContainerPaused,
-                global::Containerd.V1.Types.Status.Created => ContainerState.ContainerCreated,
-                _ => ContainerState.ContainerStopped,
-            },
+            ContainerState = ContainerStates.Of(task.State),
             State = HoldState.HoldNone,
         };
         if (await journal.FindAsync(source.Id, cancellationToken) is not { } held)

@@ -147,7 +147,7 @@ internal sealed class AgentGrpcService(
     private async Task<ListContainersResponse> ListContainersAsync(ListContainersRequest request, ServerCallContext context)
     {
         var containers = await resolver.ListAsync(request.PodNamespace, request.PodName, context.CancellationToken);
-        var tasks = (await new ContainerdTasks(containerd).ListAsync(context.CancellationToken)).ToDictionary(t => t.Id, StringComparer.Ordinal);
+        var tasks = (await new ContainerdTasks(containerd).ListAsync(context.CancellationToken)).ToDictionary(t => t.ContainerId, StringComparer.Ordinal);
         var held = (await journal.EntriesAsync(context.CancellationToken)).ToDictionary(h => h.ContainerId, StringComparer.Ordinal);
         var response = new ListContainersResponse();
         foreach (var container in containers)
@@ -162,13 +162,7 @@ internal sealed class AgentGrpcService(
                 PodUid = container.PodUid,
                 ContainerName = container.ContainerName,
                 Image = container.Image,
-                State = task?.Status switch
-                {
-                    global::Containerd.V1.Types.Status.Running => ContainerState.ContainerRunning,
-                    global::Containerd.V1.Types.Status.Paused or global::Containerd.V1.Types.Status.Pausing => ContainerState.ContainerPaused,
-                    global::Containerd.V1.Types.Status.Created => ContainerState.ContainerCreated,
-                    _ => ContainerState.ContainerStopped,
-                },
+                State = ContainerStates.Of(task?.State),
                 Pid = task?.Pid ?? 0,
                 SandboxId = container.SandboxId,
                 BusyWith = gate.HolderOf(container.Id) ?? (held.TryGetValue(container.Id, out var h) ? $"held stopped after checkpoint {h.CheckpointId}" : ""),

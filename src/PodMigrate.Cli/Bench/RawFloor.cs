@@ -4,7 +4,6 @@ using PodMigrate.Core.Processes;
 using PodMigrate.Core.Retry;
 using PodMigrate.Node.Containerd;
 using Runc = Containerd.Runc.V1;
-using TaskStatus = Containerd.V1.Types.Status;
 
 namespace PodMigrate.Cli.Bench;
 
@@ -132,8 +131,8 @@ internal sealed class RawFloor(ContainerdConnection containerd, string workDirec
             {
                 try
                 {
-                    var status = (await _tasks.GetAsync(containerId, deadline.Token)).Status;
-                    if (status is TaskStatus.Stopped or TaskStatus.Created && Stopwatch.GetElapsedTime(started) > CriReapGrace)
+                    var status = (await _tasks.GetAsync(containerId, deadline.Token)).State;
+                    if (status is TaskState.Stopped or TaskState.Created && Stopwatch.GetElapsedTime(started) > CriReapGrace)
                     {
                         await _tasks.DeleteAsync(containerId, deadline.Token);
                         return;
@@ -158,12 +157,12 @@ internal sealed class RawFloor(ContainerdConnection containerd, string workDirec
     {
         try
         {
-            var status = (await _tasks.GetAsync(containerId, cancellationToken)).Status;
-            if (status == TaskStatus.Paused)
+            var status = (await _tasks.GetAsync(containerId, cancellationToken)).State;
+            if (status == TaskState.Paused)
             {
                 await _tasks.ResumeAsync(containerId, cancellationToken);
             }
-            if (status is not (TaskStatus.Stopped or TaskStatus.Created))
+            if (status is not (TaskState.Stopped or TaskState.Created))
             {
                 await _tasks.KillAsync(containerId, signal: 9, all: true, cancellationToken);
             }

@@ -48,7 +48,7 @@ internal static class SoakCommand
             {
                 ["name"] = name,
                 ["tasks"] = tasks.Count,
-                ["frozenTasks"] = tasks.Count(t => t.Status is global::Containerd.V1.Types.Status.Paused or global::Containerd.V1.Types.Status.Pausing),
+                ["frozenTasks"] = tasks.Count(t => t.State is TaskState.Paused or TaskState.Pausing),
                 ["snapshots"] = snapshots.Count,
                 // Active and view snapshots belong to containers (or to a restore in progress); committed ones are image layers.
                 ["activeSnapshots"] = snapshots.Count(s => s.Kind != global::Containerd.Services.Snapshots.V1.Kind.Committed),

@@ -10,6 +10,20 @@ using Empty = Google.Protobuf.WellKnownTypes.Empty;
 
 namespace PodMigrate.Node.Containerd;
 
+/// <summary>A task's state in PodMigrate's words; containerd's protobuf enum stays inside <see cref="ContainerdTasks"/>.</summary>
+public enum TaskState
+{
+    Unknown,
+    Created,
+    Running,
+    Stopped,
+    Paused,
+    Pausing,
+}
+
+/// <summary>A container's task as containerd reports it: its process id and state.</summary>
+public sealed record TaskInfo(string ContainerId, uint Pid, TaskState State);
+
 /// <summary>Where a task's stdio goes: paths of fifos, or <c>file:///path</c> / <c>binary://</c> URIs; empty = /dev/null.</summary>
 public sealed record TaskIo(string Stdin = "", string Stdout = "", string Stderr = "")
 {
@@ -75,25 +89,35 @@ public sealed class ContainerdTasks(ContainerdConnection connection)
     public Task<uint> StartAsync(string containerId, CancellationToken cancellationToken)
         => StartCoreAsync(containerId, $"starting task {containerId}", timeout: null, cancellationToken);
 
-    public async Task<Process> GetAsync(string containerId, CancellationToken cancellationToken)
+    public async Task<TaskInfo> GetAsync(string containerId, CancellationToken cancellationToken)
     {
         var response = await connection.UnaryAsync(o => _tasks.GetAsync(new Api.GetRequest { ContainerId = containerId }, o), new ContainerdCall($"getting task {containerId}"), cancellationToken);
-        return response.Process;
+        return ToInfo(response.Process);
     }
 
-    public async Task<IReadOnlyList<Process>> ListAsync(CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<TaskInfo>> ListAsync(CancellationToken cancellationToken)
     {
         var response = await connection.UnaryAsync(o => _tasks.ListAsync(new Api.ListTasksRequest(), o), new ContainerdCall("listing tasks"), cancellationToken);
-        return response.Tasks;
+        return [.. response.Tasks.Select(ToInfo)];
     }
+
+    private static TaskInfo ToInfo(Process process) => new(process.Id, process.Pid, process.Status switch
+    {
+        TaskStatus.Created => TaskState.Created,
+        TaskStatus.Running => TaskState.Running,
+        TaskStatus.Stopped => TaskState.Stopped,
+        TaskStatus.Paused => TaskState.Paused,
+        TaskStatus.Pausing => TaskState.Pausing,
+        _ => TaskState.Unknown,
+    });
 
     public async Task PauseAsync(string containerId, CancellationToken cancellationToken)
         => await connection.UnaryAsync(o => _tasks.PauseAsync(new Api.PauseTaskRequest { ContainerId = containerId }, o),
-            new ContainerdCall($"pausing task {containerId}", ClassifyUnknown: NotInState(containerId, TaskStatus.Running)), cancellationToken);
+            new ContainerdCall($"pausing task {containerId}", ClassifyUnknown: NotInState(containerId, TaskState.Running)), cancellationToken);
 
     public async Task ResumeAsync(string containerId, CancellationToken cancellationToken)
         => await connection.UnaryAsync(o => _tasks.ResumeAsync(new Api.ResumeTaskRequest { ContainerId = containerId }, o),
-            new ContainerdCall($"resuming task {containerId}", ClassifyUnknown: NotInState(containerId, TaskStatus.Paused)), cancellationToken);
+            new ContainerdCall($"resuming task {containerId}", ClassifyUnknown: NotInState(containerId, TaskState.Paused)), cancellationToken);
 
     /// <summary>Sends <paramref name="signal"/> to the task's init process, or to every process in it with <paramref name="all"/>.</summary>
     public async Task KillAsync(string containerId, int signal, bool all, CancellationToken cancellationToken)
@@ -112,7 +136,7 @@ public sealed class ContainerdTasks(ContainerdConnection connection)
     public async Task<TaskExit> DeleteAsync(string containerId, CancellationToken cancellationToken)
     {
         var response = await connection.UnaryAsync(o => _tasks.DeleteAsync(new Api.DeleteTaskRequest { ContainerId = containerId }, o),
-            new ContainerdCall($"deleting task {containerId}", ClassifyUnknown: NotInState(containerId, TaskStatus.Stopped, TaskStatus.Created)), cancellationToken);
+            new ContainerdCall($"deleting task {containerId}", ClassifyUnknown: NotInState(containerId, TaskState.Stopped, TaskState.Created)), cancellationToken);
         return new TaskExit(response.ExitStatus, response.ExitedAt?.ToDateTimeOffset());
     }
 
@@ -124,8 +148,8 @@ public sealed class ContainerdTasks(ContainerdConnection connection)
     {
         ArgumentNullException.ThrowIfNull(checkpoint);
         ArgumentException.ThrowIfNullOrEmpty(checkpoint.ImagePath);
-        var status = (await GetAsync(containerId, cancellationToken)).Status;
-        if (status is not (TaskStatus.Running or TaskStatus.Paused))
+        var status = (await GetAsync(containerId, cancellationToken)).State;
+        if (status is not (TaskState.Running or TaskState.Paused))
         {
             throw PodMigrateException.FailedPrecondition($"checkpointing task {containerId}: the task is {status}, not running");
         }
@@ -143,7 +167,7 @@ public sealed class ContainerdTasks(ContainerdConnection connection)
         options.EmptyNamespaces.Add(checkpoint.EmptyNamespaces ?? []);
         var request = new Api.CheckpointTaskRequest { ContainerId = containerId, Options = BareAny(options) };
         var call = new ContainerdCall($"checkpointing task {containerId} into {checkpoint.ImagePath}", checkpoint.Timeout ?? TimeSpan.FromMinutes(5),
-            NotInState(containerId, TaskStatus.Running, TaskStatus.Paused));
+            NotInState(containerId, TaskState.Running, TaskState.Paused));
         await connection.UnaryAsync(o => _tasks.CheckpointAsync(request, o), call, cancellationToken);
     }
 
@@ -153,7 +177,7 @@ public sealed class ContainerdTasks(ContainerdConnection connection)
     /// </summary>
     public async Task<bool> KillAndDeleteAsync(string containerId, CancellationToken cancellationToken)
     {
-        Process task;
+        TaskInfo task;
         try
         {
             task = await GetAsync(containerId, cancellationToken);
@@ -162,9 +186,9 @@ public sealed class ContainerdTasks(ContainerdConnection connection)
         {
             return false;
         }
-        if (task.Status is not (TaskStatus.Stopped or TaskStatus.Created))
+        if (task.State is not (TaskState.Stopped or TaskState.Created))
         {
-            if (task.Status == TaskStatus.Paused)
+            if (task.State == TaskState.Paused)
             {
                 await ResumeAsync(containerId, cancellationToken);
             }
@@ -185,7 +209,7 @@ public sealed class ContainerdTasks(ContainerdConnection connection)
     private async Task<uint> StartCoreAsync(string containerId, string doing, TimeSpan? timeout, CancellationToken cancellationToken)
     {
         var response = await connection.UnaryAsync(o => _tasks.StartAsync(new Api.StartRequest { ContainerId = containerId }, o),
-            new ContainerdCall(doing, timeout, NotInState(containerId, TaskStatus.Created)), cancellationToken);
+            new ContainerdCall(doing, timeout, NotInState(containerId, TaskState.Created)), cancellationToken);
         return response.Pid;
     }
 
@@ -204,11 +228,11 @@ public sealed class ContainerdTasks(ContainerdConnection connection)
     /// call needs (e.g. "cannot delete a running process"), the caller asked at the wrong time (FailedPrecondition);
     /// otherwise the runtime really failed (Internal).
     /// </summary>
-    private Func<CancellationToken, Task<ErrorKind>> NotInState(string containerId, params TaskStatus[] required) => async ct =>
+    private Func<CancellationToken, Task<ErrorKind>> NotInState(string containerId, params TaskState[] required) => async ct =>
     {
         try
         {
-            var status = (await GetAsync(containerId, ct)).Status;
+            var status = (await GetAsync(containerId, ct)).State;
             return required.Contains(status) ? ErrorKind.Internal : ErrorKind.FailedPrecondition;
         }
         catch (PodMigrateException e) when (e.Kind == ErrorKind.NotFound)

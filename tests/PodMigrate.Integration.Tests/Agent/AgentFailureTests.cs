@@ -336,7 +336,7 @@ public sealed class AgentFailureTests(LocalCluster cluster) : IAsyncLifetime
         var id = containers.ShouldHaveSingleItem().Id;
         using var containerd = ContainerdConnection.Open(cluster.Info.Node(Node).ContainerdSocket, "k8s.io");
         var task = await new ContainerdTasks(containerd).GetAsync(id, cancellationToken);
-        return task.Status.ToString().ToUpperInvariant();
+        return task.State.ToString().ToUpperInvariant();
     }
 
     private async Task<string> MemhogStatusAsync(V1Pod pod, CancellationToken cancellationToken)

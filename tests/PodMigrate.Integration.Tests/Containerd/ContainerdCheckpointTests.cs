@@ -2,7 +2,6 @@ using PodMigrate.Core.Errors;
 using PodMigrate.Integration.Tests.Criu;
 using PodMigrate.Node.Containerd;
 using Mount = Containerd.Types.Mount;
-using TaskStatus = Containerd.V1.Types.Status;
 
 namespace PodMigrate.Integration.Tests.Containerd;
 
@@ -71,7 +70,7 @@ public sealed class ContainerdCheckpointTests : IClassFixture<ContainerdNodesFix
             new TaskRestoreOptions(checkpointed, Fresh("restore-work")), Token);
 
         pid.ShouldBeGreaterThan(0u);
-        (await ns.Tasks.GetAsync(id, Token)).Status.ShouldBe(TaskStatus.Running);
+        (await ns.Tasks.GetAsync(id, Token)).State.ShouldBe(TaskState.Running);
         var seen = await CounterProbe.WaitForAsync(counterFile, dumped + 10, Token);
         seen.ShouldAllBe(value => value >= dumped, $"the restored counter must go on from {dumped}, never restart low");
     }
@@ -98,7 +97,7 @@ public sealed class ContainerdCheckpointTests : IClassFixture<ContainerdNodesFix
         await target.Tasks.RestoreAsync(id, targetMounts, TaskIo.ToFile(Path.Combine(_directory, "target.log")),
             new TaskRestoreOptions(checkpointed, Fresh("target-work")), Token);
 
-        (await target.Tasks.GetAsync(id, Token)).Status.ShouldBe(TaskStatus.Running);
+        (await target.Tasks.GetAsync(id, Token)).State.ShouldBe(TaskState.Running);
         var seen = await CounterProbe.WaitForAsync(targetCounter, dumped + 10, Token);
         seen.ShouldAllBe(value => value >= dumped, $"the counter restored on node B must go on from {dumped}");
         CounterProbe.Read(sourceCounter).ShouldBe(dumped, "the source stays stopped after a checkpoint with exit");
@@ -143,7 +142,7 @@ public sealed class ContainerdCheckpointTests : IClassFixture<ContainerdNodesFix
         var error = await Should.ThrowAsync<PodMigrateException>(() => ns.Tasks.DeleteAsync(id, Token));
 
         error.Kind.ShouldBe(ErrorKind.FailedPrecondition);
-        (await ns.Tasks.GetAsync(id, Token)).Status.ShouldBe(TaskStatus.Running);
+        (await ns.Tasks.GetAsync(id, Token)).State.ShouldBe(TaskState.Running);
     }
 
     public void Dispose()
@@ -174,7 +173,7 @@ public sealed class ContainerdCheckpointTests : IClassFixture<ContainerdNodesFix
 
         File.Exists(Path.Combine(images, "inventory.img")).ShouldBeTrue("CRIU writes its images straight into image_path");
         (await ns.Tasks.WaitAsync(id, TimeSpan.FromSeconds(30), Token)).ShouldNotBeNull();
-        (await ns.Tasks.GetAsync(id, Token)).Status.ShouldBe(TaskStatus.Stopped);
+        (await ns.Tasks.GetAsync(id, Token)).State.ShouldBe(TaskState.Stopped);
         await ns.Tasks.DeleteAsync(id, Token);
         return images;
     }

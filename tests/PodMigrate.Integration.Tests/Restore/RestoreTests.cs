@@ -77,7 +77,7 @@ public sealed class RestoreTests(RestoreFixture fixture)
         result.ContainerId.ShouldBe(containerId);
         result.Timings.Select(t => t.Phase).ShouldBe([Phase.Fetch, Phase.Import, Phase.Restore]);
         var task = await new ContainerdTasks(fixture.AgentB.Containerd).GetAsync(containerId, cts.Token);
-        task.Status.ShouldBe(global::Containerd.V1.Types.Status.Running);
+        task.State.ShouldBe(TaskState.Running);
         task.Pid.ShouldBe(result.Pid);
         File.Exists(NetworkNamespaces.PathOf(DirectRestore.NetworkNamespaceName(containerId))).ShouldBeTrue("the restored process lives in a network namespace of its own");
 
