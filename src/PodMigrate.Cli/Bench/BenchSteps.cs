@@ -1,6 +1,7 @@
 using System.Globalization;
-using k8s.Models;
 using PodMigrate.Core.Errors;
+using k8s.Models;
+using PodMigrate.Kube.Models;
 using PodMigrate.Node.Cri;
 using KubeContainer = k8s.Models.V1Container;
 
