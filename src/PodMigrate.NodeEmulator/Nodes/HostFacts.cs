@@ -1,6 +1,6 @@
 using System.Globalization;
 using System.Runtime.InteropServices;
-using k8s.Models;
+using PodMigrate.Kube.Models;
 
 namespace PodMigrate.NodeEmulator.Nodes;
 
@@ -48,11 +48,11 @@ internal sealed record HostFacts(int Cpus, long MemoryKib, long RootFsKib, strin
         return allocatable;
     }
 
-    public V1NodeSystemInfo SystemInfo(string containerRuntimeVersion, string kubeletVersion) => new()
+    public NodeSystemInfo SystemInfo(string containerRuntimeVersion, string kubeletVersion) => new()
     {
-        MachineID = MachineId,
-        SystemUUID = SystemUuid,
-        BootID = BootId,
+        MachineId = MachineId,
+        SystemUuid = SystemUuid,
+        BootId = BootId,
         KernelVersion = KernelVersion,
         OsImage = OsImage,
         ContainerRuntimeVersion = containerRuntimeVersion,

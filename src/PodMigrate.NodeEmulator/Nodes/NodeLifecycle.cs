@@ -1,12 +1,11 @@
-using System.Text.Json.Nodes;
-using k8s;
-using k8s.Models;
+using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using PodMigrate.Core.Errors;
 using PodMigrate.Core.Retry;
 using PodMigrate.Kube.Client;
-using PodMigrate.Kube.Serialization;
+using PodMigrate.Kube.Models;
 using PodMigrate.Node.Cri;
+using KubeNode = PodMigrate.Kube.Models.Node;
 
 namespace PodMigrate.NodeEmulator.Nodes;
 
@@ -29,9 +28,9 @@ internal sealed class NodeLifecycle
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly HostFacts _host;
-    private V1NodeStatus? _written;
+    private NodeStatus? _written;
     private DateTimeOffset _writtenAt;
-    private bool _leaseExists;
+    private Lease? _lease;
 
     public NodeLifecycle(IKubernetesApi api, CriConnection cri, NodeEmulatorOptions options, TimeProvider time, ILogger logger)
     {
@@ -80,8 +79,8 @@ internal sealed class NodeLifecycle
             }
             catch (PodMigrateException e)
             {
-                // NotFound (deleted) or anything else: look it up again, creating it if gone, on the next beat.
-                _leaseExists = false;
+                // Conflict or NotFound: someone else wrote it; read it again on the next beat.
+                _lease = null;
                 EmulatorLog.LeaseRenewalFailed(_logger, NodeName, e);
             }
         }
@@ -113,27 +112,24 @@ internal sealed class NodeLifecycle
             [EmulatorLabels.Os] = "linux",
             [EmulatorLabels.Arch] = _host.Architecture,
         };
-        V1Node node;
+        KubeNode node;
         try
         {
-            var body = new V1Node { Metadata = new V1ObjectMeta { Name = NodeName, Labels = labels } };
-            node = await KubeApiErrors.CallAsync(t => _api.Kubernetes.CoreV1.CreateNodeAsync(body, cancellationToken: t), $"create node {NodeName}", cancellationToken);
+            node = await _api.CreateAsync(KubeResources.Nodes, null, new KubeNode { Metadata = new ObjectMeta { Name = NodeName, Labels = labels } }, cancellationToken);
             EmulatorLog.NodeRegistered(_logger, NodeName);
         }
         catch (PodMigrateException e) when (e.Kind == ErrorKind.AlreadyExists)
         {
-            node = await KubeApiErrors.CallAsync(t => _api.Kubernetes.CoreV1.ReadNodeAsync(NodeName, cancellationToken: t), $"get node {NodeName}", cancellationToken);
-            var missing = labels.Where(l => node.Metadata.Labels.ValueAt(l.Key) != l.Value).ToList();
+            node = await _api.GetAsync(KubeResources.Nodes, null, NodeName, cancellationToken);
+            var missing = labels.Where(l => node.Metadata.Labels?.GetValueOrDefault(l.Key) != l.Value).ToList();
             if (missing.Count > 0)
             {
-                // The Node may be others' too (a cordon, labels of an operator): a merge patch of our labels, not a replace.
-                var labelPatch = new JsonObject();
+                node.Metadata.Labels ??= [];
                 foreach (var (key, value) in missing)
                 {
-                    labelPatch[key] = value;
+                    node.Metadata.Labels[key] = value;
                 }
-                var patch = new V1Patch(new JsonObject { ["metadata"] = new JsonObject { ["labels"] = labelPatch } }.ToJsonString(), V1Patch.PatchType.MergePatch);
-                node = await KubeApiErrors.CallAsync(t => _api.Kubernetes.CoreV1.PatchNodeAsync(patch, NodeName, cancellationToken: t), $"patch node {NodeName}", cancellationToken);
+                node = await _api.ReplaceAsync(KubeResources.Nodes, null, NodeName, node, cancellationToken);
             }
             // Transition times carry on from what the node last reported.
             _written = node.Status;
@@ -145,43 +141,38 @@ internal sealed class NodeLifecycle
 
     private async Task RenewLeaseAsync(CancellationToken cancellationToken)
     {
-        var now = MicroTime.Of(_time.GetUtcNow());
-        var ns = EmulatorLabels.NodeLeaseNamespace;
-        var leases = _api.Kubernetes.CoordinationV1;
-        if (!_leaseExists)
+        var now = _time.GetUtcNow();
+        if (_lease is null)
         {
             try
             {
-                await KubeApiErrors.CallAsync(t => leases.ReadNamespacedLeaseAsync(NodeName, ns, cancellationToken: t), $"get lease {ns}/{NodeName}", cancellationToken);
-                _leaseExists = true;
+                _lease = await _api.GetAsync(KubeResources.Leases, EmulatorLabels.NodeLeaseNamespace, NodeName, cancellationToken);
             }
             catch (PodMigrateException e) when (e.Kind == ErrorKind.NotFound)
             {
-                var lease = NewLease(now);
-                await KubeApiErrors.CallAsync(t => leases.CreateNamespacedLeaseAsync(lease, ns, cancellationToken: t), $"create lease {ns}/{NodeName}", cancellationToken);
-                _leaseExists = true;
+                _lease = await _api.CreateAsync(KubeResources.Leases, EmulatorLabels.NodeLeaseNamespace, NewLease(now), cancellationToken);
                 return;
             }
         }
-        // The node's own Lease, renewed by a merge patch of the fields the kubelet sets (nothing else of it is rewritten).
-        var spec = new V1LeaseSpec { HolderIdentity = NodeName, LeaseDurationSeconds = (int)_options.LeaseDuration.TotalSeconds, RenewTime = now };
-        var patch = new V1Patch(new JsonObject { ["spec"] = PackageJson.ToNode(spec) }.ToJsonString(), V1Patch.PatchType.MergePatch);
-        await KubeApiErrors.CallAsync(t => leases.PatchNamespacedLeaseAsync(patch, NodeName, ns, cancellationToken: t), $"patch lease {ns}/{NodeName}", cancellationToken);
+        _lease.Spec.HolderIdentity = NodeName;
+        _lease.Spec.LeaseDurationSeconds = (int)_options.LeaseDuration.TotalSeconds;
+        _lease.Spec.RenewTime = now;
+        _lease = await _api.ReplaceAsync(KubeResources.Leases, EmulatorLabels.NodeLeaseNamespace, NodeName, _lease, cancellationToken);
     }
 
-    private V1Lease NewLease(DateTime now) => new()
+    private Lease NewLease(DateTimeOffset now) => new()
     {
-        Metadata = new V1ObjectMeta
+        Metadata = new ObjectMeta
         {
             Name = NodeName,
-            NamespaceProperty = EmulatorLabels.NodeLeaseNamespace,
+            Namespace = EmulatorLabels.NodeLeaseNamespace,
             OwnerReferences = NodeUid is null ? null : [NodeOwner(NodeName, NodeUid)],
         },
-        Spec = new V1LeaseSpec { HolderIdentity = NodeName, LeaseDurationSeconds = (int)_options.LeaseDuration.TotalSeconds, RenewTime = now },
+        Spec = new LeaseSpec { HolderIdentity = NodeName, LeaseDurationSeconds = (int)_options.LeaseDuration.TotalSeconds, RenewTime = now },
     };
 
     /// <summary>kubelet makes the Node the owner of its Lease and of its mirror pods, so they go when the Node goes.</summary>
-    public static V1OwnerReference NodeOwner(string nodeName, string nodeUid) => new()
+    public static OwnerReference NodeOwner(string nodeName, string nodeUid) => new()
     {
         ApiVersion = "v1",
         Kind = "Node",
@@ -199,8 +190,8 @@ internal sealed class NodeLifecycle
         {
             return;
         }
-        var patch = new V1Patch(new JsonObject { ["status"] = PackageJson.ToNode(status) }.ToJsonString(), V1Patch.PatchType.MergePatch);
-        await KubeApiErrors.CallAsync(t => _api.Kubernetes.CoreV1.PatchNodeStatusAsync(patch, NodeName, cancellationToken: t), $"patch status of node {NodeName}", cancellationToken);
+        var patch = $"{{\"status\":{JsonSerializer.Serialize(status, KubeClientJsonContext.Default.NodeStatus)}}}";
+        await _api.PatchAsync(KubeResources.Nodes, null, NodeName, PatchType.MergePatch, patch, status: true, cancellationToken);
         if (changed)
         {
             var ready = status.Conditions!.Single(c => c.Type == "Ready").Status;
@@ -210,7 +201,7 @@ internal sealed class NodeLifecycle
         _writtenAt = now;
     }
 
-    private async Task<V1NodeStatus> ComputeStatusAsync(DateTimeOffset now, CancellationToken cancellationToken)
+    private async Task<NodeStatus> ComputeStatusAsync(DateTimeOffset now, CancellationToken cancellationToken)
     {
         string runtimeVersion = "";
         string? notReady;
@@ -228,10 +219,10 @@ internal sealed class NodeLifecycle
         {
             notReady = $"container runtime is down: {e.Message}";
         }
-        return new V1NodeStatus
+        return new NodeStatus
         {
-            Capacity = Quantities(_host.Capacity(_options.MaxPods)),
-            Allocatable = Quantities(_host.Allocatable(_options.MaxPods)),
+            Capacity = _host.Capacity(_options.MaxPods),
+            Allocatable = _host.Allocatable(_options.MaxPods),
             Conditions =
             [
                 Condition("MemoryPressure", false, "KubeletHasSufficientMemory", "kubelet has sufficient memory available", now),
@@ -243,43 +234,40 @@ internal sealed class NodeLifecycle
             ],
             Addresses =
             [
-                new V1NodeAddress { Type = "InternalIP", Address = _options.Address },
-                new V1NodeAddress { Type = "Hostname", Address = NodeName },
+                new NodeAddress { Type = "InternalIP", Address = _options.Address },
+                new NodeAddress { Type = "Hostname", Address = NodeName },
             ],
             NodeInfo = _host.SystemInfo(runtimeVersion, KubeletVersion),
         };
     }
 
-    private V1NodeCondition Condition(string type, bool value, string reason, string message, DateTimeOffset now)
+    private NodeCondition Condition(string type, bool value, string reason, string message, DateTimeOffset now)
     {
         var status = value ? "True" : "False";
         var previous = _written?.Conditions?.FirstOrDefault(c => c.Type == type);
-        return new V1NodeCondition
+        return new NodeCondition
         {
             Type = type,
             Status = status,
             Reason = reason,
             Message = message,
-            LastHeartbeatTime = now.UtcDateTime,
-            LastTransitionTime = previous?.Status == status ? previous.LastTransitionTime ?? now.UtcDateTime : now.UtcDateTime,
+            LastHeartbeatTime = now,
+            LastTransitionTime = previous?.Status == status ? previous.LastTransitionTime ?? now : now,
         };
     }
 
-    private static bool SameIgnoringHeartbeats(V1NodeStatus a, V1NodeStatus b)
+    private static bool SameIgnoringHeartbeats(NodeStatus a, NodeStatus b)
     {
-        static string Text(V1NodeStatus status)
+        static string Text(NodeStatus status)
         {
-            var copy = PackageJson.ToNode(status);
-            foreach (var condition in copy["conditions"]?.AsArray() ?? [])
+            var copy = JsonSerializer.Deserialize(JsonSerializer.Serialize(status, KubeClientJsonContext.Default.NodeStatus), KubeClientJsonContext.Default.NodeStatus)!;
+            foreach (var condition in copy.Conditions ?? [])
             {
-                condition?.AsObject().Remove("lastHeartbeatTime");
+                condition.LastHeartbeatTime = null;
             }
-            return copy.ToJsonString();
+            return JsonSerializer.Serialize(copy, KubeClientJsonContext.Default.NodeStatus);
         }
 
         return Text(a) == Text(b);
     }
-
-    private static Dictionary<string, ResourceQuantity> Quantities(Dictionary<string, string> quantities)
-        => quantities.ToDictionary(q => q.Key, q => new ResourceQuantity(q.Value), StringComparer.Ordinal);
 }

@@ -1,6 +1,5 @@
-using k8s.Models;
 using PodMigrate.Core.Errors;
-using PodMigrate.Kube.Client;
+using PodMigrate.Kube.Models;
 
 namespace PodMigrate.NodeEmulator.Pods;
 
@@ -21,7 +20,7 @@ internal sealed class PodWorkers : IAsyncDisposable
     /// <summary>Called when a mirror pod on this node changes or goes (the agent mirror pod re-checks itself).</summary>
     public Action? MirrorPodChanged { get; set; }
 
-    public void Upsert(V1Pod pod)
+    public void Upsert(Pod pod)
     {
         ArgumentNullException.ThrowIfNull(pod);
         if (IsMirror(pod))
@@ -46,12 +45,11 @@ internal sealed class PodWorkers : IAsyncDisposable
             }
             var worker = new PodWorker(_context, pod);
             _workers[worker.Uid] = (worker, RunWorkerAsync(worker, _stopping.Token));
-            var key = pod.Key();
-            EmulatorLog.PodAccepted(_context.Logger, key, worker.Uid);
+            EmulatorLog.PodAccepted(_context.Logger, pod.Key, worker.Uid);
         }
     }
 
-    public void Deleted(V1Pod pod)
+    public void Deleted(Pod pod)
     {
         ArgumentNullException.ThrowIfNull(pod);
         if (IsMirror(pod))
@@ -153,5 +151,5 @@ internal sealed class PodWorkers : IAsyncDisposable
         }
     }
 
-    private static bool IsMirror(V1Pod pod) => pod.Metadata.Annotations?.ContainsKey(EmulatorLabels.ConfigMirror) == true;
+    private static bool IsMirror(Pod pod) => pod.Metadata.Annotations?.ContainsKey(EmulatorLabels.ConfigMirror) == true;
 }

@@ -1,5 +1,4 @@
 using PodMigrate.Agent.Memory;
-using k8s.Models;
 using PodMigrate.Kube.Models;
 using PodMigrate.Node.Cri;
 using PodMigrate.NodeEmulator.Nodes;
