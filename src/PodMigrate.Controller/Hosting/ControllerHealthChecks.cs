@@ -2,6 +2,7 @@ using k8s;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using PodMigrate.Core.Errors;
 using PodMigrate.Kube.Client;
+using PodMigrate.Kube.Models;
 
 namespace PodMigrate.Controller.Hosting;
 

@@ -1,5 +1,6 @@
 using k8s.Models;
 using PodMigrate.Controller.Runtime;
+using PodMigrate.Kube.Models;
 
 namespace PodMigrate.Controller.Migrations;
 

@@ -1,4 +1,3 @@
-using k8s.Models;
 using PodMigrate.Core.Errors;
 using PodMigrate.Kube.Client;
 
@@ -13,7 +12,7 @@ namespace PodMigrate.Controller.Runtime;
 /// reconciler driven by hand) every read is a GET.
 /// </summary>
 internal sealed class CacheFirstReader<T>(IKubernetesApi api, ResourceKind<T> kind, Informer<T>? cache)
-    where T : class, IMetadata<V1ObjectMeta>
+    where T : class
 {
     /// <summary>The object (a copy the caller may change), or null when the server says NotFound.</summary>
     public async Task<T?> GetAsync(string ns, string name, CancellationToken cancellationToken)
