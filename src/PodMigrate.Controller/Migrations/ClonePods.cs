@@ -29,9 +29,41 @@ internal static class ClonePods
 
     private const string RuntimeClassNameField = "runtimeClassName";
 
+    private static readonly System.Buffers.SearchValues<char> LowerHex = System.Buffers.SearchValues.Create("0123456789abcdef");
+
     /// <summary>The pod's spec.runtimeClassName, or null.</summary>
     public static string? RuntimeClassOf(Pod pod)
         => pod.Spec.ExtensionData?.TryGetValue(RuntimeClassNameField, out var name) == true && name.ValueKind == JsonValueKind.String ? name.GetString() : null;
+
+    /// <summary>
+    /// The source container's image pinned to the digest its node reported in the container's status
+    /// (<c>imageID</c>: <c>repo@sha256:…</c>, with or without the <c>docker-pullable://</c> scheme), or its spec's image
+    /// when the status names no pullable digest (an image id alone, <c>sha256:…</c>, names no repository to pull from).
+    /// </summary>
+    public static string? PinnedImage(Pod source, string container)
+    {
+        var spec = source.Spec.Containers.Find(c => c.Name == container)?.Image;
+        var reported = source.Status?.ContainerStatuses?.Find(c => c.Name == container)?.ImageId;
+        if (string.IsNullOrEmpty(reported))
+        {
+            return spec;
+        }
+        const string DockerPullable = "docker-pullable://";
+        var reference = reported.StartsWith(DockerPullable, StringComparison.Ordinal) ? reported[DockerPullable.Length..] : reported;
+        return IsPinnedReference(reference) ? reference : spec;
+    }
+
+    /// <summary>Whether the reference names a repository and a sha256 digest: <c>host/repo@sha256:&lt;64 hex&gt;</c>.</summary>
+    public static bool IsPinnedReference(string? reference)
+    {
+        var at = reference?.IndexOf("@sha256:", StringComparison.Ordinal) ?? -1;
+        if (at <= 0)
+        {
+            return false;
+        }
+        var digest = reference.AsSpan(at + "@sha256:".Length);
+        return digest.Length == 64 && !digest.ContainsAnyExcept(LowerHex);
+    }
 
     public static string NameFor(PodMigration migration, string sourcePod)
     {

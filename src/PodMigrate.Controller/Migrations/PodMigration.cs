@@ -106,6 +106,13 @@ public sealed partial class PodMigrationStatus
     /// <summary>Chosen before the checkpoint is asked for, so a restarted controller asks for the same one.</summary>
     public string? CheckpointId { get; set; }
 
+    /// <summary>
+    /// The image the clone's container runs: the source container's image by the digest its node reported
+    /// (<c>repo@sha256:…</c>), so a tag moved since the source pulled it cannot give the clone another root file system
+    /// than the one CRIU restores into; the tag when the node reported no digest.
+    /// </summary>
+    public string? SourceImage { get; set; }
+
     /// <summary>The checkpoint image on the target node that the clone pod's container runs.</summary>
     public string? CheckpointImage { get; set; }
 

@@ -64,6 +64,7 @@ public sealed partial class PodMigrationStatus
         TargetNode = result.TargetNode;
         SourcePodUid = result.SourcePod.Metadata.Uid;
         ContainerName = result.ContainerName;
+        SourceImage = ClonePods.PinnedImage(result.SourcePod, result.ContainerName);
         CheckpointId = checkpointId;
         ClonePod = clonePod;
         SetTiming("precheck", took);

@@ -25,7 +25,7 @@ internal sealed partial class RuntimeClassRestore(IAgentDirectory agents, ILogge
     /// Start while the source still writes the checkpoint: the target follows the archive on the share and seals the
     /// prepared checkpoint only once the published manifest has verified it whole.
     /// </param>
-    public async Task<Operation> PrepareAsync(PodMigration migration, PodMigrationStatus status, TimeSpan timeout, CancellationToken cancellationToken, bool follow = false, string? image = null)
+    public async Task<Operation> PrepareAsync(PodMigration migration, PodMigrationStatus status, TimeSpan timeout, CancellationToken cancellationToken, bool follow = false)
     {
         var request = new PrepareRestoreRequest
         {
@@ -35,7 +35,7 @@ internal sealed partial class RuntimeClassRestore(IAgentDirectory agents, ILogge
             Container = status.ContainerName,
             Timeout = Duration.FromTimeSpan(timeout),
             Follow = follow,
-            Image = image ?? "",
+            Image = PrePulledImage(status),
         };
         Operation operation;
         try
@@ -134,7 +134,7 @@ internal sealed partial class RuntimeClassRestore(IAgentDirectory agents, ILogge
     /// Returns the operation as it stands, or null when the target cannot follow (an older agent without operations, or
     /// unreachable): the restore step then prepares the published checkpoint as usual, so this only ever saves time.
     /// </summary>
-    public async Task<Operation?> FollowAsync(PodMigration migration, PodMigrationStatus status, string? image, TimeSpan timeout, CancellationToken cancellationToken)
+    public async Task<Operation?> FollowAsync(PodMigration migration, PodMigrationStatus status, TimeSpan timeout, CancellationToken cancellationToken)
     {
         using var bounded = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         bounded.CancelAfter(FollowCallTimeout);
@@ -152,7 +152,7 @@ internal sealed partial class RuntimeClassRestore(IAgentDirectory agents, ILogge
                     Container = status.ContainerName,
                     Timeout = Duration.FromTimeSpan(timeout),
                     Follow = true,
-                    Image = image ?? "",
+                    Image = PrePulledImage(status),
                 },
             }, bounded.Token);
         }
@@ -162,6 +162,13 @@ internal sealed partial class RuntimeClassRestore(IAgentDirectory agents, ILogge
             return null;
         }
     }
+
+    /// <summary>
+    /// The image the target pulls while it prepares, so that the kubelet finds the clone's image present: only one pinned
+    /// by digest (<see cref="PodMigrationStatus.SourceImage"/>), never a tag, which could have moved since the source pulled it.
+    /// </summary>
+    internal static string PrePulledImage(PodMigrationStatus status)
+        => ClonePods.IsPinnedReference(status.SourceImage) ? status.SourceImage! : "";
 
     /// <summary>How long asking the target to follow (or reading how far it got) may take: it only ever saves time.</summary>
     private static readonly TimeSpan FollowCallTimeout = TimeSpan.FromSeconds(5);

@@ -45,8 +45,9 @@ public sealed class RuntimeClassRestoreTests
         world.Target.Calls.ShouldNotContain("Restore");
         world.Target.PreparedFor.ShouldBe($"default/{migration.Status.ClonePod}/counter");
         // Beside the checkpoint, following the archive as it is written; once that got there, the restore step does not
-        // prepare again. No image pull yet: the clone names the source's image by tag (see CheckpointAsync).
+        // prepare again. No image pull: the source's node reported no digest, and a tag could have moved since.
         world.Target.Prepares.ToArray().ShouldBe(new[] { (true, "") });
+        migration.Status.SourceImage.ShouldBe("localhost:5000/podmigrate/counter:1");
         migration.Status.PreparedAt.ShouldNotBeNull();
         world.Target.Calls.ShouldContain("ReleasePrepared");
         world.Source.Calls.ShouldContain("Discard");
@@ -64,6 +65,37 @@ public sealed class RuntimeClassRestoreTests
         clone.Spec.Containers[0].Image.ShouldBe("localhost:5000/podmigrate/counter:1");
         clone.Metadata.Annotations![RestoreAnnotations.Checkpoint].ShouldBe(migration.Status.CheckpointId);
         clone.Metadata.Annotations[RestoreAnnotations.Container].ShouldBe("counter");
+    }
+
+    [Fact]
+    public async Task The_clone_runs_the_source_image_by_the_digest_its_node_reported_and_the_target_pulls_it_while_it_prepares()
+    {
+        const string Pinned = "localhost:5000/podmigrate/counter@sha256:cb40f19159a96d53175ceab1ccc834334207f560c9a8e0ae6777969e349a45e2";
+        await using var world = await World.StartAsync(targetHasHandler: true, operations: true, sourceImageId: Pinned);
+        var migration = await world.RunAsync(new PodMigrationSpec { PodName = "counter", TargetNode = "node-b", VerifyWindow = "100ms" });
+
+        migration.Status!.Phase.ShouldBe(MigrationPhase.Succeeded, migration.Status.Message);
+        migration.Status.SourceImage.ShouldBe(Pinned);
+        // Pulled by the target beside the checkpoint: the kubelet finds the clone's image present.
+        world.Target.Prepares.ToArray().ShouldBe(new[] { (true, Pinned) });
+        var clone = world.LastClone.ShouldNotBeNull();
+        clone.Spec.Containers[0].Image.ShouldBe(Pinned);
+    }
+
+    [Theory]
+    [InlineData("docker-pullable://registry.example/app@sha256:cb40f19159a96d53175ceab1ccc834334207f560c9a8e0ae6777969e349a45e2", "registry.example/app@sha256:cb40f19159a96d53175ceab1ccc834334207f560c9a8e0ae6777969e349a45e2")]
+    [InlineData("registry.example/app@sha256:cb40f19159a96d53175ceab1ccc834334207f560c9a8e0ae6777969e349a45e2", "registry.example/app@sha256:cb40f19159a96d53175ceab1ccc834334207f560c9a8e0ae6777969e349a45e2")]
+    [InlineData("sha256:38fcd8da26bd34945ec9d1cf746ef96bbc11526b285d68d1cf8f0b447fe43d06", "registry.example/app:1")]
+    [InlineData("registry.example/app@sha256:cb40", "registry.example/app:1")]
+    [InlineData("registry.example/app@sha256:CB40F19159A96D53175CEAB1CCC834334207F560C9A8E0AE6777969E349A45E2", "registry.example/app:1")]
+    [InlineData("", "registry.example/app:1")]
+    public void The_pinned_image_is_a_repository_digest_or_else_the_spec_image(string imageId, string expected)
+    {
+        var source = KubeJson.Deserialize($$$"""
+            {"metadata":{"name":"app","namespace":"default"},"spec":{"containers":[{"name":"app","image":"registry.example/app:1"}]},
+             "status":{"containerStatuses":[{"name":"app","image":"registry.example/app:1","imageID":"{{{imageId}}}"}]}}
+            """, KubeClientJsonContext.Default.Pod, "source");
+        ClonePods.PinnedImage(source, "app").ShouldBe(expected);
     }
 
     [Fact]
@@ -367,7 +399,8 @@ public sealed class RuntimeClassRestoreTests
         /// <summary>The controller's <see cref="ControllerOptions.RestoreTimeout"/> for <see cref="RunAsync"/>.</summary>
         public TimeSpan RestoreTimeout { get; set; } = new ControllerOptions().RestoreTimeout;
 
-        public static async Task<World> StartAsync(bool targetHasHandler, bool prepareFails = false, bool operations = false)
+        /// <param name="sourceImageId">The source container status's imageID, as its node reported it (null: no container status).</param>
+        public static async Task<World> StartAsync(bool targetHasHandler, bool prepareFails = false, bool operations = false, string? sourceImageId = null)
         {
             var api = await ApiServerFixture.StartAsync();
             // The repository's own CRD (its schema and defaults are part of what is tested).
@@ -384,8 +417,9 @@ public sealed class RuntimeClassRestoreTests
                 {"metadata":{"name":"counter","namespace":"default","labels":{"app":"counter"}},
                  "spec":{"nodeName":"node-a","containers":[{"name":"counter","image":"localhost:5000/podmigrate/counter:1"}]}}
                 """, KubeClientJsonContext.Default.Pod), api.Token);
+            var containerStatuses = sourceImageId is null ? "" : $$$""","containerStatuses":[{"name":"counter","ready":true,"restartCount":0,"image":"localhost:5000/podmigrate/counter:1","imageID":"{{{sourceImageId}}}"}]""";
             await api.Client.PatchAsync(KubeResources.Pods, "default", "counter", PatchType.MergePatch,
-                """{"status":{"phase":"Running","conditions":[{"type":"Ready","status":"True"}]}}""", status: true, api.Token);
+                $$$"""{"status":{"phase":"Running","conditions":[{"type":"Ready","status":"True"}]{{{containerStatuses}}}}}""", status: true, api.Token);
             var source = await FakeMigrationAgent.StartAsync("node-a", api.Client, restoreRuntime: true, prepareFails: false, operations);
             var target = await FakeMigrationAgent.StartAsync("node-b", api.Client, targetHasHandler, prepareFails, operations);
             _ = pod;

@@ -42,14 +42,11 @@ internal sealed class CheckpointPhase(
                 migration = await journal.WriteAsync(migration, cancellationToken);
                 status = migration.Status!;
             }
-            // Not yet: the clone names the source's image by tag, and a tag that moved since the source pulled it would
-            // give the clone another binary than the one CRIU restores into ("Can't open vma"). Pre-pulling needs the
-            // clone pinned to the source's image digest first; the agent's PrepareRestore image field is.
             if (startFollow)
             {
                 // Once, best effort and bounded: an unresponsive target must not hold up the checkpoint (the restore step
                 // attaches to the id, or prepares afresh when the follower did not get there).
-                await runtimeClass.FollowAsync(migration, status, image: null, MigrationSteps.RemainingUntilDeadline(status, settings, time.GetUtcNow()), cancellationToken);
+                await runtimeClass.FollowAsync(migration, status, MigrationSteps.RemainingUntilDeadline(status, settings, time.GetUtcNow()), cancellationToken);
             }
             var request = new CheckpointRequest
             {
@@ -107,7 +104,7 @@ internal sealed class CheckpointPhase(
                 if (prepareAlongside)
                 {
                     // Published: the follower seals its staging now or soon (the restore step attaches to it if it still runs).
-                    RecordFollowed(status, await runtimeClass.FollowAsync(migration, status, image: null,
+                    RecordFollowed(status, await runtimeClass.FollowAsync(migration, status,
                         MigrationSteps.RemainingUntilDeadline(status, settings, time.GetUtcNow()), cancellationToken), time.GetUtcNow());
                 }
             }

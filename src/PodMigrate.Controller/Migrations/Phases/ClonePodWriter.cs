@@ -82,7 +82,7 @@ internal sealed class ClonePodWriter(IKubernetesApi api, CacheFirstReader<Pod> p
     private static CloneRestore CloneRestoreOf(PodMigrationStatus status, MigrationSettings settings, Pod? source)
         => settings.ThroughCheckpointImage
             ? new CloneRestore(status.CheckpointId!, CheckpointImage: status.CheckpointImage!)
-            : new CloneRestore(status.CheckpointId!, BaseImage: source?.Spec.Containers.Find(c => c.Name == status.ContainerName)?.Image, LazyPages: settings.LazyPages);
+            : new CloneRestore(status.CheckpointId!, BaseImage: status.SourceImage ?? source?.Spec.Containers.Find(c => c.Name == status.ContainerName)?.Image, LazyPages: settings.LazyPages);
 
     private async Task<Pod> GetSourcePodAsync(PodMigration migration, CancellationToken cancellationToken)
         => await pods.GetAsync(migration.Namespace, migration.Spec.PodName, cancellationToken)
