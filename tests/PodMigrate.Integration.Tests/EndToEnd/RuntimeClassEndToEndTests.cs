@@ -57,7 +57,11 @@ public sealed class RuntimeClassEndToEndTests(LocalCluster cluster, ITestOutputH
         var clone = await world.WaitForPodReadyAsync(source.Metadata.Namespace!, status.ClonePod!, cts.Token);
         clone.Spec.NodeName.ShouldBe(to);
         ClonePods.RuntimeClassOf(clone).ShouldBe(CloneRestore.RuntimeClassName);
-        clone.Spec.Containers[0].Image.ShouldBe(source.Spec.Containers[0].Image, "the clone runs the source's image; the runtime restores into it");
+        // The source's image by the digest its node reported: the root file system CRIU dumped from, whatever the tag says now.
+        var tagged = source.Spec.Containers[0].Image!;
+        var repository = tagged[..tagged.LastIndexOf(':')];
+        status.SourceImage.ShouldNotBeNull().ShouldStartWith(repository + "@sha256:");
+        clone.Spec.Containers[0].Image.ShouldBe(status.SourceImage, "the clone runs the source's image, pinned; the runtime restores into it");
         clone.Metadata.Annotations![RestoreAnnotations.Checkpoint].ShouldBe(status.CheckpointId);
         var after = await world.ReadCounterAsync(clone, cts.Token);
         after.ShouldBeGreaterThanOrEqualTo(before, "the clone must go on from the checkpointed value, not start again from 0");
