@@ -27,16 +27,7 @@ internal sealed partial class RuntimeClassRestore(IAgentDirectory agents, ILogge
     /// </param>
     public async Task<Operation> PrepareAsync(PodMigration migration, PodMigrationStatus status, TimeSpan timeout, CancellationToken cancellationToken, bool follow = false)
     {
-        var request = new PrepareRestoreRequest
-        {
-            CheckpointId = status.CheckpointId,
-            PodNamespace = migration.Namespace,
-            PodName = status.ClonePod,
-            Container = status.ContainerName,
-            Timeout = Duration.FromTimeSpan(timeout),
-            Follow = follow,
-            Image = PrePulledImage(status),
-        };
+        var request = PrepareRequest(migration, status, timeout, follow);
         Operation operation;
         try
         {
@@ -144,16 +135,7 @@ internal sealed partial class RuntimeClassRestore(IAgentDirectory agents, ILogge
             return await agent.StartOperationAsync(new StartOperationRequest
             {
                 OperationId = status.RestoreOperation,
-                PrepareRestore = new PrepareRestoreRequest
-                {
-                    CheckpointId = status.CheckpointId,
-                    PodNamespace = migration.Namespace,
-                    PodName = status.ClonePod,
-                    Container = status.ContainerName,
-                    Timeout = Duration.FromTimeSpan(timeout),
-                    Follow = true,
-                    Image = PrePulledImage(status),
-                },
+                PrepareRestore = PrepareRequest(migration, status, timeout, follow: true),
             }, bounded.Token);
         }
         catch (Exception e) when (e is PodMigrateException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
@@ -162,6 +144,18 @@ internal sealed partial class RuntimeClassRestore(IAgentDirectory agents, ILogge
             return null;
         }
     }
+
+    /// <summary>The target's prepare of this migration's checkpoint for its clone pod and container.</summary>
+    private static PrepareRestoreRequest PrepareRequest(PodMigration migration, PodMigrationStatus status, TimeSpan timeout, bool follow) => new()
+    {
+        CheckpointId = status.CheckpointId,
+        PodNamespace = migration.Namespace,
+        PodName = status.ClonePod,
+        Container = status.ContainerName,
+        Timeout = Duration.FromTimeSpan(timeout),
+        Follow = follow,
+        Image = PrePulledImage(status),
+    };
 
     /// <summary>
     /// The image the target pulls while it prepares, so that the kubelet finds the clone's image present: only one pinned
