@@ -42,7 +42,7 @@ internal static class SoakCommand
             var snapshots = await new ContainerdSnapshots(containerd).ListAsync(cancellationToken);
             var leases = await new ContainerdLeases(containerd).ListAsync(cancellationToken);
             var state = CliCommon.NodeAgentStateDirectory(name);
-            var staging = (string?)node["stagingDir"] ?? "";
+            var staging = $"/dev/shm/podmigrate-{name}";
             var prepared = (string?)node["preparedDir"] ?? "";
             var entry = new JsonObject
             {
@@ -58,7 +58,7 @@ internal static class SoakCommand
                 ["stagingEntries"] = Entries(staging) + Entries(Path.Combine(state, "staging")),
                 ["preparedEntries"] = Entries(prepared),
                 ["journalEntries"] = JournalEntries(Path.Combine(state, "held-sources.json")),
-                ["checkpointMounts"] = mountinfo.Count(l => l.Contains("/checkpoint", StringComparison.Ordinal) || (staging.Length > 0 && l.Contains(staging, StringComparison.Ordinal)) || (prepared.Length > 0 && l.Contains(prepared, StringComparison.Ordinal))),
+                ["checkpointMounts"] = mountinfo.Count(l => l.Contains("/checkpoint", StringComparison.Ordinal) || l.Contains(staging, StringComparison.Ordinal) || (prepared.Length > 0 && l.Contains(prepared, StringComparison.Ordinal))),
             };
             var pidFile = Path.Combine(run, name, "agent.pid");
             if (File.Exists(pidFile) && int.TryParse((await File.ReadAllTextAsync(pidFile, cancellationToken)).Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var pid))
