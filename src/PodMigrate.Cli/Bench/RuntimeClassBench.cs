@@ -115,7 +115,7 @@ internal sealed class RuntimeClassBench(MigrationBenchOptions options, IKubernet
             var started = Stopwatch.GetTimestamp();
             await api.CreateAsync(PodMigration.Resource, Namespace, new PodMigration
             {
-                Metadata = new ObjectMeta { Name = migrationName, Namespace = Namespace, Labels = new() { ["podmigrate.io/bench"] = Method } },
+                Metadata = new k8s.Models.V1ObjectMeta { Name = migrationName, NamespaceProperty = Namespace, Labels = new Dictionary<string, string> { ["podmigrate.io/bench"] = Method } },
                 Spec = new PodMigrationSpec { PodName = name, TargetNode = options.To, Codec = codec, VerifyWindow = VerifyWindow, RestorePages = pages },
             }, cancellationToken);
             var done = await WaitTerminalAsync(migrationName, TimeSpan.FromMinutes(10), cancellationToken);
@@ -144,7 +144,7 @@ internal sealed class RuntimeClassBench(MigrationBenchOptions options, IKubernet
             started = Stopwatch.GetTimestamp();
             await api.CreateAsync(PodMigration.Resource, Namespace, new PodMigration
             {
-                Metadata = new ObjectMeta { Name = backName, Namespace = Namespace, Labels = new() { ["podmigrate.io/bench"] = Method } },
+                Metadata = new k8s.Models.V1ObjectMeta { Name = backName, NamespaceProperty = Namespace, Labels = new Dictionary<string, string> { ["podmigrate.io/bench"] = Method } },
                 Spec = new PodMigrationSpec { PodName = clonePod!, TargetNode = options.From, Codec = codec, VerifyWindow = VerifyWindow, RestorePages = pages },
             }, cancellationToken);
             var back = (await WaitTerminalAsync(backName, TimeSpan.FromMinutes(10), cancellationToken)).Status!;

@@ -215,7 +215,7 @@ internal sealed class MigrationWorld : IAsyncDisposable
         string verifyWindow = "2s", bool retainCheckpoint = false, string? restoreMethod = null)
         => Api.CreateAsync(PodMigration.Resource, source.Metadata.Namespace, new PodMigration
         {
-            Metadata = new ObjectMeta { Name = name, Namespace = source.Metadata.Namespace },
+            Metadata = new k8s.Models.V1ObjectMeta { Name = name, NamespaceProperty = source.Metadata.Namespace },
             Spec = new PodMigrationSpec
             {
                 PodName = source.Metadata.Name!,

@@ -52,7 +52,7 @@ public sealed class PodMigrationEndToEndTests(LocalCluster cluster, ITestOutputH
         clone.Metadata.Annotations![MigrationAnnotations.CloneOf].ShouldBe(source.Metadata.Name);
         // The default restore: the source's image under the podmigrate RuntimeClass (RuntimeClassEndToEndTests has the rest).
         clone.Spec.Containers[0].Image.ShouldBe(source.Spec.Containers[0].Image);
-        ClonePods.RuntimeClassOf(clone).ShouldBe(CloneRestore.RuntimeClassName);
+        clone.Spec.ExtensionData.ShouldNotBeNull()["runtimeClassName"].GetString().ShouldBe(CloneRestore.RuntimeClassName);
         var after = await world.ReadCounterAsync(clone, cts.Token);
         after.ShouldBeGreaterThanOrEqualTo(before, "the clone must go on from the checkpointed value, not start again from 0");
 

@@ -56,7 +56,7 @@ public sealed class RuntimeClassEndToEndTests(LocalCluster cluster, ITestOutputH
 
         var clone = await world.WaitForPodReadyAsync(source.Metadata.Namespace!, status.ClonePod!, cts.Token);
         clone.Spec.NodeName.ShouldBe(to);
-        ClonePods.RuntimeClassOf(clone).ShouldBe(CloneRestore.RuntimeClassName);
+        clone.Spec.ExtensionData.ShouldNotBeNull()["runtimeClassName"].GetString().ShouldBe(CloneRestore.RuntimeClassName);
         clone.Spec.Containers[0].Image.ShouldBe(source.Spec.Containers[0].Image, "the clone runs the source's image; the runtime restores into it");
         clone.Metadata.Annotations![RestoreAnnotations.Checkpoint].ShouldBe(status.CheckpointId);
         var after = await world.ReadCounterAsync(clone, cts.Token);
