@@ -4,6 +4,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using PodMigrate.Agent.V1;
 using PodMigrate.Core.Errors;
 using PodMigrate.Core.IO;
+using k8s.Models;
 using PodMigrate.Kube.Models;
 using PodMigrate.Node.Containerd;
 using PodMigrate.Node.Cri;
@@ -226,7 +227,7 @@ internal sealed class MigrationBench(MigrationBenchOptions options, AgentClient 
 
     private string Socket(string node) => BenchSteps.Socket(options, node);
 
-    private Pod MemhogPod(int sizeMib) => BenchSteps.MemhogPod(
+    private V1Pod MemhogPod(int sizeMib) => BenchSteps.MemhogPod(
         options, sizeMib, string.Create(CultureInfo.InvariantCulture, $"memhog-{sizeMib}-{Guid.NewGuid().ToString("N")[..6]}"),
         PodNamespace, "migration", Guid.NewGuid().ToString());
 }

@@ -5,6 +5,7 @@ using PodMigrate.Controller.Migrations;
 using PodMigrate.Core.Errors;
 using PodMigrate.Core.IO;
 using PodMigrate.Kube.Client;
+using k8s.Models;
 using PodMigrate.Kube.Models;
 using PodMigrate.Kube.Serialization;
 using PodMigrate.Node.Containerd;
@@ -64,7 +65,7 @@ internal sealed class RuntimeClassBench(MigrationBenchOptions options, IKubernet
         using var containerd = ContainerdConnection.Open(Socket(options.From), CriNamespace);
         var runner = new KubeletPodRunner(cri, NullLogger<KubeletPodRunner>.Instance);
         var pod = MemhogPod(sizeMib, "floor", nodeName: null);
-        pod.Metadata.Namespace = MigrationBench.PodNamespace;
+        pod.Metadata.NamespaceProperty = MigrationBench.PodNamespace;
         var work = Path.Combine(options.WorkRoot, $"podmigrate-bench-{Guid.NewGuid():N}");
         DurableFileSystem.CreatePrivateDirectory(work);
         var floor = new RawFloor(containerd, work);
@@ -103,7 +104,7 @@ internal sealed class RuntimeClassBench(MigrationBenchOptions options, IKubernet
         var samples = new List<RuntimeClassSample>();
         try
         {
-            await api.CreateAsync(KubeResources.Pods, Namespace, pod, cancellationToken);
+            await api.CreateAsync(KubeResources.V1Pods, Namespace, pod, cancellationToken);
             var ip = await WaitPodReadyAsync(name, TimeSpan.FromSeconds(90 + sizeMib / 16), cancellationToken);
             await probe.WaitReadyAsync(ip, TimeSpan.FromSeconds(60 + sizeMib / 16), cancellationToken);
             var digest = await probe.DigestAsync(ip, cancellationToken);
@@ -182,13 +183,13 @@ internal sealed class RuntimeClassBench(MigrationBenchOptions options, IKubernet
     {
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(timeout);
-        Pod? last = null;
+        V1Pod? last = null;
         try
         {
             while (true)
             {
-                last = await api.GetAsync(KubeResources.Pods, Namespace, podName, deadline.Token);
-                if (last.Status is { PodIp: { Length: > 0 } ip } podStatus
+                last = await api.GetAsync(KubeResources.V1Pods, Namespace, podName, deadline.Token);
+                if (last.Status is { PodIP: { Length: > 0 } ip } podStatus
                     && podStatus.Conditions?.Any(c => c.Type == "Ready" && c.Status == "True") == true)
                 {
                     return ip;
@@ -245,12 +246,12 @@ internal sealed class RuntimeClassBench(MigrationBenchOptions options, IKubernet
     /// <summary>Deletes the pod and waits until the API server no longer has it: the node emulator removed it from its node.</summary>
     private async Task DeletePodAndWaitAsync(string podName, CancellationToken cancellationToken)
     {
-        await DeleteAsync(KubeResources.Pods, podName, cancellationToken);
+        await DeleteAsync(KubeResources.V1Pods, podName, cancellationToken);
         while (true)
         {
             try
             {
-                await api.GetAsync(KubeResources.Pods, Namespace, podName, cancellationToken);
+                await api.GetAsync(KubeResources.V1Pods, Namespace, podName, cancellationToken);
             }
             catch (PodMigrateException e) when (e.Kind == ErrorKind.NotFound)
             {
@@ -266,10 +267,10 @@ internal sealed class RuntimeClassBench(MigrationBenchOptions options, IKubernet
 
     private string Socket(string node) => BenchSteps.Socket(options, node);
 
-    private Pod MemhogPod(int sizeMib, string kind, string? nodeName) => BenchSteps.MemhogPod(
+    private V1Pod MemhogPod(int sizeMib, string kind, string? nodeName) => BenchSteps.MemhogPod(
         options, sizeMib, string.Create(CultureInfo.InvariantCulture, $"memhog-{kind}-{sizeMib}-{Guid.NewGuid().ToString("N")[..6]}"),
         Namespace, Method, nodeName is null ? Guid.NewGuid().ToString() : null, nodeName,
-        new Probe { HttpGet = new HttpGetAction { Path = "/healthz", Port = "http" }, PeriodSeconds = 1 });
+        new V1Probe { HttpGet = new V1HTTPGetAction { Path = "/healthz", Port = "http" }, PeriodSeconds = 1 });
 }
 
 /// <summary>The issue's floor of one run: CRIU dump to tmpfs + CRIU restore from tmpfs of a memhog of the same size.</summary>

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using PodMigrate.Core.Errors;
 using PodMigrate.Kube.Client;
+using k8s.Models;
 using PodMigrate.Kube.Models;
 using PodMigrate.Node.Cri;
 using PodMigrate.NodeEmulator;

@@ -5,7 +5,6 @@ using k8s.Models;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using PodMigrate.Agent.V1;
-using PodMigrate.Controller.Runtime;
 using PodMigrate.Core.Errors;
 using PodMigrate.Kube.Client;
 

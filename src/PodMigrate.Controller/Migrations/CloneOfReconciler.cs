@@ -1,6 +1,5 @@
 using k8s;
 using k8s.Models;
-using PodMigrate.Controller.Runtime;
 using PodMigrate.Core.Errors;
 using PodMigrate.Kube.Client;
 

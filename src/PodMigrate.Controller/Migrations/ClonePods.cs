@@ -1,7 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using k8s.Models;
-using PodMigrate.Controller.Runtime;
+using PodMigrate.Kube.Client;
 using PodMigrate.Runtime.Contract;
 
 namespace PodMigrate.Controller.Migrations;

@@ -2,7 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using k8s.Models;
 using PodMigrate.Controller.Migrations;
-using PodMigrate.Controller.Runtime;
+using PodMigrate.Kube.Client;
 using PodMigrate.Kube.Selectors;
 using PodMigrate.Kube.Serialization;
 

@@ -1,4 +1,5 @@
 using PodMigrate.Agent.Memory;
+using k8s.Models;
 using PodMigrate.Kube.Models;
 using PodMigrate.Node.Cri;
 using PodMigrate.NodeEmulator.Nodes;

@@ -1,7 +1,6 @@
 using k8s;
 using k8s.Models;
 using PodMigrate.Controller.Agents;
-using PodMigrate.Controller.Runtime;
 using PodMigrate.Core.Errors;
 using PodMigrate.Kube.Client;
 

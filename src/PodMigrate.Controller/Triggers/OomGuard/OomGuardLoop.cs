@@ -186,7 +186,7 @@ internal sealed class OomGuardLoop(
             {
                 continue;
             }
-            var latest = pod.Status?.ContainerStatuses?.Select(c => KubeObjects.Utc(c.State?.Running?.StartedAt)).Max();
+            var latest = pod.Status?.ContainerStatuses?.Select(c => KubeObjectExtensions.Utc(c.State?.Running?.StartedAt)).Max();
             if (pod.Status?.Phase is null or "Pending" && pod.Metadata.CreationTimestamp is { } created && now - created < PendingStartLimit)
             {
                 latest = now;
