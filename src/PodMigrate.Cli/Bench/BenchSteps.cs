@@ -1,7 +1,6 @@
 using System.Globalization;
-using PodMigrate.Core.Errors;
 using k8s.Models;
-using PodMigrate.Kube.Models;
+using PodMigrate.Core.Errors;
 using PodMigrate.Node.Cri;
 using KubeContainer = k8s.Models.V1Container;
 

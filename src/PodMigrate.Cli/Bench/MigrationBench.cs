@@ -1,11 +1,10 @@
 using System.Diagnostics;
 using System.Globalization;
+using k8s.Models;
 using Microsoft.Extensions.Logging.Abstractions;
 using PodMigrate.Agent.V1;
 using PodMigrate.Core.Errors;
 using PodMigrate.Core.IO;
-using k8s.Models;
-using PodMigrate.Kube.Models;
 using PodMigrate.Node.Containerd;
 using PodMigrate.Node.Cri;
 using PodMigrate.Node.Restore;

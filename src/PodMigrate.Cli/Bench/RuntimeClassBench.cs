@@ -1,12 +1,11 @@
 using System.Diagnostics;
 using System.Globalization;
+using k8s.Models;
 using Microsoft.Extensions.Logging.Abstractions;
 using PodMigrate.Controller.Migrations;
 using PodMigrate.Core.Errors;
 using PodMigrate.Core.IO;
 using PodMigrate.Kube.Client;
-using k8s.Models;
-using PodMigrate.Kube.Models;
 using PodMigrate.Kube.Serialization;
 using PodMigrate.Node.Containerd;
 using PodMigrate.Node.Cri;

@@ -2,11 +2,11 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json.Nodes;
 using k8s.Models;
-using KubeContainer = k8s.Models.V1Container;
 using PodMigrate.Core.Errors;
 using PodMigrate.Kube.Serialization;
 using PodMigrate.Node.Cri;
 using Runtime.V1;
+using KubeContainer = k8s.Models.V1Container;
 
 namespace PodMigrate.NodeEmulator.Kubelet;
 

@@ -1,10 +1,10 @@
-using KubeContainer = k8s.Models.V1Container;
 using Microsoft.Extensions.Logging;
 using PodMigrate.Core.Errors;
 using PodMigrate.Core.Retry;
 using PodMigrate.Node.Cri;
 using PodMigrate.NodeEmulator.Kubelet;
 using Runtime.V1;
+using KubeContainer = k8s.Models.V1Container;
 
 namespace PodMigrate.NodeEmulator.Pods;
 

@@ -1,10 +1,10 @@
 using System.Globalization;
 using System.Security.Cryptography;
+using k8s.Models;
 using PodMigrate.Agent.V1;
 using PodMigrate.Core.Errors;
 using PodMigrate.Core.Processes;
 using PodMigrate.Integration.Tests.Cluster;
-using k8s.Models;
 using PodMigrate.NodeEmulator.Kubelet;
 using PodMigrate.TestKit.Agent;
 using PodMigrate.TestKit.Cluster;

@@ -1,8 +1,8 @@
+using k8s.Models;
 using PodMigrate.Agent.Checkpointing;
 using PodMigrate.Agent.V1;
 using PodMigrate.Core.Errors;
 using PodMigrate.Integration.Tests.Cluster;
-using k8s.Models;
 using PodMigrate.NodeEmulator.Kubelet;
 using PodMigrate.TestKit.Agent;
 using PodMigrate.TestKit.Cluster;

@@ -1,10 +1,10 @@
 using System.Text.Json.Nodes;
+using k8s.Models;
 using PodMigrate.Agent.V1;
 using PodMigrate.Core.Archive;
 using PodMigrate.Core.Errors;
 using PodMigrate.Core.Images;
 using PodMigrate.Integration.Tests.Cluster;
-using k8s.Models;
 using PodMigrate.Node.Containerd;
 using PodMigrate.NodeEmulator.Kubelet;
 using PodMigrate.TestKit.Agent;

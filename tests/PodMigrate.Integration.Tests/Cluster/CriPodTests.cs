@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Net;
-using PodMigrate.Core.Errors;
 using k8s.Models;
+using PodMigrate.Core.Errors;
 using PodMigrate.Node.Cri;
 using PodMigrate.NodeEmulator.Kubelet;
 using PodMigrate.TestKit.Cluster;

@@ -1,8 +1,8 @@
+using k8s.Models;
 using PodMigrate.Controller.Migrations;
 using PodMigrate.Controller.Triggers;
 using PodMigrate.Integration.Tests.Cluster;
 using PodMigrate.Kube.Client;
-using k8s.Models;
 using PodMigrate.Kube.Models;
 using PodMigrate.Kube.Serialization;
 using PodMigrate.TestKit.Cluster;

@@ -1,10 +1,10 @@
 using System.Globalization;
+using k8s.Models;
 using PodMigrate.Controller.Migrations;
 using PodMigrate.Controller.Triggers;
 using PodMigrate.Controller.Triggers.OomGuard;
 using PodMigrate.Integration.Tests.Cluster;
 using PodMigrate.Kube.Client;
-using k8s.Models;
 using PodMigrate.Kube.Models;
 using PodMigrate.TestKit.Cluster;
 using Xunit.Abstractions;

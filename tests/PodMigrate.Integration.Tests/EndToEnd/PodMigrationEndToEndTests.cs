@@ -1,10 +1,10 @@
 using System.Diagnostics;
 using k8s;
+using k8s.Models;
 using PodMigrate.Agent.Checkpointing;
 using PodMigrate.Controller.Migrations;
 using PodMigrate.Integration.Tests.Cluster;
 using PodMigrate.Kube.Client;
-using k8s.Models;
 using PodMigrate.Kube.Models;
 using PodMigrate.TestKit.Cluster;
 using Xunit.Abstractions;

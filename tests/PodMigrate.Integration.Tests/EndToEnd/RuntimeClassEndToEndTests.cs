@@ -1,8 +1,8 @@
 using System.Globalization;
+using k8s.Models;
 using PodMigrate.Agent.Checkpointing;
 using PodMigrate.Controller.Migrations;
 using PodMigrate.Integration.Tests.Cluster;
-using k8s.Models;
 using PodMigrate.Kube.Models;
 using PodMigrate.Runtime.Contract;
 using PodMigrate.TestKit.Cluster;

@@ -1,8 +1,8 @@
+using k8s.Models;
 using PodMigrate.Controller.Migrations;
 using PodMigrate.Core.IO;
 using PodMigrate.Core.Processes;
 using PodMigrate.Integration.Tests.Cluster;
-using k8s.Models;
 using PodMigrate.Kube.Models;
 using PodMigrate.TestKit.Cluster;
 using PodMigrate.TestKit.Share;

@@ -1,11 +1,11 @@
 using System.Text.Json;
+using k8s;
+using k8s.Models;
 using Microsoft.Extensions.Logging;
 using PodMigrate.Core.Errors;
 using PodMigrate.Kube.ApiServer;
 using PodMigrate.Kube.ApiServer.Authentication;
 using PodMigrate.Kube.Client;
-using k8s;
-using k8s.Models;
 using PodMigrate.Kube.Models;
 using PodMigrate.Kube.Serialization;
 using PodMigrate.Node.Cri;
@@ -275,8 +275,8 @@ internal sealed class EmulatedNodes : IAsyncDisposable
     {
         null => "nothing",
         PodMigrate.Controller.Migrations.PodMigration m => $"podmigration phase {m.Status?.Phase ?? "-"}: {m.Status?.Message}",
-        V1Pod pod => JsonSerializer.Serialize(pod, KubeClientJsonContext.Default.Pod),
-        k8s.Models.V1Node node => JsonSerializer.Serialize(node, KubeClientJsonContext.Default.Node),
+        V1Pod pod => JsonSerializer.Serialize(pod, PackageJson.TypeInfo<V1Pod>()),
+        V1Node node => JsonSerializer.Serialize(node, PackageJson.TypeInfo<V1Node>()),
         _ => value.ToString() ?? "",
     };
 }

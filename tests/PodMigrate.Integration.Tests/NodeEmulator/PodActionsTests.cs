@@ -1,5 +1,5 @@
-using PodMigrate.Core.Retry;
 using k8s.Models;
+using PodMigrate.Core.Retry;
 using PodMigrate.Kube.Models;
 using PodMigrate.NodeEmulator.Pods;
 

@@ -1,5 +1,5 @@
-using PodMigrate.Core.Errors;
 using k8s.Models;
+using PodMigrate.Core.Errors;
 using PodMigrate.Kube.Models;
 using PodMigrate.Kube.Serialization;
 using PodMigrate.Node.Cri;

@@ -1,9 +1,9 @@
+using k8s.Models;
 using PodMigrate.Agent.Restoring;
 using PodMigrate.Agent.V1;
 using PodMigrate.Core.Archive;
 using PodMigrate.Core.Errors;
 using PodMigrate.Core.Images;
-using k8s.Models;
 using PodMigrate.Node.Containerd;
 using PodMigrate.Node.Cri;
 using PodMigrate.NodeEmulator.Kubelet;

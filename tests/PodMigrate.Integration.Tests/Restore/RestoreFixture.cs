@@ -1,9 +1,9 @@
 using System.Formats.Tar;
 using System.Globalization;
+using k8s.Models;
 using PodMigrate.Agent.V1;
 using PodMigrate.Core.Archive;
 using PodMigrate.Core.Store;
-using k8s.Models;
 using PodMigrate.NodeEmulator.Kubelet;
 using PodMigrate.TestKit.Cluster;
 
