@@ -479,7 +479,7 @@ internal sealed class PodWorker : IAsyncDisposable
         await StopProbeAsync(spec.Name);
         var host = _addresses is { PodIps.Count: > 0 } addresses ? addresses.PodIps[0] : _context.Options.Address;
         var target = new ProbeTarget(host, spec.Ports ?? [], containerId);
-        _probes[spec.Name] = new ReadinessWorker(_context.Prober, probe, target, startedAt, Wake, _context.Time, _context.Logger, $"{pod.Key}/{spec.Name}");
+        _probes[spec.Name] = new ReadinessWorker(_context.Prober, probe, target, startedAt, Wake, _context.Time, _context.Logger, $"{pod.Key()}/{spec.Name}");
         return false;
     }
 
