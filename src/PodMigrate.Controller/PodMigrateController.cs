@@ -1,3 +1,4 @@
+using k8s.Models;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using PodMigrate.Controller.Agents;
@@ -7,7 +8,6 @@ using PodMigrate.Controller.Telemetry;
 using PodMigrate.Controller.Triggers.OomGuard;
 using PodMigrate.Core.Errors;
 using PodMigrate.Kube.Client;
-using PodMigrate.Kube.Models;
 
 namespace PodMigrate.Controller;
 
@@ -72,9 +72,9 @@ public sealed class PodMigrateController : IDisposable
         }
 
         var migrations = new Informer<PodMigration>(api, PodMigration.Resource,
-            new InformerOptions<PodMigration> { Namespace = options.WatchNamespace, MetadataOf = m => m.Metadata }, time, loggers.CreateLogger<Informer<PodMigration>>());
-        var pods = new Informer<Pod>(api, KubeResources.Pods,
-            new InformerOptions<Pod> { Namespace = options.WatchNamespace }, time, loggers.CreateLogger<Informer<Pod>>());
+            new InformerOptions<PodMigration> { Namespace = options.WatchNamespace }, time, loggers.CreateLogger<Informer<PodMigration>>());
+        var pods = new Informer<V1Pod>(api, KubeResources.V1Pods,
+            new InformerOptions<V1Pod> { Namespace = options.WatchNamespace }, time, loggers.CreateLogger<Informer<V1Pod>>());
 
         var events = new MigrationEvents(new EventRecorder(api, new EventRecorderOptions { Component = MigrationEvents.Component, Host = options.Identity }, time,
             loggers.CreateLogger<EventRecorder>()));
@@ -82,7 +82,7 @@ public sealed class PodMigrateController : IDisposable
         // being older than what the reconciler itself last read or wrote of it.
         var seen = new SeenVersions();
         // Source and clone pods are read from the pod informer too (CacheFirstReader): a reconcile of an unchanged world is no GET.
-        var migrationReconciler = new PodMigrationReconciler(seen.Track(api, PodMigration.Resource, m => m.Metadata), agents, events, options, time,
+        var migrationReconciler = new PodMigrationReconciler(seen.Track(api, PodMigration.Resource), agents, events, options, time,
             loggers.CreateLogger<PodMigrationReconciler>(), pods);
         var migrationRunner = new ReconcileRunner("podmigrations", new MigrationAdapter(migrationReconciler, migrations, seen),
             new WorkQueue<ObjectKey>(null, time), options.Workers, loggers.CreateLogger<ReconcileRunner>());
@@ -90,22 +90,22 @@ public sealed class PodMigrateController : IDisposable
             new WorkQueue<ObjectKey>(null, time), 1, loggers.CreateLogger<ReconcileRunner>());
 
         migrations.AddHandler(new InformerHandler<PodMigration>(
-            m => migrationRunner.Queue.Add(migrations.KeyOf(m)),
-            (_, m) => migrationRunner.Queue.Add(migrations.KeyOf(m)),
+            m => migrationRunner.Queue.Add(ObjectKey.Of(m.Metadata)),
+            (_, m) => migrationRunner.Queue.Add(ObjectKey.Of(m.Metadata)),
             m =>
             {
-                seen.Forget(migrations.KeyOf(m));
-                migrationRunner.Queue.Add(migrations.KeyOf(m));
+                seen.Forget(ObjectKey.Of(m.Metadata));
+                migrationRunner.Queue.Add(ObjectKey.Of(m.Metadata));
             }));
-        pods.AddHandler(InformerHandler<Pod>.OnAnyChange(pod =>
+        pods.AddHandler(InformerHandler<V1Pod>.OnAnyChange(pod =>
         {
-            if (pod.Metadata.Annotations?.GetValueOrDefault(MigrationAnnotations.Migration) is { Length: > 0 } migration)
+            if (pod.Metadata.Annotations.ValueAt(MigrationAnnotations.Migration) is { Length: > 0 } migration)
             {
-                migrationRunner.Queue.Add(new ObjectKey(pod.Metadata.Namespace, migration));
+                migrationRunner.Queue.Add(new ObjectKey(pod.Metadata.NamespaceProperty, migration));
             }
             if (CloneOfReconciler.IsCloneOfRequest(pod))
             {
-                cloneOfRunner.Queue.Add(pods.KeyOf(pod));
+                cloneOfRunner.Queue.Add(ObjectKey.Of(pod.Metadata));
             }
         }));
 
@@ -149,7 +149,7 @@ public sealed class PodMigrateController : IDisposable
         }
     }
 
-    private sealed class CloneOfAdapter(CloneOfReconciler reconciler, Informer<Pod> cache) : IReconciler
+    private sealed class CloneOfAdapter(CloneOfReconciler reconciler, Informer<V1Pod> cache) : IReconciler
     {
         public async Task<ReconcileResult> ReconcileAsync(ObjectKey key, CancellationToken cancellationToken)
         {

@@ -1,3 +1,4 @@
+using k8s;
 using Microsoft.Extensions.Logging;
 using PodMigrate.Core.Errors;
 using PodMigrate.Core.Retry;
@@ -72,7 +73,7 @@ public sealed class NodeEmulator
     {
         EmulatorLog.Starting(logger, Options.NodeName, _cri.Target, Options.Address);
         var clusterId = await RetryAsync(logger, "read the cluster's id (namespace kube-system)", async ct =>
-            (await _api.GetAsync(KubeResources.Namespaces, null, EmulatorLabels.ClusterIdNamespace, ct)).Metadata.Uid
+            (await KubeApiErrors.CallAsync(t => _api.Kubernetes.CoreV1.ReadNamespaceAsync(EmulatorLabels.ClusterIdNamespace, cancellationToken: t), $"get namespace {EmulatorLabels.ClusterIdNamespace}", ct)).Metadata.Uid
                 ?? throw PodMigrateException.FailedPrecondition("namespace kube-system has no uid"), cancellationToken);
         var runtimeName = await RetryAsync(logger, $"ask the runtime at {_cri.Target} for its version", async ct =>
             (await _cri.Runtime.VersionAsync(ct)).RuntimeName, cancellationToken);

@@ -44,12 +44,12 @@ public sealed class KubectlTests : IDisposable
             """);
 
         (await kubectl("apply", "-f", manifest)).ShouldContain("pod/counter created");
-        var pod = await api.Client.GetAsync(KubeResources.Pods, "default", "counter", api.Token);
-        pod.Spec.ExtensionData!["priority"].GetInt32().ShouldBe(7);
+        var pod = await api.Client.GetAsync(KubeResources.V1Pods, "default", "counter", api.Token);
+        pod.Spec.Priority.ShouldBe(7);
         pod.Metadata.Annotations!.ShouldContainKey("kubectl.kubernetes.io/last-applied-configuration");
 
         // A node reports the pod running: kubectl shows what the status subresource says.
-        await api.Client.PatchAsync(KubeResources.Pods, "default", "counter", PatchType.MergePatch,
+        await api.Client.PatchAsync(KubeResources.V1Pods, "default", "counter", PatchType.MergePatch,
             """{"status":{"phase":"Running","podIP":"10.88.1.7","containerStatuses":[{"name":"counter","ready":true,"restartCount":2,"image":"x","imageID":""}]}}""",
             status: true, api.Token);
         var wide = await kubectl("get", "pods", "-A", "-o", "wide");
@@ -60,7 +60,7 @@ public sealed class KubectlTests : IDisposable
         // Re-applying a changed manifest goes through kubectl's strategic merge patch.
         File.WriteAllText(manifest, File.ReadAllText(manifest).Replace("{app: counter}", "{app: counter, tier: demo}", StringComparison.Ordinal));
         (await kubectl("apply", "-f", manifest)).ShouldContain("pod/counter configured");
-        (await api.Client.GetAsync(KubeResources.Pods, "default", "counter", api.Token)).Metadata.Labels!["tier"].ShouldBe("demo");
+        (await api.Client.GetAsync(KubeResources.V1Pods, "default", "counter", api.Token)).Metadata.Labels!["tier"].ShouldBe("demo");
 
         await api.Client.Kubernetes.CoreV1.CreateNamespacedEventAsync(new Corev1Event
         {
@@ -75,7 +75,7 @@ public sealed class KubectlTests : IDisposable
         describe.ShouldContain("checkpoint c1 written");
 
         (await kubectl("delete", "pod", "counter")).ShouldContain("pod \"counter\" deleted");
-        (await api.Client.ListAsync(KubeResources.Pods, null, null, api.Token)).Items.ShouldBeEmpty();
+        (await api.Client.ListAsync(KubeResources.V1Pods, null, null, api.Token)).Items.ShouldBeEmpty();
     }
 
     [Fact]

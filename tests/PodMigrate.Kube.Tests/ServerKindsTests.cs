@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json.Nodes;
+using k8s.Models;
 using Microsoft.Extensions.Time.Testing;
 using PodMigrate.Core.Errors;
 using PodMigrate.Kube.ApiServer;
@@ -63,10 +64,10 @@ public sealed class ServerKindsTests
         replaced.Metadata.Generation.ShouldBe(2);
 
         // A Node, unlike a Deployment, may be created with its status (what a kubelet registering itself does).
-        var node = await api.Client.CreateAsync(KubeResources.Nodes, null, new Node
+        var node = await api.Client.CreateAsync(KubeResources.V1Nodes, null, new V1Node
         {
-            Metadata = new ObjectMeta { Name = "node-a" },
-            Status = new NodeStatus { Conditions = [new NodeCondition { Type = "Ready", Status = "True" }] },
+            Metadata = new V1ObjectMeta { Name = "node-a" },
+            Status = new V1NodeStatus { Conditions = [new V1NodeCondition { Type = "Ready", Status = "True" }] },
         }, api.Token);
         node.Status!.Conditions.ShouldHaveSingleItem().Status.ShouldBe("True");
     }

@@ -1,17 +1,18 @@
 using System.Text.Json;
+using k8s.Models;
 using PodMigrate.Kube.Models;
 
 namespace PodMigrate.Kube.Tests;
 
 internal static class TestObjects
 {
-    public static Pod Pod(string name, Dictionary<string, string>? labels = null, string? nodeName = null) => new()
+    public static V1Pod Pod(string name, Dictionary<string, string>? labels = null, string? nodeName = null) => new()
     {
-        Metadata = new ObjectMeta { Name = name, Labels = labels },
-        Spec = new PodSpec
+        Metadata = new V1ObjectMeta { Name = name, Labels = labels },
+        Spec = new V1PodSpec
         {
             NodeName = nodeName,
-            Containers = [new Container { Name = "main", Image = "localhost:5000/podmigrate/counter:1" }],
+            Containers = [new V1Container { Name = "main", Image = "localhost:5000/podmigrate/counter:1" }],
         },
     };
 

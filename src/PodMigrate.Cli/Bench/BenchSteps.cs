@@ -1,8 +1,8 @@
 using System.Globalization;
+using k8s.Models;
 using PodMigrate.Core.Errors;
-using PodMigrate.Kube.Models;
 using PodMigrate.Node.Cri;
-using KubeContainer = PodMigrate.Kube.Models.Container;
+using KubeContainer = k8s.Models.V1Container;
 
 namespace PodMigrate.Cli.Bench;
 
@@ -42,11 +42,11 @@ internal static class BenchSteps
     /// work directory.
     /// </summary>
     public static async Task CleanupFloorAsync(
-        RawFloor floor, string? containerId, KubeletPodRunner runner, Pod pod, string node, string work, TimeSpan timeout, Action<string> log)
+        RawFloor floor, string? containerId, KubeletPodRunner runner, V1Pod pod, string node, string work, TimeSpan timeout, Action<string> log)
     {
         using var cleanup = new CancellationTokenSource(timeout);
         await CleanupAsync(() => containerId is null ? Task.CompletedTask : floor.KillTaskAsync(containerId, cleanup.Token), $"task of {containerId}", log);
-        await CleanupAsync(() => runner.RemoveAsync(pod.Metadata.Namespace!, pod.Metadata.Name!, TimeSpan.Zero, cleanup.Token), $"pod {pod.Metadata.Name} on {node}", log);
+        await CleanupAsync(() => runner.RemoveAsync(pod.Metadata.NamespaceProperty!, pod.Metadata.Name!, TimeSpan.Zero, cleanup.Token), $"pod {pod.Metadata.Name} on {node}", log);
         await CleanupAsync(() =>
         {
             Directory.Delete(work, recursive: true);
@@ -58,17 +58,17 @@ internal static class BenchSteps
     /// The memhog pod: <paramref name="sizeMib"/> MiB of <see cref="MigrationBenchOptions.Pattern"/> memory served on
     /// <see cref="MemhogProbe.Port"/>, labelled with the bench that made it.
     /// </summary>
-    public static Pod MemhogPod(
-        MigrationBenchOptions options, int sizeMib, string name, string podNamespace, string bench, string? uid, string? nodeName = null, Probe? readinessProbe = null) => new()
+    public static V1Pod MemhogPod(
+        MigrationBenchOptions options, int sizeMib, string name, string podNamespace, string bench, string? uid, string? nodeName = null, V1Probe? readinessProbe = null) => new()
     {
-        Metadata = new ObjectMeta
+        Metadata = new V1ObjectMeta
         {
             Name = name,
-            Namespace = podNamespace,
+            NamespaceProperty = podNamespace,
             Uid = uid,
-            Labels = new() { ["app"] = "memhog", ["podmigrate.io/bench"] = bench },
+            Labels = new Dictionary<string, string>() { ["app"] = "memhog", ["podmigrate.io/bench"] = bench },
         },
-        Spec = new PodSpec
+        Spec = new V1PodSpec
         {
             NodeName = nodeName,
             TerminationGracePeriodSeconds = 1,
@@ -80,12 +80,12 @@ internal static class BenchSteps
                     Image = options.Image,
                     Env =
                     [
-                        new EnvVar { Name = "MEMHOG_MIB", Value = sizeMib.ToString(CultureInfo.InvariantCulture) },
-                        new EnvVar { Name = "MEMHOG_SEED", Value = "1" },
-                        new EnvVar { Name = "MEMHOG_PATTERN", Value = options.Pattern },
-                        new EnvVar { Name = "PORT", Value = MemhogProbe.Port.ToString(CultureInfo.InvariantCulture) },
+                        new V1EnvVar { Name = "MEMHOG_MIB", Value = sizeMib.ToString(CultureInfo.InvariantCulture) },
+                        new V1EnvVar { Name = "MEMHOG_SEED", Value = "1" },
+                        new V1EnvVar { Name = "MEMHOG_PATTERN", Value = options.Pattern },
+                        new V1EnvVar { Name = "PORT", Value = MemhogProbe.Port.ToString(CultureInfo.InvariantCulture) },
                     ],
-                    Ports = [new ContainerPort { Name = "http", Port = MemhogProbe.Port, Protocol = "TCP" }],
+                    Ports = [new V1ContainerPort { Name = "http", ContainerPort = MemhogProbe.Port, Protocol = "TCP" }],
                     ReadinessProbe = readinessProbe,
                 },
             ],

@@ -1,10 +1,10 @@
 using System.Diagnostics;
 using System.Globalization;
+using k8s.Models;
 using Microsoft.Extensions.Logging.Abstractions;
 using PodMigrate.Agent.V1;
 using PodMigrate.Core.Errors;
 using PodMigrate.Core.IO;
-using PodMigrate.Kube.Models;
 using PodMigrate.Node.Containerd;
 using PodMigrate.Node.Cri;
 using PodMigrate.Node.Restore;
@@ -226,7 +226,7 @@ internal sealed class MigrationBench(MigrationBenchOptions options, AgentClient 
 
     private string Socket(string node) => BenchSteps.Socket(options, node);
 
-    private Pod MemhogPod(int sizeMib) => BenchSteps.MemhogPod(
+    private V1Pod MemhogPod(int sizeMib) => BenchSteps.MemhogPod(
         options, sizeMib, string.Create(CultureInfo.InvariantCulture, $"memhog-{sizeMib}-{Guid.NewGuid().ToString("N")[..6]}"),
         PodNamespace, "migration", Guid.NewGuid().ToString());
 }

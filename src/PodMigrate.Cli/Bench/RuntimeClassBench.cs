@@ -1,11 +1,11 @@
 using System.Diagnostics;
 using System.Globalization;
+using k8s.Models;
 using Microsoft.Extensions.Logging.Abstractions;
 using PodMigrate.Controller.Migrations;
 using PodMigrate.Core.Errors;
 using PodMigrate.Core.IO;
 using PodMigrate.Kube.Client;
-using PodMigrate.Kube.Models;
 using PodMigrate.Kube.Serialization;
 using PodMigrate.Node.Containerd;
 using PodMigrate.Node.Cri;
@@ -64,7 +64,7 @@ internal sealed class RuntimeClassBench(MigrationBenchOptions options, IKubernet
         using var containerd = ContainerdConnection.Open(Socket(options.From), CriNamespace);
         var runner = new KubeletPodRunner(cri, NullLogger<KubeletPodRunner>.Instance);
         var pod = MemhogPod(sizeMib, "floor", nodeName: null);
-        pod.Metadata.Namespace = MigrationBench.PodNamespace;
+        pod.Metadata.NamespaceProperty = MigrationBench.PodNamespace;
         var work = Path.Combine(options.WorkRoot, $"podmigrate-bench-{Guid.NewGuid():N}");
         DurableFileSystem.CreatePrivateDirectory(work);
         var floor = new RawFloor(containerd, work);
@@ -103,7 +103,7 @@ internal sealed class RuntimeClassBench(MigrationBenchOptions options, IKubernet
         var samples = new List<RuntimeClassSample>();
         try
         {
-            await api.CreateAsync(KubeResources.Pods, Namespace, pod, cancellationToken);
+            await api.CreateAsync(KubeResources.V1Pods, Namespace, pod, cancellationToken);
             var ip = await WaitPodReadyAsync(name, TimeSpan.FromSeconds(90 + sizeMib / 16), cancellationToken);
             await probe.WaitReadyAsync(ip, TimeSpan.FromSeconds(60 + sizeMib / 16), cancellationToken);
             var digest = await probe.DigestAsync(ip, cancellationToken);
@@ -115,7 +115,7 @@ internal sealed class RuntimeClassBench(MigrationBenchOptions options, IKubernet
             var started = Stopwatch.GetTimestamp();
             await api.CreateAsync(PodMigration.Resource, Namespace, new PodMigration
             {
-                Metadata = new ObjectMeta { Name = migrationName, Namespace = Namespace, Labels = new() { ["podmigrate.io/bench"] = Method } },
+                Metadata = new k8s.Models.V1ObjectMeta { Name = migrationName, NamespaceProperty = Namespace, Labels = new Dictionary<string, string> { ["podmigrate.io/bench"] = Method } },
                 Spec = new PodMigrationSpec { PodName = name, TargetNode = options.To, Codec = codec, VerifyWindow = VerifyWindow, RestorePages = pages },
             }, cancellationToken);
             var done = await WaitTerminalAsync(migrationName, TimeSpan.FromMinutes(10), cancellationToken);
@@ -144,7 +144,7 @@ internal sealed class RuntimeClassBench(MigrationBenchOptions options, IKubernet
             started = Stopwatch.GetTimestamp();
             await api.CreateAsync(PodMigration.Resource, Namespace, new PodMigration
             {
-                Metadata = new ObjectMeta { Name = backName, Namespace = Namespace, Labels = new() { ["podmigrate.io/bench"] = Method } },
+                Metadata = new k8s.Models.V1ObjectMeta { Name = backName, NamespaceProperty = Namespace, Labels = new Dictionary<string, string> { ["podmigrate.io/bench"] = Method } },
                 Spec = new PodMigrationSpec { PodName = clonePod!, TargetNode = options.From, Codec = codec, VerifyWindow = VerifyWindow, RestorePages = pages },
             }, cancellationToken);
             var back = (await WaitTerminalAsync(backName, TimeSpan.FromMinutes(10), cancellationToken)).Status!;
@@ -182,13 +182,13 @@ internal sealed class RuntimeClassBench(MigrationBenchOptions options, IKubernet
     {
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(timeout);
-        Pod? last = null;
+        V1Pod? last = null;
         try
         {
             while (true)
             {
-                last = await api.GetAsync(KubeResources.Pods, Namespace, podName, deadline.Token);
-                if (last.Status is { PodIp: { Length: > 0 } ip } podStatus
+                last = await api.GetAsync(KubeResources.V1Pods, Namespace, podName, deadline.Token);
+                if (last.Status is { PodIP: { Length: > 0 } ip } podStatus
                     && podStatus.Conditions?.Any(c => c.Type == "Ready" && c.Status == "True") == true)
                 {
                     return ip;
@@ -245,12 +245,12 @@ internal sealed class RuntimeClassBench(MigrationBenchOptions options, IKubernet
     /// <summary>Deletes the pod and waits until the API server no longer has it: the node emulator removed it from its node.</summary>
     private async Task DeletePodAndWaitAsync(string podName, CancellationToken cancellationToken)
     {
-        await DeleteAsync(KubeResources.Pods, podName, cancellationToken);
+        await DeleteAsync(KubeResources.V1Pods, podName, cancellationToken);
         while (true)
         {
             try
             {
-                await api.GetAsync(KubeResources.Pods, Namespace, podName, cancellationToken);
+                await api.GetAsync(KubeResources.V1Pods, Namespace, podName, cancellationToken);
             }
             catch (PodMigrateException e) when (e.Kind == ErrorKind.NotFound)
             {
@@ -266,10 +266,10 @@ internal sealed class RuntimeClassBench(MigrationBenchOptions options, IKubernet
 
     private string Socket(string node) => BenchSteps.Socket(options, node);
 
-    private Pod MemhogPod(int sizeMib, string kind, string? nodeName) => BenchSteps.MemhogPod(
+    private V1Pod MemhogPod(int sizeMib, string kind, string? nodeName) => BenchSteps.MemhogPod(
         options, sizeMib, string.Create(CultureInfo.InvariantCulture, $"memhog-{kind}-{sizeMib}-{Guid.NewGuid().ToString("N")[..6]}"),
         Namespace, Method, nodeName is null ? Guid.NewGuid().ToString() : null, nodeName,
-        new Probe { HttpGet = new HttpGetAction { Path = "/healthz", Port = "http" }, PeriodSeconds = 1 });
+        new V1Probe { HttpGet = new V1HTTPGetAction { Path = "/healthz", Port = "http" }, PeriodSeconds = 1 });
 }
 
 /// <summary>The issue's floor of one run: CRIU dump to tmpfs + CRIU restore from tmpfs of a memhog of the same size.</summary>

@@ -1,7 +1,7 @@
 using System.CommandLine;
+using k8s.Models;
 using PodMigrate.Core.Errors;
 using PodMigrate.Kube.Client;
-using PodMigrate.Kube.Models;
 using PodMigrate.Node.Cri;
 using PodMigrate.NodeEmulator;
 
@@ -40,7 +40,7 @@ internal static class NodeEmulateCommand
             };
             if (parse.GetValue(nodeMemory) is { Length: > 0 } memory)
             {
-                options.NodeMemoryBytes = Quantities.ParseBytes(memory) is > 0 and var bytes
+                options.NodeMemoryBytes = MemoryBytes(memory) is > 0 and var bytes
                     ? bytes
                     : throw PodMigrateException.InvalidArgument($"--node-memory '{memory}' is not a memory quantity (e.g. 1536Mi)");
             }
@@ -53,5 +53,18 @@ internal static class NodeEmulateCommand
             return ExitCodes.Ok;
         }, cancellationToken));
         return command;
+    }
+
+    /// <summary>A memory quantity (resource.Quantity: 1536Mi, 2G, 1073741824) in bytes; 0 when it is not one.</summary>
+    private static long MemoryBytes(string quantity)
+    {
+        try
+        {
+            return new ResourceQuantity(quantity).ToInt64();
+        }
+        catch (Exception e) when (e is FormatException or ArgumentException or OverflowException)
+        {
+            return 0;
+        }
     }
 }

@@ -1,10 +1,11 @@
 using System.Security.Cryptography;
 using System.Text;
+using k8s;
+using k8s.Models;
 using PodMigrate.Core.Errors;
 using PodMigrate.Core.Grpc;
 using PodMigrate.Core.Tls;
 using PodMigrate.Kube.Client;
-using PodMigrate.Kube.Models;
 
 namespace PodMigrate.Controller.Agents;
 
@@ -14,6 +15,9 @@ namespace PodMigrate.Controller.Agents;
 /// </summary>
 internal sealed class AgentCredentials : IDisposable
 {
+    /// <summary>A certificate and its key (tls.crt, tls.key; ca.crt by convention when the CA travels along).</summary>
+    private const string TlsSecretType = "kubernetes.io/tls";
+
     private readonly TlsCertificates? _certificates;
 
     private AgentCredentials(TlsCertificates? certificates, string source, string fingerprint)
@@ -66,24 +70,24 @@ internal sealed class AgentCredentials : IDisposable
     {
         ArgumentNullException.ThrowIfNull(api);
         var source = $"secret {ns}/{name}";
-        Secret secret;
+        V1Secret secret;
         try
         {
-            secret = await api.GetAsync(KubeResources.Secrets, ns, name, cancellationToken);
+            secret = await KubeApiErrors.CallAsync(t => api.Kubernetes.CoreV1.ReadNamespacedSecretAsync(name, ns, cancellationToken: t), $"get {source}", cancellationToken);
         }
         catch (PodMigrateException e) when (e.Kind == ErrorKind.NotFound)
         {
             throw new PodMigrateException(ErrorKind.NotFound,
-                $"{source} does not exist: it holds the controller's client certificate for the agents (type {Secret.TlsType} with {TlsFileNames.Certificate}, {TlsFileNames.Key}, {TlsFileNames.CaBundle})", e);
+                $"{source} does not exist: it holds the controller's client certificate for the agents (type {TlsSecretType} with {TlsFileNames.Certificate}, {TlsFileNames.Key}, {TlsFileNames.CaBundle})", e);
         }
-        if (secret.Type is { Length: > 0 } type && type != Secret.TlsType && type != "Opaque")
+        if (secret.Type is { Length: > 0 } type && type != TlsSecretType && type != "Opaque")
         {
-            throw PodMigrateException.FailedPrecondition($"{source} is of type {type}, not {Secret.TlsType}");
+            throw PodMigrateException.FailedPrecondition($"{source} is of type {type}, not {TlsSecretType}");
         }
         string Entry(string key)
             => secret.Data?.TryGetValue(key, out var bytes) == true && bytes.Length > 0
                 ? Encoding.UTF8.GetString(bytes)
-                : throw PodMigrateException.FailedPrecondition($"{source} has no {key} (a {Secret.TlsType} Secret with {TlsFileNames.Certificate}, {TlsFileNames.Key} and {TlsFileNames.CaBundle})");
+                : throw PodMigrateException.FailedPrecondition($"{source} has no {key} (a {TlsSecretType} Secret with {TlsFileNames.Certificate}, {TlsFileNames.Key} and {TlsFileNames.CaBundle})");
         return FromPem(Entry(TlsFileNames.Certificate), Entry(TlsFileNames.Key), Entry(TlsFileNames.CaBundle), source);
     }
 

@@ -1,11 +1,12 @@
 using System.Net;
 using System.Net.Sockets;
+using k8s;
+using k8s.Models;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using PodMigrate.Agent.V1;
 using PodMigrate.Core.Errors;
 using PodMigrate.Kube.Client;
-using PodMigrate.Kube.Models;
 
 namespace PodMigrate.Controller.Agents;
 
@@ -53,11 +54,13 @@ internal sealed class KubernetesAgentDirectory : IAgentDirectory, IDisposable
             .ToList();
     }
 
-    private async Task<IReadOnlyList<Pod>> ListPodsAsync(CancellationToken cancellationToken)
+    private async Task<IReadOnlyList<V1Pod>> ListPodsAsync(CancellationToken cancellationToken)
     {
         try
         {
-            return (await _api.ListAsync(KubeResources.Pods, _options.Namespace, new ListOptions { LabelSelector = _options.LabelSelector }, cancellationToken)).Items;
+            var list = await KubeApiErrors.CallAsync(t => _api.Kubernetes.CoreV1.ListNamespacedPodAsync(_options.Namespace, labelSelector: _options.LabelSelector, cancellationToken: t),
+                $"list pods {_options.LabelSelector} in {_options.Namespace}", cancellationToken);
+            return [.. list.Items];
         }
         catch (PodMigrateException e) when (e.Kind is not (ErrorKind.Cancelled or ErrorKind.DeadlineExceeded))
         {
@@ -66,30 +69,30 @@ internal sealed class KubernetesAgentDirectory : IAgentDirectory, IDisposable
     }
 
     /// <summary>The newest usable pod of one node: a DaemonSet update may briefly show two.</summary>
-    private AgentEndpoint? Usable(List<Pod> onNode)
+    private AgentEndpoint? Usable(List<V1Pod> onNode)
         => onNode.Where(p => Problem(p) is null)
-            .OrderByDescending(p => p.Metadata.CreationTimestamp ?? DateTimeOffset.MinValue)
-            .Select(p => new AgentEndpoint(p.Spec.NodeName!, Address(p.Status!.PodIp!, GrpcPort(p)!.Value), p.Key, p.Metadata.Uid))
+            .OrderByDescending(p => p.Metadata.CreationTimestamp ?? DateTime.MinValue)
+            .Select(p => new AgentEndpoint(p.Spec.NodeName!, Address(p.Status!.PodIP!, GrpcPort(p)!.Value), p.Key(), p.Metadata.Uid))
             .FirstOrDefault();
 
     /// <summary>Why a pod cannot be called, or null when it can.</summary>
-    private string? Problem(Pod pod) => pod switch
+    private string? Problem(V1Pod pod) => pod switch
     {
         { Metadata.DeletionTimestamp: not null } => "terminating",
         { Status: null } => "without status",
         { Status.Phase: not "Running" } => $"{pod.Status?.Phase ?? "no phase"}",
-        { Status.IsReady: false } => "Running, not Ready",
-        { Status.PodIp: null or "" } => "no pod IP",
+        _ when !pod.IsReady() => "Running, not Ready",
+        { Status.PodIP: null or "" } => "no pod IP",
         _ when GrpcPort(pod) is null => $"no container port named {_options.PortName}",
         _ => null,
     };
 
-    private string WhyNot(List<Pod> onNode) => onNode.Count == 0
+    private string WhyNot(List<V1Pod> onNode) => onNode.Count == 0
         ? $"no pod matching {_options.LabelSelector} in namespace {_options.Namespace} runs there"
-        : string.Join("; ", onNode.Select(p => $"pod {p.Key} is {Problem(p)}"));
+        : string.Join("; ", onNode.Select(p => $"pod {p.Key()} is {Problem(p)}"));
 
-    private int? GrpcPort(Pod pod)
-        => pod.Spec.Containers.SelectMany(c => c.Ports ?? []).FirstOrDefault(p => p.Name == _options.PortName)?.Port;
+    private int? GrpcPort(V1Pod pod)
+        => pod.Spec.Containers.SelectMany(c => c.Ports ?? []).FirstOrDefault(p => p.Name == _options.PortName)?.ContainerPort;
 
     private string Address(string podIp, int port)
     {

@@ -2,7 +2,6 @@ using k8s;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using PodMigrate.Core.Errors;
 using PodMigrate.Kube.Client;
-using PodMigrate.Kube.Models;
 
 namespace PodMigrate.Controller.Hosting;
 

@@ -1,6 +1,7 @@
+using k8s;
+using k8s.Models;
 using PodMigrate.Core.Errors;
 using PodMigrate.Kube.Client;
-using PodMigrate.Kube.Models;
 
 namespace PodMigrate.Controller.Migrations;
 
@@ -17,9 +18,9 @@ internal sealed class CloneOfReconciler(IKubernetesApi api)
 {
     public const string HostnameLabel = "kubernetes.io/hostname";
 
-    public static bool IsCloneOfRequest(Pod pod)
+    public static bool IsCloneOfRequest(V1Pod pod)
         => pod.Metadata.Annotations?.ContainsKey(MigrationAnnotations.CloneOf) == true
-           && pod.Spec.SchedulingGates?.Exists(g => g.Name == MigrationAnnotations.CloneGate) == true
+           && pod.Spec.SchedulingGates?.Any(g => g.Name == MigrationAnnotations.CloneGate) == true
            && string.IsNullOrEmpty(pod.Spec.NodeName)
            && pod.Metadata.DeletionTimestamp is null;
 
@@ -27,10 +28,10 @@ internal sealed class CloneOfReconciler(IKubernetesApi api)
 
     public async Task ReconcileAsync(string ns, string name, CancellationToken cancellationToken)
     {
-        Pod pod;
+        V1Pod pod;
         try
         {
-            pod = await api.GetAsync(KubeResources.Pods, ns, name, cancellationToken);
+            pod = await KubeApiErrors.CallAsync(t => api.Kubernetes.CoreV1.ReadNamespacedPodAsync(name, ns, cancellationToken: t), $"get pod {ns}/{name}", cancellationToken);
         }
         catch (PodMigrateException e) when (e.Kind == ErrorKind.NotFound)
         {
@@ -43,28 +44,28 @@ internal sealed class CloneOfReconciler(IKubernetesApi api)
     /// Makes the PodMigration a clone-of pod asks for, from the pod as read (the informer's cache serves: a stale copy at
     /// worst makes a migration that already exists, which is AlreadyExists and ignored). The pod is not changed.
     /// </summary>
-    public async Task ReconcileAsync(Pod pod, CancellationToken cancellationToken)
+    public async Task ReconcileAsync(V1Pod pod, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(pod);
-        var ns = string.IsNullOrEmpty(pod.Metadata.Namespace) ? "default" : pod.Metadata.Namespace;
+        var ns = string.IsNullOrEmpty(pod.Metadata.NamespaceProperty) ? "default" : pod.Metadata.NamespaceProperty;
         var name = pod.Metadata.Name!;
         if (!IsCloneOfRequest(pod))
         {
             return;
         }
         var source = pod.Metadata.Annotations![MigrationAnnotations.CloneOf];
-        var target = pod.Metadata.Annotations.GetValueOrDefault(MigrationAnnotations.TargetNode)
-                     ?? pod.Spec.NodeSelector?.GetValueOrDefault(HostnameLabel);
+        var target = pod.Metadata.Annotations.ValueAt(MigrationAnnotations.TargetNode)
+                     ?? pod.Spec.NodeSelector.ValueAt(HostnameLabel);
         var migration = new PodMigration
         {
-            Metadata = new ObjectMeta
+            Metadata = new V1ObjectMeta
             {
                 Name = MigrationNameFor(name),
-                Namespace = ns,
+                NamespaceProperty = ns,
                 Labels = new Dictionary<string, string> { ["podmigrate.io/clone-pod"] = name },
                 OwnerReferences =
                 [
-                    new OwnerReference { ApiVersion = "v1", Kind = "Pod", Name = name, Uid = pod.Metadata.Uid ?? "", BlockOwnerDeletion = false },
+                    new V1OwnerReference { ApiVersion = "v1", Kind = "Pod", Name = name, Uid = pod.Metadata.Uid ?? "", BlockOwnerDeletion = false },
                 ],
             },
             Spec = new PodMigrationSpec

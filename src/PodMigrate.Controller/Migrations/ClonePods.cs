@@ -1,8 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using k8s.Models;
 using PodMigrate.Kube.Client;
-using PodMigrate.Kube.Models;
-using PodMigrate.Kube.Serialization;
 using PodMigrate.Runtime.Contract;
 
 namespace PodMigrate.Controller.Migrations;
@@ -27,23 +26,17 @@ internal static class ClonePods
         "kubernetes.io/config.hash",
     };
 
-    private const string RuntimeClassNameField = "runtimeClassName";
-
     private static readonly System.Buffers.SearchValues<char> LowerHex = System.Buffers.SearchValues.Create("0123456789abcdef");
-
-    /// <summary>The pod's spec.runtimeClassName, or null.</summary>
-    public static string? RuntimeClassOf(Pod pod)
-        => pod.Spec.ExtensionData?.TryGetValue(RuntimeClassNameField, out var name) == true && name.ValueKind == JsonValueKind.String ? name.GetString() : null;
 
     /// <summary>
     /// The source container's image pinned to the digest its node reported in the container's status
     /// (<c>imageID</c>: <c>repo@sha256:…</c>, with or without the <c>docker-pullable://</c> scheme), or its spec's image
     /// when the status names no pullable digest (an image id alone, <c>sha256:…</c>, names no repository to pull from).
     /// </summary>
-    public static string? PinnedImage(Pod source, string container)
+    public static string? PinnedImage(V1Pod source, string container)
     {
-        var spec = source.Spec.Containers.Find(c => c.Name == container)?.Image;
-        var reported = source.Status?.ContainerStatuses?.Find(c => c.Name == container)?.ImageId;
+        var spec = ImageOf(source, container);
+        var reported = source.Status?.ContainerStatuses?.FirstOrDefault(c => c.Name == container)?.ImageID;
         if (string.IsNullOrEmpty(reported))
         {
             return spec;
@@ -73,74 +66,99 @@ internal static class ClonePods
         return $"{prefix}-{suffix}";
     }
 
-    public static Pod Build(Pod source, PodMigration migration, string name, string targetNode, string container, CloneRestore restore)
+    /// <summary>
+    /// The clone from the source pod as the API server returned it (its JSON, not the package's model: a field newer than
+    /// the model, in the spec or a container, is copied as it is), with a new metadata and the fields the migration sets.
+    /// </summary>
+    public static JsonObject Build(JsonObject source, PodMigration migration, string name, string targetNode, string container, CloneRestore restore)
     {
+        ArgumentNullException.ThrowIfNull(source);
         ArgumentNullException.ThrowIfNull(restore);
-        var checkpointId = restore.CheckpointId;
-        // A JSON round trip is a deep copy that keeps every field the models do not name (resources, probes, volumes…).
-        var clone = KubeJson.Deserialize(KubeJson.Serialize(source, KubeClientJsonContext.Default.Pod), KubeClientJsonContext.Default.Pod, "source pod");
-        clone.Status = null;
-        clone.Metadata = new ObjectMeta
+        var clone = source.DeepClone().AsObject();
+        clone.Remove("status");
+        var metadata = source["metadata"] as JsonObject;
+        var cloneMetadata = new JsonObject { ["name"] = name };
+        if (metadata?["namespace"] is { } ns)
         {
-            Name = name,
-            Namespace = source.Metadata.Namespace,
-            Labels = source.Metadata.Labels is null ? null : new Dictionary<string, string>(source.Metadata.Labels),
-            Annotations = CloneAnnotations(source, migration, checkpointId),
-        };
+            cloneMetadata["namespace"] = ns.DeepClone();
+        }
+        if (metadata?["labels"] is JsonObject labels)
+        {
+            cloneMetadata["labels"] = labels.DeepClone();
+        }
+        cloneMetadata["annotations"] = CloneAnnotations(metadata, migration, restore.CheckpointId);
+        clone["metadata"] = cloneMetadata;
         Fill(clone, targetNode, container, restore);
         return clone;
     }
 
     /// <summary>
-    /// Binds the pod to the target and makes its container restore (new clones and clone-of pods): under the
+    /// Binds the pod (its JSON) to the target and makes its container restore (new clones and clone-of pods): under the
     /// <c>podmigrate</c> RuntimeClass with the restore annotations (the container keeps the source's image; the runtime
     /// restores the prepared checkpoint at create), or with the checkpoint image as its image.
     /// </summary>
-    public static void Fill(Pod pod, string targetNode, string container, CloneRestore restore)
+    public static void Fill(JsonObject pod, string targetNode, string container, CloneRestore restore)
     {
+        ArgumentNullException.ThrowIfNull(pod);
         ArgumentNullException.ThrowIfNull(restore);
-        pod.Spec.NodeName = targetNode;
-        pod.Spec.SchedulingGates = null;
-        var target = pod.Spec.Containers.Find(c => c.Name == container)
-            ?? throw new MigrationRefusedException("Unsupported", $"pod {pod.Key} has no container {container} to fill");
+        var metadata = pod["metadata"] as JsonObject ?? [];
+        pod["metadata"] = metadata;
+        var spec = pod["spec"] as JsonObject
+            ?? throw new MigrationRefusedException("Unsupported", $"pod {KeyOf(metadata)} has no spec");
+        spec["nodeName"] = targetNode;
+        spec.Remove("schedulingGates");
+        var target = (spec["containers"] as JsonArray)?.OfType<JsonObject>().FirstOrDefault(c => StringAt(c, "name") == container)
+            ?? throw new MigrationRefusedException("Unsupported", $"pod {KeyOf(metadata)} has no container {container} to fill");
         if (restore.CheckpointImage is { } checkpointImage)
         {
-            target.Image = checkpointImage;
+            target["image"] = checkpointImage;
             // The image exists only on the target node: a pull could not find it anywhere else.
-            target.ImagePullPolicy = "IfNotPresent";
+            target["imagePullPolicy"] = "IfNotPresent";
             return;
         }
         if (restore.BaseImage is { Length: > 0 } baseImage)
         {
-            target.Image = baseImage;
+            target["image"] = baseImage;
         }
-        // Untyped in the models (as every field PodMigrate does not reason about): kept in the spec's extension data.
-        (pod.Spec.ExtensionData ??= [])[RuntimeClassNameField] = JsonSerializer.SerializeToElement(CloneRestore.RuntimeClassName, KubeClientJsonContext.Default.String);
-        var annotations = pod.Metadata.Annotations ??= [];
+        spec["runtimeClassName"] = CloneRestore.RuntimeClassName;
+        var annotations = metadata["annotations"] as JsonObject ?? [];
+        metadata["annotations"] = annotations;
         annotations[RestoreAnnotations.Checkpoint] = restore.CheckpointId;
         annotations[RestoreAnnotations.Container] = container;
         // Always said, never left to the runtime's default (eager when absent, for controllers that do not wait for the pages).
         annotations[RestoreAnnotations.Pages] = restore.LazyPages ? RestoreAnnotations.PagesLazy : RestoreAnnotations.PagesEager;
     }
 
-    private static Dictionary<string, string> CloneAnnotations(Pod source, PodMigration migration, string checkpointId)
+    /// <summary>The image of a container of the pod, or null.</summary>
+    public static string? ImageOf(V1Pod? pod, string? container)
+        => pod?.Spec?.Containers?.FirstOrDefault(c => c.Name == container)?.Image;
+
+    private static JsonObject CloneAnnotations(JsonObject? sourceMetadata, PodMigration migration, string checkpointId)
     {
-        var annotations = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var (key, value) in source.Metadata.Annotations ?? [])
+        var annotations = new JsonObject();
+        if (sourceMetadata?["annotations"] is JsonObject source)
         {
-            if (!DroppedAnnotations.Contains(key) && !key.StartsWith("podmigrate.io/", StringComparison.Ordinal))
+            foreach (var (key, value) in source)
             {
-                annotations[key] = value;
+                if (!DroppedAnnotations.Contains(key) && !key.StartsWith("podmigrate.io/", StringComparison.Ordinal))
+                {
+                    annotations[key] = value?.DeepClone();
+                }
             }
         }
-        annotations[MigrationAnnotations.CloneOf] = source.Metadata.Name!;
+        annotations[MigrationAnnotations.CloneOf] = StringAt(sourceMetadata, "name");
         annotations[MigrationAnnotations.Migration] = migration.Name;
         annotations[MigrationAnnotations.CheckpointId] = checkpointId;
         return annotations;
     }
 
+    private static string? StringAt(JsonObject? obj, string name)
+        => obj?[name] is JsonValue value && value.GetValueKind() == JsonValueKind.String ? value.GetValue<string>() : null;
+
+    private static string KeyOf(JsonObject metadata) => $"{StringAt(metadata, "namespace") ?? "default"}/{StringAt(metadata, "name")}";
+
     /// <summary>The merge patch that hands the source's owner references to the clone once the source is gone.</summary>
-    public static string AdoptionPatch(Pod source)
+    public static string AdoptionPatch(V1Pod source)
     {
         var owners = new JsonArray();
         foreach (var owner in source.Metadata.OwnerReferences ?? [])
@@ -187,40 +205,40 @@ internal readonly record struct CloneHealth(CloneHealthState State, string Messa
     /// Failed is final (the restore did not take, the process died or was restarted: its memory is no longer the
     /// checkpointed one); NotReady means it was ready once and is not now; Starting is not ready yet.
     /// </summary>
-    public static CloneHealth Of(Pod pod, string container)
+    public static CloneHealth Of(V1Pod pod, string container)
     {
         if (pod.Metadata.DeletionTimestamp is not null)
         {
-            return new(CloneHealthState.Failed, $"clone pod {pod.Key} is being deleted", null);
+            return new(CloneHealthState.Failed, $"clone pod {pod.Key()} is being deleted", null);
         }
         var status = pod.Status;
         if (status?.Phase is "Failed" or "Succeeded")
         {
-            return new(CloneHealthState.Failed, $"clone pod {pod.Key} is {status.Phase}{Explain(status.Reason, status.Message)}", null);
+            return new(CloneHealthState.Failed, $"clone pod {pod.Key()} is {status.Phase}{Explain(status.Reason, status.Message)}", null);
         }
-        var containerStatus = status?.ContainerStatuses?.Find(c => c.Name == container);
+        var containerStatus = status?.ContainerStatuses?.FirstOrDefault(c => c.Name == container);
         if (containerStatus is not null)
         {
             if (containerStatus.RestartCount > 0)
             {
-                return new(CloneHealthState.Failed, $"container {container} of clone pod {pod.Key} restarted ({containerStatus.RestartCount}): the restored process died", null);
+                return new(CloneHealthState.Failed, $"container {container} of clone pod {pod.Key()} restarted ({containerStatus.RestartCount}): the restored process died", null);
             }
             if (containerStatus.State?.Terminated is { } terminated)
             {
-                return new(CloneHealthState.Failed, $"container {container} of clone pod {pod.Key} terminated with exit code {terminated.ExitCode}{Explain(terminated.Reason, terminated.Message)}", null);
+                return new(CloneHealthState.Failed, $"container {container} of clone pod {pod.Key()} terminated with exit code {terminated.ExitCode}{Explain(terminated.Reason, terminated.Message)}", null);
             }
             if (containerStatus.State?.Waiting is { Reason: { } reason } waiting && reason is not ("ContainerCreating" or "PodInitializing"))
             {
-                return new(CloneHealthState.Failed, $"container {container} of clone pod {pod.Key} is waiting: {reason}{Explain(null, waiting.Message)}", null);
+                return new(CloneHealthState.Failed, $"container {container} of clone pod {pod.Key()} is waiting: {reason}{Explain(null, waiting.Message)}", null);
             }
         }
-        var ready = status?.Conditions?.Find(c => c.Type == "Ready");
+        var ready = status?.Conditions?.FirstOrDefault(c => c.Type == "Ready");
         if (ready?.Status == "True" && containerStatus?.State?.Running is not null)
         {
-            return new(CloneHealthState.Ready, $"clone pod {pod.Key} is Running and Ready", ready.LastTransitionTime);
+            return new(CloneHealthState.Ready, $"clone pod {pod.Key()} is Running and Ready", ready.LastTransitionTime);
         }
         return new(status?.Phase == "Running" && ready is not null ? CloneHealthState.NotReady : CloneHealthState.Starting,
-            $"clone pod {pod.Key} is {status?.Phase ?? "Pending"}, not Ready{Explain(ready?.Reason, ready?.Message)}", null);
+            $"clone pod {pod.Key()} is {status?.Phase ?? "Pending"}, not Ready{Explain(ready?.Reason, ready?.Message)}", null);
     }
 
     private static string Explain(string? reason, string? message)

@@ -1,6 +1,5 @@
 using k8s.Models;
 using PodMigrate.Controller.Runtime;
-using PodMigrate.Kube.Models;
 
 namespace PodMigrate.Controller.Migrations;
 

@@ -1,16 +1,17 @@
 using System.Globalization;
 using System.Text.Json;
+using k8s;
+using k8s.Models;
 using PodMigrate.Agent.V1;
 using PodMigrate.Controller.Agents;
 using PodMigrate.Controller.Runtime;
 using PodMigrate.Core.Errors;
 using PodMigrate.Kube.Client;
-using PodMigrate.Kube.Models;
 
 namespace PodMigrate.Controller.Migrations;
 
 /// <summary>What the precheck established: the migration may go ahead with these.</summary>
-internal sealed record PrecheckResult(Pod SourcePod, string SourceNode, string TargetNode, string ContainerName);
+internal sealed record PrecheckResult(V1Pod SourcePod, string SourceNode, string TargetNode, string ContainerName);
 
 /// <summary>
 /// Everything that must hold before a source is frozen. Each refusal is a <see cref="MigrationRefusedException"/> that
@@ -21,10 +22,8 @@ internal sealed record PrecheckResult(Pod SourcePod, string SourceNode, string T
 /// The source pod is read from the informer's cache (<see cref="CacheFirstReader{T}"/>); nodes and claims are GETs: the
 /// controller runs no informer on them, and the precheck reads them once per migration.
 /// </remarks>
-internal sealed class MigrationPrecheck(IKubernetesApi api, CacheFirstReader<Pod> pods, IAgentDirectory agents)
+internal sealed class MigrationPrecheck(IKubernetesApi api, CacheFirstReader<V1Pod> pods, IAgentDirectory agents)
 {
-    private static readonly ResourceKind<CustomResource> PersistentVolumeClaims = KubeResources.Custom("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim");
-
     public async Task<PrecheckResult> RunAsync(PodMigration migration, MigrationSettings settings, CancellationToken cancellationToken)
     {
         var pod = await GetSourcePodAsync(migration.Namespace, settings.PodName, cancellationToken);
@@ -32,7 +31,7 @@ internal sealed class MigrationPrecheck(IKubernetesApi api, CacheFirstReader<Pod
         var container = ChooseContainer(pod, settings.ContainerName);
         if (pod.Metadata.Annotations?.ContainsKey(MigrationAnnotations.CloneOf) == true && pod.Spec.SchedulingGates is { Count: > 0 })
         {
-            throw new MigrationRefusedException("SourceNotRunning", $"pod {pod.Key} is itself an unfilled clone-of pod");
+            throw new MigrationRefusedException("SourceNotRunning", $"pod {pod.Key()} is itself an unfilled clone-of pod");
         }
         await CheckVolumesAsync(pod, settings, cancellationToken);
 
@@ -43,7 +42,7 @@ internal sealed class MigrationPrecheck(IKubernetesApi api, CacheFirstReader<Pod
         {
             if (requested == sourceNode)
             {
-                throw new MigrationRefusedException("InvalidTarget", $"target node {requested} is the node pod {pod.Key} already runs on");
+                throw new MigrationRefusedException("InvalidTarget", $"target node {requested} is the node pod {pod.Key()} already runs on");
             }
             await CheckNodeSchedulableAsync(requested, cancellationToken);
             targetAgent = await HealthyAgentAsync(requested, "target", cancellationToken);
@@ -60,7 +59,7 @@ internal sealed class MigrationPrecheck(IKubernetesApi api, CacheFirstReader<Pod
         return new PrecheckResult(pod, sourceNode, targetNode, container);
     }
 
-    private async Task<Pod> GetSourcePodAsync(string ns, string name, CancellationToken cancellationToken)
+    private async Task<V1Pod> GetSourcePodAsync(string ns, string name, CancellationToken cancellationToken)
     {
         var pod = await pods.GetAsync(ns, name, cancellationToken);
         if (pod is null || pod.Metadata.DeletionTimestamp is not null || string.IsNullOrEmpty(pod.Spec.NodeName) || pod.Status?.Phase != "Running")
@@ -74,36 +73,36 @@ internal sealed class MigrationPrecheck(IKubernetesApi api, CacheFirstReader<Pod
         }
         if (pod.Metadata.DeletionTimestamp is not null)
         {
-            throw new MigrationRefusedException("SourceNotRunning", $"pod {pod.Key} is being deleted");
+            throw new MigrationRefusedException("SourceNotRunning", $"pod {pod.Key()} is being deleted");
         }
         if (string.IsNullOrEmpty(pod.Spec.NodeName))
         {
-            throw new MigrationRefusedException("SourceNotRunning", $"pod {pod.Key} is not bound to a node");
+            throw new MigrationRefusedException("SourceNotRunning", $"pod {pod.Key()} is not bound to a node");
         }
         if (pod.Status?.Phase != "Running")
         {
-            throw new MigrationRefusedException("SourceNotRunning", $"pod {pod.Key} is {pod.Status?.Phase ?? "without status"}, not Running");
+            throw new MigrationRefusedException("SourceNotRunning", $"pod {pod.Key()} is {pod.Status?.Phase ?? "without status"}, not Running");
         }
         return pod;
     }
 
-    private static string ChooseContainer(Pod pod, string? requested)
+    private static string ChooseContainer(V1Pod pod, string? requested)
     {
         if (requested is not null)
         {
-            if (!pod.Spec.Containers.Exists(c => c.Name == requested))
+            if (!pod.Spec.Containers.Any(c => c.Name == requested))
             {
-                throw new MigrationRefusedException("SourceNotFound", $"pod {pod.Key} has no container {requested}");
+                throw new MigrationRefusedException("SourceNotFound", $"pod {pod.Key()} has no container {requested}");
             }
             if (pod.Spec.Containers.Count > 1)
             {
-                throw new MigrationRefusedException("Unsupported", $"pod {pod.Key} has {pod.Spec.Containers.Count} containers: only single-container pods move in this version");
+                throw new MigrationRefusedException("Unsupported", $"pod {pod.Key()} has {pod.Spec.Containers.Count} containers: only single-container pods move in this version");
             }
             return requested;
         }
         return pod.Spec.Containers.Count == 1
             ? pod.Spec.Containers[0].Name
-            : throw new MigrationRefusedException("Unsupported", $"pod {pod.Key} has {pod.Spec.Containers.Count} containers: only single-container pods move in this version");
+            : throw new MigrationRefusedException("Unsupported", $"pod {pod.Key()} has {pod.Spec.Containers.Count} containers: only single-container pods move in this version");
     }
 
     /// <summary>
@@ -112,17 +111,17 @@ internal sealed class MigrationPrecheck(IKubernetesApi api, CacheFirstReader<Pod
     /// (hostPath, emptyDir) would silently stay behind, and a ReadWriteOnce claim cannot be attached to the target
     /// while the (frozen) source still holds it, so those are refused with the reason.
     /// </summary>
-    private async Task CheckVolumesAsync(Pod pod, MigrationSettings settings, CancellationToken cancellationToken)
+    private async Task CheckVolumesAsync(V1Pod pod, MigrationSettings settings, CancellationToken cancellationToken)
     {
         foreach (var volume in pod.Spec.Volumes ?? [])
         {
             if (volume.HostPath is not null)
             {
-                throw new MigrationRefusedException("VolumeNotMovable", $"volume {volume.Name} of pod {pod.Key} is a hostPath: its data stays on node {pod.Spec.NodeName}");
+                throw new MigrationRefusedException("VolumeNotMovable", $"volume {volume.Name} of pod {pod.Key()} is a hostPath: its data stays on node {pod.Spec.NodeName}");
             }
             if (volume.EmptyDir is not null)
             {
-                throw new MigrationRefusedException("VolumeNotMovable", $"volume {volume.Name} of pod {pod.Key} is an emptyDir: its data is node-local and is not part of the checkpoint");
+                throw new MigrationRefusedException("VolumeNotMovable", $"volume {volume.Name} of pod {pod.Key()} is an emptyDir: its data is node-local and is not part of the checkpoint");
             }
             if (volume.PersistentVolumeClaim is { } claimRef)
             {
@@ -133,40 +132,34 @@ internal sealed class MigrationPrecheck(IKubernetesApi api, CacheFirstReader<Pod
                     var why = settings.IsClone
                         ? "a clone and its source would both need it"
                         : "the target cannot attach it while the frozen source still holds it";
-                    throw new MigrationRefusedException("VolumeNotMovable", $"volume {volume.Name} of pod {pod.Key} uses claim {claimRef.ClaimName} with access modes [{string.Join(",", modes)}]: {why}; use a ReadWriteMany (e.g. NFS) claim");
+                    throw new MigrationRefusedException("VolumeNotMovable", $"volume {volume.Name} of pod {pod.Key()} uses claim {claimRef.ClaimName} with access modes [{string.Join(",", modes)}]: {why}; use a ReadWriteMany (e.g. NFS) claim");
                 }
             }
         }
     }
 
-    private async Task<HashSet<string>> ClaimAccessModesAsync(Pod pod, string claim, CancellationToken cancellationToken)
+    private async Task<HashSet<string>> ClaimAccessModesAsync(V1Pod pod, string claim, CancellationToken cancellationToken)
     {
-        CustomResource pvc;
+        V1PersistentVolumeClaim pvc;
+        var ns = pod.Metadata.NamespaceProperty;
         try
         {
-            pvc = await api.GetAsync(PersistentVolumeClaims, pod.Metadata.Namespace, claim, cancellationToken);
+            pvc = await KubeApiErrors.CallAsync(t => api.Kubernetes.CoreV1.ReadNamespacedPersistentVolumeClaimAsync(claim, ns, cancellationToken: t),
+                $"get persistentvolumeclaim {ns}/{claim}", cancellationToken);
         }
         catch (PodMigrateException e) when (e.Kind == ErrorKind.NotFound)
         {
-            throw new MigrationRefusedException("VolumeNotMovable", $"pod {pod.Key} uses claim {claim}, which does not exist");
+            throw new MigrationRefusedException("VolumeNotMovable", $"pod {pod.Key()} uses claim {claim}, which does not exist");
         }
-        var modes = new HashSet<string>(StringComparer.Ordinal);
-        if (pvc.Spec is { ValueKind: JsonValueKind.Object } spec && spec.TryGetProperty("accessModes", out var list) && list.ValueKind == JsonValueKind.Array)
-        {
-            foreach (var mode in list.EnumerateArray())
-            {
-                modes.Add(mode.GetString() ?? "");
-            }
-        }
-        return modes;
+        return new HashSet<string>(pvc.Spec?.AccessModes ?? [], StringComparer.Ordinal);
     }
 
     private async Task CheckNodeSchedulableAsync(string name, CancellationToken cancellationToken)
     {
-        Node node;
+        V1Node node;
         try
         {
-            node = await api.GetAsync(KubeResources.Nodes, null, name, cancellationToken);
+            node = await KubeApiErrors.CallAsync(t => api.Kubernetes.CoreV1.ReadNodeAsync(name, cancellationToken: t), $"get node {name}", cancellationToken);
         }
         catch (PodMigrateException e) when (e.Kind == ErrorKind.NotFound)
         {
@@ -175,15 +168,15 @@ internal sealed class MigrationPrecheck(IKubernetesApi api, CacheFirstReader<Pod
         CheckNodeSchedulable(node);
     }
 
-    private static void CheckNodeSchedulable(Node node)
+    private static void CheckNodeSchedulable(V1Node node)
     {
         var name = node.Metadata.Name;
-        var ready = node.Status?.Conditions?.Find(c => c.Type == "Ready");
+        var ready = node.Status?.Conditions?.FirstOrDefault(c => c.Type == "Ready");
         if (ready?.Status != "True")
         {
             throw new MigrationRefusedException("TargetNotReady", $"target node {name} is not Ready ({ready?.Reason ?? ready?.Status ?? "no Ready condition"})");
         }
-        if (node.Spec.Unschedulable == true)
+        if (node.Spec?.Unschedulable == true)
         {
             throw new MigrationRefusedException("TargetNotReady", $"target node {name} is cordoned (unschedulable)");
         }
@@ -246,7 +239,7 @@ internal sealed class MigrationPrecheck(IKubernetesApi api, CacheFirstReader<Pod
     /// </summary>
     private async Task<(string Node, NodeInfo Agent)> ChooseTargetAsync(string sourceNode, NodeInfo sourceAgent, MigrationSettings settings, CancellationToken cancellationToken)
     {
-        var nodes = await api.ListAsync(KubeResources.Nodes, null, null, cancellationToken);
+        var nodes = await KubeApiErrors.CallAsync(t => api.Kubernetes.CoreV1.ListNodeAsync(cancellationToken: t), "list nodes", cancellationToken);
         var rejected = new List<string>();
         (string Node, NodeInfo Agent, long Memory)? best = null;
         foreach (var node in nodes.Items)
@@ -263,7 +256,7 @@ internal sealed class MigrationPrecheck(IKubernetesApi api, CacheFirstReader<Pod
                 CheckCompatible(sourceAgent, agent);
                 CheckRestoreRuntime(agent, name, settings);
                 CheckShare(agent, name);
-                var memory = ParseQuantity(node.Status?.Allocatable?.GetValueOrDefault("memory"));
+                var memory = ParseQuantity(node.Status?.Allocatable?.TryGetValue("memory", out var allocatable) == true ? allocatable : null);
                 if (best is null || memory > best.Value.Memory)
                 {
                     best = (name, agent, memory);
@@ -281,8 +274,8 @@ internal sealed class MigrationPrecheck(IKubernetesApi api, CacheFirstReader<Pod
                 : $"no node can take the pod: {string.Join("; ", rejected)}");
     }
 
-    /// <summary>A resource.Quantity for memory ("8Gi", "1024Ki", "512M", "1000"), in bytes; 0 when absent or unreadable.</summary>
-    internal static long ParseQuantity(string? quantity) => Quantities.ParseBytes(quantity);
+    /// <summary>A resource.Quantity for memory ("8Gi", "1024Ki", "512M", "1000"), in bytes; 0 when absent.</summary>
+    internal static long ParseQuantity(ResourceQuantity? quantity) => quantity?.ToInt64() ?? 0;
 }
 
 /// <summary>A migration that must not (or can no longer) go ahead, with a CamelCase reason for conditions and Events.</summary>

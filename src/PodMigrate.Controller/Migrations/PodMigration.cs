@@ -1,7 +1,8 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using k8s;
+using k8s.Models;
 using PodMigrate.Kube.Client;
-using PodMigrate.Kube.Models;
 
 namespace PodMigrate.Controller.Migrations;
 
@@ -10,22 +11,21 @@ namespace PodMigrate.Controller.Migrations;
 /// running pod to another node with its memory. The status is the migration's journal: every step is recorded
 /// before it is taken, so a restarted controller resumes where the last one stopped and never repeats a checkpoint.
 /// </summary>
-public sealed class PodMigration
+public sealed class PodMigration : IKubernetesObject<V1ObjectMeta>
 {
     public const string Group = "podmigrate.io";
     public const string Version = "v1alpha1";
     public const string KindName = "PodMigration";
     public const string Finalizer = "podmigrate.io/migration";
 
-    public static ResourceKind<PodMigration> Resource { get; } = new(
-        Group, Version, "podmigrations", KindName, Namespaced: true,
-        PodMigrationJsonContext.Default.PodMigration, PodMigrationJsonContext.Default.KubeListPodMigration);
+    /// <summary>Read and written through the package's JSON contract, as its own kinds are (the metadata is its V1ObjectMeta).</summary>
+    public static ResourceKind<PodMigration> Resource { get; } = KubeResources.Package<PodMigration>(Group, Version, "podmigrations", KindName, namespaced: true);
 
     public string? ApiVersion { get; set; } = $"{Group}/{Version}";
 
     public string? Kind { get; set; } = KindName;
 
-    public ObjectMeta Metadata { get; set; } = new();
+    public V1ObjectMeta Metadata { get; set; } = new();
 
     public PodMigrationSpec Spec { get; set; } = new();
 
@@ -34,9 +34,11 @@ public sealed class PodMigration
     [JsonExtensionData]
     public Dictionary<string, JsonElement>? ExtensionData { get; set; }
 
-    public string Namespace => Metadata.Namespace ?? "default";
+    [JsonIgnore]
+    public string Namespace => Metadata?.NamespaceProperty ?? "default";
 
-    public string Name => Metadata.Name ?? "";
+    [JsonIgnore]
+    public string Name => Metadata?.Name ?? "";
 
     public override string ToString() => $"podmigration {Namespace}/{Name}";
 }
@@ -249,11 +251,3 @@ public static class MigrationAnnotations
     /// <summary>The scheduling gate a clone-of pod is created with, so that no kubelet runs it before it is filled.</summary>
     public const string CloneGate = "podmigrate.io/clone-of";
 }
-
-[JsonSourceGenerationOptions(
-    PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase,
-    DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
-    UnmappedMemberHandling = JsonUnmappedMemberHandling.Skip)]
-[JsonSerializable(typeof(PodMigration))]
-[JsonSerializable(typeof(KubeList<PodMigration>))]
-internal sealed partial class PodMigrationJsonContext : JsonSerializerContext;

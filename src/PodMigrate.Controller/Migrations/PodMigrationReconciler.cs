@@ -1,10 +1,10 @@
+using k8s.Models;
 using Microsoft.Extensions.Logging;
 using PodMigrate.Controller.Agents;
 using PodMigrate.Controller.Migrations.Phases;
 using PodMigrate.Controller.Runtime;
 using PodMigrate.Core.Errors;
 using PodMigrate.Kube.Client;
-using PodMigrate.Kube.Models;
 
 namespace PodMigrate.Controller.Migrations;
 
@@ -34,7 +34,7 @@ internal sealed class PodMigrationReconciler
 
     /// <param name="podCache">The pod informer the source and clone pods are read from (see <see cref="CacheFirstReader{T}"/>); null: every read a GET.</param>
     public PodMigrationReconciler(IKubernetesApi api, IAgentDirectory agents, MigrationEvents events, ControllerOptions options, TimeProvider time,
-        ILogger<PodMigrationReconciler> logger, Informer<Pod>? podCache = null)
+        ILogger<PodMigrationReconciler> logger, Informer<V1Pod>? podCache = null)
     {
         _api = api;
         _time = time;
@@ -42,7 +42,7 @@ internal sealed class PodMigrationReconciler
         _journal = new MigrationJournal(api, events, time, logger);
         var runtimeClass = new RuntimeClassRestore(agents, logger);
         var release = new SourceRelease(agents, logger);
-        var pods = new CacheFirstReader<Pod>(api, KubeResources.Pods, podCache);
+        var pods = new CacheFirstReader<V1Pod>(api, KubeResources.V1Pods, podCache);
         _phases = new()
         {
             [MigrationStep.Start] = new StartPhase(_journal),

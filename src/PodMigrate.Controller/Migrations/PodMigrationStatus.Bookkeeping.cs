@@ -10,7 +10,7 @@ namespace PodMigrate.Controller.Migrations;
 /// </summary>
 public sealed partial class PodMigrationStatus
 {
-    internal MigrationCondition? Condition(string type) => Conditions?.Find(c => c.Type == type);
+    internal MigrationCondition? Condition(string type) => Conditions?.FirstOrDefault(c => c.Type == type);
 
     internal void SetCondition(string type, string value, string reason, string message, DateTimeOffset now)
     {

@@ -1,3 +1,4 @@
+using k8s.Models;
 using PodMigrate.Core.Errors;
 using PodMigrate.Kube.Client;
 
@@ -12,7 +13,7 @@ namespace PodMigrate.Controller.Runtime;
 /// reconciler driven by hand) every read is a GET.
 /// </summary>
 internal sealed class CacheFirstReader<T>(IKubernetesApi api, ResourceKind<T> kind, Informer<T>? cache)
-    where T : class
+    where T : class, IMetadata<V1ObjectMeta>
 {
     /// <summary>The object (a copy the caller may change), or null when the server says NotFound.</summary>
     public async Task<T?> GetAsync(string ns, string name, CancellationToken cancellationToken)

@@ -1,10 +1,10 @@
 using System.Diagnostics.CodeAnalysis;
 using System.Text.Json;
+using k8s.Models;
 using Microsoft.Extensions.Logging;
 using PodMigrate.Core.Errors;
 using PodMigrate.Core.Retry;
 using PodMigrate.Kube.Client;
-using PodMigrate.Kube.Models;
 
 namespace PodMigrate.Controller.Runtime;
 
@@ -47,7 +47,7 @@ internal sealed record InformerHandler<T>(Action<T>? OnAdd = null, Action<T, T>?
 /// from any thread; the objects in it are shared: never modify one (copy it first).
 /// </summary>
 internal sealed class Informer<T> : IInformer
-    where T : class
+    where T : class, IMetadata<V1ObjectMeta>
 {
     // A watch that ends this soon without a single event is the server refusing, not a normal timeout: back off.
     private static readonly TimeSpan ShortWatch = TimeSpan.FromSeconds(1);
@@ -55,7 +55,6 @@ internal sealed class Informer<T> : IInformer
     private readonly IKubernetesApi _api;
     private readonly ResourceKind<T> _kind;
     private readonly InformerOptions<T> _options;
-    private readonly Func<T, ObjectMeta> _metadataOf;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly Lock _cacheGate = new();
@@ -75,8 +74,6 @@ internal sealed class Informer<T> : IInformer
         ArgumentNullException.ThrowIfNull(logger);
         _options = options ?? new InformerOptions<T>();
         _options.Validate();
-        _metadataOf = _options.MetadataOf ?? KubeObjects.MetadataAccessor<T>()
-            ?? throw PodMigrateException.InvalidArgument($"{typeof(T).Name} is not a known model: give InformerOptions.MetadataOf");
         _api = api;
         _kind = kind;
         _time = time;
@@ -102,7 +99,7 @@ internal sealed class Informer<T> : IInformer
         }
     }
 
-    public ObjectKey KeyOf(T obj) => ObjectKey.Of(_metadataOf(obj));
+    public static ObjectKey KeyOf(T obj) => ObjectKey.Of(obj.Metadata);
 
     public Task WaitForSyncAsync(CancellationToken cancellationToken) => _synced.Task.WaitAsync(cancellationToken);
 
@@ -255,7 +252,7 @@ internal sealed class Informer<T> : IInformer
         await foreach (var change in _api.WatchAsync(_kind, _options.Namespace, options, cancellationToken))
         {
             events++;
-            var version = _metadataOf(change.Resource).ResourceVersion;
+            var version = change.Resource.Metadata?.ResourceVersion;
             Apply(change);
             if (!string.IsNullOrEmpty(version))
             {
@@ -331,8 +328,8 @@ internal sealed class Informer<T> : IInformer
                     Deliver(h => h.OnAdd, obj, "add");
                     continue;
                 }
-                var was = _metadataOf(old);
-                var now = _metadataOf(obj);
+                var was = old.Metadata;
+                var now = obj.Metadata;
                 if (was.Uid != now.Uid)
                 {
                     deleted++;
@@ -453,9 +450,6 @@ internal sealed class InformerOptions<T>
 
     /// <summary>Each retry delay is stretched by a random factor in [1, 1 + BackoffJitter).</summary>
     public double BackoffJitter { get; init; } = 0.5;
-
-    /// <summary>How to read an object's metadata; needed only for types <see cref="KubeObjects"/> does not know.</summary>
-    public Func<T, ObjectMeta>? MetadataOf { get; init; }
 
     public void Validate()
     {

@@ -3,6 +3,7 @@ using k8s.Models;
 using Microsoft.Extensions.Logging;
 using PodMigrate.Core.Errors;
 using PodMigrate.Kube.Client;
+using PodMigrate.Kube.Serialization;
 
 namespace PodMigrate.Controller.Runtime;
 
@@ -216,7 +217,7 @@ internal sealed class LeaderElector
 
     private async Task<Attempt> TryAcquireOrRenewAsync(CancellationToken cancellationToken)
     {
-        var now = MicroTime(_time.GetUtcNow());
+        var now = MicroTime.Of(_time.GetUtcNow());
         V1Lease current;
         if (_isLeader && _observed is not null)
         {
@@ -318,7 +319,7 @@ internal sealed class LeaderElector
                     // Someone else holds it already (our renewals had lapsed): nothing of ours to release.
                     return;
                 }
-                var now = MicroTime(_time.GetUtcNow());
+                var now = MicroTime.Of(_time.GetUtcNow());
                 Observe(await UpdateAsync(current, new V1LeaseSpec
                 {
                     HolderIdentity = "",
@@ -357,22 +358,6 @@ internal sealed class LeaderElector
         var updated = new V1Lease { ApiVersion = read.ApiVersion, Kind = read.Kind, Metadata = read.Metadata, Spec = spec };
         return KubeApiErrors.CallAsync(token => _leases.ReplaceNamespacedLeaseAsync(updated, _options.LeaseName, _options.Namespace, cancellationToken: token),
             $"update lease {_lease}", cancellationToken);
-    }
-
-    /// <summary>
-    /// <paramref name="time"/> as a MicroTime: whole microseconds, and never a whole second. The API server parses MicroTime
-    /// with exactly six fractional digits, and the package writes a time with no sub-second part without any
-    /// (2026-12-07T09:00:00Z: a 400); one microsecond later is the same renewal.
-    /// </summary>
-    internal static DateTime MicroTime(DateTimeOffset time)
-    {
-        var ticks = time.UtcTicks;
-        ticks -= ticks % 10;
-        if (ticks % TimeSpan.TicksPerSecond == 0)
-        {
-            ticks += 10;
-        }
-        return new DateTime(ticks, DateTimeKind.Utc);
     }
 
     private int LeaseDurationSeconds => (int)Math.Ceiling(_options.LeaseDuration.TotalSeconds);

@@ -1,5 +1,5 @@
+using k8s.Models;
 using PodMigrate.Core.Errors;
-using PodMigrate.Kube.Models;
 
 namespace PodMigrate.Controller.Runtime;
 
@@ -20,14 +20,14 @@ internal readonly record struct ObjectKey : IComparable<ObjectKey>
 
     public string Name { get; }
 
-    public static ObjectKey Of(ObjectMeta metadata)
+    public static ObjectKey Of(V1ObjectMeta metadata)
     {
         ArgumentNullException.ThrowIfNull(metadata);
         if (string.IsNullOrEmpty(metadata.Name))
         {
             throw PodMigrateException.InvalidArgument("an object without metadata.name has no key");
         }
-        return new ObjectKey(metadata.Namespace, metadata.Name);
+        return new ObjectKey(metadata.NamespaceProperty, metadata.Name);
     }
 
     /// <summary>"ns/name" or "name".</summary>

@@ -57,7 +57,7 @@ internal sealed class ReconcileRunner
 
     public string Name { get; }
 
-    /// <summary>Where informer handlers put keys (<c>InformerHandler.OnAnyChange(o => runner.Queue.Add(informer.KeyOf(o)))</c>).</summary>
+    /// <summary>Where informer handlers put keys (<c>InformerHandler.OnAnyChange(o => runner.Queue.Add(ObjectKey.Of(o.Metadata)))</c>).</summary>
     public WorkQueue<ObjectKey> Queue { get; }
 
     /// <summary>

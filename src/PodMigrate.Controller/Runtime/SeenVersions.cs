@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using k8s.Models;
 using PodMigrate.Kube.Client;
 using PodMigrate.Kube.Models;
 
@@ -44,12 +45,12 @@ internal sealed class SeenVersions
     public void Forget(ObjectKey key) => _latest.TryRemove(key, out _);
 
     /// <summary>The API as the reconciler uses it, noting the version of every object of <paramref name="kind"/> it reads or writes.</summary>
-    public IKubernetesApi Track<TKind>(IKubernetesApi api, ResourceKind<TKind> kind, Func<TKind, ObjectMeta> metadataOf)
-        where TKind : class
-        => new TrackingApi<TKind>(api, kind, metadataOf, this);
+    public IKubernetesApi Track<TKind>(IKubernetesApi api, ResourceKind<TKind> kind)
+        where TKind : class, IMetadata<V1ObjectMeta>
+        => new TrackingApi<TKind>(api, kind, this);
 
-    private sealed class TrackingApi<TKind>(IKubernetesApi inner, ResourceKind<TKind> tracked, Func<TKind, ObjectMeta> metadataOf, SeenVersions seen) : IKubernetesApi
-        where TKind : class
+    private sealed class TrackingApi<TKind>(IKubernetesApi inner, ResourceKind<TKind> tracked, SeenVersions seen) : IKubernetesApi
+        where TKind : class, IMetadata<V1ObjectMeta>
     {
         public k8s.IKubernetes Kubernetes => inner.Kubernetes;
 
@@ -96,7 +97,7 @@ internal sealed class SeenVersions
         {
             if (ReferenceEquals(kind, tracked) && value is TKind obj)
             {
-                var metadata = metadataOf(obj);
+                var metadata = obj.Metadata;
                 seen.Saw(ObjectKey.Of(metadata), metadata.ResourceVersion);
             }
             return value;

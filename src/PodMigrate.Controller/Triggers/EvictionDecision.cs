@@ -1,8 +1,10 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using k8s.Models;
 using PodMigrate.Controller.Migrations;
-using PodMigrate.Kube.Models;
+using PodMigrate.Kube.Client;
 using PodMigrate.Kube.Selectors;
+using PodMigrate.Kube.Serialization;
 
 namespace PodMigrate.Controller.Triggers;
 
@@ -30,7 +32,7 @@ internal abstract record EvictionVerdict(string Outcome)
 }
 
 /// <summary>A PodDisruptionBudget as the webhook reads it: whether it covers the pod and what its status allows.</summary>
-internal sealed record BudgetView(string Name, bool Covers, bool Observed, long DisruptionsAllowed, Func<Pod, bool> Selects);
+internal sealed record BudgetView(string Name, bool Covers, bool Observed, long DisruptionsAllowed, Func<V1Pod, bool> Selects);
 
 /// <summary>
 /// The eviction webhook's decision, from what it read (decide, then act): the pod, the budgets of its namespace and
@@ -44,7 +46,7 @@ internal static class EvictionDecision
 {
     public const string BeingMigrated = "being live-migrated";
 
-    public static EvictionVerdict Decide(Pod? pod, IReadOnlyList<BudgetView> budgets, IReadOnlyList<PodMigration> migrations, IReadOnlyList<Pod> podsOfNamespace)
+    public static EvictionVerdict Decide(V1Pod? pod, IReadOnlyList<BudgetView> budgets, IReadOnlyList<PodMigration> migrations, IReadOnlyList<V1Pod> podsOfNamespace)
     {
         ArgumentNullException.ThrowIfNull(budgets);
         ArgumentNullException.ThrowIfNull(migrations);
@@ -64,13 +66,13 @@ internal static class EvictionDecision
         var ours = migrations.Where(m => m.Spec.PodName == name && (m.Status?.SourcePodUid is null || m.Status.SourcePodUid == pod.Metadata.Uid)).ToList();
         if (ours.FirstOrDefault(IsActive) is { } running)
         {
-            return new EvictionVerdict.Deny($"pod {pod.Key} is {BeingMigrated} (podmigration {running.Name}: {running.Status?.Phase ?? MigrationPhase.Pending})", EvictionVerdict.DeniedMigrating);
+            return new EvictionVerdict.Deny($"pod {pod.Key()} is {BeingMigrated} (podmigration {running.Name}: {running.Status?.Phase ?? MigrationPhase.Pending})", EvictionVerdict.DeniedMigrating);
         }
         var migrationName = MigrationName(pod);
         if (ours.FirstOrDefault(m => m.Name == migrationName && m.Status?.Phase is MigrationPhase.Failed or MigrationPhase.RolledBack) is { } failed)
         {
             // No second attempt on every retry of the drain: the pod stays where it is until someone decides.
-            return new EvictionVerdict.Deny($"pod {pod.Key} was not evicted: its live migration (podmigration {failed.Name}) ended {failed.Status!.Phase}: "
+            return new EvictionVerdict.Deny($"pod {pod.Key()} was not evicted: its live migration (podmigration {failed.Name}) ended {failed.Status!.Phase}: "
                 + $"{failed.Status.Message ?? failed.Status.RollbackReason ?? "no reason given"}; it keeps running on node {pod.Spec.NodeName} "
                 + $"(delete the podmigration to try again, or remove the {TriggerLabels.LiveMigrate} label to let it be evicted)", EvictionVerdict.DeniedMigrationFailed);
         }
@@ -96,7 +98,7 @@ internal static class EvictionDecision
     }
 
     /// <summary>One eviction-started migration per pod (its uid in the name): replicas and retries agree on it.</summary>
-    public static string MigrationName(Pod pod)
+    public static string MigrationName(V1Pod pod)
     {
         var uid = (pod.Metadata.Uid ?? "").Replace("-", "", StringComparison.Ordinal);
         var name = pod.Metadata.Name!;
@@ -109,26 +111,14 @@ internal static class EvictionDecision
            && migration.Metadata.DeletionTimestamp is null;
 
     /// <summary>A policy/v1 PodDisruptionBudget's spec and status as the decision needs them.</summary>
-    public static BudgetView ReadBudget(CustomResource budget, Pod pod)
+    public static BudgetView ReadBudget(V1PodDisruptionBudget budget, V1Pod pod)
     {
         ArgumentNullException.ThrowIfNull(budget);
-        var selector = budget.Spec is { ValueKind: JsonValueKind.Object } spec && spec.TryGetProperty("selector", out var s) && s.ValueKind == JsonValueKind.Object
-            ? JsonObject.Create(s)
-            : null;
-        bool Selects(Pod p) => selector is not null && LabelSelectors.Matches(selector, p.Metadata.Labels);
-        long observed = 0;
-        long allowed = 0;
-        if (budget.Status is { ValueKind: JsonValueKind.Object } status)
-        {
-            if (status.TryGetProperty("observedGeneration", out var g) && g.TryGetInt64(out var generation))
-            {
-                observed = generation;
-            }
-            if (status.TryGetProperty("disruptionsAllowed", out var a) && a.TryGetInt64(out var count))
-            {
-                allowed = count;
-            }
-        }
-        return new BudgetView(budget.Metadata.Name ?? "", Selects(pod), observed >= (budget.Metadata.Generation ?? 1), allowed, Selects);
+        var selector = budget.Spec?.Selector is { } s ? PackageJson.ToNode(s) : null;
+        bool Selects(V1Pod p) => selector is not null
+            && LabelSelectors.Matches(selector, key => p.Metadata?.Labels is { } labels && labels.TryGetValue(key, out var value) ? value : null);
+        long observed = budget.Status?.ObservedGeneration ?? 0;
+        long allowed = budget.Status?.DisruptionsAllowed ?? 0;
+        return new BudgetView(budget.Metadata?.Name ?? "", Selects(pod), observed >= (budget.Metadata?.Generation ?? 1), allowed, Selects);
     }
 }

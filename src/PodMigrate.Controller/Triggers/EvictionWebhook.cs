@@ -1,6 +1,8 @@
 using System.Net;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using k8s;
+using k8s.Models;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
@@ -13,7 +15,6 @@ using PodMigrate.Controller.Telemetry;
 using PodMigrate.Core.Errors;
 using PodMigrate.Core.Tls;
 using PodMigrate.Kube.Client;
-using PodMigrate.Kube.Models;
 
 namespace PodMigrate.Controller.Triggers;
 
@@ -49,7 +50,6 @@ public sealed class EvictionWebhookOptions
 /// </summary>
 internal sealed partial class EvictionWebhook(IKubernetesApi api, EventRecorder events, ILogger logger)
 {
-    private static readonly ResourceKind<CustomResource> Budgets = KubeResources.Custom("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget");
 
     /// <summary>Answers one AdmissionReview (v1): the response object with the request's uid.</summary>
     public async Task<JsonObject> ReviewAsync(JsonObject review, CancellationToken cancellationToken)
@@ -88,10 +88,10 @@ internal sealed partial class EvictionWebhook(IKubernetesApi api, EventRecorder 
         }
         var ns = request["namespace"]?.GetValue<string>() ?? "default";
         var name = request["name"]?.GetValue<string>() ?? "";
-        Pod? pod;
+        V1Pod? pod;
         try
         {
-            pod = await api.GetAsync(KubeResources.Pods, ns, name, cancellationToken);
+            pod = await KubeApiErrors.CallAsync(t => api.Kubernetes.CoreV1.ReadNamespacedPodAsync(name, ns, cancellationToken: t), $"get pod {ns}/{name}", cancellationToken);
         }
         catch (PodMigrateException e) when (e.Kind == ErrorKind.NotFound)
         {
@@ -101,13 +101,14 @@ internal sealed partial class EvictionWebhook(IKubernetesApi api, EventRecorder 
         {
             return EvictionDecision.Decide(pod, [], [], []);
         }
-        var budgets = await api.ListAsync(Budgets, ns, null, cancellationToken);
+        var budgets = await KubeApiErrors.CallAsync(t => api.Kubernetes.PolicyV1.ListNamespacedPodDisruptionBudgetAsync(ns, cancellationToken: t),
+            $"list poddisruptionbudgets in {ns}", cancellationToken);
         var migrations = await api.ListAsync(PodMigration.Resource, ns, null, cancellationToken);
         var budgetViews = budgets.Items.Select(b => EvictionDecision.ReadBudget(b, pod)).ToList();
-        IReadOnlyList<Pod> pods = [];
+        IReadOnlyList<V1Pod> pods = [];
         if (budgetViews.Any(b => b.Covers) && migrations.Items.Any(EvictionDecision.IsActive))
         {
-            pods = (await api.ListAsync(KubeResources.Pods, ns, null, cancellationToken)).Items;
+            pods = [.. (await KubeApiErrors.CallAsync(t => api.Kubernetes.CoreV1.ListNamespacedPodAsync(ns, cancellationToken: t), $"list pods in {ns}", cancellationToken)).Items];
         }
         var verdict = EvictionDecision.Decide(pod, budgetViews, migrations.Items, pods);
         if (verdict is EvictionVerdict.Migrate migrate && request["dryRun"]?.GetValue<bool>() != true)
@@ -117,14 +118,14 @@ internal sealed partial class EvictionWebhook(IKubernetesApi api, EventRecorder 
         return verdict;
     }
 
-    private async Task StartMigrationAsync(Pod pod, string migrationName, CancellationToken cancellationToken)
+    private async Task StartMigrationAsync(V1Pod pod, string migrationName, CancellationToken cancellationToken)
     {
         var migration = new PodMigration
         {
-            Metadata = new ObjectMeta
+            Metadata = new V1ObjectMeta
             {
                 Name = migrationName,
-                Namespace = pod.Metadata.Namespace,
+                NamespaceProperty = pod.Metadata.NamespaceProperty,
                 Labels = new Dictionary<string, string>(StringComparer.Ordinal) { [TriggerLabels.Trigger] = TriggerLabels.Eviction },
             },
             // No target: the precheck chooses a Ready, uncordoned node with a healthy, compatible agent and the runtime handler.
@@ -132,14 +133,14 @@ internal sealed partial class EvictionWebhook(IKubernetesApi api, EventRecorder 
         };
         try
         {
-            await api.CreateAsync(PodMigration.Resource, pod.Metadata.Namespace, migration, cancellationToken);
+            await api.CreateAsync(PodMigration.Resource, pod.Metadata.NamespaceProperty, migration, cancellationToken);
         }
         catch (PodMigrateException e) when (e.Kind == ErrorKind.AlreadyExists)
         {
             return; // another replica, or a retry, was first
         }
-        MigrationStarted(logger, pod.Key, migrationName);
-        await events.NormalAsync(KubeObjects.Reference(KubeResources.Pods, pod.Metadata), "EvictionMigrating",
+        MigrationStarted(logger, pod.Key(), migrationName);
+        await events.NormalAsync(KubeObjects.Reference(KubeResources.V1Pods, pod.Metadata), "EvictionMigrating",
             $"eviction answered by live migration: podmigration {migrationName} moves the pod off node {pod.Spec.NodeName}", cancellationToken);
     }
 

@@ -8,6 +8,6 @@ public static class TriggerLabels
     public const string OomGuard = "oom-guard";
     public const string Eviction = "eviction";
 
-    public static bool OptedIn(IReadOnlyDictionary<string, string>? labels) =>
+    public static bool OptedIn(IDictionary<string, string>? labels) =>
         labels is not null && labels.TryGetValue(LiveMigrate, out var value) && value == "true";
 }

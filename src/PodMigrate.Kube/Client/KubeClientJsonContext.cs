@@ -4,21 +4,11 @@ using PodMigrate.Kube.Models;
 
 namespace PodMigrate.Kube.Client;
 
-/// <summary>Everything the client puts on or takes off the wire; same conventions as <see cref="Serialization.KubeJsonContext"/>.</summary>
+/// <summary>What the client itself puts on or takes off the wire (lists, Status, custom resources); the package's models go through <see cref="Serialization.PackageJson"/>.</summary>
 [JsonSourceGenerationOptions(
     PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase,
     DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
     UnmappedMemberHandling = JsonUnmappedMemberHandling.Skip)]
-[JsonSerializable(typeof(Pod))]
-[JsonSerializable(typeof(KubeList<Pod>))]
-[JsonSerializable(typeof(PodStatus))]
-[JsonSerializable(typeof(Secret))]
-[JsonSerializable(typeof(KubeList<Secret>))]
-[JsonSerializable(typeof(Node))]
-[JsonSerializable(typeof(KubeList<Node>))]
-[JsonSerializable(typeof(NodeStatus))]
-[JsonSerializable(typeof(Lease))]
-[JsonSerializable(typeof(KubeList<Lease>))]
 [JsonSerializable(typeof(KubeNamespace))]
 [JsonSerializable(typeof(KubeList<KubeNamespace>))]
 [JsonSerializable(typeof(CustomResource))]

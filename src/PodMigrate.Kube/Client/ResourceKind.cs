@@ -1,5 +1,8 @@
+using System.Text.Json.Nodes;
 using System.Text.Json.Serialization.Metadata;
+using k8s.Models;
 using PodMigrate.Kube.Models;
+using PodMigrate.Kube.Serialization;
 
 namespace PodMigrate.Kube.Client;
 
@@ -49,18 +52,30 @@ public static class KubeResources
 {
     private static readonly KubeClientJsonContext Json = KubeClientJsonContext.Default;
 
-    public static ResourceKind<Pod> Pods { get; } = new("", "v1", "pods", "Pod", true, Json.Pod, Json.KubeListPod);
-
-    public static ResourceKind<Secret> Secrets { get; } = new("", "v1", "secrets", "Secret", true, Json.Secret, Json.KubeListSecret);
-
-    public static ResourceKind<Node> Nodes { get; } = new("", "v1", "nodes", "Node", false, Json.Node, Json.KubeListNode);
-
     public static ResourceKind<KubeNamespace> Namespaces { get; } = new("", "v1", "namespaces", "Namespace", false, Json.KubeNamespace, Json.KubeListKubeNamespace);
-
-    public static ResourceKind<Lease> Leases { get; } = new("coordination.k8s.io", "v1", "leases", "Lease", true, Json.Lease, Json.KubeListLease);
 
     public static ResourceKind<CustomResource> CustomResourceDefinitions { get; } =
         Custom("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", namespaced: false);
+
+    /// <summary>core/v1 pods on the package's model (<see cref="V1Pod"/>), read and written through the package's JSON contract.</summary>
+    public static ResourceKind<V1Pod> V1Pods { get; } = Package<V1Pod>("", "v1", "pods", "Pod", namespaced: true);
+
+    /// <summary>
+    /// core/v1 pods as the server's JSON, every field kept (the package's models drop the fields newer than they are): for
+    /// an object built from another (the clone pod from its source).
+    /// </summary>
+    public static ResourceKind<JsonObject> RawPods { get; } = Package<JsonObject>("", "v1", "pods", "Pod", namespaced: true);
+
+    public static ResourceKind<V1Node> V1Nodes { get; } = Package<V1Node>("", "v1", "nodes", "Node", namespaced: false);
+
+    public static ResourceKind<V1Secret> V1Secrets { get; } = Package<V1Secret>("", "v1", "secrets", "Secret", namespaced: true);
+
+    public static ResourceKind<V1Lease> V1Leases { get; } = Package<V1Lease>("coordination.k8s.io", "v1", "leases", "Lease", namespaced: true);
+
+    /// <summary>A kind on the package's models, or a type of ours that embeds them (a custom resource with a V1ObjectMeta).</summary>
+    public static ResourceKind<T> Package<T>(string group, string version, string plural, string kind, bool namespaced)
+        where T : class
+        => new(group, version, plural, kind, namespaced, PackageJson.TypeInfo<T>(), PackageJson.TypeInfo<KubeList<T>>());
 
     /// <summary>A custom resource (or any kind without a typed model), by group/version/plural.</summary>
     public static ResourceKind<CustomResource> Custom(string group, string version, string plural, string kind, bool namespaced = true)

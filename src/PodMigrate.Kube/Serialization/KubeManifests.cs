@@ -1,6 +1,6 @@
 using System.Text.Json;
+using k8s.Models;
 using PodMigrate.Core.Errors;
-using PodMigrate.Kube.Models;
 
 namespace PodMigrate.Kube.Serialization;
 
@@ -8,20 +8,20 @@ namespace PodMigrate.Kube.Serialization;
 public static class KubeManifests
 {
     /// <summary>The one Pod in <paramref name="text"/> (a single-document YAML or JSON manifest).</summary>
-    public static Pod ReadPod(string text, string source)
+    public static V1Pod ReadPod(string text, string source)
     {
         var documents = KubeYaml.ToJsonDocuments(text, source);
         if (documents.Count != 1)
         {
             throw PodMigrateException.InvalidArgument($"{source}: expected one Pod manifest, found {documents.Count} documents");
         }
-        CheckKind(documents[0], source, Pod.ApiVersionV1, Pod.KindName);
-        var pod = KubeJson.Deserialize(documents[0], KubeJsonContext.Default.Pod, source);
+        CheckKind(documents[0], source, V1Pod.KubeApiVersion, V1Pod.KubeKind);
+        var pod = KubeJson.Deserialize(documents[0], PackageJson.TypeInfo<V1Pod>(), source);
         Validate(pod, source);
         return pod;
     }
 
-    public static async Task<Pod> ReadPodFileAsync(string path, CancellationToken cancellationToken)
+    public static async Task<V1Pod> ReadPodFileAsync(string path, CancellationToken cancellationToken)
     {
         string text;
         try
@@ -36,14 +36,14 @@ public static class KubeManifests
     }
 
     /// <summary>What kubelet's validation would reject before a node could run the pod.</summary>
-    public static void Validate(Pod pod, string source)
+    public static void Validate(V1Pod pod, string source)
     {
         ArgumentNullException.ThrowIfNull(pod);
-        if (string.IsNullOrEmpty(pod.Metadata.Name))
+        if (string.IsNullOrEmpty(pod.Metadata?.Name))
         {
             throw PodMigrateException.InvalidArgument($"{source}: metadata.name is required");
         }
-        if (pod.Spec.Containers.Count == 0)
+        if (pod.Spec?.Containers is not { Count: > 0 })
         {
             throw PodMigrateException.InvalidArgument($"{source}: pod {pod.Metadata.Name} has no spec.containers");
         }

@@ -1,4 +1,4 @@
-using PodMigrate.Kube.Models;
+using k8s.Models;
 using PodMigrate.Node.Cri;
 
 namespace PodMigrate.NodeEmulator.Kubelet;
@@ -10,7 +10,7 @@ public static class KubeletPodRunnerExtensions
     /// Starts <paramref name="pod"/> as kubelet would (config source <paramref name="configSource"/>: "api" for a pod
     /// from an API server, "file" for a manifest); its namespace is defaulted and a uid generated when it has none.
     /// </summary>
-    public static Task<NodePod> RunAsync(this KubeletPodRunner runner, Pod pod, CancellationToken cancellationToken, string configSource = "api", TimeProvider? time = null)
+    public static Task<NodePod> RunAsync(this KubeletPodRunner runner, V1Pod pod, CancellationToken cancellationToken, string configSource = "api", TimeProvider? time = null)
     {
         ArgumentNullException.ThrowIfNull(runner);
         return runner.RunAsync(PodCriConfig.ForRunner(pod, configSource, (time ?? TimeProvider.System).GetUtcNow()), cancellationToken);

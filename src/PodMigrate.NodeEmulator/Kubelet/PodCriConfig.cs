@@ -1,11 +1,12 @@
 using System.Globalization;
 using System.Text;
+using System.Text.Json.Nodes;
+using k8s.Models;
 using PodMigrate.Core.Errors;
-using PodMigrate.Kube.Models;
 using PodMigrate.Kube.Serialization;
 using PodMigrate.Node.Cri;
 using Runtime.V1;
-using KubeContainer = PodMigrate.Kube.Models.Container;
+using KubeContainer = k8s.Models.V1Container;
 
 namespace PodMigrate.NodeEmulator.Kubelet;
 
@@ -18,22 +19,19 @@ namespace PodMigrate.NodeEmulator.Kubelet;
 /// </summary>
 public static class PodCriConfig
 {
-    public static string NamespaceOf(Pod pod) => string.IsNullOrEmpty(pod.Metadata.Namespace) ? KubeletPodConfig.DefaultNamespace : pod.Metadata.Namespace;
+    public static string NamespaceOf(V1Pod pod) => string.IsNullOrEmpty(pod.Metadata.NamespaceProperty) ? KubeletPodConfig.DefaultNamespace : pod.Metadata.NamespaceProperty;
 
-    public static long TerminationGracePeriodSeconds(Pod pod) => pod.Spec.TerminationGracePeriodSeconds ?? KubeletPodConfig.DefaultTerminationGracePeriodSeconds;
+    public static long TerminationGracePeriodSeconds(V1Pod pod) => pod.Spec.TerminationGracePeriodSeconds ?? KubeletPodConfig.DefaultTerminationGracePeriodSeconds;
 
     /// <summary>
     /// The CRI runtime handler of the pod's <c>runtimeClassName</c> (null: the node's default runtime). The kubelet
     /// looks the RuntimeClass up for its <c>handler</c>; here the name is the handler, which holds for every RuntimeClass
-    /// PodMigrate ships (deploy/60-runtimeclass.yaml: podmigrate → podmigrate). Read from the spec's extension data
-    /// until the Pod model has the field.
+    /// PodMigrate ships (deploy/60-runtimeclass.yaml: podmigrate → podmigrate).
     /// </summary>
-    public static string? RuntimeHandler(Pod pod)
+    public static string? RuntimeHandler(V1Pod pod)
     {
         ArgumentNullException.ThrowIfNull(pod);
-        return pod.Spec.ExtensionData?.TryGetValue("runtimeClassName", out var name) == true
-               && name.ValueKind == System.Text.Json.JsonValueKind.String && name.GetString() is { Length: > 0 } handler
-            ? handler : null;
+        return pod.Spec.RuntimeClassName is { Length: > 0 } handler ? handler : null;
     }
 
     /// <summary>The container's imagePullPolicy, or the API server's default: Always for :latest or no tag, IfNotPresent otherwise.</summary>
@@ -58,10 +56,10 @@ public static class PodCriConfig
     /// The whole pod for <see cref="KubeletPodRunner.RunAsync"/> (a static pod: no API server to resolve anything). The
     /// pod's namespace is defaulted and a uid generated when the manifest has none, on <paramref name="pod"/> itself.
     /// </summary>
-    public static CriPodSpec ForRunner(Pod pod, string configSource, DateTimeOffset seen, string cgroupRoot = "")
+    public static CriPodSpec ForRunner(V1Pod pod, string configSource, DateTimeOffset seen, string cgroupRoot = "")
     {
         ArgumentNullException.ThrowIfNull(pod);
-        pod.Metadata.Namespace = NamespaceOf(pod);
+        pod.Metadata.NamespaceProperty = NamespaceOf(pod);
         pod.Metadata.Uid ??= Guid.NewGuid().ToString();
         return new CriPodSpec(
             BuildSandboxConfig(pod, attempt: 0, configSource, seen, cgroupRoot),
@@ -69,14 +67,14 @@ public static class PodCriConfig
             [.. pod.Spec.Containers.Select(c => new CriContainerSpec(BuildContainerConfig(pod, c, c.Image ?? "", restartCount: 0), PullPolicy(c)))]);
     }
 
-    public static PodSandboxConfig BuildSandboxConfig(Pod pod, uint attempt, string configSource, DateTimeOffset seen, string cgroupRoot = "")
+    public static PodSandboxConfig BuildSandboxConfig(V1Pod pod, uint attempt, string configSource, DateTimeOffset seen, string cgroupRoot = "")
     {
         ArgumentNullException.ThrowIfNull(pod);
         var identity = Identity(pod);
         var config = KubeletPodConfig.NewSandboxConfig(
             identity, attempt,
             string.IsNullOrEmpty(pod.Spec.Hostname) ? identity.Name : pod.Spec.Hostname,
-            pod.Metadata.Labels, pod.Metadata.Annotations, configSource, seen, Namespaces(pod),
+            ReadOnly(pod.Metadata.Labels), ReadOnly(pod.Metadata.Annotations), configSource, seen, Namespaces(pod),
             // containerd refuses a privileged container in a sandbox that is not privileged (kubelet: any container).
             privileged: pod.Spec.Containers.Any(c => c.SecurityContext?.Privileged == true),
             cgroupRoot);
@@ -84,16 +82,16 @@ public static class PodCriConfig
         {
             config.PortMappings.Add(new PortMapping
             {
-                ContainerPort = port.Port,
+                ContainerPort = port.ContainerPort,
                 HostPort = port.HostPort ?? 0,
-                HostIp = port.HostIp ?? "",
+                HostIp = port.HostIP ?? "",
                 Protocol = ProtocolOf(port),
             });
         }
         return config;
     }
 
-    public static ContainerConfig BuildContainerConfig(Pod pod, KubeContainer container, string imageRef, uint restartCount)
+    public static ContainerConfig BuildContainerConfig(V1Pod pod, KubeContainer container, string imageRef, uint restartCount)
     {
         ArgumentNullException.ThrowIfNull(pod);
         ArgumentNullException.ThrowIfNull(container);
@@ -119,7 +117,7 @@ public static class PodCriConfig
         }
         if (container.Ports is { Count: > 0 } ports)
         {
-            config.Annotations[KubeletLabels.ContainerPorts] = KubeJson.Serialize(ports, KubeJsonContext.Default.ListContainerPort);
+            config.Annotations[KubeletLabels.ContainerPorts] = PortsAnnotation(ports);
         }
         return config;
     }
@@ -129,7 +127,7 @@ public static class PodCriConfig
     /// container's fields over the pod's, capabilities passed by name, no_new_privs when allowPrivilegeEscalation is
     /// false, seccomp Unconfined unless a profile is given. (runAsNonRoot against the image's user is not checked here.)
     /// </summary>
-    public static LinuxContainerSecurityContext ContainerSecurityContext(Pod pod, KubeContainer container)
+    public static LinuxContainerSecurityContext ContainerSecurityContext(V1Pod pod, KubeContainer container)
     {
         ArgumentNullException.ThrowIfNull(pod);
         ArgumentNullException.ThrowIfNull(container);
@@ -147,7 +145,7 @@ public static class PodCriConfig
         {
             context.RunAsGroup = new Int64Value { Value = group };
         }
-        context.SupplementalGroups.AddRange(podContext?.SupplementalGroups ?? []);
+        context.SupplementalGroups.AddRange((podContext?.SupplementalGroups ?? []).OfType<long>());
         if (own?.Capabilities is { } capabilities)
         {
             context.Capabilities = new Capability();
@@ -157,11 +155,40 @@ public static class PodCriConfig
         return context;
     }
 
+    /// <summary>The ports as kubelet writes them into the annotation: Go's JSON of []v1.ContainerPort, in its field order.</summary>
+    private static string PortsAnnotation(IList<V1ContainerPort> ports)
+    {
+        var array = new JsonArray();
+        foreach (var port in ports)
+        {
+            var entry = new JsonObject();
+            if (!string.IsNullOrEmpty(port.Name))
+            {
+                entry["name"] = port.Name;
+            }
+            if (port.HostPort is { } hostPort and not 0)
+            {
+                entry["hostPort"] = hostPort;
+            }
+            entry["containerPort"] = port.ContainerPort;
+            if (!string.IsNullOrEmpty(port.Protocol))
+            {
+                entry["protocol"] = port.Protocol;
+            }
+            if (!string.IsNullOrEmpty(port.HostIP))
+            {
+                entry["hostIP"] = port.HostIP;
+            }
+            array.Add(entry);
+        }
+        return array.ToJsonString();
+    }
+
     /// <summary>kubelet's container hash: FNV-32a over the container's JSON, in hex.</summary>
     public static string Hash(KubeContainer container)
-        => KubeletPodConfig.Hash(Encoding.UTF8.GetBytes(KubeJson.Serialize(container, KubeJsonContext.Default.Container)));
+        => KubeletPodConfig.Hash(Encoding.UTF8.GetBytes(KubeJson.Serialize(container, PackageJson.TypeInfo<V1Container>())));
 
-    private static PodSandboxMetadata Identity(Pod pod)
+    private static PodSandboxMetadata Identity(V1Pod pod)
     {
         var ns = NamespaceOf(pod);
         var name = pod.Metadata.Name ?? throw PodMigrateException.InvalidArgument("pod has no metadata.name");
@@ -169,36 +196,39 @@ public static class PodCriConfig
         return new PodSandboxMetadata { Namespace = ns, Name = name, Uid = uid };
     }
 
-    private static NamespaceOption Namespaces(Pod pod)
+    private static Dictionary<string, string>? ReadOnly(IDictionary<string, string>? map)
+        => map is null ? null : new Dictionary<string, string>(map, StringComparer.Ordinal);
+
+    private static NamespaceOption Namespaces(V1Pod pod)
         => KubeletPodConfig.PodNamespaces(hostNetwork: pod.Spec.HostNetwork == true, shareProcessNamespace: pod.Spec.ShareProcessNamespace == true);
 
-    private static global::Runtime.V1.SecurityProfile SecurityProfile(SeccompProfile? profile) => profile?.Type switch
+    private static global::Runtime.V1.SecurityProfile SecurityProfile(V1SeccompProfile? profile) => profile?.Type switch
     {
-        Kube.Models.SeccompProfile.RuntimeDefault => new() { ProfileType = global::Runtime.V1.SecurityProfile.Types.ProfileType.RuntimeDefault },
-        Kube.Models.SeccompProfile.Localhost => new()
+        "RuntimeDefault" => new() { ProfileType = global::Runtime.V1.SecurityProfile.Types.ProfileType.RuntimeDefault },
+        "Localhost" => new()
         {
             ProfileType = global::Runtime.V1.SecurityProfile.Types.ProfileType.Localhost,
             LocalhostRef = profile.LocalhostProfile ?? throw PodMigrateException.InvalidArgument("seccompProfile Localhost needs localhostProfile"),
         },
-        null or "" or Kube.Models.SeccompProfile.Unconfined => new() { ProfileType = global::Runtime.V1.SecurityProfile.Types.ProfileType.Unconfined },
+        null or "" or "Unconfined" => new() { ProfileType = global::Runtime.V1.SecurityProfile.Types.ProfileType.Unconfined },
         var other => throw PodMigrateException.InvalidArgument($"seccompProfile type '{other}' is not RuntimeDefault, Unconfined or Localhost"),
     };
 
-    private static global::Runtime.V1.Protocol ProtocolOf(ContainerPort port) => port.Protocol?.ToUpperInvariant() switch
+    private static global::Runtime.V1.Protocol ProtocolOf(V1ContainerPort port) => port.Protocol?.ToUpperInvariant() switch
     {
         null or "" or "TCP" => global::Runtime.V1.Protocol.Tcp,
         "UDP" => global::Runtime.V1.Protocol.Udp,
         "SCTP" => global::Runtime.V1.Protocol.Sctp,
-        var other => throw PodMigrateException.InvalidArgument($"port {port.Port}: unknown protocol {other}"),
+        var other => throw PodMigrateException.InvalidArgument($"port {port.ContainerPort}: unknown protocol {other}"),
     };
 
     /// <summary>The container's environment in order; valueFrom needs an API server, which a node runner does not have.</summary>
-    private static List<KeyValuePair<string, string>> Environment(Pod pod, KubeContainer container)
+    private static List<KeyValuePair<string, string>> Environment(V1Pod pod, KubeContainer container)
     {
         var env = new List<KeyValuePair<string, string>>();
         foreach (var variable in container.Env ?? [])
         {
-            if (variable.Value is null && variable.ExtensionData?.ContainsKey("valueFrom") == true)
+            if (variable.Value is null && variable.ValueFrom is not null)
             {
                 throw PodMigrateException.InvalidArgument(
                     $"pod {NamespaceOf(pod)}/{pod.Metadata.Name} container {container.Name}: env {variable.Name} uses valueFrom, which the node runner does not resolve");

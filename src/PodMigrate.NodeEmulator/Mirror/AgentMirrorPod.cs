@@ -3,10 +3,12 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using System.Threading.Channels;
+using k8s;
+using k8s.Models;
 using Microsoft.Extensions.Logging;
 using PodMigrate.Core.Errors;
 using PodMigrate.Kube.Client;
-using PodMigrate.Kube.Models;
+using PodMigrate.Kube.Serialization;
 using PodMigrate.Node.Cri;
 using PodMigrate.NodeEmulator.Nodes;
 using PodMigrate.NodeEmulator.Pods;
@@ -32,10 +34,10 @@ internal sealed class AgentMirrorPod
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly Channel<bool> _wake = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
-    private readonly Pod _manifest;
+    private readonly V1Pod _manifest;
     private readonly string _hash;
     private DateTimeOffset? _startTime;
-    private PodStatus? _written;
+    private V1PodStatus? _written;
     private string? _writtenText;
     private string? _writtenUid;
 
@@ -95,15 +97,15 @@ internal sealed class AgentMirrorPod
         }
         var now = Times.Truncate(_time.GetUtcNow());
         var spec = _manifest.Spec.Containers[0];
-        var container = new ContainerStatus
+        var container = new V1ContainerStatus
         {
             Name = spec.Name,
             Image = spec.Image,
-            ImageId = "",
+            ImageID = "",
             Ready = ready,
             Started = true,
             RestartCount = 0,
-            State = new ContainerState { Running = new ContainerStateRunning { StartedAt = _startTime } },
+            State = new V1ContainerState { Running = new V1ContainerStateRunning { StartedAt = _startTime?.UtcDateTime } },
         };
         var addresses = new PodAddresses([_options.Address], _options.Address);
         var status = PodStatusBuilder.Build(pod, _written ?? pod.Status, [container], addresses, sandboxReady: true, podIsTerminal: false, _startTime ?? now, now);
@@ -123,13 +125,13 @@ internal sealed class AgentMirrorPod
     }
 
     /// <summary>kubelet's mirror client: create when missing; delete and recreate when terminating or built from another manifest.</summary>
-    private async Task<Pod> EnsureMirrorPodAsync(CancellationToken cancellationToken)
+    private async Task<V1Pod> EnsureMirrorPodAsync(CancellationToken cancellationToken)
     {
         var ns = EmulatorLabels.AgentNamespace;
-        Pod? existing;
+        V1Pod? existing;
         try
         {
-            existing = await _api.GetAsync(KubeResources.Pods, ns, Name, cancellationToken);
+            existing = await KubeApiErrors.CallAsync(t => _api.Kubernetes.CoreV1.ReadNamespacedPodAsync(Name, ns, cancellationToken: t), $"get pod {ns}/{Name}", cancellationToken);
         }
         catch (PodMigrateException e) when (e.Kind == ErrorKind.NotFound)
         {
@@ -137,22 +139,23 @@ internal sealed class AgentMirrorPod
         }
         if (existing is not null)
         {
-            if (existing.Metadata.DeletionTimestamp is null && existing.Metadata.Annotations?.GetValueOrDefault(EmulatorLabels.ConfigMirror) == _hash)
+            if (existing.Metadata.DeletionTimestamp is null && existing.Metadata.Annotations.ValueAt(EmulatorLabels.ConfigMirror) == _hash)
             {
                 return existing;
             }
             EmulatorLog.MirrorPodReplacing(_logger, Name);
-            await _api.DeleteAsync(KubeResources.Pods, ns, Name, new DeleteOptions { GracePeriodSeconds = 0, Preconditions = new Preconditions { Uid = existing.Metadata.Uid } }, cancellationToken);
+            var body = new V1DeleteOptions { GracePeriodSeconds = 0, Preconditions = new V1Preconditions { Uid = existing.Metadata.Uid } };
+            await KubeApiErrors.CallAsync(t => _api.Kubernetes.CoreV1.DeleteNamespacedPodAsync(Name, ns, body, cancellationToken: t), $"delete pod {ns}/{Name}", cancellationToken);
         }
         await EnsureNamespaceAsync(cancellationToken);
-        var mirror = JsonSerializer.Deserialize(JsonSerializer.Serialize(_manifest, KubeClientJsonContext.Default.Pod), KubeClientJsonContext.Default.Pod)!;
+        var mirror = PackageJson.FromNode<V1Pod>(PackageJson.ToNode(_manifest), "mirror pod");
         mirror.Metadata.Annotations![EmulatorLabels.ConfigMirror] = _hash;
         mirror.Metadata.Annotations["kubernetes.io/config.seen"] = _time.GetUtcNow().UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.fffffffZ", CultureInfo.InvariantCulture);
         if (_nodeUid() is { } nodeUid)
         {
             mirror.Metadata.OwnerReferences = [NodeLifecycle.NodeOwner(_options.NodeName, nodeUid)];
         }
-        var created = await _api.CreateAsync(KubeResources.Pods, ns, mirror, cancellationToken);
+        var created = await KubeApiErrors.CallAsync(t => _api.Kubernetes.CoreV1.CreateNamespacedPodAsync(mirror, ns, cancellationToken: t), $"create pod {ns}/{Name}", cancellationToken);
         EmulatorLog.MirrorPodCreated(_logger, Name, created.Metadata.Uid ?? "");
         return created;
     }
@@ -161,7 +164,8 @@ internal sealed class AgentMirrorPod
     {
         try
         {
-            await _api.CreateAsync(KubeResources.Namespaces, null, new KubeNamespace { Metadata = new ObjectMeta { Name = EmulatorLabels.AgentNamespace } }, cancellationToken);
+            var body = new V1Namespace { Metadata = new V1ObjectMeta { Name = EmulatorLabels.AgentNamespace } };
+            await KubeApiErrors.CallAsync(t => _api.Kubernetes.CoreV1.CreateNamespaceAsync(body, cancellationToken: t), $"create namespace {EmulatorLabels.AgentNamespace}", cancellationToken);
         }
         catch (PodMigrateException e) when (e.Kind == ErrorKind.AlreadyExists)
         {
@@ -170,34 +174,34 @@ internal sealed class AgentMirrorPod
     }
 
     /// <summary>The "static pod manifest" of the agent: what its mirror pod shows and what its hash is computed from.</summary>
-    private static Pod Manifest(NodeEmulatorOptions options) => new()
+    private static V1Pod Manifest(NodeEmulatorOptions options) => new()
     {
-        Metadata = new ObjectMeta
+        Metadata = new V1ObjectMeta
         {
             Name = EmulatorLabels.AgentMirrorPodName(options.NodeName),
-            Namespace = EmulatorLabels.AgentNamespace,
-            Labels = new()
+            NamespaceProperty = EmulatorLabels.AgentNamespace,
+            Labels = new Dictionary<string, string>()
             {
                 [EmulatorLabels.AppName] = EmulatorLabels.AgentAppName,
                 [EmulatorLabels.AppComponent] = EmulatorLabels.AgentComponent,
             },
-            Annotations = new() { [KubeletLabels.ConfigSource] = "file" },
+            Annotations = new Dictionary<string, string>() { [KubeletLabels.ConfigSource] = "file" },
         },
-        Spec = new PodSpec
+        Spec = new V1PodSpec
         {
             NodeName = options.NodeName,
             HostNetwork = true,
             RestartPolicy = "Always",
             Containers =
             [
-                new Container
+                new V1Container
                 {
                     Name = EmulatorLabels.AgentContainer,
                     Image = options.AgentImage,
-                    Ports = [new ContainerPort { Name = EmulatorLabels.AgentPortName, Port = options.AgentPort ?? 0, Protocol = "TCP" }],
-                    ReadinessProbe = new Probe
+                    Ports = [new V1ContainerPort { Name = EmulatorLabels.AgentPortName, ContainerPort = options.AgentPort ?? 0, Protocol = "TCP" }],
+                    ReadinessProbe = new V1Probe
                     {
-                        TcpSocket = new TcpSocketAction { Port = EmulatorLabels.AgentPortName },
+                        TcpSocket = new V1TCPSocketAction { Port = EmulatorLabels.AgentPortName },
                         PeriodSeconds = 2,
                         TimeoutSeconds = 1,
                         SuccessThreshold = 1,
@@ -209,9 +213,9 @@ internal sealed class AgentMirrorPod
     };
 
     /// <summary>kubelet's config hash of a static pod: a digest of the manifest, so a changed manifest means a new mirror pod.</summary>
-    private static string Hash(Pod manifest)
+    private static string Hash(V1Pod manifest)
     {
-        var digest = SHA256.HashData(Encoding.UTF8.GetBytes(JsonSerializer.Serialize(manifest, KubeClientJsonContext.Default.Pod)));
+        var digest = SHA256.HashData(Encoding.UTF8.GetBytes(JsonSerializer.Serialize(manifest, PackageJson.TypeInfo<V1Pod>())));
         return Convert.ToHexStringLower(digest)[..32];
     }
 }

@@ -1,6 +1,6 @@
 using System.Globalization;
 using System.Runtime.InteropServices;
-using PodMigrate.Kube.Models;
+using k8s.Models;
 
 namespace PodMigrate.NodeEmulator.Nodes;
 
@@ -48,11 +48,11 @@ internal sealed record HostFacts(int Cpus, long MemoryKib, long RootFsKib, strin
         return allocatable;
     }
 
-    public NodeSystemInfo SystemInfo(string containerRuntimeVersion, string kubeletVersion) => new()
+    public V1NodeSystemInfo SystemInfo(string containerRuntimeVersion, string kubeletVersion) => new()
     {
-        MachineId = MachineId,
-        SystemUuid = SystemUuid,
-        BootId = BootId,
+        MachineID = MachineId,
+        SystemUUID = SystemUuid,
+        BootID = BootId,
         KernelVersion = KernelVersion,
         OsImage = OsImage,
         ContainerRuntimeVersion = containerRuntimeVersion,

@@ -1,11 +1,12 @@
-using System.Text.Json;
+using System.Text.Json.Nodes;
+using k8s;
+using k8s.Models;
 using Microsoft.Extensions.Logging;
 using PodMigrate.Core.Errors;
 using PodMigrate.Core.Retry;
 using PodMigrate.Kube.Client;
-using PodMigrate.Kube.Models;
+using PodMigrate.Kube.Serialization;
 using PodMigrate.Node.Cri;
-using KubeNode = PodMigrate.Kube.Models.Node;
 
 namespace PodMigrate.NodeEmulator.Nodes;
 
@@ -28,9 +29,9 @@ internal sealed class NodeLifecycle
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly HostFacts _host;
-    private NodeStatus? _written;
+    private V1NodeStatus? _written;
     private DateTimeOffset _writtenAt;
-    private Lease? _lease;
+    private bool _leaseExists;
 
     public NodeLifecycle(IKubernetesApi api, CriConnection cri, NodeEmulatorOptions options, TimeProvider time, ILogger logger)
     {
@@ -79,8 +80,8 @@ internal sealed class NodeLifecycle
             }
             catch (PodMigrateException e)
             {
-                // Conflict or NotFound: someone else wrote it; read it again on the next beat.
-                _lease = null;
+                // NotFound (deleted) or anything else: look it up again, creating it if gone, on the next beat.
+                _leaseExists = false;
                 EmulatorLog.LeaseRenewalFailed(_logger, NodeName, e);
             }
         }
@@ -112,24 +113,27 @@ internal sealed class NodeLifecycle
             [EmulatorLabels.Os] = "linux",
             [EmulatorLabels.Arch] = _host.Architecture,
         };
-        KubeNode node;
+        V1Node node;
         try
         {
-            node = await _api.CreateAsync(KubeResources.Nodes, null, new KubeNode { Metadata = new ObjectMeta { Name = NodeName, Labels = labels } }, cancellationToken);
+            var body = new V1Node { Metadata = new V1ObjectMeta { Name = NodeName, Labels = labels } };
+            node = await KubeApiErrors.CallAsync(t => _api.Kubernetes.CoreV1.CreateNodeAsync(body, cancellationToken: t), $"create node {NodeName}", cancellationToken);
             EmulatorLog.NodeRegistered(_logger, NodeName);
         }
         catch (PodMigrateException e) when (e.Kind == ErrorKind.AlreadyExists)
         {
-            node = await _api.GetAsync(KubeResources.Nodes, null, NodeName, cancellationToken);
-            var missing = labels.Where(l => node.Metadata.Labels?.GetValueOrDefault(l.Key) != l.Value).ToList();
+            node = await KubeApiErrors.CallAsync(t => _api.Kubernetes.CoreV1.ReadNodeAsync(NodeName, cancellationToken: t), $"get node {NodeName}", cancellationToken);
+            var missing = labels.Where(l => node.Metadata.Labels.ValueAt(l.Key) != l.Value).ToList();
             if (missing.Count > 0)
             {
-                node.Metadata.Labels ??= [];
+                // The Node may be others' too (a cordon, labels of an operator): a merge patch of our labels, not a replace.
+                var labelPatch = new JsonObject();
                 foreach (var (key, value) in missing)
                 {
-                    node.Metadata.Labels[key] = value;
+                    labelPatch[key] = value;
                 }
-                node = await _api.ReplaceAsync(KubeResources.Nodes, null, NodeName, node, cancellationToken);
+                var patch = new V1Patch(new JsonObject { ["metadata"] = new JsonObject { ["labels"] = labelPatch } }.ToJsonString(), V1Patch.PatchType.MergePatch);
+                node = await KubeApiErrors.CallAsync(t => _api.Kubernetes.CoreV1.PatchNodeAsync(patch, NodeName, cancellationToken: t), $"patch node {NodeName}", cancellationToken);
             }
             // Transition times carry on from what the node last reported.
             _written = node.Status;
@@ -141,38 +145,43 @@ internal sealed class NodeLifecycle
 
     private async Task RenewLeaseAsync(CancellationToken cancellationToken)
     {
-        var now = _time.GetUtcNow();
-        if (_lease is null)
+        var now = MicroTime.Of(_time.GetUtcNow());
+        var ns = EmulatorLabels.NodeLeaseNamespace;
+        var leases = _api.Kubernetes.CoordinationV1;
+        if (!_leaseExists)
         {
             try
             {
-                _lease = await _api.GetAsync(KubeResources.Leases, EmulatorLabels.NodeLeaseNamespace, NodeName, cancellationToken);
+                await KubeApiErrors.CallAsync(t => leases.ReadNamespacedLeaseAsync(NodeName, ns, cancellationToken: t), $"get lease {ns}/{NodeName}", cancellationToken);
+                _leaseExists = true;
             }
             catch (PodMigrateException e) when (e.Kind == ErrorKind.NotFound)
             {
-                _lease = await _api.CreateAsync(KubeResources.Leases, EmulatorLabels.NodeLeaseNamespace, NewLease(now), cancellationToken);
+                var lease = NewLease(now);
+                await KubeApiErrors.CallAsync(t => leases.CreateNamespacedLeaseAsync(lease, ns, cancellationToken: t), $"create lease {ns}/{NodeName}", cancellationToken);
+                _leaseExists = true;
                 return;
             }
         }
-        _lease.Spec.HolderIdentity = NodeName;
-        _lease.Spec.LeaseDurationSeconds = (int)_options.LeaseDuration.TotalSeconds;
-        _lease.Spec.RenewTime = now;
-        _lease = await _api.ReplaceAsync(KubeResources.Leases, EmulatorLabels.NodeLeaseNamespace, NodeName, _lease, cancellationToken);
+        // The node's own Lease, renewed by a merge patch of the fields the kubelet sets (nothing else of it is rewritten).
+        var spec = new V1LeaseSpec { HolderIdentity = NodeName, LeaseDurationSeconds = (int)_options.LeaseDuration.TotalSeconds, RenewTime = now };
+        var patch = new V1Patch(new JsonObject { ["spec"] = PackageJson.ToNode(spec) }.ToJsonString(), V1Patch.PatchType.MergePatch);
+        await KubeApiErrors.CallAsync(t => leases.PatchNamespacedLeaseAsync(patch, NodeName, ns, cancellationToken: t), $"patch lease {ns}/{NodeName}", cancellationToken);
     }
 
-    private Lease NewLease(DateTimeOffset now) => new()
+    private V1Lease NewLease(DateTime now) => new()
     {
-        Metadata = new ObjectMeta
+        Metadata = new V1ObjectMeta
         {
             Name = NodeName,
-            Namespace = EmulatorLabels.NodeLeaseNamespace,
+            NamespaceProperty = EmulatorLabels.NodeLeaseNamespace,
             OwnerReferences = NodeUid is null ? null : [NodeOwner(NodeName, NodeUid)],
         },
-        Spec = new LeaseSpec { HolderIdentity = NodeName, LeaseDurationSeconds = (int)_options.LeaseDuration.TotalSeconds, RenewTime = now },
+        Spec = new V1LeaseSpec { HolderIdentity = NodeName, LeaseDurationSeconds = (int)_options.LeaseDuration.TotalSeconds, RenewTime = now },
     };
 
     /// <summary>kubelet makes the Node the owner of its Lease and of its mirror pods, so they go when the Node goes.</summary>
-    public static OwnerReference NodeOwner(string nodeName, string nodeUid) => new()
+    public static V1OwnerReference NodeOwner(string nodeName, string nodeUid) => new()
     {
         ApiVersion = "v1",
         Kind = "Node",
@@ -190,8 +199,8 @@ internal sealed class NodeLifecycle
         {
             return;
         }
-        var patch = $"{{\"status\":{JsonSerializer.Serialize(status, KubeClientJsonContext.Default.NodeStatus)}}}";
-        await _api.PatchAsync(KubeResources.Nodes, null, NodeName, PatchType.MergePatch, patch, status: true, cancellationToken);
+        var patch = new V1Patch(new JsonObject { ["status"] = PackageJson.ToNode(status) }.ToJsonString(), V1Patch.PatchType.MergePatch);
+        await KubeApiErrors.CallAsync(t => _api.Kubernetes.CoreV1.PatchNodeStatusAsync(patch, NodeName, cancellationToken: t), $"patch status of node {NodeName}", cancellationToken);
         if (changed)
         {
             var ready = status.Conditions!.Single(c => c.Type == "Ready").Status;
@@ -201,7 +210,7 @@ internal sealed class NodeLifecycle
         _writtenAt = now;
     }
 
-    private async Task<NodeStatus> ComputeStatusAsync(DateTimeOffset now, CancellationToken cancellationToken)
+    private async Task<V1NodeStatus> ComputeStatusAsync(DateTimeOffset now, CancellationToken cancellationToken)
     {
         string runtimeVersion = "";
         string? notReady;
@@ -219,10 +228,10 @@ internal sealed class NodeLifecycle
         {
             notReady = $"container runtime is down: {e.Message}";
         }
-        return new NodeStatus
+        return new V1NodeStatus
         {
-            Capacity = _host.Capacity(_options.MaxPods),
-            Allocatable = _host.Allocatable(_options.MaxPods),
+            Capacity = Quantities(_host.Capacity(_options.MaxPods)),
+            Allocatable = Quantities(_host.Allocatable(_options.MaxPods)),
             Conditions =
             [
                 Condition("MemoryPressure", false, "KubeletHasSufficientMemory", "kubelet has sufficient memory available", now),
@@ -234,40 +243,43 @@ internal sealed class NodeLifecycle
             ],
             Addresses =
             [
-                new NodeAddress { Type = "InternalIP", Address = _options.Address },
-                new NodeAddress { Type = "Hostname", Address = NodeName },
+                new V1NodeAddress { Type = "InternalIP", Address = _options.Address },
+                new V1NodeAddress { Type = "Hostname", Address = NodeName },
             ],
             NodeInfo = _host.SystemInfo(runtimeVersion, KubeletVersion),
         };
     }
 
-    private NodeCondition Condition(string type, bool value, string reason, string message, DateTimeOffset now)
+    private V1NodeCondition Condition(string type, bool value, string reason, string message, DateTimeOffset now)
     {
         var status = value ? "True" : "False";
         var previous = _written?.Conditions?.FirstOrDefault(c => c.Type == type);
-        return new NodeCondition
+        return new V1NodeCondition
         {
             Type = type,
             Status = status,
             Reason = reason,
             Message = message,
-            LastHeartbeatTime = now,
-            LastTransitionTime = previous?.Status == status ? previous.LastTransitionTime ?? now : now,
+            LastHeartbeatTime = now.UtcDateTime,
+            LastTransitionTime = previous?.Status == status ? previous.LastTransitionTime ?? now.UtcDateTime : now.UtcDateTime,
         };
     }
 
-    private static bool SameIgnoringHeartbeats(NodeStatus a, NodeStatus b)
+    private static bool SameIgnoringHeartbeats(V1NodeStatus a, V1NodeStatus b)
     {
-        static string Text(NodeStatus status)
+        static string Text(V1NodeStatus status)
         {
-            var copy = JsonSerializer.Deserialize(JsonSerializer.Serialize(status, KubeClientJsonContext.Default.NodeStatus), KubeClientJsonContext.Default.NodeStatus)!;
-            foreach (var condition in copy.Conditions ?? [])
+            var copy = PackageJson.ToNode(status);
+            foreach (var condition in copy["conditions"]?.AsArray() ?? [])
             {
-                condition.LastHeartbeatTime = null;
+                condition?.AsObject().Remove("lastHeartbeatTime");
             }
-            return JsonSerializer.Serialize(copy, KubeClientJsonContext.Default.NodeStatus);
+            return copy.ToJsonString();
         }
 
         return Text(a) == Text(b);
     }
+
+    private static Dictionary<string, ResourceQuantity> Quantities(Dictionary<string, string> quantities)
+        => quantities.ToDictionary(q => q.Key, q => new ResourceQuantity(q.Value), StringComparer.Ordinal);
 }

@@ -4,7 +4,7 @@ using PodMigrate.Core.Retry;
 using PodMigrate.Node.Cri;
 using PodMigrate.NodeEmulator.Kubelet;
 using Runtime.V1;
-using KubeContainer = PodMigrate.Kube.Models.Container;
+using KubeContainer = k8s.Models.V1Container;
 
 namespace PodMigrate.NodeEmulator.Pods;
 

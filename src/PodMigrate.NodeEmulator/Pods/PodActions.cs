@@ -1,5 +1,5 @@
+using k8s.Models;
 using PodMigrate.Core.Retry;
-using PodMigrate.Kube.Models;
 using PodMigrate.Node.Cri;
 using PodMigrate.NodeEmulator.Kubelet;
 
@@ -191,7 +191,7 @@ internal sealed record PodActions(PodStep Step)
     /// Decides one sync. Pure: it reads the pod, the observation, the back-offs (<paramref name="backoff"/> is only asked)
     /// and <paramref name="now"/>, and changes none of them.
     /// </summary>
-    public static PodActions Compute(Pod pod, PodObservation observed, KeyedBackoff backoff, DateTimeOffset now)
+    public static PodActions Compute(V1Pod pod, PodObservation observed, KeyedBackoff backoff, DateTimeOffset now)
     {
         ArgumentNullException.ThrowIfNull(pod);
         ArgumentNullException.ThrowIfNull(observed);
@@ -238,7 +238,7 @@ internal sealed record PodActions(PodStep Step)
         _ => true,
     };
 
-    private static PodActions Kill(Pod pod, PodObservation observed)
+    private static PodActions Kill(V1Pod pod, PodObservation observed)
     {
         var seconds = observed.Gone
             ? PodCriConfig.TerminationGracePeriodSeconds(pod)
@@ -282,7 +282,7 @@ internal sealed record PodActions(PodStep Step)
         return new SandboxAction(SandboxStep.Create, null, newest is { } last ? last + 1 : 0) { Lost = lost, Remove = remove, NewestAttempt = newest };
     }
 
-    private static ContainerAction ContainerStepOf(Pod pod, Container spec, List<ObservedContainer> history, PodObservation observed, KeyedBackoff backoff, DateTimeOffset now)
+    private static ContainerAction ContainerStepOf(V1Pod pod, V1Container spec, List<ObservedContainer> history, PodObservation observed, KeyedBackoff backoff, DateTimeOffset now)
     {
         var startBackedOff = backoff.IsInBackOffSinceUpdate(StartKey(spec.Name), now);
         var latest = history.Count > 0 ? history[0] : null;
@@ -305,7 +305,7 @@ internal sealed record PodActions(PodStep Step)
                 var finishedAt = latest.FinishedAt ?? now;
                 if (backoff.IsInBackOffSince(key, finishedAt, now))
                 {
-                    var message = $"back-off {(long)backoff.Get(key).TotalSeconds}s restarting failed container={spec.Name} pod={pod.Metadata.Name}_{pod.Metadata.Namespace}({pod.Metadata.Uid})";
+                    var message = $"back-off {(long)backoff.Get(key).TotalSeconds}s restarting failed container={spec.Name} pod={pod.Metadata.Name}_{pod.Metadata.NamespaceProperty}({pod.Metadata.Uid})";
                     return new ContainerAction(spec.Name, ContainerStep.CrashLoopBackOff, latest.Attempt) { Message = message };
                 }
                 return new ContainerAction(spec.Name, ContainerStep.Restart, latest.Attempt + 1)

@@ -1,8 +1,8 @@
+using k8s.Models;
 using Microsoft.Extensions.Logging;
 using PodMigrate.Core.Errors;
 using PodMigrate.Core.Retry;
 using PodMigrate.Kube.Client;
-using PodMigrate.Kube.Models;
 
 namespace PodMigrate.NodeEmulator.Pods;
 
@@ -17,7 +17,7 @@ internal sealed class PodSource(IKubernetesApi api, PodWorkers workers, NodeEmul
     private static readonly TimeSpan RetryMax = TimeSpan.FromSeconds(30);
 
     private readonly TaskCompletionSource _synced = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly Dictionary<string, Pod> _known = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, V1Pod> _known = new(StringComparer.Ordinal);
 
     /// <summary>Completes once the first list has been handed to the workers.</summary>
     public Task Synced => _synced.Task;
@@ -33,7 +33,7 @@ internal sealed class PodSource(IKubernetesApi api, PodWorkers workers, NodeEmul
             {
                 if (resourceVersion is null)
                 {
-                    var list = await api.ListAsync(KubeResources.Pods, null, new ListOptions { FieldSelector = selector }, cancellationToken);
+                    var list = await api.ListAsync(KubeResources.V1Pods, null, new ListOptions { FieldSelector = selector }, cancellationToken);
                     Replace(list.Items);
                     resourceVersion = list.Metadata.ResourceVersion;
                     _synced.TrySetResult();
@@ -45,7 +45,7 @@ internal sealed class PodSource(IKubernetesApi api, PodWorkers workers, NodeEmul
                     TimeoutSeconds = (int)options.WatchTimeout.TotalSeconds,
                     AllowWatchBookmarks = true,
                 };
-                await foreach (var change in api.WatchAsync(KubeResources.Pods, null, watch, cancellationToken))
+                await foreach (var change in api.WatchAsync(KubeResources.V1Pods, null, watch, cancellationToken))
                 {
                     resourceVersion = change.Resource.Metadata.ResourceVersion ?? resourceVersion;
                     Dispatch(change);
@@ -66,7 +66,7 @@ internal sealed class PodSource(IKubernetesApi api, PodWorkers workers, NodeEmul
         }
     }
 
-    private void Dispatch(WatchEvent<Pod> change)
+    private void Dispatch(WatchEvent<V1Pod> change)
     {
         var pod = change.Resource;
         if (change.Type == WatchEventType.Bookmark || pod.Metadata.Uid is not { } uid)
@@ -83,7 +83,7 @@ internal sealed class PodSource(IKubernetesApi api, PodWorkers workers, NodeEmul
         workers.Upsert(pod);
     }
 
-    private void Replace(IReadOnlyList<Pod> pods)
+    private void Replace(IReadOnlyList<V1Pod> pods)
     {
         var listed = pods.Where(p => p.Metadata.Uid is not null).ToDictionary(p => p.Metadata.Uid!, StringComparer.Ordinal);
         foreach (var vanished in _known.Where(k => !listed.ContainsKey(k.Key)).ToList())

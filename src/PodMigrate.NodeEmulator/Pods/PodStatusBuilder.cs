@@ -1,4 +1,4 @@
-using PodMigrate.Kube.Models;
+using k8s.Models;
 
 namespace PodMigrate.NodeEmulator.Pods;
 
@@ -29,7 +29,7 @@ internal static class PodStatusBuilder
     /// kubelet's getPhase. <paramref name="podIsTerminal"/>: the pod is being torn down and nothing will restart, so
     /// stopped containers end it whatever the restart policy.
     /// </summary>
-    public static string Phase(PodSpec spec, IReadOnlyList<ContainerStatus> statuses, bool podIsTerminal)
+    public static string Phase(V1PodSpec spec, IReadOnlyList<V1ContainerStatus> statuses, bool podIsTerminal)
     {
         int unknown = 0, running = 0, waiting = 0, stopped = 0, succeeded = 0;
         foreach (var container in spec.Containers)
@@ -74,10 +74,10 @@ internal static class PodStatusBuilder
         };
     }
 
-    public static PodStatus Build(
-        Pod pod,
-        PodStatus? previous,
-        IReadOnlyList<ContainerStatus> containers,
+    public static V1PodStatus Build(
+        V1Pod pod,
+        V1PodStatus? previous,
+        IReadOnlyList<V1ContainerStatus> containers,
         PodAddresses addresses,
         bool sandboxReady,
         bool podIsTerminal,
@@ -93,14 +93,14 @@ internal static class PodStatusBuilder
                 ? (true, null, null)
                 : (false, "ContainersNotReady", $"containers with unready status: [{string.Join(' ', unready)}]");
         var scheduled = previous?.Conditions?.FirstOrDefault(c => c.Type == "PodScheduled");
-        return new PodStatus
+        return new V1PodStatus
         {
             Phase = phase,
-            HostIp = addresses.HostIp,
-            HostIps = [new HostIp { Ip = addresses.HostIp }],
-            PodIp = addresses.PodIps.Count > 0 ? addresses.PodIps[0] : null,
-            PodIps = addresses.PodIps.Count == 0 ? null : [.. addresses.PodIps.Select(ip => new PodIp { Ip = ip })],
-            StartTime = startTime,
+            HostIP = addresses.HostIp,
+            HostIPs = [new V1HostIP { Ip = addresses.HostIp }],
+            PodIP = addresses.PodIps.Count > 0 ? addresses.PodIps[0] : null,
+            PodIPs = addresses.PodIps.Count == 0 ? null : [.. addresses.PodIps.Select(ip => new V1PodIP { Ip = ip })],
+            StartTime = startTime.UtcDateTime,
             Conditions =
             [
                 Condition(previous, "PodReadyToStartContainers", sandboxReady, null, null, now),
@@ -114,17 +114,17 @@ internal static class PodStatusBuilder
         };
     }
 
-    private static PodCondition Condition(PodStatus? previous, string type, bool value, string? reason, string? message, DateTimeOffset now)
+    private static V1PodCondition Condition(V1PodStatus? previous, string type, bool value, string? reason, string? message, DateTimeOffset now)
     {
         var status = value ? "True" : "False";
         var before = previous?.Conditions?.FirstOrDefault(c => c.Type == type);
-        return new PodCondition
+        return new V1PodCondition
         {
             Type = type,
             Status = status,
             Reason = reason,
             Message = message,
-            LastTransitionTime = before?.Status == status ? before.LastTransitionTime ?? now : now,
+            LastTransitionTime = before?.Status == status ? before.LastTransitionTime ?? now.UtcDateTime : now.UtcDateTime,
         };
     }
 }

@@ -1,7 +1,9 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using k8s;
+using k8s.Models;
 using PodMigrate.Kube.Client;
-using PodMigrate.Kube.Models;
+using PodMigrate.Kube.Serialization;
 
 namespace PodMigrate.NodeEmulator.Pods;
 
@@ -15,11 +17,11 @@ internal static class PodStatusWriter
         ["phase", "message", "reason", "hostIP", "hostIPs", "podIP", "podIPs", "startTime", "conditions", "containerStatuses"];
 
     /// <summary>The status as JSON text, to compare one status with the last one written.</summary>
-    public static string Serialize(PodStatus status) => JsonSerializer.Serialize(status, KubeClientJsonContext.Default.PodStatus);
+    public static string Serialize(V1PodStatus status) => JsonSerializer.Serialize(status, PackageJson.TypeInfo<V1PodStatus>());
 
-    public static async Task<Pod> WriteAsync(IKubernetesApi api, Pod pod, PodStatus status, CancellationToken cancellationToken)
+    public static async Task<V1Pod> WriteAsync(IKubernetesApi api, V1Pod pod, V1PodStatus status, CancellationToken cancellationToken)
     {
-        var body = JsonSerializer.SerializeToNode(status, KubeClientJsonContext.Default.PodStatus)!.AsObject();
+        var body = PackageJson.ToNode(status);
         foreach (var field in OwnedFields)
         {
             body.TryAdd(field, null);
@@ -27,6 +29,9 @@ internal static class PodStatusWriter
         var patch = new JsonObject { ["status"] = body };
         // The uid precondition: a pod recreated under the same name is another pod, not this one's to report on.
         patch["metadata"] = new JsonObject { ["uid"] = pod.Metadata.Uid };
-        return await api.PatchAsync(KubeResources.Pods, pod.Metadata.Namespace, pod.Metadata.Name!, PatchType.MergePatch, patch.ToJsonString(), status: true, cancellationToken);
+        var (ns, name) = (pod.Metadata.NamespaceProperty, pod.Metadata.Name);
+        var merge = new V1Patch(patch.ToJsonString(), V1Patch.PatchType.MergePatch);
+        return await KubeApiErrors.CallAsync(t => api.Kubernetes.CoreV1.PatchNamespacedPodStatusAsync(merge, name, ns, cancellationToken: t),
+            $"patch status of pod {ns}/{name}", cancellationToken);
     }
 }

@@ -1,8 +1,9 @@
 using System.Threading.Channels;
+using k8s;
+using k8s.Models;
 using PodMigrate.Core.Errors;
 using PodMigrate.Core.Retry;
 using PodMigrate.Kube.Client;
-using PodMigrate.Kube.Models;
 using PodMigrate.Node.Cri;
 using PodMigrate.NodeEmulator.Kubelet;
 using PodMigrate.NodeEmulator.Probes;
@@ -36,18 +37,18 @@ internal sealed class PodWorker : IAsyncDisposable
     private readonly Dictionary<string, uint> _attempts = new(StringComparer.Ordinal);
     // A container's status once it has started or exited does not change again: asked once per container.
     private readonly Dictionary<string, CriContainerStatus> _settled = new(StringComparer.Ordinal);
-    private Pod _pod;
+    private V1Pod _pod;
     private bool _gone;
     private string? _sandboxId;
     private uint? _sandboxAttempt;
     private PodSandboxConfig? _sandboxConfig;
     private PodAddresses? _addresses;
-    private PodStatus? _written;
+    private V1PodStatus? _written;
     private string? _writtenText;
     private DateTimeOffset? _startTime;
     private bool _terminal;
 
-    public PodWorker(PodWorkerContext context, Pod pod)
+    public PodWorker(PodWorkerContext context, V1Pod pod)
     {
         _context = context;
         _pod = pod;
@@ -58,10 +59,10 @@ internal sealed class PodWorker : IAsyncDisposable
 
     public string Uid { get; }
 
-    private string Key => _pod.Key;
+    private string Key => _pod.Key();
 
     /// <summary>A newer version of the pod from the API server.</summary>
-    public void Update(Pod pod)
+    public void Update(V1Pod pod)
     {
         lock (_gate)
         {
@@ -133,7 +134,7 @@ internal sealed class PodWorker : IAsyncDisposable
     /// </summary>
     private async Task<bool> SyncAsync(CancellationToken cancellationToken)
     {
-        Pod pod;
+        V1Pod pod;
         bool gone;
         lock (_gate)
         {
@@ -243,7 +244,7 @@ internal sealed class PodWorker : IAsyncDisposable
     }
 
     /// <summary>Performs the sandbox step; true when the pod has a ready sandbox to run its containers in.</summary>
-    private async Task<bool> PerformAsync(Pod pod, SandboxAction action, RuntimeSnapshot snapshot, CancellationToken cancellationToken)
+    private async Task<bool> PerformAsync(V1Pod pod, SandboxAction action, RuntimeSnapshot snapshot, CancellationToken cancellationToken)
     {
         if (action.Lost is { } lost)
         {
@@ -292,14 +293,14 @@ internal sealed class PodWorker : IAsyncDisposable
         return true;
     }
 
-    private PodSandboxConfig SandboxConfig(Pod pod, uint attempt)
+    private PodSandboxConfig SandboxConfig(V1Pod pod, uint attempt)
     {
         var config = PodCriConfig.BuildSandboxConfig(pod, attempt, "api", _context.Time.GetUtcNow(), _context.Options.CgroupRoot);
         _context.MarkSandbox(config);
         return config;
     }
 
-    private async Task<PodAddresses> AddressesAsync(Pod pod, string sandboxId, CancellationToken cancellationToken)
+    private async Task<PodAddresses> AddressesAsync(V1Pod pod, string sandboxId, CancellationToken cancellationToken)
     {
         if (pod.Spec.HostNetwork == true)
         {
@@ -324,7 +325,7 @@ internal sealed class PodWorker : IAsyncDisposable
     }
 
     /// <summary>Performs one container's step; true when something was created, started or removed.</summary>
-    private async Task<bool> PerformAsync(Pod pod, Container spec, ContainerAction action, CancellationToken cancellationToken)
+    private async Task<bool> PerformAsync(V1Pod pod, V1Container spec, ContainerAction action, CancellationToken cancellationToken)
     {
         switch (action.Step)
         {
@@ -354,7 +355,7 @@ internal sealed class PodWorker : IAsyncDisposable
         }
     }
 
-    private async Task<bool> StartContainerAsync(Pod pod, Container spec, uint attempt, CancellationToken cancellationToken)
+    private async Task<bool> StartContainerAsync(V1Pod pod, V1Container spec, uint attempt, CancellationToken cancellationToken)
     {
         var startKey = PodActions.StartKey(spec.Name);
         var image = await _images.EnsureAsync(spec, _sandboxConfig!, $"image/{spec.Name}", cancellationToken);
@@ -408,9 +409,9 @@ internal sealed class PodWorker : IAsyncDisposable
     }
 
     /// <summary>The containers' statuses as the API shows them; starts and stops readiness probers to match.</summary>
-    private async Task<List<ContainerStatus>> ObserveContainersAsync(Pod pod, IReadOnlyList<CriContainer> containers, bool podIsTerminal, CancellationToken cancellationToken)
+    private async Task<List<V1ContainerStatus>> ObserveContainersAsync(V1Pod pod, IReadOnlyList<CriContainer> containers, bool podIsTerminal, CancellationToken cancellationToken)
     {
-        var statuses = new List<ContainerStatus>();
+        var statuses = new List<V1ContainerStatus>();
         foreach (var spec in pod.Spec.Containers)
         {
             var history = History(containers, spec.Name);
@@ -426,18 +427,18 @@ internal sealed class PodWorker : IAsyncDisposable
             }
             var observed = await StatusOfAsync(latest, cancellationToken);
             var previous = history.Skip(1).FirstOrDefault(c => c.State == CriContainerState.ContainerExited);
-            var status = new ContainerStatus
+            var status = new V1ContainerStatus
             {
                 Name = spec.Name,
                 Image = spec.Image,
-                ImageId = observed.ImageRef,
-                ContainerId = _context.ContainerId(latest.Id),
+                ImageID = observed.ImageRef,
+                ContainerID = _context.ContainerId(latest.Id),
                 RestartCount = (int)latest.Metadata.Attempt,
             };
             if (latest.State == CriContainerState.ContainerRunning && !podIsTerminal)
             {
                 var startedAt = Times.FromUnixNanos(observed.StartedAt);
-                status.State = new ContainerState { Running = new ContainerStateRunning { StartedAt = startedAt } };
+                status.State = new V1ContainerState { Running = new V1ContainerStateRunning { StartedAt = startedAt?.UtcDateTime } };
                 status.Started = true;
                 status.Ready = await ReadinessAsync(pod, spec, latest.Id, startedAt ?? _context.Time.GetUtcNow());
                 status.LastState = previous is null ? null : await TerminatedAsync(previous, cancellationToken);
@@ -447,11 +448,11 @@ internal sealed class PodWorker : IAsyncDisposable
                 await StopProbeAsync(spec.Name);
                 var terminated = latest.State == CriContainerState.ContainerExited
                     ? await TerminatedAsync(latest, cancellationToken)
-                    : new ContainerState { Terminated = new ContainerStateTerminated { ExitCode = 137, Reason = "Error", ContainerId = status.ContainerId } };
+                    : new V1ContainerState { Terminated = new V1ContainerStateTerminated { ExitCode = 137, Reason = "Error", ContainerID = status.ContainerID } };
                 status.Started = false;
                 if (!podIsTerminal && _waiting.TryGetValue(spec.Name, out var restart))
                 {
-                    status.State = new ContainerState { Waiting = new ContainerStateWaiting { Reason = restart.Reason, Message = restart.Message } };
+                    status.State = new V1ContainerState { Waiting = new V1ContainerStateWaiting { Reason = restart.Reason, Message = restart.Message } };
                     status.LastState = terminated;
                 }
                 else
@@ -465,7 +466,7 @@ internal sealed class PodWorker : IAsyncDisposable
         return statuses;
     }
 
-    private async Task<bool> ReadinessAsync(Pod pod, Container spec, string containerId, DateTimeOffset startedAt)
+    private async Task<bool> ReadinessAsync(V1Pod pod, V1Container spec, string containerId, DateTimeOffset startedAt)
     {
         if (spec.ReadinessProbe is not { } probe)
         {
@@ -478,7 +479,7 @@ internal sealed class PodWorker : IAsyncDisposable
         await StopProbeAsync(spec.Name);
         var host = _addresses is { PodIps.Count: > 0 } addresses ? addresses.PodIps[0] : _context.Options.Address;
         var target = new ProbeTarget(host, spec.Ports ?? [], containerId);
-        _probes[spec.Name] = new ReadinessWorker(_context.Prober, probe, target, startedAt, Wake, _context.Time, _context.Logger, $"{pod.Key}/{spec.Name}");
+        _probes[spec.Name] = new ReadinessWorker(_context.Prober, probe, target, startedAt, Wake, _context.Time, _context.Logger, $"{pod.Key()}/{spec.Name}");
         return false;
     }
 
@@ -498,20 +499,20 @@ internal sealed class PodWorker : IAsyncDisposable
         }
     }
 
-    private async Task<ContainerState> TerminatedAsync(CriContainer container, CancellationToken cancellationToken)
+    private async Task<V1ContainerState> TerminatedAsync(CriContainer container, CancellationToken cancellationToken)
     {
         var status = await StatusOfAsync(container, cancellationToken);
         var reason = PodStatusBuilder.TerminatedReason(status.Reason, status.ExitCode);
-        return new ContainerState
+        return new V1ContainerState
         {
-            Terminated = new ContainerStateTerminated
+            Terminated = new V1ContainerStateTerminated
             {
                 ExitCode = status.ExitCode,
                 Reason = reason,
                 Message = string.IsNullOrEmpty(status.Message) ? null : status.Message,
-                StartedAt = Times.FromUnixNanos(status.StartedAt),
-                FinishedAt = Times.FromUnixNanos(status.FinishedAt),
-                ContainerId = _context.ContainerId(container.Id),
+                StartedAt = Times.FromUnixNanos(status.StartedAt)?.UtcDateTime,
+                FinishedAt = Times.FromUnixNanos(status.FinishedAt)?.UtcDateTime,
+                ContainerID = _context.ContainerId(container.Id),
             },
         };
     }
@@ -531,21 +532,21 @@ internal sealed class PodWorker : IAsyncDisposable
         return status;
     }
 
-    private ContainerStatus Waiting(Container spec, string reason, string? message) => new()
+    private V1ContainerStatus Waiting(V1Container spec, string reason, string? message) => new()
     {
         Name = spec.Name,
         Image = spec.Image,
-        ImageId = "",
+        ImageID = "",
         Ready = false,
         Started = false,
         RestartCount = _attempts.TryGetValue(spec.Name, out var attempt) ? (int)attempt : 0,
-        State = new ContainerState { Waiting = new ContainerStateWaiting { Reason = reason, Message = message } },
+        State = new V1ContainerState { Waiting = new V1ContainerStateWaiting { Reason = reason, Message = message } },
     };
 
-    private PodStatus BuildStatus(Pod pod, IReadOnlyList<ContainerStatus> containers, bool sandboxReady, bool podIsTerminal, DateTimeOffset now)
+    private V1PodStatus BuildStatus(V1Pod pod, IReadOnlyList<V1ContainerStatus> containers, bool sandboxReady, bool podIsTerminal, DateTimeOffset now)
         => PodStatusBuilder.Build(pod, _written ?? pod.Status, containers, _addresses ?? new PodAddresses([], _context.Options.Address), sandboxReady, podIsTerminal, _startTime ?? now, now);
 
-    private PodStatus Unsupported(Pod pod, string message, DateTimeOffset now)
+    private V1PodStatus Unsupported(V1Pod pod, string message, DateTimeOffset now)
     {
         var status = BuildStatus(pod, [.. pod.Spec.Containers.Select(c => Waiting(c, "PodInitializing", null))], sandboxReady: false, podIsTerminal: false, now);
         status.Message = message;
@@ -553,7 +554,7 @@ internal sealed class PodWorker : IAsyncDisposable
         return status;
     }
 
-    private async Task WriteStatusAsync(Pod pod, PodStatus status, CancellationToken cancellationToken)
+    private async Task WriteStatusAsync(V1Pod pod, V1PodStatus status, CancellationToken cancellationToken)
     {
         var text = PodStatusWriter.Serialize(status);
         if (text == _writtenText)
@@ -571,7 +572,7 @@ internal sealed class PodWorker : IAsyncDisposable
         }
         if (_written?.Phase != status.Phase)
         {
-            EmulatorLog.PodPhase(_context.Logger, Key, status.Phase ?? "", status.PodIp ?? "");
+            EmulatorLog.PodPhase(_context.Logger, Key, status.Phase ?? "", status.PodIP ?? "");
         }
         _written = status;
         _writtenText = text;
@@ -582,7 +583,7 @@ internal sealed class PodWorker : IAsyncDisposable
     /// SIGKILL (all in parallel), the final status is reported, the sandboxes go, and the API object is deleted for good
     /// (grace period 0).
     /// </summary>
-    private async Task KillAsync(Pod pod, bool gone, PodActions actions, RuntimeSnapshot snapshot, CancellationToken cancellationToken)
+    private async Task KillAsync(V1Pod pod, bool gone, PodActions actions, RuntimeSnapshot snapshot, CancellationToken cancellationToken)
     {
         await StopProbesAsync();
         EmulatorLog.PodTerminating(_context.Logger, Key, actions.GracePeriod, actions.SandboxesToRemove.Count);
@@ -602,8 +603,10 @@ internal sealed class PodWorker : IAsyncDisposable
         {
             try
             {
-                await _context.Api.DeleteAsync(KubeResources.Pods, pod.Metadata.Namespace, pod.Metadata.Name!,
-                    new DeleteOptions { GracePeriodSeconds = 0, Preconditions = new Preconditions { Uid = Uid } }, cancellationToken);
+                var (ns, name) = (pod.Metadata.NamespaceProperty, pod.Metadata.Name);
+                var body = new V1DeleteOptions { GracePeriodSeconds = 0, Preconditions = new V1Preconditions { Uid = Uid } };
+                await KubeApiErrors.CallAsync(t => _context.Api.Kubernetes.CoreV1.DeleteNamespacedPodAsync(name, ns, body, cancellationToken: t),
+                    $"delete pod {ns}/{name}", cancellationToken);
             }
             catch (PodMigrateException e) when (e.Kind is ErrorKind.NotFound or ErrorKind.Aborted)
             {
@@ -638,14 +641,15 @@ internal sealed class PodWorker : IAsyncDisposable
         _settled.Remove(containerId);
     }
 
-    private async Task StopSandboxesAsync(Pod pod, CancellationToken cancellationToken)
+    private async Task StopSandboxesAsync(V1Pod pod, CancellationToken cancellationToken)
     {
+        var key = pod.Key();
         foreach (var sandbox in await _context.Cri.Runtime.ListPodSandboxAsync(_context.OwnSandboxes(Uid), cancellationToken))
         {
             if (sandbox.State == PodSandboxState.SandboxReady)
             {
                 await _context.Cri.Runtime.StopPodSandboxAsync(sandbox.Id, cancellationToken);
-                EmulatorLog.SandboxStopped(_context.Logger, pod.Key, sandbox.Id);
+                EmulatorLog.SandboxStopped(_context.Logger, key, sandbox.Id);
             }
         }
     }

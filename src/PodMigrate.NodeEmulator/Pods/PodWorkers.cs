@@ -1,5 +1,6 @@
+using k8s.Models;
 using PodMigrate.Core.Errors;
-using PodMigrate.Kube.Models;
+using PodMigrate.Kube.Client;
 
 namespace PodMigrate.NodeEmulator.Pods;
 
@@ -20,7 +21,7 @@ internal sealed class PodWorkers : IAsyncDisposable
     /// <summary>Called when a mirror pod on this node changes or goes (the agent mirror pod re-checks itself).</summary>
     public Action? MirrorPodChanged { get; set; }
 
-    public void Upsert(Pod pod)
+    public void Upsert(V1Pod pod)
     {
         ArgumentNullException.ThrowIfNull(pod);
         if (IsMirror(pod))
@@ -45,11 +46,12 @@ internal sealed class PodWorkers : IAsyncDisposable
             }
             var worker = new PodWorker(_context, pod);
             _workers[worker.Uid] = (worker, RunWorkerAsync(worker, _stopping.Token));
-            EmulatorLog.PodAccepted(_context.Logger, pod.Key, worker.Uid);
+            var key = pod.Key();
+            EmulatorLog.PodAccepted(_context.Logger, key, worker.Uid);
         }
     }
 
-    public void Deleted(Pod pod)
+    public void Deleted(V1Pod pod)
     {
         ArgumentNullException.ThrowIfNull(pod);
         if (IsMirror(pod))
@@ -151,5 +153,5 @@ internal sealed class PodWorkers : IAsyncDisposable
         }
     }
 
-    private static bool IsMirror(Pod pod) => pod.Metadata.Annotations?.ContainsKey(EmulatorLabels.ConfigMirror) == true;
+    private static bool IsMirror(V1Pod pod) => pod.Metadata.Annotations?.ContainsKey(EmulatorLabels.ConfigMirror) == true;
 }

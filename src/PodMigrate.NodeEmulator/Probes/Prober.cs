@@ -1,8 +1,8 @@
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
+using k8s.Models;
 using PodMigrate.Core.Errors;
-using PodMigrate.Kube.Models;
 using PodMigrate.Node.Cri;
 
 namespace PodMigrate.NodeEmulator.Probes;
@@ -16,7 +16,7 @@ internal readonly record struct ProbeResult(bool Success, string Output)
 }
 
 /// <summary>Where a container's probes go: the pod's IP (the node's for host-network pods), its named ports, its CRI id.</summary>
-internal sealed record ProbeTarget(string Host, IReadOnlyList<ContainerPort> Ports, string? ContainerId);
+internal sealed record ProbeTarget(string Host, IList<V1ContainerPort> Ports, string? ContainerId);
 
 /// <summary>
 /// Runs single probes the way kubelet's prober does: httpGet (2xx/3xx succeed, redirects are not followed, TLS is not
@@ -45,7 +45,7 @@ internal sealed class Prober : IDisposable
         _http = new HttpClient(handler) { Timeout = Timeout.InfiniteTimeSpan };
     }
 
-    public async Task<ProbeResult> ProbeAsync(Probe probe, ProbeTarget target, CancellationToken cancellationToken)
+    public async Task<ProbeResult> ProbeAsync(V1Probe probe, ProbeTarget target, CancellationToken cancellationToken)
     {
         var timeout = TimeSpan.FromSeconds(Math.Max(1, probe.TimeoutSeconds ?? 1));
         if (probe.HttpGet is { } http)
@@ -60,14 +60,14 @@ internal sealed class Prober : IDisposable
         {
             return await ExecAsync(exec, target, timeout, cancellationToken);
         }
-        return ProbeResult.Failed(probe.ExtensionData?.ContainsKey("grpc") == true
+        return ProbeResult.Failed(probe.Grpc is not null
             ? "grpc probes are not implemented by the node emulator"
             : "the probe has no handler");
     }
 
     public void Dispose() => _http.Dispose();
 
-    private async Task<ProbeResult> HttpAsync(HttpGetAction action, ProbeTarget target, TimeSpan timeout, CancellationToken cancellationToken)
+    private async Task<ProbeResult> HttpAsync(V1HTTPGetAction action, ProbeTarget target, TimeSpan timeout, CancellationToken cancellationToken)
     {
         if (ResolvePort(action.Port, target) is not { } port)
         {
@@ -103,7 +103,7 @@ internal sealed class Prober : IDisposable
         }
     }
 
-    private static async Task<ProbeResult> TcpAsync(TcpSocketAction action, ProbeTarget target, TimeSpan timeout, CancellationToken cancellationToken)
+    private static async Task<ProbeResult> TcpAsync(V1TCPSocketAction action, ProbeTarget target, TimeSpan timeout, CancellationToken cancellationToken)
     {
         if (ResolvePort(action.Port, target) is not { } port)
         {
@@ -128,7 +128,7 @@ internal sealed class Prober : IDisposable
         }
     }
 
-    private async Task<ProbeResult> ExecAsync(ExecAction action, ProbeTarget target, TimeSpan timeout, CancellationToken cancellationToken)
+    private async Task<ProbeResult> ExecAsync(V1ExecAction action, ProbeTarget target, TimeSpan timeout, CancellationToken cancellationToken)
     {
         if (target.ContainerId is null)
         {
@@ -153,11 +153,11 @@ internal sealed class Prober : IDisposable
 
     private static int? ResolvePort(IntOrString port, ProbeTarget target)
     {
-        if (port.Number is { } number)
+        if (int.TryParse(port?.Value, NumberStyles.None, CultureInfo.InvariantCulture, out var number))
         {
             return number is > 0 and <= 65535 ? number : null;
         }
-        return target.Ports.FirstOrDefault(p => p.Name == port.Name)?.Port;
+        return target.Ports.FirstOrDefault(p => p.Name == port?.Value)?.ContainerPort;
     }
 
     private static string HostPart(string host) => host.Contains(':', StringComparison.Ordinal) ? $"[{host}]" : host;

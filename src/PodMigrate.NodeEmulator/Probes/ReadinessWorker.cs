@@ -1,5 +1,5 @@
+using k8s.Models;
 using Microsoft.Extensions.Logging;
-using PodMigrate.Kube.Models;
 
 namespace PodMigrate.NodeEmulator.Probes;
 
@@ -12,7 +12,7 @@ internal sealed class ReadinessWorker : IAsyncDisposable
 {
     private readonly CancellationTokenSource _stop = new();
     private readonly Prober _prober;
-    private readonly Probe _probe;
+    private readonly V1Probe _probe;
     private readonly ProbeTarget _target;
     private readonly DateTimeOffset _startedAt;
     private readonly Action _changed;
@@ -22,7 +22,7 @@ internal sealed class ReadinessWorker : IAsyncDisposable
     private readonly Task _loop;
     private volatile bool _ready;
 
-    public ReadinessWorker(Prober prober, Probe probe, ProbeTarget target, DateTimeOffset startedAt, Action changed, TimeProvider time, ILogger logger, string subject)
+    public ReadinessWorker(Prober prober, V1Probe probe, ProbeTarget target, DateTimeOffset startedAt, Action changed, TimeProvider time, ILogger logger, string subject)
     {
         _prober = prober;
         _probe = probe;

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text;
+using k8s.Models;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using PodMigrate.Controller.Agents;
@@ -129,7 +130,7 @@ public sealed class AgentDirectoryTests : IAsyncLifetime, IDisposable
         (await moved.GetNodeInfoAsync(Token)).NodeName.ShouldBe("node-a");
 
         // The DaemonSet replaced the pod: same address, a new pod (the old one may linger while it terminates).
-        await _api.DeleteAsync(KubeResources.Pods, Namespace, pod.Metadata.Name!, null, Token);
+        await _api.DeleteAsync(KubeResources.V1Pods, Namespace, pod.Metadata.Name!, null, Token);
         await CreateAsync(AgentPod("node-a", agent.Port, name: "podmigrate-agent-x7k2p"), "Running", ready: true, podIp: "127.0.0.2");
         var restarted = await directory.GetAsync("node-a", Token);
 
@@ -170,7 +171,7 @@ public sealed class AgentDirectoryTests : IAsyncLifetime, IDisposable
         var missing = await Should.ThrowAsync<PodMigrateException>(() => directory.GetAsync("node-a", Token).AsTask());
         await CreateTlsSecretAsync(Issued(), without: TlsFileNames.CaBundle);
         var incomplete = await Should.ThrowAsync<PodMigrateException>(() => directory.GetAsync("node-a", Token).AsTask());
-        await _api.DeleteAsync(KubeResources.Secrets, Namespace, AgentConnectionOptions.DefaultTlsSecretName, null, Token);
+        await _api.DeleteAsync(KubeResources.V1Secrets, Namespace, AgentConnectionOptions.DefaultTlsSecretName, null, Token);
         await CreateTlsSecretAsync(Issued());
         var info = await (await directory.GetAsync("node-a", Token)).GetNodeInfoAsync(Token);
 
@@ -200,7 +201,7 @@ public sealed class AgentDirectoryTests : IAsyncLifetime, IDisposable
         var mismatch = await Should.ThrowAsync<PodMigrateException>(() => directory.GetAsync("node-a", Token).AsTask());
         mismatch.Kind.ShouldBe(ErrorKind.InvalidArgument);
 
-        await _api.DeleteAsync(KubeResources.Secrets, Namespace, AgentConnectionOptions.DefaultTlsSecretName, null, Token);
+        await _api.DeleteAsync(KubeResources.V1Secrets, Namespace, AgentConnectionOptions.DefaultTlsSecretName, null, Token);
         var issued = stranger.Ca.IssueClient("podmigrate-controller", TimeSpan.FromDays(1));
         await CreateSecretAsync(new Dictionary<string, string>
         {
@@ -225,11 +226,11 @@ public sealed class AgentDirectoryTests : IAsyncLifetime, IDisposable
         using var directory = Directory(clock: clock);
         var before = await directory.GetAsync("node-a", Token);
 
-        var rotated = await _api.GetAsync(KubeResources.Secrets, Namespace, AgentConnectionOptions.DefaultTlsSecretName, Token);
+        var rotated = await _api.GetAsync(KubeResources.V1Secrets, Namespace, AgentConnectionOptions.DefaultTlsSecretName, Token);
         var next = _pki.Ca.IssueClient("controller-2", TimeSpan.FromDays(1));
         rotated.Data![TlsFileNames.Certificate] = Encoding.ASCII.GetBytes(next.CertificatePem);
         rotated.Data[TlsFileNames.Key] = Encoding.ASCII.GetBytes(next.KeyPem);
-        await _api.ReplaceAsync(KubeResources.Secrets, Namespace, AgentConnectionOptions.DefaultTlsSecretName, rotated, Token);
+        await _api.ReplaceAsync(KubeResources.V1Secrets, Namespace, AgentConnectionOptions.DefaultTlsSecretName, rotated, Token);
         var beforeInterval = await directory.GetAsync("node-a", Token);
         clock.Advance(TimeSpan.FromMinutes(5));
         var after = await directory.GetAsync("node-a", Token);
@@ -319,45 +320,45 @@ public sealed class AgentDirectoryTests : IAsyncLifetime, IDisposable
     }
 
     private async Task CreateSecretAsync(Dictionary<string, string> data)
-        => await _api.CreateAsync(KubeResources.Secrets, Namespace, new Secret
+        => await _api.CreateAsync(KubeResources.V1Secrets, Namespace, new V1Secret
         {
-            Metadata = new ObjectMeta { Name = AgentConnectionOptions.DefaultTlsSecretName, Namespace = Namespace },
-            Type = Secret.TlsType,
+            Metadata = new V1ObjectMeta { Name = AgentConnectionOptions.DefaultTlsSecretName, NamespaceProperty = Namespace },
+            Type = "kubernetes.io/tls",
             Data = data.ToDictionary(d => d.Key, d => Encoding.ASCII.GetBytes(d.Value)),
         }, Token);
 
     /// <summary>A mirror pod as the node emulator publishes it for a node's agent.</summary>
-    private static Pod AgentPod(string node, int port, Dictionary<string, string>? labels = null, string? name = null) => new()
+    private static V1Pod AgentPod(string node, int port, Dictionary<string, string>? labels = null, string? name = null) => new()
     {
-        Metadata = new ObjectMeta
+        Metadata = new V1ObjectMeta
         {
             Name = name ?? $"podmigrate-agent-{node}",
-            Namespace = Namespace,
-            Labels = labels ?? new() { ["app.kubernetes.io/name"] = "podmigrate-agent" },
+            NamespaceProperty = Namespace,
+            Labels = labels ?? new Dictionary<string, string> { ["app.kubernetes.io/name"] = "podmigrate-agent" },
         },
-        Spec = new PodSpec
+        Spec = new V1PodSpec
         {
             NodeName = node,
             HostNetwork = true,
-            Containers = [new Container { Name = "agent", Image = "podmigrate/agent:local", Ports = [new ContainerPort { Name = "grpc", Port = port, Protocol = "TCP" }] }],
+            Containers = [new V1Container { Name = "agent", Image = "podmigrate/agent:local", Ports = [new V1ContainerPort { Name = "grpc", ContainerPort = port, Protocol = "TCP" }] }],
         },
     };
 
-    private Task<Pod> PublishAgentPodAsync(string node, int port, string phase = "Running", bool ready = true, string podIp = "127.0.0.1")
+    private Task<V1Pod> PublishAgentPodAsync(string node, int port, string phase = "Running", bool ready = true, string podIp = "127.0.0.1")
         => CreateAsync(AgentPod(node, port), phase, ready, podIp);
 
-    private async Task<Pod> CreateAsync(Pod pod, string phase, bool ready, string podIp)
-        => await SetStatusAsync(await _api.CreateAsync(KubeResources.Pods, Namespace, pod, Token), phase, ready, podIp);
+    private async Task<V1Pod> CreateAsync(V1Pod pod, string phase, bool ready, string podIp)
+        => await SetStatusAsync(await _api.CreateAsync(KubeResources.V1Pods, Namespace, pod, Token), phase, ready, podIp);
 
-    private async Task<Pod> SetStatusAsync(Pod pod, string phase, bool ready, string podIp)
+    private async Task<V1Pod> SetStatusAsync(V1Pod pod, string phase, bool ready, string podIp)
     {
-        pod.Status = new PodStatus
+        pod.Status = new V1PodStatus
         {
             Phase = phase,
-            PodIp = podIp,
-            HostIp = podIp,
-            Conditions = [new PodCondition { Type = PodCondition.ReadyType, Status = ready ? "True" : "False" }],
+            PodIP = podIp,
+            HostIP = podIp,
+            Conditions = [new V1PodCondition { Type = "Ready", Status = ready ? "True" : "False" }],
         };
-        return await _api.ReplaceStatusAsync(KubeResources.Pods, Namespace, pod.Metadata.Name!, pod, Token);
+        return await _api.ReplaceStatusAsync(KubeResources.V1Pods, Namespace, pod.Metadata.Name!, pod, Token);
     }
 }

@@ -1,3 +1,4 @@
+using k8s.Models;
 using PodMigrate.Agent.V1;
 using PodMigrate.Controller.Migrations;
 using PodMigrate.Controller.Migrations.Phases;
@@ -79,5 +80,5 @@ public sealed class MigrationSpecTests
     public void Memory_quantities(string? quantity, long bytes) => MigrationPrecheck.ParseQuantity(quantity).ShouldBe(bytes);
 
     internal static PodMigration Migration(string name, string uid)
-        => new() { Metadata = new ObjectMeta { Name = name, Namespace = "default", Uid = uid }, Spec = new PodMigrationSpec { PodName = "counter" } };
+        => new() { Metadata = new V1ObjectMeta { Name = name, NamespaceProperty = "default", Uid = uid }, Spec = new PodMigrationSpec { PodName = "counter" } };
 }

@@ -2,9 +2,10 @@ using System.Collections.Concurrent;
 using System.Net;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
-using Microsoft.Extensions.DependencyInjection;
+using k8s.Models;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using PodMigrate.Agent.V1;
@@ -30,7 +31,8 @@ namespace PodMigrate.Controller.Tests.Migrations;
 /// </summary>
 public sealed class RuntimeClassRestoreTests
 {
-    private static readonly DateTimeOffset FrozenAt = DateTimeOffset.UtcNow.AddMinutes(-1);
+    // Whole microseconds: the status keeps times as the package's JSON writes them (six fractional digits, as a MicroTime).
+    private static readonly DateTimeOffset FrozenAt = new(DateTimeOffset.UtcNow.AddMinutes(-1).UtcTicks / 10 * 10, TimeSpan.Zero);
     private static readonly DateTimeOffset RestoredAt = FrozenAt.AddMilliseconds(1234);
 
     [Fact]
@@ -60,7 +62,7 @@ public sealed class RuntimeClassRestoreTests
         migration.Status.Downtime.ShouldBe("1.234s");
 
         var clone = world.LastClone.ShouldNotBeNull();
-        ClonePods.RuntimeClassOf(clone).ShouldBe("podmigrate");
+        clone.Spec.RuntimeClassName.ShouldBe("podmigrate");
         clone.Spec.NodeName.ShouldBe("node-b");
         clone.Spec.Containers[0].Image.ShouldBe("localhost:5000/podmigrate/counter:1");
         clone.Metadata.Annotations![RestoreAnnotations.Checkpoint].ShouldBe(migration.Status.CheckpointId);
@@ -91,11 +93,33 @@ public sealed class RuntimeClassRestoreTests
     [InlineData("", "registry.example/app:1")]
     public void The_pinned_image_is_a_repository_digest_or_else_the_spec_image(string imageId, string expected)
     {
-        var source = KubeJson.Deserialize($$$"""
+        var source = PackageJson.FromNode<V1Pod>(System.Text.Json.Nodes.JsonNode.Parse($$$"""
             {"metadata":{"name":"app","namespace":"default"},"spec":{"containers":[{"name":"app","image":"registry.example/app:1"}]},
              "status":{"containerStatuses":[{"name":"app","image":"registry.example/app:1","imageID":"{{{imageId}}}"}]}}
-            """, KubeClientJsonContext.Default.Pod, "source");
+            """)!, "source");
         ClonePods.PinnedImage(source, "app").ShouldBe(expected);
+    }
+
+    [Fact]
+    public async Task A_field_of_the_source_pods_spec_unknown_to_the_packages_models_reaches_the_clone()
+    {
+        await using var world = await World.StartAsync(targetHasHandler: true);
+        // A spec field newer than KubernetesClient 21.0.8's V1PodSpec, as a newer API server would serve it.
+        await world.Client.PatchAsync(KubeResources.RawPods, "default", "counter", PatchType.MergePatch,
+            """{"spec":{"futureSpecField":{"hint":"kept","list":[1,2]}}}""", status: false, world.Token);
+        var source = await world.Client.GetAsync(KubeResources.RawPods, "default", "counter", world.Token);
+        source["spec"]!["futureSpecField"]!["hint"]!.GetValue<string>().ShouldBe("kept", "the in-process API server keeps the field");
+        PackageJson.ToNode(PackageJson.FromNode<V1Pod>(source, "source"))["spec"]!.AsObject().ContainsKey("futureSpecField")
+            .ShouldBeFalse("the package's model drops it: a clone built from the model would lose it");
+
+        await world.CreateAsync("move", new PodMigrationSpec { PodName = "counter", TargetNode = "node-b", VerifyWindow = "5m" });
+        var (migration, _) = await ReconcileUntilPhaseAsync(world, world.NewReconciler(), "move", MigrationPhase.Verifying);
+
+        var clone = await world.Client.GetAsync(KubeResources.RawPods, "default", migration.Status!.ClonePod!, world.Token);
+        clone["spec"]!["futureSpecField"]!["hint"]!.GetValue<string>().ShouldBe("kept");
+        clone["spec"]!["futureSpecField"]!["list"]!.AsArray().Count.ShouldBe(2);
+        clone["spec"]!["runtimeClassName"]!.GetValue<string>().ShouldBe(CloneRestore.RuntimeClassName);
+        clone["spec"]!["nodeName"]!.GetValue<string>().ShouldBe("node-b");
     }
 
     [Fact]
@@ -209,7 +233,7 @@ public sealed class RuntimeClassRestoreTests
 
     private static async Task ShouldBeGoneAsync(World world, string pod)
     {
-        var e = await Should.ThrowAsync<PodMigrateException>(() => world.Client.GetAsync(KubeResources.Pods, "default", pod, world.Token));
+        var e = await Should.ThrowAsync<PodMigrateException>(() => world.Client.GetAsync(KubeResources.V1Pods, "default", pod, world.Token));
         e.Kind.ShouldBe(ErrorKind.NotFound, $"the clone {pod} must be deleted by the rollback");
     }
 
@@ -226,7 +250,7 @@ public sealed class RuntimeClassRestoreTests
         world.Target.Calls.ShouldContain("Restore");
         world.Target.Calls.ShouldNotContain("PrepareRestore");
         var clone = world.LastClone.ShouldNotBeNull();
-        ClonePods.RuntimeClassOf(clone).ShouldBeNull();
+        clone.Spec.RuntimeClassName.ShouldBeNull();
         clone.Spec.Containers[0].Image.ShouldBe(World.CheckpointImage);
         clone.Metadata.Annotations!.ShouldNotContainKey(RestoreAnnotations.Checkpoint);
         // Freeze instant from the agent, end at the clone's readiness (no runtime record on this path).
@@ -306,7 +330,7 @@ public sealed class RuntimeClassRestoreTests
         var clone = migration.Status!.ClonePod!;
 
         using var counting = new ControlledApi(world.Client);
-        var pods = new Informer<Pod>(counting, KubeResources.Pods, new InformerOptions<Pod> { Namespace = "default" }, TimeProvider.System, NullLogger<Informer<Pod>>.Instance);
+        var pods = new Informer<V1Pod>(counting, KubeResources.V1Pods, new InformerOptions<V1Pod> { Namespace = "default" }, TimeProvider.System, NullLogger<Informer<V1Pod>>.Instance);
         await using var informing = Background.Start(pods.RunAsync, world.Token);
         await pods.WaitForSyncAsync(world.Token);
         // The cache holds the clone as the kubelet last reported it: Ready, the migration's window still running.
@@ -391,7 +415,7 @@ public sealed class RuntimeClassRestoreTests
 
         public FakeMigrationAgent Target { get; }
 
-        public Pod? LastClone { get; private set; }
+        public V1Pod? LastClone { get; private set; }
 
         /// <summary>The controller's <see cref="ControllerOptions.TargetAgentGrace"/> for <see cref="RunAsync"/>.</summary>
         public TimeSpan TargetAgentGrace { get; set; } = new ControllerOptions().TargetAgentGrace;
@@ -409,16 +433,16 @@ public sealed class RuntimeClassRestoreTests
                 KubeJson.Deserialize(System.Text.Encoding.UTF8.GetString(crd), KubeClientJsonContext.Default.CustomResource, "crd"), api.Token);
             foreach (var node in new[] { "node-a", "node-b" })
             {
-                await api.Client.CreateAsync(KubeResources.Nodes, null, Json<Kube.Models.Node>("""
+                await api.Client.CreateAsync(KubeResources.V1Nodes, null, Json<k8s.Models.V1Node>("""
                     {"metadata":{"name":"NODE"},"status":{"conditions":[{"type":"Ready","status":"True"}],"allocatable":{"memory":"8Gi"}}}
-                    """.Replace("NODE", node, StringComparison.Ordinal), KubeClientJsonContext.Default.Node), api.Token);
+                    """.Replace("NODE", node, StringComparison.Ordinal), PackageJson.TypeInfo<k8s.Models.V1Node>()), api.Token);
             }
-            var pod = await api.Client.CreateAsync(KubeResources.Pods, "default", Json<Pod>("""
+            var pod = await api.Client.CreateAsync(KubeResources.V1Pods, "default", Json<V1Pod>("""
                 {"metadata":{"name":"counter","namespace":"default","labels":{"app":"counter"}},
                  "spec":{"nodeName":"node-a","containers":[{"name":"counter","image":"localhost:5000/podmigrate/counter:1"}]}}
-                """, KubeClientJsonContext.Default.Pod), api.Token);
+                """, PackageJson.TypeInfo<V1Pod>()), api.Token);
             var containerStatuses = sourceImageId is null ? "" : $$$""","containerStatuses":[{"name":"counter","ready":true,"restartCount":0,"image":"localhost:5000/podmigrate/counter:1","imageID":"{{{sourceImageId}}}"}]""";
-            await api.Client.PatchAsync(KubeResources.Pods, "default", "counter", PatchType.MergePatch,
+            await api.Client.PatchAsync(KubeResources.V1Pods, "default", "counter", PatchType.MergePatch,
                 $$$"""{"status":{"phase":"Running","conditions":[{"type":"Ready","status":"True"}]{{{containerStatuses}}}}}""", status: true, api.Token);
             var source = await FakeMigrationAgent.StartAsync("node-a", api.Client, restoreRuntime: true, prepareFails: false, operations);
             var target = await FakeMigrationAgent.StartAsync("node-b", api.Client, targetHasHandler, prepareFails, operations);
@@ -427,7 +451,7 @@ public sealed class RuntimeClassRestoreTests
         }
 
         public Task<PodMigration> CreateAsync(string name, PodMigrationSpec spec)
-            => _api.Client.CreateAsync(PodMigration.Resource, "default", new PodMigration { Metadata = new ObjectMeta { Name = name, Namespace = "default" }, Spec = spec }, _api.Token);
+            => _api.Client.CreateAsync(PodMigration.Resource, "default", new PodMigration { Metadata = new V1ObjectMeta { Name = name, NamespaceProperty = "default" }, Spec = spec }, _api.Token);
 
         public KubernetesApiClient Client => _api.Client;
 
@@ -437,7 +461,7 @@ public sealed class RuntimeClassRestoreTests
         public PodMigrationReconciler NewReconciler() => NewReconciler(_api.Client, podCache: null);
 
         /// <summary>A reconciler on <paramref name="api"/>, reading pods from <paramref name="podCache"/> (null: GETs).</summary>
-        public PodMigrationReconciler NewReconciler(IKubernetesApi api, Informer<Pod>? podCache)
+        public PodMigrationReconciler NewReconciler(IKubernetesApi api, Informer<V1Pod>? podCache)
         {
             var options = new ControllerOptions { PollInterval = TimeSpan.FromMilliseconds(50), CloneDeleteGraceSeconds = 0 };
             var recorder = new EventRecorder(api, new EventRecorderOptions { Component = MigrationEvents.Component }, TimeProvider.System, NullLogger<EventRecorder>.Instance);
@@ -455,11 +479,11 @@ public sealed class RuntimeClassRestoreTests
 
         public async Task AddSourcePodAsync(string name)
         {
-            await _api.Client.CreateAsync(KubeResources.Pods, "default", Json<Pod>("""
+            await _api.Client.CreateAsync(KubeResources.V1Pods, "default", Json<V1Pod>("""
                 {"metadata":{"name":"NAME","namespace":"default","labels":{"app":"counter"}},
                  "spec":{"nodeName":"node-a","containers":[{"name":"counter","image":"localhost:5000/podmigrate/counter:1"}]}}
-                """.Replace("NAME", name, StringComparison.Ordinal), KubeClientJsonContext.Default.Pod), _api.Token);
-            await _api.Client.PatchAsync(KubeResources.Pods, "default", name, PatchType.MergePatch,
+                """.Replace("NAME", name, StringComparison.Ordinal), PackageJson.TypeInfo<V1Pod>()), _api.Token);
+            await _api.Client.PatchAsync(KubeResources.V1Pods, "default", name, PatchType.MergePatch,
                 """{"status":{"phase":"Running","conditions":[{"type":"Ready","status":"True"}]}}""", status: true, _api.Token);
         }
 
@@ -468,7 +492,7 @@ public sealed class RuntimeClassRestoreTests
         {
             var token = _api.Token;
             var client = _api.Client;
-            await client.CreateAsync(PodMigration.Resource, "default", new PodMigration { Metadata = new ObjectMeta { Name = "move", Namespace = "default" }, Spec = spec }, token);
+            await client.CreateAsync(PodMigration.Resource, "default", new PodMigration { Metadata = new V1ObjectMeta { Name = "move", NamespaceProperty = "default" }, Spec = spec }, token);
             var options = new ControllerOptions { PollInterval = TimeSpan.FromMilliseconds(50), CloneDeleteGraceSeconds = 0, TargetAgentGrace = TargetAgentGrace, RestoreTimeout = RestoreTimeout };
             var recorder = new EventRecorder(client, new EventRecorderOptions { Component = MigrationEvents.Component }, TimeProvider.System, NullLogger<EventRecorder>.Instance);
             var reconciler = new PodMigrationReconciler(client, _agents, new MigrationEvents(recorder), options, TimeProvider.System, NullLogger<PodMigrationReconciler>.Instance);
@@ -502,10 +526,10 @@ public sealed class RuntimeClassRestoreTests
             {
                 return;
             }
-            Pod clone;
+            V1Pod clone;
             try
             {
-                clone = await _api.Client.GetAsync(KubeResources.Pods, "default", name, token);
+                clone = await _api.Client.GetAsync(KubeResources.V1Pods, "default", name, token);
             }
             catch (PodMigrateException e) when (e.Kind == ErrorKind.NotFound)
             {
@@ -515,7 +539,7 @@ public sealed class RuntimeClassRestoreTests
             if (clone.Status?.Phase != "Running")
             {
                 var now = DateTimeOffset.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture);
-                await _api.Client.PatchAsync(KubeResources.Pods, "default", name, PatchType.MergePatch, """
+                await _api.Client.PatchAsync(KubeResources.V1Pods, "default", name, PatchType.MergePatch, """
                     {"status":{"phase":"Running","conditions":[{"type":"Ready","status":"True","lastTransitionTime":"NOW"}],
                      "containerStatuses":[{"name":"counter","ready":true,"restartCount":0,"image":"x","imageID":"x","containerID":"containerd://c","state":{"running":{"startedAt":"NOW"}}}]}}
                     """.Replace("NOW", now, StringComparison.Ordinal), status: true, token);
@@ -792,7 +816,7 @@ public sealed class RuntimeClassRestoreTests
             {
                 try
                 {
-                    await api.GetAsync(KubeResources.Pods, request.PodNamespace, request.PodName, cancellationToken);
+                    await api.GetAsync(KubeResources.V1Pods, request.PodNamespace, request.PodName, cancellationToken);
                     return true;
                 }
                 catch (PodMigrateException e) when (e.Kind == ErrorKind.NotFound)
@@ -807,7 +831,7 @@ public sealed class RuntimeClassRestoreTests
                 agent.Prepares.Enqueue((request.Follow, request.Image));
                 try
                 {
-                    await api.GetAsync(KubeResources.Pods, request.PodNamespace, request.PodName, context.CancellationToken);
+                    await api.GetAsync(KubeResources.V1Pods, request.PodNamespace, request.PodName, context.CancellationToken);
                     agent.CloneExistedAtPrepare = true;
                 }
                 catch (PodMigrateException e) when (e.Kind == ErrorKind.NotFound)

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using k8s.Models;
 using Microsoft.Extensions.Logging.Abstractions;
 using PodMigrate.Controller.Runtime;
 using PodMigrate.Core.Errors;
@@ -14,10 +15,10 @@ public sealed class ControllerHostTests
     public async Task Informers_sync_then_the_leader_reconciles_every_object_and_releases_the_lease_when_stopped()
     {
         await using var api = await ApiServerFixture.StartAsync();
-        await api.Client.CreateAsync(KubeResources.Pods, "default", TestPods.Pod("before"), api.Token);
-        var informer = new Informer<Pod>(api.Client, KubeResources.Pods, null, TimeProvider.System, NullLogger<Informer<Pod>>.Instance);
+        await api.Client.CreateAsync(KubeResources.V1Pods, "default", TestPods.Pod("before"), api.Token);
+        var informer = new Informer<V1Pod>(api.Client, KubeResources.V1Pods, null, TimeProvider.System, NullLogger<Informer<V1Pod>>.Instance);
         using var queue = new WorkQueue<ObjectKey>(null, TimeProvider.System);
-        informer.AddHandler(InformerHandler<Pod>.OnAnyChange(pod => queue.Add(informer.KeyOf(pod))));
+        informer.AddHandler(InformerHandler<V1Pod>.OnAnyChange(pod => queue.Add(ObjectKey.Of(pod.Metadata))));
         var reconciled = new ConcurrentQueue<(ObjectKey Key, bool Cached, bool Synced)>();
         var reconciler = new DelegateReconciler((key, _) =>
         {
@@ -36,9 +37,9 @@ public sealed class ControllerHostTests
 
         var running = Background.Start(host.RunAsync, api.Token);
         await TestPods.EventuallyAsync(() => reconciled.Any(r => r.Key.Name == "before"), api.Token);
-        await api.Client.CreateAsync(KubeResources.Pods, "default", TestPods.Pod("after"), api.Token);
+        await api.Client.CreateAsync(KubeResources.V1Pods, "default", TestPods.Pod("after"), api.Token);
         await TestPods.EventuallyAsync(() => reconciled.Any(r => r.Key.Name == "after"), api.Token);
-        await api.Client.DeleteAsync(KubeResources.Pods, "default", "before", null, api.Token);
+        await api.Client.DeleteAsync(KubeResources.V1Pods, "default", "before", null, api.Token);
         await TestPods.EventuallyAsync(() => reconciled.Count(r => r.Key.Name == "before") == 2, api.Token);
 
         reconciled.ShouldAllBe(r => r.Synced);
@@ -57,7 +58,7 @@ public sealed class ControllerHostTests
     public async Task An_informer_that_stops_on_its_own_fails_the_host_instead_of_leaving_it_blind()
     {
         await using var api = await ApiServerFixture.StartAsync();
-        var informer = new Informer<Pod>(api.Client, KubeResources.Pods, null, TimeProvider.System, NullLogger<Informer<Pod>>.Instance);
+        var informer = new Informer<V1Pod>(api.Client, KubeResources.V1Pods, null, TimeProvider.System, NullLogger<Informer<V1Pod>>.Instance);
         await using var elsewhere = Background.Start(informer.RunAsync, api.Token);
         await informer.WaitForSyncAsync(api.Token);
         using var queue = new WorkQueue<ObjectKey>(null, TimeProvider.System);

@@ -21,9 +21,9 @@ public sealed class EventRecorderTests
         WriteTimeout = writeTimeout ?? TimeSpan.FromSeconds(10),
     }, time, logger ?? NullLogger<EventRecorder>.Instance);
 
-    private static V1ObjectReference Migration(string name = "m1") => KubeObjects.Reference(Migrations, new ObjectMeta
+    private static V1ObjectReference Migration(string name = "m1") => KubeObjects.Reference(Migrations, new V1ObjectMeta
     {
-        Namespace = "default",
+        NamespaceProperty = "default",
         Name = name,
         Uid = "uid-" + name,
         ResourceVersion = "42",
@@ -110,7 +110,7 @@ public sealed class EventRecorderTests
         await recorder.NormalAsync(Migration(), "CheckpointStarted", "node-a", api.Token);
         await recorder.NormalAsync(new V1ObjectReference { Kind = "PodMigration" }, "CheckpointStarted", "node-a", api.Token);
         wire.Partitioned = false;
-        await recorder.NormalAsync(KubeObjects.Reference(Migrations, new ObjectMeta { Namespace = "nowhere", Name = "m1" }), "CheckpointStarted", "x", api.Token);
+        await recorder.NormalAsync(KubeObjects.Reference(Migrations, new V1ObjectMeta { NamespaceProperty = "nowhere", Name = "m1" }), "CheckpointStarted", "x", api.Token);
         using var cancelled = new CancellationTokenSource();
         await cancelled.CancelAsync();
         await recorder.NormalAsync(Migration(), "CheckpointStarted", "node-a", cancelled.Token);

@@ -1,3 +1,4 @@
+using k8s.Models;
 using Microsoft.Extensions.Logging.Abstractions;
 using PodMigrate.Controller.Runtime;
 using PodMigrate.Core.Errors;
@@ -10,34 +11,34 @@ namespace PodMigrate.Controller.Tests.Runtime;
 [Trait("Category", "Integration")]
 public sealed class InformerTests
 {
-    private static Informer<Pod> NewInformer(IKubernetesApi api, InformerOptions<Pod>? options = null, TimeProvider? time = null)
-        => new(api, KubeResources.Pods, options, time ?? TimeProvider.System, NullLogger<Informer<Pod>>.Instance);
+    private static Informer<V1Pod> NewInformer(IKubernetesApi api, InformerOptions<V1Pod>? options = null, TimeProvider? time = null)
+        => new(api, KubeResources.V1Pods, options, time ?? TimeProvider.System, NullLogger<Informer<V1Pod>>.Instance);
 
-    private static DeliveryLog<Pod> Log() => new(p => p.Metadata.Name!);
+    private static DeliveryLog<V1Pod> Log() => new(p => p.Metadata.Name!);
 
     [Fact]
     public async Task Sees_adds_updates_and_deletes_and_keeps_the_cache()
     {
         await using var api = await ApiServerFixture.StartAsync();
-        await api.Client.CreateAsync(KubeResources.Pods, "default", TestPods.Pod("a"), api.Token);
+        await api.Client.CreateAsync(KubeResources.V1Pods, "default", TestPods.Pod("a"), api.Token);
         var informer = NewInformer(api.Client);
         var log = Log();
         informer.AddHandler(log.Handler);
         // A handler that throws must not keep the others (or the cache) from seeing the changes.
-        informer.AddHandler(new InformerHandler<Pod>(OnAdd: _ => throw new InvalidOperationException("handler bug")));
+        informer.AddHandler(new InformerHandler<V1Pod>(OnAdd: _ => throw new InvalidOperationException("handler bug")));
         await using var running = Background.Start(informer.RunAsync, api.Token);
 
         await informer.WaitForSyncAsync(api.Token);
         informer.HasSynced.ShouldBeTrue();
         log.Lines.ShouldBe(["add a"]);
 
-        await api.Client.CreateAsync(KubeResources.Pods, "default", TestPods.Pod("b"), api.Token);
+        await api.Client.CreateAsync(KubeResources.V1Pods, "default", TestPods.Pod("b"), api.Token);
         await log.WaitForAsync(l => l.Count == 2, api.Token);
-        var a = await api.Client.GetAsync(KubeResources.Pods, "default", "a", api.Token);
-        a.Metadata.Labels = new() { ["tier"] = "web" };
-        var updated = await api.Client.ReplaceAsync(KubeResources.Pods, "default", "a", a, api.Token);
+        var a = await api.Client.GetAsync(KubeResources.V1Pods, "default", "a", api.Token);
+        a.Metadata.Labels = new Dictionary<string, string>() { ["tier"] = "web" };
+        var updated = await api.Client.ReplaceAsync(KubeResources.V1Pods, "default", "a", a, api.Token);
         await log.WaitForAsync(l => l.Count == 3, api.Token);
-        await api.Client.DeleteAsync(KubeResources.Pods, "default", "b", null, api.Token);
+        await api.Client.DeleteAsync(KubeResources.V1Pods, "default", "b", null, api.Token);
         await log.WaitForAsync(l => l.Count == 4, api.Token);
 
         log.Lines.ShouldBe(["add a", "add b", "update a", "delete b"]);
@@ -58,7 +59,7 @@ public sealed class InformerTests
         {
             late.Lines.ShouldBe(["add a"]);
         }
-        await api.Client.CreateAsync(KubeResources.Pods, "default", TestPods.Pod("c"), api.Token);
+        await api.Client.CreateAsync(KubeResources.V1Pods, "default", TestPods.Pod("c"), api.Token);
         await log.WaitForAsync(l => l.Contains("add c"), api.Token);
         late.Lines.ShouldBe(["add a"]);
     }
@@ -67,19 +68,19 @@ public sealed class InformerTests
     public async Task Label_selector_limits_the_cache_and_an_object_that_stops_matching_is_deleted()
     {
         await using var api = await ApiServerFixture.StartAsync();
-        await api.Client.CreateAsync(KubeResources.Pods, "default", TestPods.Pod("x", new() { ["app"] = "x" }), api.Token);
-        await api.Client.CreateAsync(KubeResources.Pods, "default", TestPods.Pod("y", new() { ["app"] = "y" }), api.Token);
-        var informer = NewInformer(api.Client, new InformerOptions<Pod> { Namespace = "default", LabelSelector = "app=x" });
+        await api.Client.CreateAsync(KubeResources.V1Pods, "default", TestPods.Pod("x", new() { ["app"] = "x" }), api.Token);
+        await api.Client.CreateAsync(KubeResources.V1Pods, "default", TestPods.Pod("y", new() { ["app"] = "y" }), api.Token);
+        var informer = NewInformer(api.Client, new InformerOptions<V1Pod> { Namespace = "default", LabelSelector = "app=x" });
         var log = Log();
         informer.AddHandler(log.Handler);
         await using var running = Background.Start(informer.RunAsync, api.Token);
         await informer.WaitForSyncAsync(api.Token);
         log.Lines.ShouldBe(["add x"]);
 
-        var x = await api.Client.GetAsync(KubeResources.Pods, "default", "x", api.Token);
+        var x = await api.Client.GetAsync(KubeResources.V1Pods, "default", "x", api.Token);
         x.Metadata.Labels!["app"] = "y";
-        await api.Client.ReplaceAsync(KubeResources.Pods, "default", "x", x, api.Token);
-        await api.Client.CreateAsync(KubeResources.Pods, "default", TestPods.Pod("z", new() { ["app"] = "x" }), api.Token);
+        await api.Client.ReplaceAsync(KubeResources.V1Pods, "default", "x", x, api.Token);
+        await api.Client.CreateAsync(KubeResources.V1Pods, "default", TestPods.Pod("z", new() { ["app"] = "x" }), api.Token);
         await log.WaitForAsync(l => l.Count == 3, api.Token);
 
         log.Lines.ShouldBe(["add x", "delete x", "add z"]);
@@ -96,13 +97,13 @@ public sealed class InformerTests
         informer.AddHandler(log.Handler);
         await using var running = Background.Start(informer.RunAsync, api.Token);
         await informer.WaitForSyncAsync(api.Token);
-        var a = await api.Client.CreateAsync(KubeResources.Pods, "default", TestPods.Pod("a"), api.Token);
+        var a = await api.Client.CreateAsync(KubeResources.V1Pods, "default", TestPods.Pod("a"), api.Token);
         await log.WaitForAsync(l => l.Count == 1, api.Token);
 
         wire.CutAndHoldWatches();
         await wire.WatchWaitingAsync(api.Token);
         // Made while nobody watches: the resumed watch replays it from the server's history.
-        await api.Client.CreateAsync(KubeResources.Pods, "default", TestPods.Pod("b"), api.Token);
+        await api.Client.CreateAsync(KubeResources.V1Pods, "default", TestPods.Pod("b"), api.Token);
         wire.ReleaseWatches();
         await log.WaitForAsync(l => l.Count == 2, api.Token);
 
@@ -119,7 +120,7 @@ public sealed class InformerTests
         await using var api = await ApiServerFixture.StartAsync(new ApiServerOptions { WatchHistory = 5 });
         foreach (var name in new[] { "a", "b", "c", "d" })
         {
-            await api.Client.CreateAsync(KubeResources.Pods, "default", TestPods.Pod(name), api.Token);
+            await api.Client.CreateAsync(KubeResources.V1Pods, "default", TestPods.Pod(name), api.Token);
         }
         var wire = new ControlledApi(api.Client);
         var informer = NewInformer(wire);
@@ -132,22 +133,22 @@ public sealed class InformerTests
         wire.CutAndHoldWatches();
         await wire.WatchWaitingAsync(api.Token);
         // The gap: b is deleted, d is deleted and created again (new uid), c changes more times than the history holds.
-        await api.Client.DeleteAsync(KubeResources.Pods, "default", "b", null, api.Token);
+        await api.Client.DeleteAsync(KubeResources.V1Pods, "default", "b", null, api.Token);
         var oldD = informer.Get(new ObjectKey("default", "d"))!;
-        await api.Client.DeleteAsync(KubeResources.Pods, "default", "d", null, api.Token);
-        await api.Client.CreateAsync(KubeResources.Pods, "default", TestPods.Pod("d"), api.Token);
+        await api.Client.DeleteAsync(KubeResources.V1Pods, "default", "d", null, api.Token);
+        await api.Client.CreateAsync(KubeResources.V1Pods, "default", TestPods.Pod("d"), api.Token);
         for (var i = 0; i < 8; i++)
         {
-            var c = await api.Client.GetAsync(KubeResources.Pods, "default", "c", api.Token);
-            c.Metadata.Labels = new() { ["round"] = i.ToString(System.Globalization.CultureInfo.InvariantCulture) };
-            await api.Client.ReplaceAsync(KubeResources.Pods, "default", "c", c, api.Token);
+            var c = await api.Client.GetAsync(KubeResources.V1Pods, "default", "c", api.Token);
+            c.Metadata.Labels = new Dictionary<string, string>() { ["round"] = i.ToString(System.Globalization.CultureInfo.InvariantCulture) };
+            await api.Client.ReplaceAsync(KubeResources.V1Pods, "default", "c", c, api.Token);
         }
         wire.ReleaseWatches();
 
         // A change after the re-list proves the new watch runs; everything before it has been delivered by then.
         await TestPods.EventuallyAsync(() => wire.ListCalls == 2 && informer.HasSynced, api.Token);
         await TestPods.EventuallyAsync(() => wire.WatchVersions.Count >= 3, api.Token);
-        await api.Client.CreateAsync(KubeResources.Pods, "default", TestPods.Pod("e"), api.Token);
+        await api.Client.CreateAsync(KubeResources.V1Pods, "default", TestPods.Pod("e"), api.Token);
         await log.WaitForAsync(l => l.Contains("add e"), api.Token);
 
         wire.GoneCount.ShouldBe(1);
@@ -170,7 +171,7 @@ public sealed class InformerTests
         var wire = new ControlledApi(api.Client);
         wire.FailLists(3);
         var time = new TimerCountingTimeProvider();
-        var informer = NewInformer(wire, new InformerOptions<Pod> { InitialBackoff = TimeSpan.FromSeconds(1), MaxBackoff = TimeSpan.FromSeconds(3), BackoffJitter = 0 }, time);
+        var informer = NewInformer(wire, new InformerOptions<V1Pod> { InitialBackoff = TimeSpan.FromSeconds(1), MaxBackoff = TimeSpan.FromSeconds(3), BackoffJitter = 0 }, time);
         await using var running = Background.Start(informer.RunAsync, api.Token);
 
         // Each failure waits on the clock: 1 s, 2 s, then the cap of 3 s; no retry happens before its time.
@@ -187,15 +188,6 @@ public sealed class InformerTests
         }
         await informer.WaitForSyncAsync(api.Token);
         wire.ListCalls.ShouldBe(4);
-    }
-
-    [Fact]
-    [Trait("Category", "Unit")]
-    public void A_type_without_known_metadata_needs_an_accessor()
-    {
-        var error = Should.Throw<PodMigrateException>(() => new Informer<Secret>(new ControlledApi(null!), KubeResources.Secrets, null, TimeProvider.System,
-            NullLogger<Informer<Secret>>.Instance));
-        error.Kind.ShouldBe(ErrorKind.InvalidArgument);
     }
 
     /// <summary>

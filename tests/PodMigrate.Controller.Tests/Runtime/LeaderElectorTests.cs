@@ -8,6 +8,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using PodMigrate.Controller.Runtime;
 using PodMigrate.Core.Errors;
 using PodMigrate.Kube.Client;
+using PodMigrate.Kube.Serialization;
 
 namespace PodMigrate.Controller.Tests.Runtime;
 
@@ -187,8 +188,8 @@ public sealed class LeaderElectorTests
         // The API server parses MicroTime with exactly six fractional digits; the package writes a whole second with none.
         var exact = new DateTime(2026, 11, 22, 9, 0, 0, DateTimeKind.Utc);
         KubernetesJson.Serialize(new V1LeaseSpec { RenewTime = exact }).ShouldContain("\"2026-11-22T09:00:00Z\"");
-        var wholeSecond = LeaderElector.MicroTime(new DateTimeOffset(2026, 11, 22, 10, 0, 0, TimeSpan.FromHours(1)));
-        var fraction = LeaderElector.MicroTime(new DateTimeOffset(2026, 11, 22, 10, 0, 0, TimeSpan.Zero).AddTicks(1234567));
+        var wholeSecond = MicroTime.Of(new DateTimeOffset(2026, 11, 22, 10, 0, 0, TimeSpan.FromHours(1)));
+        var fraction = MicroTime.Of(new DateTimeOffset(2026, 11, 22, 10, 0, 0, TimeSpan.Zero).AddTicks(1234567));
         var lease = new V1Lease { Spec = new V1LeaseSpec { AcquireTime = wholeSecond, RenewTime = fraction } };
 
         var json = JsonDocument.Parse(KubernetesJson.Serialize(lease)).RootElement.GetProperty("spec");

@@ -1,5 +1,5 @@
-using System.Diagnostics;
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using k8s;
 using k8s.Models;
@@ -358,10 +358,10 @@ internal sealed class ListLogger<T> : ILogger<T>
 
 internal static class TestPods
 {
-    public static Pod Pod(string name, Dictionary<string, string>? labels = null) => new()
+    public static V1Pod Pod(string name, Dictionary<string, string>? labels = null) => new()
     {
-        Metadata = new ObjectMeta { Name = name, Labels = labels },
-        Spec = new PodSpec { Containers = [new Container { Name = "main", Image = "localhost:5000/podmigrate/counter:1" }] },
+        Metadata = new V1ObjectMeta { Name = name, Labels = labels },
+        Spec = new V1PodSpec { Containers = [new V1Container { Name = "main", Image = "localhost:5000/podmigrate/counter:1" }] },
     };
 
     /// <summary>Polls (every 10 ms of real time) until the condition holds or the token ends the test.</summary>

@@ -1,3 +1,4 @@
+using k8s.Models;
 using PodMigrate.Controller.Migrations;
 using PodMigrate.Controller.Triggers;
 using PodMigrate.Kube.Models;
@@ -10,20 +11,20 @@ public sealed class EvictionDecisionOutcomeTests
 {
     [Fact]
     public void A_plain_pod_is_allowed()
-        => EvictionDecision.Decide(Pod(optIn: false), [], [], []).Outcome.ShouldBe(EvictionVerdict.Allowed);
+        => EvictionDecision.Decide(V1Pod(optIn: false), [], [], []).Outcome.ShouldBe(EvictionVerdict.Allowed);
 
     [Fact]
     public void An_opted_in_pod_starts_a_migration()
-        => EvictionDecision.Decide(Pod(), [], [], []).Outcome.ShouldBe(EvictionVerdict.StartedMigration);
+        => EvictionDecision.Decide(V1Pod(), [], [], []).Outcome.ShouldBe(EvictionVerdict.StartedMigration);
 
     [Fact]
     public void A_pod_being_migrated_is_denied_as_migrating()
-        => EvictionDecision.Decide(Pod(), [], [Migration("web-1", MigrationPhase.Checkpointing)], []).Outcome.ShouldBe(EvictionVerdict.DeniedMigrating);
+        => EvictionDecision.Decide(V1Pod(), [], [Migration("web-1", MigrationPhase.Checkpointing)], []).Outcome.ShouldBe(EvictionVerdict.DeniedMigrating);
 
     [Fact]
     public void A_pod_whose_migration_rolled_back_is_denied_with_that_outcome()
     {
-        var pod = Pod();
+        var pod = V1Pod();
         EvictionDecision.Decide(pod, [], [Migration("web-1", MigrationPhase.RolledBack, EvictionDecision.MigrationName(pod))], [])
             .Outcome.ShouldBe(EvictionVerdict.DeniedMigrationFailed);
     }
@@ -31,7 +32,7 @@ public sealed class EvictionDecisionOutcomeTests
     [Fact]
     public void A_budget_allowing_no_disruption_is_counted_as_budget_refused_though_the_server_answers_the_429()
     {
-        var verdict = EvictionDecision.Decide(Pod(), [new BudgetView("web", Covers: true, Observed: true, DisruptionsAllowed: 0, _ => true)], [], []);
+        var verdict = EvictionDecision.Decide(V1Pod(), [new BudgetView("web", Covers: true, Observed: true, DisruptionsAllowed: 0, _ => true)], [], []);
         verdict.ShouldBeOfType<EvictionVerdict.Allow>();
         verdict.Outcome.ShouldBe(EvictionVerdict.BudgetRefused);
     }
@@ -40,30 +41,30 @@ public sealed class EvictionDecisionOutcomeTests
     public void A_budget_used_up_by_running_migrations_is_budget_refused()
     {
         var verdict = EvictionDecision.Decide(
-            Pod(),
+            V1Pod(),
             [new BudgetView("web", Covers: true, Observed: true, DisruptionsAllowed: 1, _ => true)],
             [Migration("web-2", MigrationPhase.Checkpointing)],
-            [Pod("web-2")]);
+            [V1Pod("web-2")]);
         verdict.ShouldBeOfType<EvictionVerdict.Deny>();
         verdict.Outcome.ShouldBe(EvictionVerdict.BudgetRefused);
     }
 
-    private static Pod Pod(string name = "web-1", bool optIn = true) => new()
+    private static V1Pod V1Pod(string name = "web-1", bool optIn = true) => new()
     {
-        Metadata = new ObjectMeta
+        Metadata = new V1ObjectMeta
         {
             Name = name,
-            Namespace = "default",
+            NamespaceProperty = "default",
             Uid = $"uid-{name}",
-            Labels = optIn ? new() { [TriggerLabels.LiveMigrate] = "true" } : [],
+            Labels = optIn ? new Dictionary<string, string> { [TriggerLabels.LiveMigrate] = "true" } : new Dictionary<string, string>(),
         },
-        Spec = new PodSpec { NodeName = "node-a" },
-        Status = new PodStatus { Phase = "Running" },
+        Spec = new V1PodSpec { NodeName = "node-a" },
+        Status = new V1PodStatus { Phase = "Running" },
     };
 
     private static PodMigration Migration(string podName, string phase, string? name = null) => new()
     {
-        Metadata = new ObjectMeta { Name = name ?? $"{podName}-move", Namespace = "default" },
+        Metadata = new V1ObjectMeta { Name = name ?? $"{podName}-move", NamespaceProperty = "default" },
         Spec = new PodMigrationSpec { PodName = podName },
         Status = new PodMigrationStatus { Phase = phase },
     };

@@ -1,10 +1,10 @@
 using System.Globalization;
 using System.Security.Cryptography;
+using k8s.Models;
 using PodMigrate.Agent.V1;
 using PodMigrate.Core.Errors;
 using PodMigrate.Core.Processes;
 using PodMigrate.Integration.Tests.Cluster;
-using PodMigrate.Kube.Models;
 using PodMigrate.NodeEmulator.Kubelet;
 using PodMigrate.TestKit.Agent;
 using PodMigrate.TestKit.Cluster;
@@ -24,7 +24,7 @@ namespace PodMigrate.Integration.Tests.Agent;
 public sealed class AgentCheckpointTests(LocalCluster cluster) : IAsyncLifetime
 {
     private const string Node = "node-a";
-    private readonly List<Pod> _pods = [];
+    private readonly List<V1Pod> _pods = [];
     private InProcessAgent? _agent;
 
     private AgentClient Agent => _agent!.Client;
@@ -44,7 +44,7 @@ public sealed class AgentCheckpointTests(LocalCluster cluster) : IAsyncLifetime
             // Each pod on its own: one failed removal must not leave the others behind.
             try
             {
-                await cluster.Runner(Node).RemoveAsync(pod.Metadata.Namespace!, pod.Metadata.Name!, TimeSpan.Zero, cts.Token);
+                await cluster.Runner(Node).RemoveAsync(pod.Metadata.NamespaceProperty!, pod.Metadata.Name!, TimeSpan.Zero, cts.Token);
             }
             catch (PodMigrateException)
             {
@@ -172,7 +172,7 @@ public sealed class AgentCheckpointTests(LocalCluster cluster) : IAsyncLifetime
         (await ContainerAsync(pod, cts.Token)).State.ShouldBe(ContainerState.ContainerRunning);
     }
 
-    private async Task<Pod> RunCounterAsync(string prefix, CancellationToken cancellationToken)
+    private async Task<V1Pod> RunCounterAsync(string prefix, CancellationToken cancellationToken)
     {
         var pod = TestPods.Counter(cluster.Image("counter"), prefix);
         _pods.Add(pod);
@@ -180,25 +180,25 @@ public sealed class AgentCheckpointTests(LocalCluster cluster) : IAsyncLifetime
         return pod;
     }
 
-    private static ContainerSelector Select(Pod pod)
-        => new() { Pod = new ContainerSelector.Types.PodContainer { Namespace = pod.Metadata.Namespace!, Pod = pod.Metadata.Name!, Container = "counter" } };
+    private static ContainerSelector Select(V1Pod pod)
+        => new() { Pod = new ContainerSelector.Types.PodContainer { Namespace = pod.Metadata.NamespaceProperty!, Pod = pod.Metadata.Name!, Container = "counter" } };
 
-    private async Task<ContainerInfo> ContainerAsync(Pod pod, CancellationToken cancellationToken)
+    private async Task<ContainerInfo> ContainerAsync(V1Pod pod, CancellationToken cancellationToken)
     {
-        var list = await Agent.ListContainersAsync(new ListContainersRequest { PodNamespace = pod.Metadata.Namespace!, PodName = pod.Metadata.Name! }, cancellationToken);
+        var list = await Agent.ListContainersAsync(new ListContainersRequest { PodNamespace = pod.Metadata.NamespaceProperty!, PodName = pod.Metadata.Name! }, cancellationToken);
         // A restarted container leaves records; the newest is the one that counts.
         list.Containers.ShouldNotBeEmpty();
         return list.Containers.OrderByDescending(c => c.Pid).First();
     }
 
-    private async Task<long> ReadCountAsync(Pod pod, CancellationToken cancellationToken)
+    private async Task<long> ReadCountAsync(V1Pod pod, CancellationToken cancellationToken)
     {
-        var exec = await cluster.Runner(Node).ExecAsync(pod.Metadata.Namespace!, pod.Metadata.Name!, null, ["cat", "/tmp/count"], TimeSpan.FromSeconds(10), cancellationToken);
+        var exec = await cluster.Runner(Node).ExecAsync(pod.Metadata.NamespaceProperty!, pod.Metadata.Name!, null, ["cat", "/tmp/count"], TimeSpan.FromSeconds(10), cancellationToken);
         exec.ExitCode.ShouldBe(0, exec.Stderr);
         return long.Parse(exec.Stdout.Trim(), CultureInfo.InvariantCulture);
     }
 
-    private async Task<long> WaitForCountAsync(Pod pod, long above, CancellationToken cancellationToken)
+    private async Task<long> WaitForCountAsync(V1Pod pod, long above, CancellationToken cancellationToken)
     {
         while (true)
         {

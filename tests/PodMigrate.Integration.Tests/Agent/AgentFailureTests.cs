@@ -1,10 +1,10 @@
 using System.Globalization;
+using k8s.Models;
 using PodMigrate.Agent.Checkpointing;
 using PodMigrate.Agent.V1;
 using PodMigrate.Core.Errors;
 using PodMigrate.Core.Processes;
 using PodMigrate.Integration.Tests.Cluster;
-using PodMigrate.Kube.Models;
 using PodMigrate.Node.Containerd;
 using PodMigrate.NodeEmulator.Kubelet;
 using PodMigrate.TestKit.Agent;
@@ -25,7 +25,7 @@ namespace PodMigrate.Integration.Tests.Agent;
 public sealed class AgentFailureTests(LocalCluster cluster) : IAsyncLifetime
 {
     private const string Node = "node-a";
-    private readonly List<Pod> _pods = [];
+    private readonly List<V1Pod> _pods = [];
     private readonly List<string> _directories = [];
     private readonly List<string> _mounts = [];
 
@@ -39,7 +39,7 @@ public sealed class AgentFailureTests(LocalCluster cluster) : IAsyncLifetime
             // Each pod on its own: one failed removal must not leave the others behind.
             try
             {
-                await cluster.Runner(Node).RemoveAsync(pod.Metadata.Namespace!, pod.Metadata.Name!, TimeSpan.Zero, cts.Token);
+                await cluster.Runner(Node).RemoveAsync(pod.Metadata.NamespaceProperty!, pod.Metadata.Name!, TimeSpan.Zero, cts.Token);
             }
             catch (PodMigrateException)
             {
@@ -228,7 +228,7 @@ public sealed class AgentFailureTests(LocalCluster cluster) : IAsyncLifetime
         await Should.ThrowAsync<OperationCanceledException>(() => checkpoint);
         release.SetResult();
 
-        await WaitUntilAsync(async () => (await agent.Client.ListContainersAsync(new ListContainersRequest { PodNamespace = pod.Metadata.Namespace!, PodName = pod.Metadata.Name! }, cts.Token))
+        await WaitUntilAsync(async () => (await agent.Client.ListContainersAsync(new ListContainersRequest { PodNamespace = pod.Metadata.NamespaceProperty!, PodName = pod.Metadata.Name! }, cts.Token))
             .Containers.All(c => !c.BusyWith.StartsWith("checkpoint", StringComparison.Ordinal)), cts.Token);
         await ShouldBeHeldByAsync(agent.Client, pod, id, cts.Token);
         (await agent.Client.ResumeAsync(Select(pod, "memhog"), cts.Token)).SourceState.ShouldBe(SourceState.SourceRunning);
@@ -273,7 +273,7 @@ public sealed class AgentFailureTests(LocalCluster cluster) : IAsyncLifetime
     private static Dictionary<string, string> FaultExitAt(CommitPoint point) => new() { ["PODMIGRATE_AGENT__FAULTEXITAT"] = point.ToString() };
 
     /// <summary>Frozen in containerd, journaled by the agent as committed by <paramref name="checkpointId"/>, and staying so.</summary>
-    private async Task ShouldBeHeldByAsync(AgentClient agent, Pod pod, string checkpointId, CancellationToken cancellationToken)
+    private async Task ShouldBeHeldByAsync(AgentClient agent, V1Pod pod, string checkpointId, CancellationToken cancellationToken)
     {
         var hold = await agent.GetHoldAsync(Select(pod, "memhog"), cancellationToken);
         hold.CheckpointId.ShouldBe(checkpointId);
@@ -309,29 +309,29 @@ public sealed class AgentFailureTests(LocalCluster cluster) : IAsyncLifetime
         return path;
     }
 
-    private async Task<Pod> RunAsync(Pod pod, CancellationToken cancellationToken)
+    private async Task<V1Pod> RunAsync(V1Pod pod, CancellationToken cancellationToken)
     {
         _pods.Add(pod);
         await cluster.Runner(Node).RunAsync(pod, cancellationToken);
         return pod;
     }
 
-    private static ContainerSelector Select(Pod pod, string container)
-        => new() { Pod = new ContainerSelector.Types.PodContainer { Namespace = pod.Metadata.Namespace!, Pod = pod.Metadata.Name!, Container = container } };
+    private static ContainerSelector Select(V1Pod pod, string container)
+        => new() { Pod = new ContainerSelector.Types.PodContainer { Namespace = pod.Metadata.NamespaceProperty!, Pod = pod.Metadata.Name!, Container = container } };
 
-    private static async Task<ContainerState> StateAsync(AgentClient agent, Pod pod, CancellationToken cancellationToken)
+    private static async Task<ContainerState> StateAsync(AgentClient agent, V1Pod pod, CancellationToken cancellationToken)
     {
-        var list = await agent.ListContainersAsync(new ListContainersRequest { PodNamespace = pod.Metadata.Namespace!, PodName = pod.Metadata.Name! }, cancellationToken);
+        var list = await agent.ListContainersAsync(new ListContainersRequest { PodNamespace = pod.Metadata.NamespaceProperty!, PodName = pod.Metadata.Name! }, cancellationToken);
         list.Containers.ShouldNotBeEmpty();
         return list.Containers.OrderByDescending(c => c.Pid).First().State;
     }
 
     /// <summary>The task's state as containerd reports it, asked without any agent.</summary>
-    private async Task<string> ContainerdStateAsync(Pod pod, CancellationToken cancellationToken)
+    private async Task<string> ContainerdStateAsync(V1Pod pod, CancellationToken cancellationToken)
     {
         var containers = await cluster.Cri(Node).Runtime.ListContainersAsync(new global::Runtime.V1.ContainerFilter
         {
-            LabelSelector = { ["io.kubernetes.pod.name"] = pod.Metadata.Name!, ["io.kubernetes.pod.namespace"] = pod.Metadata.Namespace! },
+            LabelSelector = { ["io.kubernetes.pod.name"] = pod.Metadata.Name!, ["io.kubernetes.pod.namespace"] = pod.Metadata.NamespaceProperty! },
         }, cancellationToken);
         var id = containers.ShouldHaveSingleItem().Id;
         using var containerd = ContainerdConnection.Open(cluster.Info.Node(Node).ContainerdSocket, "k8s.io");
@@ -339,15 +339,15 @@ public sealed class AgentFailureTests(LocalCluster cluster) : IAsyncLifetime
         return task.State.ToString().ToUpperInvariant();
     }
 
-    private async Task<string> MemhogStatusAsync(Pod pod, CancellationToken cancellationToken)
+    private async Task<string> MemhogStatusAsync(V1Pod pod, CancellationToken cancellationToken)
     {
-        var exec = await cluster.Runner(Node).ExecAsync(pod.Metadata.Namespace!, pod.Metadata.Name!, null, ["cat", "/tmp/memhog.status"], TimeSpan.FromSeconds(10), cancellationToken);
+        var exec = await cluster.Runner(Node).ExecAsync(pod.Metadata.NamespaceProperty!, pod.Metadata.Name!, null, ["cat", "/tmp/memhog.status"], TimeSpan.FromSeconds(10), cancellationToken);
         exec.ExitCode.ShouldBe(0, exec.Stderr);
         return exec.Stdout.Trim();
     }
 
     /// <summary>Until memhog has filled its memory and verified it once.</summary>
-    private async Task WaitForMemhogAsync(Pod pod, CancellationToken cancellationToken)
+    private async Task WaitForMemhogAsync(V1Pod pod, CancellationToken cancellationToken)
     {
         while (true)
         {

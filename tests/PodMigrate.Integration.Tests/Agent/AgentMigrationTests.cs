@@ -1,7 +1,7 @@
+using k8s.Models;
 using PodMigrate.Agent.V1;
 using PodMigrate.Core.Errors;
 using PodMigrate.Integration.Tests.Cluster;
-using PodMigrate.Kube.Models;
 using PodMigrate.NodeEmulator.Kubelet;
 using PodMigrate.TestKit.Agent;
 using PodMigrate.TestKit.Cluster;
@@ -25,7 +25,7 @@ public sealed class AgentMigrationTests(LocalCluster cluster, ITestOutputHelper 
     private string To => cluster.Info.NodeWithCriRestore(preferNot: "node-a").Name;
 
     private string From => cluster.Info.OtherNode(To).Name;
-    private readonly List<(string Node, Pod Pod)> _pods = [];
+    private readonly List<(string Node, V1Pod Pod)> _pods = [];
     private string _share = "";
     private InProcessAgent? _source;
     private InProcessAgent? _target;
@@ -46,7 +46,7 @@ public sealed class AgentMigrationTests(LocalCluster cluster, ITestOutputHelper 
             // Each pod on its own: one failed removal must not leave the others behind.
             try
             {
-                await cluster.Runner(node).RemoveAsync(pod.Metadata.Namespace!, pod.Metadata.Name!, TimeSpan.Zero, cts.Token);
+                await cluster.Runner(node).RemoveAsync(pod.Metadata.NamespaceProperty!, pod.Metadata.Name!, TimeSpan.Zero, cts.Token);
             }
             catch (PodMigrateException)
             {
@@ -78,7 +78,7 @@ public sealed class AgentMigrationTests(LocalCluster cluster, ITestOutputHelper 
         await WaitForVerifiedAsync(http, sourceIp, cts.Token);
         var digestBefore = await http.GetStringAsync(new Uri($"http://{sourceIp}:{TestPods.HttpPort}/digest"), cts.Token);
 
-        var selector = new ContainerSelector { Pod = new() { Namespace = pod.Metadata.Namespace!, Pod = pod.Metadata.Name!, Container = "memhog" } };
+        var selector = new ContainerSelector { Pod = new() { Namespace = pod.Metadata.NamespaceProperty!, Pod = pod.Metadata.Name!, Container = "memhog" } };
         var checkpoint = await _source!.Client.CheckpointToEndAsync(
             new CheckpointRequest { Container = selector, Disposition = SourceDisposition.SourceLeaveStopped }, null, cts.Token);
         checkpoint.Checkpoint.RawBytes.ShouldBeGreaterThan(256L << 20, "the archive holds the workload's whole memory");
@@ -88,7 +88,7 @@ public sealed class AgentMigrationTests(LocalCluster cluster, ITestOutputHelper 
         {
             CheckpointId = checkpoint.Checkpoint.CheckpointId,
             Method = RestoreMethod.RestoreCriImage,
-            Pod = new PodTarget { Namespace = pod.Metadata.Namespace!, Name = pod.Metadata.Name!, Uid = Guid.NewGuid().ToString() },
+            Pod = new PodTarget { Namespace = pod.Metadata.NamespaceProperty!, Name = pod.Metadata.Name!, Uid = Guid.NewGuid().ToString() },
         }, null, cts.Token);
         (await _source.Client.DiscardAsync(selector, cts.Token)).SourceState.ShouldBe(SourceState.SourceGone);
         output.WriteLine($"checkpoint {checkpoint.Checkpoint.RawBytes >> 20} MiB: {Timings(checkpoint.Timings)}, wall {checkpoint.Wall.ToTimeSpan().TotalMilliseconds:0} ms");

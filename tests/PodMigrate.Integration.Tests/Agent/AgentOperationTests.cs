@@ -1,8 +1,8 @@
+using k8s.Models;
 using PodMigrate.Agent.Checkpointing;
 using PodMigrate.Agent.V1;
 using PodMigrate.Core.Errors;
 using PodMigrate.Integration.Tests.Cluster;
-using PodMigrate.Kube.Models;
 using PodMigrate.NodeEmulator.Kubelet;
 using PodMigrate.TestKit.Agent;
 using PodMigrate.TestKit.Cluster;
@@ -22,7 +22,7 @@ namespace PodMigrate.Integration.Tests.Agent;
 [Trait("Requires", "Containerd")]
 public sealed class AgentOperationTests(LocalCluster cluster) : IAsyncLifetime
 {
-    private readonly List<Pod> _pods = [];
+    private readonly List<V1Pod> _pods = [];
     private readonly List<string> _directories = [];
 
     private string Node => cluster.Info.Nodes[0].Name;
@@ -36,7 +36,7 @@ public sealed class AgentOperationTests(LocalCluster cluster) : IAsyncLifetime
         {
             try
             {
-                await cluster.Runner(Node).RemoveAsync(pod.Metadata.Namespace!, pod.Metadata.Name!, TimeSpan.Zero, cts.Token);
+                await cluster.Runner(Node).RemoveAsync(pod.Metadata.NamespaceProperty!, pod.Metadata.Name!, TimeSpan.Zero, cts.Token);
             }
             catch (PodMigrateException)
             {
@@ -142,7 +142,7 @@ public sealed class AgentOperationTests(LocalCluster cluster) : IAsyncLifetime
         error.Kind.ShouldBe(ErrorKind.Cancelled);
 
         (await agent.Client.GetHoldAsync(Select(pod), cts.Token)).State.ShouldBe(HoldState.HoldNone);
-        var list = await agent.Client.ListContainersAsync(new ListContainersRequest { PodNamespace = pod.Metadata.Namespace!, PodName = pod.Metadata.Name! }, cts.Token);
+        var list = await agent.Client.ListContainersAsync(new ListContainersRequest { PodNamespace = pod.Metadata.NamespaceProperty!, PodName = pod.Metadata.Name! }, cts.Token);
         list.Containers.OrderByDescending(c => c.Pid).First().State.ShouldBe(ContainerState.ContainerRunning);
         (await agent.Client.ListCheckpointsAsync(new ListCheckpointsRequest(), cts.Token)).Checkpoints.ShouldBeEmpty();
         (await MemhogStatusAsync(pod, cts.Token)).ShouldStartWith("ok");
@@ -155,24 +155,24 @@ public sealed class AgentOperationTests(LocalCluster cluster) : IAsyncLifetime
         return layout;
     }
 
-    private async Task<Pod> RunAsync(Pod pod, CancellationToken cancellationToken)
+    private async Task<V1Pod> RunAsync(V1Pod pod, CancellationToken cancellationToken)
     {
         _pods.Add(pod);
         await cluster.Runner(Node).RunAsync(pod, cancellationToken);
         return pod;
     }
 
-    private static ContainerSelector Select(Pod pod)
-        => new() { Pod = new ContainerSelector.Types.PodContainer { Namespace = pod.Metadata.Namespace!, Pod = pod.Metadata.Name!, Container = "memhog" } };
+    private static ContainerSelector Select(V1Pod pod)
+        => new() { Pod = new ContainerSelector.Types.PodContainer { Namespace = pod.Metadata.NamespaceProperty!, Pod = pod.Metadata.Name!, Container = "memhog" } };
 
-    private async Task<string> MemhogStatusAsync(Pod pod, CancellationToken cancellationToken)
+    private async Task<string> MemhogStatusAsync(V1Pod pod, CancellationToken cancellationToken)
     {
-        var exec = await cluster.Runner(Node).ExecAsync(pod.Metadata.Namespace!, pod.Metadata.Name!, null, ["cat", "/tmp/memhog.status"], TimeSpan.FromSeconds(10), cancellationToken);
+        var exec = await cluster.Runner(Node).ExecAsync(pod.Metadata.NamespaceProperty!, pod.Metadata.Name!, null, ["cat", "/tmp/memhog.status"], TimeSpan.FromSeconds(10), cancellationToken);
         exec.ExitCode.ShouldBe(0, exec.Stderr);
         return exec.Stdout.Trim();
     }
 
-    private async Task WaitForMemhogAsync(Pod pod, CancellationToken cancellationToken)
+    private async Task WaitForMemhogAsync(V1Pod pod, CancellationToken cancellationToken)
     {
         var delay = TimeSpan.FromMilliseconds(100);
         while (true)

@@ -1,10 +1,10 @@
 using System.Text.Json.Nodes;
+using k8s.Models;
 using PodMigrate.Agent.V1;
 using PodMigrate.Core.Archive;
 using PodMigrate.Core.Errors;
 using PodMigrate.Core.Images;
 using PodMigrate.Integration.Tests.Cluster;
-using PodMigrate.Kube.Models;
 using PodMigrate.Node.Containerd;
 using PodMigrate.NodeEmulator.Kubelet;
 using PodMigrate.TestKit.Agent;
@@ -30,7 +30,7 @@ public sealed class AgentSignedCheckpointTests(LocalCluster cluster) : IAsyncLif
     private string To => cluster.Info.NodeWithCriRestore(preferNot: "node-a").Name;
 
     private string From => cluster.Info.OtherNode(To).Name;
-    private readonly List<(string Node, Pod Pod)> _pods = [];
+    private readonly List<(string Node, V1Pod Pod)> _pods = [];
     private string _share = "";
     private InProcessAgent? _source;
     private InProcessAgent? _target;
@@ -50,7 +50,7 @@ public sealed class AgentSignedCheckpointTests(LocalCluster cluster) : IAsyncLif
         {
             try
             {
-                await cluster.Runner(node).RemoveAsync(pod.Metadata.Namespace!, pod.Metadata.Name!, TimeSpan.Zero, cts.Token);
+                await cluster.Runner(node).RemoveAsync(pod.Metadata.NamespaceProperty!, pod.Metadata.Name!, TimeSpan.Zero, cts.Token);
             }
             catch (PodMigrateException)
             {
@@ -77,7 +77,7 @@ public sealed class AgentSignedCheckpointTests(LocalCluster cluster) : IAsyncLif
         var pod = TestPods.Counter(cluster.Image("counter"), "signed");
         _pods.Add((From, pod));
         await cluster.Runner(From).RunAsync(pod, cts.Token);
-        var selector = new ContainerSelector { Pod = new() { Namespace = pod.Metadata.Namespace!, Pod = pod.Metadata.Name!, Container = "counter" } };
+        var selector = new ContainerSelector { Pod = new() { Namespace = pod.Metadata.NamespaceProperty!, Pod = pod.Metadata.Name!, Container = "counter" } };
         var genuine = (await _source!.Client.CheckpointToEndAsync(
             new CheckpointRequest { Container = selector, Disposition = SourceDisposition.SourceLeaveRunning }, null, cts.Token)).Checkpoint.CheckpointId;
         var checkpoints = Path.Combine(_share, "checkpoints");
@@ -114,14 +114,14 @@ public sealed class AgentSignedCheckpointTests(LocalCluster cluster) : IAsyncLif
         {
             CheckpointId = genuine,
             Method = RestoreMethod.RestoreCriImage,
-            Pod = new PodTarget { Namespace = clone.Metadata.Namespace!, Name = clone.Metadata.Name!, Uid = clone.Metadata.Uid!, Container = "counter" },
+            Pod = new PodTarget { Namespace = clone.Metadata.NamespaceProperty!, Name = clone.Metadata.Name!, Uid = clone.Metadata.Uid!, Container = "counter" },
         }, null, cts.Token);
         restored.Pid.ShouldBeGreaterThan(0u);
-        (await cluster.Runner(To).GetAsync(clone.Metadata.Namespace!, clone.Metadata.Name!, cts.Token)).ShouldNotBeNull().Containers.ShouldHaveSingleItem().State.ShouldBe("Running");
+        (await cluster.Runner(To).GetAsync(clone.Metadata.NamespaceProperty!, clone.Metadata.Name!, cts.Token)).ShouldNotBeNull().Containers.ShouldHaveSingleItem().State.ShouldBe("Running");
     }
 
     /// <summary>Both methods refuse it with PermissionDenied saying why; the target's agent staged nothing and runs nothing of it.</summary>
-    private async Task ExpectRefusedAsync(string checkpoint, string reason, Pod pod, CancellationToken cancellationToken)
+    private async Task ExpectRefusedAsync(string checkpoint, string reason, V1Pod pod, CancellationToken cancellationToken)
     {
         var containerId = "refused-" + Guid.NewGuid().ToString("N")[..12];
         var requests = new[]
@@ -131,7 +131,7 @@ public sealed class AgentSignedCheckpointTests(LocalCluster cluster) : IAsyncLif
             {
                 CheckpointId = checkpoint,
                 Method = RestoreMethod.RestoreCriImage,
-                Pod = new PodTarget { Namespace = pod.Metadata.Namespace!, Name = pod.Metadata.Name!, Uid = Guid.NewGuid().ToString() },
+                Pod = new PodTarget { Namespace = pod.Metadata.NamespaceProperty!, Name = pod.Metadata.Name!, Uid = Guid.NewGuid().ToString() },
             },
         };
         foreach (var request in requests)
@@ -144,7 +144,7 @@ public sealed class AgentSignedCheckpointTests(LocalCluster cluster) : IAsyncLif
 
         var staging = Path.Combine(_target!.Layout.StateDirectory, "staging");
         (Directory.Exists(staging) ? Directory.EnumerateFileSystemEntries(staging) : []).ShouldBeEmpty("nothing is staged for a refused checkpoint");
-        (await cluster.Runner(To).GetAsync(pod.Metadata.Namespace!, pod.Metadata.Name!, cancellationToken)).ShouldBeNull("no pod runs on the target");
+        (await cluster.Runner(To).GetAsync(pod.Metadata.NamespaceProperty!, pod.Metadata.Name!, cancellationToken)).ShouldBeNull("no pod runs on the target");
         using var containerd = ContainerdConnection.Open(cluster.Info.Node(To).ContainerdSocket, "k8s.io");
         (await new ContainerdContainers(containerd).ListAsync(cancellationToken, $"id=={containerId}")).ShouldBeEmpty("no container was created");
         (await new ContainerdImages(containerd).ListAsync(cancellationToken, $"labels.\"{CheckpointImage.CheckpointIdKey}\"==\"{checkpoint}\"")).ShouldBeEmpty("no checkpoint image was imported");

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Net;
+using k8s.Models;
 using PodMigrate.Core.Errors;
-using PodMigrate.Kube.Models;
 using PodMigrate.Node.Cri;
 using PodMigrate.NodeEmulator.Kubelet;
 using PodMigrate.TestKit.Cluster;
@@ -151,18 +151,18 @@ public sealed class CriPodTests(LocalCluster cluster)
         (await cluster.Runner(NodeA).GetAsync(TestPods.Namespace, pod.Metadata.Name!, cts.Token)).ShouldBeNull();
     }
 
-    private async Task<PodCleanup> RunAsync(string node, Pod pod, CancellationToken cancellationToken)
+    private async Task<PodCleanup> RunAsync(string node, V1Pod pod, CancellationToken cancellationToken)
     {
         await cluster.Runner(node).RunAsync(pod, cancellationToken);
         return new PodCleanup(cluster.Runner(node), pod);
     }
 
     /// <summary>The first value the counter wrote (it writes /tmp/count after its first tick, so early reads may find no file yet).</summary>
-    private Task<long> ReadCountAsync(string node, Pod pod, CancellationToken cancellationToken)
+    private Task<long> ReadCountAsync(string node, V1Pod pod, CancellationToken cancellationToken)
         => WaitForCountAboveAsync(node, pod, long.MinValue, cancellationToken);
 
     /// <summary>Polls with backoff (bounded by the token) until the counter passes <paramref name="floor"/>; it ticks every 100 ms.</summary>
-    private async Task<long> WaitForCountAboveAsync(string node, Pod pod, long floor, CancellationToken cancellationToken)
+    private async Task<long> WaitForCountAboveAsync(string node, V1Pod pod, long floor, CancellationToken cancellationToken)
     {
         var delay = TimeSpan.FromMilliseconds(100);
         while (true)
@@ -184,7 +184,7 @@ public sealed class CriPodTests(LocalCluster cluster)
     }
 
     /// <summary>Removes the pod when the test ends, with its own time budget (the test's token may be what ended it).</summary>
-    private sealed class PodCleanup(KubeletPodRunner runner, Pod pod) : IAsyncDisposable
+    private sealed class PodCleanup(KubeletPodRunner runner, V1Pod pod) : IAsyncDisposable
     {
         public async ValueTask DisposeAsync()
         {

@@ -1,3 +1,4 @@
+using k8s.Models;
 using PodMigrate.Controller.Migrations;
 using PodMigrate.Controller.Triggers;
 using PodMigrate.Integration.Tests.Cluster;
@@ -63,7 +64,7 @@ public sealed class DrainEndToEndTests(LocalCluster cluster, ITestOutputHelper o
         stillThere.Metadata.Uid.ShouldBe(guarded.Metadata.Uid);
         stillThere.Spec.NodeName.ShouldBe(NodeA);
         await world.WaitForCounterAboveAsync(stillThere, await world.ReadCounterAsync(stillThere, cts.Token), cts.Token);
-        (await world.Api.GetAsync(KubeResources.Nodes, null, NodeA, cts.Token)).Spec.Unschedulable.ShouldBe(true, "drain cordons first");
+        (await world.Api.GetAsync(KubeResources.V1Nodes, null, NodeA, cts.Token)).Spec.Unschedulable.ShouldBe(true, "drain cordons first");
         (await world.EventsForPodAsync(TestPods.Namespace, counter.Metadata.Name!, cts.Token)).Select(e => e.Reason).ShouldContain("EvictionMigrating");
     }
 
@@ -77,7 +78,7 @@ public sealed class DrainEndToEndTests(LocalCluster cluster, ITestOutputHelper o
         var pinned = await world.RunCounterAsync("drain-refused", NodeA, cts.Token, p =>
         {
             Replicated(p, optIn: true);
-            p.Spec.Volumes = [new Volume { Name = "scratch", EmptyDir = System.Text.Json.JsonDocument.Parse("{}").RootElement }];
+            p.Spec.Volumes = [new V1Volume { Name = "scratch", EmptyDir = new V1EmptyDirVolumeSource() }];
         });
         var before = await world.WaitForCounterAboveAsync(pinned, 5, cts.Token);
 
@@ -142,7 +143,7 @@ public sealed class DrainEndToEndTests(LocalCluster cluster, ITestOutputHelper o
     /// The very pod (same uid) runs on node-a, not being deleted, never restarted, its counter at or past
     /// <paramref name="before"/> (read before the drain) and going on; kubectl did not report it evicted.
     /// </summary>
-    private async Task AssertStillRunningOnItsNodeAsync(MigrationWorld world, Pod pod, long before, PodMigrate.Core.Processes.ProcessResult drain, CancellationToken cancellationToken)
+    private async Task AssertStillRunningOnItsNodeAsync(MigrationWorld world, V1Pod pod, long before, PodMigrate.Core.Processes.ProcessResult drain, CancellationToken cancellationToken)
     {
         drain.StandardOutput.ShouldNotContain($"pod/{pod.Metadata.Name} evicted");
         var stillThere = await world.WaitForPodReadyAsync(TestPods.Namespace, pod.Metadata.Name!, cancellationToken);
@@ -158,9 +159,9 @@ public sealed class DrainEndToEndTests(LocalCluster cluster, ITestOutputHelper o
     }
 
     /// <summary>Owned by a ReplicaSet (kubectl drain refuses pods without a controller unless --force), opted in or not.</summary>
-    private static void Replicated(Pod pod, bool optIn)
+    private static void Replicated(V1Pod pod, bool optIn)
     {
-        pod.Metadata.OwnerReferences = [new OwnerReference { ApiVersion = "apps/v1", Kind = "ReplicaSet", Name = $"{pod.Metadata.Name}-rs", Uid = Guid.NewGuid().ToString(), Controller = true }];
+        pod.Metadata.OwnerReferences = [new V1OwnerReference { ApiVersion = "apps/v1", Kind = "ReplicaSet", Name = $"{pod.Metadata.Name}-rs", Uid = Guid.NewGuid().ToString(), Controller = true }];
         if (optIn)
         {
             pod.Metadata.Labels![TriggerLabels.LiveMigrate] = "true";

@@ -95,7 +95,7 @@ internal sealed class MigrationWorld : IAsyncDisposable
         try
         {
             await world.InstallCrdAsync(cancellationToken);
-            await world.Api.CreateAsync(KubeResources.Namespaces, null, new KubeNamespace { Metadata = new ObjectMeta { Name = AgentNamespace } }, cancellationToken);
+            await world.Api.Kubernetes.CoreV1.CreateNamespaceAsync(new V1Namespace { Metadata = new V1ObjectMeta { Name = AgentNamespace } }, cancellationToken: cancellationToken);
             // The controller runs as its service account under exactly deploy/'s RBAC: a verb missing there fails here.
             await nodes.ApplyAsync(Path.Combine("deploy", "20-rbac.yaml"), cancellationToken);
             world.IssueCertificates();
@@ -193,29 +193,29 @@ internal sealed class MigrationWorld : IAsyncDisposable
     public AgentProcess Agent(string node) => _agents[node];
 
     /// <summary>A counter pod bound to <paramref name="node"/>, Running and Ready (<paramref name="customize"/> adjusts the manifest first).</summary>
-    public async Task<Pod> RunCounterAsync(string prefix, string node, CancellationToken cancellationToken, Action<Pod>? customize = null)
+    public async Task<V1Pod> RunCounterAsync(string prefix, string node, CancellationToken cancellationToken, Action<V1Pod>? customize = null)
     {
         var manifest = TestPods.Counter(_cluster.Image("counter"), prefix);
-        manifest.Spec.Containers[0].ReadinessProbe = new Probe { HttpGet = new HttpGetAction { Path = "/", Port = "http" }, PeriodSeconds = 1 };
+        manifest.Spec.Containers[0].ReadinessProbe = new V1Probe { HttpGet = new V1HTTPGetAction { Path = "/", Port = "http" }, PeriodSeconds = 1 };
         customize?.Invoke(manifest);
         var created = await Nodes.CreatePodAsync(manifest, node, cancellationToken);
-        return await WaitForPodReadyAsync(created.Metadata.Namespace!, created.Metadata.Name!, cancellationToken);
+        return await WaitForPodReadyAsync(created.Metadata.NamespaceProperty!, created.Metadata.Name!, cancellationToken);
     }
 
-    public async Task<Pod> WaitForPodReadyAsync(string ns, string name, CancellationToken cancellationToken)
+    public async Task<V1Pod> WaitForPodReadyAsync(string ns, string name, CancellationToken cancellationToken)
         => (await WaitForAsync(
-            ct => Nodes.TryGetAsync(KubeResources.Pods, ns, name, ct),
-            p => p?.Status?.Conditions?.Any(c => c.Type == "Ready" && c.Status == "True") == true && p.Status.PodIp is { Length: > 0 },
+            ct => Nodes.TryGetAsync(KubeResources.V1Pods, ns, name, ct),
+            p => p?.Status?.Conditions?.Any(c => c.Type == "Ready" && c.Status == "True") == true && p.Status.PodIP is { Length: > 0 },
             $"pod {ns}/{name} Running and Ready", cancellationToken))!;
 
     public Task WaitForPodGoneAsync(string ns, string name, CancellationToken cancellationToken)
-        => WaitForAsync(ct => Nodes.TryGetAsync(KubeResources.Pods, ns, name, ct), p => p is null, $"pod {ns}/{name} gone", cancellationToken);
+        => WaitForAsync(ct => Nodes.TryGetAsync(KubeResources.V1Pods, ns, name, ct), p => p is null, $"pod {ns}/{name} gone", cancellationToken);
 
-    public Task<PodMigration> CreateMigrationAsync(string name, Pod source, string? targetNode, string mode, CancellationToken cancellationToken,
+    public Task<PodMigration> CreateMigrationAsync(string name, V1Pod source, string? targetNode, string mode, CancellationToken cancellationToken,
         string verifyWindow = "2s", bool retainCheckpoint = false, string? restoreMethod = null)
-        => Api.CreateAsync(PodMigration.Resource, source.Metadata.Namespace, new PodMigration
+        => Api.CreateAsync(PodMigration.Resource, source.Metadata.NamespaceProperty, new PodMigration
         {
-            Metadata = new ObjectMeta { Name = name, Namespace = source.Metadata.Namespace },
+            Metadata = new k8s.Models.V1ObjectMeta { Name = name, NamespaceProperty = source.Metadata.NamespaceProperty },
             Spec = new PodMigrationSpec
             {
                 PodName = source.Metadata.Name!,
@@ -237,22 +237,22 @@ internal sealed class MigrationWorld : IAsyncDisposable
         => WaitForMigrationAsync(ns, name, m => m.Status?.Phase == phase || MigrationPhase.IsTerminal(m.Status?.Phase), $"phase {phase}", cancellationToken);
 
     /// <summary>The counter's value, over HTTP at the pod's IP.</summary>
-    public async Task<long> ReadCounterAsync(Pod pod, CancellationToken cancellationToken)
+    public async Task<long> ReadCounterAsync(V1Pod pod, CancellationToken cancellationToken)
     {
-        var ip = pod.Status?.PodIp ?? throw new InvalidOperationException($"pod {pod.Key} has no IP");
+        var ip = pod.Status?.PodIP ?? throw new InvalidOperationException($"pod {pod.Key()} has no IP");
         var text = await _http.GetStringAsync(new Uri($"http://{ip}:{TestPods.HttpPort}/"), cancellationToken);
         return long.Parse(text.Trim(), CultureInfo.InvariantCulture);
     }
 
     /// <summary>GET <paramref name="path"/> on the pod's HTTP port (memhog: /, /digest, /digest/base).</summary>
-    public async Task<string> GetTextAsync(Pod pod, string path, CancellationToken cancellationToken)
+    public async Task<string> GetTextAsync(V1Pod pod, string path, CancellationToken cancellationToken)
     {
-        var ip = pod.Status?.PodIp ?? throw new InvalidOperationException($"pod {pod.Key} has no IP");
+        var ip = pod.Status?.PodIP ?? throw new InvalidOperationException($"pod {pod.Key()} has no IP");
         return (await _http.GetStringAsync(new Uri($"http://{ip}:{TestPods.HttpPort}{path}"), cancellationToken)).Trim();
     }
 
     /// <summary>Reads the counter until it has moved past <paramref name="above"/>: the workload is running, not frozen.</summary>
-    public async Task<long> WaitForCounterAboveAsync(Pod pod, long above, CancellationToken cancellationToken)
+    public async Task<long> WaitForCounterAboveAsync(V1Pod pod, long above, CancellationToken cancellationToken)
         => await WaitForAsync(async ct =>
         {
             try
@@ -263,10 +263,10 @@ internal sealed class MigrationWorld : IAsyncDisposable
             {
                 return -1;
             }
-        }, v => v > above, $"counter of pod {pod.Key} above {above}", cancellationToken);
+        }, v => v > above, $"counter of pod {pod.Key()} above {above}", cancellationToken);
 
-    public async Task<IReadOnlyList<Pod>> PodsAsync(string ns, CancellationToken cancellationToken)
-        => (await Api.ListAsync(KubeResources.Pods, ns, null, cancellationToken)).Items;
+    public async Task<IReadOnlyList<V1Pod>> PodsAsync(string ns, CancellationToken cancellationToken)
+        => (await Api.ListAsync(KubeResources.V1Pods, ns, null, cancellationToken)).Items;
 
     public Task<IReadOnlyList<Corev1Event>> EventsForAsync(PodMigration migration, CancellationToken cancellationToken)
         => EventsAsync(migration.Namespace!, PodMigration.KindName, migration.Name!, cancellationToken);
@@ -343,7 +343,7 @@ internal sealed class MigrationWorld : IAsyncDisposable
             // Pods go through their kubelet (the emulators) so nothing keeps running on the nodes.
             foreach (var pod in await PodsAsync(TestPods.Namespace, cleanup.Token))
             {
-                await Api.DeleteAsync(KubeResources.Pods, pod.Metadata.Namespace, pod.Metadata.Name!, new DeleteOptions { GracePeriodSeconds = 0 }, cleanup.Token);
+                await Api.DeleteAsync(KubeResources.V1Pods, pod.Metadata.NamespaceProperty, pod.Metadata.Name!, new DeleteOptions { GracePeriodSeconds = 0 }, cleanup.Token);
             }
         }
         catch (Exception e) when (e is PodMigrateException or OperationCanceledException)

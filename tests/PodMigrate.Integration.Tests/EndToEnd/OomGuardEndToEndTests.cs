@@ -1,4 +1,5 @@
 using System.Globalization;
+using k8s.Models;
 using PodMigrate.Controller.Migrations;
 using PodMigrate.Controller.Triggers;
 using PodMigrate.Controller.Triggers.OomGuard;
@@ -83,7 +84,7 @@ public sealed class OomGuardEndToEndTests(LocalCluster cluster, ITestOutputHelpe
 
         var (migrations, killedFirst) = await WaitForAsync(
             async ct => ((await world.Api.ListAsync(PodMigration.Resource, TestPods.Namespace, null, ct)).Items,
-                await world.Nodes.TryGetAsync(KubeResources.Pods, TestPods.Namespace, grower.Metadata.Name!, ct)),
+                await world.Nodes.TryGetAsync(KubeResources.V1Pods, TestPods.Namespace, grower.Metadata.Name!, ct)),
             seen => seen.Items.Any(m => MigrationPhase.IsTerminal(m.Status?.Phase)) || (seen.Item2 is { } p && Terminated(p)?.Reason == "OOMKilled"),
             "a guard migration finished (or the grower was OOM-killed)", cts.Token);
         (killedFirst is null ? null : Terminated(killedFirst)?.Reason).ShouldNotBe("OOMKilled", "the grower was OOM-killed before the guard moved it");
@@ -208,24 +209,24 @@ public sealed class OomGuardEndToEndTests(LocalCluster cluster, ITestOutputHelpe
     {
         foreach (var name in new[] { NodeA, NodeB })
         {
-            var node = await world.Api.GetAsync(KubeResources.Nodes, null, name, cancellationToken);
-            Quantities.ParseBytes(node.Status!.Capacity!["memory"]).ShouldBe(NodeMemory);
-            Quantities.ParseBytes(node.Status!.Allocatable!["memory"]).ShouldBe(NodeMemory);
+            var node = await world.Api.GetAsync(KubeResources.V1Nodes, null, name, cancellationToken);
+            node.Status!.Capacity!["memory"].ToInt64().ShouldBe(NodeMemory);
+            node.Status!.Allocatable!["memory"].ToInt64().ShouldBe(NodeMemory);
             var limit = await File.ReadAllTextAsync($"/sys/fs/cgroup/memory{world.NodeCgroup(name)}/memory.limit_in_bytes", cancellationToken);
             long.Parse(limit.Trim(), CultureInfo.InvariantCulture).ShouldBe(NodeMemory, "the node's cgroup is capped at its memory");
         }
     }
 
     /// <summary>A memhog on node-a, Running and Ready; <paramref name="optIn"/> labels it podmigrate.io/live-migrate: "true".</summary>
-    private async Task<Pod> RunMemhogAsync(MigrationWorld world, string prefix, int mib, int growMibPerSecond, int maxMib, bool optIn, CancellationToken cancellationToken)
+    private async Task<V1Pod> RunMemhogAsync(MigrationWorld world, string prefix, int mib, int growMibPerSecond, int maxMib, bool optIn, CancellationToken cancellationToken)
     {
         var manifest = TestPods.Memhog(cluster.Image("memhog"), prefix, mib);
         var container = manifest.Spec.Containers[0];
-        container.Env!.Add(new EnvVar { Name = "MEMHOG_GROW_MIB_PER_S", Value = Invariant($"{growMibPerSecond}") });
-        container.Env.Add(new EnvVar { Name = "MEMHOG_MAX_MIB", Value = Invariant($"{maxMib}") });
+        container.Env!.Add(new V1EnvVar { Name = "MEMHOG_GROW_MIB_PER_S", Value = Invariant($"{growMibPerSecond}") });
+        container.Env.Add(new V1EnvVar { Name = "MEMHOG_MAX_MIB", Value = Invariant($"{maxMib}") });
         // Verifying 1 MiB every 50 ms (not 5): two memhogs must leave the busy cores to the rest.
-        container.Env.Add(new EnvVar { Name = "MEMHOG_SLICE_SLEEP_MS", Value = "50" });
-        container.ReadinessProbe = new Probe { HttpGet = new HttpGetAction { Path = "/healthz", Port = "http" }, PeriodSeconds = 1 };
+        container.Env.Add(new V1EnvVar { Name = "MEMHOG_SLICE_SLEEP_MS", Value = "50" });
+        container.ReadinessProbe = new V1Probe { HttpGet = new V1HTTPGetAction { Path = "/healthz", Port = "http" }, PeriodSeconds = 1 };
         manifest.Spec.RestartPolicy = "Never";
         if (optIn)
         {
@@ -247,7 +248,7 @@ public sealed class OomGuardEndToEndTests(LocalCluster cluster, ITestOutputHelpe
         => status.Split(' ').FirstOrDefault(f => f.StartsWith("mib=", StringComparison.Ordinal)) is { } field
            && long.TryParse(field[4..], NumberStyles.Integer, CultureInfo.InvariantCulture, out var mib) ? mib : -1;
 
-    private static ContainerStateTerminated? Terminated(Pod pod)
+    private static V1ContainerStateTerminated? Terminated(V1Pod pod)
         => pod.Status?.ContainerStatuses?.Select(c => c.State?.Terminated ?? c.LastState?.Terminated).FirstOrDefault(t => t is not null);
 
     private static long PassesOf(string status)

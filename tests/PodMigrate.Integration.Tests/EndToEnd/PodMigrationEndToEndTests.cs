@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using k8s;
+using k8s.Models;
 using PodMigrate.Agent.Checkpointing;
 using PodMigrate.Controller.Migrations;
 using PodMigrate.Integration.Tests.Cluster;
@@ -33,7 +34,7 @@ public sealed class PodMigrationEndToEndTests(LocalCluster cluster, ITestOutputH
         var before = await world.WaitForCounterAboveAsync(source, 10, cts.Token);
 
         await world.CreateMigrationAsync("move", source, NodeB, MigrationMode.Migrate, cts.Token);
-        var done = await world.WaitForTerminalAsync(source.Metadata.Namespace!, "move", cts.Token);
+        var done = await world.WaitForTerminalAsync(source.Metadata.NamespaceProperty!, "move", cts.Token);
 
         var status = done.Status.ShouldNotBeNull();
         status.Phase.ShouldBe(MigrationPhase.Succeeded, status.Message);
@@ -47,16 +48,16 @@ public sealed class PodMigrationEndToEndTests(LocalCluster cluster, ITestOutputH
         }
         status.Conditions.ShouldNotBeNull().ShouldContain(c => c.Type == "Ready" && c.Status == "True");
 
-        var clone = await world.WaitForPodReadyAsync(source.Metadata.Namespace!, status.ClonePod!, cts.Token);
+        var clone = await world.WaitForPodReadyAsync(source.Metadata.NamespaceProperty!, status.ClonePod!, cts.Token);
         clone.Spec.NodeName.ShouldBe(NodeB);
         clone.Metadata.Annotations![MigrationAnnotations.CloneOf].ShouldBe(source.Metadata.Name);
         // The default restore: the source's image under the podmigrate RuntimeClass (RuntimeClassEndToEndTests has the rest).
         clone.Spec.Containers[0].Image.ShouldBe(status.SourceImage.ShouldNotBeNull());
-        ClonePods.RuntimeClassOf(clone).ShouldBe(CloneRestore.RuntimeClassName);
+        clone.Spec.RuntimeClassName.ShouldBe(CloneRestore.RuntimeClassName);
         var after = await world.ReadCounterAsync(clone, cts.Token);
         after.ShouldBeGreaterThanOrEqualTo(before, "the clone must go on from the checkpointed value, not start again from 0");
 
-        await world.WaitForPodGoneAsync(source.Metadata.Namespace!, source.Metadata.Name!, cts.Token);
+        await world.WaitForPodGoneAsync(source.Metadata.NamespaceProperty!, source.Metadata.Name!, cts.Token);
         (await world.Nodes.SandboxesAsync(NodeA, source.Metadata.Uid!, cts.Token)).ShouldBeEmpty("the source's sandbox must be gone from node-a");
         world.CheckpointsOnShare().ShouldBeEmpty("a checkpoint not retained is deleted once the migration is over");
         (await world.EventsForAsync(done, cts.Token)).Select(e => e.Reason).ShouldContain("Migrated");
@@ -71,16 +72,16 @@ public sealed class PodMigrationEndToEndTests(LocalCluster cluster, ITestOutputH
         var before = await world.WaitForCounterAboveAsync(source, 10, cts.Token);
 
         await world.CreateMigrationAsync("copy", source, targetNode: null, MigrationMode.Clone, cts.Token, retainCheckpoint: true);
-        var done = await world.WaitForTerminalAsync(source.Metadata.Namespace!, "copy", cts.Token);
+        var done = await world.WaitForTerminalAsync(source.Metadata.NamespaceProperty!, "copy", cts.Token);
 
         var status = done.Status!;
         status.Phase.ShouldBe(MigrationPhase.Succeeded, status.Message);
         status.TargetNode.ShouldBe(NodeB, "the only other Ready node with an agent");
-        var clone = await world.WaitForPodReadyAsync(source.Metadata.Namespace!, status.ClonePod!, cts.Token);
+        var clone = await world.WaitForPodReadyAsync(source.Metadata.NamespaceProperty!, status.ClonePod!, cts.Token);
         var cloneCount = await world.ReadCounterAsync(clone, cts.Token);
         cloneCount.ShouldBeGreaterThanOrEqualTo(before);
 
-        var sourceNow = await world.WaitForPodReadyAsync(source.Metadata.Namespace!, source.Metadata.Name!, cts.Token);
+        var sourceNow = await world.WaitForPodReadyAsync(source.Metadata.NamespaceProperty!, source.Metadata.Name!, cts.Token);
         sourceNow.Metadata.Uid.ShouldBe(source.Metadata.Uid, "Clone keeps the very same source pod");
         var sourceCount = await world.WaitForCounterAboveAsync(sourceNow, cloneCount, cts.Token);
         sourceCount.ShouldBeGreaterThan(before, "the source was resumed and counts on");
@@ -97,9 +98,9 @@ public sealed class PodMigrationEndToEndTests(LocalCluster cluster, ITestOutputH
         await world.WaitForCounterAboveAsync(source, 5, cts.Token);
 
         await world.CreateMigrationAsync("lost-target", source, NodeB, MigrationMode.Migrate, cts.Token);
-        await world.WaitForPhaseAsync(source.Metadata.Namespace!, "lost-target", MigrationPhase.Checkpointing, cts.Token);
+        await world.WaitForPhaseAsync(source.Metadata.NamespaceProperty!, "lost-target", MigrationPhase.Checkpointing, cts.Token);
         await world.KillAgentAsync(NodeB);
-        var done = await world.WaitForTerminalAsync(source.Metadata.Namespace!, "lost-target", cts.Token);
+        var done = await world.WaitForTerminalAsync(source.Metadata.NamespaceProperty!, "lost-target", cts.Token);
 
         var status = done.Status!;
         status.Phase.ShouldBe(MigrationPhase.RolledBack, status.Message);
@@ -108,12 +109,12 @@ public sealed class PodMigrationEndToEndTests(LocalCluster cluster, ITestOutputH
         status.RollbackReason.ShouldBeOneOf(["TargetUnavailable", "RestoreFailed"], status.Message);
         status.Message.ShouldNotBeNull().ShouldContain(NodeB);
         (await world.EventsForAsync(done, cts.Token)).ShouldContain(e => e.Reason == "RolledBack" && e.Type == "Warning");
-        (await world.EventsForPodAsync(source.Metadata.Namespace!, source.Metadata.Name!, cts.Token)).Select(e => e.Reason)
+        (await world.EventsForPodAsync(source.Metadata.NamespaceProperty!, source.Metadata.Name!, cts.Token)).Select(e => e.Reason)
             .ShouldBe(["Checkpointing", "MigrationRolledBack"], ignoreOrder: true, "the source pod's own events tell the story");
-        var sourceNow = await world.WaitForPodReadyAsync(source.Metadata.Namespace!, source.Metadata.Name!, cts.Token);
+        var sourceNow = await world.WaitForPodReadyAsync(source.Metadata.NamespaceProperty!, source.Metadata.Name!, cts.Token);
         var frozenAt = await world.ReadCounterAsync(sourceNow, cts.Token);
         await world.WaitForCounterAboveAsync(sourceNow, frozenAt + 5, cts.Token);
-        (await world.PodsAsync(source.Metadata.Namespace!, cts.Token)).ShouldHaveSingleItem().Metadata.Name.ShouldBe(source.Metadata.Name, "no clone is left");
+        (await world.PodsAsync(source.Metadata.NamespaceProperty!, cts.Token)).ShouldHaveSingleItem().Metadata.Name.ShouldBe(source.Metadata.Name, "no clone is left");
         world.CheckpointsOnShare().ShouldBeEmpty();
     }
 
@@ -127,11 +128,11 @@ public sealed class PodMigrationEndToEndTests(LocalCluster cluster, ITestOutputH
 
         // Hold the target agent still (SIGSTOP) so that the archive can be damaged between publish and restore.
         await world.CreateMigrationAsync("corrupt", source, NodeB, MigrationMode.Migrate, cts.Token);
-        await world.WaitForPhaseAsync(source.Metadata.Namespace!, "corrupt", MigrationPhase.Checkpointing, cts.Token);
+        await world.WaitForPhaseAsync(source.Metadata.NamespaceProperty!, "corrupt", MigrationPhase.Checkpointing, cts.Token);
         Signal("STOP", world.Agent(NodeB).Pid);
         try
         {
-            var restoring = await world.WaitForPhaseAsync(source.Metadata.Namespace!, "corrupt", MigrationPhase.Restoring, cts.Token);
+            var restoring = await world.WaitForPhaseAsync(source.Metadata.NamespaceProperty!, "corrupt", MigrationPhase.Restoring, cts.Token);
             restoring.Status!.Phase.ShouldBe(MigrationPhase.Restoring, restoring.Status.Message);
             FlipOneByte(Path.Combine(world.CheckpointsDirectory, restoring.Status.CheckpointId!));
         }
@@ -139,14 +140,14 @@ public sealed class PodMigrationEndToEndTests(LocalCluster cluster, ITestOutputH
         {
             Signal("CONT", world.Agent(NodeB).Pid);
         }
-        var done = await world.WaitForTerminalAsync(source.Metadata.Namespace!, "corrupt", cts.Token);
+        var done = await world.WaitForTerminalAsync(source.Metadata.NamespaceProperty!, "corrupt", cts.Token);
 
         var status = done.Status!;
         status.Phase.ShouldBe(MigrationPhase.RolledBack, status.Message);
         status.RollbackReason.ShouldBe("RestoreFailed");
         status.CheckpointImage.ShouldBeNull("nothing was imported from a corrupt archive");
         (await world.Nodes.EmulatedSandboxesAsync(NodeB, cts.Token)).ShouldBeEmpty("nothing starts on the target");
-        var sourceNow = await world.WaitForPodReadyAsync(source.Metadata.Namespace!, source.Metadata.Name!, cts.Token);
+        var sourceNow = await world.WaitForPodReadyAsync(source.Metadata.NamespaceProperty!, source.Metadata.Name!, cts.Token);
         var value = await world.ReadCounterAsync(sourceNow, cts.Token);
         await world.WaitForCounterAboveAsync(sourceNow, value + 5, cts.Token);
     }
@@ -160,18 +161,18 @@ public sealed class PodMigrationEndToEndTests(LocalCluster cluster, ITestOutputH
         var before = await world.WaitForCounterAboveAsync(source, 10, cts.Token);
 
         await world.CreateMigrationAsync("survive", source, NodeB, MigrationMode.Migrate, cts.Token, retainCheckpoint: true);
-        await world.WaitForPhaseAsync(source.Metadata.Namespace!, "survive", MigrationPhase.Checkpointing, cts.Token);
-        await world.StopControllersAsync(); // a crash: the Lease is not released, the checkpoint call is cut
+        await world.WaitForPhaseAsync(source.Metadata.NamespaceProperty!, "survive", MigrationPhase.Checkpointing, cts.Token);
+        await world.StopControllersAsync(); // a crash: the V1Lease is not released, the checkpoint call is cut
         world.StartController("controller-2");
-        var done = await world.WaitForTerminalAsync(source.Metadata.Namespace!, "survive", cts.Token);
+        var done = await world.WaitForTerminalAsync(source.Metadata.NamespaceProperty!, "survive", cts.Token);
 
         var status = done.Status!;
         status.Phase.ShouldBe(MigrationPhase.Succeeded, status.Message);
         world.CheckpointsOnShare().ShouldBe([status.CheckpointId!], "one checkpoint for the migration, whoever finished it");
-        await world.WaitForPodGoneAsync(source.Metadata.Namespace!, source.Metadata.Name!, cts.Token);
-        var pods = await world.PodsAsync(source.Metadata.Namespace!, cts.Token);
+        await world.WaitForPodGoneAsync(source.Metadata.NamespaceProperty!, source.Metadata.Name!, cts.Token);
+        var pods = await world.PodsAsync(source.Metadata.NamespaceProperty!, cts.Token);
         pods.ShouldHaveSingleItem("exactly one copy runs: the clone").Metadata.Name.ShouldBe(status.ClonePod);
-        var clone = await world.WaitForPodReadyAsync(source.Metadata.Namespace!, status.ClonePod!, cts.Token);
+        var clone = await world.WaitForPodReadyAsync(source.Metadata.NamespaceProperty!, status.ClonePod!, cts.Token);
         (await world.ReadCounterAsync(clone, cts.Token)).ShouldBeGreaterThanOrEqualTo(before);
         (await world.Api.Kubernetes.CoordinationV1.ReadNamespacedLeaseAsync("podmigrate-controller", AgentNamespace, cancellationToken: cts.Token))
             .Spec.HolderIdentity.ShouldBe("controller-2");
@@ -202,11 +203,11 @@ public sealed class PodMigrationEndToEndTests(LocalCluster cluster, ITestOutputH
         await world.StartAgentAsync(NodeA, cts.Token);   // the node's agent comes back (no fault)
         world.StartController("controller-2");
 
-        var done = await world.WaitForMigrationAsync(source.Metadata.Namespace!, "commit", m => m.Status?.ClonePod is not null && m.Status.CloneCreatedAt is not null || MigrationPhase.IsTerminal(m.Status?.Phase), "the clone created", cts.Token);
+        var done = await world.WaitForMigrationAsync(source.Metadata.NamespaceProperty!, "commit", m => m.Status?.ClonePod is not null && m.Status.CloneCreatedAt is not null || MigrationPhase.IsTerminal(m.Status?.Phase), "the clone created", cts.Token);
         done.Status!.RollbackReason.ShouldBeNull(done.Status.Message);
-        var clone = await world.WaitForPodReadyAsync(source.Metadata.Namespace!, done.Status.ClonePod!, cts.Token);
+        var clone = await world.WaitForPodReadyAsync(source.Metadata.NamespaceProperty!, done.Status.ClonePod!, cts.Token);
         var cloneFirst = await world.WaitForCounterAboveAsync(clone, -1, cts.Token);
-        var final = await world.WaitForTerminalAsync(source.Metadata.Namespace!, "commit", cts.Token);
+        var final = await world.WaitForTerminalAsync(source.Metadata.NamespaceProperty!, "commit", cts.Token);
         await watching.CancelAsync();
         var shown = await sourceShown;
 
@@ -218,7 +219,7 @@ public sealed class PodMigrationEndToEndTests(LocalCluster cluster, ITestOutputH
     }
 
     /// <summary>Every value the pod's counter shows until cancelled (reads of a frozen or deleted pod time out or fail).</summary>
-    internal static async Task<List<long>> WatchCounterAsync(MigrationWorld world, Pod pod, CancellationToken cancellationToken)
+    internal static async Task<List<long>> WatchCounterAsync(MigrationWorld world, V1Pod pod, CancellationToken cancellationToken)
     {
         var values = new List<long>();
         while (!cancellationToken.IsCancellationRequested)
@@ -246,17 +247,17 @@ public sealed class PodMigrationEndToEndTests(LocalCluster cluster, ITestOutputH
         await world.WaitForCounterAboveAsync(source, 5, cts.Token);
 
         await world.CreateMigrationAsync("changed-mind", source, NodeB, MigrationMode.Migrate, cts.Token, verifyWindow: "60s");
-        var verifying = await world.WaitForPhaseAsync(source.Metadata.Namespace!, "changed-mind", MigrationPhase.Verifying, cts.Token);
+        var verifying = await world.WaitForPhaseAsync(source.Metadata.NamespaceProperty!, "changed-mind", MigrationPhase.Verifying, cts.Token);
         verifying.Status!.Phase.ShouldBe(MigrationPhase.Verifying, verifying.Status.Message);
         verifying.Metadata.Finalizers.ShouldNotBeNull().ShouldContain(PodMigration.Finalizer);
-        await world.Api.DeleteAsync(PodMigration.Resource, source.Metadata.Namespace, "changed-mind", null, cts.Token);
+        await world.Api.DeleteAsync(PodMigration.Resource, source.Metadata.NamespaceProperty, "changed-mind", null, cts.Token);
         await MigrationWorld.WaitForAsync(
-            async ct => (await world.Api.ListAsync(PodMigration.Resource, source.Metadata.Namespace, null, ct)).Items.Count,
+            async ct => (await world.Api.ListAsync(PodMigration.Resource, source.Metadata.NamespaceProperty, null, ct)).Items.Count,
             n => n == 0, "the PodMigration finalized and gone", cts.Token);
 
-        await world.WaitForPodGoneAsync(source.Metadata.Namespace!, verifying.Status.ClonePod!, cts.Token);
+        await world.WaitForPodGoneAsync(source.Metadata.NamespaceProperty!, verifying.Status.ClonePod!, cts.Token);
         (await world.Nodes.EmulatedSandboxesAsync(NodeB, cts.Token)).ShouldBeEmpty("the clone is gone from node-b");
-        var sourceNow = await world.WaitForPodReadyAsync(source.Metadata.Namespace!, source.Metadata.Name!, cts.Token);
+        var sourceNow = await world.WaitForPodReadyAsync(source.Metadata.NamespaceProperty!, source.Metadata.Name!, cts.Token);
         sourceNow.Metadata.Uid.ShouldBe(source.Metadata.Uid);
         var value = await world.ReadCounterAsync(sourceNow, cts.Token);
         await world.WaitForCounterAboveAsync(sourceNow, value + 5, cts.Token);
@@ -277,8 +278,8 @@ public sealed class PodMigrationEndToEndTests(LocalCluster cluster, ITestOutputH
             world.CreateMigrationAsync("move-first", first, NodeB, MigrationMode.Migrate, cts.Token),
             world.CreateMigrationAsync("move-second", second, NodeB, MigrationMode.Migrate, cts.Token));
         var done = await Task.WhenAll(
-            world.WaitForTerminalAsync(first.Metadata.Namespace!, "move-first", cts.Token),
-            world.WaitForTerminalAsync(second.Metadata.Namespace!, "move-second", cts.Token));
+            world.WaitForTerminalAsync(first.Metadata.NamespaceProperty!, "move-first", cts.Token),
+            world.WaitForTerminalAsync(second.Metadata.NamespaceProperty!, "move-second", cts.Token));
 
         foreach (var (migration, before) in done.Zip([firstBefore, secondBefore]))
         {
@@ -289,9 +290,9 @@ public sealed class PodMigrationEndToEndTests(LocalCluster cluster, ITestOutputH
         }
         done[0].Status!.CheckpointId.ShouldNotBe(done[1].Status!.CheckpointId);
         // The sources' pod objects go once their kubelet has confirmed the (already discarded) containers stopped.
-        await world.WaitForPodGoneAsync(first.Metadata.Namespace!, first.Metadata.Name!, cts.Token);
-        await world.WaitForPodGoneAsync(second.Metadata.Namespace!, second.Metadata.Name!, cts.Token);
-        (await world.PodsAsync(first.Metadata.Namespace!, cts.Token)).Select(p => p.Spec.NodeName).ShouldBe([NodeB, NodeB]);
+        await world.WaitForPodGoneAsync(first.Metadata.NamespaceProperty!, first.Metadata.Name!, cts.Token);
+        await world.WaitForPodGoneAsync(second.Metadata.NamespaceProperty!, second.Metadata.Name!, cts.Token);
+        (await world.PodsAsync(first.Metadata.NamespaceProperty!, cts.Token)).Select(p => p.Spec.NodeName).ShouldBe([NodeB, NodeB]);
     }
 
     [Fact(Timeout = 180_000)]
@@ -306,19 +307,19 @@ public sealed class PodMigrationEndToEndTests(LocalCluster cluster, ITestOutputH
         var request = TestPods.Counter(cluster.Image("counter"), "e2e-cloneof-copy");
         request.Metadata.Uid = null;
         request.Metadata.Annotations![MigrationAnnotations.CloneOf] = source.Metadata.Name!;
-        request.Spec.NodeSelector = new() { ["kubernetes.io/hostname"] = NodeB };
-        request.Spec.SchedulingGates = [new PodSchedulingGate { Name = MigrationAnnotations.CloneGate }];
-        var requested = await world.Api.CreateAsync(KubeResources.Pods, request.Metadata.Namespace, request, cts.Token);
+        request.Spec.NodeSelector = new Dictionary<string, string>() { ["kubernetes.io/hostname"] = NodeB };
+        request.Spec.SchedulingGates = [new V1PodSchedulingGate { Name = MigrationAnnotations.CloneGate }];
+        var requested = await world.Api.CreateAsync(KubeResources.V1Pods, request.Metadata.NamespaceProperty, request, cts.Token);
 
-        var filled = await world.WaitForPodReadyAsync(requested.Metadata.Namespace!, requested.Metadata.Name!, cts.Token);
+        var filled = await world.WaitForPodReadyAsync(requested.Metadata.NamespaceProperty!, requested.Metadata.Name!, cts.Token);
         filled.Metadata.Uid.ShouldBe(requested.Metadata.Uid, "the user's own pod is filled, not replaced");
         filled.Spec.NodeName.ShouldBe(NodeB);
         filled.Spec.SchedulingGates.ShouldBeNull();
         (await world.ReadCounterAsync(filled, cts.Token)).ShouldBeGreaterThanOrEqualTo(before);
-        var migration = await world.WaitForTerminalAsync(requested.Metadata.Namespace!, CloneOfReconciler.MigrationNameFor(requested.Metadata.Name!), cts.Token);
+        var migration = await world.WaitForTerminalAsync(requested.Metadata.NamespaceProperty!, CloneOfReconciler.MigrationNameFor(requested.Metadata.Name!), cts.Token);
         migration.Status!.Phase.ShouldBe(MigrationPhase.Succeeded, migration.Status.Message);
         migration.Spec.Mode.ShouldBe(MigrationMode.Clone);
-        var sourceNow = await world.WaitForPodReadyAsync(source.Metadata.Namespace!, source.Metadata.Name!, cts.Token);
+        var sourceNow = await world.WaitForPodReadyAsync(source.Metadata.NamespaceProperty!, source.Metadata.Name!, cts.Token);
         await world.WaitForCounterAboveAsync(sourceNow, before + 5, cts.Token);
     }
 

@@ -1,4 +1,5 @@
 using System.Globalization;
+using k8s.Models;
 using PodMigrate.Agent.Checkpointing;
 using PodMigrate.Controller.Migrations;
 using PodMigrate.Integration.Tests.Cluster;
@@ -41,7 +42,7 @@ public sealed class RuntimeClassEndToEndTests(LocalCluster cluster, ITestOutputH
         var before = await world.WaitForCounterAboveAsync(source, 10, cts.Token);
 
         await world.CreateMigrationAsync("move", source, to, MigrationMode.Migrate, cts.Token);
-        var done = await world.WaitForTerminalAsync(source.Metadata.Namespace!, "move", cts.Token);
+        var done = await world.WaitForTerminalAsync(source.Metadata.NamespaceProperty!, "move", cts.Token);
 
         var status = done.Status.ShouldNotBeNull();
         status.Phase.ShouldBe(MigrationPhase.Succeeded, status.Message);
@@ -54,9 +55,9 @@ public sealed class RuntimeClassEndToEndTests(LocalCluster cluster, ITestOutputH
         status.Downtime.ShouldNotBeNullOrEmpty();
         status.Timings.ShouldNotBeNull().ShouldContainKey("prepare");
 
-        var clone = await world.WaitForPodReadyAsync(source.Metadata.Namespace!, status.ClonePod!, cts.Token);
+        var clone = await world.WaitForPodReadyAsync(source.Metadata.NamespaceProperty!, status.ClonePod!, cts.Token);
         clone.Spec.NodeName.ShouldBe(to);
-        ClonePods.RuntimeClassOf(clone).ShouldBe(CloneRestore.RuntimeClassName);
+        clone.Spec.RuntimeClassName.ShouldBe(CloneRestore.RuntimeClassName);
         // The source's image by the digest its node reported: the root file system CRIU dumped from, whatever the tag says now.
         var tagged = source.Spec.Containers[0].Image!;
         var repository = tagged[..tagged.LastIndexOf(':')];
@@ -67,7 +68,7 @@ public sealed class RuntimeClassEndToEndTests(LocalCluster cluster, ITestOutputH
         after.ShouldBeGreaterThanOrEqualTo(before, "the clone must go on from the checkpointed value, not start again from 0");
         await world.WaitForCounterAboveAsync(clone, after, cts.Token);
 
-        await world.WaitForPodGoneAsync(source.Metadata.Namespace!, source.Metadata.Name!, cts.Token);
+        await world.WaitForPodGoneAsync(source.Metadata.NamespaceProperty!, source.Metadata.Name!, cts.Token);
         foreach (var node in new[] { NodeA, NodeB })
         {
             var images = await cluster.Cri(node).Images.ListImagesAsync(cts.Token);
@@ -102,25 +103,25 @@ public sealed class RuntimeClassEndToEndTests(LocalCluster cluster, ITestOutputH
 
         await world.CreateMigrationAsync("prep-killed", source, NodeB, MigrationMode.Migrate, cts.Token);
         await world.Agent(NodeB).ExitedAsync(cts.Token); // SIGKILLed itself at the fault point
-        var held = await world.WaitForMigrationAsync(source.Metadata.Namespace!, "prep-killed", _ => true, "the migration read", cts.Token);
+        var held = await world.WaitForMigrationAsync(source.Metadata.NamespaceProperty!, "prep-killed", _ => true, "the migration read", cts.Token);
         MigrationPhase.IsTerminal(held.Status?.Phase).ShouldBeFalse($"the migration waits for the target's agent: {held.Status?.Message}");
         held.Status!.CloneCreatedAt.ShouldBeNull("no clone pod before the target has a sealed checkpoint the controller knows of");
         await world.KillAgentAsync(NodeB);
         await world.StartAgentAsync(NodeB, cts.Token); // the node's agent comes back, without the fault
 
-        var done = await world.WaitForTerminalAsync(source.Metadata.Namespace!, "prep-killed", cts.Token);
+        var done = await world.WaitForTerminalAsync(source.Metadata.NamespaceProperty!, "prep-killed", cts.Token);
         await watching.CancelAsync();
         var shown = await sourceShown;
         var status = done.Status!;
         status.Phase.ShouldBe(MigrationPhase.Succeeded, status.Message);
         status.Conditions.ShouldNotBeNull().ShouldContain(c => c.Type == "TargetReachable" && c.Status == "True",
             "the controller saw the target unreachable and then answering again");
-        var clone = await world.WaitForPodReadyAsync(source.Metadata.Namespace!, status.ClonePod!, cts.Token);
+        var clone = await world.WaitForPodReadyAsync(source.Metadata.NamespaceProperty!, status.ClonePod!, cts.Token);
         var cloneFirst = await world.WaitForCounterAboveAsync(clone, -1, cts.Token);
         output.WriteLine($"{faultPoint}: source showed {shown.Count} values, last {shown.Max()}; the clone's first read {cloneFirst}");
         cloneFirst.ShouldBeGreaterThanOrEqualTo(shown.Max(), "the clone starts from the checkpoint: the source never ran after it");
-        await world.WaitForPodGoneAsync(source.Metadata.Namespace!, source.Metadata.Name!, cts.Token);
-        (await world.PodsAsync(source.Metadata.Namespace!, cts.Token)).ShouldHaveSingleItem("exactly one copy runs: the clone");
+        await world.WaitForPodGoneAsync(source.Metadata.NamespaceProperty!, source.Metadata.Name!, cts.Token);
+        (await world.PodsAsync(source.Metadata.NamespaceProperty!, cts.Token)).ShouldHaveSingleItem("exactly one copy runs: the clone");
         var prepared = cluster.Info.Node(NodeB).PreparedDir.ShouldNotBeNull("cluster.json names the node's prepared directory");
         Directory.EnumerateFileSystemEntries(prepared).Where(e => Path.GetFileName(e).StartsWith(status.CheckpointId!, StringComparison.Ordinal))
             .ShouldBeEmpty("neither the killed attempt's staging nor the consumed one is left on the target");
@@ -133,18 +134,18 @@ public sealed class RuntimeClassEndToEndTests(LocalCluster cluster, ITestOutputH
         using var cts = new CancellationTokenSource(TestBudget);
         await using var world = await MigrationWorld.StartAsync(cluster, output, cts.Token);
         var manifest = TestPods.Memhog(cluster.Image("memhog"), "rc-downtime", mib: 64);
-        manifest.Spec.Containers[0].ReadinessProbe = new Probe { HttpGet = new HttpGetAction { Path = "/healthz", Port = "http" }, PeriodSeconds = 1 };
+        manifest.Spec.Containers[0].ReadinessProbe = new V1Probe { HttpGet = new V1HTTPGetAction { Path = "/healthz", Port = "http" }, PeriodSeconds = 1 };
         var created = await world.Nodes.CreatePodAsync(manifest, NodeA, cts.Token);
-        var source = await world.WaitForPodReadyAsync(created.Metadata.Namespace!, created.Metadata.Name!, cts.Token);
+        var source = await world.WaitForPodReadyAsync(created.Metadata.NamespaceProperty!, created.Metadata.Name!, cts.Token);
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
         // From here on the longest gap is the migration's (the start-up's fill and probes are behind it).
         await Heartbeat.ReadAsync(http, source, reset: true, cts.Token);
 
         await world.CreateMigrationAsync("move", source, NodeB, MigrationMode.Migrate, cts.Token);
-        var done = await world.WaitForTerminalAsync(source.Metadata.Namespace!, "move", cts.Token);
+        var done = await world.WaitForTerminalAsync(source.Metadata.NamespaceProperty!, "move", cts.Token);
         var status = done.Status!;
         status.Phase.ShouldBe(MigrationPhase.Succeeded, status.Message);
-        var clone = await world.WaitForPodReadyAsync(source.Metadata.Namespace!, status.ClonePod!, cts.Token);
+        var clone = await world.WaitForPodReadyAsync(source.Metadata.NamespaceProperty!, status.ClonePod!, cts.Token);
         var seen = await Heartbeat.ReadAsync(http, clone, reset: false, cts.Token);
         var reported = Kube.Serialization.KubeDuration.Parse(status.Downtime!, "status.downtime");
 
@@ -157,9 +158,9 @@ public sealed class RuntimeClassEndToEndTests(LocalCluster cluster, ITestOutputH
     /// <summary>memhog's GET /heartbeat: the longest wall-clock gap its 10 ms heartbeat thread saw.</summary>
     private sealed record Heartbeat(long Beats, TimeSpan MaxGap)
     {
-        public static async Task<Heartbeat> ReadAsync(HttpClient http, Pod pod, bool reset, CancellationToken cancellationToken)
+        public static async Task<Heartbeat> ReadAsync(HttpClient http, V1Pod pod, bool reset, CancellationToken cancellationToken)
         {
-            var text = await http.GetStringAsync(new Uri($"http://{pod.Status!.PodIp}:{TestPods.HttpPort}/heartbeat{(reset ? "/reset" : "")}"), cancellationToken);
+            var text = await http.GetStringAsync(new Uri($"http://{pod.Status!.PodIP}:{TestPods.HttpPort}/heartbeat{(reset ? "/reset" : "")}"), cancellationToken);
             var fields = text.Trim().Split(' ').Select(f => f.Split('=')).ToDictionary(f => f[0], f => long.Parse(f[1], CultureInfo.InvariantCulture));
             return new Heartbeat(fields["beats"], TimeSpan.FromTicks(fields["max_gap_ns"] / 100));
         }

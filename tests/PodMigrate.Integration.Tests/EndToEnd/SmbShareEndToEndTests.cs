@@ -1,3 +1,4 @@
+using k8s.Models;
 using PodMigrate.Controller.Migrations;
 using PodMigrate.Core.IO;
 using PodMigrate.Core.Processes;
@@ -47,14 +48,14 @@ public sealed class SmbShareEndToEndTests(LocalCluster cluster, EndToEndSmbShare
         var before = await world.WaitForCounterAboveAsync(source, 10, cts.Token);
 
         await world.CreateMigrationAsync("smb-move", source, NodeB, MigrationMode.Migrate, cts.Token, retainCheckpoint: true);
-        var done = await world.WaitForTerminalAsync(source.Metadata.Namespace!, "smb-move", cts.Token);
+        var done = await world.WaitForTerminalAsync(source.Metadata.NamespaceProperty!, "smb-move", cts.Token);
 
         var status = done.Status!;
         status.Phase.ShouldBe(MigrationPhase.Succeeded, status.Message);
-        var clone = await world.WaitForPodReadyAsync(source.Metadata.Namespace!, status.ClonePod!, cts.Token);
+        var clone = await world.WaitForPodReadyAsync(source.Metadata.NamespaceProperty!, status.ClonePod!, cts.Token);
         clone.Spec.NodeName.ShouldBe(NodeB);
         (await world.ReadCounterAsync(clone, cts.Token)).ShouldBeGreaterThanOrEqualTo(before);
-        await world.WaitForPodGoneAsync(source.Metadata.Namespace!, source.Metadata.Name!, cts.Token);
+        await world.WaitForPodGoneAsync(source.Metadata.NamespaceProperty!, source.Metadata.Name!, cts.Token);
         world.CheckpointsOnShare().ShouldBe([status.CheckpointId!]);
         // On the server's disk the archive is 0600 (Samba's create mask), whatever mode the clients show.
         var archive = Directory.GetFiles(Path.Combine(world.CheckpointsDirectory, status.CheckpointId!), "archive.*").ShouldHaveSingleItem();
@@ -71,14 +72,14 @@ public sealed class SmbShareEndToEndTests(LocalCluster cluster, EndToEndSmbShare
         var before = await world.WaitForCounterAboveAsync(source, 10, cts.Token);
 
         await world.CreateMigrationAsync("smb-copy", source, NodeB, MigrationMode.Clone, cts.Token);
-        var done = await world.WaitForTerminalAsync(source.Metadata.Namespace!, "smb-copy", cts.Token);
+        var done = await world.WaitForTerminalAsync(source.Metadata.NamespaceProperty!, "smb-copy", cts.Token);
 
         var status = done.Status!;
         status.Phase.ShouldBe(MigrationPhase.Succeeded, status.Message);
-        var clone = await world.WaitForPodReadyAsync(source.Metadata.Namespace!, status.ClonePod!, cts.Token);
+        var clone = await world.WaitForPodReadyAsync(source.Metadata.NamespaceProperty!, status.ClonePod!, cts.Token);
         var cloneCount = await world.ReadCounterAsync(clone, cts.Token);
         cloneCount.ShouldBeGreaterThanOrEqualTo(before);
-        var sourceNow = await world.WaitForPodReadyAsync(source.Metadata.Namespace!, source.Metadata.Name!, cts.Token);
+        var sourceNow = await world.WaitForPodReadyAsync(source.Metadata.NamespaceProperty!, source.Metadata.Name!, cts.Token);
         sourceNow.Metadata.Uid.ShouldBe(source.Metadata.Uid);
         await world.WaitForCounterAboveAsync(sourceNow, cloneCount, cts.Token);
         world.CheckpointsOnShare().ShouldBeEmpty("a checkpoint not retained is deleted once the clone runs");
@@ -93,11 +94,11 @@ public sealed class SmbShareEndToEndTests(LocalCluster cluster, EndToEndSmbShare
         await world.WaitForCounterAboveAsync(source, 5, cts.Token);
 
         await world.CreateMigrationAsync("smb-corrupt", source, NodeB, MigrationMode.Migrate, cts.Token);
-        await world.WaitForPhaseAsync(source.Metadata.Namespace!, "smb-corrupt", MigrationPhase.Checkpointing, cts.Token);
+        await world.WaitForPhaseAsync(source.Metadata.NamespaceProperty!, "smb-corrupt", MigrationPhase.Checkpointing, cts.Token);
         Signal("STOP", world.Agent(NodeB).Pid);
         try
         {
-            var restoring = await world.WaitForPhaseAsync(source.Metadata.Namespace!, "smb-corrupt", MigrationPhase.Restoring, cts.Token);
+            var restoring = await world.WaitForPhaseAsync(source.Metadata.NamespaceProperty!, "smb-corrupt", MigrationPhase.Restoring, cts.Token);
             restoring.Status!.Phase.ShouldBe(MigrationPhase.Restoring, restoring.Status.Message);
             FlipOneByteOfTheArchive(Path.Combine(world.CheckpointsDirectory, restoring.Status.CheckpointId!));
         }
@@ -105,12 +106,12 @@ public sealed class SmbShareEndToEndTests(LocalCluster cluster, EndToEndSmbShare
         {
             Signal("CONT", world.Agent(NodeB).Pid);
         }
-        var done = await world.WaitForTerminalAsync(source.Metadata.Namespace!, "smb-corrupt", cts.Token);
+        var done = await world.WaitForTerminalAsync(source.Metadata.NamespaceProperty!, "smb-corrupt", cts.Token);
 
         done.Status!.Phase.ShouldBe(MigrationPhase.RolledBack, done.Status.Message);
         done.Status.RollbackReason.ShouldBe("RestoreFailed");
         (await world.Nodes.EmulatedSandboxesAsync(NodeB, cts.Token)).ShouldBeEmpty("nothing starts on the target");
-        var sourceNow = await world.WaitForPodReadyAsync(source.Metadata.Namespace!, source.Metadata.Name!, cts.Token);
+        var sourceNow = await world.WaitForPodReadyAsync(source.Metadata.NamespaceProperty!, source.Metadata.Name!, cts.Token);
         var value = await world.ReadCounterAsync(sourceNow, cts.Token);
         await world.WaitForCounterAboveAsync(sourceNow, value + 5, cts.Token);
         await DeleteCheckpointsAsync(world);
@@ -132,7 +133,7 @@ public sealed class SmbShareEndToEndTests(LocalCluster cluster, EndToEndSmbShare
         try
         {
             await world.CreateMigrationAsync("smb-full", source, NodeB, MigrationMode.Migrate, cts.Token);
-            done = await world.WaitForTerminalAsync(source.Metadata.Namespace!, "smb-full", cts.Token);
+            done = await world.WaitForTerminalAsync(source.Metadata.NamespaceProperty!, "smb-full", cts.Token);
         }
         finally
         {
@@ -144,7 +145,7 @@ public sealed class SmbShareEndToEndTests(LocalCluster cluster, EndToEndSmbShare
         done.Status.Message.ShouldNotBeNull().ShouldContain("full");
         world.CheckpointsOnShare().ShouldBeEmpty("nothing is published on a full share");
         Directory.EnumerateFileSystemEntries(Path.Combine(world.CheckpointsDirectory, ".staging")).ShouldBeEmpty("the partial archive is removed");
-        var sourceNow = await world.WaitForPodReadyAsync(source.Metadata.Namespace!, source.Metadata.Name!, cts.Token);
+        var sourceNow = await world.WaitForPodReadyAsync(source.Metadata.NamespaceProperty!, source.Metadata.Name!, cts.Token);
         sourceNow.Metadata.Uid.ShouldBe(source.Metadata.Uid);
         var value = await world.ReadCounterAsync(sourceNow, cts.Token);
         await world.WaitForCounterAboveAsync(sourceNow, value + 5, cts.Token);
@@ -159,13 +160,13 @@ public sealed class SmbShareEndToEndTests(LocalCluster cluster, EndToEndSmbShare
         await world.WaitForCounterAboveAsync(source, 5, cts.Token);
 
         await world.CreateMigrationAsync("smb-down", source, NodeB, MigrationMode.Migrate, cts.Token);
-        await world.WaitForPhaseAsync(source.Metadata.Namespace!, "smb-down", MigrationPhase.Checkpointing, cts.Token);
+        await world.WaitForPhaseAsync(source.Metadata.NamespaceProperty!, "smb-down", MigrationPhase.Checkpointing, cts.Token);
         PodMigration done;
         var stopped = System.Diagnostics.Stopwatch.StartNew();
         try
         {
             await smb.Share.StopServerAsync(cts.Token);
-            done = await world.WaitForTerminalAsync(source.Metadata.Namespace!, "smb-down", cts.Token);
+            done = await world.WaitForTerminalAsync(source.Metadata.NamespaceProperty!, "smb-down", cts.Token);
             stopped.Stop();
         }
         finally
@@ -176,7 +177,7 @@ public sealed class SmbShareEndToEndTests(LocalCluster cluster, EndToEndSmbShare
         output.WriteLine($"terminal {stopped.Elapsed.TotalSeconds:F1} s after the server stopped: {done.Status!.Phase} {done.Status.RollbackReason}: {done.Status.Message}");
         done.Status.Phase.ShouldBe(MigrationPhase.RolledBack, done.Status.Message);
         stopped.Elapsed.ShouldBeLessThan(TimeSpan.FromSeconds(90), "the share's client gives up within its timeout; the migration does not hang");
-        var sourceNow = await world.WaitForPodReadyAsync(source.Metadata.Namespace!, source.Metadata.Name!, cts.Token);
+        var sourceNow = await world.WaitForPodReadyAsync(source.Metadata.NamespaceProperty!, source.Metadata.Name!, cts.Token);
         sourceNow.Metadata.Uid.ShouldBe(source.Metadata.Uid);
         var value = await world.WaitForCounterAboveAsync(sourceNow, -1, cts.Token);
         await world.WaitForCounterAboveAsync(sourceNow, value + 5, cts.Token);

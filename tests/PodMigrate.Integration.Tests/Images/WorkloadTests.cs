@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Formats.Tar;
 using System.IO.Compression;
 using System.Net;
+using System.Net.Sockets;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Versioning;
@@ -20,6 +21,8 @@ namespace PodMigrate.Integration.Tests.Images;
 public sealed class WorkloadTests : IAsyncLifetime, IDisposable
 {
     private const int SigTerm = 15;
+    private const int SigCont = 18;
+    private const int SigStop = 19;
 
     private readonly string _dir = Directory.CreateTempSubdirectory("pm-workloads-").FullName;
     private readonly CancellationTokenSource _timeout = new(TimeSpan.FromSeconds(120));
@@ -69,6 +72,66 @@ public sealed class WorkloadTests : IAsyncLifetime, IDisposable
         // Looked at once it stopped: while it runs, a listing can catch count.tmp between its write and its rename (20 ms).
         await StopAsync(counter);
         Directory.GetFiles(_dir, "count*").ShouldBe([file], "the temp file of the atomic write must not linger");
+    }
+
+    /// <summary>
+    /// A workload frozen by a checkpoint is still probed (a readiness probe a second, for as long as a rollback takes): the
+    /// kernel must queue those connections until it thaws, and it must answer all of them then. With a listen backlog of 16
+    /// the queue overflowed, the refused connections completed late by retransmission with their request still to come, and
+    /// each stalled the one-request-at-a-time loop for its receive timeout: a source resumed after a rollback stopped
+    /// answering for seconds (PodMigrationEndToEndTests' target-agent-down test failed on it).
+    /// </summary>
+    [Fact(Timeout = 120_000)]
+    public async Task A_stopped_counter_queues_every_connection_and_answers_each_once_it_runs_again()
+    {
+        const int connections = 64;
+        var port = LocalRegistry.FreeTcpPort();
+        var counter = await StartAsync(WorkloadImages.Counter, new() { ["PORT"] = $"{port}", ["COUNTER_FILE"] = Path.Combine(_dir, "count") });
+        await WaitForAsync(() => _http.GetStringAsync(new Uri($"http://127.0.0.1:{port}/healthz"), _timeout.Token), s => s == "ok\n");
+
+        var sockets = new List<Socket>();
+        try
+        {
+            Kill(counter.Id, SigStop).ShouldBe(0);
+            while (sockets.Count < connections)
+            {
+                var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+                using var connect = CancellationTokenSource.CreateLinkedTokenSource(_timeout.Token);
+                connect.CancelAfter(TimeSpan.FromSeconds(1));
+                try
+                {
+                    await socket.ConnectAsync(IPAddress.Loopback, port, connect.Token);
+                }
+                catch (OperationCanceledException) when (!_timeout.IsCancellationRequested)
+                {
+                    // The kernel dropped the handshake: the listen queue is full.
+                    socket.Dispose();
+                    break;
+                }
+                await socket.SendAsync("GET / HTTP/1.0\r\n\r\n"u8.ToArray(), _timeout.Token);
+                sockets.Add(socket);
+            }
+            sockets.Count.ShouldBe(connections, "a stopped workload's listen queue must hold every probe made while it is frozen");
+        }
+        finally
+        {
+            Kill(counter.Id, SigCont).ShouldBe(0);
+        }
+
+        var thawed = Stopwatch.StartNew();
+        var buffer = new byte[256];
+        foreach (var socket in sockets)
+        {
+            using (socket)
+            {
+                using var answer = CancellationTokenSource.CreateLinkedTokenSource(_timeout.Token);
+                answer.CancelAfter(TimeSpan.FromSeconds(5));
+                var read = await socket.ReceiveAsync(buffer, answer.Token);
+                System.Text.Encoding.ASCII.GetString(buffer, 0, read).ShouldStartWith("HTTP/1.0 200");
+            }
+        }
+        thawed.Elapsed.ShouldBeLessThan(TimeSpan.FromSeconds(2), "every queued request is answered at once, none waits out a silent one");
+        await StopAsync(counter);
     }
 
     [Fact(Timeout = 120_000)]

@@ -1,4 +1,6 @@
 using System.Text.Json;
+using k8s;
+using k8s.Models;
 using Microsoft.Extensions.Logging;
 using PodMigrate.Core.Errors;
 using PodMigrate.Kube.ApiServer;
@@ -59,11 +61,13 @@ internal sealed class EmulatedNodes : IAsyncDisposable
     public static async Task<EmulatedNodes> StartAsync(LocalCluster cluster, ITestOutputHelper output, CancellationToken cancellationToken, bool tls = false)
     {
         var logs = TestOutputLoggerProvider.Factory(output);
-        UserInfo[] users = [UserInfo.Admin(), ControllerUser, .. cluster.Info.Nodes.Select(n => UserInfo.Node(n.Name))];
+        // A node's identity under its cluster name and under the default name the tests use (node-a for s1-a: ClusterInfo.Node).
+        var nodeNames = cluster.Info.Nodes.SelectMany(n => new[] { n.Name, "node" + n.Name[n.Name.LastIndexOf('-')..] }).Distinct(StringComparer.Ordinal);
+        UserInfo[] users = [UserInfo.Admin(), ControllerUser, .. nodeNames.Select(UserInfo.Node)];
         var tokens = users.Select(u => new StaticToken(Guid.NewGuid().ToString("N"), u)).ToList();
         var server = await KubeApiServer.StartAsync(new ApiServerOptions { Tokens = tokens, AuthorizeWithRbac = true, UseTls = tls }, configureLogging: null, cancellationToken);
         var api = new KubernetesApiClient(server.ClientConfig);
-        await api.CreateAsync(KubeResources.Namespaces, null, new KubeNamespace { Metadata = new ObjectMeta { Name = TestPods.Namespace } }, cancellationToken);
+        await api.Kubernetes.CoreV1.CreateNamespaceAsync(new V1Namespace { Metadata = new V1ObjectMeta { Name = TestPods.Namespace } }, cancellationToken: cancellationToken);
         await ApplyAsync(api, Path.Combine("scripts", "lib", "node-emulator-rbac.yaml"), cancellationToken);
         var clusterId = (await api.GetAsync(KubeResources.Namespaces, null, EmulatorLabels.ClusterIdNamespace, cancellationToken)).Metadata.Uid!;
         return new EmulatedNodes(cluster, logs, server, api, clusterId, tokens);
@@ -134,7 +138,7 @@ internal sealed class EmulatedNodes : IAsyncDisposable
         var stop = new CancellationTokenSource();
         _emulators.Add(node, (stop, Task.Run(() => emulator.RunAsync(stop.Token), CancellationToken.None)));
         await WaitForAsync(
-            async ct => await TryGetAsync(KubeResources.Nodes, null, node, ct),
+            async ct => await TryGetAsync(KubeResources.V1Nodes, null, node, ct),
             n => n?.Status?.Conditions?.Any(c => c.Type == "Ready" && c.Status == "True") == true,
             $"node {node} Ready", cancellationToken);
     }
@@ -151,24 +155,24 @@ internal sealed class EmulatedNodes : IAsyncDisposable
     }
 
     /// <summary>Creates <paramref name="pod"/> bound to <paramref name="node"/>; the API server gives it its uid.</summary>
-    public async Task<Pod> CreatePodAsync(Pod pod, string node, CancellationToken cancellationToken)
+    public async Task<V1Pod> CreatePodAsync(V1Pod pod, string node, CancellationToken cancellationToken)
     {
         pod.Spec.NodeName = node;
         pod.Metadata.Uid = null;
-        return await Api.CreateAsync(KubeResources.Pods, pod.Metadata.Namespace, pod, cancellationToken);
+        return await Api.CreateAsync(KubeResources.V1Pods, pod.Metadata.NamespaceProperty, pod, cancellationToken);
     }
 
-    public Task<Pod> WaitForPodAsync(Pod pod, Func<Pod, bool> condition, string what, CancellationToken cancellationToken)
+    public Task<V1Pod> WaitForPodAsync(V1Pod pod, Func<V1Pod, bool> condition, string what, CancellationToken cancellationToken)
         => WaitForAsync(
-            async ct => await TryGetAsync(KubeResources.Pods, pod.Metadata.Namespace, pod.Metadata.Name!, ct),
+            async ct => await TryGetAsync(KubeResources.V1Pods, pod.Metadata.NamespaceProperty, pod.Metadata.Name!, ct),
             p => p is not null && condition(p),
-            $"pod {pod.Key}: {what}", cancellationToken)!;
+            $"pod {pod.Key()}: {what}", cancellationToken)!;
 
-    public Task WaitForPodGoneAsync(Pod pod, CancellationToken cancellationToken)
+    public Task WaitForPodGoneAsync(V1Pod pod, CancellationToken cancellationToken)
         => WaitForAsync(
-            async ct => await TryGetAsync(KubeResources.Pods, pod.Metadata.Namespace, pod.Metadata.Name!, ct),
+            async ct => await TryGetAsync(KubeResources.V1Pods, pod.Metadata.NamespaceProperty, pod.Metadata.Name!, ct),
             p => p is null || p.Metadata.Uid != pod.Metadata.Uid,
-            $"pod {pod.Key} deleted", cancellationToken);
+            $"pod {pod.Key()} deleted", cancellationToken);
 
     /// <summary>The sandboxes of pod <paramref name="podUid"/> on <paramref name="node"/>, whoever made them.</summary>
     public async Task<IReadOnlyList<PodSandbox>> SandboxesAsync(string node, string podUid, CancellationToken cancellationToken)
@@ -271,8 +275,8 @@ internal sealed class EmulatedNodes : IAsyncDisposable
     {
         null => "nothing",
         PodMigrate.Controller.Migrations.PodMigration m => $"podmigration phase {m.Status?.Phase ?? "-"}: {m.Status?.Message}",
-        Pod pod => JsonSerializer.Serialize(pod, KubeClientJsonContext.Default.Pod),
-        Kube.Models.Node node => JsonSerializer.Serialize(node, KubeClientJsonContext.Default.Node),
+        V1Pod pod => JsonSerializer.Serialize(pod, PackageJson.TypeInfo<V1Pod>()),
+        V1Node node => JsonSerializer.Serialize(node, PackageJson.TypeInfo<V1Node>()),
         _ => value.ToString() ?? "",
     };
 }

@@ -2,6 +2,8 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
+using k8s;
+using k8s.Models;
 using PodMigrate.Core.Errors;
 using PodMigrate.Integration.Tests.Cluster;
 using PodMigrate.Kube.Client;
@@ -39,17 +41,17 @@ public sealed class NodeEmulatorTests(LocalCluster cluster, ITestOutputHelper ou
         await using var nodes = await EmulatedNodes.StartAsync(cluster, output, cts.Token);
         await nodes.StartEmulatorAsync(NodeA, cts.Token);
         var manifest = TestPods.Counter(cluster.Image("counter"), "emu-run");
-        manifest.Spec.Containers[0].ReadinessProbe = new Probe { HttpGet = new HttpGetAction { Path = "/healthz", Port = "http" }, PeriodSeconds = 1 };
+        manifest.Spec.Containers[0].ReadinessProbe = new V1Probe { HttpGet = new V1HTTPGetAction { Path = "/healthz", Port = "http" }, PeriodSeconds = 1 };
 
         var created = await nodes.CreatePodAsync(manifest, NodeA, cts.Token);
         var pod = await nodes.WaitForPodAsync(created, p => Condition(p, "Ready")?.Status == "True", "Ready", cts.Token);
 
         var status = pod.Status!;
         status.Phase.ShouldBe("Running");
-        var podIp = status.PodIp.ShouldNotBeNull();
+        var podIp = status.PodIP.ShouldNotBeNull();
         IPNetwork.Parse(cluster.Info.Node(NodeA).Subnet).Contains(IPAddress.Parse(podIp)).ShouldBeTrue($"pod IP {podIp} is not in {NodeA}'s subnet");
-        status.PodIps.ShouldNotBeNull().ShouldHaveSingleItem().Ip.ShouldBe(podIp);
-        status.HostIp.ShouldBe("127.0.0.1");
+        status.PodIPs.ShouldNotBeNull().ShouldHaveSingleItem().Ip.ShouldBe(podIp);
+        status.HostIP.ShouldBe("127.0.0.1");
         status.StartTime.ShouldNotBeNull();
         foreach (var type in new[] { "PodScheduled", "Initialized", "PodReadyToStartContainers", "ContainersReady", "Ready" })
         {
@@ -63,9 +65,9 @@ public sealed class NodeEmulatorTests(LocalCluster cluster, ITestOutputHelper ou
         container.Started.ShouldBe(true);
         container.RestartCount.ShouldBe(0);
         container.Image.ShouldBe(cluster.Image("counter"));
-        container.ImageId.ShouldNotBeNull().ShouldContain("sha256:");
+        container.ImageID.ShouldNotBeNull().ShouldContain("sha256:");
         container.State.ShouldNotBeNull().Running.ShouldNotBeNull().StartedAt.ShouldNotBeNull();
-        var containerId = container.ContainerId.ShouldNotBeNull();
+        var containerId = container.ContainerID.ShouldNotBeNull();
         containerId.ShouldStartWith("containerd://");
 
         // The runtime agrees: the container the status names runs with kubelet's labels, in a sandbox marked as the emulator's.
@@ -94,7 +96,7 @@ public sealed class NodeEmulatorTests(LocalCluster cluster, ITestOutputHelper ou
         await using var nodes = await EmulatedNodes.StartAsync(cluster, output, cts.Token);
         await nodes.StartEmulatorAsync(NodeA, cts.Token);
 
-        var node = await nodes.Api.GetAsync(KubeResources.Nodes, null, NodeA, cts.Token);
+        var node = await nodes.Api.GetAsync(KubeResources.V1Nodes, null, NodeA, cts.Token);
         var labels = node.Metadata.Labels.ShouldNotBeNull();
         labels[EmulatorLabels.Hostname].ShouldBe(NodeA);
         labels[EmulatorLabels.Os].ShouldBe("linux");
@@ -106,26 +108,26 @@ public sealed class NodeEmulatorTests(LocalCluster cluster, ITestOutputHelper ou
         ready.LastHeartbeatTime.ShouldNotBeNull();
         ready.LastTransitionTime.ShouldNotBeNull();
         var capacity = status.Capacity.ShouldNotBeNull();
-        capacity["cpu"].ShouldBe(Environment.ProcessorCount.ToString(CultureInfo.InvariantCulture));
-        capacity["pods"].ShouldBe("110");
-        var memoryKib = Kib(capacity["memory"]);
+        capacity["cpu"].ToString().ShouldBe(Environment.ProcessorCount.ToString(CultureInfo.InvariantCulture));
+        capacity["pods"].ToString().ShouldBe("110");
+        var memoryKib = capacity["memory"].ToInt64() / 1024;
         memoryKib.ShouldBeGreaterThan(1024L * 1024, "the host has more than 1 GiB");
-        Kib(status.Allocatable.ShouldNotBeNull()["memory"]).ShouldBeLessThan(memoryKib, "the eviction reserve is held back");
+        (status.Allocatable.ShouldNotBeNull()["memory"].ToInt64() / 1024).ShouldBeLessThan(memoryKib, "the eviction reserve is held back");
         status.Addresses.ShouldNotBeNull().ShouldContain(a => a.Type == "InternalIP" && a.Address == "127.0.0.1");
         var info = status.NodeInfo.ShouldNotBeNull();
         info.ContainerRuntimeVersion.ShouldStartWith("containerd://");
         info.KubeletVersion.ShouldNotBeNullOrEmpty();
         info.OperatingSystem.ShouldBe("linux");
         info.KernelVersion.ShouldBe((await File.ReadAllTextAsync("/proc/sys/kernel/osrelease", cts.Token)).Trim());
-        info.BootId.ShouldBe((await File.ReadAllTextAsync("/proc/sys/kernel/random/boot_id", cts.Token)).Trim());
+        info.BootID.ShouldBe((await File.ReadAllTextAsync("/proc/sys/kernel/random/boot_id", cts.Token)).Trim());
 
-        var lease = await nodes.Api.GetAsync(KubeResources.Leases, EmulatorLabels.NodeLeaseNamespace, NodeA, cts.Token);
+        var lease = await nodes.Api.Kubernetes.CoordinationV1.ReadNamespacedLeaseAsync(NodeA, EmulatorLabels.NodeLeaseNamespace, cancellationToken: cts.Token);
         lease.Spec.HolderIdentity.ShouldBe(NodeA);
         lease.Spec.LeaseDurationSeconds.ShouldBe(4);
         lease.Metadata.OwnerReferences.ShouldNotBeNull().ShouldHaveSingleItem().Uid.ShouldBe(node.Metadata.Uid);
         var renewed = lease.Spec.RenewTime.ShouldNotBeNull();
         await EmulatedNodes.WaitForAsync(
-            ct => nodes.Api.GetAsync(KubeResources.Leases, EmulatorLabels.NodeLeaseNamespace, NodeA, ct),
+            ct => nodes.Api.Kubernetes.CoordinationV1.ReadNamespacedLeaseAsync(NodeA, EmulatorLabels.NodeLeaseNamespace, cancellationToken: ct),
             l => l.Spec.RenewTime > renewed, "the lease to be renewed", cts.Token);
     }
 
@@ -147,7 +149,7 @@ public sealed class NodeEmulatorTests(LocalCluster cluster, ITestOutputHelper ou
         Condition(pod, "ContainersReady")!.Reason.ShouldBe("ContainersNotReady");
         Waiting(pod)!.Message.ShouldNotBeNull().ShouldContain(image);
         var container = pod.Status.ContainerStatuses!.Single();
-        container.ContainerId.ShouldBeNull();
+        container.ContainerID.ShouldBeNull();
         container.Ready.ShouldBeFalse();
         var byPod = new ContainerFilter();
         byPod.LabelSelector[KubeletLabels.PodUid] = pod.Metadata.Uid;
@@ -162,22 +164,22 @@ public sealed class NodeEmulatorTests(LocalCluster cluster, ITestOutputHelper ou
         await nodes.StartEmulatorAsync(NodeA, cts.Token);
         var manifest = TestPods.Counter(cluster.Image("counter"), "emu-probe");
         // Each probe leaves a mark, so the test can tell the probe has run (and failed) without sleeping.
-        manifest.Spec.Containers[0].ReadinessProbe = new Probe
+        manifest.Spec.Containers[0].ReadinessProbe = new V1Probe
         {
-            Exec = new ExecAction { Command = ["sh", "-c", "echo . >> /tmp/probes; test \"$(cat /tmp/ready)\" = yes"] },
+            Exec = new V1ExecAction { Command = ["sh", "-c", "echo . >> /tmp/probes; test \"$(cat /tmp/ready)\" = yes"] },
             PeriodSeconds = 1,
             FailureThreshold = 1,
         };
 
         var created = await nodes.CreatePodAsync(manifest, NodeA, cts.Token);
         var running = await nodes.WaitForPodAsync(created, p => p.Status?.Phase == "Running", "Running", cts.Token);
-        var containerId = running.Status!.ContainerStatuses!.Single().ContainerId!["containerd://".Length..];
+        var containerId = running.Status!.ContainerStatuses!.Single().ContainerID!["containerd://".Length..];
         var cri = cluster.Cri(NodeA).Runtime;
         await EmulatedNodes.WaitForAsync(
             async ct => (await cri.ExecSyncAsync(containerId, ["cat", "/tmp/probes"], TimeSpan.FromSeconds(10), ct)).Stdout.ToStringUtf8().Count(c => c == '.'),
             probes => probes >= 3, "three readiness probes", cts.Token);
 
-        var unready = await nodes.Api.GetAsync(KubeResources.Pods, TestPods.Namespace, created.Metadata.Name!, cts.Token);
+        var unready = await nodes.Api.GetAsync(KubeResources.V1Pods, TestPods.Namespace, created.Metadata.Name!, cts.Token);
         unready.Status!.Phase.ShouldBe("Running");
         Condition(unready, "Ready")!.Status.ShouldBe("False");
         Condition(unready, "ContainersReady")!.Message.ShouldBe("containers with unready status: [counter]");
@@ -203,12 +205,12 @@ public sealed class NodeEmulatorTests(LocalCluster cluster, ITestOutputHelper ou
         var created = await nodes.CreatePodAsync(TestPods.Counter(cluster.Image("counter"), "emu-delete"), NodeA, cts.Token);
         var pod = await nodes.WaitForPodAsync(created, p => Condition(p, "Ready")?.Status == "True", "Ready", cts.Token);
         var uid = pod.Metadata.Uid!;
-        var containerId = pod.Status!.ContainerStatuses!.Single().ContainerId!["containerd://".Length..];
+        var containerId = pod.Status!.ContainerStatuses!.Single().ContainerID!["containerd://".Length..];
         Directory.Exists(KubeletPodConfig.LogDirectory(TestPods.Namespace, pod.Metadata.Name!, uid)).ShouldBeTrue();
 
         // A grace period far beyond the test's budget: the pod can only be gone in time if the counter ended on SIGTERM,
         // not by the SIGKILL at the end of the grace period (no wall-clock margin to break on a busy machine).
-        var terminating = await nodes.Api.DeleteAsync(KubeResources.Pods, TestPods.Namespace, pod.Metadata.Name!, new DeleteOptions { GracePeriodSeconds = 3600 }, cts.Token);
+        var terminating = await nodes.Api.DeleteAsync(KubeResources.V1Pods, TestPods.Namespace, pod.Metadata.Name!, new DeleteOptions { GracePeriodSeconds = 3600 }, cts.Token);
         terminating.ShouldNotBeNull("a pod bound to a node waits for its kubelet").Metadata.DeletionTimestamp.ShouldNotBeNull();
         await nodes.WaitForPodGoneAsync(pod, cts.Token);
 
@@ -235,7 +237,7 @@ public sealed class NodeEmulatorTests(LocalCluster cluster, ITestOutputHelper ou
             var uid = pod.Metadata.Uid!;
 
             await nodes.StopEmulatorAsync(NodeA);
-            await nodes.Api.DeleteAsync(KubeResources.Pods, TestPods.Namespace, pod.Metadata.Name!, new DeleteOptions { GracePeriodSeconds = 0 }, cts.Token);
+            await nodes.Api.DeleteAsync(KubeResources.V1Pods, TestPods.Namespace, pod.Metadata.Name!, new DeleteOptions { GracePeriodSeconds = 0 }, cts.Token);
             await nodes.WaitForPodGoneAsync(pod, cts.Token);
             (await nodes.SandboxesAsync(NodeA, uid, cts.Token)).ShouldHaveSingleItem("a stopped emulator leaves its pods as they are")
                 .State.ShouldBe(PodSandboxState.SandboxReady);
@@ -270,12 +272,12 @@ public sealed class NodeEmulatorTests(LocalCluster cluster, ITestOutputHelper ou
         var later = await nodes.CreatePodAsync(TestPods.Counter(cluster.Image("counter"), "emu-adopt-later"), NodeA, cts.Token);
         await nodes.WaitForPodAsync(later, p => Condition(p, "Ready")?.Status == "True", "Ready", cts.Token);
 
-        var after = await nodes.Api.GetAsync(KubeResources.Pods, TestPods.Namespace, created.Metadata.Name!, cts.Token);
+        var after = await nodes.Api.GetAsync(KubeResources.V1Pods, TestPods.Namespace, created.Metadata.Name!, cts.Token);
         after.Status!.Phase.ShouldBe("Running");
         Condition(after, "Ready")!.Status.ShouldBe("True");
         Condition(after, "Ready")!.LastTransitionTime.ShouldBe(Condition(before, "Ready")!.LastTransitionTime);
         var container = after.Status.ContainerStatuses!.Single();
-        container.ContainerId.ShouldBe(before.Status!.ContainerStatuses!.Single().ContainerId);
+        container.ContainerID.ShouldBe(before.Status!.ContainerStatuses!.Single().ContainerID);
         container.RestartCount.ShouldBe(0);
         (await nodes.SandboxesAsync(NodeA, after.Metadata.Uid!, cts.Token)).ShouldHaveSingleItem().Id.ShouldBe(sandboxId);
     }
@@ -293,7 +295,7 @@ public sealed class NodeEmulatorTests(LocalCluster cluster, ITestOutputHelper ou
             var port = ((IPEndPoint)agent.LocalEndpoint).Port;
             await nodes.StartEmulatorAsync(NodeA, cts.Token, options => options.AgentPort = port);
             var name = EmulatorLabels.AgentMirrorPodName(NodeA);
-            var mirrorRef = new Pod { Metadata = new ObjectMeta { Name = name, Namespace = EmulatorLabels.AgentNamespace } };
+            var mirrorRef = new V1Pod { Metadata = new V1ObjectMeta { Name = name, NamespaceProperty = EmulatorLabels.AgentNamespace } };
 
             var mirror = await nodes.WaitForPodAsync(mirrorRef, p => Condition(p, "Ready")?.Status == "True", "Ready", cts.Token);
 
@@ -303,7 +305,7 @@ public sealed class NodeEmulatorTests(LocalCluster cluster, ITestOutputHelper ou
             var annotations = mirror.Metadata.Annotations.ShouldNotBeNull();
             annotations[EmulatorLabels.ConfigMirror].ShouldNotBeNullOrEmpty();
             annotations[KubeletLabels.ConfigSource].ShouldBe("file");
-            var node = await nodes.Api.GetAsync(KubeResources.Nodes, null, NodeA, cts.Token);
+            var node = await nodes.Api.GetAsync(KubeResources.V1Nodes, null, NodeA, cts.Token);
             mirror.Metadata.OwnerReferences.ShouldNotBeNull().ShouldHaveSingleItem().Uid.ShouldBe(node.Metadata.Uid);
             mirror.Spec.NodeName.ShouldBe(NodeA);
             mirror.Spec.HostNetwork.ShouldBe(true);
@@ -311,10 +313,10 @@ public sealed class NodeEmulatorTests(LocalCluster cluster, ITestOutputHelper ou
             container.Name.ShouldBe("agent");
             var grpc = container.Ports.ShouldNotBeNull().ShouldHaveSingleItem();
             grpc.Name.ShouldBe("grpc");
-            grpc.Port.ShouldBe(port);
+            grpc.ContainerPort.ShouldBe(port);
             mirror.Status!.Phase.ShouldBe("Running");
-            mirror.Status.PodIp.ShouldBe("127.0.0.1");
-            mirror.Status.HostIp.ShouldBe("127.0.0.1");
+            mirror.Status.PodIP.ShouldBe("127.0.0.1");
+            mirror.Status.HostIP.ShouldBe("127.0.0.1");
             mirror.Status.ContainerStatuses.ShouldNotBeNull().ShouldHaveSingleItem().State!.Running.ShouldNotBeNull();
 
             agent.Stop();
@@ -323,7 +325,7 @@ public sealed class NodeEmulatorTests(LocalCluster cluster, ITestOutputHelper ou
             down.Status.ContainerStatuses!.Single().Ready.ShouldBeFalse();
 
             // kubelet recreates a mirror pod that someone deleted.
-            await nodes.Api.DeleteAsync(KubeResources.Pods, EmulatorLabels.AgentNamespace, name, new DeleteOptions { GracePeriodSeconds = 0 }, cts.Token);
+            await nodes.Api.DeleteAsync(KubeResources.V1Pods, EmulatorLabels.AgentNamespace, name, new DeleteOptions { GracePeriodSeconds = 0 }, cts.Token);
             var recreated = await nodes.WaitForPodAsync(mirrorRef, p => p.Metadata.Uid != mirror.Metadata.Uid && p.Status?.Phase == "Running", "the mirror pod recreated", cts.Token);
             recreated.Metadata.Annotations![EmulatorLabels.ConfigMirror].ShouldBe(annotations[EmulatorLabels.ConfigMirror], "the same manifest, the same hash");
 
@@ -349,7 +351,7 @@ public sealed class NodeEmulatorTests(LocalCluster cluster, ITestOutputHelper ou
         // The pod created after it runs: the emulator has seen every event before, the other pod's included.
         await nodes.WaitForPodAsync(here, p => p.Status?.Phase == "Running", "Running", cts.Token);
 
-        var untouched = await nodes.Api.GetAsync(KubeResources.Pods, TestPods.Namespace, elsewhere.Metadata.Name!, cts.Token);
+        var untouched = await nodes.Api.GetAsync(KubeResources.V1Pods, TestPods.Namespace, elsewhere.Metadata.Name!, cts.Token);
         untouched.Metadata.ResourceVersion.ShouldBe(elsewhere.Metadata.ResourceVersion);
         untouched.Status!.ContainerStatuses.ShouldBeNull();
         untouched.Status.Conditions.ShouldBeNull();
@@ -391,7 +393,7 @@ public sealed class NodeEmulatorTests(LocalCluster cluster, ITestOutputHelper ou
         Condition(completed, "Ready")!.Reason.ShouldBe("PodCompleted");
     }
 
-    private Pod Exiting(string prefix, string restartPolicy, int exitCode)
+    private V1Pod Exiting(string prefix, string restartPolicy, int exitCode)
     {
         var pod = TestPods.Counter(cluster.Image("counter"), prefix);
         pod.Spec.RestartPolicy = restartPolicy;
@@ -399,9 +401,9 @@ public sealed class NodeEmulatorTests(LocalCluster cluster, ITestOutputHelper ou
         return pod;
     }
 
-    private static PodCondition? Condition(Pod pod, string type) => pod.Status?.Conditions?.FirstOrDefault(c => c.Type == type);
+    private static V1PodCondition? Condition(V1Pod pod, string type) => pod.Status?.Conditions?.FirstOrDefault(c => c.Type == type);
 
-    private static ContainerStateWaiting? Waiting(Pod pod) => pod.Status?.ContainerStatuses?.FirstOrDefault()?.State?.Waiting;
+    private static V1ContainerStateWaiting? Waiting(V1Pod pod) => pod.Status?.ContainerStatuses?.FirstOrDefault()?.State?.Waiting;
 
     private static long Kib(string quantity)
     {

@@ -1,3 +1,4 @@
+using k8s.Models;
 using PodMigrate.Agent.Memory;
 using PodMigrate.Kube.Models;
 using PodMigrate.Node.Cri;
@@ -50,8 +51,8 @@ public sealed class NodeMemoryTests
         host.Capacity(110)["memory"].ShouldEndWith("Ki");
         host.Allocatable(110)["memory"].ShouldBe($"{(24L << 20) - 100 * 1024}Ki", "kubelet's eviction reserve held back");
         var enforced = host with { EnforcedMemoryBytes = 768L << 20 };
-        Quantities.ParseBytes(enforced.Capacity(110)["memory"]).ShouldBe(768L << 20);
-        Quantities.ParseBytes(enforced.Allocatable(110)["memory"]).ShouldBe(768L << 20);
+        new ResourceQuantity(enforced.Capacity(110)["memory"]).ToInt64().ShouldBe(768L << 20);
+        new ResourceQuantity(enforced.Allocatable(110)["memory"]).ToInt64().ShouldBe(768L << 20);
     }
 
     [Theory]

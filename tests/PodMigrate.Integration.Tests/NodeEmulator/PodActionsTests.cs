@@ -1,3 +1,4 @@
+using k8s.Models;
 using PodMigrate.Core.Retry;
 using PodMigrate.Kube.Models;
 using PodMigrate.NodeEmulator.Pods;
@@ -33,7 +34,7 @@ public sealed class PodActionsTests
     [Fact]
     public void A_running_pod_in_its_ready_sandbox_is_left_alone()
     {
-        var observed = Running("sb1", attempt: 0, Container("c1", "sb1", "app", 0, ObservedContainerState.Running));
+        var observed = Running("sb1", attempt: 0, V1Container("c1", "sb1", "app", 0, ObservedContainerState.Running));
 
         var actions = PodActions.Compute(NewPod("Always", "app"), observed, _backoff, Now);
 
@@ -117,11 +118,11 @@ public sealed class PodActionsTests
     public void A_deleted_pod_is_killed_within_its_deletion_grace_period_then_reported_and_deleted_for_good()
     {
         var pod = NewPod("Always", "app");
-        pod.Metadata.DeletionTimestamp = Now;
+        pod.Metadata.DeletionTimestamp = Now.UtcDateTime;
         pod.Metadata.DeletionGracePeriodSeconds = 7;
         pod.Spec.TerminationGracePeriodSeconds = 60;
         var observed = Running("sb1", 0,
-            Container("c1", "sb1", "app", 1, ObservedContainerState.Running),
+            V1Container("c1", "sb1", "app", 1, ObservedContainerState.Running),
             Exited("c0", "sb1", "app", 0, 1, Now.AddSeconds(-30))) with
         {
             Sandboxes = [new ObservedSandbox("sb1", true, 1), new ObservedSandbox("sb0", false, 0)],
@@ -142,7 +143,7 @@ public sealed class PodActionsTests
     {
         var pod = NewPod("Always", "app");
         pod.Spec.TerminationGracePeriodSeconds = 3;
-        var observed = Running("sb1", 0, Container("c1", "sb1", "app", 0, ObservedContainerState.Running)) with { Gone = true };
+        var observed = Running("sb1", 0, V1Container("c1", "sb1", "app", 0, ObservedContainerState.Running)) with { Gone = true };
 
         var actions = PodActions.Compute(pod, observed, _backoff, Now);
 
@@ -157,7 +158,7 @@ public sealed class PodActionsTests
     public void A_deleted_pod_that_never_ran_here_has_no_final_status_to_report()
     {
         var pod = NewPod("Always", "app");
-        pod.Metadata.DeletionTimestamp = Now;
+        pod.Metadata.DeletionTimestamp = Now.UtcDateTime;
 
         var actions = PodActions.Compute(pod, new PodObservation(), _backoff, Now);
 
@@ -235,7 +236,7 @@ public sealed class PodActionsTests
             Sandboxes = [new ObservedSandbox("old", Ready: false, Attempt: 0), new ObservedSandbox("restored", Ready: true, Attempt: 1)],
             Containers =
             [
-                Container("c-restored", "restored", "app", 0, ObservedContainerState.Running),
+                V1Container("c-restored", "restored", "app", 0, ObservedContainerState.Running),
                 Exited("c-old", "old", "app", 0, 137, Now.AddSeconds(-60)),
             ],
         };
@@ -256,7 +257,7 @@ public sealed class PodActionsTests
     [InlineData("Unknown")]
     public void A_container_created_but_never_started_is_replaced_by_the_next_attempt(string state)
     {
-        var observed = Running("sb1", 0, Container("c1", "sb1", "app", 1, Enum.Parse<ObservedContainerState>(state)));
+        var observed = Running("sb1", 0, V1Container("c1", "sb1", "app", 1, Enum.Parse<ObservedContainerState>(state)));
 
         var action = PodActions.Compute(NewPod("Always", "app"), observed, _backoff, Now).Containers.ShouldHaveSingleItem();
 
@@ -271,7 +272,7 @@ public sealed class PodActionsTests
         var pod = NewPod("Never", "app");
         PodActions.Compute(pod, Running("sb1", 0) with { Terminal = true }, _backoff, Now).Step.ShouldBe(PodStep.None);
 
-        pod.Status = new PodStatus { Phase = "Succeeded" };
+        pod.Status = new V1PodStatus { Phase = "Succeeded" };
         PodActions.Compute(pod, Running("sb1", 0) with { SandboxId = null, Reported = false }, _backoff, Now).Step.ShouldBe(PodStep.StayFinished);
         PodActions.Compute(pod, Running("sb1", 0), _backoff, Now).Step.ShouldBe(PodStep.Run, "only a phase this worker did not report itself is taken as finished before");
     }
@@ -280,7 +281,7 @@ public sealed class PodActionsTests
     public void Init_containers_are_reported_unsupported_and_nothing_runs()
     {
         var pod = NewPod("Always", "app");
-        pod.Spec.InitContainers = [new Container { Name = "init" }];
+        pod.Spec.InitContainers = [new V1Container { Name = "init" }];
 
         var actions = PodActions.Compute(pod, new PodObservation(), _backoff, Now);
 
@@ -300,10 +301,10 @@ public sealed class PodActionsTests
         action.Attempt.ShouldBe(0u);
     }
 
-    private static Pod NewPod(string? restartPolicy, params string[] containers) => new()
+    private static V1Pod NewPod(string? restartPolicy, params string[] containers) => new()
     {
-        Metadata = new ObjectMeta { Name = "p", Namespace = "ns", Uid = "uid-1" },
-        Spec = new PodSpec { RestartPolicy = restartPolicy, Containers = [.. containers.Select(name => new Container { Name = name, Image = "img" })] },
+        Metadata = new V1ObjectMeta { Name = "p", NamespaceProperty = "ns", Uid = "uid-1" },
+        Spec = new V1PodSpec { RestartPolicy = restartPolicy, Containers = [.. containers.Select(name => new V1Container { Name = name, Image = "img" })] },
     };
 
     /// <summary>The worker runs the pod in a ready sandbox it made, holding these containers.</summary>
@@ -316,7 +317,7 @@ public sealed class PodActionsTests
         Reported = true,
     };
 
-    private static ObservedContainer Container(string id, string sandboxId, string name, uint attempt, ObservedContainerState state)
+    private static ObservedContainer V1Container(string id, string sandboxId, string name, uint attempt, ObservedContainerState state)
         => new(id, sandboxId, name, attempt, state, CreatedAt: attempt);
 
     private static ObservedContainer Exited(string id, string sandboxId, string name, uint attempt, int exitCode, DateTimeOffset finishedAt)

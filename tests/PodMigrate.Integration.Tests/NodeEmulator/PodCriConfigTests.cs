@@ -1,3 +1,4 @@
+using k8s.Models;
 using PodMigrate.Core.Errors;
 using PodMigrate.Kube.Models;
 using PodMigrate.Kube.Serialization;
@@ -12,7 +13,7 @@ public sealed class PodCriConfigTests
 {
     private static readonly DateTimeOffset Seen = new(2026, 11, 22, 5, 0, 0, TimeSpan.Zero);
 
-    private static Pod Pod() => KubeManifests.ReadPod("""
+    private static V1Pod V1Pod() => KubeManifests.ReadPod("""
         apiVersion: v1
         kind: Pod
         metadata:
@@ -42,7 +43,7 @@ public sealed class PodCriConfigTests
     [Fact]
     public void The_sandbox_config_is_the_one_kubelet_sends()
     {
-        var config = PodCriConfig.BuildSandboxConfig(Pod(), attempt: 1, "file", Seen);
+        var config = PodCriConfig.BuildSandboxConfig(V1Pod(), attempt: 1, "file", Seen);
 
         config.Metadata.ShouldSatisfyAllConditions(
             m => m.Name.ShouldBe("web"), m => m.Namespace.ShouldBe("shop"), m => m.Uid.ShouldBe("0f2a"), m => m.Attempt.ShouldBe(1u));
@@ -67,7 +68,7 @@ public sealed class PodCriConfigTests
     [Fact]
     public void The_container_config_carries_kubelets_labels_annotations_and_expanded_command()
     {
-        var pod = Pod();
+        var pod = V1Pod();
 
         var config = PodCriConfig.BuildContainerConfig(pod, pod.Spec.Containers[0], "sha256:abc", restartCount: 0);
 
@@ -90,10 +91,10 @@ public sealed class PodCriConfigTests
     [Fact]
     public void The_container_hash_changes_with_the_container_spec_only()
     {
-        var pod = Pod();
+        var pod = V1Pod();
         var hash = PodCriConfig.Hash(pod.Spec.Containers[0]);
 
-        PodCriConfig.Hash(Pod().Spec.Containers[0]).ShouldBe(hash);
+        PodCriConfig.Hash(V1Pod().Spec.Containers[0]).ShouldBe(hash);
         pod.Spec.Containers[0].Image = "localhost:5000/podmigrate/counter:2";
         PodCriConfig.Hash(pod.Spec.Containers[0]).ShouldNotBe(hash);
     }

@@ -1,3 +1,4 @@
+using k8s.Models;
 using PodMigrate.Kube.Models;
 using PodMigrate.NodeEmulator.Pods;
 
@@ -22,10 +23,10 @@ public sealed class PodPhaseTests
     [InlineData("Always", "running", "missing", "Pending")]
     public void Phase_follows_kubelet(string restartPolicy, string first, string second, string phase)
     {
-        var spec = new PodSpec { RestartPolicy = restartPolicy, Containers = [new Container { Name = "a" }, new Container { Name = "b" }] };
-        ContainerStatus?[] statuses = [Status("a", first), Status("b", second)];
+        var spec = new V1PodSpec { RestartPolicy = restartPolicy, Containers = [new V1Container { Name = "a" }, new V1Container { Name = "b" }] };
+        V1ContainerStatus?[] statuses = [Status("a", first), Status("b", second)];
 
-        PodStatusBuilder.Phase(spec, [.. statuses.OfType<ContainerStatus>()], podIsTerminal: false).ShouldBe(phase);
+        PodStatusBuilder.Phase(spec, [.. statuses.OfType<V1ContainerStatus>()], podIsTerminal: false).ShouldBe(phase);
     }
 
     [Theory]
@@ -34,12 +35,12 @@ public sealed class PodPhaseTests
     [InlineData("crashloop", "exited:0", "Failed")]
     public void A_terminating_pod_with_every_container_stopped_ends_whatever_its_restart_policy(string first, string second, string phase)
     {
-        var spec = new PodSpec { RestartPolicy = "Always", Containers = [new Container { Name = "a" }, new Container { Name = "b" }] };
+        var spec = new V1PodSpec { RestartPolicy = "Always", Containers = [new V1Container { Name = "a" }, new V1Container { Name = "b" }] };
 
         PodStatusBuilder.Phase(spec, [Status("a", first)!, Status("b", second)!], podIsTerminal: true).ShouldBe(phase);
     }
 
-    private static ContainerStatus? Status(string name, string state) => state switch
+    private static V1ContainerStatus? Status(string name, string state) => state switch
     {
         "missing" => null,
         "waiting" => new() { Name = name, State = new() { Waiting = new() { Reason = "ContainerCreating" } } },

@@ -1,15 +1,15 @@
+using k8s.Models;
 using PodMigrate.Agent.Restoring;
 using PodMigrate.Agent.V1;
 using PodMigrate.Core.Archive;
 using PodMigrate.Core.Errors;
 using PodMigrate.Core.Images;
-using PodMigrate.Kube.Models;
 using PodMigrate.Node.Containerd;
 using PodMigrate.Node.Cri;
 using PodMigrate.NodeEmulator.Kubelet;
 using PodMigrate.TestKit.Cluster;
 using Xunit.Abstractions;
-using KubeContainer = PodMigrate.Kube.Models.Container;
+using KubeContainer = k8s.Models.V1Container;
 
 namespace PodMigrate.Integration.Tests.Restore;
 
@@ -220,10 +220,10 @@ public sealed class CheckpointImageTests(RestoreFixture fixture, ITestOutputHelp
     private static RestoreRequest ImageOnly(string checkpointId) => new() { CheckpointId = checkpointId, Method = RestoreMethod.RestoreCriImage, ImageOnly = true };
 
     /// <summary>The clone pod a controller would create: the checkpointed container's name, the checkpoint image, kubelet's defaults.</summary>
-    private static Pod ClonePod(string name, string image) => new()
+    private static V1Pod ClonePod(string name, string image) => new()
     {
-        Metadata = new ObjectMeta { Name = name, Namespace = TestPods.Namespace, Uid = Guid.NewGuid().ToString(), Labels = new() { ["test"] = "checkpoint-image" } },
-        Spec = new PodSpec
+        Metadata = new V1ObjectMeta { Name = name, NamespaceProperty = TestPods.Namespace, Uid = Guid.NewGuid().ToString(), Labels = new Dictionary<string, string> { ["test"] = "checkpoint-image" } },
+        Spec = new V1PodSpec
         {
             TerminationGracePeriodSeconds = 2,
             Containers = [new KubeContainer { Name = "counter", Image = image, ImagePullPolicy = "IfNotPresent" }],

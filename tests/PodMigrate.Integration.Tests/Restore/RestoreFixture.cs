@@ -1,9 +1,9 @@
 using System.Formats.Tar;
 using System.Globalization;
+using k8s.Models;
 using PodMigrate.Agent.V1;
 using PodMigrate.Core.Archive;
 using PodMigrate.Core.Store;
-using PodMigrate.Kube.Models;
 using PodMigrate.NodeEmulator.Kubelet;
 using PodMigrate.TestKit.Cluster;
 
@@ -32,7 +32,7 @@ public sealed class RestoreFixture : IAsyncLifetime
 
     public LocalCluster Cluster => cluster;
 
-    public Pod Source { get; private set; } = null!;
+    public V1Pod Source { get; private set; } = null!;
 
     /// <summary>The node CRI restores go to: one with restore through CRI, not node-a when another has it.</summary>
     public string CriTarget { get; private set; } = "";
@@ -41,7 +41,7 @@ public sealed class RestoreFixture : IAsyncLifetime
     public string CriSource { get; private set; } = "";
 
     /// <summary>The counter pod on <see cref="CriSource"/>: <see cref="Source"/> when that is node-a.</summary>
-    public Pod CriSourcePod { get; private set; } = null!;
+    public V1Pod CriSourcePod { get; private set; } = null!;
 
     internal NodeAgent CriTargetAgent => AgentOf(CriTarget);
 
@@ -102,7 +102,7 @@ public sealed class RestoreFixture : IAsyncLifetime
     /// <summary>A new checkpoint of the source pod, left running (what the flipped-byte test corrupts).</summary>
     public Task<string> CheckpointSourceAsync(CancellationToken cancellationToken) => CheckpointAsync(AgentA, Source, cancellationToken);
 
-    private static async Task<string> CheckpointAsync(NodeAgent agent, Pod pod, CancellationToken cancellationToken)
+    private static async Task<string> CheckpointAsync(NodeAgent agent, V1Pod pod, CancellationToken cancellationToken)
     {
         var request = new CheckpointRequest
         {

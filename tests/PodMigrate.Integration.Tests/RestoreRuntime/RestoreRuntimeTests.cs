@@ -2,10 +2,10 @@ using System.Formats.Tar;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using k8s.Models;
 using PodMigrate.Agent.Preparing;
 using PodMigrate.Core.Errors;
 using PodMigrate.Integration.Tests.Cluster;
-using PodMigrate.Kube.Models;
 using PodMigrate.Node.Containerd;
 using PodMigrate.Node.Cri;
 using PodMigrate.NodeEmulator.Kubelet;
@@ -357,19 +357,19 @@ public sealed partial class RestoreRuntimeTests(LocalCluster cluster)
     private const ulong NetBindService = 1UL << 10;
 
     /// <summary>runAsUser, runAsGroup, supplemental group 3000, drop ALL + NET_BIND_SERVICE, allowPrivilegeEscalation false, seccomp RuntimeDefault.</summary>
-    private static void Restricted(Pod pod, long user, long group)
+    private static void Restricted(V1Pod pod, long user, long group)
     {
-        pod.Spec.SecurityContext = new PodSecurityContext
+        pod.Spec.SecurityContext = new V1PodSecurityContext
         {
             RunAsUser = user,
             RunAsGroup = group,
             SupplementalGroups = [3000],
-            SeccompProfile = new SeccompProfile { Type = SeccompProfile.RuntimeDefault },
+            SeccompProfile = new V1SeccompProfile { Type = "RuntimeDefault" },
         };
-        pod.Spec.Containers[0].SecurityContext = new SecurityContext
+        pod.Spec.Containers[0].SecurityContext = new V1SecurityContext
         {
             AllowPrivilegeEscalation = false,
-            Capabilities = new Capabilities { Drop = ["ALL"], Add = ["NET_BIND_SERVICE"] },
+            Capabilities = new V1Capabilities { Drop = ["ALL"], Add = ["NET_BIND_SERVICE"] },
         };
     }
 
@@ -377,7 +377,7 @@ public sealed partial class RestoreRuntimeTests(LocalCluster cluster)
     /// Runs a 20 ms counter on <paramref name="node"/> and checkpoints it with Tasks.Checkpoint into a fresh dir, leaving
     /// it running (with exit, containerd 1.7's CRI still saw the container running and would not remove it).
     /// </summary>
-    private async Task<(string Images, long Count)> CheckpointCounterAsync(string node, string scratch, CancellationToken cancellationToken, Action<Pod>? configure = null)
+    private async Task<(string Images, long Count)> CheckpointCounterAsync(string node, string scratch, CancellationToken cancellationToken, Action<V1Pod>? configure = null)
     {
         var source = TestPods.Counter(cluster.Image("counter"), "rc-source", intervalMs: 20);
         configure?.Invoke(source);
@@ -437,24 +437,22 @@ public sealed partial class RestoreRuntimeTests(LocalCluster cluster)
 
     private CloneSpec Clone(string prefix, int intervalMs = 100) => new(TestPods.Counter(cluster.Image("counter"), prefix, intervalMs));
 
-    private static Pod UnderRuntimeClass(Pod pod)
+    private static V1Pod UnderRuntimeClass(V1Pod pod)
     {
-        pod.Spec.ExtensionData ??= [];
-        using var handler = JsonDocument.Parse($"\"{Handler}\"");
-        pod.Spec.ExtensionData["runtimeClassName"] = handler.RootElement.Clone();
+        pod.Spec.RuntimeClassName = Handler;
         return pod;
     }
 
     /// <summary>A clone pod: the runtime class and the restore annotation on a fresh counter pod (name and uid fixed).</summary>
-    private sealed class CloneSpec(Pod template)
+    private sealed class CloneSpec(V1Pod template)
     {
-        public Pod Template => template;
+        public V1Pod Template => template;
 
         public string Name => template.Metadata.Name!;
 
         public string Uid => template.Metadata.Uid!;
 
-        public Pod Pod(string checkpointId, bool lazy = false)
+        public V1Pod Pod(string checkpointId, bool lazy = false)
         {
             var pod = UnderRuntimeClass(template);
             pod.Metadata.Annotations![RestoreAnnotations.Checkpoint] = checkpointId;
@@ -473,14 +471,14 @@ public sealed partial class RestoreRuntimeTests(LocalCluster cluster)
         sandboxes.ShouldNotContain(s => s.Metadata.Name == clone.Name);
     }
 
-    private async Task<PodCleanup> RunAsync(string node, Pod pod, CancellationToken cancellationToken)
+    private async Task<PodCleanup> RunAsync(string node, V1Pod pod, CancellationToken cancellationToken)
     {
         await cluster.Runner(node).RunAsync(pod, cancellationToken);
         return new PodCleanup(cluster.Runner(node), pod);
     }
 
     /// <summary>Polls with backoff (bounded by the token) until the counter passes <paramref name="floor"/>.</summary>
-    private async Task<long> WaitForCountAboveAsync(string node, Pod pod, long floor, CancellationToken cancellationToken)
+    private async Task<long> WaitForCountAboveAsync(string node, V1Pod pod, long floor, CancellationToken cancellationToken)
     {
         var delay = TimeSpan.FromMilliseconds(100);
         while (true)
@@ -495,7 +493,7 @@ public sealed partial class RestoreRuntimeTests(LocalCluster cluster)
         }
     }
 
-    private sealed class PodCleanup(KubeletPodRunner runner, Pod pod) : IAsyncDisposable
+    private sealed class PodCleanup(KubeletPodRunner runner, V1Pod pod) : IAsyncDisposable
     {
         public async ValueTask DisposeAsync()
         {

@@ -3,7 +3,7 @@ using PodMigrate.Controller;
 using PodMigrate.Core.Errors;
 using PodMigrate.Kube.ApiServer;
 using PodMigrate.Kube.Serialization;
-using ProductPod = PodMigrate.Kube.Models.Pod;
+using ProductPod = k8s.Models.V1Pod;
 
 namespace PodMigrate.Kube.Tests.Manifests;
 
@@ -182,12 +182,12 @@ public sealed class DeployManifestTests
         // A pod made from the template, read as the controller reads pods: through the product's model.
         var template = document.Json.GetProperty("spec").GetProperty("template");
         var podJson = $$"""{"apiVersion":"v1","kind":"Pod","metadata":{{template.GetProperty("metadata").GetRawText()}},"spec":{{template.GetProperty("spec").GetRawText()}}}""";
-        var pod = KubeJson.Deserialize(podJson, KubeJsonContext.Default.Pod, document.Describe);
+        var pod = KubeJson.Deserialize(podJson, PackageJson.TypeInfo<ProductPod>(), document.Describe);
 
         pod.Metadata.Labels!.ShouldContainKeyAndValue(AgentContract.NameLabel, AgentContract.Name);
         pod.Metadata.Labels!.ShouldContainKeyAndValue(AgentContract.ComponentLabel, AgentContract.Component);
         var grpc = pod.Spec.Containers.SelectMany(c => c.Ports ?? []).Where(p => p.Name == AgentContract.GrpcPortName).ShouldHaveSingleItem();
-        grpc.Port.ShouldBe(AgentContract.GrpcPort);
+        grpc.ContainerPort.ShouldBe(AgentContract.GrpcPort);
         grpc.Protocol.ShouldBe("TCP");
         // The controller's Deployment must not be mistaken for an agent.
         Single<Deployment>("podmigrate-controller").Spec.Template.Metadata!.Labels![AgentContract.NameLabel].ShouldNotBe(AgentContract.Name);

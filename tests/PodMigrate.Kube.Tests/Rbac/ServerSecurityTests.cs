@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Http.Headers;
+using k8s.Models;
 using PodMigrate.Kube.ApiServer;
 using PodMigrate.Kube.Client;
 using PodMigrate.Kube.Models;
@@ -58,13 +59,13 @@ public sealed class ServerSecurityTests
         using var bob = new KubernetesApiClient(WithClientCertificate(api.Server.ClientConfigFor(null), certificate, key));
         (await RbacFixture.WhoAmIAsync(bob, api.Token)).ShouldBe(("bob", "team-a,team-b,system:authenticated"));
         // RBAC applies to them as to anyone: bob has no role yet.
-        (await RbacFixture.RefusedAsync(() => bob.ListAsync(KubeResources.Pods, "default", null, api.Token))).Code.ShouldBe(HttpStatusCode.Forbidden);
+        (await RbacFixture.RefusedAsync(() => bob.ListAsync(KubeResources.V1Pods, "default", null, api.Token))).Code.ShouldBe(HttpStatusCode.Forbidden);
 
         var (forged, forgedKey) = RbacFixture.IssueClientCertificate(stranger, "admin", "system:masters");
         using var mallory = new KubernetesApiClient(WithClientCertificate(api.Server.ClientConfigFor(null), forged, forgedKey));
-        (await RbacFixture.RefusedAsync(() => mallory.ListAsync(KubeResources.Pods, "default", null, api.Token))).Code.ShouldBe(HttpStatusCode.Unauthorized);
+        (await RbacFixture.RefusedAsync(() => mallory.ListAsync(KubeResources.V1Pods, "default", null, api.Token))).Code.ShouldBe(HttpStatusCode.Unauthorized);
         // A token still works on the same TLS server.
-        (await api.Client.ListAsync(KubeResources.Pods, "default", null, api.Token)).Items.ShouldBeEmpty();
+        (await api.Client.ListAsync(KubeResources.V1Pods, "default", null, api.Token)).Items.ShouldBeEmpty();
     }
 
     [Fact]
@@ -72,15 +73,15 @@ public sealed class ServerSecurityTests
     {
         await using var api = await RbacFixture.StartAsync();
         using var alice = api.ClientFor(RbacFixture.AliceToken);
-        var list = await RbacFixture.RefusedAsync(() => alice.ListAsync(KubeResources.Pods, "default", null, api.Token));
+        var list = await RbacFixture.RefusedAsync(() => alice.ListAsync(KubeResources.V1Pods, "default", null, api.Token));
         list.Code.ShouldBe(HttpStatusCode.Forbidden);
         list.Status.Reason.ShouldBe("Forbidden");
         list.Status.Message.ShouldBe("pods is forbidden: User \"alice\" cannot list resource \"pods\" in API group \"\" in the namespace \"default\"");
         list.Status.Details!.Kind.ShouldBe("pods");
-        var get = await RbacFixture.RefusedAsync(() => alice.GetAsync(KubeResources.Leases, "podmigrate-system", "podmigrate-controller", api.Token));
+        var get = await RbacFixture.RefusedAsync(() => alice.GetAsync(KubeResources.V1Leases, "podmigrate-system", "podmigrate-controller", api.Token));
         get.Status.Message.ShouldBe("leases.coordination.k8s.io \"podmigrate-controller\" is forbidden: User \"alice\" cannot get resource \"leases\" in API group \"coordination.k8s.io\" in the namespace \"podmigrate-system\"");
         get.Status.Details!.Name.ShouldBe("podmigrate-controller");
-        (await RbacFixture.RefusedAsync(() => alice.ListAsync(KubeResources.Nodes, null, null, api.Token))).Status.Message
+        (await RbacFixture.RefusedAsync(() => alice.ListAsync(KubeResources.V1Nodes, null, null, api.Token))).Status.Message
             .ShouldBe("nodes is forbidden: User \"alice\" cannot list resource \"nodes\" in API group \"\" at the cluster scope");
 
         // Discovery, OpenAPI, /version and health are every authenticated user's (the default system:discovery role).
@@ -115,12 +116,12 @@ public sealed class ServerSecurityTests
             subjects: [{kind: User, name: alice}]
             """);
         using var alice = api.ClientFor(RbacFixture.AliceToken);
-        var pod = await alice.CreateAsync(KubeResources.Pods, "default", TestObjects.Pod("web"), api.Token);
+        var pod = await alice.CreateAsync(KubeResources.V1Pods, "default", TestObjects.Pod("web"), api.Token);
         var refused = await RbacFixture.RefusedAsync(() => alice.BindAsync("default", "web", "node-a", api.Token));
         refused.Code.ShouldBe(HttpStatusCode.Forbidden);
         refused.Status.Message.ShouldBe("pods \"web\" is forbidden: User \"alice\" cannot create resource \"pods/binding\" in API group \"\" in the namespace \"default\"");
         (await RbacFixture.CanIAsync(alice, "create", "pods", "default", api.Token, subresource: "binding")).ShouldBeFalse();
-        (await api.Client.GetAsync(KubeResources.Pods, "default", "web", api.Token)).Spec.NodeName.ShouldBeNull("nothing was bound");
+        (await api.Client.GetAsync(KubeResources.V1Pods, "default", "web", api.Token)).Spec.NodeName.ShouldBeNull("nothing was bound");
 
         // The stored role is what decides, at each request: grant the subresource and the same call passes.
         var role = await api.Client.GetAsync(RbacFixture.KindOf("ClusterRole"), null, "scheduler-lite", api.Token);
@@ -128,7 +129,7 @@ public sealed class ServerSecurityTests
         await api.Client.PatchAsync(RbacFixture.KindOf("ClusterRole"), null, "scheduler-lite", PatchType.MergePatch, $$"""{"rules":{{rules}}}""", status: false, api.Token);
         (await RbacFixture.CanIAsync(alice, "create", "pods", "default", api.Token, subresource: "binding")).ShouldBeTrue();
         await alice.BindAsync("default", pod.Metadata.Name!, "node-a", api.Token);
-        (await api.Client.GetAsync(KubeResources.Pods, "default", "web", api.Token)).Spec.NodeName.ShouldBe("node-a");
+        (await api.Client.GetAsync(KubeResources.V1Pods, "default", "web", api.Token)).Spec.NodeName.ShouldBe("node-a");
     }
 
     [Fact]
@@ -141,8 +142,8 @@ public sealed class ServerSecurityTests
             => RbacFixture.CanIAsync(controller, verb, resource, ns, api.Token, group, subresource, name);
 
         // What the controller does everywhere, through the ClusterRoleBinding.
-        (await controller.ListAsync(KubeResources.Pods, "team", null, api.Token)).Items.ShouldBeEmpty();
-        (await controller.ListAsync(KubeResources.Nodes, null, null, api.Token)).Items.ShouldBeEmpty();
+        (await controller.ListAsync(KubeResources.V1Pods, "team", null, api.Token)).Items.ShouldBeEmpty();
+        (await controller.ListAsync(KubeResources.V1Nodes, null, null, api.Token)).Items.ShouldBeEmpty();
         (await Can("watch", "podmigrations", null, "podmigrate.io")).ShouldBeTrue();
         (await Can("update", "podmigrations", "team", "podmigrate.io", "status", "m")).ShouldBeTrue();
         (await Can("create", "pods", "team")).ShouldBeTrue();
@@ -151,10 +152,10 @@ public sealed class ServerSecurityTests
         (await Can("update", "leases", "podmigrate-system", "coordination.k8s.io", name: "podmigrate-controller")).ShouldBeTrue();
         (await Can("update", "leases", "podmigrate-system", "coordination.k8s.io", name: "someone-else")).ShouldBeFalse();
         (await Can("update", "leases", "team", "coordination.k8s.io", name: "podmigrate-controller")).ShouldBeFalse();
-        (await RbacFixture.RefusedAsync(() => controller.GetAsync(KubeResources.Secrets, "podmigrate-system", "podmigrate-controller-tls", api.Token))).Code
+        (await RbacFixture.RefusedAsync(() => controller.GetAsync(KubeResources.V1Secrets, "podmigrate-system", "podmigrate-controller-tls", api.Token))).Code
             .ShouldBe(HttpStatusCode.NotFound, "allowed, and not there yet");
-        (await RbacFixture.RefusedAsync(() => controller.GetAsync(KubeResources.Secrets, "podmigrate-system", "other", api.Token))).Code.ShouldBe(HttpStatusCode.Forbidden);
-        (await RbacFixture.RefusedAsync(() => controller.ListAsync(KubeResources.Secrets, "podmigrate-system", null, api.Token))).Code.ShouldBe(HttpStatusCode.Forbidden);
+        (await RbacFixture.RefusedAsync(() => controller.GetAsync(KubeResources.V1Secrets, "podmigrate-system", "other", api.Token))).Code.ShouldBe(HttpStatusCode.Forbidden);
+        (await RbacFixture.RefusedAsync(() => controller.ListAsync(KubeResources.V1Secrets, "podmigrate-system", null, api.Token))).Code.ShouldBe(HttpStatusCode.Forbidden);
         // Least privilege: nothing it does not use.
         (await Can("delete", "nodes", null, name: "node-a")).ShouldBeFalse();
         (await Can("delete", "podmigrations", "team", "podmigrate.io", name: "m")).ShouldBeFalse();
@@ -167,12 +168,12 @@ public sealed class ServerSecurityTests
     {
         await using var api = await RbacFixture.StartAsync();
         await api.Client.DeleteAsync(RbacFixture.KindOf("ClusterRoleBinding"), null, "cluster-admin", null, api.Token);
-        (await api.Client.ListAsync(KubeResources.Secrets, "kube-system", null, api.Token)).Items.ShouldBeEmpty();
+        (await api.Client.ListAsync(KubeResources.V1Secrets, "kube-system", null, api.Token)).Items.ShouldBeEmpty();
         (await RbacFixture.CanIAsync(api.Client, "*", "*", null, api.Token, group: "*")).ShouldBeTrue();
 
         await using var open = await ApiServerFixture.StartAsync(new ApiServerOptions { Tokens = RbacFixture.Tokens });
         using var alice = open.ClientFor(RbacFixture.AliceToken);
-        (await alice.ListAsync(KubeResources.Nodes, null, null, open.Token)).Items.ShouldBeEmpty();
+        (await alice.ListAsync(KubeResources.V1Nodes, null, null, open.Token)).Items.ShouldBeEmpty();
         (await RbacFixture.CanIAsync(alice, "delete", "nodes", null, open.Token)).ShouldBeTrue();
         // …and with no credentials configured at all (the unit fixtures), nothing is asked.
         await using var unsecured = await ApiServerFixture.StartAsync();

@@ -1,5 +1,6 @@
 using System.Globalization;
-using PodMigrate.Kube.Models;
+using k8s.Models;
+
 
 namespace PodMigrate.TestKit.Cluster;
 
@@ -10,37 +11,37 @@ public static class TestPods
     public const int HttpPort = 8080;
 
     /// <summary>The counter workload: increments every <paramref name="intervalMs"/> ms, /tmp/count and GET / on :8080.</summary>
-    public static Pod Counter(string image, string prefix, int intervalMs = 100)
+    public static V1Pod Counter(string image, string prefix, int intervalMs = 100)
         => Workload(image, prefix, "counter", new() { ["COUNTER_INTERVAL_MS"] = Invariant(intervalMs) });
 
     /// <summary>
     /// The memory workload: <paramref name="mib"/> MiB of a pattern from <paramref name="seed"/>, re-verified all the
     /// time; /tmp/memhog.status, GET / (status) and GET /digest on :8080.
     /// </summary>
-    public static Pod Memhog(string image, string prefix, int mib, int seed = 1)
+    public static V1Pod Memhog(string image, string prefix, int mib, int seed = 1)
         => Workload(image, prefix, "memhog", new() { ["MEMHOG_MIB"] = Invariant(mib), ["MEMHOG_SEED"] = Invariant(seed) });
 
-    private static Pod Workload(string image, string prefix, string app, Dictionary<string, string> env) => new()
+    private static V1Pod Workload(string image, string prefix, string app, Dictionary<string, string> env) => new()
     {
-        Metadata = new ObjectMeta
+        Metadata = new V1ObjectMeta
         {
             Name = $"{prefix}-{Guid.NewGuid().ToString("N")[..8]}",
-            Namespace = Namespace,
+            NamespaceProperty = Namespace,
             Uid = Guid.NewGuid().ToString(),
-            Labels = new() { ["app"] = app, ["test"] = prefix },
-            Annotations = new() { ["podmigrate.test/case"] = prefix },
+            Labels = new Dictionary<string, string>() { ["app"] = app, ["test"] = prefix },
+            Annotations = new Dictionary<string, string>() { ["podmigrate.test/case"] = prefix },
         },
-        Spec = new PodSpec
+        Spec = new V1PodSpec
         {
             TerminationGracePeriodSeconds = 2,
             Containers =
             [
-                new Container
+                new V1Container
                 {
                     Name = app,
                     Image = image,
-                    Env = [.. env.Select(e => new EnvVar { Name = e.Key, Value = e.Value }), new EnvVar { Name = "PORT", Value = Invariant(HttpPort) }],
-                    Ports = [new ContainerPort { Name = "http", Port = HttpPort, Protocol = "TCP" }],
+                    Env = [.. env.Select(e => new V1EnvVar { Name = e.Key, Value = e.Value }), new V1EnvVar { Name = "PORT", Value = Invariant(HttpPort) }],
+                    Ports = [new V1ContainerPort { Name = "http", ContainerPort = HttpPort, Protocol = "TCP" }],
                 },
             ],
         },

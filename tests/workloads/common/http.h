@@ -43,7 +43,14 @@ static const char *env_str(const char *name, const char *fallback)
     return (value == NULL || *value == '\0') ? fallback : value;
 }
 
-/* Opens a non-blocking listening socket on 0.0.0.0:port; exits the process on failure. */
+/*
+ * Opens a non-blocking listening socket on 0.0.0.0:port; exits the process on failure.
+ * The backlog is the system's maximum, as real servers ask: a workload held frozen by a checkpoint is still probed
+ * (a kubelet's readiness probe every second), and the kernel queues those connections, request and all, until it thaws.
+ * With a short backlog the queue overflowed within seconds; the connections refused then completed their handshakes
+ * late, by retransmission after the thaw, with their request still to come, and each of those stalled this one-request-
+ * at-a-time loop for its whole receive timeout: a workload resumed after a rollback stopped answering for seconds.
+ */
 static int http_listen(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -58,7 +65,7 @@ static int http_listen(int port)
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_ANY);
     addr.sin_port = htons((unsigned short)port);
-    if (bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(fd, 16) != 0) {
+    if (bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(fd, SOMAXCONN) != 0) {
         perror("bind/listen");
         exit(1);
     }

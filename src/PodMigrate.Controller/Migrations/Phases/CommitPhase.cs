@@ -1,16 +1,17 @@
+using k8s;
+using k8s.Models;
 using Microsoft.Extensions.Logging;
 using PodMigrate.Controller.Agents;
 using PodMigrate.Controller.Runtime;
 using PodMigrate.Controller.Telemetry;
 using PodMigrate.Core.Errors;
 using PodMigrate.Kube.Client;
-using PodMigrate.Kube.Models;
 
 namespace PodMigrate.Controller.Migrations.Phases;
 
 /// <summary>Forward only: the clone is verified. Migrate ends the source and hands its owners to the clone; Clone resumes it.</summary>
 internal sealed class CommitPhase(
-    IKubernetesApi api, CacheFirstReader<Pod> pods, IAgentDirectory agents, RuntimeClassRestore runtimeClass, SourceRelease release, MigrationJournal journal, MigrationEvents events,
+    IKubernetesApi api, CacheFirstReader<V1Pod> pods, IAgentDirectory agents, RuntimeClassRestore runtimeClass, SourceRelease release, MigrationJournal journal, MigrationEvents events,
     ILogger logger) : IMigrationPhase
 {
     public async Task<PhaseOutcome> RunAsync(MigrationContext context, CancellationToken cancellationToken)
@@ -34,7 +35,9 @@ internal sealed class CommitPhase(
                 await DeleteIgnoringNotFoundAsync(migration.Namespace, source.Metadata.Name!, source.Metadata.Uid, cancellationToken);
                 if (source.Metadata.OwnerReferences is { Count: > 0 })
                 {
-                    await api.PatchAsync(KubeResources.Pods, migration.Namespace, status.ClonePod!, PatchType.MergePatch, ClonePods.AdoptionPatch(source), status: false, cancellationToken);
+                    var adoption = new V1Patch(ClonePods.AdoptionPatch(source), V1Patch.PatchType.MergePatch);
+                    await KubeApiErrors.CallAsync(t => api.Kubernetes.CoreV1.PatchNamespacedPodAsync(adoption, status.ClonePod, migration.Namespace, cancellationToken: t),
+                        $"patch pod {migration.Namespace}/{status.ClonePod}", cancellationToken);
                 }
             }
         }
@@ -56,7 +59,8 @@ internal sealed class CommitPhase(
     {
         try
         {
-            await api.DeleteAsync(KubeResources.Pods, ns, name, new DeleteOptions { Preconditions = new Preconditions { Uid = uid } }, cancellationToken);
+            await KubeApiErrors.CallAsync(t => api.Kubernetes.CoreV1.DeleteNamespacedPodAsync(name, ns, new V1DeleteOptions { Preconditions = new V1Preconditions { Uid = uid } },
+                cancellationToken: t), $"delete pod {ns}/{name}", cancellationToken);
         }
         catch (PodMigrateException e) when (e.Kind == ErrorKind.NotFound)
         {

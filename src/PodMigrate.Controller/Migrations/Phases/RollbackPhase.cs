@@ -1,7 +1,8 @@
+using k8s;
+using k8s.Models;
 using PodMigrate.Controller.Agents;
 using PodMigrate.Core.Errors;
 using PodMigrate.Kube.Client;
-using PodMigrate.Kube.Models;
 
 namespace PodMigrate.Controller.Migrations.Phases;
 
@@ -59,16 +60,17 @@ internal sealed class RollbackPhase(
     {
         // A GET, not the informer's copy: the source is resumed once this says the clone is gone, and a cache that has not
         // yet delivered the clone's creation would say so too early (two live copies).
-        Pod clone;
+        V1Pod clone;
         try
         {
-            clone = await api.GetAsync(KubeResources.Pods, migration.Namespace, status.ClonePod!, cancellationToken);
+            clone = await KubeApiErrors.CallAsync(t => api.Kubernetes.CoreV1.ReadNamespacedPodAsync(status.ClonePod, migration.Namespace, cancellationToken: t),
+                $"get pod {migration.Namespace}/{status.ClonePod}", cancellationToken);
         }
         catch (PodMigrateException e) when (e.Kind == ErrorKind.NotFound)
         {
             return false;
         }
-        var ours = clone.Metadata.Annotations?.GetValueOrDefault(MigrationAnnotations.Migration) == migration.Name;
+        var ours = clone.Metadata.Annotations.ValueAt(MigrationAnnotations.Migration) == migration.Name;
         if (!ours || (settings.ClonePodName is not null && string.IsNullOrEmpty(clone.Spec.NodeName)))
         {
             // Never created by us, or a clone-of pod that was never filled: nothing runs there.
@@ -76,11 +78,13 @@ internal sealed class RollbackPhase(
         }
         if (clone.Metadata.DeletionTimestamp is null)
         {
-            await api.DeleteAsync(KubeResources.Pods, migration.Namespace, status.ClonePod!, new DeleteOptions
+            var body = new V1DeleteOptions
             {
                 GracePeriodSeconds = options.CloneDeleteGraceSeconds,
-                Preconditions = new Preconditions { Uid = clone.Metadata.Uid },
-            }, cancellationToken);
+                Preconditions = new V1Preconditions { Uid = clone.Metadata.Uid },
+            };
+            await KubeApiErrors.CallAsync(t => api.Kubernetes.CoreV1.DeleteNamespacedPodAsync(status.ClonePod, migration.Namespace, body, cancellationToken: t),
+                $"delete pod {migration.Namespace}/{status.ClonePod}", cancellationToken);
         }
         return true;
     }

@@ -1,5 +1,5 @@
+using k8s.Models;
 using PodMigrate.Controller.Runtime;
-using PodMigrate.Kube.Models;
 using PodMigrate.Kube.Serialization;
 
 namespace PodMigrate.Controller.Migrations.Phases;
@@ -8,7 +8,7 @@ namespace PodMigrate.Controller.Migrations.Phases;
 /// Restoring (clone created) → Verifying → Committed: the clone must become Running and Ready within the restore
 /// timeout, then stay so through the verification window; otherwise the migration rolls back.
 /// </summary>
-internal sealed class VerifyPhase(CacheFirstReader<Pod> pods, RuntimeClassRestore runtimeClass, MigrationJournal journal, ControllerOptions options) : IMigrationPhase
+internal sealed class VerifyPhase(CacheFirstReader<V1Pod> pods, RuntimeClassRestore runtimeClass, MigrationJournal journal, ControllerOptions options) : IMigrationPhase
 {
     public async Task<PhaseOutcome> RunAsync(MigrationContext context, CancellationToken cancellationToken)
     {
@@ -81,7 +81,7 @@ internal sealed class VerifyPhase(CacheFirstReader<Pod> pods, RuntimeClassRestor
         }
     }
 
-    private (CloneHealth Health, VerifyDecision Decision) Decide(Pod? clone, PodMigrationStatus status, MigrationSettings settings)
+    private (CloneHealth Health, VerifyDecision Decision) Decide(V1Pod? clone, PodMigrationStatus status, MigrationSettings settings)
     {
         if (clone is null)
         {

@@ -1,4 +1,6 @@
 using System.Globalization;
+using k8s;
+using k8s.Models;
 using Microsoft.Extensions.Logging;
 using PodMigrate.Agent.V1;
 using PodMigrate.Controller.Agents;
@@ -8,7 +10,6 @@ using PodMigrate.Controller.Telemetry;
 using PodMigrate.Core.Errors;
 using PodMigrate.Core.Retry;
 using PodMigrate.Kube.Client;
-using PodMigrate.Kube.Models;
 using PodMigrate.Kube.Serialization;
 
 namespace PodMigrate.Controller.Triggers.OomGuard;
@@ -23,7 +24,7 @@ namespace PodMigrate.Controller.Triggers.OomGuard;
 internal sealed class OomGuardLoop(
     IKubernetesApi api,
     IAgentDirectory agents,
-    Informer<Pod> pods,
+    Informer<V1Pod> pods,
     Informer<PodMigration> migrations,
     EventRecorder events,
     OomGuardSettings settings,
@@ -96,14 +97,14 @@ internal sealed class OomGuardLoop(
         {
             return;
         }
-        var nodeObjects = (await api.ListAsync(KubeResources.Nodes, null, null, cancellationToken)).Items
+        var nodeObjects = (await KubeApiErrors.CallAsync(t => api.Kubernetes.CoreV1.ListNodeAsync(cancellationToken: t), "list nodes", cancellationToken)).Items
             .Where(n => n.Metadata.Name is not null)
             .ToDictionary(n => n.Metadata.Name!, StringComparer.Ordinal);
         var allMigrations = migrations.List();
         var running = allMigrations.Where(m => !MigrationPhase.IsTerminal(m.Status?.Phase)).ToList();
         var guardMigrations = allMigrations.Where(IsGuardMigration).ToList();
         var inFlightNodes = running.Where(IsGuardMigration)
-            .SelectMany(m => new[] { m.Metadata.Annotations?.GetValueOrDefault(NodeAnnotation), m.Status?.SourceNode, m.Spec.TargetNode, m.Status?.TargetNode })
+            .SelectMany(m => new[] { m.Metadata.Annotations.ValueAt(NodeAnnotation), m.Status?.SourceNode, m.Spec.TargetNode, m.Status?.TargetNode })
             .OfType<string>()
             .ToHashSet(StringComparer.Ordinal);
         var busyPods = running.SelectMany(m => new[] { $"{m.Namespace}/{m.Spec.PodName}", m.Status?.ClonePod is { } clone ? $"{m.Namespace}/{clone}" : null })
@@ -121,12 +122,12 @@ internal sealed class OomGuardLoop(
 
         var guardNodes = new List<GuardNode>();
         var guardPods = new List<GuardPod>();
-        var podObjects = new Dictionary<string, Pod>(StringComparer.Ordinal);
+        var podObjects = new Dictionary<string, V1Pod>(StringComparer.Ordinal);
         var lastStarts = LastStartByNode(pods.List(), now);
         foreach (var node in series)
         {
             var nodeObject = nodeObjects.GetValueOrDefault(node.Node);
-            var capacity = node.Capacity > 0 ? node.Capacity : Quantities.ParseBytes(nodeObject?.Status?.Capacity?.GetValueOrDefault("memory"));
+            var capacity = node.Capacity > 0 ? node.Capacity : MigrationPrecheck.ParseQuantity(nodeObject?.Status?.Capacity?.TryGetValue("memory", out var memory) == true ? memory : null);
             guardNodes.Add(new GuardNode(node.Node, capacity, node.Points, IsSchedulable(nodeObject), inFlightNodes.Contains(node.Node), _alertedNodes.Contains(node.Node),
                 lastStarts.TryGetValue(node.Node, out var lastStart) ? now - lastStart : null));
             foreach (var (key, container) in node.Containers)
@@ -176,7 +177,7 @@ internal sealed class OomGuardLoop(
     /// Per node, when a container of a pod on it last started (a restore by a migration is a start too); a pod bound to it
     /// that has not started yet counts as starting now (its fill comes next), for at most <see cref="PendingStartLimit"/>.
     /// </summary>
-    private static Dictionary<string, DateTimeOffset> LastStartByNode(IReadOnlyList<Pod> all, DateTimeOffset now)
+    private static Dictionary<string, DateTimeOffset> LastStartByNode(IReadOnlyList<V1Pod> all, DateTimeOffset now)
     {
         var starts = new Dictionary<string, DateTimeOffset>(StringComparer.Ordinal);
         foreach (var pod in all)
@@ -185,7 +186,7 @@ internal sealed class OomGuardLoop(
             {
                 continue;
             }
-            var latest = pod.Status?.ContainerStatuses?.Select(c => c.State?.Running?.StartedAt).Max();
+            var latest = pod.Status?.ContainerStatuses?.Select(c => KubeObjectExtensions.Utc(c.State?.Running?.StartedAt)).Max();
             if (pod.Status?.Phase is null or "Pending" && pod.Metadata.CreationTimestamp is { } created && now - created < PendingStartLimit)
             {
                 latest = now;
@@ -198,7 +199,7 @@ internal sealed class OomGuardLoop(
         return starts;
     }
 
-    private async Task ActAsync(GuardAction action, Dictionary<string, Pod> podObjects, CancellationToken cancellationToken)
+    private async Task ActAsync(GuardAction action, Dictionary<string, V1Pod> podObjects, CancellationToken cancellationToken)
     {
         switch (action)
         {
@@ -233,17 +234,17 @@ internal sealed class OomGuardLoop(
         }
     }
 
-    private async Task StartMigrationAsync(MigrateAction migrate, Pod pod, CancellationToken cancellationToken)
+    private async Task StartMigrationAsync(MigrateAction migrate, V1Pod pod, CancellationToken cancellationToken)
     {
         var stamp = time.GetUtcNow().ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture);
         var name = $"oom-guard-{migrate.Pod.Name}";
         name = (name.Length > 240 ? name[..240] : name).TrimEnd('-', '.') + "-" + stamp;
         var migration = new PodMigration
         {
-            Metadata = new ObjectMeta
+            Metadata = new V1ObjectMeta
             {
                 Name = name,
-                Namespace = migrate.Pod.Namespace,
+                NamespaceProperty = migrate.Pod.Namespace,
                 Labels = new Dictionary<string, string> { [TriggerLabels.Trigger] = TriggerLabels.OomGuard },
                 Annotations = new Dictionary<string, string>
                 {
@@ -270,8 +271,8 @@ internal sealed class OomGuardLoop(
         await PodEventAsync(pod, EventType.Normal, "OomGuardMigrating", $"{migrate.Reason} (podmigration {name})", cancellationToken);
     }
 
-    private Task PodEventAsync(Pod pod, EventType type, string reason, string message, CancellationToken cancellationToken)
-        => events.RecordAsync(new k8s.Models.V1ObjectReference { ApiVersion = "v1", Kind = "Pod", NamespaceProperty = pod.Metadata.Namespace, Name = pod.Metadata.Name, Uid = pod.Metadata.Uid },
+    private Task PodEventAsync(V1Pod pod, EventType type, string reason, string message, CancellationToken cancellationToken)
+        => events.RecordAsync(new k8s.Models.V1ObjectReference { ApiVersion = "v1", Kind = "Pod", NamespaceProperty = pod.Metadata.NamespaceProperty, Name = pod.Metadata.Name, Uid = pod.Metadata.Uid },
             type, reason, message, cancellationToken);
 
     private async Task WatchAsync(string node, CancellationToken cancellationToken)
@@ -312,16 +313,16 @@ internal sealed class OomGuardLoop(
     }
 
     private static bool IsGuardMigration(PodMigration migration)
-        => migration.Metadata.Labels?.GetValueOrDefault(TriggerLabels.Trigger) == TriggerLabels.OomGuard;
+        => migration.Metadata.Labels.ValueAt(TriggerLabels.Trigger) == TriggerLabels.OomGuard;
 
-    private static bool IsSchedulable(Node? node)
+    private static bool IsSchedulable(V1Node? node)
         => node is not null && node.Spec?.Unschedulable != true
            && node.Status?.Conditions?.Any(c => c.Type == "Ready" && c.Status == "True") == true;
 
     /// <summary>What an earlier guard migration teaches: its memory and how long until it was captured (precheck + checkpoint).</summary>
     private static MoveObservation? Observation(PodMigration migration)
     {
-        if (!long.TryParse(migration.Metadata.Annotations?.GetValueOrDefault(BytesAnnotation), NumberStyles.Integer, CultureInfo.InvariantCulture, out var bytes)
+        if (!long.TryParse(migration.Metadata.Annotations.ValueAt(BytesAnnotation), NumberStyles.Integer, CultureInfo.InvariantCulture, out var bytes)
             || migration.Status?.Timings is not { } timings
             || !KubeDuration.TryParse(timings.GetValueOrDefault("checkpoint"), out var checkpoint))
         {
