@@ -71,7 +71,8 @@ REGISTRY_HOST=localhost:5000
 SANDBOX_IMAGE=$REGISTRY_HOST/podmigrate/pause:1
 read -r -a CLI <<< "${PODMIGRATE_CLI:-podmigrate}"
 # What the agents run: PODMIGRATE_AGENT_BIN, e.g. podmigrate-agent published NativeAOT from src/PodMigrate.Agent.Host as
-# the DaemonSet's image runs it (README, The agent's memory), or by default the CLI; both are started as `<binary> agent …`.
+# the DaemonSet's image runs it (README, The agent's memory; scripts/test.sh publishes and sets it), or by default the CLI
+# (so that a cluster brought up by hand never runs a stale published agent); both are started as `<binary> agent …`.
 # (Not PODMIGRATE_AGENT: the agent reads PODMIGRATE_AGENT__* as its options.)
 read -r -a AGENT <<< "${PODMIGRATE_AGENT_BIN:-${PODMIGRATE_CLI:-podmigrate}}"
 MAX_NODES=4
@@ -539,7 +540,7 @@ start_agent() {
     --prepared-dir "$(node_prepared "$name")" --registry-hosts-dir "$dir/certs.d" $(node_cgroup_args "$name") "${restore[@]}" "${tls[@]}" >> "$LOGDIR/$name-agent.log" 2>&1 < /dev/null 9>&- &
   pid=$!
   echo "$pid" > "$dir/agent.pid"
-  log "$name: agent started (pid $pid, $dir/agent.sock, port $((AGENT_PORT_BASE + index)))"
+  log "$name: agent started (pid $pid, ${AGENT[0]}, $dir/agent.sock, port $((AGENT_PORT_BASE + index)))"
 }
 
 # Until every started agent serves on its socket: `up` returns a cluster that can be used at once.

@@ -173,10 +173,11 @@ public sealed class AgentTlsTests(LocalCluster cluster) : IAsyncLifetime, IDispo
         var state = Directory.CreateTempSubdirectory("pm-agent-refuse-").FullName;
         try
         {
-            var refused = await PodmigrateCli.RunAsync(
+            // The agent binary the cluster runs ($PODMIGRATE_AGENT_BIN: podmigrate-agent NativeAOT), else `podmigrate agent`.
+            var refused = await AgentBinary.RunAsync(
                 ["agent", "--node", "node-a", "--socket", Path.Combine(state, "agent.sock"), "--port", port, "--listen", "0.0.0.0",
                  "--share", Path.Combine(state, "share"), "--state-dir", state], Token);
-            var contradictory = await PodmigrateCli.RunAsync(
+            var contradictory = await AgentBinary.RunAsync(
                 ["agent", "--node", "node-a", "--socket", Path.Combine(state, "agent.sock"), "--port", port, "--listen", "0.0.0.0",
                  "--share", Path.Combine(state, "share"), "--state-dir", state, "--tls-dir", AgentTls, "--insecure-tcp"], Token);
 

@@ -125,7 +125,7 @@ public sealed class InProcessAgent : IAsyncDisposable
 }
 
 /// <summary>
-/// `podmigrate agent` as its own process, for what an in-process agent cannot show: being killed mid-operation
+/// The agent as its own process (<see cref="AgentBinary"/>: podmigrate-agent NativeAOT or `podmigrate agent`), for what an in-process agent cannot show: being killed mid-operation
 /// and a new agent picking up what the dead one left.
 /// </summary>
 public sealed class AgentProcess : IAsyncDisposable
@@ -148,22 +148,15 @@ public sealed class AgentProcess : IAsyncDisposable
     public static async Task<AgentProcess> StartAsync(TestAgentLayout layout, CancellationToken cancellationToken)
     {
         Directory.CreateDirectory(layout.ShareRoot);
-        // $PODMIGRATE_AGENT_BIN (as scripts/cluster.sh reads it): that binary, e.g. podmigrate-agent published NativeAOT as the
-        // DaemonSet's image runs it, instead of the CLI's `agent` verb; both take the same arguments.
-        var start = Environment.GetEnvironmentVariable("PODMIGRATE_AGENT_BIN") is { Length: > 0 } agentBinary
-            ? new ProcessStartInfo(agentBinary)
-            : new ProcessStartInfo("dotnet") { ArgumentList = { Cli.PodmigrateCli.DllPath } };
-        start.RedirectStandardOutput = true;
-        start.RedirectStandardError = true;
-        foreach (var argument in new[]
-            {
+        // $PODMIGRATE_AGENT_BIN (podmigrate-agent published NativeAOT, as the DaemonSet's image runs it) or the CLI's `agent` verb.
+        var start = AgentBinary.StartInfo(
+            [
                 "agent", "--node", layout.Node, "--containerd-socket", layout.ContainerdSocket, "--socket", layout.Socket,
                 "--port", layout.GrpcPort.ToString(System.Globalization.CultureInfo.InvariantCulture), "--listen", layout.ListenAddress,
                 "--share", layout.ShareRoot, "--state-dir", layout.StateDirectory,
-            })
-        {
-            start.ArgumentList.Add(argument);
-        }
+            ]);
+        start.RedirectStandardOutput = true;
+        start.RedirectStandardError = true;
         start.ArgumentList.Add("--prepared-dir");
         start.ArgumentList.Add(layout.PreparedPath);
         if (layout.RestoreRuntime)
@@ -194,6 +187,18 @@ public sealed class AgentProcess : IAsyncDisposable
             start.Environment[name] = value;
         }
         var process = Process.Start(start) ?? throw new InvalidOperationException("could not start the agent process");
+        // The last lines of its stderr, for a process that exits before it serves.
+        var errors = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        process.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data is not null)
+            {
+                errors.Enqueue(e.Data);
+                while (errors.Count > 40 && errors.TryDequeue(out string? _))
+                {
+                }
+            }
+        };
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
         var agent = new AgentProcess(process, layout);
@@ -202,7 +207,9 @@ public sealed class AgentProcess : IAsyncDisposable
         {
             if (process.HasExited)
             {
-                throw new InvalidOperationException($"the agent process exited with {process.ExitCode} before serving");
+                process.WaitForExit();
+                throw new InvalidOperationException(
+                    $"the agent process ({string.Join(' ', start.FileName, start.ArgumentList[0])}) exited with {process.ExitCode} before serving:\n{string.Join('\n', errors)}");
             }
             try
             {
