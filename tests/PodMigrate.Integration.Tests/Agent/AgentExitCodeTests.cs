@@ -27,16 +27,17 @@ public sealed class AgentExitCodeTests : IDisposable
         using var live = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         live.Bind(new UnixDomainSocketEndPoint(socket));
         live.Listen();
-        string[] taken = ["agent", "--node", "node-a", "--socket", socket, "--port", "0", "--share", Path.Combine(_directory.FullName, "share"),
-            "--state-dir", Path.Combine(_directory.FullName, "state"), "--containerd-socket", Path.Combine(_directory.FullName, "containerd.sock")];
-        // Cleartext beyond loopback without --insecure-tcp: a usage error (InvalidArgument).
-        string[] cleartext = ["agent", "--node", "node-a", "--socket", Path.Combine(_directory.FullName, "other.sock"), "--port", "0",
-            "--listen", "0.0.0.0", "--share", Path.Combine(_directory.FullName, "share"), "--state-dir", Path.Combine(_directory.FullName, "state")];
+        string[] common = ["agent", "--node", "node-a", "--share", Path.Combine(_directory.FullName, "share"), "--state-dir", Path.Combine(_directory.FullName, "state"),
+            "--containerd-socket", Path.Combine(_directory.FullName, "containerd.sock"), "--allow-unsigned-checkpoints"];
+        string[] taken = [.. common, "--socket", socket, "--port", "0"];
+        // Cleartext on a TCP port beyond loopback without --insecure-tcp: a usage error (InvalidArgument).
+        string[] cleartext = [.. common, "--socket", Path.Combine(_directory.FullName, "other.sock"),
+            "--port", TestAgentLayout.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture), "--listen", "0.0.0.0"];
 
         foreach (var (arguments, code, message) in new[]
             {
                 (taken, ExitCodes.AlreadyExists, $"another agent is already serving on {socket}"),
-                (cleartext, ExitCodes.Usage, "refusing to serve the agent API in cleartext on 0.0.0.0"),
+                (cleartext, ExitCodes.Usage, "agent options: refusing to serve the agent API in cleartext on 0.0.0.0"),
             })
         {
             var cli = await PodmigrateCli.RunAsync(arguments, Token);

@@ -84,7 +84,7 @@ public sealed class AgentTlsTests(LocalCluster cluster) : IAsyncLifetime, IDispo
         var layout = Layout();
         try
         {
-            await using var agent = await InProcessAgent.StartAsync(layout, Token);
+            await using var agent = await TestAgent.StartAsync(layout, Token);
             var address = $"https://127.0.0.1:{layout.GrpcPort}";
             using var controller = TlsCertificates.LoadDirectory(ControllerTls);
             using var byIp = AgentClient.Connect(address, Options(ClientTlsCredentials.Mutual(controller)));
@@ -203,7 +203,7 @@ public sealed class AgentTlsTests(LocalCluster cluster) : IAsyncLifetime, IDispo
         var layout = Layout();
         try
         {
-            await using var agent = await InProcessAgent.StartAsync(layout, Token);
+            await using var agent = await TestAgent.StartAsync(layout, Token);
             var script = Path.Combine(AppContext.BaseDirectory, "Agent", "grpcio_agent_client.py");
             var run = (await ProcessRunner.RunAsync(
                 new ProcessSpec(Python, [script, "--tls", ControllerTls, "node-a", $"127.0.0.1:{layout.GrpcPort}"]) { Timeout = TimeSpan.FromSeconds(90) }, Token)).EnsureSuccess();

@@ -92,8 +92,30 @@ public sealed record TestAgentLayout(string Node, string ContainerdSocket, strin
     }
 }
 
+/// <summary>An agent a test reaches through its API only: in the test process or as its own process.</summary>
+public interface ITestAgent : IAsyncDisposable
+{
+    TestAgentLayout Layout { get; }
+
+    AgentClient Client { get; }
+}
+
+/// <summary>Starts the agent a test talks to through its API.</summary>
+public static class TestAgent
+{
+    /// <summary>
+    /// With $PODMIGRATE_AGENT_BIN (scripts/test.sh: podmigrate-agent published NativeAOT, the binary that ships) that
+    /// binary as its own process, else an agent in the test process. A layout with a <see cref="TestAgentLayout.Customize"/>
+    /// hook runs in the test process always: the hook is test code inside the agent.
+    /// </summary>
+    public static async Task<ITestAgent> StartAsync(TestAgentLayout layout, CancellationToken cancellationToken)
+        => AgentBinary.Published is not null && layout.Customize is null
+            ? await AgentProcess.StartAsync(layout, cancellationToken)
+            : await InProcessAgent.StartAsync(layout, cancellationToken);
+}
+
 /// <summary>A real agent (Kestrel, gRPC over a unix socket) hosted in the test process, against a node's containerd.</summary>
-public sealed class InProcessAgent : IAsyncDisposable
+public sealed class InProcessAgent : ITestAgent
 {
     private readonly WebApplication _app;
 
@@ -128,7 +150,7 @@ public sealed class InProcessAgent : IAsyncDisposable
 /// The agent as its own process (<see cref="AgentBinary"/>: podmigrate-agent NativeAOT or `podmigrate agent`), for what an in-process agent cannot show: being killed mid-operation
 /// and a new agent picking up what the dead one left.
 /// </summary>
-public sealed class AgentProcess : IAsyncDisposable
+public sealed class AgentProcess : ITestAgent
 {
     private readonly Process _process;
 
@@ -181,6 +203,17 @@ public sealed class AgentProcess : IAsyncDisposable
         {
             start.ArgumentList.Add("--allow-unsigned-checkpoints");
         }
+        if (layout.MetricsPort != 0)
+        {
+            start.ArgumentList.Add("--metrics-port");
+            start.ArgumentList.Add(layout.MetricsPort.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+        if (layout.Customize is not null)
+        {
+            throw new ArgumentException("a Customize hook runs inside the agent: start the agent in the test process (InProcessAgent)", nameof(layout));
+        }
+        // As TestAgentLayout.Apply sets it for an agent in the test process: no retention (tests own their shares).
+        start.Environment["PODMIGRATE_AGENT__KeepPerPod"] = "0";
         start.Environment["Logging__LogLevel__Default"] = "Warning";
         foreach (var (name, value) in layout.Environment ?? new Dictionary<string, string>())
         {
