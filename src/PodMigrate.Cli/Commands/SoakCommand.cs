@@ -43,7 +43,7 @@ internal static class SoakCommand
             var snapshots = await new ContainerdSnapshots(containerd).ListAsync(cancellationToken);
             var leases = await new ContainerdLeases(containerd).ListAsync(cancellationToken);
             var state = CliCommon.NodeAgentStateDirectory(name);
-            var staging = $"/dev/shm/podmigrate-{name}";
+            var staging = (string?)node["stagingDir"] ?? $"/dev/shm/podmigrate-{name}";
             var prepared = (string?)node["preparedDir"] ?? "";
             var entry = new JsonObject
             {
