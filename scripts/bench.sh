@@ -53,6 +53,11 @@ for f in core-1 mm-1 pagemap-1 files fdinfo-2 inventory; do head -c 4096 /dev/ur
 {
   echo "# podmigrate benchmark $stamp on $(hostname) ($(nproc) cores, kernel $(uname -r))"
   echo "# $("$PODMIGRATE_CLI" version 2>/dev/null | head -1)"
+  # Which agent binary the nodes run (PODMIGRATE_AGENT_BIN: podmigrate-agent NativeAOT, else the CLI's `agent` verb).
+  for pidfile in "${PODMIGRATE_RUN_DIR:-/run/podmigrate}"/*/agent.pid; do
+    echo "# agents: $(readlink "/proc/$(cat "$pidfile")/exe" 2>/dev/null || echo unknown)"
+    break
+  done
   echo
   echo "## bench codecs: $mib MiB memhog-like image dir (tmpfs)"
 } > "$txt"

@@ -71,7 +71,8 @@ REGISTRY_HOST=localhost:5000
 SANDBOX_IMAGE=$REGISTRY_HOST/podmigrate/pause:1
 read -r -a CLI <<< "${PODMIGRATE_CLI:-podmigrate}"
 # What the agents run: PODMIGRATE_AGENT_BIN, e.g. podmigrate-agent published NativeAOT from src/PodMigrate.Agent.Host as
-# the DaemonSet's image runs it (README, The agent's memory), or by default the CLI; both are started as `<binary> agent …`.
+# the DaemonSet's image runs it (README, The agent's memory; scripts/test.sh publishes and sets it), or by default the CLI
+# (so that a cluster brought up by hand never runs a stale published agent); both are started as `<binary> agent …`.
 # (Not PODMIGRATE_AGENT: the agent reads PODMIGRATE_AGENT__* as its options.)
 read -r -a AGENT <<< "${PODMIGRATE_AGENT_BIN:-${PODMIGRATE_CLI:-podmigrate}}"
 MAX_NODES=4
@@ -174,6 +175,9 @@ node_dir() { echo "$RUN/$1"; }
 # Where the node's agent prepares checkpoints for the podmigrate runtime handler; the node's runtime must read the same
 # (PODMIGRATE_PREPARED_DIR in its containerd's environment).
 node_prepared() { echo "$RUN/$1/prepared"; }
+# The agent's staging (tmpfs). Another instance's (PODMIGRATE_RUN_DIR) names its own, so that nodes of the same name in two
+# instances never share it (`down` removes it).
+node_staging() { if [ "$(basename "$RUN")" = podmigrate ]; then echo "/dev/shm/podmigrate-$1"; else echo "/dev/shm/$(basename "$RUN")-$1"; fi; }
 # Whether the node's containerd has the podmigrate runtime handler (containerd 1.7 does not list handlers in CRI Status).
 node_has_restore_runtime() { grep -q 'runtimes\.podmigrate\]' "$(node_dir "$1")/containerd.toml" 2>/dev/null; }
 node_sock() { echo "$RUN/$1/containerd.sock"; }
@@ -535,11 +539,11 @@ start_agent() {
   # MALLOC_ARENA_MAX=2 as in deploy/50-agent-daemonset.yaml (README, The agent's memory).
   PODMIGRATE_PREPARED_DIR=$(node_prepared "$name") MALLOC_ARENA_MAX=2 setsid "${AGENT[@]}" agent --node "$name" --containerd-socket "$(node_sock "$name")" --socket "$dir/agent.sock" \
     --port $((AGENT_PORT_BASE + index)) --metrics-port $((AGENT_PORT_BASE + 1000 + index)) --listen 127.0.0.1 \
-    --share "$(node_share "$name")" --state-dir "$STATE/nodes/$name/agent" --staging-dir "/dev/shm/podmigrate-$name" \
+    --share "$(node_share "$name")" --state-dir "$STATE/nodes/$name/agent" --staging-dir "$(node_staging "$name")" \
     --prepared-dir "$(node_prepared "$name")" --registry-hosts-dir "$dir/certs.d" $(node_cgroup_args "$name") "${restore[@]}" "${tls[@]}" >> "$LOGDIR/$name-agent.log" 2>&1 < /dev/null 9>&- &
   pid=$!
   echo "$pid" > "$dir/agent.pid"
-  log "$name: agent started (pid $pid, $dir/agent.sock, port $((AGENT_PORT_BASE + index)))"
+  log "$name: agent started (pid $pid, ${AGENT[0]}, $dir/agent.sock, port $((AGENT_PORT_BASE + index)))"
 }
 
 # Until every started agent serves on its socket: `up` returns a cluster that can be used at once.
@@ -564,7 +568,7 @@ stop_agent() {
     stop_pid "$pid" 10
   fi
   rm -f "$dir/agent.pid" "$dir/agent.sock"
-  rm -rf "/dev/shm/podmigrate-$name"
+  rm -rf "$(node_staging "$name")"
 }
 
 # ---- control plane: API server, node emulators (the kubelet's part), controller; started when the CLI has the verbs ----
@@ -891,11 +895,11 @@ write_cluster_json() {
       --arg gateway "$SUBNET_BASE.$((i + 1)).1" --arg bridge "$BRIDGE_PREFIX${LETTERS[$i]}" \
       --arg agentSocket "$(node_dir "$name")/agent.sock" --argjson agentPort $((AGENT_PORT_BASE + i)) \
       --arg root "$(node_root "$name")" --arg log "$LOGDIR/$name-containerd.log" \
-      --arg version "$(node_version "$i")" --arg prepared "$(node_prepared "$name")" \
+      --arg version "$(node_version "$i")" --arg prepared "$(node_prepared "$name")" --arg staging "$(node_staging "$name")" \
       --argjson restoreRuntime "$(node_has_restore_runtime "$name" && echo true || echo false)" \
       --arg share "$(node_share "$name")" \
       '{name: $name, containerdSocket: $sock, containerdRoot: $root, containerdLog: $log, containerdVersion: $version,
-        preparedDir: $prepared, restoreRuntime: $restoreRuntime, share: $share, subnet: $subnet,
+        preparedDir: $prepared, stagingDir: $staging, restoreRuntime: $restoreRuntime, share: $share, subnet: $subnet,
         gateway: $gateway, bridge: $bridge, agentSocket: $agentSocket, agentPort: $agentPort}')")
   done
   printf '%s\n' "${entries[@]}" | jq -s --arg run "$RUN" --arg registry "$REGISTRY_HOST" --arg share "$SHARE" \

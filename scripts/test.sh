@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The test command (README.md, .ci/run): installs the stack if it is missing, builds, brings up the local cluster,
-# runs every test project (unit, integration on real containerd/runc/CRIU, end to end), tears the cluster down.
+# The test command (README.md, .ci/run): installs the stack if it is missing, builds, publishes podmigrate-runc and
+# podmigrate-agent (NativeAOT: what the nodes and the agents run), brings up the local cluster, runs every test project
+# (unit, integration on real containerd/runc/CRIU, end to end), tears the cluster down.
 # Usage: scripts/test.sh [extra `dotnet test` args, e.g. --filter Category=Unit]
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -24,6 +25,16 @@ log "publishing podmigrate-runc"
 dotnet publish src/PodMigrate.Runtime/PodMigrate.Runtime.csproj -c Release -nologo -v q -r linux-x64 -p:PublishAot=true \
   -o "$REPO/artifacts/runtime" >/dev/null
 export PODMIGRATE_RUNTIME="$REPO/artifacts/runtime/podmigrate-runc"
+
+# The agents run podmigrate-agent published (NativeAOT) from this tree, the binary the DaemonSet's image runs: the
+# cluster's agents (scripts/cluster.sh) and every agent process a test starts (TestKit's AgentBinary) read
+# PODMIGRATE_AGENT_BIN. (Agents hosted inside a test process are JIT by nature.)
+log "publishing podmigrate-agent"
+published=$(date +%s)
+dotnet publish src/PodMigrate.Agent.Host/PodMigrate.Agent.Host.csproj -c Release -nologo -v q -r linux-x64 -p:PublishAot=true \
+  -o "$REPO/artifacts/agent" >/dev/null
+log "published podmigrate-agent in $(( $(date +%s) - published )) s (load $(cut -d' ' -f1-3 /proc/loadavg))"
+export PODMIGRATE_AGENT_BIN="$REPO/artifacts/agent/podmigrate-agent"
 
 # The cluster scripts and tests use the CLI built from this tree, not an older installed one.
 export PODMIGRATE_CLI="$REPO/src/PodMigrate.Cli/bin/Release/net10.0/podmigrate"

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Net;
 using Microsoft.Extensions.Logging;
+using PodMigrate.Core.Errors;
 using PodMigrate.Kube.ApiServer;
 using PodMigrate.Kube.ApiServer.Authentication;
 

@@ -39,7 +39,7 @@ internal static class BenchCodecsCommand
             command.Options.Add(option);
         }
 
-        command.SetAction((parse, cancellationToken) => CliCommon.RunAsync(async () =>
+        command.SetAction((parse, cancellationToken) => ExitCodes.RunAsync(async () =>
         {
             var settings = parse.GetValue(codecs)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
                 .Select(name => CheckpointCodecs.Resolve(name, name == CheckpointCodecs.NoneName ? null : parse.GetValue(level)))

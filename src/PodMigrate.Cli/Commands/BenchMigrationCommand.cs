@@ -63,7 +63,7 @@ internal static class BenchMigrationCommand
             command.Options.Add(option);
         }
 
-        command.SetAction((parse, cancellationToken) => CliCommon.RunAsync(async () =>
+        command.SetAction((parse, cancellationToken) => ExitCodes.RunAsync(async () =>
         {
             var json = parse.IsJson(output);
             var (agentMethods, runtimeClass) = SplitMethods(parse.GetValue(methods)!);

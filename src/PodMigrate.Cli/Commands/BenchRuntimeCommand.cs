@@ -38,7 +38,7 @@ internal static class BenchRuntimeCommand
             command.Options.Add(option);
         }
 
-        command.SetAction((parse, cancellationToken) => CliCommon.RunAsync(() =>
+        command.SetAction((parse, cancellationToken) => ExitCodes.RunAsync(() =>
         {
             var n = parse.GetValue(calls);
             if (n < 1)

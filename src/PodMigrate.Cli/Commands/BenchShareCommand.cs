@@ -35,7 +35,7 @@ internal static class BenchShareCommand
             command.Options.Add(option);
         }
 
-        command.SetAction((parse, cancellationToken) => CliCommon.RunAsync(async () =>
+        command.SetAction((parse, cancellationToken) => ExitCodes.RunAsync(async () =>
         {
             var settings = CheckpointCodecs.Resolve(parse.GetValue(codec)!, null);
             var source = parse.GetValue(input)!;

@@ -38,7 +38,7 @@ internal static partial class CertsCommand
         {
             output, nodes, ips, controller, days, caDays, webhook,
         };
-        command.SetAction((parse, ct) => CliCommon.RunAsync(async () =>
+        command.SetAction((parse, ct) => ExitCodes.RunAsync(async () =>
         {
             var layout = new PkiLayout(parse.GetValue(output)!);
             var nodeNames = parse.GetValue(nodes)!.Select(n => ValidName(n, "--node")).Distinct(StringComparer.Ordinal).ToList();

@@ -34,7 +34,7 @@ internal static class CheckpointCommand
         selector.AddTo(command);
         var tls = new AgentTlsOptions();
         tls.AddTo(command);
-        command.SetAction((parse, ct) => CliCommon.RunAsync(async () =>
+        command.SetAction((parse, ct) => ExitCodes.RunAsync(async () =>
         {
             var request = new CheckpointRequest
             {

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using PodMigrate.Agent.V1;
+using PodMigrate.Core.Errors;
 
 namespace PodMigrate.Cli.Commands;
 
@@ -34,7 +35,7 @@ internal static class CheckpointsCommand
         var pod = new Option<string?>("--pod") { Description = "Only this pod's: NAMESPACE/NAME" };
         var command = new Command("ls", "List checkpoints, newest first") { pod };
         var (node, agent, output, tls) = Common(command);
-        command.SetAction((parse, ct) => CliCommon.RunAsync(async () =>
+        command.SetAction((parse, ct) => ExitCodes.RunAsync(async () =>
         {
             var request = new ListCheckpointsRequest();
             if (parse.GetValue(pod) is { } key)
@@ -65,7 +66,7 @@ internal static class CheckpointsCommand
         var verify = new Option<bool>("--verify") { Description = "Re-read the archive and check its digest" };
         var command = new Command("inspect", "Show one checkpoint's manifest") { id, verify };
         var (node, agent, output, tls) = Common(command);
-        command.SetAction((parse, ct) => CliCommon.RunAsync(async () =>
+        command.SetAction((parse, ct) => ExitCodes.RunAsync(async () =>
         {
             using var client = CliCommon.ConnectAgent(parse.GetValue(node), parse.GetValue(agent), tls.Read(parse));
             var info = await client.InspectCheckpointAsync(parse.GetValue(id)!, parse.GetValue(verify), ct);
@@ -98,7 +99,7 @@ internal static class CheckpointsCommand
         var force = new Option<bool>("--force") { Description = "Delete even if pinned" };
         var command = new Command("rm", "Delete a checkpoint") { id, force };
         var (node, agent, _, tls) = Common(command);
-        command.SetAction((parse, ct) => CliCommon.RunAsync(async () =>
+        command.SetAction((parse, ct) => ExitCodes.RunAsync(async () =>
         {
             using var client = CliCommon.ConnectAgent(parse.GetValue(node), parse.GetValue(agent), tls.Read(parse));
             await client.DeleteCheckpointAsync(parse.GetValue(id)!, parse.GetValue(force), ct);

@@ -6,7 +6,7 @@ using PodMigrate.Core.Errors;
 
 namespace PodMigrate.Cli.Commands;
 
-/// <summary>What the verbs share: output format, the local cluster's layout, pod keys, and the error-to-exit-code edge.</summary>
+/// <summary>What the verbs share: output format, the local cluster's layout, and pod keys (the error-to-exit-code edge of every verb is <see cref="ExitCodes.RunAsync(Func{Task{int}}, CancellationToken)"/>).</summary>
 internal static class CliCommon
 {
     public const string DefaultRunDir = "/run/podmigrate";
@@ -70,29 +70,6 @@ internal static class CliCommon
             throw PodMigrateException.InvalidArgument($"pod must be NAMESPACE/NAME or NAME, not \"{key}\"");
         }
         return (ns, name);
-    }
-
-    /// <summary>The edge of every verb: typed errors become a message on stderr and an exit code that names their kind.</summary>
-    public static async Task<int> RunAsync(Func<Task<int>> action, CancellationToken cancellationToken)
-    {
-        try
-        {
-            return await action();
-        }
-        catch (PodMigrateException e)
-        {
-            await Console.Error.WriteLineAsync($"error: {e.Message}");
-            if (e.Details is { Length: > 0 } details)
-            {
-                await Console.Error.WriteLineAsync(details);
-            }
-            return ExitCodes.For(e.Kind);
-        }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-        {
-            await Console.Error.WriteLineAsync("cancelled");
-            return ExitCodes.Cancelled;
-        }
     }
 
     private static readonly JsonFormatter ProtoJson = new(JsonFormatter.Settings.Default.WithFormatDefaultValues(true));

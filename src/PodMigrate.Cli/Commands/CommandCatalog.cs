@@ -1,5 +1,6 @@
 using System.CommandLine;
 using PodMigrate.Agent;
+using PodMigrate.Core.Errors;
 
 namespace PodMigrate.Cli.Commands;
 
@@ -10,7 +11,7 @@ internal static class CommandCatalog
         yield return VersionCommand.Create();
         yield return NodeCommand.Create();
         yield return ImageCommand.Create();
-        yield return AgentCommandLine.Create(CliCommon.RunAsync);
+        yield return AgentCommandLine.Create(ExitCodes.RunAsync);
         yield return CertsCommand.Create();
         yield return InfoCommand.Create();
         yield return CheckpointCommand.Create();

@@ -61,7 +61,7 @@ internal static class ControllerCommand
             oomGuard, oomGuardMargin, oomGuardReserve, oomGuardCooldown, oomGuardSettle, oomGuardVerify,
             webhookPort, webhookTlsDir, webhookListen,
         };
-        command.SetAction((parse, cancellationToken) => CliCommon.RunAsync(async () =>
+        command.SetAction((parse, cancellationToken) => ExitCodes.RunAsync(async () =>
         {
             var agents = new AgentConnectionOptions
             {

@@ -48,7 +48,7 @@ internal static class ImageCommand
             command.Options.Add(option);
         }
 
-        command.SetAction((parse, cancellationToken) => RunAsync(async () =>
+        command.SetAction((parse, cancellationToken) => ExitCodes.RunAsync(async () =>
         {
             var entries = new List<LayerEntry>();
             entries.AddRange((parse.GetValue(files) ?? []).Select(ParseFile));
@@ -74,7 +74,8 @@ internal static class ImageCommand
             }
 
             Print(parse.GetValue(output)!, [(image, pushed)]);
-        }));
+            return ExitCodes.Ok;
+        }, cancellationToken));
         return command;
     }
 
@@ -95,7 +96,7 @@ internal static class ImageCommand
             command.Options.Add(option);
         }
 
-        command.SetAction((parse, cancellationToken) => RunAsync(async () =>
+        command.SetAction((parse, cancellationToken) => ExitCodes.RunAsync(async () =>
         {
             var sources = WorkloadImages.LocateSources(
                 parse.GetValue(sourceDir),
@@ -105,7 +106,8 @@ internal static class ImageCommand
             using var http = new HttpClient { Timeout = RegistryTimeout };
             var images = await WorkloadImages.BuildAndPushAsync(options, new RegistryClient(http), cancellationToken);
             Print(parse.GetValue(output)!, images.Select(i => (i.Image, i.Push)).ToList());
-        }));
+            return ExitCodes.Ok;
+        }, cancellationToken));
         return command;
     }
 
@@ -144,25 +146,6 @@ internal static class ImageCommand
         foreach (var (image, push) in images)
         {
             Console.WriteLine($"{image.Name} {image.ManifestDigest}{(push is null ? string.Empty : " pushed")}");
-        }
-    }
-
-    private static async Task<int> RunAsync(Func<Task> action)
-    {
-        try
-        {
-            await action();
-            return ExitCodes.Ok;
-        }
-        catch (PodMigrateException e)
-        {
-            await Console.Error.WriteLineAsync($"error: {e.Message}{(e.Details is null ? string.Empty : "\n" + e.Details.TrimEnd())}");
-            return ExitCodes.For(e.Kind);
-        }
-        catch (OperationCanceledException)
-        {
-            await Console.Error.WriteLineAsync("cancelled");
-            return ExitCodes.Cancelled;
         }
     }
 

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using PodMigrate.Core.Errors;
 
 namespace PodMigrate.Cli.Commands;
 
@@ -13,7 +14,7 @@ internal static class InfoCommand
         var command = new Command("info", "Show a node agent's versions, CRIU features and share") { node, agent, output };
         var tls = new AgentTlsOptions();
         tls.AddTo(command);
-        command.SetAction((parse, ct) => CliCommon.RunAsync(async () =>
+        command.SetAction((parse, ct) => ExitCodes.RunAsync(async () =>
         {
             using var client = CliCommon.ConnectAgent(parse.GetValue(node), parse.GetValue(agent), tls.Read(parse));
             var info = await client.GetNodeInfoAsync(ct);

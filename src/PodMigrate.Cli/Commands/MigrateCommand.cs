@@ -35,7 +35,7 @@ internal static class MigrateCommand
         selector.AddTo(command);
         var tls = new AgentTlsOptions();
         tls.AddTo(command);
-        command.SetAction((parse, ct) => CliCommon.RunAsync(async () =>
+        command.SetAction((parse, ct) => ExitCodes.RunAsync(async () =>
         {
             var source = selector.Read(parse);
             var fromNode = parse.GetValue(from)!;

@@ -173,7 +173,7 @@ internal static class NodeCommand
         => RunAsync(parse, (connection, output) => action(new KubeletPodRunner(connection, NullLogger<KubeletPodRunner>.Instance), output), cancellationToken);
 
     private static Task<int> RunAsync(ParseResult parse, Func<CriConnection, string, Task<int>> action, CancellationToken cancellationToken)
-        => CliCommon.RunAsync(async () =>
+        => ExitCodes.RunAsync(async () =>
         {
             using var connection = CriConnection.ForUnixSocket(ResolveSocket(parse));
             return await action(connection, parse.GetValue(OutputOption) ?? "text");

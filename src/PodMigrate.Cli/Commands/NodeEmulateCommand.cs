@@ -28,7 +28,7 @@ internal static class NodeEmulateCommand
         {
             node, kubeconfig, criSocket, agentPort, address, nodeMemory, nodeCgroup,
         };
-        command.SetAction((parse, cancellationToken) => CliCommon.RunAsync(async () =>
+        command.SetAction((parse, cancellationToken) => ExitCodes.RunAsync(async () =>
         {
             var nodeName = parse.GetValue(node)!;
             var options = new NodeEmulatorOptions

@@ -137,7 +137,7 @@ internal static class OperationsCommand
         }
         var tls = new AgentTlsOptions();
         tls.AddTo(command);
-        command.SetAction((parse, ct) => CliCommon.RunAsync(async () =>
+        command.SetAction((parse, ct) => ExitCodes.RunAsync(async () =>
         {
             using var client = CliCommon.ConnectAgent(parse.GetValue(node), parse.GetValue(agent), tls.Read(parse));
             await action(client, withId ? parse.GetValue(id) : null, parse.IsJson(output), ct);

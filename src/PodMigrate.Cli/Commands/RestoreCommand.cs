@@ -19,7 +19,7 @@ internal static class RestoreCommand
         target.AddTo(command);
         var tls = new AgentTlsOptions();
         tls.AddTo(command);
-        command.SetAction((parse, ct) => CliCommon.RunAsync(async () =>
+        command.SetAction((parse, ct) => ExitCodes.RunAsync(async () =>
         {
             var request = target.Read(parse, parse.GetValue(checkpoint)!);
             using var client = CliCommon.ConnectAgent(parse.GetValue(node), parse.GetValue(agent), tls.Read(parse));

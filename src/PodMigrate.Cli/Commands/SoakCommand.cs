@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using PodMigrate.Core.Diagnostics;
+using PodMigrate.Core.Errors;
 using PodMigrate.Node.Containerd;
 
 namespace PodMigrate.Cli.Commands;
@@ -19,7 +20,7 @@ internal static class SoakCommand
     public static Command Create()
     {
         var census = new Command("census", "Count what the cluster's nodes hold (tasks, frozen tasks, snapshots, checkpoint images, leases, staging, prepared, journal, mounts) and the agents' RSS and open files, as JSON");
-        census.SetAction((parse, ct) => CliCommon.RunAsync(async () =>
+        census.SetAction((parse, ct) => ExitCodes.RunAsync(async () =>
         {
             Console.WriteLine((await TakeAsync(ct)).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
             return ExitCodes.Ok;
@@ -42,7 +43,7 @@ internal static class SoakCommand
             var snapshots = await new ContainerdSnapshots(containerd).ListAsync(cancellationToken);
             var leases = await new ContainerdLeases(containerd).ListAsync(cancellationToken);
             var state = CliCommon.NodeAgentStateDirectory(name);
-            var staging = $"/dev/shm/podmigrate-{name}";
+            var staging = (string?)node["stagingDir"] ?? $"/dev/shm/podmigrate-{name}";
             var prepared = (string?)node["preparedDir"] ?? "";
             var entry = new JsonObject
             {

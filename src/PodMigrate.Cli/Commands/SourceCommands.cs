@@ -1,5 +1,6 @@
 using System.CommandLine;
 using PodMigrate.Agent.V1;
+using PodMigrate.Core.Errors;
 
 namespace PodMigrate.Cli.Commands;
 
@@ -22,7 +23,7 @@ internal static class SourceCommands
         selector.AddTo(command);
         var tls = new AgentTlsOptions();
         tls.AddTo(command);
-        command.SetAction((parse, ct) => CliCommon.RunAsync(async () =>
+        command.SetAction((parse, ct) => ExitCodes.RunAsync(async () =>
         {
             using var client = CliCommon.ConnectAgent(parse.GetValue(node), parse.GetValue(agent), tls.Read(parse));
             var state = await action(client, selector.Read(parse), parse.GetValue(checkpoint), ct);

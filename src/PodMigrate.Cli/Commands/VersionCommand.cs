@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Reflection;
+using PodMigrate.Core.Errors;
 
 namespace PodMigrate.Cli.Commands;
 

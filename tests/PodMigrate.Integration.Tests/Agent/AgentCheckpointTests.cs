@@ -25,14 +25,14 @@ public sealed class AgentCheckpointTests(LocalCluster cluster) : IAsyncLifetime
 {
     private const string Node = "node-a";
     private readonly List<V1Pod> _pods = [];
-    private InProcessAgent? _agent;
+    private ITestAgent? _agent;
 
     private AgentClient Agent => _agent!.Client;
 
     public async Task InitializeAsync()
     {
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        _agent = await InProcessAgent.StartAsync(
+        _agent = await TestAgent.StartAsync(
             TestAgentLayout.ForNode(Node, cluster.Info.Node(Node).ContainerdSocket) with { MetricsPort = TestAgentLayout.FreePort() }, cts.Token);
     }
 

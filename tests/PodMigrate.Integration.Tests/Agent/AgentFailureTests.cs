@@ -62,7 +62,7 @@ public sealed class AgentFailureTests(LocalCluster cluster) : IAsyncLifetime
         var share = NewDirectory("share");
         (await ProcessRunner.RunAsync(new ProcessSpec("mount", ["-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", share]), cts.Token)).EnsureSuccess();
         _mounts.Add(share);
-        await using var agent = await InProcessAgent.StartAsync(Layout(share), cts.Token);
+        await using var agent = await TestAgent.StartAsync(Layout(share), cts.Token);
         // 32 MiB of a pseudo-random pattern: no codec shrinks it below the 4 MiB the share has.
         var pod = await RunAsync(TestPods.Memhog(cluster.Image("memhog"), "full", mib: 32), cts.Token);
         await WaitForMemhogAsync(pod, cts.Token);
@@ -114,7 +114,7 @@ public sealed class AgentFailureTests(LocalCluster cluster) : IAsyncLifetime
     public async Task Client_that_cancels_mid_checkpoint_leaves_the_source_running()
     {
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(110));
-        await using var agent = await InProcessAgent.StartAsync(Layout(share: null), cts.Token);
+        await using var agent = await TestAgent.StartAsync(Layout(share: null), cts.Token);
         var pod = await RunAsync(TestPods.Memhog(cluster.Image("memhog"), "cancel", mib: 256), cts.Token);
         await WaitForMemhogAsync(pod, cts.Token);
 
@@ -214,6 +214,7 @@ public sealed class AgentFailureTests(LocalCluster cluster) : IAsyncLifetime
                 }
             },
         };
+        // In the test process on purpose: the commit-point hook is test code inside the agent.
         await using var agent = await InProcessAgent.StartAsync(layout, cts.Token);
         var pod = await RunAsync(TestPods.Memhog(cluster.Image("memhog"), "cut", mib: 16), cts.Token);
         await WaitForMemhogAsync(pod, cts.Token);
@@ -253,6 +254,7 @@ public sealed class AgentFailureTests(LocalCluster cluster) : IAsyncLifetime
                 }
             },
         };
+        // In the test process on purpose: the commit-point hook is test code inside the agent.
         await using var agent = await InProcessAgent.StartAsync(layout, cts.Token);
         var pod = await RunAsync(TestPods.Memhog(cluster.Image("memhog"), "cutb", mib: 16), cts.Token);
         await WaitForMemhogAsync(pod, cts.Token);

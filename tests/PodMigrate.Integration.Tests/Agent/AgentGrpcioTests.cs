@@ -26,7 +26,7 @@ public sealed class AgentGrpcioTests(LocalCluster cluster)
         var layout = TestAgentLayout.ForNode("node-a", cluster.Info.Node("node-a").ContainerdSocket);
         try
         {
-            await using var agent = await InProcessAgent.StartAsync(layout, cts.Token);
+            await using var agent = await TestAgent.StartAsync(layout, cts.Token);
             var script = Path.Combine(AppContext.BaseDirectory, "Agent", "grpcio_agent_client.py");
             var run = (await ProcessRunner.RunAsync(new ProcessSpec(Python, [script, layout.Socket]) { Timeout = TimeSpan.FromSeconds(90) }, cts.Token)).EnsureSuccess();
 

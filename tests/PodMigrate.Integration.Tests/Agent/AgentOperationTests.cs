@@ -67,6 +67,7 @@ public sealed class AgentOperationTests(LocalCluster cluster) : IAsyncLifetime
                 }
             },
         };
+        // In the test process on purpose: the commit-point hook is test code inside the agent.
         await using var agent = await InProcessAgent.StartAsync(layout, cts.Token);
         var pod = await RunAsync(TestPods.Memhog(cluster.Image("memhog"), "opattach", mib: 16), cts.Token);
         await WaitForMemhogAsync(pod, cts.Token);
@@ -127,6 +128,7 @@ public sealed class AgentOperationTests(LocalCluster cluster) : IAsyncLifetime
                 }
             },
         };
+        // In the test process on purpose: the commit-point hook is test code inside the agent.
         await using var agent = await InProcessAgent.StartAsync(layout, cts.Token);
         var pod = await RunAsync(TestPods.Memhog(cluster.Image("memhog"), "opcancel", mib: 16), cts.Token);
         await WaitForMemhogAsync(pod, cts.Token);

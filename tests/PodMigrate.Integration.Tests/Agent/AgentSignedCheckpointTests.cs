@@ -32,15 +32,15 @@ public sealed class AgentSignedCheckpointTests(LocalCluster cluster) : IAsyncLif
     private string From => cluster.Info.OtherNode(To).Name;
     private readonly List<(string Node, V1Pod Pod)> _pods = [];
     private string _share = "";
-    private InProcessAgent? _source;
-    private InProcessAgent? _target;
+    private ITestAgent? _source;
+    private ITestAgent? _target;
 
     public async Task InitializeAsync()
     {
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         _share = Path.Combine(Path.GetTempPath(), $"pm-share-{Guid.NewGuid():N}"[..24]);
-        _source = await InProcessAgent.StartAsync(TestAgentLayout.ForNode(From, cluster.Info.Node(From).ContainerdSocket, _share), cts.Token);
-        _target = await InProcessAgent.StartAsync(TestAgentLayout.ForNode(To, cluster.Info.Node(To).ContainerdSocket, _share), cts.Token);
+        _source = await TestAgent.StartAsync(TestAgentLayout.ForNode(From, cluster.Info.Node(From).ContainerdSocket, _share), cts.Token);
+        _target = await TestAgent.StartAsync(TestAgentLayout.ForNode(To, cluster.Info.Node(To).ContainerdSocket, _share), cts.Token);
     }
 
     public async Task DisposeAsync()

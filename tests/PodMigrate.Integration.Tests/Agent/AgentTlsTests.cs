@@ -84,7 +84,7 @@ public sealed class AgentTlsTests(LocalCluster cluster) : IAsyncLifetime, IDispo
         var layout = Layout();
         try
         {
-            await using var agent = await InProcessAgent.StartAsync(layout, Token);
+            await using var agent = await TestAgent.StartAsync(layout, Token);
             var address = $"https://127.0.0.1:{layout.GrpcPort}";
             using var controller = TlsCertificates.LoadDirectory(ControllerTls);
             using var byIp = AgentClient.Connect(address, Options(ClientTlsCredentials.Mutual(controller)));
@@ -173,10 +173,11 @@ public sealed class AgentTlsTests(LocalCluster cluster) : IAsyncLifetime, IDispo
         var state = Directory.CreateTempSubdirectory("pm-agent-refuse-").FullName;
         try
         {
-            var refused = await PodmigrateCli.RunAsync(
+            // The agent binary the cluster runs ($PODMIGRATE_AGENT_BIN: podmigrate-agent NativeAOT), else `podmigrate agent`.
+            var refused = await AgentBinary.RunAsync(
                 ["agent", "--node", "node-a", "--socket", Path.Combine(state, "agent.sock"), "--port", port, "--listen", "0.0.0.0",
                  "--share", Path.Combine(state, "share"), "--state-dir", state], Token);
-            var contradictory = await PodmigrateCli.RunAsync(
+            var contradictory = await AgentBinary.RunAsync(
                 ["agent", "--node", "node-a", "--socket", Path.Combine(state, "agent.sock"), "--port", port, "--listen", "0.0.0.0",
                  "--share", Path.Combine(state, "share"), "--state-dir", state, "--tls-dir", AgentTls, "--insecure-tcp"], Token);
 
@@ -202,7 +203,7 @@ public sealed class AgentTlsTests(LocalCluster cluster) : IAsyncLifetime, IDispo
         var layout = Layout();
         try
         {
-            await using var agent = await InProcessAgent.StartAsync(layout, Token);
+            await using var agent = await TestAgent.StartAsync(layout, Token);
             var script = Path.Combine(AppContext.BaseDirectory, "Agent", "grpcio_agent_client.py");
             var run = (await ProcessRunner.RunAsync(
                 new ProcessSpec(Python, [script, "--tls", ControllerTls, "node-a", $"127.0.0.1:{layout.GrpcPort}"]) { Timeout = TimeSpan.FromSeconds(90) }, Token)).EnsureSuccess();

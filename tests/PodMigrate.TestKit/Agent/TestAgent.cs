@@ -92,8 +92,30 @@ public sealed record TestAgentLayout(string Node, string ContainerdSocket, strin
     }
 }
 
+/// <summary>An agent a test reaches through its API only: in the test process or as its own process.</summary>
+public interface ITestAgent : IAsyncDisposable
+{
+    TestAgentLayout Layout { get; }
+
+    AgentClient Client { get; }
+}
+
+/// <summary>Starts the agent a test talks to through its API.</summary>
+public static class TestAgent
+{
+    /// <summary>
+    /// With $PODMIGRATE_AGENT_BIN (scripts/test.sh: podmigrate-agent published NativeAOT, the binary that ships) that
+    /// binary as its own process, else an agent in the test process. A layout with a <see cref="TestAgentLayout.Customize"/>
+    /// hook runs in the test process always: the hook is test code inside the agent.
+    /// </summary>
+    public static async Task<ITestAgent> StartAsync(TestAgentLayout layout, CancellationToken cancellationToken)
+        => AgentBinary.Published is not null && layout.Customize is null
+            ? await AgentProcess.StartAsync(layout, cancellationToken)
+            : await InProcessAgent.StartAsync(layout, cancellationToken);
+}
+
 /// <summary>A real agent (Kestrel, gRPC over a unix socket) hosted in the test process, against a node's containerd.</summary>
-public sealed class InProcessAgent : IAsyncDisposable
+public sealed class InProcessAgent : ITestAgent
 {
     private readonly WebApplication _app;
 
@@ -125,10 +147,10 @@ public sealed class InProcessAgent : IAsyncDisposable
 }
 
 /// <summary>
-/// `podmigrate agent` as its own process, for what an in-process agent cannot show: being killed mid-operation
+/// The agent as its own process (<see cref="AgentBinary"/>: podmigrate-agent NativeAOT or `podmigrate agent`), for what an in-process agent cannot show: being killed mid-operation
 /// and a new agent picking up what the dead one left.
 /// </summary>
-public sealed class AgentProcess : IAsyncDisposable
+public sealed class AgentProcess : ITestAgent
 {
     private readonly Process _process;
 
@@ -148,22 +170,15 @@ public sealed class AgentProcess : IAsyncDisposable
     public static async Task<AgentProcess> StartAsync(TestAgentLayout layout, CancellationToken cancellationToken)
     {
         Directory.CreateDirectory(layout.ShareRoot);
-        // $PODMIGRATE_AGENT_BIN (as scripts/cluster.sh reads it): that binary, e.g. podmigrate-agent published NativeAOT as the
-        // DaemonSet's image runs it, instead of the CLI's `agent` verb; both take the same arguments.
-        var start = Environment.GetEnvironmentVariable("PODMIGRATE_AGENT_BIN") is { Length: > 0 } agentBinary
-            ? new ProcessStartInfo(agentBinary)
-            : new ProcessStartInfo("dotnet") { ArgumentList = { Cli.PodmigrateCli.DllPath } };
-        start.RedirectStandardOutput = true;
-        start.RedirectStandardError = true;
-        foreach (var argument in new[]
-            {
+        // $PODMIGRATE_AGENT_BIN (podmigrate-agent published NativeAOT, as the DaemonSet's image runs it) or the CLI's `agent` verb.
+        var start = AgentBinary.StartInfo(
+            [
                 "agent", "--node", layout.Node, "--containerd-socket", layout.ContainerdSocket, "--socket", layout.Socket,
                 "--port", layout.GrpcPort.ToString(System.Globalization.CultureInfo.InvariantCulture), "--listen", layout.ListenAddress,
                 "--share", layout.ShareRoot, "--state-dir", layout.StateDirectory,
-            })
-        {
-            start.ArgumentList.Add(argument);
-        }
+            ]);
+        start.RedirectStandardOutput = true;
+        start.RedirectStandardError = true;
         start.ArgumentList.Add("--prepared-dir");
         start.ArgumentList.Add(layout.PreparedPath);
         if (layout.RestoreRuntime)
@@ -188,12 +203,35 @@ public sealed class AgentProcess : IAsyncDisposable
         {
             start.ArgumentList.Add("--allow-unsigned-checkpoints");
         }
+        if (layout.MetricsPort != 0)
+        {
+            start.ArgumentList.Add("--metrics-port");
+            start.ArgumentList.Add(layout.MetricsPort.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+        if (layout.Customize is not null)
+        {
+            throw new ArgumentException("a Customize hook runs inside the agent: start the agent in the test process (InProcessAgent)", nameof(layout));
+        }
+        // As TestAgentLayout.Apply sets it for an agent in the test process: no retention (tests own their shares).
+        start.Environment["PODMIGRATE_AGENT__KeepPerPod"] = "0";
         start.Environment["Logging__LogLevel__Default"] = "Warning";
         foreach (var (name, value) in layout.Environment ?? new Dictionary<string, string>())
         {
             start.Environment[name] = value;
         }
         var process = Process.Start(start) ?? throw new InvalidOperationException("could not start the agent process");
+        // The last lines of its stderr, for a process that exits before it serves.
+        var errors = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        process.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data is not null)
+            {
+                errors.Enqueue(e.Data);
+                while (errors.Count > 40 && errors.TryDequeue(out string? _))
+                {
+                }
+            }
+        };
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
         var agent = new AgentProcess(process, layout);
@@ -202,7 +240,9 @@ public sealed class AgentProcess : IAsyncDisposable
         {
             if (process.HasExited)
             {
-                throw new InvalidOperationException($"the agent process exited with {process.ExitCode} before serving");
+                process.WaitForExit();
+                throw new InvalidOperationException(
+                    $"the agent process ({string.Join(' ', start.FileName, start.ArgumentList[0])}) exited with {process.ExitCode} before serving:\n{string.Join('\n', errors)}");
             }
             try
             {
