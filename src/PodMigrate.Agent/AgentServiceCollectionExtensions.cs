@@ -57,7 +57,7 @@ internal static class AgentServiceCollectionExtensions
         services.AddSingleton<NodeInfoProvider>();
         services.AddSingleton<CheckpointCapture>();
         services.AddSingleton<CriStatusReader>();
-        services.AddSingleton<SourceControl>();
+        services.AddSingleton<HeldSources>();
         services.AddSingleton<CommitPointProbe>();
         services.AddSingleton<CheckpointOperation>();
         services.AddSingleton<CheckpointImages>();

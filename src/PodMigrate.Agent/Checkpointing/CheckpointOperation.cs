@@ -30,7 +30,7 @@ internal sealed class CheckpointOperation(
     ContainerResolver resolver,
     CheckpointCapture capture,
     ICheckpointStore store,
-    SourceControl sources,
+    HeldSources sources,
     CriStatusReader criStatus,
     OperationGate gate,
     SourceJournal journal,

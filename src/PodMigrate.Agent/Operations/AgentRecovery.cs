@@ -18,7 +18,7 @@ namespace PodMigrate.Agent.Operations;
 internal sealed class AgentRecovery(
     IOptions<AgentOptions> options,
     SourceJournal journal,
-    SourceControl sources,
+    HeldSources sources,
     ContainerdConnection containerd,
     ICheckpointStore store,
     Preparing.PreparedCheckpoints prepared,

@@ -22,7 +22,7 @@ internal sealed class AgentGrpcService(
     ContainerdConnection containerd,
     CheckpointOperation checkpoint,
     RestoreOperation restore,
-    SourceControl sources,
+    HeldSources sources,
     SourceJournal journal,
     OperationGate gate,
     ICheckpointStore store,

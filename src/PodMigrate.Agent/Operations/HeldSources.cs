@@ -10,11 +10,11 @@ using PodMigrate.Node.Containerd;
 namespace PodMigrate.Agent.Operations;
 
 /// <summary>
-/// Lets frozen sources run again or ends them, and keeps the journal of held sources in step: a source leaves the
-/// journal only once it runs again (or is gone).
+/// The sources a checkpoint left frozen (held): lets them run again or ends them, and keeps the journal of held sources
+/// in step: a source leaves the journal only once it runs again (or is gone).
 /// </summary>
-internal sealed class SourceControl(
-    ContainerdConnection containerd, ContainerResolver resolver, SourceJournal journal, OperationGate gate, ICheckpointStore store, ILogger<SourceControl> logger)
+internal sealed class HeldSources(
+    ContainerdConnection containerd, ContainerResolver resolver, SourceJournal journal, OperationGate gate, ICheckpointStore store, ILogger<HeldSources> logger)
 {
     /// <summary>
     /// Compensations run on their own bound, not the caller's token, which may be what was cancelled. Generous: the runc
