@@ -3,8 +3,8 @@ using PodMigrate.Kube.Models;
 namespace PodMigrate.Kube.Client;
 
 /// <summary>
-/// The seam between PodMigrate and the Kubernetes API: <see cref="KubernetesApiClient"/> is the implementation
-/// (REST + watch over HttpClient); the official client could stand behind it instead. Failures are
+/// The seam between PodMigrate and the Kubernetes API: <see cref="KubernetesApiClient"/> is the implementation, over the
+/// official KubernetesClient (its configuration, authentication, transport and watch). Failures are
 /// <see cref="Core.Errors.PodMigrateException"/>s whose kind follows the API's Status (see <see cref="KubeApiErrors"/>).
 /// For cluster-scoped kinds <c>ns</c> (namespace) is ignored; for namespaced kinds a null namespace lists across all.
 /// </summary>
