@@ -46,10 +46,11 @@ public sealed class ExitCodesTests
         using var cancelled = new CancellationTokenSource();
         await cancelled.CancelAsync();
 
-        var exit = await ExitCodes.RunAsync(async () =>
+        // The body honours the token (as every command body does): cancelled already, it throws at once.
+        var exit = await ExitCodes.RunAsync(() =>
         {
-            await Task.Delay(Timeout.Infinite, cancelled.Token);
-            return ExitCodes.Ok;
+            cancelled.Token.ThrowIfCancellationRequested();
+            return Task.FromResult(ExitCodes.Ok);
         }, error, cancelled.Token);
 
         exit.ShouldBe(ExitCodes.Cancelled);
