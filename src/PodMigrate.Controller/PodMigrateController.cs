@@ -25,11 +25,13 @@ public sealed class PodMigrateController : IDisposable
 
     private readonly ControllerHost _host;
     private readonly IAgentDirectory _agents;
+    private readonly OperationWakeups _wakeups;
 
-    private PodMigrateController(ControllerHost host, IAgentDirectory agents, IKubernetesApi api, ControllerOptions options)
+    private PodMigrateController(ControllerHost host, IAgentDirectory agents, OperationWakeups wakeups, IKubernetesApi api, ControllerOptions options)
     {
         _host = host;
         _agents = agents;
+        _wakeups = wakeups;
         Api = api;
         Settings = options;
     }
@@ -82,10 +84,13 @@ public sealed class PodMigrateController : IDisposable
         // being older than what the reconciler itself last read or wrote of it.
         var seen = new SeenVersions();
         // Source and clone pods are read from the pod informer too (CacheFirstReader): a reconcile of an unchanged world is no GET.
+        // A migration waiting on an agent's operation is queued the moment it ends (the pause runs through that wait).
+        var migrationQueue = new WorkQueue<ObjectKey>(null, time);
+        var wakeups = new OperationWakeups(migrationQueue.Add, loggers.CreateLogger<OperationWakeups>());
         var migrationReconciler = new PodMigrationReconciler(seen.Track(api, PodMigration.Resource), agents, events, options, time,
-            loggers.CreateLogger<PodMigrationReconciler>(), pods);
+            loggers.CreateLogger<PodMigrationReconciler>(), pods, wakeups);
         var migrationRunner = new ReconcileRunner("podmigrations", new MigrationAdapter(migrationReconciler, migrations, seen),
-            new WorkQueue<ObjectKey>(null, time), options.Workers, loggers.CreateLogger<ReconcileRunner>());
+            migrationQueue, options.Workers, loggers.CreateLogger<ReconcileRunner>());
         var cloneOfRunner = new ReconcileRunner("clone-of-pods", new CloneOfAdapter(new CloneOfReconciler(api), pods),
             new WorkQueue<ObjectKey>(null, time), 1, loggers.CreateLogger<ReconcileRunner>());
 
@@ -129,13 +134,17 @@ public sealed class PodMigrateController : IDisposable
             var guardEvents = new EventRecorder(api, new EventRecorderOptions { Component = OomGuardComponent, Host = options.Identity }, time, loggers.CreateLogger<EventRecorder>());
             leaderLoops.Add(ct => new OomGuardLoop(api, agents, pods, migrations, guardEvents, guard, time, loggers.CreateLogger<OomGuardLoop>()).RunAsync(ct));
         }
-        return new PodMigrateController(new ControllerHost([migrations, pods], [migrationRunner, cloneOfRunner], elector, loggers.CreateLogger<ControllerHost>(), leaderLoops), agents, api, options);
+        return new PodMigrateController(new ControllerHost([migrations, pods], [migrationRunner, cloneOfRunner], elector, loggers.CreateLogger<ControllerHost>(), leaderLoops), agents, wakeups, api, options);
     }
 
     /// <summary>Runs until cancelled (a SIGTERM); with leader election, reconciles only while leading.</summary>
     public Task RunAsync(CancellationToken cancellationToken) => _host.RunAsync(cancellationToken);
 
-    public void Dispose() => (_agents as IDisposable)?.Dispose();
+    public void Dispose()
+    {
+        _wakeups.Dispose();
+        (_agents as IDisposable)?.Dispose();
+    }
 
     private sealed class MigrationAdapter(PodMigrationReconciler reconciler, Informer<PodMigration> cache, SeenVersions seen) : IReconciler
     {

@@ -33,8 +33,9 @@ internal sealed class PodMigrationReconciler
     private readonly Dictionary<MigrationStep, IMigrationPhase> _phases;
 
     /// <param name="podCache">The pod informer the source and clone pods are read from (see <see cref="CacheFirstReader{T}"/>); null: every read a GET.</param>
+    /// <param name="wakeups">Queues a migration when an agent operation it waits for ends (null: polls alone).</param>
     public PodMigrationReconciler(IKubernetesApi api, IAgentDirectory agents, MigrationEvents events, ControllerOptions options, TimeProvider time,
-        ILogger<PodMigrationReconciler> logger, Informer<V1Pod>? podCache = null)
+        ILogger<PodMigrationReconciler> logger, Informer<V1Pod>? podCache = null, OperationWakeups? wakeups = null)
     {
         _api = api;
         _time = time;
@@ -43,12 +44,13 @@ internal sealed class PodMigrationReconciler
         var runtimeClass = new RuntimeClassRestore(agents, logger);
         var release = new SourceRelease(agents, logger);
         var pods = new CacheFirstReader<V1Pod>(api, KubeResources.V1Pods, podCache);
+        wakeups ??= new OperationWakeups(_ => { }, logger);
         _phases = new()
         {
             [MigrationStep.Start] = new StartPhase(_journal),
             [MigrationStep.Precheck] = new PrecheckPhase(new MigrationPrecheck(api, pods, agents), _journal, events),
-            [MigrationStep.Checkpoint] = new CheckpointPhase(agents, runtimeClass, _journal, options, logger),
-            [MigrationStep.Restore] = new RestorePhase(agents, runtimeClass, new ClonePodWriter(api, pods), _journal, events, options),
+            [MigrationStep.Checkpoint] = new CheckpointPhase(agents, runtimeClass, _journal, wakeups, options, logger),
+            [MigrationStep.Restore] = new RestorePhase(agents, runtimeClass, new ClonePodWriter(api, pods), _journal, events, wakeups, options),
             [MigrationStep.Verify] = new VerifyPhase(pods, runtimeClass, _journal, options),
             [MigrationStep.DeadlineExceeded] = new DeadlinePhase(_journal),
             [MigrationStep.Rollback] = new RollbackPhase(api, agents, runtimeClass, release, _journal, events, options),

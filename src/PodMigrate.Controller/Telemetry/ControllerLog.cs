@@ -28,4 +28,7 @@ internal static partial class ControllerLog
 
     [LoggerMessage(2008, LogLevel.Warning, "Checkpoint {CheckpointId} could not be deleted through node {Node}: {Message}")]
     public static partial void CheckpointNotDeleted(ILogger logger, string checkpointId, string node, string message);
+
+    [LoggerMessage(2009, LogLevel.Debug, "Watch of agent operation {OperationId} ended early ({Kind}: {Message}); its migration is polled")]
+    public static partial void OperationWatchFailed(ILogger logger, string operationId, PodMigrate.Core.Errors.ErrorKind kind, string message);
 }
