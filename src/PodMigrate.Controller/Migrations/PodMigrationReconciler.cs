@@ -44,7 +44,6 @@ internal sealed class PodMigrationReconciler
         var runtimeClass = new RuntimeClassRestore(agents, logger);
         var release = new SourceRelease(agents, logger);
         var pods = new CacheFirstReader<V1Pod>(api, KubeResources.V1Pods, podCache);
-        wakeups ??= new OperationWakeups(_ => { }, logger);
         _phases = new()
         {
             [MigrationStep.Start] = new StartPhase(_journal),

@@ -13,7 +13,7 @@ namespace PodMigrate.Controller.Migrations.Phases;
 /// RuntimeClass path the target is asked to prepare beside it, following the archive as it is written.
 /// </summary>
 internal sealed class CheckpointPhase(
-    IAgentDirectory agents, RuntimeClassRestore runtimeClass, MigrationJournal journal, OperationWakeups wakeups, ControllerOptions options, ILogger logger) : IMigrationPhase
+    IAgentDirectory agents, RuntimeClassRestore runtimeClass, MigrationJournal journal, OperationWakeups? wakeups, ControllerOptions options, ILogger logger) : IMigrationPhase
 {
     public async Task<PhaseOutcome> RunAsync(MigrationContext context, CancellationToken cancellationToken)
     {
@@ -67,7 +67,7 @@ internal sealed class CheckpointPhase(
             {
                 // The agent owns it: this worker goes on with other migrations and looks again when it ends (or at the poll).
                 status.Message = $"checkpointing pod {settings.PodName} on node {status.SourceNode}: {ProgressText(operation)}";
-                _ = wakeups.WakeWhenDone(agent, status.CheckpointOperation!, Runtime.ObjectKey.Of(migration.Metadata));
+                _ = wakeups?.WakeWhenDone(agent, status.CheckpointOperation!, Runtime.ObjectKey.Of(migration.Metadata));
                 return PhaseOutcome.Wait(AgentOperationCalls.PollDelay(operation, time.GetUtcNow(), options.PollInterval));
             }
             if (AgentOperationCalls.Error(operation) is { } e && e.Kind != ErrorKind.AlreadyExists)

@@ -12,7 +12,7 @@ namespace PodMigrate.Controller.Migrations.Phases;
 /// the clone pod is created (or the clone-of pod filled). A failure on the way rolls back.
 /// </summary>
 internal sealed class RestorePhase(
-    IAgentDirectory agents, RuntimeClassRestore runtimeClass, ClonePodWriter clones, MigrationJournal journal, MigrationEvents events, OperationWakeups wakeups, ControllerOptions options) : IMigrationPhase
+    IAgentDirectory agents, RuntimeClassRestore runtimeClass, ClonePodWriter clones, MigrationJournal journal, MigrationEvents events, OperationWakeups? wakeups, ControllerOptions options) : IMigrationPhase
 {
     public async Task<PhaseOutcome> RunAsync(MigrationContext context, CancellationToken cancellationToken)
     {
@@ -47,7 +47,7 @@ internal sealed class RestorePhase(
             var operation = await runtimeClass.PrepareAsync(migration, status, MigrationSteps.RemainingUntilDeadline(status, settings, time.GetUtcNow()), cancellationToken);
             if (!operation.Done)
             {
-                _ = wakeups.WakeWhenDone(await agents.GetAsync(status.TargetNode!, cancellationToken), status.RestoreOperation!, Runtime.ObjectKey.Of(migration.Metadata));
+                _ = wakeups?.WakeWhenDone(await agents.GetAsync(status.TargetNode!, cancellationToken), status.RestoreOperation!, Runtime.ObjectKey.Of(migration.Metadata));
                 return PhaseOutcome.Wait(AgentOperationCalls.PollDelay(operation, time.GetUtcNow(), options.PollInterval));
             }
             if (AgentOperationCalls.Error(operation) is { } e)
