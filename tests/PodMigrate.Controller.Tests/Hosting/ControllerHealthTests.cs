@@ -83,7 +83,8 @@ public sealed class ControllerHealthTests
         await leader.EventuallyAsync("/readyz", (s, b) => s == HttpStatusCode.OK && b.Contains("leading", StringComparison.Ordinal), api.Token);
         await using var standby = await Replica.StartAsync(api.Client, "controller-1", api.Token);
 
-        var (status, body) = await standby.EventuallyAsync("/readyz", (s, _) => s == HttpStatusCode.OK, api.Token);
+        // Ready as soon as its informers synced, before its elector has read the lease ("no holder seen"): wait for the read.
+        var (status, body) = await standby.EventuallyAsync("/readyz", (s, b) => s == HttpStatusCode.OK && b.Contains("held by", StringComparison.Ordinal), api.Token);
         body.ShouldContain("[+]leader ok: standby (lease default/podmigrate-controller held by controller-0)");
         (await standby.GetAsync("/metrics", api.Token)).Status.ShouldBe(HttpStatusCode.OK);
     }
