@@ -95,6 +95,14 @@ internal sealed class ReconcileRunner
             {
                 return;
             }
+            if (cancellationToken.IsCancellationRequested)
+            {
+                // Handed a key while stopping (another worker's interrupted key, put back before this getter's cancellation
+                // ran): it is not reconciled on a cancelled token, it stays queued for the next run.
+                Queue.Add(key);
+                Queue.Done(key);
+                return;
+            }
             try
             {
                 await ReconcileOneAsync(key, cancellationToken);

@@ -110,4 +110,35 @@ public sealed class ReconcileRunnerTests
         queue.NumRequeues(Key).ShouldBe(0);
         await running.DisposeAsync();
     }
+
+    [Fact]
+    public async Task A_key_handed_to_a_worker_while_stopping_is_not_reconciled_on_the_cancelled_token_and_stays_queued()
+    {
+        // The reconcile of m1 adds m2 from inside the stop's cancellation, before the idle worker's getter sees it: the
+        // queue hands m2 to that getter. It must go back to the queue, not into a reconcile that is cancelled from birth.
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        using var queue = new WorkQueue<ObjectKey>(null, TimeProvider.System);
+        var second = new ObjectKey("default", "m2");
+        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var reconciled = new ConcurrentQueue<string>();
+        var reconciler = new DelegateReconciler(async (key, ct) =>
+        {
+            reconciled.Enqueue(key.Name);
+            using var addOnStop = ct.Register(() => queue.Add(second));
+            started.TrySetResult();
+            await Task.Delay(Timeout.Infinite, ct);
+            return ReconcileResult.Done;
+        });
+        var runner = new ReconcileRunner("migrations", reconciler, queue, workers: 2, new ListLogger<ReconcileRunner>());
+        var running = Background.Start(runner.RunAsync, deadline.Token);
+        queue.Add(Key);
+        await started.Task.WaitAsync(deadline.Token);
+        await Task.Delay(200, deadline.Token); // the idle worker parks in GetAsync (if it has not, m2 is simply queued)
+
+        await running.StopAsync();
+        reconciled.ShouldBe(["m1"]);
+        queue.ProcessingCount.ShouldBe(0);
+        queue.Count.ShouldBe(2);
+        await running.DisposeAsync();
+    }
 }
