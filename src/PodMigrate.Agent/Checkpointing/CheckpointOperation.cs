@@ -55,6 +55,10 @@ internal sealed class CheckpointOperation(
         {
             throw PodMigrateException.InvalidArgument($"unknown source disposition {disposition}");
         }
+        if (request.SealEarly && disposition == SourceDisposition.SourceLeaveRunning)
+        {
+            throw PodMigrateException.InvalidArgument("seal_early hands the source's state over before the archive is durable: it needs the source held (SOURCE_LEAVE_STOPPED or SOURCE_STOP)");
+        }
         var id = string.IsNullOrEmpty(request.CheckpointId) ? CheckpointId.New(time) : CheckpointId.Parse(request.CheckpointId);
         using var deadline = OperationDeadline.Start(request.Timeout, _options.OperationTimeout, cancellationToken, out var timeout);
         using var _ = metrics.Track(OperationName);
@@ -76,12 +80,22 @@ internal sealed class CheckpointOperation(
             long frozenSince;
             DateTimeOffset frozenAt;
             TimeSpan? frozen = null;
+            // Once sealed early (and journaled so first), the source is never resumed here: a target may run from it.
+            var sealedEarly = false;
+            Timestamp? frozenAtStamp = null;
+            void Report(Progress progress)
+            {
+                progress.FrozenAt = frozenAtStamp;
+                progress.Sealed = sealedEarly;
+                report(progress);
+            }
             try
             {
-                var captured = await CaptureAsync(source, id, request, staging, report, timings, deadline.Token);
+                var captured = await CaptureAsync(source, id, request, staging, Report, timings, deadline.Token);
                 frozenSince = time.GetTimestamp() - (long)((captured.Freeze + captured.Dump + captured.Metadata).TotalSeconds * time.TimestampFrequency);
                 // The wall-clock instant the freeze began: with the restore's own instant, the workload's honest downtime.
                 frozenAt = time.GetUtcNow() - time.GetElapsedTime(frozenSince);
+                frozenAtStamp = Timestamp.FromDateTimeOffset(frozenAt);
                 if (disposition == SourceDisposition.SourceLeaveRunning)
                 {
                     // A copy: the workload runs again now, before the (longer) archive write.
@@ -95,9 +109,22 @@ internal sealed class CheckpointOperation(
                 }
                 await probe.ReachedAsync(CommitPoint.BeforePublish, id.Value, deadline.Token);
 
-                report(new Progress { Phase = Phase.Write, Message = $"writing the archive to the share ({codec.Name})" });
+                Report(new Progress { Phase = Phase.Write, Message = $"writing the archive to the share ({codec.Name})" });
                 var publishStarted = time.GetTimestamp();
-                stored = await store.PublishAsync(PublishRequest(id, source, request, codec, captured, criuVersion), new ArchiveProgressReporter(report), deadline.Token);
+                var publish = PublishRequest(id, source, request, codec, captured, criuVersion);
+                if (request.SealEarly)
+                {
+                    publish = publish with
+                    {
+                        BeforeSeal = async token =>
+                        {
+                            await journal.RecordAsync(new HeldSource(source.Id, source.ContainerdNamespace, HoldReason.Sealed, id.Value, time.GetUtcNow()), token);
+                            sealedEarly = true;
+                        },
+                        Sealed = () => Report(new Progress { Phase = Phase.Sync, Message = "sealed on the share; making the archive durable" }),
+                    };
+                }
+                stored = await store.PublishAsync(publish, new ArchiveProgressReporter(Report), deadline.Token);
                 timings.Add(Timing(Phase.Write, time.GetElapsedTime(publishStarted)));
             }
             catch (Exception failure)
@@ -105,7 +132,11 @@ internal sealed class CheckpointOperation(
                 // The publication is the commit point, whatever the exception says: a manifest renamed into place before
                 // the failure (a directory fsync that failed after the rename), or a share that cannot say, keeps the
                 // source held. Only a checkpoint that is certainly not published lets the source run again.
-                if (disposition != SourceDisposition.SourceLeaveRunning && await sources.PublishedAsync(id.Value, CancellationToken.None) != false)
+                if (sealedEarly)
+                {
+                    AgentLog.SealedDespiteFailure(logger, failure, id.Value, source.DisplayName);
+                }
+                else if (disposition != SourceDisposition.SourceLeaveRunning && await sources.PublishedAsync(id.Value, CancellationToken.None) != false)
                 {
                     AgentLog.CommittedDespiteFailure(logger, failure, id.Value, source.DisplayName);
                 }
@@ -152,7 +183,7 @@ internal sealed class CheckpointOperation(
         catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
         {
             metrics.Failed(OperationName, ErrorKind.DeadlineExceeded);
-            throw new PodMigrateException(ErrorKind.DeadlineExceeded, $"checkpoint {id} of {source?.DisplayName ?? "the container"} did not finish within {timeout}; the source was resumed unless the checkpoint was published");
+            throw new PodMigrateException(ErrorKind.DeadlineExceeded, $"checkpoint {id} of {source?.DisplayName ?? "the container"} did not finish within {timeout}; the source was resumed unless the checkpoint was sealed or published");
         }
         catch (PodMigrateException e)
         {

@@ -34,6 +34,20 @@ internal sealed class AgentRecovery(
                 AgentLog.KeepingLeftStopped(logger, held.ContainerId, held.CheckpointId);
                 continue;
             }
+            if (held.Reason == HoldReason.Sealed)
+            {
+                // A target may run from it: never resumed here. Published: held as any committed checkpoint's source.
+                if (await sources.PublishedAsync(held.CheckpointId, cancellationToken) == true)
+                {
+                    AgentLog.KeepingCommitted(logger, held.ContainerId, held.CheckpointId);
+                    await journal.RecordAsync(held with { Reason = HoldReason.LeftStopped }, cancellationToken);
+                }
+                else
+                {
+                    AgentLog.KeepingSealed(logger, held.ContainerId, held.CheckpointId);
+                }
+                continue;
+            }
             if (held.Reason == HoldReason.Publishing && await sources.PublishedAsync(held.CheckpointId, cancellationToken) is var published && published != false)
             {
                 AgentLog.KeepingCommitted(logger, held.ContainerId, held.CheckpointId);

@@ -121,6 +121,12 @@ internal sealed class HeldSources(
     {
         var (source, held) = await HeldAsync(selector, checkpointId, "discarded", cancellationToken);
         using var busy = gate.Enter(source.Id, "discard");
+        if (held.Reason == HoldReason.Sealed && await PublishedAsync(held.CheckpointId, cancellationToken) != true)
+        {
+            // Sealed before durable and not (known to be) published: the source is the only durable copy of its state.
+            throw PodMigrateException.FailedPrecondition(
+                $"container {source.DisplayName} is held by checkpoint {held.CheckpointId}, which was sealed but is not published on the share: not discarded (Resume it, or wait for the publication)");
+        }
         await DiscardAsync(source, held.CheckpointId, cancellationToken);
         return SourceState.SourceGone;
     }
@@ -171,8 +177,11 @@ internal sealed class HeldSources(
         info.CheckpointId = held.CheckpointId;
         info.State = held.Reason switch
         {
+            // A target may restore from it already, while its checkpoint is made durable (a Resume or Discard waits for that).
+            HoldReason.Sealed when await PublishedAsync(held.CheckpointId, cancellationToken) != true => HoldState.HoldSealed,
             // An operation still running on it (the end of a checkpoint, a Resume, a Discard): ask again when it is done.
             _ when gate.HolderOf(source.Id) is not null => HoldState.HoldCheckpointing,
+            HoldReason.Sealed => HoldState.HoldCommitted,
             HoldReason.LeftStopped => HoldState.HoldCommitted,
             // Published, or the share cannot say: held either way, and Resume or Discard may release it.
             HoldReason.Publishing when await PublishedAsync(held.CheckpointId, cancellationToken) != false => HoldState.HoldCommitted,

@@ -19,6 +19,13 @@ internal enum HoldReason
 
     /// <summary>Frozen on purpose (SOURCE_LEAVE_STOPPED) until Resume or Discard: kept across agent restarts.</summary>
     LeftStopped,
+
+    /// <summary>
+    /// The checkpoint was sealed before it was durable (seal_early; recorded before the seal): a target may already run
+    /// from it, so the agent never resumes the source on its own, not after a failed publication and not at start-up.
+    /// A published one is then held as <see cref="LeftStopped"/>; an unpublished one waits for the caller's Resume.
+    /// </summary>
+    Sealed,
 }
 
 internal sealed record HeldSource(

@@ -55,6 +55,9 @@ internal static partial class AgentLog
     [LoggerMessage(1109, LogLevel.Warning, "Checkpoint {CheckpointId} of {Container} failed after its publication: it is committed and its source stays held until Resume or Discard")]
     public static partial void CommittedDespiteFailure(ILogger logger, Exception exception, string checkpointId, string container);
 
+    [LoggerMessage(1112, LogLevel.Warning, "Checkpoint {CheckpointId} of {Container} failed after it was sealed (a target may run from it): its source stays held until Resume, or Discard once the checkpoint is published")]
+    public static partial void SealedDespiteFailure(ILogger logger, Exception exception, string checkpointId, string container);
+
     [LoggerMessage(1111, LogLevel.Warning, "Retention after a checkpoint failed; the checkpoint stands")]
     public static partial void RetentionFailed(ILogger logger, Exception exception);
 
@@ -114,6 +117,9 @@ internal static partial class AgentLog
 
     [LoggerMessage(1304, LogLevel.Warning, "Recovery: container {ContainerId} stays stopped: checkpoint {CheckpointId} was published (committed) before the previous agent died")]
     public static partial void KeepingCommitted(ILogger logger, string containerId, string checkpointId);
+
+    [LoggerMessage(1305, LogLevel.Warning, "Recovery: container {ContainerId} stays stopped: checkpoint {CheckpointId} was sealed (a target may run from it) but is not published; Resume releases it")]
+    public static partial void KeepingSealed(ILogger logger, string containerId, string checkpointId);
     [LoggerMessage(1500, LogLevel.Information, "Checkpoint {CheckpointId} prepared for {Pod} container {Container} in {Path} ({Milliseconds} ms)")]
     public static partial void CheckpointPrepared(ILogger logger, string checkpointId, string pod, string container, string path, double milliseconds);
 

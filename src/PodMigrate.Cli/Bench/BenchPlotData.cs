@@ -28,7 +28,7 @@ internal sealed record BenchPlotData(IReadOnlyList<PlotSeries> Downtime, IReadOn
     /// The series and bars of one bench run. Downtime against memory size: for each agent method (and codec) the median
     /// downtime of its rows, the runtimeclass path's workload-seen pause, and the raw floor (CRIU dump + restore, no
     /// codec, no share) as a reference line. Phases: a runtimeclass move is precheck, then the pause's critical path
-    /// (source stopped → checkpoint published → prepared → clone created → restored process running); an agent move is
+    /// (source stopped → checkpoint sealed or published → prepared → clone created → restored process running); an agent move is
     /// its checkpoint's phases then its restore's phases. Negative steps (overlapping phases) count as zero. Pure.
     /// </summary>
     public static BenchPlotData From(IReadOnlyList<MigrationBenchRow> rows, IReadOnlyList<RuntimeClassSample> runtimeClass)

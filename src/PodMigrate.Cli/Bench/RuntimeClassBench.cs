@@ -309,7 +309,14 @@ internal sealed record RuntimeClassSample(
         && (reported - Seen).Duration() <= TimeSpan.FromTicks(Math.Max(Seen.Ticks / 10, TimeSpan.FromMilliseconds(100).Ticks));
 
     /// <summary>The steps of the pause, in order, from the status's instants (each from the previous one).</summary>
-    public static readonly string[] CriticalPathSteps = ["stop→published", "published→prepared", "prepared→clone", "clone→running"];
+    /// <summary>
+    /// The steps of the pause, in order, from the status's instants (each from the previous one). "checkpointed" is when
+    /// the controller went on: the checkpoint sealed (and the target's follower done) or published.
+    /// </summary>
+    public static readonly string[] CriticalPathSteps = ["stop→checkpointed", "checkpointed→prepared", "prepared→clone", "clone→running"];
+
+    /// <summary>From the stop to the archive durable on the share as the controller saw it (off the pause when sealed early).</summary>
+    public TimeSpan? Durable { get; init; }
 
     public static RuntimeClassSample From(int sizeMib, int repeat, string codec, FloorSample floor, PodMigrationStatus status, Heartbeat seen, TimeSpan wall, bool digestMatches)
     {
@@ -321,8 +328,9 @@ internal sealed record RuntimeClassSample(
                 timings[name] = value;
             }
         }
-        var published = status.Conditions?.Find(c => c.Type == "Checkpointed")?.LastTransitionTime;
-        var instants = new DateTimeOffset?[] { status.SourceStoppedAt ?? status.FrozenAt, published, status.PreparedAt, status.CloneCreatedAt, status.RestoredAt };
+        var checkpointed = status.Conditions?.Find(c => c.Type == "Checkpointed")?.LastTransitionTime;
+        var stopped = status.SourceStoppedAt ?? status.FrozenAt;
+        var instants = new DateTimeOffset?[] { stopped, checkpointed, status.PreparedAt, status.CloneCreatedAt, status.RestoredAt };
         var path = new Dictionary<string, TimeSpan>(StringComparer.Ordinal);
         for (var i = 0; i < CriticalPathSteps.Length; i++)
         {
@@ -332,6 +340,9 @@ internal sealed record RuntimeClassSample(
             }
         }
         TimeSpan? reported = status.Downtime is { } d && KubeDuration.TryParse(d, out var downtime) ? downtime : null;
-        return new RuntimeClassSample(sizeMib, repeat, codec, floor, timings, path, reported, seen.MaxGap, wall, digestMatches);
+        return new RuntimeClassSample(sizeMib, repeat, codec, floor, timings, path, reported, seen.MaxGap, wall, digestMatches)
+        {
+            Durable = status.PublishedAt - stopped,
+        };
     }
 }

@@ -33,17 +33,18 @@ internal static class RuntimeClassReport
             output.WriteLine(Line([Cell(s.SizeMib, 5), Cell($"{s.Codec}/{s.Pages.ToLowerInvariant()}", 11), Cell(s.Move, 15), .. phases.Select(p => Cell(s.Timings.TryGetValue(p, out var v) ? Seconds(v) : "-", Math.Max(7, p.Length)))]));
         }
         output.WriteLine();
-        output.WriteLine("The pause: critical path from the status's instants (source stopped → checkpoint published → prepared → clone pod created → restored process running);");
+        output.WriteLine("The pause: critical path from the status's instants (source stopped → checkpoint sealed or published → prepared → clone pod created → restored process running);");
+        output.WriteLine("durable = source stopped → archive published durably on the share, as the controller saw it (the commit waits for it; off the pause when sealed early);");
         output.WriteLine("reported = status.downtime; seen = memhog's longest heartbeat gap; floor = criu dump to tmpfs + criu restore from tmpfs (same node, same run, no codec);");
         output.WriteLine($"ratio = seen / floor (goal <= {Target.ToString("0.0", CultureInfo.InvariantCulture)} at 1 GiB); honest = reported within 10 % or 100 ms of seen");
         output.WriteLine(Line([
             Cell("MiB", 5), Cell("codec/pages", 11), Cell("move", 15), .. RuntimeClassSample.CriticalPathSteps.Select(p => Cell(p, Math.Max(7, p.Length))),
-            Cell("reported", 8), Cell("seen", 7), Cell("f.dump", 7), Cell("f.rest", 7), Cell("floor", 7), Cell("ratio", 6), Cell("honest", 6), Cell("digest", 6)]));
+            Cell("durable", 7), Cell("reported", 8), Cell("seen", 7), Cell("f.dump", 7), Cell("f.rest", 7), Cell("floor", 7), Cell("ratio", 6), Cell("honest", 6), Cell("digest", 6)]));
         foreach (var s in samples)
         {
             output.WriteLine(Line([
                 Cell(s.SizeMib, 5), Cell($"{s.Codec}/{s.Pages.ToLowerInvariant()}", 11), Cell(s.Move, 15), .. RuntimeClassSample.CriticalPathSteps.Select(p => Cell(s.CriticalPath.TryGetValue(p, out var v) ? Seconds(v) : "-", Math.Max(7, p.Length))),
-                Cell(s.Reported is { } r ? Seconds(r) : "-", 8), Cell(Seconds(s.Seen), 7),
+                Cell(s.Durable is { } u ? Seconds(u) : "-", 7), Cell(s.Reported is { } r ? Seconds(r) : "-", 8), Cell(Seconds(s.Seen), 7),
                 Cell(Seconds(s.Floor.Dump), 7), Cell(Seconds(s.Floor.Restore), 7), Cell(Seconds(s.Floor.Total), 7),
                 Cell(s.Ratio.ToString("0.00", CultureInfo.InvariantCulture), 6), Cell(s.Honest ? "ok" : "NO", 6),
                 Cell(s.DigestMatches && s.Floor.DigestMatches ? "PASS" : "FAIL", 6)]));
@@ -63,6 +64,10 @@ internal static class RuntimeClassReport
             json.WriteString("codec", s.Codec);
             WriteSeconds(json, "timings", s.Timings);
             WriteSeconds(json, "criticalPath", s.CriticalPath);
+            if (s.Durable is { } durable)
+            {
+                json.WriteNumber("durable", Round(durable));
+            }
             if (s.Reported is { } reported)
             {
                 json.WriteNumber("reported", Round(reported));

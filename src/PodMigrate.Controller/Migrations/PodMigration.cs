@@ -128,6 +128,16 @@ public sealed partial class PodMigrationStatus
     /// <summary>When the source stopped executing (its freeze began), as its agent reported it with the checkpoint.</summary>
     public DateTimeOffset? SourceStoppedAt { get; set; }
 
+    /// <summary>
+    /// RuntimeClass restores: when the migration went on with the checkpoint sealed on the share and prepared on the
+    /// target, before the archive was durable (the source agent makes it durable meanwhile; the commit waits for
+    /// <see cref="PublishedAt"/>).
+    /// </summary>
+    public DateTimeOffset? SealedAt { get; set; }
+
+    /// <summary>When the controller saw the checkpoint published, durable on the share.</summary>
+    public DateTimeOffset? PublishedAt { get; set; }
+
     /// <summary>RuntimeClass restores: the node asked to prepare the checkpoint (written before asking: released on rollback).</summary>
     public string? PreparedOn { get; set; }
 

@@ -44,15 +44,16 @@ internal sealed class PodMigrationReconciler
         var runtimeClass = new RuntimeClassRestore(agents, logger);
         var release = new SourceRelease(agents, logger);
         var pods = new CacheFirstReader<V1Pod>(api, KubeResources.V1Pods, podCache);
+        var publication = new CheckpointPublication(agents, wakeups);
         _phases = new()
         {
             [MigrationStep.Start] = new StartPhase(_journal),
             [MigrationStep.Precheck] = new PrecheckPhase(new MigrationPrecheck(api, pods, agents), _journal, events),
             [MigrationStep.Checkpoint] = new CheckpointPhase(agents, runtimeClass, _journal, wakeups, options, logger),
             [MigrationStep.Restore] = new RestorePhase(agents, runtimeClass, new ClonePodWriter(api, pods), _journal, events, wakeups, options),
-            [MigrationStep.Verify] = new VerifyPhase(pods, runtimeClass, _journal, options),
+            [MigrationStep.Verify] = new VerifyPhase(pods, runtimeClass, publication, _journal, options),
             [MigrationStep.DeadlineExceeded] = new DeadlinePhase(_journal),
-            [MigrationStep.Rollback] = new RollbackPhase(api, agents, runtimeClass, release, _journal, events, options),
+            [MigrationStep.Rollback] = new RollbackPhase(api, agents, runtimeClass, publication, release, _journal, events, options),
             [MigrationStep.Commit] = new CommitPhase(api, pods, agents, runtimeClass, release, _journal, events, logger),
         };
     }

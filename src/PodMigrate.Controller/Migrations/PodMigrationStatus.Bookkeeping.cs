@@ -74,18 +74,40 @@ public sealed partial class PodMigrationStatus
     }
 
     /// <summary>What the source agent reported with its checkpoint: durations and the instant the source stopped.</summary>
-    internal void RecordCheckpoint(CheckpointResult result)
+    internal void RecordCheckpoint(CheckpointResult result, DateTimeOffset now)
     {
+        PublishedAt ??= now;
         SetTiming("checkpoint", result.Wall.ToTimeSpan());
         SetTiming("frozen", result.Frozen.ToTimeSpan());
         SourceStoppedAt = result.FrozenAt?.ToDateTimeOffset();
         SetPhaseTimings("checkpoint", result.Timings);
     }
 
+    /// <summary>
+    /// The checkpoint is sealed on the share and the target prepared it before it was durable: the migration goes on,
+    /// and the commit waits for its publication.
+    /// </summary>
+    internal void RecordSealed(DateTimeOffset? frozenAt, DateTimeOffset now)
+    {
+        SealedAt = now;
+        SourceStoppedAt ??= frozenAt;
+    }
+
+    /// <summary>Sealed early and not yet seen published: the commit must wait for the publication.</summary>
+    internal bool AwaitsPublication => SealedAt is not null && PublishedAt is null;
+
     /// <summary>Checkpointing → Restoring.</summary>
     internal void Checkpointed(DateTimeOffset now)
     {
-        SetCondition("Checkpointed", "True", "CheckpointPublished", $"checkpoint {CheckpointId} is on the share; the source is frozen", now);
+        if (AwaitsPublication)
+        {
+            SetCondition("Checkpointed", "True", "CheckpointSealed",
+                $"checkpoint {CheckpointId} is sealed on the share and prepared on {TargetNode}; it is made durable before the commit; the source is frozen", now);
+        }
+        else
+        {
+            SetCondition("Checkpointed", "True", "CheckpointPublished", $"checkpoint {CheckpointId} is on the share; the source is frozen", now);
+        }
         Phase = MigrationPhase.Restoring;
         Message = $"restoring checkpoint {CheckpointId} on node {TargetNode} as pod {ClonePod}";
     }

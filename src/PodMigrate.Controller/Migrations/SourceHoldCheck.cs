@@ -49,6 +49,8 @@ internal static class SourceHoldCheck
         return hold.State switch
         {
             HoldState.HoldCommitted when hold.ContainerState == ContainerState.ContainerPaused => HoldVerdict.Restore,
+            // Sealed before durable: the target verified it; the commit waits for its publication.
+            HoldState.HoldSealed when hold.ContainerState == ContainerState.ContainerPaused => HoldVerdict.Restore,
             HoldState.HoldCheckpointing => HoldVerdict.Wait,
             _ => HoldVerdict.NotHeld,
         };

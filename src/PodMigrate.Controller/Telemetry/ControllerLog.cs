@@ -8,6 +8,9 @@ internal static partial class ControllerLog
     [LoggerMessage(2001, LogLevel.Information, "Checkpoint {CheckpointId} published on node {Node} in {Milliseconds:F0} ms ({Bytes} bytes)")]
     public static partial void Checkpointed(ILogger logger, string checkpointId, string node, double milliseconds, long bytes);
 
+    [LoggerMessage(2010, LogLevel.Information, "Checkpoint {CheckpointId} sealed on node {Node} and prepared on node {Target}: restoring while it is made durable")]
+    public static partial void CheckpointSealed(ILogger logger, string checkpointId, string node, string target);
+
     [LoggerMessage(2002, LogLevel.Information, "Source container is busy with an earlier operation; waiting: {Message}")]
     public static partial void SourceBusy(ILogger logger, string message);
 

@@ -42,6 +42,28 @@ public static class DurableFileSystem
         }
     }
 
+    /// <summary>Flushes a file written earlier (and closed) to stable storage.</summary>
+    public static void FsyncFile(string path)
+    {
+        var fd = LibC.Open(path, LibC.O_RDONLY | LibC.O_CLOEXEC);
+        if (fd < 0)
+        {
+            throw LibC.Error("open", path, LibC.LastErrno());
+        }
+
+        try
+        {
+            if (LibC.Fsync(fd) != 0)
+            {
+                throw LibC.Error("fsync", path, LibC.LastErrno());
+            }
+        }
+        finally
+        {
+            _ = LibC.Close(fd);
+        }
+    }
+
     /// <summary>
     /// Bytes an unprivileged writer can still use on the file system holding <paramref name="path"/>; null when the file
     /// system cannot tell: it reports a size of 0 blocks (smbnetfs, some FUSE and network clients report 0 total and 0
@@ -222,7 +244,15 @@ public static class DurableFileSystem
         });
 
     /// <summary>Writes a small file atomically: temporary name beside it, fsync, rename over, fsync the directory.</summary>
-    public static async Task WriteFileAtomicallyAsync(string path, ReadOnlyMemory<byte> content, CancellationToken cancellationToken)
+    public static Task WriteFileAtomicallyAsync(string path, ReadOnlyMemory<byte> content, CancellationToken cancellationToken)
+        => WriteFileAtomicallyAsync(path, content, durable: true, cancellationToken);
+
+    /// <summary>
+    /// Writes a small file atomically (a reader sees all of it or nothing): temporary name beside it, rename over; with
+    /// <paramref name="durable"/>, fsynced before the rename and the directory after it (else the caller makes it durable
+    /// later, <see cref="FsyncFile"/>).
+    /// </summary>
+    public static async Task WriteFileAtomicallyAsync(string path, ReadOnlyMemory<byte> content, bool durable, CancellationToken cancellationToken)
     {
         var directory = Path.GetDirectoryName(Path.GetFullPath(path)) ?? throw new ArgumentException($"no directory in {path}", nameof(path));
         var temporary = Path.Combine(directory, $".{Path.GetFileName(path)}.{Guid.NewGuid():N}.tmp");
@@ -232,11 +262,17 @@ public static class DurableFileSystem
             {
                 await stream.WriteAsync(content, cancellationToken);
                 await stream.FlushAsync(cancellationToken);
-                stream.Flush(flushToDisk: true);
+                if (durable)
+                {
+                    stream.Flush(flushToDisk: true);
+                }
             }
 
             File.Move(temporary, path, overwrite: true);
-            FsyncDirectory(directory);
+            if (durable)
+            {
+                FsyncDirectory(directory);
+            }
         }
         finally
         {

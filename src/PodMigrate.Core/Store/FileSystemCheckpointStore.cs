@@ -144,12 +144,17 @@ public sealed class FileSystemCheckpointStore : ICheckpointStore
         try
         {
             var archiveName = ArchiveBaseName + CheckpointCodecs.Get(codec.Name).ArchiveExtension;
+            var archivePath = Path.Combine(staging, archiveName);
+            var sealEarly = request.BeforeSeal is not null;
             ArchiveWriteResult written;
-            await using (var archive = DurableFileSystem.CreatePrivateFile(Path.Combine(staging, archiveName), bufferSize: ArchiveBufferSize))
+            await using (var archive = DurableFileSystem.CreatePrivateFile(archivePath, bufferSize: ArchiveBufferSize))
             {
                 written = await CheckpointArchiveWriter.WriteAsync(request.SourceDirectory, archive, codec, progress, cancellationToken, request.KnownDigests);
                 await archive.FlushAsync(cancellationToken);
-                archive.Flush(flushToDisk: true);
+                if (!sealEarly)
+                {
+                    archive.Flush(flushToDisk: true);
+                }
             }
 
             var manifest = new CheckpointManifest
@@ -173,19 +178,41 @@ public sealed class FileSystemCheckpointStore : ICheckpointStore
             // These bytes are what is signed and what every reader verifies, byte for byte; nothing rewrites them.
             var manifestBytes = ArchiveJson.SerializeManifest(manifest);
             var signature = _signatures.Sign(manifestBytes);
+            if (sealEarly)
+            {
+                // Sealed before durable: a follower may restore from what it verified against this manifest from here on,
+                // while the bytes reach stable storage. The caller has recorded that first.
+                await request.BeforeSeal!(cancellationToken);
+            }
             if (signature is not null)
             {
-                await WriteNewFileAsync(Path.Combine(staging, CheckpointLayout.SignatureFile), signature, cancellationToken);
+                await WriteNewFileAsync(Path.Combine(staging, CheckpointLayout.SignatureFile), signature, durable: !sealEarly, cancellationToken);
             }
 
             if (request.Pinned)
             {
-                await WriteNewFileAsync(Path.Combine(staging, CheckpointLayout.PinnedMarkerFile), ReadOnlyMemory<byte>.Empty, cancellationToken);
+                await WriteNewFileAsync(Path.Combine(staging, CheckpointLayout.PinnedMarkerFile), ReadOnlyMemory<byte>.Empty, durable: !sealEarly, cancellationToken);
                 manifest = manifest with { Pinned = true };
             }
 
-            // The manifest is written last: a directory with a manifest is complete.
-            await WriteNewFileAsync(Path.Combine(staging, CheckpointLayout.ManifestFile), manifestBytes, cancellationToken);
+            // The manifest is written last, whole or not at all: a directory with a manifest is complete.
+            await DurableFileSystem.WriteFileAtomicallyAsync(Path.Combine(staging, CheckpointLayout.ManifestFile), manifestBytes, durable: !sealEarly, cancellationToken);
+            if (sealEarly)
+            {
+                StoreLog.Sealed(_logger, id, written.CompressedSize);
+                request.Sealed?.Invoke();
+                var syncStarted = _time.GetTimestamp();
+                await Task.Run(() =>
+                {
+                    DurableFileSystem.FsyncFile(archivePath);
+                    foreach (var file in StagedFiles(staging, signature is not null, request.Pinned))
+                    {
+                        DurableFileSystem.FsyncFile(file);
+                    }
+                }, cancellationToken);
+                var syncTook = _time.GetElapsedTime(syncStarted);
+                StoreLog.MadeDurable(_logger, id, (long)syncTook.TotalMilliseconds);
+            }
 
             DurableFileSystem.FsyncDirectory(staging);
             if (ShouldReadBack())
@@ -324,7 +351,7 @@ public sealed class FileSystemCheckpointStore : ICheckpointStore
                 }
                 {
                     StoredCheckpoint? checkpoint = null;
-                    await using var growing = new GrowingFileStream(archive, () => (checkpoint = TryRead(id, verify: true))?.Manifest.CompressedSize,
+                    await using var growing = new GrowingFileStream(archive, () => (checkpoint = TryRead(id, verify: true) ?? TryReadSealed(partial, id))?.Manifest.CompressedSize,
                         () => Directory.Exists(partial), id.Value, _time);
                     await CheckpointArchiveReader.ExtractThenVerifyAsync(growing, CheckpointCodecs.Resolve(codec.Name, null), id.Value, targetDirectory,
                         _ => Task.FromResult((checkpoint ?? Read(id)).Manifest), cancellationToken);
@@ -483,9 +510,27 @@ public sealed class FileSystemCheckpointStore : ICheckpointStore
     private StoredCheckpoint Read(CheckpointId id)
         => TryRead(id, verify: true) ?? throw NotFound(id);
 
-    private StoredCheckpoint? TryRead(CheckpointId id, bool verify)
+    private StoredCheckpoint? TryRead(CheckpointId id, bool verify) => TryReadAt(DirectoryOf(id), id, verify);
+
+    /// <summary>
+    /// The manifest sealed in a writer's staging before it is durable (<see cref="CheckpointPublishRequest.BeforeSeal"/>),
+    /// its signature verified; null while there is none, or once the staging is gone (published or abandoned meanwhile:
+    /// the next look says which).
+    /// </summary>
+    private StoredCheckpoint? TryReadSealed(string partial, CheckpointId id)
     {
-        var directory = DirectoryOf(id);
+        try
+        {
+            return TryReadAt(partial, id, verify: true);
+        }
+        catch (Exception e) when (e is PodMigrateException or IOException && !Directory.Exists(partial))
+        {
+            return null;
+        }
+    }
+
+    private StoredCheckpoint? TryReadAt(string directory, CheckpointId id, bool verify)
+    {
         var manifestPath = Path.Combine(directory, CheckpointLayout.ManifestFile);
         var json = ReadIfExists(manifestPath, MaxManifestBytes);
         if (json is null)
@@ -597,12 +642,29 @@ public sealed class FileSystemCheckpointStore : ICheckpointStore
         => ReadIfExists(Path.Combine(directory, CheckpointLayout.ManifestFile), manifestBytes.Length + 1) is { } stored
             && stored.AsSpan().SequenceEqual(manifestBytes);
 
-    private static async Task WriteNewFileAsync(string path, ReadOnlyMemory<byte> content, CancellationToken cancellationToken)
+    private static async Task WriteNewFileAsync(string path, ReadOnlyMemory<byte> content, bool durable, CancellationToken cancellationToken)
     {
         await using var file = DurableFileSystem.CreatePrivateFile(path);
         await file.WriteAsync(content, cancellationToken);
         await file.FlushAsync(cancellationToken);
-        file.Flush(flushToDisk: true);
+        if (durable)
+        {
+            file.Flush(flushToDisk: true);
+        }
+    }
+
+    /// <summary>The small files a publication puts beside the archive (each fsynced after a seal before durable).</summary>
+    private static IEnumerable<string> StagedFiles(string staging, bool signed, bool pinned)
+    {
+        if (signed)
+        {
+            yield return Path.Combine(staging, CheckpointLayout.SignatureFile);
+        }
+        if (pinned)
+        {
+            yield return Path.Combine(staging, CheckpointLayout.PinnedMarkerFile);
+        }
+        yield return Path.Combine(staging, CheckpointLayout.ManifestFile);
     }
 
     /// <summary>Opens the archive after the cheap check (its size) so a truncated blob fails before anything is extracted.</summary>

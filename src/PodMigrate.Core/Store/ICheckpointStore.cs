@@ -40,7 +40,8 @@ public interface ICheckpointStore
     /// <summary>
     /// <see cref="ExtractAsync"/> of a checkpoint that may still be being published: follows its archive as it is
     /// written (waiting for it to appear), extracting ahead, and verifies the whole against the manifest once that is
-    /// published and its signature checked; nothing stays unless everything matched. A publication that fails or does not
+    /// sealed in the writer's staging (<see cref="CheckpointPublishRequest.BeforeSeal"/>) or published, its signature
+    /// checked; nothing stays unless everything matched. A publication that fails or does not
     /// come within the caller's deadline fails this too.
     /// </summary>
     Task<StoredCheckpoint> ExtractFollowingAsync(CheckpointId id, string targetDirectory, CancellationToken cancellationToken);
@@ -99,6 +100,19 @@ public sealed record CheckpointPublishRequest
     /// files were written; these are read but not hashed again.
     /// </summary>
     public IReadOnlyDictionary<string, IO.FileDigest>? KnownDigests { get; init; }
+
+    /// <summary>
+    /// Seal before durable. Null (the default): nothing of the checkpoint is visible before its durable publication. Set:
+    /// once the archive's bytes are written, and before they are made durable, this runs (the caller records that its
+    /// source may be handed over from here on), then the signed manifest is put beside the archive in the staging, where a
+    /// follower (<see cref="ICheckpointStore.ExtractFollowingAsync"/>) verifies the archive against it and may use it at
+    /// once; <see cref="Sealed"/> is told, and the files are made durable and published as usual. A failure after the seal
+    /// still removes the staging: whoever followed has its own verified copy.
+    /// </summary>
+    public Func<CancellationToken, Task>? BeforeSeal { get; init; }
+
+    /// <summary>Told once the manifest is sealed in the staging (with <see cref="BeforeSeal"/> only).</summary>
+    public Action? Sealed { get; init; }
 }
 
 /// <summary>A published checkpoint: its manifest and where its files are.</summary>

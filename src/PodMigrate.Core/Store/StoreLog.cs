@@ -25,8 +25,14 @@ internal static partial class StoreLog
     [LoggerMessage(EventId = 3007, Level = LogLevel.Warning, Message = "Accepted checkpoint {CheckpointId} without a signature: unsigned checkpoints are allowed (a development setting; anyone who can write to the share can plant one)")]
     public static partial void UnsignedAccepted(ILogger logger, string checkpointId);
 
-    [LoggerMessage(EventId = 3008, Level = LogLevel.Information, Message = "Checkpoint {CheckpointId} extracted while it was being published, then verified against its published manifest")]
+    [LoggerMessage(EventId = 3008, Level = LogLevel.Information, Message = "Checkpoint {CheckpointId} extracted while it was being published, then verified against its sealed or published manifest")]
     public static partial void ExtractedWhilePublished(ILogger logger, string checkpointId);
+    [LoggerMessage(EventId = 3012, Level = LogLevel.Information, Message = "Checkpoint {CheckpointId} sealed in the share's staging ({CompressedBytes} bytes): a follower may use it; making it durable")]
+    public static partial void Sealed(ILogger logger, string checkpointId, long compressedBytes);
+
+    [LoggerMessage(EventId = 3013, Level = LogLevel.Information, Message = "Checkpoint {CheckpointId} made durable after its seal in {Milliseconds} ms")]
+    public static partial void MadeDurable(ILogger logger, string checkpointId, long milliseconds);
+
     [LoggerMessage(EventId = 3010, Level = LogLevel.Warning, Message = "Checkpoint {CheckpointId}: another writer published the same id first ({Path} holds its manifest, not ours)")]
     public static partial void PublishRaceLost(ILogger logger, string checkpointId, string path);
 

@@ -13,6 +13,10 @@ public sealed class SourceHoldCheckTests
     public void Restores_only_a_source_frozen_by_this_committed_checkpoint()
         => SourceHoldCheck.Decide(Hold(Ours, HoldState.HoldCommitted, ContainerState.ContainerPaused), Ours).ShouldBe(HoldVerdict.Restore);
 
+    [Fact]
+    public void Restores_a_source_frozen_by_this_checkpoint_sealed_before_it_is_durable()
+        => SourceHoldCheck.Decide(Hold(Ours, HoldState.HoldSealed, ContainerState.ContainerPaused), Ours).ShouldBe(HoldVerdict.Restore);
+
     [Theory]
     [InlineData(ContainerState.ContainerPaused)]   // between the dump and the end of the checkpoint
     [InlineData(ContainerState.ContainerRunning)]  // not frozen yet: a Resume now would be refused as busy, and the hold come after it
@@ -23,6 +27,8 @@ public sealed class SourceHoldCheckTests
     [InlineData("", HoldState.HoldNone, ContainerState.ContainerRunning)]              // resumed: it ran on after the checkpoint
     [InlineData(Ours, HoldState.HoldCommitted, ContainerState.ContainerRunning)]       // journaled but thawed behind the agent's back
     [InlineData("other-checkpoint", HoldState.HoldCommitted, ContainerState.ContainerPaused)] // a later checkpoint holds it
+    [InlineData(Ours, HoldState.HoldSealed, ContainerState.ContainerRunning)]          // sealed, yet thawed behind the agent's back
+    [InlineData("other-checkpoint", HoldState.HoldSealed, ContainerState.ContainerPaused)]    // another migration's seal holds it
     [InlineData("", HoldState.HoldNone, ContainerState.ContainerStopped)]              // restarted or gone
     public void Anything_else_is_not_held_and_rolls_back(string checkpointId, HoldState state, ContainerState container)
         => SourceHoldCheck.Decide(Hold(checkpointId, state, container), Ours).ShouldBe(HoldVerdict.NotHeld);

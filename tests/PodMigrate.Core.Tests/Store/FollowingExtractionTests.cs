@@ -1,6 +1,7 @@
 using PodMigrate.Core.Errors;
 using PodMigrate.Core.Store;
 using PodMigrate.Core.Tests.Archive;
+using PodMigrate.Core.Tests.Tls;
 using static PodMigrate.Core.Tests.Store.StoreTestKit;
 
 namespace PodMigrate.Core.Tests.Store;
@@ -127,6 +128,81 @@ public sealed class FollowingExtractionTests
         await stop.CancelAsync();
         await clock;
         (await store.GetAsync(id, CancellationToken.None)).Manifest.ArchiveSha256.ShouldBe(published.Manifest.ArchiveSha256, "the writer is not disturbed by a follower that gave up");
+    }
+
+    [Fact(Timeout = Timeout)]
+    public async Task A_follower_of_a_checkpoint_sealed_early_is_done_at_the_seal_before_the_publication_and_verified_whole()
+    {
+        using var temp = new TempDirectory();
+        var time = new FakeTimeProvider(Start);
+        var store = NewStore(temp.Combine("share"), time);
+        var id = CheckpointId.Parse("ck-sealed");
+        var source = Source(temp, 4 << 20);
+        using var stop = new CancellationTokenSource();
+        var clock = PumpAsync(time, stop.Token);
+        var target = temp.Combine("prepared");
+        var follow = Task.Run(() => store.ExtractFollowingAsync(id, target, CancellationToken.None));
+
+        // The writer is held right after its seal (the Sealed callback blocks it): nothing is durable or published yet.
+        using var sealedReached = new ManualResetEventSlim();
+        using var release = new ManualResetEventSlim();
+        var steps = new List<string>();
+        var request = Request(id.Value, source) with
+        {
+            BeforeSeal = _ => { lock (steps) { steps.Add("before-seal"); } return Task.CompletedTask; },
+            Sealed = () =>
+            {
+                lock (steps) { steps.Add("sealed"); }
+                sealedReached.Set();
+                release.Wait(TimeSpan.FromSeconds(30)).ShouldBeTrue("the test releases the writer");
+            },
+        };
+        var publish = Task.Run(() => store.PublishAsync(request, progress: null, CancellationToken.None));
+        sealedReached.Wait(TimeSpan.FromSeconds(20)).ShouldBeTrue($"the writer seals ({publish.Exception?.InnerException})");
+
+        var followed = await follow.WaitAsync(TimeSpan.FromSeconds(20));
+        (await Should.ThrowAsync<PodMigrateException>(() => store.GetAsync(id, CancellationToken.None))).Kind.ShouldBe(ErrorKind.NotFound, "sealed is not published");
+        ArchiveTestData.Snapshot(target).ShouldBe(ArchiveTestData.Snapshot(source));
+
+        release.Set();
+        var published = await publish.WaitAsync(TimeSpan.FromSeconds(20));
+        await stop.CancelAsync();
+        await clock;
+        steps.ShouldBe(["before-seal", "sealed"]);
+        followed.Manifest.ArchiveSha256.ShouldBe(published.Manifest.ArchiveSha256);
+        followed.Manifest.CheckpointId.ShouldBe(id.Value);
+        (await store.GetAsync(id, CancellationToken.None)).Manifest.ArchiveSha256.ShouldBe(followed.Manifest.ArchiveSha256, "what the follower verified against is what was published");
+    }
+
+    [Fact(Timeout = Timeout)]
+    public async Task A_sealed_manifest_signed_by_no_trusted_agent_is_refused_by_the_follower_and_nothing_stays()
+    {
+        using var temp = new TempDirectory();
+        var time = new FakeTimeProvider(Start);
+        var share = temp.Combine("share");
+        // The writer signs with a key the follower's store does not trust (someone who can write to the share).
+        var forger = new FileSystemCheckpointStore(new FileSystemCheckpointStoreOptions { Root = share, Signatures = SigningKit.Agent("node-x", time, SigningKit.NewCa("a CA nobody trusts")) }, time);
+        var follower = NewStore(share, time);
+        var id = CheckpointId.Parse("ck-forged");
+        using var stop = new CancellationTokenSource();
+        var clock = PumpAsync(time, stop.Token);
+        var target = temp.Combine("prepared");
+        var follow = Task.Run(() => follower.ExtractFollowingAsync(id, target, CancellationToken.None));
+
+        using var release = new ManualResetEventSlim();
+        var request = Request(id.Value, Source(temp, 1 << 20)) with
+        {
+            BeforeSeal = _ => Task.CompletedTask,
+            Sealed = () => release.Wait(TimeSpan.FromSeconds(30)),
+        };
+        var publish = Task.Run(() => forger.PublishAsync(request, progress: null, CancellationToken.None));
+        var failure = await Should.ThrowAsync<PodMigrateException>(() => follow.WaitAsync(TimeSpan.FromSeconds(20)));
+        release.Set();
+        await publish.WaitAsync(TimeSpan.FromSeconds(20));
+        await stop.CancelAsync();
+        await clock;
+        failure.Kind.ShouldBe(ErrorKind.PermissionDenied, failure.Message);
+        Directory.Exists(target).ShouldBeFalse("nothing of a refused checkpoint stays");
     }
 
     /// <summary>Waits (20 s of wall time at most) until the follower found the writer's staging and extracts into <paramref name="target"/>.</summary>

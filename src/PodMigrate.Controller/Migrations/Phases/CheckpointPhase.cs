@@ -10,7 +10,9 @@ namespace PodMigrate.Controller.Migrations.Phases;
 /// <summary>
 /// Checkpointing → Restoring: the source agent checkpoints the source and leaves it stopped (held), under an operation
 /// id written first, so a requeued or restarted controller attaches to it instead of checkpointing twice. On the
-/// RuntimeClass path the target is asked to prepare beside it, following the archive as it is written.
+/// RuntimeClass path the target is asked to prepare beside it, following the archive as it is written, and the source
+/// agent seals the checkpoint before it is durable: once the target has verified and prepared the sealed checkpoint, the
+/// migration goes on while the source agent makes it durable (the commit waits for that, <see cref="VerifyPhase"/>).
 /// </summary>
 internal sealed class CheckpointPhase(
     IAgentDirectory agents, RuntimeClassRestore runtimeClass, MigrationJournal journal, OperationWakeups? wakeups, ControllerOptions options, ILogger logger) : IMigrationPhase
@@ -57,12 +59,21 @@ internal sealed class CheckpointPhase(
                 Pin = settings.RetainCheckpoint,
                 Labels = { ["podmigrate.io/migration"] = $"{migration.Namespace}.{migration.Name}", ["podmigrate.io/target-node"] = status.TargetNode! },
                 Timeout = Duration.FromTimeSpan(MigrationSteps.RemainingUntilDeadline(status, settings, time.GetUtcNow())),
+                // The target follows: it may restore from the sealed archive while the source agent makes it durable.
+                SealEarly = prepareAlongside,
             };
             var operation = await AgentOperationCalls.StartOrAttachAsync(
                 agent,
                 new StartOperationRequest { OperationId = status.CheckpointOperation, Checkpoint = request },
                 async token => new Operation { Checkpoint = await agent.CheckpointToEndAsync(request, null, token) },
                 cancellationToken);
+            if (!operation.Done && prepareAlongside && operation.Progress is { Sealed: true } sealedProgress)
+            {
+                if (await GoOnSealedAsync(migration, status, settings, sealedProgress, cancellationToken) is { } sealedMigration)
+                {
+                    return PhaseOutcome.Continue(sealedMigration);
+                }
+            }
             if (!operation.Done)
             {
                 // The agent owns it: this worker goes on with other migrations and looks again when it ends (or at the poll).
@@ -100,7 +111,7 @@ internal sealed class CheckpointPhase(
             }
             if (operation.Checkpoint is { } result)
             {
-                status.RecordCheckpoint(result);
+                status.RecordCheckpoint(result, time.GetUtcNow());
                 ControllerLog.Checkpointed(logger, status.CheckpointId!, status.SourceNode!, result.Wall.ToTimeSpan().TotalMilliseconds, result.Checkpoint.ArchiveBytes);
                 if (prepareAlongside)
                 {
@@ -112,6 +123,36 @@ internal sealed class CheckpointPhase(
         }
         status.Checkpointed(time.GetUtcNow());
         return PhaseOutcome.Continue(await journal.WriteAsync(migration, cancellationToken));
+    }
+
+    /// <summary>
+    /// The checkpoint is sealed (not yet durable): once the target's follower has verified and prepared it, the migration
+    /// goes on to the restore (returned, written); until then null, with a wakeup for the follower's end. A follower that
+    /// failed is left to the end of the checkpoint, which prepares the published one as usual.
+    /// </summary>
+    private async Task<PodMigration?> GoOnSealedAsync(PodMigration migration, PodMigrationStatus status, MigrationSettings settings, Progress sealedProgress, CancellationToken cancellationToken)
+    {
+        var time = journal.Time;
+        var follow = await runtimeClass.FollowAsync(migration, status, MigrationSteps.RemainingUntilDeadline(status, settings, time.GetUtcNow()), cancellationToken);
+        if (follow is null)
+        {
+            return null;
+        }
+        if (!follow.Done)
+        {
+            _ = wakeups?.WakeWhenDone(await agents.GetAsync(status.TargetNode!, cancellationToken), status.RestoreOperation!, Runtime.ObjectKey.Of(migration.Metadata));
+            return null;
+        }
+        if (follow.Prepared is null || follow.Error is not null)
+        {
+            return null;
+        }
+        var now = time.GetUtcNow();
+        RecordFollowed(status, follow, now);
+        status.RecordSealed(sealedProgress.FrozenAt?.ToDateTimeOffset(), now);
+        ControllerLog.CheckpointSealed(logger, status.CheckpointId!, status.SourceNode!, status.TargetNode!);
+        status.Checkpointed(now);
+        return await journal.WriteAsync(migration, cancellationToken);
     }
 
     /// <summary>

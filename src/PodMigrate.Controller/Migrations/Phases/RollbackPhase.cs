@@ -11,7 +11,7 @@ namespace PodMigrate.Controller.Migrations.Phases;
 /// then the source resumed: never two live copies. Ends RolledBack.
 /// </summary>
 internal sealed class RollbackPhase(
-    IKubernetesApi api, IAgentDirectory agents, RuntimeClassRestore runtimeClass, SourceRelease release, MigrationJournal journal, MigrationEvents events,
+    IKubernetesApi api, IAgentDirectory agents, RuntimeClassRestore runtimeClass, CheckpointPublication publication, SourceRelease release, MigrationJournal journal, MigrationEvents events,
     ControllerOptions options) : IMigrationPhase
 {
     public async Task<PhaseOutcome> RunAsync(MigrationContext context, CancellationToken cancellationToken)
@@ -32,6 +32,12 @@ internal sealed class RollbackPhase(
                 // A checkpoint still running is not needed any more: before its publication the agent resumes the source
                 // itself; after it, the hold is resumed below.
                 await AgentOperationCalls.CancelAsync(agent, checkpointOperation, cancellationToken);
+                // It takes a moment to end, and the agent refuses a Resume as busy until it has (a sealed checkpoint's
+                // hold does not say "checkpointing" meanwhile: the restore may go on from it, a Resume may not).
+                if ((await publication.CheckAsync(migration, status, cancellationToken)).State == PublicationState.Pending)
+                {
+                    return PhaseOutcome.Wait(options.PollInterval);
+                }
             }
             // A checkpoint still running there (e.g. between its commit and its end) would take its hold after a Resume
             // refused as busy: wait for it, then resume what it holds.

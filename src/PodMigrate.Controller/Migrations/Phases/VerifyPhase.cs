@@ -8,7 +8,7 @@ namespace PodMigrate.Controller.Migrations.Phases;
 /// Restoring (clone created) → Verifying → Committed: the clone must become Running and Ready within the restore
 /// timeout, then stay so through the verification window; otherwise the migration rolls back.
 /// </summary>
-internal sealed class VerifyPhase(CacheFirstReader<V1Pod> pods, RuntimeClassRestore runtimeClass, MigrationJournal journal, ControllerOptions options) : IMigrationPhase
+internal sealed class VerifyPhase(CacheFirstReader<V1Pod> pods, RuntimeClassRestore runtimeClass, CheckpointPublication publication, MigrationJournal journal, ControllerOptions options) : IMigrationPhase
 {
     public async Task<PhaseOutcome> RunAsync(MigrationContext context, CancellationToken cancellationToken)
     {
@@ -43,6 +43,23 @@ internal sealed class VerifyPhase(CacheFirstReader<V1Pod> pods, RuntimeClassRest
                     }
                 }
                 status.EnterVerifying(settings.IsClone, settings.VerifyWindow, journal.Time.GetUtcNow());
+                return PhaseOutcome.Continue(await journal.WriteAsync(migration, cancellationToken));
+            case VerifyAction.Verified when status.AwaitsPublication:
+                // Restored from a sealed checkpoint: the source is let go only once its archive is durable on the share.
+                var published = await publication.CheckAsync(migration, status, cancellationToken);
+                switch (published.State)
+                {
+                    case PublicationState.Pending:
+                        return PhaseOutcome.Wait(options.PollInterval);
+                    case PublicationState.Failed:
+                        return PhaseOutcome.Continue(await journal.BeginRollbackAsync(migration, "CheckpointFailed",
+                            $"checkpoint {status.CheckpointId} was sealed and restored on {status.TargetNode}, but could not be made durable on the share: {published.Failure}", cancellationToken));
+                }
+                if (published.Result is { } result)
+                {
+                    status.RecordCheckpoint(result, journal.Time.GetUtcNow());
+                }
+                status.PublishedAt ??= journal.Time.GetUtcNow();
                 return PhaseOutcome.Continue(await journal.WriteAsync(migration, cancellationToken));
             // Without the runtime's record, what the clone pod asked for (a lazy restore whose pages nobody confirms rolls back).
             case VerifyAction.Verified when (status.LazyPages ?? (!settings.ThroughCheckpointImage && settings.LazyPages)) && status.PagesFilledAt is null:
