@@ -121,7 +121,11 @@ internal sealed class CheckpointOperation(
                             await journal.RecordAsync(new HeldSource(source.Id, source.ContainerdNamespace, HoldReason.Sealed, id.Value, time.GetUtcNow()), token);
                             sealedEarly = true;
                         },
-                        Sealed = () => Report(new Progress { Phase = Phase.Sync, Message = "sealed on the share; making the archive durable" }),
+                        Sealed = async token =>
+                        {
+                            Report(new Progress { Phase = Phase.Sync, Message = "sealed on the share; making the archive durable" });
+                            await probe.ReachedAsync(CommitPoint.AfterSeal, id.Value, token);
+                        },
                     };
                 }
                 stored = await store.PublishAsync(publish, new ArchiveProgressReporter(Report), deadline.Token);

@@ -17,6 +17,12 @@ public enum CommitPoint
     /// <summary>The manifest has been renamed into place (committed); the disposition is not yet journaled.</summary>
     AfterPublish,
 
+    /// <summary>
+    /// seal_early: the hold is journaled as Sealed and the manifest sealed in the share's staging (a follower may use it);
+    /// the archive is not yet durable, nor published.
+    /// </summary>
+    AfterSeal,
+
     /// <summary>A prepared checkpoint is fetched, verified and unpacked into its staging; the seal is not yet written.</summary>
     BeforePrepareSeal,
 

@@ -31,7 +31,8 @@ public static class CheckpointArchiveWriter
         CodecSettings codec,
         IProgress<ArchiveProgress>? progress,
         CancellationToken cancellationToken,
-        IReadOnlyDictionary<string, FileDigest>? knownDigests = null)
+        IReadOnlyDictionary<string, FileDigest>? knownDigests = null,
+        bool startWriteback = true)
     {
         ArgumentNullException.ThrowIfNull(sourceDirectory);
         ArgumentNullException.ThrowIfNull(destination);
@@ -46,7 +47,7 @@ public static class CheckpointArchiveWriter
         var files = new List<ManifestEntry>();
         // Three stages overlap: each file is read and hashed ahead on a task of its own, this thread frames the tar and
         // feeds libzstd (whose workers compress), and the compressed blob is hashed and written behind on another task.
-        var blob = new WriteBehindHashingStream(destination, PipelineChunkSize, PipelineDepth, leaveOpen: true);
+        var blob = new WriteBehindHashingStream(destination, PipelineChunkSize, PipelineDepth, leaveOpen: true, startWriteback);
         await using (blob)
         {
             var compressor = CheckpointCodecs.Get(settings.Name).CreateCompressor(blob, settings.Level, leaveOpen: true);

@@ -12,8 +12,10 @@ namespace PodMigrate.Core.IO;
 /// chunks wait. <see cref="CompleteAsync"/> writes the rest and returns once everything is in the destination;
 /// disposing without completing discards what is not written yet (an abandoned archive). A failure of the
 /// destination (ENOSPC) is rethrown as is to the next write or to <see cref="CompleteAsync"/>.
-/// On a file, the writeback of each chunk is started as soon as it is written, so that the caller's fsync at the end
-/// waits for the tail only instead of the whole file (the kernel would otherwise hold it all dirty until then).
+/// On a file, with <c>startWriteback</c>, the writeback of each chunk is started as soon as it is written, so that the
+/// caller's fsync at the end waits for the tail only instead of the whole file (the kernel would otherwise hold it all
+/// dirty until then); the writes then go at the disk's pace. Without it they go at the page cache's, and the caller's
+/// fsync later pays for the disk (a checkpoint sealed before it is durable).
 /// </summary>
 internal sealed class WriteBehindHashingStream : WriteOnlyStream
 {
@@ -27,14 +29,14 @@ internal sealed class WriteBehindHashingStream : WriteOnlyStream
     private string? _sha256;
     private Exception? _failure;
 
-    public WriteBehindHashingStream(Stream destination, int chunkSize, int depth, bool leaveOpen)
+    public WriteBehindHashingStream(Stream destination, int chunkSize, int depth, bool leaveOpen, bool startWriteback = true)
         : base(destination, leaveOpen)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(chunkSize, 1);
         _chunkSize = chunkSize;
         _chunks = new ChunkChannel(depth);
         // Taken now, while nothing is buffered in the FileStream: its getter flushes, which must not race the consumer.
-        if (destination is FileStream { CanSeek: true } file && OperatingSystem.IsLinux())
+        if (startWriteback && destination is FileStream { CanSeek: true } file && OperatingSystem.IsLinux())
         {
             _file = file.SafeFileHandle;
             _fileOffset = file.Position;

@@ -149,7 +149,9 @@ public sealed class FileSystemCheckpointStore : ICheckpointStore
             ArchiveWriteResult written;
             await using (var archive = DurableFileSystem.CreatePrivateFile(archivePath, bufferSize: ArchiveBufferSize))
             {
-                written = await CheckpointArchiveWriter.WriteAsync(request.SourceDirectory, archive, codec, progress, cancellationToken, request.KnownDigests);
+                // Sealed early, the write goes at the page cache's pace and the disk's is paid after the seal, off the pause.
+                written = await CheckpointArchiveWriter.WriteAsync(request.SourceDirectory, archive, codec, progress, cancellationToken, request.KnownDigests,
+                    startWriteback: !sealEarly);
                 await archive.FlushAsync(cancellationToken);
                 if (!sealEarly)
                 {
@@ -200,7 +202,10 @@ public sealed class FileSystemCheckpointStore : ICheckpointStore
             if (sealEarly)
             {
                 StoreLog.Sealed(_logger, id, written.CompressedSize);
-                request.Sealed?.Invoke();
+                if (request.Sealed is { } sealedCallback)
+                {
+                    await sealedCallback(cancellationToken);
+                }
                 var syncStarted = _time.GetTimestamp();
                 await Task.Run(() =>
                 {

@@ -111,8 +111,8 @@ public sealed record CheckpointPublishRequest
     /// </summary>
     public Func<CancellationToken, Task>? BeforeSeal { get; init; }
 
-    /// <summary>Told once the manifest is sealed in the staging (with <see cref="BeforeSeal"/> only).</summary>
-    public Action? Sealed { get; init; }
+    /// <summary>Awaited once the manifest is sealed in the staging (with <see cref="BeforeSeal"/> only).</summary>
+    public Func<CancellationToken, Task>? Sealed { get; init; }
 }
 
 /// <summary>A published checkpoint: its manifest and where its files are.</summary>

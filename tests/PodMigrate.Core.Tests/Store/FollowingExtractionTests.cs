@@ -150,11 +150,12 @@ public sealed class FollowingExtractionTests
         var request = Request(id.Value, source) with
         {
             BeforeSeal = _ => { lock (steps) { steps.Add("before-seal"); } return Task.CompletedTask; },
-            Sealed = () =>
+            Sealed = token =>
             {
                 lock (steps) { steps.Add("sealed"); }
                 sealedReached.Set();
-                release.Wait(TimeSpan.FromSeconds(30)).ShouldBeTrue("the test releases the writer");
+                release.Wait(TimeSpan.FromSeconds(30), token).ShouldBeTrue("the test releases the writer");
+                return Task.CompletedTask;
             },
         };
         var publish = Task.Run(() => store.PublishAsync(request, progress: null, CancellationToken.None));
@@ -193,7 +194,7 @@ public sealed class FollowingExtractionTests
         var request = Request(id.Value, Source(temp, 1 << 20)) with
         {
             BeforeSeal = _ => Task.CompletedTask,
-            Sealed = () => release.Wait(TimeSpan.FromSeconds(30)),
+            Sealed = token => Task.FromResult(release.Wait(TimeSpan.FromSeconds(30), token)),
         };
         var publish = Task.Run(() => forger.PublishAsync(request, progress: null, CancellationToken.None));
         var failure = await Should.ThrowAsync<PodMigrateException>(() => follow.WaitAsync(TimeSpan.FromSeconds(20)));

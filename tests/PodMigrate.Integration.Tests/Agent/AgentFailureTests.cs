@@ -197,6 +197,45 @@ public sealed class AgentFailureTests(LocalCluster cluster) : IAsyncLifetime
         (await MemhogStatusAsync(pod, cts.Token)).ShouldStartWith("ok");
     }
 
+    [Fact(Timeout = 180_000)]
+    public async Task Agent_killed_after_an_early_seal_the_next_agent_keeps_the_source_held_refuses_to_discard_it_and_Resume_releases_it()
+    {
+        // Sealed before durable: a target may already run from the checkpoint, so its source must not run on by itself;
+        // and the checkpoint is not on the share, so the source is its only durable copy and must not be discarded.
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(170));
+        var layout = Layout(share: null) with { Environment = FaultExitAt(CommitPoint.AfterSeal) };
+        var pod = await RunAsync(TestPods.Memhog(cluster.Image("memhog"), "ksealed", mib: 16), cts.Token);
+        await WaitForMemhogAsync(pod, cts.Token);
+        const string id = "ksealed-early";
+
+        await using (var first = await AgentProcess.StartAsync(layout, cts.Token))
+        {
+            await Should.ThrowAsync<PodMigrateException>(() => first.Client.CheckpointToEndAsync(
+                new CheckpointRequest { Container = Select(pod, "memhog"), Disposition = SourceDisposition.SourceLeaveStopped, CheckpointId = id, SealEarly = true }, null, cts.Token));
+            await first.ExitedAsync(cts.Token);
+        }
+        (await ContainerdStateAsync(pod, cts.Token)).ShouldBe("PAUSED", "the agent died with its source frozen");
+
+        await using var second = await AgentProcess.StartAsync(layout with { Environment = null }, cts.Token);
+
+        var hold = await second.Client.GetHoldAsync(Select(pod, "memhog"), cts.Token);
+        hold.State.ShouldBe(HoldState.HoldSealed, "sealed and not published: held, never resumed at start-up");
+        hold.CheckpointId.ShouldBe(id);
+        hold.ContainerState.ShouldBe(ContainerState.ContainerPaused);
+        (await second.Client.ListCheckpointsAsync(new ListCheckpointsRequest(), cts.Token)).Checkpoints.ShouldBeEmpty("sealed is not published");
+        var refused = await Should.ThrowAsync<PodMigrateException>(() => second.Client.DiscardAsync(Select(pod, "memhog"), cts.Token, id));
+        refused.Kind.ShouldBe(ErrorKind.FailedPrecondition);
+        refused.Message.ShouldContain("not published");
+        (await StateAsync(second.Client, pod, cts.Token)).ShouldBe(ContainerState.ContainerPaused, "a refused Discard leaves the source as it was");
+
+        (await second.Client.ResumeAsync(Select(pod, "memhog"), cts.Token, id)).SourceState.ShouldBe(SourceState.SourceRunning);
+        (await StateAsync(second.Client, pod, cts.Token)).ShouldBe(ContainerState.ContainerRunning);
+        (await MemhogStatusAsync(pod, cts.Token)).ShouldStartWith("ok");
+        // A seal before durable hands the source's state over: never for a source left running.
+        (await Should.ThrowAsync<PodMigrateException>(() => second.Client.CheckpointToEndAsync(
+            new CheckpointRequest { Container = Select(pod, "memhog"), Disposition = SourceDisposition.SourceLeaveRunning, SealEarly = true }, null, cts.Token))).Kind.ShouldBe(ErrorKind.InvalidArgument);
+    }
+
     [Fact(Timeout = 120_000)]
     public async Task Stream_cut_just_after_the_commit_leaves_the_source_held_until_Resume()
     {

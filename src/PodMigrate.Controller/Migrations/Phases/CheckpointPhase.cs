@@ -79,6 +79,11 @@ internal sealed class CheckpointPhase(
                 // The agent owns it: this worker goes on with other migrations and looks again when it ends (or at the poll).
                 status.Message = $"checkpointing pod {settings.PodName} on node {status.SourceNode}: {ProgressText(operation)}";
                 _ = wakeups?.WakeWhenDone(agent, status.CheckpointOperation!, Runtime.ObjectKey.Of(migration.Metadata));
+                if (prepareAlongside && status.RestoreOperation is { } follow)
+                {
+                    // The follower ends just after the seal: the moment the migration may go on (GoOnSealedAsync).
+                    _ = wakeups?.WakeWhenDone(await agents.GetAsync(status.TargetNode!, cancellationToken), follow, Runtime.ObjectKey.Of(migration.Metadata));
+                }
                 return PhaseOutcome.Wait(AgentOperationCalls.PollDelay(operation, time.GetUtcNow(), options.PollInterval));
             }
             if (AgentOperationCalls.Error(operation) is { } e && e.Kind != ErrorKind.AlreadyExists)
