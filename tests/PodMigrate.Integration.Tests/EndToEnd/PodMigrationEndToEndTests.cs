@@ -218,6 +218,38 @@ public sealed class PodMigrationEndToEndTests(LocalCluster cluster, ITestOutputH
         cloneFirst.ShouldBeGreaterThanOrEqualTo(shown.Max(), "the clone must start from at least the last value the source ever showed: the source never ran after its checkpoint");
     }
 
+    /// <summary>
+    /// The early seal under the worst timing: the source's agent dies right after it sealed the checkpoint in the share's
+    /// staging (the target may have verified and prepared it, the controller may have created the clone), before the
+    /// archive is durable. The checkpoint never reaches the share, so nothing may be committed: the migration rolls back,
+    /// the restarted agent still holds the source (it is not resumed at start-up while a clone may run), and the source
+    /// runs on from its state once the clone is gone: exactly one copy, and no state lost.
+    /// </summary>
+    [Fact(Timeout = 180_000)]
+    public async Task Source_agent_killed_after_the_seal_before_the_archive_is_durable_rolls_back_and_the_source_runs_on_from_its_state()
+    {
+        using var cts = new CancellationTokenSource(TestBudget);
+        await using var world = await MigrationWorld.StartAsync(cluster, output, cts.Token);
+        await world.KillAgentAsync(NodeA);
+        await world.StartAgentAsync(NodeA, cts.Token, new Dictionary<string, string> { ["PODMIGRATE_AGENT__FAULTEXITAT"] = nameof(CommitPoint.AfterSeal) });
+        var source = await world.RunCounterAsync("e2e-sealed", NodeA, cts.Token);
+        var before = await world.WaitForCounterAboveAsync(source, 5, cts.Token);
+
+        await world.CreateMigrationAsync("sealed", source, NodeB, MigrationMode.Migrate, cts.Token);
+        await world.Agent(NodeA).ExitedAsync(cts.Token); // killed itself right after the seal
+        await world.KillAgentAsync(NodeA);
+        await world.StartAgentAsync(NodeA, cts.Token);   // the node's agent comes back (no fault)
+
+        var final = await world.WaitForTerminalAsync(source.Metadata.NamespaceProperty!, "sealed", cts.Token);
+        final.Status!.Phase.ShouldBe(MigrationPhase.RolledBack, final.Status.Message);
+        world.CheckpointsOnShare().ShouldBeEmpty("a checkpoint sealed and never made durable is not published");
+        var pods = await world.PodsAsync(source.Metadata.NamespaceProperty!, cts.Token);
+        pods.ShouldHaveSingleItem("exactly one copy runs: the source").Metadata.Name.ShouldBe(source.Metadata.Name);
+        var sourceNow = await world.WaitForPodReadyAsync(source.Metadata.NamespaceProperty!, source.Metadata.Name!, cts.Token);
+        (await world.WaitForCounterAboveAsync(sourceNow, before, cts.Token)).ShouldBeGreaterThan(before, "the source runs on from its own state");
+        (await world.Nodes.EmulatedSandboxesAsync(NodeB, cts.Token)).ShouldBeEmpty("no clone is left on node-b");
+    }
+
     /// <summary>Every value the pod's counter shows until cancelled (reads of a frozen or deleted pod time out or fail).</summary>
     internal static async Task<List<long>> WatchCounterAsync(MigrationWorld world, V1Pod pod, CancellationToken cancellationToken)
     {

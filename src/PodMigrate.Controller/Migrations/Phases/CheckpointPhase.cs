@@ -89,6 +89,12 @@ internal sealed class CheckpointPhase(
             if (AgentOperationCalls.Error(operation) is { } e && e.Kind != ErrorKind.AlreadyExists)
             {
                 // (AlreadyExists: an earlier attempt, e.g. by a controller that died waiting for the answer, published it.)
+                if (e.Kind == ErrorKind.FailedPrecondition && await SealedAndAbandonedAsync(agent, migration, status, cancellationToken))
+                {
+                    // Nothing but the rollback's Resume ends that hold: the operation that sealed it is gone.
+                    return PhaseOutcome.Continue(await journal.BeginRollbackAsync(migration, "CheckpointFailed",
+                        $"the agent on node {status.SourceNode} stopped after it sealed checkpoint {status.CheckpointId}, before the archive was durable; nothing was committed", cancellationToken));
+                }
                 var retry = OnFailure(e.Kind) switch
                 {
                     CheckpointFailure.Retry => true,
@@ -110,7 +116,7 @@ internal sealed class CheckpointPhase(
                     await journal.WriteAsync(migration, cancellationToken);
                     return PhaseOutcome.Wait(options.PollInterval);
                 }
-                // The agent resumes the source when a checkpoint fails; the rollback makes sure of it.
+                // The agent resumes the source when a checkpoint fails (unless it sealed it); the rollback makes sure of it.
                 return PhaseOutcome.Continue(await journal.BeginRollbackAsync(migration, "CheckpointFailed",
                     $"checkpoint of pod {settings.PodName} on node {status.SourceNode} failed: {e.Message}", cancellationToken));
             }
@@ -204,6 +210,16 @@ internal sealed class CheckpointPhase(
         {
             return false;
         }
+    }
+
+    /// <summary>
+    /// The source is held by this migration's own checkpoint, sealed and never made durable, and a new attempt was refused
+    /// for it: the agent that sealed it restarted (it keeps such a hold, a clone may run from it).
+    /// </summary>
+    private static async Task<bool> SealedAndAbandonedAsync(AgentClient agent, PodMigration migration, PodMigrationStatus status, CancellationToken cancellationToken)
+    {
+        var hold = await agent.GetHoldAsync(MigrationSteps.SourceSelector(migration, status), cancellationToken);
+        return hold.CheckpointId == status.CheckpointId && hold.State == HoldState.HoldSealed;
     }
 
     private static async Task<bool> SourceBusyAsync(AgentClient agent, PodMigration migration, PodMigrationStatus status, CancellationToken cancellationToken)
