@@ -71,6 +71,38 @@ public sealed class MigrationStepsTests
     }
 
     [Fact]
+    public void A_checkpoint_sealed_early_goes_on_to_the_restore_and_awaits_its_publication_until_the_result_is_recorded()
+    {
+        var status = new PodMigrationStatus { Phase = MigrationPhase.Checkpointing, StartedAt = Now, CheckpointId = "c1", TargetNode = "node-b", FrozenAt = Now.AddSeconds(-1) };
+        var stoppedAt = Now.AddMilliseconds(-700);
+
+        status.RecordSealed(stoppedAt, Now);
+        status.Checkpointed(Now);
+
+        status.Phase.ShouldBe(MigrationPhase.Restoring);
+        status.AwaitsPublication.ShouldBeTrue("the commit must wait for the archive to be durable");
+        status.Condition("Checkpointed")!.Reason.ShouldBe("CheckpointSealed");
+        status.SourceStoppedAt.ShouldBe(stoppedAt, "the downtime runs from the agent's freeze instant, known at the seal");
+
+        status.RecordCheckpoint(new CheckpointResult { Wall = Google.Protobuf.WellKnownTypes.Duration.FromTimeSpan(TimeSpan.FromSeconds(5)),
+            Frozen = Google.Protobuf.WellKnownTypes.Duration.FromTimeSpan(TimeSpan.FromSeconds(5)),
+            FrozenAt = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTimeOffset(stoppedAt) }, Now.AddSeconds(3));
+        status.AwaitsPublication.ShouldBeFalse();
+        status.PublishedAt.ShouldBe(Now.AddSeconds(3));
+    }
+
+    [Fact]
+    public void A_checkpoint_published_before_the_restore_never_awaits_its_publication()
+    {
+        var status = new PodMigrationStatus { Phase = MigrationPhase.Checkpointing, StartedAt = Now, CheckpointId = "c1" };
+        status.RecordCheckpoint(new CheckpointResult { Wall = Google.Protobuf.WellKnownTypes.Duration.FromTimeSpan(TimeSpan.FromSeconds(5)),
+            Frozen = Google.Protobuf.WellKnownTypes.Duration.FromTimeSpan(TimeSpan.FromSeconds(5)) }, Now);
+        status.Checkpointed(Now);
+        status.AwaitsPublication.ShouldBeFalse();
+        status.Condition("Checkpointed")!.Reason.ShouldBe("CheckpointPublished");
+    }
+
+    [Fact]
     public void A_clone_that_becomes_ready_starts_the_window_at_the_kubelets_instant_never_in_the_future()
     {
         var status = new PodMigrationStatus { CloneCreatedAt = Now.AddSeconds(-3) };
