@@ -354,6 +354,17 @@ internal sealed class MigrationWorld : IAsyncDisposable
         {
             await KillAgentAsync(node);
         }
+        // The agents' state directories (journal, staging, socket) outlive restarts of an agent, not the world.
+        foreach (var layout in _layouts.Values)
+        {
+            try
+            {
+                Directory.Delete(layout.Directory, recursive: true);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+            }
+        }
         await Nodes.DisposeAsync();
         RemoveNodeCgroups();
         _http.Dispose();
