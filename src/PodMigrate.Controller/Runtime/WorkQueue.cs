@@ -69,6 +69,18 @@ internal sealed class WorkQueue<TKey> : IDisposable
         }
     }
 
+    /// <summary>Callers of <see cref="GetAsync"/> waiting for a key.</summary>
+    public int GettersWaiting
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _getters.Count;
+            }
+        }
+    }
+
     public bool IsShuttingDown
     {
         get

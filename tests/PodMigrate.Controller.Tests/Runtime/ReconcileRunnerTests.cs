@@ -114,18 +114,23 @@ public sealed class ReconcileRunnerTests
     [Fact]
     public async Task A_key_handed_to_a_worker_while_stopping_is_not_reconciled_on_the_cancelled_token_and_stays_queued()
     {
-        // The reconcile of m1 adds m2 from inside the stop's cancellation, before the idle worker's getter sees it: the
-        // queue hands m2 to that getter. It must go back to the queue, not into a reconcile that is cancelled from birth.
+        // The reconcile of m1 adds m2 from inside the stop's cancellation, before the idle worker's getter sees it (a
+        // token runs its callbacks newest first, and m1's is registered after the idle worker parked): the queue hands
+        // m2 to that getter. It must go back to the queue, not into a reconcile that is cancelled from birth.
         using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(30));
         using var queue = new WorkQueue<ObjectKey>(null, TimeProvider.System);
         var second = new ObjectKey("default", "m2");
         var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var parked = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var registered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var reconciled = new ConcurrentQueue<string>();
         var reconciler = new DelegateReconciler(async (key, ct) =>
         {
             reconciled.Enqueue(key.Name);
-            using var addOnStop = ct.Register(() => queue.Add(second));
             started.TrySetResult();
+            await parked.Task.WaitAsync(ct);
+            using var addOnStop = ct.Register(() => queue.Add(second));
+            registered.TrySetResult();
             await Task.Delay(Timeout.Infinite, ct);
             return ReconcileResult.Done;
         });
@@ -133,7 +138,12 @@ public sealed class ReconcileRunnerTests
         var running = Background.Start(runner.RunAsync, deadline.Token);
         queue.Add(Key);
         await started.Task.WaitAsync(deadline.Token);
-        await Task.Delay(200, deadline.Token); // the idle worker parks in GetAsync (if it has not, m2 is simply queued)
+        while (queue.GettersWaiting < 1)
+        {
+            await Task.Delay(5, deadline.Token);
+        }
+        parked.SetResult();
+        await registered.Task.WaitAsync(deadline.Token);
 
         await running.StopAsync();
         reconciled.ShouldBe(["m1"]);
