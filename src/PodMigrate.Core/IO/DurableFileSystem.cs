@@ -17,11 +17,18 @@ public static class DurableFileSystem
 
     /// <summary>Flushes a directory's entries (creations, renames) to stable storage.</summary>
     public static void FsyncDirectory(string path)
+        // Some file systems (and some NFS servers) do not support fsync on a directory: nothing more can be done there.
+        => Fsync(path, LibC.O_DIRECTORY, "directory", unsupportedIsFine: true);
+
+    /// <summary>Flushes a file written earlier (and closed) to stable storage.</summary>
+    public static void FsyncFile(string path) => Fsync(path, 0, "", unsupportedIsFine: false);
+
+    private static void Fsync(string path, int flags, string what, bool unsupportedIsFine)
     {
-        var fd = LibC.Open(path, LibC.O_RDONLY | LibC.O_DIRECTORY | LibC.O_CLOEXEC);
+        var fd = LibC.Open(path, LibC.O_RDONLY | LibC.O_CLOEXEC | flags);
         if (fd < 0)
         {
-            throw LibC.Error("open directory", path, LibC.LastErrno());
+            throw LibC.Error(what.Length > 0 ? $"open {what}" : "open", path, LibC.LastErrno());
         }
 
         try
@@ -29,33 +36,10 @@ public static class DurableFileSystem
             if (LibC.Fsync(fd) != 0)
             {
                 var errno = LibC.LastErrno();
-                // Some file systems (and some NFS servers) do not support fsync on a directory: nothing more can be done there.
-                if (errno is not (LibC.EINVAL or LibC.ENOSYS))
+                if (!(unsupportedIsFine && errno is LibC.EINVAL or LibC.ENOSYS))
                 {
-                    throw LibC.Error("fsync directory", path, errno);
+                    throw LibC.Error(what.Length > 0 ? $"fsync {what}" : "fsync", path, errno);
                 }
-            }
-        }
-        finally
-        {
-            _ = LibC.Close(fd);
-        }
-    }
-
-    /// <summary>Flushes a file written earlier (and closed) to stable storage.</summary>
-    public static void FsyncFile(string path)
-    {
-        var fd = LibC.Open(path, LibC.O_RDONLY | LibC.O_CLOEXEC);
-        if (fd < 0)
-        {
-            throw LibC.Error("open", path, LibC.LastErrno());
-        }
-
-        try
-        {
-            if (LibC.Fsync(fd) != 0)
-            {
-                throw LibC.Error("fsync", path, LibC.LastErrno());
             }
         }
         finally
